@@ -1,0 +1,112 @@
+//! A runtime-agnostic cancellation token.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use event_listener::Event;
+
+/// A flag that a handler can poll or await; once cancelled it stays cancelled.
+///
+/// Clones share the flag. A [`child`](CancellationToken::child) is cancelled
+/// with its parent but can also be cancelled alone.
+#[derive(Clone, Default)]
+pub struct CancellationToken {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    event: Event,
+    children: Mutex<Vec<Weak<Inner>>>,
+}
+
+impl fmt::Debug for CancellationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancellationToken").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+impl Inner {
+    fn cancel(&self) {
+        if self.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.event.notify(usize::MAX);
+        let children = std::mem::take(&mut *self.children.lock().expect("token lock"));
+        for c in children.iter().filter_map(Weak::upgrade) {
+            c.cancel();
+        }
+    }
+}
+
+impl CancellationToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels this token and its children; wakes every waiter.
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+
+    /// Whether the token has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::Acquire)
+    }
+
+    /// A token cancelled when this one is (at once, if it already is).
+    pub fn child(&self) -> CancellationToken {
+        let child = CancellationToken::new();
+        {
+            let mut kids = self.inner.children.lock().expect("token lock");
+            kids.retain(|w| w.strong_count() > 0);
+            kids.push(Arc::downgrade(&child.inner));
+        }
+        if self.is_cancelled() {
+            child.cancel();
+        }
+        child
+    }
+
+    /// Completes once the token is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            if self.is_cancelled() {
+                return;
+            }
+            let listener = self.inner.event.listen();
+            if self.is_cancelled() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn cancel_wakes_waiters_and_children() {
+        let parent = CancellationToken::new();
+        let child = parent.child();
+        let mut wait = Box::pin(child.cancelled());
+        assert!((&mut wait).now_or_never().is_none());
+        parent.cancel();
+        assert!(wait.now_or_never().is_some());
+        assert!(child.is_cancelled());
+        assert!(parent.child().is_cancelled());
+    }
+
+    #[test]
+    fn child_cancel_leaves_parent() {
+        let parent = CancellationToken::new();
+        parent.child().cancel();
+        assert!(!parent.is_cancelled());
+    }
+}

@@ -1,0 +1,98 @@
+//! The engine's error type.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// A `Result` whose error defaults to the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the engine can refuse or fail at.
+///
+/// Messages are lowercase, carry no final period and quote the value that was
+/// refused, so a user can find it in their own configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// One field of a cron expression is out of range or malformed.
+    #[error("invalid {field} field \"{value}\" in \"{expr}\": {reason}")]
+    InvalidCronField {
+        /// The field's name: `second`, `minute`, `hour`, `day-of-month`, `month` or `day-of-week`.
+        field: &'static str,
+        /// The field's text as given.
+        value: String,
+        /// The whole expression as given.
+        expr: String,
+        /// What is wrong, e.g. `expected 0-59`.
+        reason: String,
+    },
+    /// A cron expression that cannot be read at all (wrong field count, unknown macro).
+    #[error("invalid cron expression \"{expr}\": {reason}")]
+    InvalidCron {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A schedule string that is neither cron, a macro, an interval nor a time.
+    #[error("invalid schedule \"{input}\": {reason}")]
+    InvalidSchedule {
+        /// The schedule as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An IANA time zone name that chrono-tz does not know.
+    #[error("unknown time zone \"{0}\"")]
+    UnknownTimeZone(String),
+    /// An interval of zero length, which would fire forever at one instant.
+    #[error("interval must be greater than zero, got \"{0}\"")]
+    ZeroInterval(String),
+    /// A job id that is already registered.
+    #[error("duplicate job id \"{0}\"")]
+    DuplicateJob(String),
+    /// A job id that is empty or only white space.
+    #[error("job id must not be empty (job name \"{0}\")")]
+    EmptyId(String),
+    /// A job name that is empty or only white space.
+    #[error("job name must not be empty (job id \"{0}\")")]
+    EmptyName(String),
+    /// A per-attempt timeout of zero.
+    #[error("timeout must be greater than zero for job \"{job}\", got {timeout:?}")]
+    ZeroTimeout {
+        /// The job's id.
+        job: String,
+        /// The timeout as given.
+        timeout: Duration,
+    },
+    /// A retry policy that cannot work (no attempts, a multiplier below one, ...).
+    #[error("invalid retry policy for job \"{job}\": {reason}")]
+    InvalidRetry {
+        /// The job's id.
+        job: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A misfire or overlap policy whose numbers cannot work.
+    #[error("invalid {policy} policy for job \"{job}\": {reason}")]
+    InvalidPolicy {
+        /// Which policy: `misfire`, `overlap` or `jitter`.
+        policy: &'static str,
+        /// The job's id.
+        job: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A job id that is not registered.
+    #[error("unknown job \"{0}\"")]
+    UnknownJob(String),
+    /// `start()` on a scheduler that is already running.
+    #[error("scheduler is already started")]
+    AlreadyStarted,
+    /// An operation on a scheduler that was stopped.
+    #[error("scheduler is stopped")]
+    Stopped,
+    /// The execution store failed.
+    #[error("execution store failed")]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,325 @@
+//! Jobs: the [`JobHandler`] trait, what a handler gets ([`JobContext`]) and
+//! returns ([`JobResult`]), and the [`JobConfig`] builder.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::cancel::CancellationToken;
+use crate::clock::Clock;
+use crate::policy::{MisfirePolicy, OverlapPolicy};
+use crate::retry::RetryPolicy;
+use crate::schedule::Schedule;
+use crate::store::{ExecutionId, Metrics};
+
+/// What an attempt's handler receives.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// The job's id.
+    pub job_id: Arc<str>,
+    /// The run's id, shared by its attempts.
+    pub execution_id: ExecutionId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The nominal fire time this run serves.
+    pub scheduled_at: DateTime<Utc>,
+    /// Fires on timeout, stop, replace or unregister. A handler that ignores
+    /// it is dropped at its deadline (or at the end of the stop grace).
+    pub cancel: CancellationToken,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl JobContext {
+    /// The scheduler's clock: virtual in tests, so a handler that waits
+    /// through it runs in simulated time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Sleeps `d` on the scheduler's clock, or until cancelled; returns
+    /// whether the full sleep elapsed.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        let until = self.clock.now() + crate::clock::chrono_dur(d);
+        let sleep = self.clock.sleep_until(until);
+        futures::pin_mut!(sleep);
+        let cancelled = self.cancel.cancelled();
+        futures::pin_mut!(cancelled);
+        matches!(futures::future::select(sleep, cancelled).await, futures::future::Either::Left(_))
+    }
+
+    /// Whether the attempt has been asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobResult {
+    /// Whether the attempt succeeded.
+    pub success: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// How long it ran; filled in by the scheduler from its clock.
+    pub duration: Duration,
+    /// Result data, stored as JSON.
+    pub data: Option<serde_json::Value>,
+    /// Named numbers, stored as JSON.
+    pub metrics: Option<Metrics>,
+}
+
+impl JobResult {
+    /// A success with no data.
+    pub fn ok() -> Self {
+        JobResult { success: true, ..Default::default() }
+    }
+
+    /// A failure with a message.
+    pub fn failed(error: impl Into<String>) -> Self {
+        JobResult { success: false, error: Some(error.into()), ..Default::default() }
+    }
+
+    /// Attaches result data.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// Adds one metric.
+    pub fn with_metric(mut self, name: impl Into<String>, value: f64) -> Self {
+        self.metrics.get_or_insert_with(Default::default).insert(name.into(), value);
+        self
+    }
+}
+
+/// What a handler may return: a [`JobResult`], `()`, or a `Result` of either
+/// whose error displays (its text becomes the attempt's error).
+pub trait IntoJobResult {
+    /// Converts to a result.
+    fn into_job_result(self) -> JobResult;
+}
+
+impl IntoJobResult for JobResult {
+    fn into_job_result(self) -> JobResult {
+        self
+    }
+}
+
+impl IntoJobResult for () {
+    fn into_job_result(self) -> JobResult {
+        JobResult::ok()
+    }
+}
+
+impl<T: IntoJobResult, E: fmt::Display> IntoJobResult for Result<T, E> {
+    fn into_job_result(self) -> JobResult {
+        match self {
+            Ok(t) => t.into_job_result(),
+            Err(e) => JobResult::failed(e.to_string()),
+        }
+    }
+}
+
+/// The work a job does. Closures `Fn(JobContext) -> impl Future` implement it.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs one attempt.
+    async fn run(&self, ctx: JobContext) -> JobResult;
+}
+
+#[async_trait]
+impl<F, Fut> JobHandler for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoJobResult,
+{
+    async fn run(&self, ctx: JobContext) -> JobResult {
+        (self)(ctx).await.into_job_result()
+    }
+}
+
+/// A schedule given to [`JobConfig`]: parsed at registration so a bad one is
+/// an error of `register`, quoting the value.
+#[derive(Debug, Clone)]
+pub enum ScheduleSpec {
+    /// Text for [`Schedule::parse`].
+    Text(String),
+    /// A schedule already built.
+    Parsed(Schedule),
+    /// A fixed interval.
+    Every(Duration),
+}
+
+impl From<&str> for ScheduleSpec {
+    fn from(s: &str) -> Self {
+        ScheduleSpec::Text(s.to_owned())
+    }
+}
+
+impl From<String> for ScheduleSpec {
+    fn from(s: String) -> Self {
+        ScheduleSpec::Text(s)
+    }
+}
+
+impl From<Schedule> for ScheduleSpec {
+    fn from(s: Schedule) -> Self {
+        ScheduleSpec::Parsed(s)
+    }
+}
+
+impl From<Duration> for ScheduleSpec {
+    fn from(d: Duration) -> Self {
+        ScheduleSpec::Every(d)
+    }
+}
+
+impl ScheduleSpec {
+    /// Parses the spec into a schedule.
+    pub fn build(&self) -> crate::Result<Schedule> {
+        match self {
+            ScheduleSpec::Text(s) => Schedule::parse(s),
+            ScheduleSpec::Parsed(s) => Ok(s.clone()),
+            ScheduleSpec::Every(d) => Schedule::interval(*d),
+        }
+    }
+}
+
+/// A job to register: id, name, schedule and handler, plus policies.
+///
+/// ```
+/// use std::time::Duration;
+/// use mscribe_scheduler::{JobConfig, JobContext, RetryPolicy};
+///
+/// let job = JobConfig::new("nightly-backup", |_ctx: JobContext| async { Ok::<(), String>(()) })
+///     .name("Nightly backup")
+///     .schedule("0 2 * * *")
+///     .timezone("Europe/Berlin")
+///     .timeout(Duration::from_secs(600))
+///     .retry(RetryPolicy::exponential(3));
+/// assert_eq!(job.id(), "nightly-backup");
+/// ```
+#[derive(Clone)]
+pub struct JobConfig {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) schedule: Option<ScheduleSpec>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) handler: Arc<dyn JobHandler>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) overlap: OverlapPolicy,
+    pub(crate) misfire: MisfirePolicy,
+    pub(crate) jitter: Option<Duration>,
+    pub(crate) paused: bool,
+}
+
+impl fmt::Debug for JobConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("schedule", &self.schedule)
+            .field("timezone", &self.timezone)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("overlap", &self.overlap)
+            .field("misfire", &self.misfire)
+            .field("jitter", &self.jitter)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobConfig {
+    /// A job with an id and a handler; the name defaults to the id. Set a
+    /// schedule before registering (a job without one can only be triggered).
+    pub fn new(id: impl Into<String>, handler: impl JobHandler) -> Self {
+        let id = id.into();
+        JobConfig {
+            name: id.clone(),
+            id,
+            schedule: None,
+            timezone: None,
+            handler: Arc::new(handler),
+            timeout: None,
+            retry: RetryPolicy::none(),
+            overlap: OverlapPolicy::default(),
+            misfire: MisfirePolicy::default(),
+            jitter: None,
+            paused: false,
+        }
+    }
+
+    /// A job from a shared handler.
+    pub fn from_arc(id: impl Into<String>, handler: Arc<dyn JobHandler>) -> Self {
+        let mut cfg = JobConfig::new(id, |_ctx: JobContext| async {});
+        cfg.handler = handler;
+        cfg
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the schedule: cron text, `@daily`, milliseconds, a [`Duration`] or a [`Schedule`].
+    pub fn schedule(mut self, s: impl Into<ScheduleSpec>) -> Self {
+        self.schedule = Some(s.into());
+        self
+    }
+
+    /// Sets an IANA time zone for a cron schedule.
+    pub fn timezone(mut self, tz: impl Into<String>) -> Self {
+        self.timezone = Some(tz.into());
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+
+    /// Sets the overlap policy.
+    pub fn overlap(mut self, o: OverlapPolicy) -> Self {
+        self.overlap = o;
+        self
+    }
+
+    /// Sets the misfire policy.
+    pub fn misfire(mut self, m: MisfirePolicy) -> Self {
+        self.misfire = m;
+        self
+    }
+
+    /// Delays each fire by a random amount up to `max`, never past the next
+    /// nominal fire.
+    pub fn jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(max);
+        self
+    }
+
+    /// Registers the job paused.
+    pub fn paused(mut self, paused: bool) -> Self {
+        self.paused = paused;
+        self
+    }
+}

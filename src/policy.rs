@@ -1,0 +1,176 @@
+//! Overlap and misfire policies, with the misfire plan as a pure function.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::chrono_dur;
+use crate::schedule::Schedule;
+
+/// What happens when a fire (or a manual trigger) comes due while the
+/// previous run of the same job, retries included, still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Record the new fire as `skipped` (the default, as Kubernetes `Forbid`).
+    #[default]
+    Skip,
+    /// Keep at most one fire waiting; it starts when the run ends. A further
+    /// fire while one waits is recorded as `skipped`.
+    Queue,
+    /// Start the new run beside the old one.
+    Allow,
+    /// Cancel the old run (recorded `cancelled`) and start the new one.
+    Replace,
+}
+
+/// How fires missed while the process was down or stalled are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum MisfireMode {
+    /// Record every missed fire as `skipped`; wait for the next one.
+    Skip,
+    /// Run once for the latest missed fire; record the others as `skipped`.
+    RunOnce,
+    /// Run the missed fires no older than `window`, at most `max_runs` of them
+    /// (the latest), oldest first; record the rest as `skipped`.
+    RunAll {
+        /// How far back a missed fire may still run.
+        #[serde(with = "humantime_ms")]
+        window: Duration,
+        /// How many missed fires may run.
+        max_runs: u32,
+    },
+}
+
+/// The misfire policy: a mode and a grace period.
+///
+/// A fire is *missed* when it is found more than `grace` after its nominal
+/// time (after a restart, or when the driver stalled); within `grace` it
+/// simply runs late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MisfirePolicy {
+    /// What to do with missed fires.
+    pub mode: MisfireMode,
+    /// How late a fire may be and still run as a normal fire.
+    #[serde(with = "humantime_ms")]
+    pub grace: Duration,
+}
+
+impl Default for MisfirePolicy {
+    /// `RunOnce` with a 1 s grace.
+    fn default() -> Self {
+        MisfirePolicy { mode: MisfireMode::RunOnce, grace: Duration::from_secs(1) }
+    }
+}
+
+impl MisfirePolicy {
+    /// Skip missed fires.
+    pub fn skip() -> Self {
+        MisfirePolicy { mode: MisfireMode::Skip, ..Default::default() }
+    }
+
+    /// Run once for the latest missed fire (the default).
+    pub fn run_once() -> Self {
+        MisfirePolicy::default()
+    }
+
+    /// Run missed fires within `window`, at most `max_runs`.
+    pub fn run_all(window: Duration, max_runs: u32) -> Self {
+        MisfirePolicy { mode: MisfireMode::RunAll { window, max_runs }, ..Default::default() }
+    }
+
+    /// Sets the grace period.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Plans what to do with the fires of `schedule` after `last` and up to
+    /// `now`. Fires within the grace are run; the rest follow the mode.
+    /// At most [`MisfirePlan::MAX_LISTED`] missed fires are listed one by one;
+    /// older ones are counted in [`MisfirePlan::skipped_unlisted`].
+    pub fn plan(&self, schedule: &Schedule, last: DateTime<Utc>, now: DateTime<Utc>) -> MisfirePlan {
+        let mut due = std::collections::VecDeque::new();
+        let mut unlisted = 0u64;
+        let mut first_unlisted = None;
+        let mut t = last;
+        while let Some(next) = schedule.next_after(t) {
+            if next > now {
+                break;
+            }
+            due.push_back(next);
+            if due.len() > MisfirePlan::MAX_LISTED {
+                let dropped = due.pop_front().expect("non-empty");
+                first_unlisted.get_or_insert(dropped);
+                unlisted += 1;
+            }
+            t = next;
+        }
+        let grace_start = now - chrono_dur(self.grace);
+        let (late, on_time): (Vec<_>, Vec<_>) = due.into_iter().partition(|t| *t < grace_start);
+        let mut plan = MisfirePlan {
+            run: Vec::new(),
+            skip: Vec::new(),
+            skipped_unlisted: unlisted,
+            first_unlisted,
+        };
+        match self.mode {
+            MisfireMode::Skip => plan.skip = late,
+            MisfireMode::RunOnce => {
+                plan.skip = late;
+                if on_time.is_empty()
+                    && let Some(latest) = plan.skip.pop()
+                {
+                    plan.run.push(latest);
+                }
+            }
+            MisfireMode::RunAll { window, max_runs } => {
+                let window_start = now - chrono_dur(window);
+                let (in_window, old): (Vec<_>, Vec<_>) =
+                    late.into_iter().partition(|t| *t >= window_start);
+                plan.skip = old;
+                let keep = (max_runs as usize).min(in_window.len());
+                let cut = in_window.len() - keep;
+                plan.skip.extend_from_slice(&in_window[..cut]);
+                plan.run.extend_from_slice(&in_window[cut..]);
+            }
+        }
+        plan.run.extend(on_time);
+        plan
+    }
+}
+
+/// The result of [`MisfirePolicy::plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MisfirePlan {
+    /// Nominal times to run now, oldest first.
+    pub run: Vec<DateTime<Utc>>,
+    /// Nominal times to record as `skipped`, oldest first.
+    pub skip: Vec<DateTime<Utc>>,
+    /// Missed fires older than the listed ones, skipped but not listed.
+    pub skipped_unlisted: u64,
+    /// The oldest of those.
+    pub first_unlisted: Option<DateTime<Utc>>,
+}
+
+impl MisfirePlan {
+    /// How many missed fires a plan lists one by one.
+    pub const MAX_LISTED: usize = 10_000;
+}
+
+/// Serde for durations as whole milliseconds.
+mod humantime_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

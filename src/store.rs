@@ -1,0 +1,601 @@
+//! Execution records and the [`ExecutionStore`] trait that keeps them.
+//!
+//! One row per attempt. The scheduler writes [`ExecutionEvent`]s in order
+//! (an attempt's `Started` always before its `Finished`) through a bounded
+//! buffer, so a slow or failing store never blocks a job. Writes must be
+//! idempotent: the same event may be written twice after a failure whose
+//! outcome was unknown (`Started` is keyed by `(execution_id, attempt)`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A `Result` whose error is a [`StoreError`].
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// A boxed error from a store's driver, kept as the cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or answered with a transient error;
+    /// the same write may succeed later.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What happened, naming the backend.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend refused the operation; retrying the same input fails again.
+    #[error("store rejected the operation: {message}")]
+    Rejected {
+        /// What happened, naming the bad value.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A value read back from the backend could not be decoded.
+    #[error("corrupt record in store: {message}")]
+    Corrupt {
+        /// What could not be decoded.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// A transient failure with its cause.
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// A permanent failure with its cause.
+    pub fn rejected(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Rejected { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// The status of one attempt, or of a fire that did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// The attempt has started and not ended.
+    Running,
+    /// The handler returned success.
+    Succeeded,
+    /// The handler returned an error, a failed result, or panicked; a retry may follow.
+    Failed,
+    /// The attempt ran past its timeout; a retry may follow.
+    TimedOut,
+    /// The run was cancelled (stop, replace, unregister); no retry follows.
+    Cancelled,
+    /// The last allowed attempt failed or timed out.
+    RetriesExhausted,
+    /// The process running the attempt died; found at a later start.
+    Abandoned,
+    /// The fire was not run, by the overlap or misfire policy or while paused.
+    Skipped,
+}
+
+impl ExecutionStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [ExecutionStatus; 8] = [
+        ExecutionStatus::Running,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::TimedOut,
+        ExecutionStatus::Cancelled,
+        ExecutionStatus::RetriesExhausted,
+        ExecutionStatus::Abandoned,
+        ExecutionStatus::Skipped,
+    ];
+
+    /// The snake_case name used in storage, logs and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::TimedOut => "timed_out",
+            ExecutionStatus::Cancelled => "cancelled",
+            ExecutionStatus::RetriesExhausted => "retries_exhausted",
+            ExecutionStatus::Abandoned => "abandoned",
+            ExecutionStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the status ends a record (everything but `Running`).
+    pub fn is_final(self) -> bool {
+        self != ExecutionStatus::Running
+    }
+
+    /// Whether the status counts as a failure for retention and alerting.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Failed
+                | ExecutionStatus::TimedOut
+                | ExecutionStatus::RetriesExhausted
+                | ExecutionStatus::Abandoned
+        )
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing an [`ExecutionStatus`] from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown execution status \"{0}\": expected one of running, succeeded, failed, timed_out, cancelled, retries_exhausted, abandoned, skipped")]
+pub struct ParseStatusError(pub String);
+
+impl FromStr for ExecutionStatus {
+    type Err = ParseStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExecutionStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| ParseStatusError(s.to_owned()))
+    }
+}
+
+/// The identity of one run of a job (all of its attempts share it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExecutionId(pub u128);
+
+impl fmt::Display for ExecutionId {
+    /// Formats as a lowercase hyphenated UUID-shaped string.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            (v & 0xffff_ffff_ffff) as u64
+        )
+    }
+}
+
+/// The error of parsing an [`ExecutionId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid execution id \"{0}\": expected 32 hex digits, hyphens allowed")]
+pub struct ParseExecutionIdError(pub String);
+
+impl FromStr for ExecutionId {
+    type Err = ParseExecutionIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex: String = s.chars().filter(|c| *c != '-').collect();
+        if hex.len() != 32 {
+            return Err(ParseExecutionIdError(s.to_owned()));
+        }
+        u128::from_str_radix(&hex, 16)
+            .map(ExecutionId)
+            .map_err(|_| ParseExecutionIdError(s.to_owned()))
+    }
+}
+
+impl Serialize for ExecutionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExecutionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Numeric metrics a handler reports, by name.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// An attempt has started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptStart {
+    /// The job's id.
+    pub job_id: String,
+    /// The run this attempt belongs to.
+    pub execution_id: ExecutionId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The nominal fire time this run serves (what misfire planning reads back).
+    pub scheduled_at: DateTime<Utc>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// The scheduler instance running it (for abandonment detection).
+    pub instance_id: String,
+}
+
+/// An attempt has ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptEnd {
+    /// The job's id.
+    pub job_id: String,
+    /// The run this attempt belongs to.
+    pub execution_id: ExecutionId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The final status (never `Running`).
+    pub status: ExecutionStatus,
+    /// When the attempt ended.
+    pub completed_at: DateTime<Utc>,
+    /// How long the attempt ran.
+    pub duration: Duration,
+    /// The error, for every status but `Succeeded`.
+    pub error: Option<String>,
+    /// The handler's result data.
+    pub result: Option<serde_json::Value>,
+    /// The handler's metrics.
+    pub metrics: Option<Metrics>,
+}
+
+/// A fire that was not run; stored as one row with status `skipped`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedFire {
+    /// The job's id.
+    pub job_id: String,
+    /// A fresh id for the row.
+    pub execution_id: ExecutionId,
+    /// The nominal fire time that was not run.
+    pub scheduled_at: DateTime<Utc>,
+    /// When the decision was made.
+    pub decided_at: DateTime<Utc>,
+    /// Why, e.g. `overlap policy skip: previous run still running`.
+    pub reason: String,
+    /// The scheduler instance that decided.
+    pub instance_id: String,
+}
+
+/// One thing the scheduler writes to the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExecutionEvent {
+    /// An attempt started: insert a `running` row.
+    Started(AttemptStart),
+    /// An attempt ended: complete its row.
+    Finished(AttemptEnd),
+    /// A fire was skipped: insert a `skipped` row.
+    Skipped(SkippedFire),
+}
+
+impl ExecutionEvent {
+    /// The job the event belongs to.
+    pub fn job_id(&self) -> &str {
+        match self {
+            ExecutionEvent::Started(s) => &s.job_id,
+            ExecutionEvent::Finished(e) => &e.job_id,
+            ExecutionEvent::Skipped(s) => &s.job_id,
+        }
+    }
+}
+
+/// One stored row: an attempt, or a skipped fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// The job's id.
+    pub job_id: String,
+    /// The run's id.
+    pub execution_id: ExecutionId,
+    /// The attempt number (0 for a skipped fire).
+    pub attempt: u32,
+    /// The current status.
+    pub status: ExecutionStatus,
+    /// The nominal fire time.
+    pub scheduled_at: DateTime<Utc>,
+    /// When the attempt started (or the skip was decided).
+    pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while running.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// The error or skip reason.
+    pub error: Option<String>,
+    /// The handler's result data.
+    pub result: Option<serde_json::Value>,
+    /// The handler's metrics.
+    pub metrics: Option<Metrics>,
+    /// The instance that ran it.
+    pub instance_id: String,
+}
+
+impl ExecutionRecord {
+    /// Applies an event to build or update a record (used by the memory store
+    /// and by tests as the reference semantics of `write`).
+    pub fn from_start(s: &AttemptStart) -> Self {
+        ExecutionRecord {
+            job_id: s.job_id.clone(),
+            execution_id: s.execution_id,
+            attempt: s.attempt,
+            status: ExecutionStatus::Running,
+            scheduled_at: s.scheduled_at,
+            started_at: s.started_at,
+            completed_at: None,
+            duration_ms: None,
+            error: None,
+            result: None,
+            metrics: None,
+            instance_id: s.instance_id.clone(),
+        }
+    }
+
+    /// The row a skipped fire becomes.
+    pub fn from_skip(s: &SkippedFire) -> Self {
+        ExecutionRecord {
+            job_id: s.job_id.clone(),
+            execution_id: s.execution_id,
+            attempt: 0,
+            status: ExecutionStatus::Skipped,
+            scheduled_at: s.scheduled_at,
+            started_at: s.decided_at,
+            completed_at: Some(s.decided_at),
+            duration_ms: Some(0),
+            error: Some(s.reason.clone()),
+            result: None,
+            metrics: None,
+            instance_id: s.instance_id.clone(),
+        }
+    }
+
+    /// Completes the record with an end event.
+    pub fn apply_end(&mut self, e: &AttemptEnd) {
+        self.status = e.status;
+        self.completed_at = Some(e.completed_at);
+        self.duration_ms = Some(duration_ms(e.duration));
+        self.error = e.error.clone();
+        self.result = e.result.clone();
+        self.metrics = e.metrics.clone();
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A history query: newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The job whose rows to read.
+    pub job_id: String,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Only rows with this status.
+    pub status: Option<ExecutionStatus>,
+}
+
+impl HistoryQuery {
+    /// The latest `limit` rows of a job, any status.
+    pub fn new(job_id: impl Into<String>, limit: usize) -> Self {
+        HistoryQuery { job_id: job_id.into(), limit, status: None }
+    }
+
+    /// Only rows with `status`.
+    pub fn with_status(mut self, status: ExecutionStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+/// What [`ExecutionStore::prune`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePolicy {
+    /// Remove finished rows that started before this time.
+    pub older_than: DateTime<Utc>,
+    /// Keep failure rows (see [`ExecutionStatus::is_failure`]) until this
+    /// earlier time instead; `None` treats them like the rest.
+    pub failures_older_than: Option<DateTime<Utc>>,
+}
+
+/// Where execution records live.
+///
+/// Methods take `&self`: implementations synchronise inside, so a store is
+/// shared as `Arc<dyn ExecutionStore>` with no outer lock.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
+    /// Writes events in order, as one batch where the backend allows.
+    /// Must be idempotent per event (see the module docs).
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()>;
+
+    /// The latest rows of a job, newest first (by `started_at`, then attempt).
+    async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>>;
+
+    /// The latest nominal fire time recorded for a job (run or skipped).
+    async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Records that `instance_id` is alive at `now` (upsert of one row per
+    /// instance). The scheduler calls it at start and then periodically.
+    async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Marks as `abandoned` every `running` row of an instance other than
+    /// `own_instance` whose last heartbeat is older than `now - stale_after`
+    /// (or that never sent one), completing it at `now` with an error naming
+    /// the instance. Returns the rows changed, as they are afterwards.
+    async fn mark_abandoned(
+        &self,
+        own_instance: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>>;
+
+    /// Deletes finished rows per the policy; returns how many.
+    async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64>;
+
+    /// Records an attempt start (one-event `write`).
+    async fn record_start(&self, start: AttemptStart) -> StoreResult<()> {
+        self.write(&[ExecutionEvent::Started(start)]).await
+    }
+
+    /// Records an attempt end (one-event `write`).
+    async fn record_end(&self, end: AttemptEnd) -> StoreResult<()> {
+        self.write(&[ExecutionEvent::Finished(end)]).await
+    }
+}
+
+/// An in-memory store: the reference implementation, and the default when
+/// history need not survive the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    rows: Mutex<MemoryRows>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryRows {
+    heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
+    rows: Vec<ExecutionRecord>,
+    by_key: std::collections::HashMap<(ExecutionId, u32), usize>,
+}
+
+impl MemoryRows {
+    fn upsert(&mut self, rec: ExecutionRecord) {
+        let key = (rec.execution_id, rec.attempt);
+        if !self.by_key.contains_key(&key) {
+            self.by_key.insert(key, self.rows.len());
+            self.rows.push(rec);
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.by_key =
+            self.rows.iter().enumerate().map(|(i, r)| ((r.execution_id, r.attempt), i)).collect();
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every row, in insertion order (for tests and inspection).
+    pub fn all(&self) -> Vec<ExecutionRecord> {
+        self.rows.lock().expect("memory store lock").rows.clone()
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.lock().expect("memory store lock").rows.len()
+    }
+
+    /// Whether the store holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl ExecutionStore for MemoryStore {
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        for ev in events {
+            match ev {
+                ExecutionEvent::Started(s) => g.upsert(ExecutionRecord::from_start(s)),
+                ExecutionEvent::Skipped(s) => g.upsert(ExecutionRecord::from_skip(s)),
+                ExecutionEvent::Finished(e) => match g.by_key.get(&(e.execution_id, e.attempt)) {
+                    Some(&i) => g.rows[i].apply_end(e),
+                    None => {
+                        return Err(StoreError::Rejected {
+                            message: format!(
+                                "end of attempt {} of execution {} has no start",
+                                e.attempt, e.execution_id
+                            ),
+                            source: None,
+                        });
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let mut out: Vec<ExecutionRecord> = g
+            .rows
+            .iter()
+            .filter(|r| r.job_id == q.job_id && q.status.is_none_or(|s| r.status == s))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            (b.started_at, b.attempt, b.execution_id).cmp(&(a.started_at, a.attempt, a.execution_id))
+        });
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let g = self.rows.lock().expect("memory store lock");
+        Ok(g.rows.iter().filter(|r| r.job_id == job_id).map(|r| r.scheduled_at).max())
+    }
+
+    async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        g.heartbeats.insert(instance_id.to_owned(), now);
+        Ok(())
+    }
+
+    async fn mark_abandoned(
+        &self,
+        own_instance: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        let cutoff = now - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+        let g = &mut *g;
+        let mut changed = Vec::new();
+        for r in g.rows.iter_mut() {
+            let alive = r.instance_id == own_instance
+                || g.heartbeats.get(&r.instance_id).is_some_and(|hb| *hb >= cutoff);
+            if r.status == ExecutionStatus::Running && !alive {
+                r.status = ExecutionStatus::Abandoned;
+                r.completed_at = Some(now);
+                r.duration_ms = Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
+                r.error = Some(format!("instance {} stopped while the attempt ran", r.instance_id));
+                changed.push(r.clone());
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        let before = g.rows.len();
+        g.rows.retain(|r| {
+            if !r.status.is_final() {
+                return true;
+            }
+            let cutoff = match p.failures_older_than {
+                Some(f) if r.status.is_failure() => f,
+                _ => p.older_than,
+            };
+            r.started_at >= cutoff
+        });
+        let removed = before - g.rows.len();
+        g.reindex();
+        Ok(removed as u64)
+    }
+}
