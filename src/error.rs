@@ -89,6 +89,9 @@ pub enum Error {
     /// `start()` on a scheduler that is already running.
     #[error("scheduler is already started")]
     AlreadyStarted,
+    /// An operation that needs a started scheduler (e.g. `trigger`) before `start()`.
+    #[error("scheduler is not started")]
+    NotStarted,
     /// An operation on a scheduler that was stopped.
     #[error("scheduler is stopped")]
     Stopped,

@@ -1,4 +1,55 @@
-//! mscribe-scheduler: an embeddable async job scheduler.
+//! mscribe-scheduler: an embeddable async job scheduler with defined
+//! semantics for retries, timeouts, overlap, missed runs and time zones, and
+//! a deterministic virtual clock for tests.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use mscribe_scheduler::{
+//!     ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, LocalRuntime,
+//!     MemoryStore, RetryPolicy,
+//! };
+//!
+//! // A virtual clock and a single-threaded executor: an hour passes in microseconds.
+//! let rt = LocalRuntime::new();
+//! let store = Arc::new(MemoryStore::new());
+//! let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+//!     .store(store.clone())
+//!     .build();
+//!
+//! scheduler.register(
+//!     JobConfig::new("report", |ctx: JobContext| async move {
+//!         Ok::<_, String>(JobResult::ok().with_metric("attempt", f64::from(ctx.attempt)))
+//!     })
+//!     .name("Quarter-hourly report")
+//!     .schedule("*/15 * * * *")
+//!     .timeout(Duration::from_secs(60))
+//!     .retry(RetryPolicy::exponential(3)),
+//! )?;
+//!
+//! rt.block_on(scheduler.start())?;
+//! rt.advance(Duration::from_secs(3600));
+//! rt.block_on(scheduler.stop(Duration::from_secs(5)))?;
+//!
+//! let runs = rt.block_on(store.history(&HistoryQuery::new("report", 10)))?;
+//! assert_eq!(runs.len(), 4);
+//! assert!(runs.iter().all(|r| r.status == ExecutionStatus::Succeeded));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! In a tokio application, [`JobScheduler::new`] uses the system clock and
+//! the current runtime (see `examples/tokio_app.rs`).
+//!
+//! The parts, one concern each, each with a deterministic implementation in
+//! this crate:
+//!
+//! | trait | real | deterministic |
+//! |---|---|---|
+//! | [`Clock`] | [`SystemClock`] (feature `tokio`) | [`VirtualClock`] |
+//! | [`Spawner`] | [`runtime::TokioSpawner`] (feature `tokio`), or any closure via [`runtime::FnSpawner`] | [`runtime::LocalSpawner`] |
+//! | [`ExecutionStore`] | SQLite and Postgres in `mscribe-storage` | [`MemoryStore`] |
+//!
+//! The semantics of every policy are described in `docs/SEMANTICS.md`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
@@ -6,9 +57,11 @@ pub mod clock;
 mod error;
 pub mod job;
 pub mod policy;
+mod recorder;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;
+mod scheduler;
 pub mod store;
 
 pub use cancel::CancellationToken;
@@ -18,9 +71,11 @@ pub use clock::{Clock, VirtualClock};
 pub use error::{Error, Result};
 pub use job::{IntoJobResult, JobConfig, JobContext, JobHandler, JobResult, ScheduleSpec};
 pub use policy::{MisfireMode, MisfirePlan, MisfirePolicy, OverlapPolicy};
+pub use recorder::StoreHealth;
 pub use retry::{Jitter, RetryPolicy};
 pub use runtime::{LocalRuntime, Spawner};
 pub use schedule::Schedule;
+pub use scheduler::{JobInfo, JobScheduler, Phase, SchedulerBuilder, StopReport, TriggerOutcome};
 pub use store::{
     ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
     MemoryStore, PrunePolicy, StoreError,

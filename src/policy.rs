@@ -56,12 +56,21 @@ pub struct MisfirePolicy {
     /// How late a fire may be and still run as a normal fire.
     #[serde(with = "humantime_ms")]
     pub grace: Duration,
+    /// Whether fires that came due while the job was paused are planned by
+    /// this policy on `resume()` (default `false`: resuming waits for the
+    /// next fire and records nothing for the paused time).
+    #[serde(default)]
+    pub replay_paused: bool,
 }
 
 impl Default for MisfirePolicy {
     /// `RunOnce` with a 1 s grace.
     fn default() -> Self {
-        MisfirePolicy { mode: MisfireMode::RunOnce, grace: Duration::from_secs(1) }
+        MisfirePolicy {
+            mode: MisfireMode::RunOnce,
+            grace: Duration::from_secs(1),
+            replay_paused: false,
+        }
     }
 }
 
@@ -81,6 +90,12 @@ impl MisfirePolicy {
         MisfirePolicy { mode: MisfireMode::RunAll { window, max_runs }, ..Default::default() }
     }
 
+    /// Sets whether fires missed while paused are replayed on resume.
+    pub fn replay_paused(mut self, replay: bool) -> Self {
+        self.replay_paused = replay;
+        self
+    }
+
     /// Sets the grace period.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -91,7 +106,12 @@ impl MisfirePolicy {
     /// `now`. Fires within the grace are run; the rest follow the mode.
     /// At most [`MisfirePlan::MAX_LISTED`] missed fires are listed one by one;
     /// older ones are counted in [`MisfirePlan::skipped_unlisted`].
-    pub fn plan(&self, schedule: &Schedule, last: DateTime<Utc>, now: DateTime<Utc>) -> MisfirePlan {
+    pub fn plan(
+        &self,
+        schedule: &Schedule,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> MisfirePlan {
         let mut due = std::collections::VecDeque::new();
         let mut unlisted = 0u64;
         let mut first_unlisted = None;

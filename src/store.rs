@@ -144,7 +144,9 @@ impl fmt::Display for ExecutionStatus {
 
 /// The error of parsing an [`ExecutionStatus`] from text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown execution status \"{0}\": expected one of running, succeeded, failed, timed_out, cancelled, retries_exhausted, abandoned, skipped")]
+#[error(
+    "unknown execution status \"{0}\": expected one of running, succeeded, failed, timed_out, cancelled, retries_exhausted, abandoned, skipped"
+)]
 pub struct ParseStatusError(pub String);
 
 impl FromStr for ExecutionStatus {
@@ -231,6 +233,10 @@ pub struct AttemptStart {
 }
 
 /// An attempt has ended.
+///
+/// It repeats the start's fields so that it is self-contained: a store
+/// upserts it, and the row is complete even if the `Started` event was lost
+/// (dropped from a full buffer during an outage).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptEnd {
     /// The job's id.
@@ -239,6 +245,12 @@ pub struct AttemptEnd {
     pub execution_id: ExecutionId,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// The nominal fire time this run serves.
+    pub scheduled_at: DateTime<Utc>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// The scheduler instance that ran it.
+    pub instance_id: String,
     /// The final status (never `Running`).
     pub status: ExecutionStatus,
     /// When the attempt ended.
@@ -360,6 +372,20 @@ impl ExecutionRecord {
         }
     }
 
+    /// The complete row of an end event whose start was never stored.
+    pub fn from_end(e: &AttemptEnd) -> Self {
+        let mut rec = ExecutionRecord::from_start(&AttemptStart {
+            job_id: e.job_id.clone(),
+            execution_id: e.execution_id,
+            attempt: e.attempt,
+            scheduled_at: e.scheduled_at,
+            started_at: e.started_at,
+            instance_id: e.instance_id.clone(),
+        });
+        rec.apply_end(e);
+        rec
+    }
+
     /// Completes the record with an end event.
     pub fn apply_end(&mut self, e: &AttemptEnd) {
         self.status = e.status;
@@ -412,7 +438,9 @@ pub struct PrunePolicy {
 
 /// Where execution records live.
 ///
-/// Methods take `&self`: implementations synchronise inside, so a store is
+/// `Finished` events carry the whole row, so a store upserts them by
+/// `(execution_id, attempt)`; `Started` and `Skipped` insert and ignore a
+/// conflict. Methods take `&self`: implementations synchronise inside, so a store is
 /// shared as `Arc<dyn ExecutionStore>` with no outer lock.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
@@ -425,6 +453,22 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The latest nominal fire time recorded for a job (run or skipped).
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// [`last_fire`](Self::last_fire) of many jobs at once (read at `start()`
+    /// for every registered job); jobs with no record are absent. Backends
+    /// should override it with one query.
+    async fn last_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, DateTime<Utc>>> {
+        let mut out = std::collections::HashMap::new();
+        for id in job_ids {
+            if let Some(t) = self.last_fire(id).await? {
+                out.insert(id.clone(), t);
+            }
+        }
+        Ok(out)
+    }
 
     /// Records that `instance_id` is alive at `now` (upsert of one row per
     /// instance). The scheduler calls it at start and then periodically.
@@ -516,15 +560,7 @@ impl ExecutionStore for MemoryStore {
                 ExecutionEvent::Skipped(s) => g.upsert(ExecutionRecord::from_skip(s)),
                 ExecutionEvent::Finished(e) => match g.by_key.get(&(e.execution_id, e.attempt)) {
                     Some(&i) => g.rows[i].apply_end(e),
-                    None => {
-                        return Err(StoreError::Rejected {
-                            message: format!(
-                                "end of attempt {} of execution {} has no start",
-                                e.attempt, e.execution_id
-                            ),
-                            source: None,
-                        });
-                    }
+                    None => g.upsert(ExecutionRecord::from_end(e)),
                 },
             }
         }
@@ -540,7 +576,11 @@ impl ExecutionStore for MemoryStore {
             .cloned()
             .collect();
         out.sort_by(|a, b| {
-            (b.started_at, b.attempt, b.execution_id).cmp(&(a.started_at, a.attempt, a.execution_id))
+            (b.started_at, b.attempt, b.execution_id).cmp(&(
+                a.started_at,
+                a.attempt,
+                a.execution_id,
+            ))
         });
         out.truncate(q.limit);
         Ok(out)
@@ -573,7 +613,8 @@ impl ExecutionStore for MemoryStore {
             if r.status == ExecutionStatus::Running && !alive {
                 r.status = ExecutionStatus::Abandoned;
                 r.completed_at = Some(now);
-                r.duration_ms = Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
+                r.duration_ms =
+                    Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
                 r.error = Some(format!("instance {} stopped while the attempt ran", r.instance_id));
                 changed.push(r.clone());
             }

@@ -1,0 +1,303 @@
+//! The bounded buffer between the scheduler and its store.
+//!
+//! Jobs never wait for the store: events go into a bounded queue that one
+//! writer task drains in order, in batches. When the store fails the events
+//! stay queued and the writer retries with backoff; the buffer's health is
+//! reported as degraded. When the buffer is full the oldest event is
+//! dropped, counted and logged (an `AttemptEnd` carries its whole row, so a
+//! dropped `Started` loses nothing once its end is written).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use event_listener::Event;
+use futures::future::{Either, select};
+use serde::Serialize;
+
+use crate::clock::{Clock, chrono_dur};
+use crate::store::{ExecutionEvent, ExecutionStore, StoreError};
+
+/// The state of the store buffer, for health checks and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreHealth {
+    /// Events waiting to be written.
+    pub buffered: usize,
+    /// The buffer's capacity.
+    pub capacity: usize,
+    /// Events dropped because the buffer was full (since start).
+    pub dropped: u64,
+    /// Events the store rejected as invalid (since start); each was logged.
+    pub rejected: u64,
+    /// Events written (since start).
+    pub written: u64,
+    /// Whether the last write failed (the store is down or erroring).
+    pub failing: bool,
+    /// The last write error, while failing.
+    pub last_error: Option<String>,
+    /// When the current failure began.
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+impl StoreHealth {
+    /// Healthy when the store takes writes and nothing was lost.
+    pub fn is_degraded(&self) -> bool {
+        self.failing || self.buffered * 2 > self.capacity
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<ExecutionEvent>,
+    in_flight: usize,
+    health: StoreHealth,
+    closed: bool,
+}
+
+/// The buffer plus its writer loop.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    state: Mutex<State>,
+    /// New events or close.
+    work: Event,
+    /// The queue drained (or a write finished).
+    progress: Event,
+    batch: usize,
+}
+
+impl Recorder {
+    pub(crate) fn new(capacity: usize, batch: usize) -> Arc<Self> {
+        Arc::new(Recorder {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                in_flight: 0,
+                health: StoreHealth {
+                    buffered: 0,
+                    capacity,
+                    dropped: 0,
+                    rejected: 0,
+                    written: 0,
+                    failing: false,
+                    last_error: None,
+                    failing_since: None,
+                },
+                closed: false,
+            }),
+            work: Event::new(),
+            progress: Event::new(),
+            batch: batch.max(1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("recorder lock")
+    }
+
+    pub(crate) fn push(&self, ev: ExecutionEvent) {
+        let mut g = self.lock();
+        if g.queue.len() + g.in_flight >= g.health.capacity {
+            if let Some(old) = g.queue.pop_front() {
+                g.health.dropped += 1;
+                tracing::error!(
+                    job_id = old.job_id(),
+                    dropped_total = g.health.dropped,
+                    capacity = g.health.capacity,
+                    "store buffer full: dropped the oldest unwritten record"
+                );
+            } else {
+                g.health.dropped += 1;
+                tracing::error!(
+                    job_id = ev.job_id(),
+                    dropped_total = g.health.dropped,
+                    "store buffer full: dropped a record"
+                );
+                return;
+            }
+        }
+        g.queue.push_back(ev);
+        g.health.buffered = g.queue.len() + g.in_flight;
+        drop(g);
+        self.work.notify(1);
+    }
+
+    pub(crate) fn health(&self) -> StoreHealth {
+        self.lock().health.clone()
+    }
+
+    /// Whether nothing waits to be written.
+    pub(crate) fn is_drained(&self) -> bool {
+        let g = self.lock();
+        g.queue.is_empty() && g.in_flight == 0
+    }
+
+    /// Waits until the buffer is drained or `deadline` passes; returns
+    /// whether it drained.
+    pub(crate) async fn flush(&self, clock: &dyn Clock, deadline: DateTime<Utc>) -> bool {
+        loop {
+            let listener = self.progress.listen();
+            if self.is_drained() {
+                return true;
+            }
+            if clock.now() >= deadline {
+                return false;
+            }
+            let sleep = clock.sleep_until(deadline);
+            if let Either::Right(_) = select(listener, sleep).await {
+                return self.is_drained();
+            }
+        }
+    }
+
+    /// Ends the writer loop once the queue is empty.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify(usize::MAX);
+    }
+
+    /// The writer loop: drains the queue into the store, in order.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn ExecutionStore>,
+        clock: Arc<dyn Clock>,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let listener = self.work.listen();
+            let next = self.take_batch();
+            let batch = match next {
+                Next::Batch(b) => b,
+                Next::Wait => {
+                    self.progress.notify(usize::MAX);
+                    listener.await;
+                    continue;
+                }
+                Next::Done => {
+                    self.progress.notify(usize::MAX);
+                    return;
+                }
+            };
+            match store.write(&batch).await {
+                Ok(()) => {
+                    self.finish_batch(&batch, None, clock.now());
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) if e.is_transient() => {
+                    self.requeue(batch, &e, clock.now());
+                    if self.lock().closed {
+                        // Closed after the flush deadline: give up; what is
+                        // still buffered is reported by `health()`.
+                        self.progress.notify(usize::MAX);
+                        return;
+                    }
+                    let wake = clock.now() + chrono_dur(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    clock.sleep_until(wake).await;
+                }
+                Err(e) => {
+                    // Permanent: isolate the bad events one by one.
+                    self.write_one_by_one(&*store, batch, &e, clock.now()).await;
+                }
+            }
+        }
+    }
+
+    fn take_batch(&self) -> Next {
+        let mut g = self.lock();
+        if g.queue.is_empty() {
+            return if g.closed { Next::Done } else { Next::Wait };
+        }
+        let n = self.batch.min(g.queue.len());
+        let batch: Vec<_> = g.queue.drain(..n).collect();
+        g.in_flight = batch.len();
+        Next::Batch(batch)
+    }
+
+    fn finish_batch(&self, batch: &[ExecutionEvent], rejected: Option<u64>, now: DateTime<Utc>) {
+        let mut g = self.lock();
+        g.in_flight = 0;
+        let rejected = rejected.unwrap_or(0);
+        g.health.written += batch.len() as u64 - rejected;
+        g.health.rejected += rejected;
+        if g.health.failing {
+            tracing::info!(
+                since = ?g.health.failing_since,
+                recovered_at = %now,
+                "execution store recovered; buffered records are being written"
+            );
+        }
+        g.health.failing = false;
+        g.health.last_error = None;
+        g.health.failing_since = None;
+        g.health.buffered = g.queue.len();
+        drop(g);
+        self.progress.notify(usize::MAX);
+    }
+
+    fn requeue(&self, batch: Vec<ExecutionEvent>, e: &StoreError, now: DateTime<Utc>) {
+        let mut g = self.lock();
+        g.in_flight = 0;
+        for ev in batch.into_iter().rev() {
+            g.queue.push_front(ev);
+        }
+        let overflow = g.queue.len().saturating_sub(g.health.capacity);
+        for _ in 0..overflow {
+            g.queue.pop_front();
+            g.health.dropped += 1;
+        }
+        if !g.health.failing {
+            tracing::warn!(error = %e, buffered = g.queue.len(), "execution store failing; buffering records");
+            g.health.failing_since = Some(now);
+        }
+        g.health.failing = true;
+        g.health.last_error = Some(error_chain(e));
+        g.health.buffered = g.queue.len();
+    }
+
+    async fn write_one_by_one(
+        &self,
+        store: &dyn ExecutionStore,
+        batch: Vec<ExecutionEvent>,
+        first: &StoreError,
+        now: DateTime<Utc>,
+    ) {
+        let mut rejected = 0;
+        let mut pending = batch.clone().into_iter();
+        for ev in pending.by_ref() {
+            match store.write(std::slice::from_ref(&ev)).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    // The store went down mid-way: requeue the rest.
+                    let rest: Vec<_> = std::iter::once(ev).chain(pending).collect();
+                    let done = batch.len() - rest.len();
+                    self.lock().health.written += done as u64;
+                    self.requeue(rest, &e, now);
+                    return;
+                }
+                Err(e) => {
+                    rejected += 1;
+                    tracing::error!(error = %error_chain(&e), first_error = %first, event = ?ev, "execution store rejected a record");
+                }
+            }
+        }
+        self.finish_batch(&batch, Some(rejected), now);
+    }
+}
+
+enum Next {
+    Batch(Vec<ExecutionEvent>),
+    Wait,
+    Done,
+}
+
+/// An error with its sources, joined by ": ".
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,1201 @@
+//! The [`JobScheduler`]: a map of jobs, a heap of their next fires and one
+//! driver task that sleeps until the earliest.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use event_listener::Event;
+use futures::FutureExt;
+use futures::future::{Either, select};
+use serde::Serialize;
+
+use crate::cancel::CancellationToken;
+use crate::clock::{Clock, chrono_dur, std_dur};
+use crate::error::{Error, Result};
+use crate::job::{JobConfig, JobContext, JobHandler, JobResult};
+use crate::policy::{MisfirePolicy, OverlapPolicy};
+use crate::recorder::{Recorder, StoreHealth, error_chain};
+use crate::retry::RetryPolicy;
+use crate::runtime::Spawner;
+use crate::schedule::Schedule;
+use crate::store::{
+    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
+    MemoryStore, SkippedFire,
+};
+
+/// A snapshot of one job for listings (`jobs()`, the API, the CLI).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// The schedule as text (round-trips through [`Schedule::parse`]).
+    pub schedule: String,
+    /// The next nominal fire, if any (none when paused or a spent one-shot).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The nominal time of the last fire run or skipped.
+    pub last_run: Option<DateTime<Utc>>,
+    /// The final status of the last run that ended in this process.
+    pub last_status: Option<ExecutionStatus>,
+    /// Whether the job is paused.
+    pub paused: bool,
+    /// How many runs are in progress (retries included).
+    pub running: usize,
+    /// How many fires wait for the running one to end.
+    pub queued: usize,
+    /// The overlap policy.
+    pub overlap: OverlapPolicy,
+    /// The per-attempt timeout.
+    pub timeout: Option<Duration>,
+    /// The retry policy's attempts.
+    pub max_attempts: u32,
+}
+
+/// What a manual [`trigger`](JobScheduler::trigger) did, per the overlap policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TriggerOutcome {
+    /// A run started.
+    Started {
+        /// Its execution id.
+        execution_id: ExecutionId,
+    },
+    /// The run waits for the current one (`Queue`, or a catch-up backlog).
+    Queued,
+    /// The trigger was recorded as `skipped` (`Skip` with a run in progress).
+    Skipped,
+}
+
+/// What [`stop`](JobScheduler::stop) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StopReport {
+    /// Runs that ended within the grace after being asked to stop.
+    pub finished_in_grace: usize,
+    /// Runs dropped at the end of the grace (recorded `cancelled`).
+    pub dropped: usize,
+    /// Records that could not be written before the flush deadline.
+    pub unwritten: usize,
+}
+
+/// The scheduler's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Built; jobs may be registered; nothing fires.
+    Created,
+    /// Firing.
+    Running,
+    /// `stop()` is in progress.
+    Stopping,
+    /// Stopped; it cannot start again.
+    Stopped,
+}
+
+/// Settings of a scheduler, set through [`SchedulerBuilder`].
+#[derive(Debug, Clone)]
+struct Settings {
+    buffer_capacity: usize,
+    batch: usize,
+    flush_timeout: Duration,
+    heartbeat_interval: Duration,
+    stale_after: Duration,
+}
+
+/// Builds a [`JobScheduler`] from its parts.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mscribe_scheduler::{JobScheduler, LocalRuntime, MemoryStore};
+///
+/// let rt = LocalRuntime::new();
+/// let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+///     .store(Arc::new(MemoryStore::new()))
+///     .seed(42)
+///     .build();
+/// assert!(scheduler.jobs().is_empty());
+/// ```
+pub struct SchedulerBuilder {
+    clock: Arc<dyn Clock>,
+    spawner: Arc<dyn Spawner>,
+    store: Option<Arc<dyn ExecutionStore>>,
+    seed: Option<u64>,
+    instance_id: Option<String>,
+    settings: Settings,
+}
+
+impl fmt::Debug for SchedulerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerBuilder")
+            .field("clock", &self.clock)
+            .field("spawner", &self.spawner)
+            .field("store", &self.store)
+            .field("seed", &self.seed)
+            .field("instance_id", &self.instance_id)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl SchedulerBuilder {
+    /// Records go to `store` (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Seeds the RNG behind jitter and ids (default: random), so a run on a
+    /// virtual clock repeats exactly.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Names this instance in its records (default: random hex).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How many records may wait for the store (default 100,000).
+    pub fn buffer_capacity(mut self, n: usize) -> Self {
+        self.settings.buffer_capacity = n.max(1);
+        self
+    }
+
+    /// How many records go to the store in one write (default 512).
+    pub fn write_batch(mut self, n: usize) -> Self {
+        self.settings.batch = n.max(1);
+        self
+    }
+
+    /// How long `stop()` waits for buffered records to reach the store
+    /// (default 30 s).
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.settings.flush_timeout = d;
+        self
+    }
+
+    /// How often this instance writes its heartbeat (default 10 s), and after
+    /// how long without one another instance's runs count as abandoned
+    /// (default 60 s).
+    pub fn heartbeat(mut self, interval: Duration, stale_after: Duration) -> Self {
+        self.settings.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self.settings.stale_after = stale_after;
+        self
+    }
+
+    /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
+    pub fn build(self) -> JobScheduler {
+        let mut rng = match self.seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
+        };
+        let instance_bits = rng.u64(..);
+        let instance_id = self.instance_id.unwrap_or_else(|| format!("{instance_bits:016x}"));
+        let recorder = Recorder::new(self.settings.buffer_capacity, self.settings.batch);
+        JobScheduler {
+            inner: Arc::new(Inner {
+                clock: self.clock,
+                spawner: self.spawner,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                recorder,
+                instance_id: instance_id.into(),
+                instance_bits,
+                settings: self.settings,
+                state: Mutex::new(State {
+                    phase: Phase::Created,
+                    jobs: HashMap::new(),
+                    heap: BinaryHeap::new(),
+                    seq: 0,
+                    rng,
+                    next_exec: 0,
+                    live_runs: 0,
+                    driver_wake: None,
+                    shutdown: CancellationToken::new(),
+                    background: 0,
+                }),
+                wake: Event::new(),
+                idle: Event::new(),
+            }),
+        }
+    }
+}
+
+/// The scheduler. Cheap to clone; clones share one scheduler.
+///
+/// Jobs live in a map, their next fires in a binary heap; one driver task
+/// sleeps until the earliest fire, so the cost of a fire does not grow with
+/// the number of jobs and nothing scans all jobs on a tick.
+#[derive(Clone)]
+pub struct JobScheduler {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JobScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.lock();
+        f.debug_struct("JobScheduler")
+            .field("instance_id", &self.inner.instance_id)
+            .field("phase", &st.phase)
+            .field("jobs", &st.jobs.len())
+            .field("live_runs", &st.live_runs)
+            .finish()
+    }
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    spawner: Arc<dyn Spawner>,
+    store: Arc<dyn ExecutionStore>,
+    recorder: Arc<Recorder>,
+    instance_id: Arc<str>,
+    instance_bits: u64,
+    settings: Settings,
+    state: Mutex<State>,
+    /// Wakes the driver (an earlier fire, or stop).
+    wake: Event,
+    /// A run ended, or a background task exited.
+    idle: Event,
+}
+
+struct State {
+    phase: Phase,
+    jobs: HashMap<Arc<str>, Job>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    rng: fastrand::Rng,
+    next_exec: u64,
+    live_runs: usize,
+    /// What the driver sleeps until; `None` while it waits with no timer.
+    driver_wake: Option<DateTime<Utc>>,
+    /// Ends the driver and the heartbeat loop.
+    shutdown: CancellationToken,
+    /// Background tasks alive (driver, heartbeat).
+    background: usize,
+}
+
+/// A heap entry: job `job` is due at `due` for nominal time `nominal`;
+/// stale when `generation` no longer matches the job's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    due: DateTime<Utc>,
+    seq: u64,
+    nominal: DateTime<Utc>,
+    generation: u64,
+    job: Arc<str>,
+}
+
+/// What a run needs, shared by its attempts.
+struct Spec {
+    id: Arc<str>,
+    handler: Arc<dyn JobHandler>,
+    timeout: Option<Duration>,
+    retry: RetryPolicy,
+}
+
+struct Job {
+    spec: Arc<Spec>,
+    name: String,
+    schedule: Schedule,
+    overlap: OverlapPolicy,
+    misfire: MisfirePolicy,
+    jitter: Option<Duration>,
+    paused: bool,
+    paused_at: Option<DateTime<Utc>>,
+    generation: u64,
+    next_nominal: Option<DateTime<Utc>>,
+    last_fire: Option<DateTime<Utc>>,
+    last_status: Option<ExecutionStatus>,
+    running: Vec<RunHandle>,
+    backlog: VecDeque<Fire>,
+}
+
+struct RunHandle {
+    id: ExecutionId,
+    cancel: CancellationToken,
+    kill: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fire {
+    nominal: DateTime<Utc>,
+    manual: bool,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("scheduler state lock")
+    }
+}
+
+impl State {
+    fn new_exec_id(&mut self, instance_bits: u64) -> ExecutionId {
+        self.next_exec += 1;
+        ExecutionId((u128::from(instance_bits) << 64) | u128::from(self.next_exec))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Default for JobScheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JobScheduler {
+    /// A scheduler on the system clock and the current tokio runtime,
+    /// recording to a [`MemoryStore`].
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub fn new() -> Self {
+        Self::builder(
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(crate::runtime::TokioSpawner::current()),
+        )
+        .build()
+    }
+
+    /// A builder over a clock and a spawner.
+    pub fn builder(clock: Arc<dyn Clock>, spawner: Arc<dyn Spawner>) -> SchedulerBuilder {
+        SchedulerBuilder {
+            clock,
+            spawner,
+            store: None,
+            seed: None,
+            instance_id: None,
+            settings: Settings {
+                buffer_capacity: 100_000,
+                batch: 512,
+                flush_timeout: Duration::from_secs(30),
+                heartbeat_interval: Duration::from_secs(10),
+                stale_after: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// This instance's id, as written in its records.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The scheduler's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The store records go to.
+    pub fn store(&self) -> &Arc<dyn ExecutionStore> {
+        &self.inner.store
+    }
+
+    /// The state of the buffer in front of the store.
+    pub fn store_health(&self) -> StoreHealth {
+        self.inner.recorder.health()
+    }
+
+    /// The lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        self.inner.lock().phase
+    }
+
+    /// Registers a job. Fails, quoting the bad value, on an empty id or name,
+    /// a duplicate id, an invalid schedule or time zone, a zero interval or
+    /// timeout, or an unusable retry, misfire or jitter setting.
+    pub fn register(&self, cfg: JobConfig) -> Result<()> {
+        let job = self.validate(cfg)?;
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
+            return Err(Error::Stopped);
+        }
+        if st.jobs.contains_key(&job.spec.id) {
+            return Err(Error::DuplicateJob(job.spec.id.to_string()));
+        }
+        let id = job.spec.id.clone();
+        tracing::debug!(job_id = %id, schedule = %job.schedule, "job registered");
+        st.jobs.insert(id.clone(), job);
+        if st.phase == Phase::Running {
+            self.plan_next(&mut st, &id, now);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, cfg: JobConfig) -> Result<Job> {
+        if cfg.id.trim().is_empty() {
+            return Err(Error::EmptyId(cfg.name));
+        }
+        if cfg.name.trim().is_empty() {
+            return Err(Error::EmptyName(cfg.id));
+        }
+        let mut schedule = match &cfg.schedule {
+            Some(s) => s.build()?,
+            None => {
+                return Err(Error::InvalidSchedule {
+                    input: String::new(),
+                    reason: format!("job \"{}\" has no schedule", cfg.id),
+                });
+            }
+        };
+        if let Some(tz) = &cfg.timezone {
+            schedule = schedule.with_timezone(tz)?;
+        }
+        if let Some(t) = cfg.timeout
+            && t.is_zero()
+        {
+            return Err(Error::ZeroTimeout { job: cfg.id, timeout: t });
+        }
+        cfg.retry
+            .validate()
+            .map_err(|reason| Error::InvalidRetry { job: cfg.id.clone(), reason })?;
+        if let crate::policy::MisfireMode::RunAll { max_runs: 0, .. } = cfg.misfire.mode {
+            return Err(Error::InvalidPolicy {
+                policy: "misfire",
+                job: cfg.id,
+                reason: "run_all max_runs must be at least 1, got 0".to_owned(),
+            });
+        }
+        let id: Arc<str> = cfg.id.into();
+        Ok(Job {
+            spec: Arc::new(Spec {
+                id,
+                handler: cfg.handler,
+                timeout: cfg.timeout,
+                retry: cfg.retry,
+            }),
+            name: cfg.name,
+            schedule,
+            overlap: cfg.overlap,
+            misfire: cfg.misfire,
+            jitter: cfg.jitter.filter(|j| !j.is_zero()),
+            paused: cfg.paused,
+            paused_at: None,
+            generation: 0,
+            next_nominal: None,
+            last_fire: None,
+            last_status: None,
+            running: Vec::new(),
+            backlog: VecDeque::new(),
+        })
+    }
+
+    /// Removes a job. Its running runs are cancelled at once (recorded
+    /// `cancelled`) and its waiting fires are recorded `skipped`.
+    pub fn unregister(&self, id: &str) -> Result<()> {
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        let job = st.jobs.remove(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        for run in &job.running {
+            run.cancel.cancel();
+            run.kill.cancel();
+        }
+        for fire in &job.backlog {
+            self.record_skip(&mut st, &job.spec.id, fire.nominal, now, "job unregistered");
+        }
+        tracing::info!(job_id = id, "job unregistered");
+        Ok(())
+    }
+
+    /// Pauses a job: no fire comes due until [`resume`](Self::resume). A run
+    /// in progress goes on.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        let job = st.jobs.get_mut(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        if !job.paused {
+            job.paused = true;
+            job.paused_at = Some(now);
+            job.generation += 1;
+            job.next_nominal = None;
+            tracing::info!(job_id = id, "job paused");
+        }
+        Ok(())
+    }
+
+    /// Resumes a paused job. The fires that came due while it was paused are
+    /// not run nor recorded, unless its misfire policy has `replay_paused`,
+    /// in which case they are planned like fires missed while down.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        let job = st.jobs.get_mut(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        if !job.paused {
+            return Ok(());
+        }
+        job.paused = false;
+        let paused_at = job.paused_at.take();
+        tracing::info!(job_id = id, "job resumed");
+        if st.phase == Phase::Running {
+            let job = st.jobs.get(id).expect("job present");
+            let replay_from = if job.misfire.replay_paused {
+                job.last_fire.or(paused_at).map(|last| last.max(paused_at.unwrap_or(last)))
+            } else {
+                None
+            };
+            let key = job.spec.id.clone();
+            match replay_from {
+                Some(last) => self.catch_up(&mut st, &key, last, now),
+                None => self.plan_next(&mut st, &key, now),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a job now, as a fire at the current time. It obeys the overlap
+    /// policy: with a run in progress, `Skip` records the trigger as
+    /// `skipped`, `Queue` queues it, `Allow` starts beside, `Replace` cancels
+    /// the old run. A paused job can be triggered.
+    pub fn trigger(&self, id: &str) -> Result<TriggerOutcome> {
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        if st.phase != Phase::Running {
+            return Err(match st.phase {
+                Phase::Created => Error::NotStarted,
+                _ => Error::Stopped,
+            });
+        }
+        let key = st.jobs.get(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?.spec.id.clone();
+        Ok(self.dispatch(&mut st, &key, Fire { nominal: now, manual: true }, now))
+    }
+
+    /// A listing of every job, sorted by id.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        let st = self.inner.lock();
+        let mut out: Vec<JobInfo> = st.jobs.values().map(Self::info).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// One job's listing.
+    pub fn job(&self, id: &str) -> Option<JobInfo> {
+        self.inner.lock().jobs.get(id).map(Self::info)
+    }
+
+    fn info(job: &Job) -> JobInfo {
+        JobInfo {
+            id: job.spec.id.to_string(),
+            name: job.name.clone(),
+            schedule: job.schedule.to_string(),
+            next_run: job.next_nominal,
+            last_run: job.last_fire,
+            last_status: job.last_status,
+            paused: job.paused,
+            running: job.running.len(),
+            queued: job.backlog.len(),
+            overlap: job.overlap,
+            timeout: job.spec.timeout,
+            max_attempts: job.spec.retry.max_attempts,
+        }
+    }
+
+    /// Starts firing.
+    ///
+    /// It first writes this instance's heartbeat, marks as `abandoned` the
+    /// runs left `running` by instances that stopped heartbeating, and reads
+    /// each job's last fire from the store: fires missed since then follow
+    /// the job's misfire policy. A store that fails here is logged and
+    /// treated as empty; jobs fire regardless.
+    pub async fn start(&self) -> Result<()> {
+        {
+            let mut st = self.inner.lock();
+            match st.phase {
+                Phase::Created => st.phase = Phase::Running,
+                Phase::Running => return Err(Error::AlreadyStarted),
+                Phase::Stopping | Phase::Stopped => return Err(Error::Stopped),
+            }
+        }
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let store = &inner.store;
+        if let Err(e) = store.heartbeat(&inner.instance_id, now).await {
+            tracing::warn!(error = %error_chain(&e), "could not write heartbeat at start");
+        }
+        match store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after).await {
+            Ok(rows) => {
+                for r in rows {
+                    tracing::warn!(
+                        job_id = %r.job_id,
+                        execution_id = %r.execution_id,
+                        attempt = r.attempt,
+                        instance_id = %r.instance_id,
+                        status = "abandoned",
+                        "run left running by a dead instance marked abandoned"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not mark abandoned runs at start")
+            }
+        }
+        let ids: Vec<String> = inner.lock().jobs.keys().map(|k| k.to_string()).collect();
+        let last = match store.last_fires(&ids).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not read last fires at start; missed runs are not planned");
+                HashMap::new()
+            }
+        };
+        let now = inner.clock.now();
+        {
+            let mut st = inner.lock();
+            let keys: Vec<Arc<str>> = st.jobs.keys().cloned().collect();
+            for key in keys {
+                match last.get(&*key) {
+                    Some(&l) => {
+                        if let Some(j) = st.jobs.get_mut(&key) {
+                            j.last_fire = Some(l);
+                        }
+                        self.catch_up(&mut st, &key, l, now)
+                    }
+                    None => self.plan_next(&mut st, &key, now),
+                }
+            }
+            st.background += 2;
+        }
+        let this = self.clone();
+        inner.spawner.spawn(Box::pin(async move { this.drive().await }));
+        let this = self.clone();
+        inner.spawner.spawn(Box::pin(async move { this.heartbeat_loop().await }));
+        let rec = inner.recorder.clone();
+        inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.clock.clone())));
+        tracing::info!(instance_id = %inner.instance_id, jobs = ids.len(), "scheduler started");
+        Ok(())
+    }
+
+    /// Stops the scheduler.
+    ///
+    /// It stops firing, records waiting fires as `skipped`, signals
+    /// cancellation to every running handler and waits up to `grace` for
+    /// them; those still running then are dropped and recorded `cancelled`.
+    /// It returns once every record reached the store, or once the flush
+    /// timeout passed with the store failing (then `unwritten` counts what
+    /// was lost, and the error is logged).
+    pub async fn stop(&self, grace: Duration) -> Result<StopReport> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let (was_running, shutdown) = {
+            let mut st = inner.lock();
+            match st.phase {
+                Phase::Running => {}
+                Phase::Created => {
+                    st.phase = Phase::Stopped;
+                    return Ok(StopReport::default());
+                }
+                Phase::Stopping | Phase::Stopped => return Err(Error::Stopped),
+            }
+            st.phase = Phase::Stopping;
+            let st = &mut *st;
+            let mut skips = Vec::new();
+            for job in st.jobs.values_mut() {
+                job.generation += 1;
+                job.next_nominal = None;
+                for fire in job.backlog.drain(..) {
+                    skips.push((job.spec.id.clone(), fire.nominal));
+                }
+                for run in &job.running {
+                    run.cancel.cancel();
+                }
+            }
+            st.heap.clear();
+            for (id, nominal) in skips {
+                self.record_skip(st, &id, nominal, now, "scheduler stopping");
+            }
+            (st.live_runs, st.shutdown.clone())
+        };
+        shutdown.cancel();
+        inner.wake.notify(usize::MAX);
+        tracing::info!(running = was_running, grace = ?grace, "scheduler stopping");
+
+        let deadline = now + chrono_dur(grace);
+        let all_done = self.wait_runs(Some(deadline)).await;
+        let mut report = StopReport::default();
+        if !all_done {
+            let st = inner.lock();
+            for job in st.jobs.values() {
+                for run in &job.running {
+                    run.kill.cancel();
+                }
+            }
+            report.dropped = st.live_runs;
+        }
+        report.finished_in_grace = was_running - report.dropped;
+        self.wait_runs(None).await;
+        self.wait_background().await;
+
+        let flush_deadline = inner.clock.now() + chrono_dur(inner.settings.flush_timeout);
+        if !inner.recorder.flush(&*inner.clock, flush_deadline).await {
+            let h = inner.recorder.health();
+            report.unwritten = h.buffered;
+            tracing::error!(
+                unwritten = h.buffered,
+                error = h.last_error.as_deref().unwrap_or(""),
+                "stop: store still failing at the flush deadline; records lost"
+            );
+        }
+        inner.recorder.close();
+        inner.lock().phase = Phase::Stopped;
+        tracing::info!(?report, "scheduler stopped");
+        Ok(report)
+    }
+
+    async fn wait_runs(&self, deadline: Option<DateTime<Utc>>) -> bool {
+        loop {
+            let listener = self.inner.idle.listen();
+            if self.inner.lock().live_runs == 0 {
+                return true;
+            }
+            match deadline {
+                Some(d) => {
+                    if self.inner.clock.now() >= d {
+                        return false;
+                    }
+                    let sleep = self.inner.clock.sleep_until(d);
+                    if let Either::Right(_) = select(listener, sleep).await {
+                        return self.inner.lock().live_runs == 0;
+                    }
+                }
+                None => listener.await,
+            }
+        }
+    }
+
+    async fn wait_background(&self) {
+        loop {
+            let listener = self.inner.idle.listen();
+            if self.inner.lock().background == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    // ---- planning -------------------------------------------------------
+
+    /// Plans the job's next fire strictly after `after`.
+    fn plan_next(&self, st: &mut State, key: &Arc<str>, after: DateTime<Utc>) {
+        let Some(job) = st.jobs.get_mut(key) else { return };
+        job.generation += 1;
+        job.next_nominal = None;
+        if job.paused {
+            return;
+        }
+        let Some(nominal) = job.schedule.next_after(after) else {
+            tracing::debug!(job_id = %key, "no further fire");
+            return;
+        };
+        let mut due = nominal;
+        if let Some(max) = job.jitter {
+            let room = job
+                .schedule
+                .next_after(nominal)
+                .map(|n| std_dur(nominal, n).saturating_sub(Duration::from_millis(1)))
+                .unwrap_or(max);
+            let bound = u64::try_from(max.min(room).as_millis()).unwrap_or(u64::MAX);
+            due += chrono::Duration::milliseconds(st.rng.u64(0..=bound) as i64);
+        }
+        job.next_nominal = Some(nominal);
+        let generation = job.generation;
+        tracing::debug!(job_id = %key, next_run = %nominal, due = %due, "next run planned");
+        st.seq += 1;
+        let entry = Entry { due, seq: st.seq, nominal, generation, job: key.clone() };
+        st.heap.push(Reverse(entry));
+        if st.driver_wake.is_none_or(|w| due < w) {
+            st.driver_wake = Some(due);
+            self.inner.wake.notify(1);
+        }
+    }
+
+    /// Applies the misfire policy to the fires after `last` up to `now`,
+    /// then plans the next fire.
+    fn catch_up(&self, st: &mut State, key: &Arc<str>, last: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(job) = st.jobs.get(key) else { return };
+        if job.paused {
+            return;
+        }
+        let plan = job.misfire.plan(&job.schedule, last, now);
+        if plan.skipped_unlisted > 0 {
+            let first = plan.first_unlisted.expect("set with a count");
+            tracing::warn!(job_id = %key, count = plan.skipped_unlisted, first = %first, "missed fires skipped, too many to list");
+            self.record_skip(
+                st,
+                key,
+                first,
+                now,
+                &format!(
+                    "misfire: {} missed fires from {first} skipped (too many to list one by one)",
+                    plan.skipped_unlisted
+                ),
+            );
+        }
+        for t in &plan.skip {
+            self.record_skip(st, key, *t, now, "misfire: missed while down or stalled");
+        }
+        // The first missed fire goes through the overlap policy; further
+        // catch-up fires (RunAll) wait in the backlog and run one after another.
+        for (i, t) in plan.run.iter().enumerate() {
+            tracing::info!(job_id = %key, scheduled_at = %t, "running a missed fire");
+            let fire = Fire { nominal: *t, manual: false };
+            if i == 0 {
+                self.dispatch(st, key, fire, now);
+            } else if let Some(job) = st.jobs.get_mut(key) {
+                job.last_fire = Some(job.last_fire.map_or(*t, |l| l.max(*t)));
+                job.backlog.push_back(fire);
+            }
+        }
+        self.plan_next(st, key, now.max(last));
+    }
+
+    /// Starts, queues or skips a fire per the overlap policy.
+    fn dispatch(
+        &self,
+        st: &mut State,
+        key: &Arc<str>,
+        fire: Fire,
+        now: DateTime<Utc>,
+    ) -> TriggerOutcome {
+        let Some(job) = st.jobs.get_mut(key) else { return TriggerOutcome::Skipped };
+        if !fire.manual {
+            job.last_fire = Some(job.last_fire.map_or(fire.nominal, |l| l.max(fire.nominal)));
+        }
+        if job.running.is_empty() {
+            return self.start_run(st, key, fire);
+        }
+        match job.overlap {
+            OverlapPolicy::Allow => self.start_run(st, key, fire),
+            OverlapPolicy::Replace => {
+                for run in &job.running {
+                    tracing::info!(job_id = %key, execution_id = %run.id, "replacing the running run");
+                    run.cancel.cancel();
+                    run.kill.cancel();
+                }
+                self.start_run(st, key, fire)
+            }
+            OverlapPolicy::Queue if job.backlog.is_empty() => {
+                job.backlog.push_back(fire);
+                tracing::info!(job_id = %key, scheduled_at = %fire.nominal, "fire queued behind the running run");
+                TriggerOutcome::Queued
+            }
+            OverlapPolicy::Queue | OverlapPolicy::Skip => {
+                let reason = match job.overlap {
+                    OverlapPolicy::Queue => "overlap policy queue: a fire is already queued",
+                    _ => "overlap policy skip: the previous run is still running",
+                };
+                self.record_skip(st, key, fire.nominal, now, reason);
+                TriggerOutcome::Skipped
+            }
+        }
+    }
+
+    fn record_skip(
+        &self,
+        st: &mut State,
+        key: &str,
+        nominal: DateTime<Utc>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) {
+        let execution_id = st.new_exec_id(self.inner.instance_bits);
+        tracing::info!(job_id = key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
+        self.inner.recorder.push(ExecutionEvent::Skipped(SkippedFire {
+            job_id: key.to_owned(),
+            execution_id,
+            scheduled_at: nominal,
+            decided_at: now,
+            reason: reason.to_owned(),
+            instance_id: self.inner.instance_id.to_string(),
+        }));
+    }
+
+    fn start_run(&self, st: &mut State, key: &Arc<str>, fire: Fire) -> TriggerOutcome {
+        let id = st.new_exec_id(self.inner.instance_bits);
+        let seed = st.rng.u64(..);
+        let Some(job) = st.jobs.get_mut(key) else { return TriggerOutcome::Skipped };
+        let cancel = CancellationToken::new();
+        let kill = CancellationToken::new();
+        job.running.push(RunHandle { id, cancel: cancel.clone(), kill: kill.clone() });
+        let spec = job.spec.clone();
+        st.live_runs += 1;
+        let this = self.clone();
+        self.inner.spawner.spawn(Box::pin(async move {
+            let status = this.run(&spec, id, fire, &cancel, &kill, seed).await;
+            this.run_ended(&spec.id, id, status);
+        }));
+        TriggerOutcome::Started { execution_id: id }
+    }
+
+    fn run_ended(&self, key: &Arc<str>, id: ExecutionId, status: ExecutionStatus) {
+        let mut st = self.inner.lock();
+        st.live_runs -= 1;
+        let mut next = None;
+        if let Some(job) = st.jobs.get_mut(key) {
+            job.running.retain(|r| r.id != id);
+            job.last_status = Some(status);
+            if job.running.is_empty() {
+                next = job.backlog.pop_front();
+            }
+        }
+        if let Some(fire) = next {
+            if st.phase == Phase::Running {
+                self.start_run(&mut st, key, fire);
+            } else {
+                let now = self.inner.clock.now();
+                self.record_skip(&mut st, key, fire.nominal, now, "scheduler stopping");
+            }
+        }
+        drop(st);
+        self.inner.idle.notify(usize::MAX);
+    }
+
+    // ---- tasks ----------------------------------------------------------
+
+    /// The driver: pops due fires, dispatches them, sleeps until the next.
+    async fn drive(self) {
+        let inner = &self.inner;
+        let shutdown = inner.lock().shutdown.clone();
+        loop {
+            let listener = inner.wake.listen();
+            let now = inner.clock.now();
+            let next_wake = {
+                let mut st = inner.lock();
+                if st.phase != Phase::Running {
+                    break;
+                }
+                // While popping, fires planned at or after `now` need no wake-up.
+                st.driver_wake = Some(now);
+                while st.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
+                    let Reverse(entry) = st.heap.pop().expect("peeked");
+                    self.fire_entry(&mut st, entry, now);
+                }
+                let next = st.heap.peek().map(|Reverse(e)| e.due);
+                st.driver_wake = next;
+                next
+            };
+            match next_wake {
+                Some(t) => {
+                    let sleep = inner.clock.sleep_until(t);
+                    select(listener, sleep).await;
+                }
+                None => {
+                    select(listener, Box::pin(shutdown.cancelled())).await;
+                }
+            }
+        }
+        self.background_done();
+    }
+
+    fn fire_entry(&self, st: &mut State, entry: Entry, now: DateTime<Utc>) {
+        let Some(job) = st.jobs.get(&entry.job) else { return };
+        if job.generation != entry.generation {
+            return;
+        }
+        let key = entry.job;
+        let lateness = now - entry.due;
+        if lateness > chrono_dur(job.misfire.grace) {
+            tracing::warn!(job_id = %key, scheduled_at = %entry.nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
+            let before = entry.nominal - chrono::Duration::nanoseconds(1);
+            self.catch_up(st, &key, before, now);
+        } else {
+            self.dispatch(st, &key, Fire { nominal: entry.nominal, manual: false }, now);
+            self.plan_next(st, &key, entry.nominal);
+        }
+    }
+
+    async fn heartbeat_loop(self) {
+        let inner = &self.inner;
+        let shutdown = inner.lock().shutdown.clone();
+        loop {
+            let wake = inner.clock.now() + chrono_dur(inner.settings.heartbeat_interval);
+            let sleep = inner.clock.sleep_until(wake);
+            let stop = Box::pin(shutdown.cancelled());
+            if let Either::Right(_) = select(sleep, stop).await {
+                break;
+            }
+            let now = inner.clock.now();
+            if let Err(e) = inner.store.heartbeat(&inner.instance_id, now).await {
+                tracing::warn!(error = %error_chain(&e), "heartbeat failed");
+                continue;
+            }
+            match inner
+                .store
+                .mark_abandoned(&inner.instance_id, now, inner.settings.stale_after)
+                .await
+            {
+                Ok(rows) => {
+                    for r in rows {
+                        tracing::warn!(job_id = %r.job_id, execution_id = %r.execution_id, instance_id = %r.instance_id, "run of a dead instance marked abandoned");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %error_chain(&e), "abandoned-run sweep failed"),
+            }
+        }
+        self.background_done();
+    }
+
+    fn background_done(&self) {
+        self.inner.lock().background -= 1;
+        self.inner.idle.notify(usize::MAX);
+    }
+
+    /// One run: attempts with timeout and retry. Returns the final status.
+    async fn run(
+        &self,
+        spec: &Spec,
+        id: ExecutionId,
+        fire: Fire,
+        cancel: &CancellationToken,
+        kill: &CancellationToken,
+        seed: u64,
+    ) -> ExecutionStatus {
+        let inner = &self.inner;
+        let clock = &inner.clock;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut attempt = 1u32;
+        loop {
+            let started_at = clock.now();
+            inner.recorder.push(ExecutionEvent::Started(AttemptStart {
+                job_id: spec.id.to_string(),
+                execution_id: id,
+                attempt,
+                scheduled_at: fire.nominal,
+                started_at,
+                instance_id: inner.instance_id.to_string(),
+            }));
+            tracing::info!(job_id = %spec.id, execution_id = %id, attempt, scheduled_at = %fire.nominal, status = "running", "attempt started");
+            let token = cancel.child();
+            let ctx = JobContext {
+                job_id: spec.id.clone(),
+                execution_id: id,
+                attempt,
+                scheduled_at: fire.nominal,
+                cancel: token.clone(),
+                clock: clock.clone(),
+            };
+            let handler = spec.handler.clone();
+            let work = AssertUnwindSafe(async move { handler.run(ctx).await }).catch_unwind();
+            futures::pin_mut!(work);
+            let deadline = spec.timeout.map(|t| started_at + chrono_dur(t));
+            let timer = match deadline {
+                Some(d) => clock.sleep_until(d),
+                None => Box::pin(futures::future::pending()),
+            };
+            let killed = Box::pin(kill.cancelled());
+            let outcome = match select(work, select(timer, killed)).await {
+                Either::Left((res, _)) => Outcome::Done(res),
+                Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
+                Either::Right((Either::Right(_), _)) => Outcome::Killed,
+            };
+            token.cancel();
+            let ended_at = clock.now();
+            let duration = std_dur(started_at, ended_at);
+            let mut result = JobResult::default();
+            let (mut status, error) = match outcome {
+                Outcome::Done(Ok(r)) => {
+                    result = r;
+                    if result.success {
+                        (ExecutionStatus::Succeeded, None)
+                    } else if cancel.is_cancelled() {
+                        (ExecutionStatus::Cancelled, result.error.clone())
+                    } else {
+                        let e = result
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| "handler reported failure".to_owned());
+                        (ExecutionStatus::Failed, Some(e))
+                    }
+                }
+                Outcome::Done(Err(panic)) => {
+                    let msg = panic_message(&*panic);
+                    let status = if cancel.is_cancelled() {
+                        ExecutionStatus::Cancelled
+                    } else {
+                        ExecutionStatus::Failed
+                    };
+                    (status, Some(format!("handler panicked: {msg}")))
+                }
+                Outcome::TimedOut => (
+                    ExecutionStatus::TimedOut,
+                    Some(format!("timed out after {:?}", spec.timeout.unwrap_or_default())),
+                ),
+                Outcome::Killed => (
+                    ExecutionStatus::Cancelled,
+                    Some("cancelled: dropped without finishing".to_owned()),
+                ),
+            };
+            let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut);
+            let retry_next = retryable && spec.retry.has_next(attempt) && !cancel.is_cancelled();
+            if retryable && !retry_next && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
+                status = ExecutionStatus::RetriesExhausted;
+            }
+            inner.recorder.push(ExecutionEvent::Finished(AttemptEnd {
+                job_id: spec.id.to_string(),
+                execution_id: id,
+                attempt,
+                scheduled_at: fire.nominal,
+                started_at,
+                instance_id: inner.instance_id.to_string(),
+                status,
+                completed_at: ended_at,
+                duration,
+                error: error.clone(),
+                result: result.data,
+                metrics: result.metrics,
+            }));
+            log_end(&spec.id, id, attempt, status, duration, error.as_deref());
+            if !retry_next {
+                return status;
+            }
+            let delay = spec.retry.delay(attempt, &mut rng);
+            let at = ended_at + chrono_dur(delay);
+            tracing::info!(job_id = %spec.id, execution_id = %id, next_attempt = attempt + 1, at = %at, "retry planned");
+            let sleep = clock.sleep_until(at);
+            let stopped = Box::pin(cancel.cancelled());
+            if let Either::Right(_) = select(sleep, stopped).await {
+                tracing::info!(job_id = %spec.id, execution_id = %id, "cancelled during backoff; no further attempt");
+                return ExecutionStatus::Cancelled;
+            }
+            attempt += 1;
+        }
+    }
+}
+
+enum Outcome {
+    Done(std::thread::Result<JobResult>),
+    TimedOut,
+    Killed,
+}
+
+fn log_end(
+    job: &str,
+    id: ExecutionId,
+    attempt: u32,
+    status: ExecutionStatus,
+    duration: Duration,
+    error: Option<&str>,
+) {
+    let ms = crate::store::duration_ms(duration);
+    match status {
+        ExecutionStatus::Succeeded => {
+            tracing::info!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, "attempt ended")
+        }
+        _ => {
+            tracing::warn!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,425 @@
+//! Scheduler behaviour on the virtual clock: retries, timeouts,
+//! cancellation, panics, graceful stop, registry errors.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mscribe_scheduler::{
+    Clock, Error, ExecutionRecord, ExecutionStatus, JobConfig, JobContext, JobResult, JobScheduler,
+    LocalRuntime, MemoryStore, OverlapPolicy, RetryPolicy, Schedule,
+};
+
+struct World {
+    rt: LocalRuntime,
+    store: Arc<MemoryStore>,
+    sched: JobScheduler,
+    t0: DateTime<Utc>,
+}
+
+fn world() -> World {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::new());
+    let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+        .store(store.clone())
+        .seed(7)
+        .build();
+    let t0 = rt.clock().now();
+    World { rt, store, sched, t0 }
+}
+
+impl World {
+    fn start(&self) {
+        self.rt.block_on(self.sched.start()).expect("start");
+    }
+
+    fn stop(&self, grace: Duration) -> mscribe_scheduler::StopReport {
+        self.rt.block_on(self.sched.stop(grace)).expect("stop")
+    }
+
+    fn secs(&self, s: i64) -> DateTime<Utc> {
+        self.t0 + chrono::Duration::seconds(s)
+    }
+
+    fn rows(&self, job: &str) -> Vec<ExecutionRecord> {
+        let mut rows: Vec<_> = self.store.all().into_iter().filter(|r| r.job_id == job).collect();
+        rows.sort_by_key(|r| (r.started_at, r.attempt));
+        rows
+    }
+}
+
+fn failing() -> impl Fn(JobContext) -> futures::future::Ready<Result<(), String>> {
+    |_ctx| futures::future::ready(Err("boom".to_owned()))
+}
+
+#[test]
+fn attempts_start_at_exactly_the_backoff_instants() {
+    let w = world();
+    let retry = RetryPolicy::exponential(4)
+        .initial_delay(Duration::from_secs(2))
+        .multiplier(3.0)
+        .max_delay(Duration::from_secs(10));
+    w.sched
+        .register(JobConfig::new("flaky", failing()).schedule("@every 1h").retry(retry))
+        .unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(3600 + 60));
+    let rows = w.rows("flaky");
+    let starts: Vec<_> = rows.iter().map(|r| r.started_at).collect();
+    // Fire at 1h; attempts after 2 s, 6 s, then the cap of 10 s.
+    assert_eq!(starts, vec![w.secs(3600), w.secs(3602), w.secs(3608), w.secs(3618)]);
+    let statuses: Vec<_> = rows.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ExecutionStatus::Failed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::RetriesExhausted
+        ]
+    );
+    assert!(rows.iter().all(|r| r.error.as_deref() == Some("boom")));
+    assert!(rows.windows(2).all(|p| p[0].execution_id == p[1].execution_id));
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn a_hanging_handler_ends_exactly_at_its_timeout() {
+    let w = world();
+    let saw_cancel = Arc::new(AtomicU32::new(0));
+    let seen = saw_cancel.clone();
+    let hang = move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            // Ignores cancellation apart from noting it: never returns.
+            let _guard = NoteOnDrop(seen, ctx.cancel.clone());
+            futures::future::pending::<()>().await;
+        }
+    };
+    w.sched
+        .register(
+            JobConfig::new("hang", hang)
+                .schedule(60_000u64.to_string())
+                .timeout(Duration::from_millis(1500)),
+        )
+        .unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(62));
+    let rows = w.rows("hang");
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.status, ExecutionStatus::TimedOut);
+    assert_eq!(r.started_at, w.secs(60));
+    assert_eq!(r.completed_at, Some(w.secs(60) + chrono::Duration::milliseconds(1500)));
+    assert_eq!(r.duration_ms, Some(1500));
+    assert_eq!(r.error.as_deref(), Some("timed out after 1.5s"));
+    assert_eq!(saw_cancel.load(Ordering::SeqCst), 1, "the token fired before the drop");
+    w.stop(Duration::ZERO);
+}
+
+struct NoteOnDrop(Arc<AtomicU32>, mscribe_scheduler::CancellationToken);
+
+impl Drop for NoteOnDrop {
+    fn drop(&mut self) {
+        if self.1.is_cancelled() {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn cancelling_mid_backoff_stops_all_further_attempts() {
+    let w = world();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let handler = move |_ctx: JobContext| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>("nope") }
+    };
+    let retry = RetryPolicy::exponential(10).initial_delay(Duration::from_secs(30));
+    w.sched.register(JobConfig::new("r", handler).schedule("@every 10m").retry(retry)).unwrap();
+    w.start();
+    // First attempt at 600 s fails; next would be at 630 s.
+    w.rt.advance(Duration::from_secs(610));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    w.sched.unregister("r").unwrap();
+    w.rt.advance(Duration::from_secs(3600));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no attempt after cancellation");
+    let rows = w.rows("r");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, ExecutionStatus::Failed);
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn stop_during_backoff_stops_attempts_and_leaves_nothing_running() {
+    let w = world();
+    let retry = RetryPolicy::exponential(5).initial_delay(Duration::from_secs(30));
+    w.sched.register(JobConfig::new("r", failing()).schedule("@every 1m").retry(retry)).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(65));
+    let report = w.stop(Duration::from_secs(5));
+    assert_eq!(report.dropped, 0);
+    // Stop returns immediately: the run was only waiting for its backoff.
+    assert_eq!(w.rt.clock().now(), w.secs(65));
+    let rows = w.rows("r");
+    assert_eq!(rows.len(), 1);
+    assert!(rows.iter().all(|r| r.status != ExecutionStatus::Running));
+}
+
+#[test]
+fn a_panicking_handler_is_a_failed_attempt_and_others_keep_firing() {
+    let w = world();
+    let ticks = Arc::new(AtomicU32::new(0));
+    let t = ticks.clone();
+    w.sched
+        .register(
+            JobConfig::new("panics", |_ctx: JobContext| async {
+                if true {
+                    panic!("handler bug")
+                }
+            })
+            .schedule("@every 10s"),
+        )
+        .unwrap();
+    w.sched
+        .register(
+            JobConfig::new("steady", move |_ctx: JobContext| {
+                t.fetch_add(1, Ordering::SeqCst);
+                async {}
+            })
+            .schedule("@every 10s"),
+        )
+        .unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(60));
+    let panics = w.rows("panics");
+    assert_eq!(panics.len(), 6);
+    assert!(panics.iter().all(|r| r.status == ExecutionStatus::Failed));
+    assert_eq!(panics[0].error.as_deref(), Some("handler panicked: handler bug"));
+    assert_eq!(ticks.load(Ordering::SeqCst), 6);
+    assert!(w.rows("steady").iter().all(|r| r.status == ExecutionStatus::Succeeded));
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn stop_waits_for_a_cooperative_handler_and_cuts_off_a_stubborn_one() {
+    let w = world();
+    // Cooperative: works 100 s, but notices cancellation and finishes 2 s later.
+    let coop = |ctx: JobContext| async move {
+        if ctx.sleep(Duration::from_secs(100)).await {
+            return JobResult::ok();
+        }
+        ctx.clock().sleep_until(ctx.clock().now() + chrono::Duration::seconds(2)).await;
+        JobResult::ok().with_data(serde_json::json!({"cleaned_up": true}))
+    };
+    let stubborn = |ctx: JobContext| async move {
+        ctx.clock().sleep_until(ctx.clock().now() + chrono::Duration::hours(5)).await;
+    };
+    w.sched.register(JobConfig::new("coop", coop).schedule("@every 1m")).unwrap();
+    w.sched.register(JobConfig::new("stubborn", stubborn).schedule("@every 1m")).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(70));
+    let stop_at = w.rt.clock().now();
+    let report = w.stop(Duration::from_secs(10));
+    assert_eq!(report.finished_in_grace, 1);
+    assert_eq!(report.dropped, 1);
+    assert_eq!(w.rt.clock().now(), stop_at + chrono::Duration::seconds(10));
+    let coop = w.rows("coop");
+    assert_eq!(coop.len(), 1);
+    assert_eq!(coop[0].status, ExecutionStatus::Succeeded);
+    assert_eq!(coop[0].completed_at, Some(stop_at + chrono::Duration::seconds(2)));
+    let stubborn = w.rows("stubborn");
+    assert_eq!(stubborn[0].status, ExecutionStatus::Cancelled);
+    assert_eq!(stubborn[0].completed_at, Some(stop_at + chrono::Duration::seconds(10)));
+    assert!(w.store.all().iter().all(|r| r.status != ExecutionStatus::Running));
+}
+
+#[test]
+fn jobs_reports_next_and_last_run_and_status() {
+    let w = world();
+    w.sched.register(JobConfig::new("a", failing()).name("Job A").schedule("*/5 * * * *")).unwrap();
+    w.start();
+    let info = w.sched.job("a").unwrap();
+    assert_eq!(info.next_run, Some(w.secs(300)));
+    assert_eq!(info.last_run, None);
+    w.rt.advance(Duration::from_secs(301));
+    let info = w.sched.job("a").unwrap();
+    assert_eq!(info.name, "Job A");
+    assert_eq!(info.next_run, Some(w.secs(600)));
+    assert_eq!(info.last_run, Some(w.secs(300)));
+    assert_eq!(info.last_status, Some(ExecutionStatus::Failed));
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn overlap_skip_records_the_skipped_fire() {
+    let w = world();
+    let slow = |ctx: JobContext| async move {
+        ctx.sleep(Duration::from_secs(25)).await;
+    };
+    w.sched
+        .register(JobConfig::new("slow", slow).schedule("@every 10s").overlap(OverlapPolicy::Skip))
+        .unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(31));
+    let st: Vec<_> = w.rows("slow").iter().map(|r| (r.scheduled_at, r.status)).collect();
+    assert_eq!(
+        st,
+        vec![
+            (w.secs(10), ExecutionStatus::Succeeded),
+            (w.secs(20), ExecutionStatus::Skipped),
+            (w.secs(30), ExecutionStatus::Skipped),
+        ]
+    );
+    w.stop(Duration::from_secs(60));
+}
+
+#[test]
+fn many_jobs_register_and_fire_without_scanning() {
+    let w = world();
+    let count = Arc::new(AtomicU32::new(0));
+    for i in 0..2_000 {
+        let c = count.clone();
+        w.sched
+            .register(
+                JobConfig::new(format!("job-{i}"), move |_ctx: JobContext| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    async {}
+                })
+                .schedule(Schedule::interval(Duration::from_millis(1000 + i % 7)).unwrap()),
+            )
+            .unwrap();
+    }
+    w.start();
+    w.rt.advance(Duration::from_secs(10));
+    let expected: u32 = (0..2_000u64).map(|i| (10_000 / (1000 + i % 7)) as u32).sum();
+    assert_eq!(count.load(Ordering::Relaxed), expected);
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn registration_errors() {
+    let w = world();
+    let ok = || JobConfig::new("x", |_c: JobContext| async {}).schedule("@hourly");
+    w.sched.register(ok()).unwrap();
+    let errs: Vec<String> = vec![
+        w.sched.register(ok()).unwrap_err(),
+        w.sched.register(ok().name(" ")).unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("", |_c: JobContext| async {}).name("nameless").schedule("@hourly"),
+            )
+            .unwrap_err(),
+        w.sched.register(JobConfig::new("y", |_c: JobContext| async {})).unwrap_err(),
+        w.sched
+            .register(JobConfig::new("y", |_c: JobContext| async {}).schedule("61 * * * *"))
+            .unwrap_err(),
+        w.sched
+            .register(JobConfig::new("y", |_c: JobContext| async {}).schedule(Duration::ZERO))
+            .unwrap_err(),
+        w.sched.register(JobConfig::new("y", |_c: JobContext| async {}).schedule("0")).unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .schedule("@daily")
+                    .timezone("Mars/Olympus"),
+            )
+            .unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .schedule("@daily")
+                    .timeout(Duration::ZERO),
+            )
+            .unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .schedule("@daily")
+                    .retry(RetryPolicy::exponential(0)),
+            )
+            .unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .schedule("@daily")
+                    .retry(RetryPolicy::exponential(3).multiplier(0.5)),
+            )
+            .unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .schedule("@daily")
+                    .misfire(mscribe_scheduler::MisfirePolicy::run_all(Duration::from_secs(60), 0)),
+            )
+            .unwrap_err(),
+    ]
+    .into_iter()
+    .map(|e: Error| e.to_string())
+    .collect();
+    insta::assert_snapshot!(errs.join("\n"));
+    assert!(matches!(w.sched.trigger("x"), Err(Error::NotStarted)));
+    assert!(matches!(w.sched.pause("nope"), Err(Error::UnknownJob(_))));
+}
+
+#[test]
+fn trigger_under_skip_while_running_is_recorded_skipped() {
+    let w = world();
+    let slow = |ctx: JobContext| async move {
+        ctx.sleep(Duration::from_secs(30)).await;
+    };
+    w.sched.register(JobConfig::new("slow", slow).schedule("@hourly")).unwrap();
+    w.start();
+    let first = w.sched.trigger("slow").unwrap();
+    assert!(matches!(first, mscribe_scheduler::TriggerOutcome::Started { .. }));
+    w.rt.advance(Duration::from_secs(5));
+    assert_eq!(w.sched.trigger("slow").unwrap(), mscribe_scheduler::TriggerOutcome::Skipped);
+    w.rt.advance(Duration::from_secs(60));
+    let st: Vec<_> = w.rows("slow").iter().map(|r| r.status).collect();
+    assert_eq!(st, vec![ExecutionStatus::Succeeded, ExecutionStatus::Skipped]);
+    w.stop(Duration::ZERO);
+}
+
+#[test]
+fn same_seed_same_history() {
+    fn run(seed: u64) -> Vec<(String, DateTime<Utc>, ExecutionStatus, String)> {
+        let rt = LocalRuntime::new();
+        let store = Arc::new(MemoryStore::new());
+        let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+            .store(store.clone())
+            .seed(seed)
+            .build();
+        let log = Arc::new(Mutex::new(0u32));
+        for i in 0..20 {
+            let log = log.clone();
+            let retry = RetryPolicy::exponential(3).jitter(mscribe_scheduler::Jitter::Full);
+            sched
+                .register(
+                    JobConfig::new(format!("j{i}"), move |_c: JobContext| {
+                        let mut n = log.lock().unwrap();
+                        *n += 1;
+                        let fail = (*n).is_multiple_of(3);
+                        async move { if fail { Err("odd") } else { Ok(()) } }
+                    })
+                    .schedule(format!("@every {}s", 5 + i))
+                    .jitter(Duration::from_secs(2))
+                    .retry(retry),
+                )
+                .unwrap();
+        }
+        rt.block_on(sched.start()).unwrap();
+        rt.advance(Duration::from_secs(600));
+        rt.block_on(sched.stop(Duration::ZERO)).unwrap();
+        store
+            .all()
+            .into_iter()
+            .map(|r| (r.job_id, r.started_at, r.status, r.execution_id.to_string()))
+            .collect()
+    }
+    let a = run(99);
+    assert!(a.len() > 500);
+    assert_eq!(a, run(99));
+    assert_ne!(a, run(100));
+}
