@@ -90,7 +90,10 @@ impl RetryPolicy {
             return Err("max_attempts must be at least 1, got 0".to_owned());
         }
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return Err(format!("multiplier must be a finite number >= 1, got {}", self.multiplier));
+            return Err(format!(
+                "multiplier must be a finite number >= 1, got {}",
+                self.multiplier
+            ));
         }
         if self.max_delay < self.initial_delay {
             return Err(format!(
@@ -163,7 +166,9 @@ mod tests {
             RetryPolicy::exponential(0).validate().unwrap_err(),
             "max_attempts must be at least 1, got 0"
         );
-        assert!(RetryPolicy::exponential(3).multiplier(0.5).validate().unwrap_err().contains("0.5"));
+        assert!(
+            RetryPolicy::exponential(3).multiplier(0.5).validate().unwrap_err().contains("0.5")
+        );
     }
 
     proptest! {
