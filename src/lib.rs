@@ -77,7 +77,9 @@ pub use recorder::StoreHealth;
 pub use retry::{Jitter, RetryPolicy};
 pub use runtime::{LocalRuntime, Spawner};
 pub use schedule::Schedule;
-pub use scheduler::{JobInfo, JobScheduler, Phase, SchedulerBuilder, StopReport, TriggerOutcome};
+pub use scheduler::{
+    JobInfo, JobScheduler, Observer, Phase, SchedulerBuilder, StopReport, TriggerOutcome,
+};
 pub use store::{
     ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
     MemoryStore, PrunePolicy, StoreError,

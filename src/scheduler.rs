@@ -97,6 +97,14 @@ pub enum Phase {
     Stopped,
 }
 
+/// Sees every record as the scheduler makes it, before the store buffer:
+/// the hook for metrics and alerts. It runs inline on the scheduler's hot
+/// path, so it must be quick and must not block.
+pub trait Observer: Send + Sync + fmt::Debug + 'static {
+    /// Called once per event, in order per job.
+    fn on_event(&self, event: &ExecutionEvent);
+}
+
 /// Settings of a scheduler, set through [`SchedulerBuilder`].
 #[derive(Debug, Clone)]
 struct Settings {
@@ -126,6 +134,7 @@ pub struct SchedulerBuilder {
     store: Option<Arc<dyn ExecutionStore>>,
     seed: Option<u64>,
     instance_id: Option<String>,
+    observers: Vec<Arc<dyn Observer>>,
     settings: Settings,
 }
 
@@ -146,6 +155,12 @@ impl SchedulerBuilder {
     /// Records go to `store` (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Adds an observer of every record (metrics, alerts).
+    pub fn observer(mut self, o: Arc<dyn Observer>) -> Self {
+        self.observers.push(o);
         self
     }
 
@@ -207,6 +222,7 @@ impl SchedulerBuilder {
                 recorder,
                 instance_id: instance_id.into(),
                 instance_bits,
+                observers: self.observers,
                 settings: self.settings,
                 state: Mutex::new(State {
                     phase: Phase::Created,
@@ -256,6 +272,7 @@ struct Inner {
     recorder: Arc<Recorder>,
     instance_id: Arc<str>,
     instance_bits: u64,
+    observers: Vec<Arc<dyn Observer>>,
     settings: Settings,
     state: Mutex<State>,
     /// Wakes the driver (an earlier fire, or stop).
@@ -332,6 +349,14 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("scheduler state lock")
     }
+
+    /// Hands an event to the observers, then to the store buffer.
+    fn record(&self, ev: ExecutionEvent) {
+        for o in &self.observers {
+            o.on_event(&ev);
+        }
+        self.recorder.push(ev);
+    }
 }
 
 impl State {
@@ -371,6 +396,7 @@ impl JobScheduler {
             store: None,
             seed: None,
             instance_id: None,
+            observers: Vec::new(),
             settings: Settings {
                 buffer_capacity: 100_000,
                 batch: 512,
@@ -399,6 +425,17 @@ impl JobScheduler {
     /// The state of the buffer in front of the store.
     pub fn store_health(&self) -> StoreHealth {
         self.inner.recorder.health()
+    }
+
+    /// How far the earliest pending fire is behind the clock: zero while the
+    /// driver keeps up; growing when it is stalled (a health signal).
+    pub fn overdue(&self) -> Duration {
+        let now = self.inner.clock.now();
+        let st = self.inner.lock();
+        match (st.phase, st.heap.peek()) {
+            (Phase::Running, Some(Reverse(e))) => std_dur(e.due, now),
+            _ => Duration::ZERO,
+        }
     }
 
     /// The lifecycle phase.
@@ -903,7 +940,7 @@ impl JobScheduler {
     ) {
         let execution_id = st.new_exec_id(self.inner.instance_bits);
         tracing::info!(job_id = key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
-        self.inner.recorder.push(ExecutionEvent::Skipped(SkippedFire {
+        self.inner.record(ExecutionEvent::Skipped(SkippedFire {
             job_id: key.to_owned(),
             execution_id,
             scheduled_at: nominal,
@@ -1059,7 +1096,7 @@ impl JobScheduler {
         let mut attempt = 1u32;
         loop {
             let started_at = clock.now();
-            inner.recorder.push(ExecutionEvent::Started(AttemptStart {
+            inner.record(ExecutionEvent::Started(AttemptStart {
                 job_id: spec.id.to_string(),
                 execution_id: id,
                 attempt,
@@ -1133,7 +1170,7 @@ impl JobScheduler {
             if retryable && !retry_next && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
                 status = ExecutionStatus::RetriesExhausted;
             }
-            inner.recorder.push(ExecutionEvent::Finished(AttemptEnd {
+            inner.record(ExecutionEvent::Finished(AttemptEnd {
                 job_id: spec.id.to_string(),
                 execution_id: id,
                 attempt,
