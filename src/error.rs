@@ -42,6 +42,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A job registered without a schedule.
+    #[error("job \"{0}\" has no schedule")]
+    MissingSchedule(String),
     /// An IANA time zone name that chrono-tz does not know.
     #[error("unknown time zone \"{0}\"")]
     UnknownTimeZone(String),

@@ -226,7 +226,7 @@ impl SchedulerBuilder {
                 settings: self.settings,
                 state: Mutex::new(State {
                     phase: Phase::Created,
-                    jobs: HashMap::new(),
+                    jobs: JobMap::default(),
                     heap: BinaryHeap::new(),
                     seq: 0,
                     rng,
@@ -281,9 +281,13 @@ struct Inner {
     idle: Event,
 }
 
+/// A fixed-key hasher: the job map iterates in the same order in every run
+/// with the same registrations, which keeps simulations repeatable.
+type JobMap = HashMap<Arc<str>, Job, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
+
 struct State {
     phase: Phase,
-    jobs: HashMap<Arc<str>, Job>,
+    jobs: JobMap,
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
     rng: fastrand::Rng,
@@ -474,12 +478,7 @@ impl JobScheduler {
         }
         let mut schedule = match &cfg.schedule {
             Some(s) => s.build()?,
-            None => {
-                return Err(Error::InvalidSchedule {
-                    input: String::new(),
-                    reason: format!("job \"{}\" has no schedule", cfg.id),
-                });
-            }
+            None => return Err(Error::MissingSchedule(cfg.id)),
         };
         if let Some(tz) = &cfg.timezone {
             schedule = schedule.with_timezone(tz)?;
@@ -1234,5 +1233,38 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobContext;
+    use crate::runtime::LocalRuntime;
+
+    /// Runs with or without the `tokio` feature: the engine needs no tokio.
+    #[test]
+    fn runs_on_the_local_runtime_without_tokio() {
+        let rt = LocalRuntime::new();
+        let store = Arc::new(MemoryStore::new());
+        let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+            .store(store.clone())
+            .seed(1)
+            .build();
+        s.register(
+            JobConfig::new("t", |ctx: JobContext| async move {
+                ctx.sleep(Duration::from_secs(1)).await;
+            })
+            .schedule(Duration::from_secs(10)),
+        )
+        .unwrap();
+        rt.block_on(s.start()).unwrap();
+        rt.advance(Duration::from_secs(100));
+        let report = rt.block_on(s.stop(Duration::from_secs(5))).unwrap();
+        assert_eq!(report, StopReport::default());
+        let rows = store.all();
+        assert_eq!(rows.len(), 10);
+        assert!(rows.iter().all(|r| r.status == ExecutionStatus::Succeeded));
+        assert_eq!(s.phase(), Phase::Stopped);
     }
 }
