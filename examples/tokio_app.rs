@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mscribe_scheduler::{
-    ExecutionStore, HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, RetryPolicy,
+    HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, RetryPolicy,
 };
 
 #[tokio::main]

@@ -63,6 +63,9 @@ pub mod retry;
 pub mod runtime;
 pub mod schedule;
 mod scheduler;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim;
 pub mod store;
 
 pub use cancel::CancellationToken;

@@ -451,7 +451,7 @@ impl JobScheduler {
     /// a duplicate id, an invalid schedule or time zone, a zero interval or
     /// timeout, or an unusable retry, misfire or jitter setting.
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
-        let job = self.validate(cfg)?;
+        let job = Self::validate(cfg)?;
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
@@ -469,7 +469,7 @@ impl JobScheduler {
         Ok(())
     }
 
-    fn validate(&self, cfg: JobConfig) -> Result<Job> {
+    fn validate(cfg: JobConfig) -> Result<Job> {
         if cfg.id.trim().is_empty() {
             return Err(Error::EmptyId(cfg.name));
         }

@@ -511,20 +511,37 @@ struct MemoryRows {
     heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
     rows: Vec<ExecutionRecord>,
     by_key: std::collections::HashMap<(ExecutionId, u32), usize>,
+    /// Indices of rows in `running`, so the abandonment sweep does not scan history.
+    running: std::collections::BTreeSet<usize>,
 }
 
 impl MemoryRows {
     fn upsert(&mut self, rec: ExecutionRecord) {
         let key = (rec.execution_id, rec.attempt);
         if !self.by_key.contains_key(&key) {
+            if rec.status == ExecutionStatus::Running {
+                self.running.insert(self.rows.len());
+            }
             self.by_key.insert(key, self.rows.len());
             self.rows.push(rec);
         }
     }
 
+    fn end(&mut self, i: usize, e: &AttemptEnd) {
+        self.rows[i].apply_end(e);
+        self.running.remove(&i);
+    }
+
     fn reindex(&mut self) {
         self.by_key =
             self.rows.iter().enumerate().map(|(i, r)| ((r.execution_id, r.attempt), i)).collect();
+        self.running = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status == ExecutionStatus::Running)
+            .map(|(i, _)| i)
+            .collect();
     }
 }
 
@@ -559,7 +576,7 @@ impl ExecutionStore for MemoryStore {
                 ExecutionEvent::Started(s) => g.upsert(ExecutionRecord::from_start(s)),
                 ExecutionEvent::Skipped(s) => g.upsert(ExecutionRecord::from_skip(s)),
                 ExecutionEvent::Finished(e) => match g.by_key.get(&(e.execution_id, e.attempt)) {
-                    Some(&i) => g.rows[i].apply_end(e),
+                    Some(&i) => g.end(i, e),
                     None => g.upsert(ExecutionRecord::from_end(e)),
                 },
             }
@@ -607,16 +624,19 @@ impl ExecutionStore for MemoryStore {
         let cutoff = now - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
         let g = &mut *g;
         let mut changed = Vec::new();
-        for r in g.rows.iter_mut() {
+        let running: Vec<usize> = g.running.iter().copied().collect();
+        for i in running {
+            let r = &mut g.rows[i];
             let alive = r.instance_id == own_instance
                 || g.heartbeats.get(&r.instance_id).is_some_and(|hb| *hb >= cutoff);
-            if r.status == ExecutionStatus::Running && !alive {
+            if !alive {
                 r.status = ExecutionStatus::Abandoned;
                 r.completed_at = Some(now);
                 r.duration_ms =
                     Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
                 r.error = Some(format!("instance {} stopped while the attempt ran", r.instance_id));
                 changed.push(r.clone());
+                g.running.remove(&i);
             }
         }
         Ok(changed)
