@@ -1,0 +1,381 @@
+//! What both SQL backends share: turning events into rows, and checking and
+//! decoding the values that cross into and out of SQL.
+
+use chrono::{DateTime, TimeZone, Timelike, Utc};
+use mscribe_scheduler::store::{ExecutionEvent, ExecutionId, Metrics, StoreResult, duration_ms};
+use mscribe_scheduler::{ExecutionStatus, StoreError};
+use serde_json::Value;
+
+/// The earliest timestamp a store accepts: 0001-01-01T00:00:00Z.
+pub(crate) fn min_ts() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().expect("valid constant date")
+}
+
+/// The latest timestamp a store accepts: 9999-12-31T23:59:59.999999Z.
+pub(crate) fn max_ts() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single().expect("valid constant date")
+        + chrono::Duration::microseconds(999_999)
+}
+
+/// Truncates to whole microseconds (what both backends keep).
+pub(crate) fn trunc_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = t.nanosecond();
+    t.with_nanosecond(nanos - nanos % 1000).unwrap_or(t)
+}
+
+/// Checks that a timestamp is within the supported range, truncated to
+/// microseconds.
+pub(crate) fn check_ts(what: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if t < min_ts() || t > max_ts() {
+        return Err(format!("{what} {t} is outside the supported range (years 1 to 9999)"));
+    }
+    Ok(trunc_micros(t))
+}
+
+/// A cutoff for a comparison, brought into the supported range (every
+/// stored value lies inside it, so comparisons are unchanged).
+pub(crate) fn clamp_ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    trunc_micros(t.clamp(min_ts(), max_ts()))
+}
+
+/// `now - stale_after`, or the earliest supported time if that underflows.
+pub(crate) fn cutoff(now: DateTime<Utc>, stale_after: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(stale_after)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .map_or_else(min_ts, clamp_ts)
+}
+
+/// Milliseconds as stored (a signed 64-bit column), saturating.
+pub(crate) fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+#[cfg(feature = "sqlite")]
+/// The duration of an attempt abandoned at `now`, as the memory store computes it.
+pub(crate) fn abandoned_ms(started_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    ms_i64(duration_ms((now - started_at).to_std().unwrap_or_default()))
+}
+
+#[cfg(feature = "sqlite")]
+/// The error stored on an abandoned row.
+pub(crate) fn abandoned_error(instance_id: &str) -> String {
+    format!("instance {instance_id} stopped while the attempt ran")
+}
+
+/// The statuses that [`ExecutionStatus::is_failure`] counts, as SQL
+/// literals (checked against the engine by a test).
+pub(crate) const FAILURE_STATUSES_SQL: &str =
+    "('failed', 'timed_out', 'retries_exhausted', 'abandoned')";
+
+/// One row to write.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) job_id: String,
+    pub(crate) execution_id: ExecutionId,
+    pub(crate) attempt: i32,
+    pub(crate) status: ExecutionStatus,
+    pub(crate) scheduled_at: DateTime<Utc>,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) completed_at: Option<DateTime<Utc>>,
+    pub(crate) duration_ms: Option<i64>,
+    pub(crate) error: Option<String>,
+    pub(crate) result: Option<String>,
+    pub(crate) metrics: Option<String>,
+    pub(crate) instance_id: String,
+}
+
+#[cfg(feature = "postgres")]
+impl Row {
+    /// The `(execution_id, attempt)` key.
+    pub(crate) fn key(&self) -> (ExecutionId, i32) {
+        (self.execution_id, self.attempt)
+    }
+}
+
+/// What to do with a row.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// `Started` or `Skipped`: insert, ignore a conflict.
+    Insert(Row),
+    /// `Finished`: insert the whole row, or on conflict set its end fields
+    /// (status, completed_at, duration_ms, error, result, metrics).
+    Upsert(Row),
+}
+
+impl Op {
+    pub(crate) fn row(&self) -> &Row {
+        match self {
+            Op::Insert(r) | Op::Upsert(r) => r,
+        }
+    }
+}
+
+/// Encodes events into rows. An event that cannot be stored (a timestamp
+/// out of range, an attempt past `i32::MAX`, a NUL in an id for Postgres) is
+/// left out and named in the returned error; the others are written, so one
+/// bad event never costs the good ones.
+pub(crate) fn encode(events: &[ExecutionEvent], no_nul: bool) -> (Vec<Op>, Option<StoreError>) {
+    let mut ops = Vec::with_capacity(events.len());
+    let mut bad = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        match encode_one(ev, no_nul) {
+            Ok(op) => ops.push(op),
+            Err(why) => bad.push(format!("event {i} ({}): {why}", describe(ev))),
+        }
+    }
+    let err = (!bad.is_empty()).then(|| StoreError::Rejected {
+        message: format!(
+            "{} of {} events cannot be stored, the others were written: {}",
+            bad.len(),
+            events.len(),
+            bad.join("; ")
+        ),
+        source: None,
+    });
+    (ops, err)
+}
+
+fn describe(ev: &ExecutionEvent) -> String {
+    match ev {
+        ExecutionEvent::Started(s) => {
+            format!("start of attempt {} of execution {}", s.attempt, s.execution_id)
+        }
+        ExecutionEvent::Finished(e) => {
+            format!("end of attempt {} of execution {}", e.attempt, e.execution_id)
+        }
+        ExecutionEvent::Skipped(s) => format!("skip of execution {}", s.execution_id),
+    }
+}
+
+fn attempt_i32(a: u32) -> Result<i32, String> {
+    i32::try_from(a).map_err(|_| format!("attempt {a} exceeds the largest storable {}", i32::MAX))
+}
+
+fn id_text(what: &str, s: &str, no_nul: bool) -> Result<String, String> {
+    if no_nul && s.contains('\0') {
+        return Err(format!("{what} {s:?} contains a NUL character"));
+    }
+    Ok(s.to_owned())
+}
+
+fn free_text(s: &Option<String>, no_nul: bool) -> Option<String> {
+    s.as_ref()
+        .map(|s| if no_nul && s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s.clone() })
+}
+
+fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
+    Ok(match ev {
+        ExecutionEvent::Started(s) => Op::Insert(Row {
+            job_id: id_text("job id", &s.job_id, no_nul)?,
+            execution_id: s.execution_id,
+            attempt: attempt_i32(s.attempt)?,
+            status: ExecutionStatus::Running,
+            scheduled_at: check_ts("scheduled_at", s.scheduled_at)?,
+            started_at: check_ts("started_at", s.started_at)?,
+            completed_at: None,
+            duration_ms: None,
+            error: None,
+            result: None,
+            metrics: None,
+            instance_id: id_text("instance id", &s.instance_id, no_nul)?,
+        }),
+        ExecutionEvent::Skipped(s) => Op::Insert(Row {
+            job_id: id_text("job id", &s.job_id, no_nul)?,
+            execution_id: s.execution_id,
+            attempt: 0,
+            status: ExecutionStatus::Skipped,
+            scheduled_at: check_ts("scheduled_at", s.scheduled_at)?,
+            started_at: check_ts("decided_at", s.decided_at)?,
+            completed_at: Some(check_ts("decided_at", s.decided_at)?),
+            duration_ms: Some(0),
+            error: free_text(&Some(s.reason.clone()), no_nul),
+            result: None,
+            metrics: None,
+            instance_id: id_text("instance id", &s.instance_id, no_nul)?,
+        }),
+        ExecutionEvent::Finished(e) => Op::Upsert(Row {
+            job_id: id_text("job id", &e.job_id, no_nul)?,
+            execution_id: e.execution_id,
+            attempt: attempt_i32(e.attempt)?,
+            status: e.status,
+            scheduled_at: check_ts("scheduled_at", e.scheduled_at)?,
+            started_at: check_ts("started_at", e.started_at)?,
+            completed_at: Some(check_ts("completed_at", e.completed_at)?),
+            duration_ms: Some(ms_i64(duration_ms(e.duration))),
+            error: free_text(&e.error, no_nul),
+            result: e.result.as_ref().map(|v| encode_json(v, no_nul)),
+            metrics: e.metrics.as_ref().map(|m| encode_metrics(m, no_nul)),
+            instance_id: id_text("instance id", &e.instance_id, no_nul)?,
+        }),
+    })
+}
+
+/// JSON text of a value. With `no_nul`, NUL characters inside strings become
+/// U+FFFD (Postgres' jsonb cannot hold them).
+pub(crate) fn encode_json(v: &Value, no_nul: bool) -> String {
+    let text = v.to_string();
+    if no_nul && text.contains("\\u0000") {
+        let mut v = v.clone();
+        strip_nul(&mut v);
+        return v.to_string();
+    }
+    text
+}
+
+fn strip_nul(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{fffd}");
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nul),
+        Value::Object(o) => {
+            let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
+            for (k, mut val) in entries {
+                strip_nul(&mut val);
+                o.insert(k.replace('\0', "\u{fffd}"), val);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// JSON text of metrics: an object of numbers, where a value that is not
+/// finite is written as `null` (JSON has no NaN) and reads back as NaN.
+pub(crate) fn encode_metrics(m: &Metrics, no_nul: bool) -> String {
+    let obj: serde_json::Map<String, Value> = m
+        .iter()
+        .map(|(k, v)| {
+            let key = if no_nul { k.replace('\0', "\u{fffd}") } else { k.clone() };
+            (key, serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number))
+        })
+        .collect();
+    Value::Object(obj).to_string()
+}
+
+/// Parses stored result JSON.
+pub(crate) fn decode_json(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        message: format!("result is not JSON ({e}): {text:.200}"),
+    })
+}
+
+/// Parses stored metrics JSON (`null` values read as NaN).
+pub(crate) fn decode_metrics(text: &str) -> StoreResult<Metrics> {
+    let corrupt = |why: String| StoreError::Corrupt {
+        message: format!("metrics are not an object of numbers ({why}): {text:.200}"),
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let Value::Object(obj) = v else {
+        return Err(corrupt("not an object".to_owned()));
+    };
+    obj.into_iter()
+        .map(|(k, v)| match v {
+            Value::Number(n) => n
+                .as_f64()
+                .map(|f| (k.clone(), f))
+                .ok_or_else(|| corrupt(format!("{k} is out of range"))),
+            Value::Null => Ok((k, f64::NAN)),
+            other => Err(corrupt(format!("{k} is {other}"))),
+        })
+        .collect()
+}
+
+/// Parses a stored status.
+pub(crate) fn decode_status(text: &str) -> StoreResult<ExecutionStatus> {
+    text.parse().map_err(|e: mscribe_scheduler::store::ParseStatusError| StoreError::Corrupt {
+        message: e.to_string(),
+    })
+}
+
+/// Parses a stored execution id.
+pub(crate) fn decode_execution_id(text: &str) -> StoreResult<ExecutionId> {
+    text.parse().map_err(|e: mscribe_scheduler::store::ParseExecutionIdError| StoreError::Corrupt {
+        message: e.to_string(),
+    })
+}
+
+/// A stored integer that must fit an unsigned field.
+pub(crate) fn decode_u32(what: &str, v: i64) -> StoreResult<u32> {
+    u32::try_from(v)
+        .map_err(|_| StoreError::Corrupt { message: format!("{what} {v} is out of range") })
+}
+
+/// A stored duration in milliseconds.
+pub(crate) fn decode_ms(v: i64) -> StoreResult<u64> {
+    u64::try_from(v)
+        .map_err(|_| StoreError::Corrupt { message: format!("duration_ms {v} is negative") })
+}
+
+/// This machine's host name, for the instances table.
+pub(crate) fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_statuses_match_the_engine() {
+        let engine: Vec<String> = ExecutionStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(FAILURE_STATUSES_SQL, format!("({})", engine.join(", ")));
+    }
+
+    #[test]
+    fn metrics_round_trip_with_nan_as_null() {
+        let mut m = Metrics::new();
+        m.insert("a".into(), 1.5);
+        m.insert("b".into(), f64::NAN);
+        m.insert("c".into(), f64::INFINITY);
+        let text = encode_metrics(&m, false);
+        assert_eq!(text, r#"{"a":1.5,"b":null,"c":null}"#);
+        let back = decode_metrics(&text).unwrap();
+        assert_eq!(back["a"], 1.5);
+        assert!(back["b"].is_nan() && back["c"].is_nan());
+        assert!(decode_metrics(r#"{"a":"x"}"#).is_err());
+        assert!(decode_metrics("[1]").is_err());
+    }
+
+    #[test]
+    fn nul_is_replaced_in_json_for_postgres() {
+        let v = serde_json::json!({"a\u{0}": ["x\u{0}y", 1], "b": "\\u0000"});
+        let out = encode_json(&v, true);
+        let back: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", 1], "b": "\\u0000"}));
+        assert_eq!(encode_json(&v, false), v.to_string());
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_refused_and_cutoffs_clamped() {
+        assert!(check_ts("t", DateTime::<Utc>::MIN_UTC).is_err());
+        assert!(check_ts("t", DateTime::<Utc>::MAX_UTC).is_err());
+        assert_eq!(clamp_ts(DateTime::<Utc>::MIN_UTC), min_ts());
+        assert_eq!(clamp_ts(DateTime::<Utc>::MAX_UTC), max_ts());
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(cutoff(now, std::time::Duration::MAX), min_ts());
+        assert_eq!(
+            cutoff(now, std::time::Duration::from_secs(60)),
+            Utc.with_ymd_and_hms(2025, 12, 31, 23, 59, 0).unwrap()
+        );
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn abandoned_duration_matches_the_memory_store() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(abandoned_ms(t, t + chrono::Duration::microseconds(1_999)), 1);
+        assert_eq!(abandoned_ms(t, t - chrono::Duration::seconds(1)), 0);
+    }
+}

@@ -1,0 +1,160 @@
+//! The storage crate's error: what can go wrong when opening a store.
+//!
+//! Operations on an open store return the engine's [`StoreError`]
+//! (`Unavailable` for transient failures, `Rejected` for permanent ones).
+
+use mscribe_scheduler::StoreError;
+use mscribe_scheduler::store::BoxError;
+
+/// A `Result` whose error defaults to the storage crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a store could not be opened.
+///
+/// Messages are lowercase, name the database (never its password) and keep
+/// the driver's error as the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL, path or an option is malformed.
+    #[error("invalid database configuration: {message}")]
+    Config {
+        /// What is wrong, quoting the bad value (passwords redacted).
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The database server could not be reached in time; trying again later
+    /// may work.
+    #[error("cannot connect to {target}: {message}")]
+    Connect {
+        /// The database: a path, or `host:port/dbname`.
+        target: String,
+        /// What happened.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The database was reached but cannot be used: not a database, corrupt,
+    /// a path that cannot hold one, authentication failed, missing rights.
+    #[error("cannot open {target}: {message}")]
+    Open {
+        /// The database: a path, or `host:port/dbname`.
+        target: String,
+        /// What happened.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A migration that was applied has been edited since.
+    #[error(
+        "migration {migration} was previously applied but has been modified \
+         (checksum {applied} in the database, {expected} in this build)"
+    )]
+    MigrationModified {
+        /// The migration, e.g. `0001_executions`.
+        migration: String,
+        /// The checksum recorded when it was applied.
+        applied: String,
+        /// The checksum of the text in this build.
+        expected: String,
+    },
+    /// The database was migrated by a newer build.
+    #[error(
+        "database schema is newer than this build: it has migration {found}, \
+         this build knows up to {known}; upgrade mscribe or use another database"
+    )]
+    DatabaseTooNew {
+        /// The newest migration in the database, e.g. `0007_claims`.
+        found: String,
+        /// The newest migration this build knows.
+        known: String,
+    },
+    /// A migration recorded in the database is unknown to this build, though
+    /// older than its newest one.
+    #[error("migration {0} was applied to the database but is missing from this build")]
+    MigrationMissing(String),
+    /// A migration failed to apply; nothing of it was kept.
+    #[error("migration {migration} failed: {message}")]
+    MigrationFailed {
+        /// The migration, e.g. `0003_row_level_security`.
+        migration: String,
+        /// What happened.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// An operation failed while opening (reading the migration table, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// Whether opening again later may succeed (the server was unreachable
+    /// or busy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } => true,
+            Error::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &url[scheme_end + 3 + at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn redacts_password_only() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?x=@"), "postgres://h/db?x=@");
+        assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn messages_name_the_migration() {
+        let e = Error::MigrationModified {
+            migration: "0001_executions".into(),
+            applied: "aa".into(),
+            expected: "bb".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "migration 0001_executions was previously applied but has been modified \
+             (checksum aa in the database, bb in this build)"
+        );
+        assert!(!e.is_transient());
+    }
+}

@@ -1,0 +1,72 @@
+//! SQLite and Postgres [`ExecutionStore`]s for `mscribe-scheduler`, their
+//! schema migrations, and database health probes.
+//!
+//! ```
+//! use chrono::Utc;
+//! use mscribe_scheduler::store::{AttemptStart, ExecutionEvent, ExecutionId};
+//! use mscribe_scheduler::{ExecutionStatus, ExecutionStore, HistoryQuery};
+//! use mscribe_storage::SqliteStore;
+//!
+//! # futures::executor::block_on(async {
+//! // A file would be `SqliteStore::open("mscribe.db")`; any runtime works.
+//! let store = SqliteStore::open_memory().await?;
+//! let now = Utc::now();
+//! store
+//!     .write(&[ExecutionEvent::Started(AttemptStart {
+//!         job_id: "backup".into(),
+//!         execution_id: ExecutionId(1),
+//!         attempt: 1,
+//!         scheduled_at: now,
+//!         started_at: now,
+//!         instance_id: "host-a".into(),
+//!     })])
+//!     .await?;
+//! let runs = store.history(&HistoryQuery::new("backup", 10)).await?;
+//! assert_eq!(runs[0].status, ExecutionStatus::Running);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! - [`SqliteStore`] (feature `sqlite`): rusqlite with bundled SQLite, WAL,
+//!   writes batched in transactions on one dedicated thread, reads on a few
+//!   reader threads; no async runtime required.
+//! - [`PostgresStore`] (feature `postgres`): an sqlx pool, multi-row
+//!   `UNNEST` inserts, row-level security and SQL helpers for other
+//!   services; needs tokio.
+//!
+//! Both apply their embedded [migrations](migrate) when opened, and behave
+//! like the engine's `MemoryStore` (one conformance suite runs against all
+//! three). Writes are idempotent; a store reports failures promptly and
+//! leaves buffering and retrying to the engine. See `storage/README.md`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// With no backend feature only the shared pieces remain, unused.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod codec;
+mod error;
+pub mod migrate;
+mod probe;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use error::{Error, Result};
+pub use probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
+
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresProbe, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{DEFAULT_SQLITE_PATH, SqliteOptions, SqliteProbe, SqliteStore, Synchronous};
+
+/// The rusqlite crate this store is built on (for raw access in tools and tests).
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
+/// The sqlx crate this store is built on (for raw access in tools and tests).
+#[cfg(feature = "postgres")]
+pub use sqlx;
+
+#[doc(no_inline)]
+pub use mscribe_scheduler::{ExecutionStore, StoreError};

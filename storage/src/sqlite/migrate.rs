@@ -1,0 +1,52 @@
+//! Applying the SQLite migrations at open.
+
+use chrono::Utc;
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::error::open_error;
+use super::store::ts_text;
+use crate::error::{Error, Result};
+use crate::migrate::{Applied, Migration, plan};
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
+    version     INTEGER PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+)";
+
+/// Applies the missing migrations in one immediate transaction (which also
+/// keeps two processes from migrating the same file at once).
+pub(crate) fn migrate(conn: &mut Connection, target: &str, known: &[Migration]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| open_error(target, e))?;
+    tx.execute_batch(CREATE_TABLE).map_err(|e| open_error(target, e))?;
+    let applied = {
+        let mut stmt = tx
+            .prepare("SELECT version, name, checksum FROM mscribe_migrations ORDER BY version")
+            .map_err(|e| open_error(target, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Applied { version: r.get(0)?, name: r.get(1)?, checksum: r.get(2)? })
+            })
+            .map_err(|e| open_error(target, e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| open_error(target, e))?
+    };
+    let pending = plan(known, &applied)?;
+    for m in pending {
+        let failed = |e: rusqlite::Error| Error::MigrationFailed {
+            migration: m.label(),
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        };
+        tx.execute_batch(m.sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO mscribe_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+            params![m.version, m.name, m.checksum(), ts_text(Utc::now())],
+        )
+        .map_err(failed)?;
+        tracing::info!(migration = %m.label(), database = target, "applied sqlite migration");
+    }
+    tx.commit().map_err(|e| open_error(target, e))
+}

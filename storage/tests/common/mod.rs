@@ -1,0 +1,222 @@
+//! Helpers shared by the storage integration tests: event builders, fresh
+//! databases, and the fixture each conformance test gets.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use mscribe_scheduler::store::{
+    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
+    Metrics, SkippedFire,
+};
+use mscribe_storage::sqlx::postgres::PgConnectOptions;
+use mscribe_storage::sqlx::{Connection, PgConnection};
+
+/// The server the Postgres tests use.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub fn pg_url() -> String {
+    std::env::var("MSCRIBE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_PG_URL.to_owned())
+}
+
+/// 2026-01-01T00:00:00Z plus `ms` milliseconds.
+pub fn t(ms: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::milliseconds(ms)
+}
+
+pub fn eid(n: u128) -> ExecutionId {
+    ExecutionId(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) ^ n)
+}
+
+pub fn start(job: &str, exec: u128, attempt: u32, at: i64, instance: &str) -> ExecutionEvent {
+    ExecutionEvent::Started(AttemptStart {
+        job_id: job.to_owned(),
+        execution_id: eid(exec),
+        attempt,
+        scheduled_at: t(at - 5),
+        started_at: t(at),
+        instance_id: instance.to_owned(),
+    })
+}
+
+pub fn end_with(
+    job: &str,
+    exec: u128,
+    attempt: u32,
+    at: i64,
+    instance: &str,
+    status: ExecutionStatus,
+    ran_ms: i64,
+) -> AttemptEnd {
+    AttemptEnd {
+        job_id: job.to_owned(),
+        execution_id: eid(exec),
+        attempt,
+        scheduled_at: t(at - 5),
+        started_at: t(at),
+        instance_id: instance.to_owned(),
+        status,
+        completed_at: t(at + ran_ms),
+        duration: Duration::from_millis(ran_ms as u64),
+        error: (status != ExecutionStatus::Succeeded)
+            .then(|| format!("{status} at attempt {attempt}")),
+        result: Some(
+            serde_json::json!({"attempt": attempt, "ok": status == ExecutionStatus::Succeeded}),
+        ),
+        metrics: Some(Metrics::from([("rows".to_owned(), 12.5), ("files".to_owned(), 3.0)])),
+    }
+}
+
+pub fn end(
+    job: &str,
+    exec: u128,
+    attempt: u32,
+    at: i64,
+    status: ExecutionStatus,
+) -> ExecutionEvent {
+    ExecutionEvent::Finished(end_with(job, exec, attempt, at, "i1", status, 250))
+}
+
+pub fn skip(job: &str, exec: u128, at: i64, instance: &str) -> ExecutionEvent {
+    ExecutionEvent::Skipped(SkippedFire {
+        job_id: job.to_owned(),
+        execution_id: eid(exec),
+        scheduled_at: t(at - 5),
+        decided_at: t(at),
+        reason: "overlap policy skip: previous run still running".to_owned(),
+        instance_id: instance.to_owned(),
+    })
+}
+
+/// A database of its own on the test server, dropped (with its
+/// connections) when this is dropped, even after a failed assertion.
+#[derive(Debug)]
+pub struct PgTestDb {
+    pub name: String,
+    pub admin: PgConnectOptions,
+    pub options: PgConnectOptions,
+}
+
+impl PgTestDb {
+    /// Creates `mscribe_test_<random>`. Panics (never skips) when the
+    /// server cannot be reached: these tests must run.
+    pub async fn create() -> PgTestDb {
+        let url = pg_url();
+        let admin = PgConnectOptions::from_str(&url)
+            .unwrap_or_else(|e| panic!("MSCRIBE_TEST_POSTGRES_URL {url:?} is invalid: {e}"));
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap_or_else(|e| {
+            panic!(
+                "the Postgres tests need a server at {url} (set MSCRIBE_TEST_POSTGRES_URL, or run \
+                 scripts/ensure-postgres.sh): {e}"
+            )
+        });
+        // The name is made of hex digits only, so it is safe to splice into
+        // the statement (identifiers cannot be bound as parameters).
+        let name = format!("mscribe_test_{:016x}", fastrand::u64(..));
+        mscribe_storage::sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let _ = conn.close().await;
+        let options = admin.clone().database(&name);
+        PgTestDb { name, admin, options }
+    }
+
+    /// Options for a store on this database.
+    pub fn store_options(&self) -> mscribe_storage::PostgresOptions {
+        mscribe_storage::PostgresOptions::from_connect_options(self.options.clone())
+            .max_connections(4)
+            .connect_timeout(Duration::from_secs(10))
+    }
+
+    /// A connection as the server's admin user, on this database.
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect_with(&self.options).await.expect("connect to the test database")
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // A thread of its own: Drop may run inside a runtime, or while
+        // unwinding from a failed assertion.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                    let _ = mscribe_storage::sqlx::raw_sql(&format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A store under test, with what keeps its database alive.
+pub struct Fixture {
+    pub store: Arc<dyn ExecutionStore>,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgTestDb>,
+}
+
+impl Fixture {
+    pub fn memory() -> Fixture {
+        Fixture { store: Arc::new(mscribe_scheduler::MemoryStore::new()), _dir: None, _pg: None }
+    }
+
+    pub async fn sqlite_file() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            mscribe_storage::SqliteStore::open(dir.path().join("conformance.db")).await.unwrap();
+        Fixture { store: Arc::new(store), _dir: Some(dir), _pg: None }
+    }
+
+    pub async fn sqlite_memory() -> Fixture {
+        let store = mscribe_storage::SqliteStore::open_memory().await.unwrap();
+        Fixture { store: Arc::new(store), _dir: None, _pg: None }
+    }
+
+    pub async fn postgres() -> Fixture {
+        let db = PgTestDb::create().await;
+        let store = mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap();
+        Fixture { store: Arc::new(store), _dir: None, _pg: Some(db) }
+    }
+}
+
+/// Events a SQL store cannot hold are refused (not transient), and the
+/// other events of the batch are written all the same.
+pub async fn bad_events_are_rejected_but_the_rest_written(s: &dyn ExecutionStore) {
+    let mut far = start("j", 2, 1, 100, "i1");
+    if let ExecutionEvent::Started(a) = &mut far {
+        a.started_at = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
+    }
+    let mut huge = start("j", 3, 1, 100, "i1");
+    if let ExecutionEvent::Started(a) = &mut huge {
+        a.attempt = u32::MAX;
+    }
+    let events = vec![start("j", 1, 1, 100, "i1"), far, huge, start("j", 4, 1, 200, "i1")];
+    let err = s.write(&events).await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("2 of 4 events cannot be stored"), "{msg}");
+    assert!(msg.contains("event 1 (start of attempt 1 of execution"), "{msg}");
+    assert!(msg.contains("outside the supported range"), "{msg}");
+    assert!(msg.contains("attempt 4294967295 exceeds"), "{msg}");
+    let got = s.history(&mscribe_scheduler::HistoryQuery::new("j", 10)).await.unwrap();
+    let mut ids: Vec<_> = got.iter().map(|r| r.execution_id).collect();
+    ids.sort();
+    let mut want = vec![eid(1), eid(4)];
+    want.sort();
+    assert_eq!(ids, want);
+}

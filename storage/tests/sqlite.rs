@@ -1,0 +1,261 @@
+//! SQLite-specific behaviour: files, bad paths, migrations, locking, the
+//! probe, and running without tokio.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mscribe_scheduler::store::{ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_storage::rusqlite::{self, Connection};
+use mscribe_storage::{Error, SqliteOptions, SqliteProbe, SqliteStore};
+
+fn raw(path: &std::path::Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+#[tokio::test]
+async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keep.db");
+    {
+        let s = SqliteStore::open(&path).await.unwrap();
+        s.write(&[start("j", 1, 1, 100, "i1"), end("j", 1, 1, 100, ExecutionStatus::Succeeded)])
+            .await
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path).await.unwrap();
+    let got = s.history(&HistoryQuery::new("j", 10)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status, ExecutionStatus::Succeeded);
+
+    let c = raw(&path);
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let applied: Vec<(i64, String)> = c
+        .prepare("SELECT version, name FROM mscribe_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(applied, vec![(1, "executions".to_owned()), (2, "instances".to_owned())]);
+    // Timestamps are readable text.
+    let started: String =
+        c.query_row("SELECT started_at FROM scheduled_job_executions", [], |r| r.get(0)).unwrap();
+    assert_eq!(started, "2026-01-01T00:00:00.100000Z");
+}
+
+#[test]
+fn works_without_tokio() {
+    futures::executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("plain.db")).await.unwrap();
+        s.write(&[start("j", 1, 1, 100, "i1")]).await.unwrap();
+        assert_eq!(s.history(&HistoryQuery::new("j", 10)).await.unwrap().len(), 1);
+        assert!(SqliteProbe::new(&s).check().await.ok);
+        let m = SqliteStore::open_memory().await.unwrap();
+        m.heartbeat("i1", t(0)).await.unwrap();
+        assert!(m.mark_abandoned("i1", t(0), Duration::from_secs(1)).await.unwrap().is_empty());
+    });
+}
+
+#[tokio::test]
+async fn in_memory_stores_are_private() {
+    let a = SqliteStore::open_memory().await.unwrap();
+    let b = SqliteStore::open_memory().await.unwrap();
+    a.write(&[start("j", 1, 1, 100, "i1")]).await.unwrap();
+    assert_eq!(a.history(&HistoryQuery::new("j", 10)).await.unwrap().len(), 1);
+    assert!(b.history(&HistoryQuery::new("j", 10)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "these are my notes, not a database\n".repeat(200)).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    let msg = err.to_string();
+    assert!(msg.contains("notes.txt"), "{msg}");
+    assert!(msg.contains("the file exists but is not a SQLite database"), "{msg}");
+    // The file is left as it was.
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("these are my notes"));
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_hold_a_file_is_refused_clearly() {
+    // Works as root too: no permission bit can make a regular file a directory.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    for path in
+        [file.join("mscribe.db"), file.join("sub/dir/mscribe.db"), dir.path().join("missing/x.db")]
+    {
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert!(matches!(err, Error::Open { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("cannot be opened or created"), "{msg}");
+    }
+    // A directory is not a database file either.
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_changed_applied_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    raw(&path)
+        .execute("UPDATE mscribe_migrations SET checksum = 'f00d' WHERE version = 1", [])
+        .unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::MigrationModified { migration, .. } if migration == "0001_executions")
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "migration 0001_executions was previously applied but has been modified \
+             (checksum f00d in the database, "
+        ),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    raw(&path)
+        .execute(
+            "INSERT INTO mscribe_migrations (version, name, checksum, applied_at)
+             VALUES (42, 'from_the_future', 'x', '2030-01-01T00:00:00.000000Z')",
+            [],
+        )
+        .unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "database schema is newer than this build: it has migration 0042_from_the_future, \
+         this build knows up to 0002_instances; upgrade mscribe or use another database"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_migration_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("taken.db");
+    // Someone else's table with the name migration 0002 wants.
+    raw(&path).execute_batch("CREATE TABLE scheduler_instances (x INTEGER)").unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::MigrationFailed { migration, .. } if migration == "0002_instances")
+    );
+    assert!(err.to_string().contains("table scheduler_instances already exists"), "{err}");
+    let c = raw(&path);
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(tables, vec!["scheduler_instances".to_owned()]);
+}
+
+#[tokio::test]
+async fn events_a_store_cannot_hold_are_rejected_and_the_rest_written() {
+    let s = SqliteStore::open_memory().await.unwrap();
+    bad_events_are_rejected_but_the_rest_written(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_fails_writes_promptly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let s =
+        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(Duration::from_millis(300)))
+            .await
+            .unwrap();
+    s.write(&[start("j", 1, 1, 100, "i1")]).await.unwrap();
+
+    // Another process holds the write lock.
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t0 = Instant::now();
+    let err = s.write(&[end("j", 1, 1, 100, ExecutionStatus::Succeeded)]).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("database is locked"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // Reads go on meanwhile (WAL).
+    assert_eq!(s.history(&HistoryQuery::new("j", 10)).await.unwrap().len(), 1);
+    // The probe queues behind the writer: a slow writer shows.
+    let probe = SqliteProbe::new(&s).timeout(Duration::from_millis(50));
+    let batch = [end("j", 1, 1, 100, ExecutionStatus::Succeeded)];
+    let slow = s.write(&batch);
+    let (w, report) = tokio::join!(slow, async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        probe.check().await
+    });
+    assert!(w.is_err());
+    assert!(!report.ok, "{report:?}");
+    assert!(report.message.unwrap().contains("no answer within"));
+
+    other.execute_batch("COMMIT").unwrap();
+    s.write(&[end("j", 1, 1, 100, ExecutionStatus::Succeeded)]).await.unwrap();
+    let got = s.history(&HistoryQuery::new("j", 10)).await.unwrap();
+    assert_eq!(got[0].status, ExecutionStatus::Succeeded);
+    let report = probe.timeout(Duration::from_secs(2)).check().await;
+    assert!(report.ok && report.message.is_none(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_and_group_commit_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_with(SqliteOptions::file(dir.path().join("load.db")).readers(3))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..32u128 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20u128 {
+                let id = w * 100 + i;
+                s.write(&[start("load", id, 1, id as i64, "i1")]).await.unwrap();
+                s.last_fire("load").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.history(&HistoryQuery::new("load", 10_000)).await.unwrap().len(), 640);
+    // Reads through the writer when there are no readers.
+    let r0 = SqliteStore::open_with(SqliteOptions::file(dir.path().join("load.db")).readers(0))
+        .await
+        .unwrap();
+    assert_eq!(r0.history(&HistoryQuery::new("load", 10_000)).await.unwrap().len(), 640);
+}
+
+#[tokio::test]
+async fn from_url_opens_memory_and_files() {
+    let s =
+        SqliteStore::open_with(SqliteOptions::from_url("sqlite::memory:").unwrap()).await.unwrap();
+    assert_eq!(s.target(), "sqlite in-memory database");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("u.db").display());
+    let s = SqliteStore::open_with(SqliteOptions::from_url(&url).unwrap()).await.unwrap();
+    assert!(s.target().ends_with("u.db"));
+    let err = SqliteOptions::from_url("sqlite://").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid database configuration: invalid sqlite location \"sqlite://\": no path"
+    );
+}
