@@ -211,7 +211,13 @@ impl SchedulerBuilder {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
         };
-        let instance_bits = rng.u64(..);
+        // Execution ids are (instance bits, counter). The bits mix the seed's
+        // draw with the build time, so a restarted instance with the same seed
+        // (a replayed simulation, a test) never reuses an earlier id.
+        let built_at = self.clock.now();
+        let instance_bits = rng.u64(..)
+            ^ (built_at.timestamp() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::from(built_at.timestamp_subsec_nanos());
         let instance_id = self.instance_id.unwrap_or_else(|| format!("{instance_bits:016x}"));
         let recorder = Recorder::new(self.settings.buffer_capacity, self.settings.batch);
         JobScheduler {
@@ -1123,6 +1129,9 @@ impl JobScheduler {
             };
             let killed = Box::pin(kill.cancelled());
             let outcome = match select(work, select(timer, killed)).await {
+                // Replace and unregister cancel and kill at once: whatever the
+                // handler managed to return in that instant, the run was cut.
+                _ if kill.is_cancelled() => Outcome::Killed,
                 Either::Left((res, _)) => Outcome::Done(res),
                 Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
                 Either::Right((Either::Right(_), _)) => Outcome::Killed,

@@ -1,0 +1,500 @@
+//! One test per cell of the policy tables in docs/SEMANTICS.md, on the
+//! virtual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use mscribe_scheduler::{
+    Clock, ExecutionRecord, ExecutionStatus, JobConfig, JobContext, JobScheduler, LocalRuntime,
+    MemoryStore, MisfirePolicy, OverlapPolicy, RetryPolicy, TriggerOutcome, VirtualClock,
+};
+
+use ExecutionStatus::{Cancelled, Failed, RetriesExhausted, Skipped, Succeeded};
+
+struct World {
+    rt: LocalRuntime,
+    store: Arc<MemoryStore>,
+    t0: DateTime<Utc>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::at(VirtualClock::at_epoch_2026().now())
+    }
+
+    fn at(t: DateTime<Utc>) -> Self {
+        World {
+            rt: LocalRuntime::with_clock(VirtualClock::new(t)),
+            store: Arc::new(MemoryStore::new()),
+            t0: t,
+        }
+    }
+
+    /// A new scheduler instance over the same clock and store (a restart).
+    fn scheduler(&self) -> JobScheduler {
+        JobScheduler::builder(Arc::new(self.rt.clock()), Arc::new(self.rt.spawner()))
+            .store(self.store.clone())
+            .seed(3)
+            .build()
+    }
+
+    fn start(&self, s: &JobScheduler) {
+        self.rt.block_on(s.start()).unwrap();
+    }
+
+    fn stop(&self, s: &JobScheduler) {
+        self.rt.block_on(s.stop(Duration::from_secs(3600))).unwrap();
+    }
+
+    fn at_secs(&self, s: i64) -> DateTime<Utc> {
+        self.t0 + chrono::Duration::seconds(s)
+    }
+
+    fn secs(&self, t: DateTime<Utc>) -> i64 {
+        (t - self.t0).num_seconds()
+    }
+
+    /// (scheduled, started, status) in seconds from t0, by start then attempt.
+    fn rows(&self, job: &str) -> Vec<(i64, i64, ExecutionStatus)> {
+        let mut rows: Vec<ExecutionRecord> =
+            self.store.all().into_iter().filter(|r| r.job_id == job).collect();
+        rows.sort_by_key(|r| (r.started_at, r.scheduled_at, r.attempt));
+        rows.iter()
+            .map(|r| (self.secs(r.scheduled_at), self.secs(r.started_at), r.status))
+            .collect()
+    }
+}
+
+/// A handler that works for `secs` (cooperatively).
+fn works(secs: u64) -> impl Fn(JobContext) -> futures::future::BoxFuture<'static, ()> {
+    move |ctx: JobContext| {
+        Box::pin(async move {
+            ctx.sleep(Duration::from_secs(secs)).await;
+        })
+    }
+}
+
+// ---- overlap ------------------------------------------------------------
+
+#[test]
+fn overlap_skip_records_fires_during_a_run_as_skipped() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(25)).schedule("@every 10s")).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(36));
+    w.stop(&s);
+    assert_eq!(w.rows("j"), vec![(10, 10, Succeeded), (20, 20, Skipped), (30, 30, Skipped)]);
+}
+
+#[test]
+fn overlap_queue_buffers_one_fire_of_two_during_a_long_run() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Queue))
+        .unwrap();
+    w.start(&s);
+    // Run 10..35; fires at 20 (queued) and 30 (skipped: one is already queued).
+    w.rt.advance(Duration::from_secs(36));
+    assert_eq!(
+        w.rows("j"),
+        vec![(10, 10, Succeeded), (30, 30, Skipped), (20, 35, ExecutionStatus::Running)]
+    );
+    assert_eq!(s.job("j").unwrap().queued, 0);
+    w.stop(&s);
+}
+
+#[test]
+fn overlap_allow_runs_concurrently() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Allow))
+        .unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(31));
+    assert_eq!(s.job("j").unwrap().running, 3);
+    w.rt.advance(Duration::from_secs(30));
+    w.stop(&s);
+    let rows = w.rows("j");
+    assert_eq!(&rows[..3], &[(10, 10, Succeeded), (20, 20, Succeeded), (30, 30, Succeeded)]);
+}
+
+#[test]
+fn overlap_replace_cancels_the_old_run() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(
+        JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Replace),
+    )
+    .unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(21));
+    w.stop(&s);
+    let rows = w.rows("j");
+    assert_eq!(rows[0], (10, 10, Cancelled));
+    assert_eq!(rows[1].0, 20);
+    let first = w.store.all().into_iter().find(|r| r.status == Cancelled).unwrap();
+    assert_eq!(first.completed_at, Some(w.at_secs(20)), "cancelled at the new fire");
+}
+
+#[test]
+fn a_retrying_run_counts_as_running_for_overlap() {
+    let w = World::new();
+    let s = w.scheduler();
+    let retry = RetryPolicy::exponential(2).initial_delay(Duration::from_secs(15));
+    s.register(
+        JobConfig::new("j", |_c: JobContext| async { Err::<(), _>("no") })
+            .schedule("@every 10s")
+            .retry(retry),
+    )
+    .unwrap();
+    w.start(&s);
+    // Attempt 1 at 10 fails, backoff until 25: the fire at 20 finds it running.
+    w.rt.advance(Duration::from_secs(26));
+    w.stop(&s);
+    assert_eq!(w.rows("j"), vec![(10, 10, Failed), (20, 20, Skipped), (10, 25, RetriesExhausted)]);
+}
+
+#[test]
+fn manual_trigger_obeys_the_policy() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("skip", works(30)).schedule("@daily")).unwrap();
+    s.register(JobConfig::new("queue", works(30)).schedule("@daily").overlap(OverlapPolicy::Queue))
+        .unwrap();
+    w.start(&s);
+    assert!(matches!(s.trigger("skip").unwrap(), TriggerOutcome::Started { .. }));
+    assert!(matches!(s.trigger("queue").unwrap(), TriggerOutcome::Started { .. }));
+    w.rt.advance(Duration::from_secs(5));
+    assert_eq!(s.trigger("skip").unwrap(), TriggerOutcome::Skipped);
+    assert_eq!(s.trigger("queue").unwrap(), TriggerOutcome::Queued);
+    assert_eq!(s.trigger("queue").unwrap(), TriggerOutcome::Skipped);
+    w.rt.advance(Duration::from_secs(60));
+    w.stop(&s);
+    assert_eq!(w.rows("skip"), vec![(0, 0, Succeeded), (5, 5, Skipped)]);
+    assert_eq!(w.rows("queue"), vec![(0, 0, Succeeded), (5, 5, Skipped), (5, 30, Succeeded)]);
+}
+
+// ---- misfire (a restart after downtime) ---------------------------------
+
+/// Runs a job hourly for 2 h, stops, stays down `down` hours, restarts.
+fn downtime(policy: MisfirePolicy, down: i64) -> Vec<(i64, i64, ExecutionStatus)> {
+    let w = World::new();
+    let job = || JobConfig::new("j", works(1)).schedule("0 * * * *").misfire(policy);
+    let a = w.scheduler();
+    a.register(job()).unwrap();
+    w.start(&a);
+    w.rt.advance(Duration::from_secs(2 * 3600 + 60));
+    w.stop(&a);
+    w.rt.advance(Duration::from_secs(down as u64 * 3600));
+    let b = w.scheduler();
+    b.register(job()).unwrap();
+    w.start(&b);
+    w.rt.advance(Duration::from_secs(3600));
+    w.stop(&b);
+    w.rows("j").into_iter().map(|(sch, st, s)| (sch / 3600, st / 60, s)).collect()
+}
+
+#[test]
+fn misfire_skip_records_every_missed_fire() {
+    // Up 0:00-2:01, down until 5:01: fires 3,4,5 missed; next run at 6.
+    assert_eq!(
+        downtime(MisfirePolicy::skip(), 3),
+        vec![
+            (1, 60, Succeeded),
+            (2, 120, Succeeded),
+            (3, 301, Skipped),
+            (4, 301, Skipped),
+            (5, 301, Skipped),
+            (6, 360, Succeeded),
+        ]
+    );
+}
+
+#[test]
+fn misfire_run_once_runs_the_latest_and_skips_the_rest() {
+    assert_eq!(
+        downtime(MisfirePolicy::run_once(), 3),
+        vec![
+            (1, 60, Succeeded),
+            (2, 120, Succeeded),
+            (3, 301, Skipped),
+            (4, 301, Skipped),
+            (5, 301, Succeeded),
+            (6, 360, Succeeded),
+        ]
+    );
+}
+
+#[test]
+fn misfire_run_all_is_capped_at_its_maximum() {
+    // Five missed (3..7), max 2 runs within a 24 h window: 6 and 7 run, in order.
+    let policy = MisfirePolicy::run_all(Duration::from_secs(24 * 3600), 2);
+    assert_eq!(
+        downtime(policy, 5),
+        vec![
+            (1, 60, Succeeded),
+            (2, 120, Succeeded),
+            (3, 421, Skipped),
+            (4, 421, Skipped),
+            (5, 421, Skipped),
+            (6, 421, Succeeded),
+            (7, 421, Succeeded),
+            (8, 480, Succeeded),
+        ]
+    );
+}
+
+#[test]
+fn misfire_run_all_skips_fires_outside_its_window() {
+    // Missed 3,4,5 at restart 5:01; a 90 min window keeps only 4 (at 4:00) and 5.
+    let policy = MisfirePolicy::run_all(Duration::from_secs(90 * 60), 10);
+    let rows = downtime(policy, 3);
+    assert_eq!(&rows[2..5], &[(3, 301, Skipped), (4, 301, Succeeded), (5, 301, Succeeded)]);
+}
+
+#[test]
+fn a_fire_late_within_grace_runs_normally() {
+    let w = World::new();
+    let job = || {
+        JobConfig::new("j", works(1))
+            .schedule("0 * * * *")
+            .misfire(MisfirePolicy::skip().grace(Duration::from_secs(300)))
+    };
+    let a = w.scheduler();
+    a.register(job()).unwrap();
+    w.start(&a);
+    w.rt.advance(Duration::from_secs(3600 + 10));
+    w.stop(&a);
+    // Down from 1:00:10 to 2:04: the 2:00 fire is 4 min late, within the 5 min grace.
+    w.rt.advance(Duration::from_secs(3600 + 230));
+    let b = w.scheduler();
+    b.register(job()).unwrap();
+    w.start(&b);
+    w.stop(&b);
+    assert_eq!(w.rows("j"), vec![(3600, 3600, Succeeded), (7200, 7440, Succeeded)]);
+}
+
+#[test]
+fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
+    let w = World::new();
+    // A run left `running` by a process that died (no heartbeat since).
+    let dead = mscribe_scheduler::ExecutionEvent::Started(mscribe_scheduler::store::AttemptStart {
+        job_id: "j".into(),
+        execution_id: mscribe_scheduler::ExecutionId(1),
+        attempt: 1,
+        scheduled_at: w.t0,
+        started_at: w.t0,
+        instance_id: "dead-instance".into(),
+    });
+    w.rt.block_on(mscribe_scheduler::ExecutionStore::write(&*w.store, &[dead])).unwrap();
+    w.rt.advance(Duration::from_secs(3 * 3600 + 60));
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
+    w.start(&s);
+    w.stop(&s);
+    assert_eq!(
+        w.rows("j"),
+        vec![
+            (0, 0, ExecutionStatus::Abandoned),
+            (3600, 10860, Skipped),
+            (7200, 10860, Skipped),
+            (10800, 10860, Succeeded),
+        ]
+    );
+}
+
+// ---- wall-clock jumps ---------------------------------------------------
+
+#[test]
+fn clock_jump_forward_applies_the_misfire_policy() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(3600 + 60));
+    // NTP or a suspend moves the wall clock 3 h ahead.
+    w.rt.clock().set(w.at_secs(4 * 3600 + 120));
+    w.rt.advance(Duration::from_secs(1));
+    w.stop(&s);
+    assert_eq!(
+        w.rows("j"),
+        vec![
+            (3600, 3600, Succeeded),
+            (7200, 14520, Skipped),
+            (10800, 14520, Skipped),
+            (14400, 14520, Succeeded),
+        ]
+    );
+}
+
+#[test]
+fn clock_jump_backward_never_fires_twice() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(2 * 3600 + 60));
+    // The clock steps back 90 minutes: 1:00 and 2:00 must not run again.
+    w.rt.clock().set(w.at_secs(3600 - 30 * 60));
+    w.rt.advance(Duration::from_secs(3 * 3600));
+    w.stop(&s);
+    let scheduled: Vec<i64> = w.rows("j").iter().map(|r| r.0 / 3600).collect();
+    assert_eq!(scheduled, vec![1, 2, 3]);
+}
+
+// ---- pause / resume ------------------------------------------------------
+
+#[test]
+fn pause_across_three_fires_then_resume_does_not_replay() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(1)).schedule("@every 10m")).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(11 * 60));
+    s.pause("j").unwrap();
+    assert_eq!(s.job("j").unwrap().next_run, None);
+    w.rt.advance(Duration::from_secs(30 * 60)); // 20, 30, 40 pass while paused
+    s.resume("j").unwrap();
+    w.rt.advance(Duration::from_secs(10 * 60));
+    w.stop(&s);
+    // Resumed at 41 min: next fire is the first after resume (41 + 10).
+    assert_eq!(w.rows("j"), vec![(600, 600, Succeeded), (3060, 3060, Succeeded)]);
+}
+
+#[test]
+fn pause_then_resume_with_replay_runs_once_per_the_misfire_policy() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(
+        JobConfig::new("j", works(1))
+            .schedule("*/10 * * * *")
+            .misfire(MisfirePolicy::run_once().replay_paused(true)),
+    )
+    .unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(11 * 60));
+    s.pause("j").unwrap();
+    w.rt.advance(Duration::from_secs(30 * 60));
+    s.resume("j").unwrap();
+    w.rt.advance(Duration::from_secs(5 * 60));
+    w.stop(&s);
+    assert_eq!(
+        w.rows("j"),
+        vec![
+            (600, 600, Succeeded),
+            (1200, 2460, Skipped),
+            (1800, 2460, Skipped),
+            (2400, 2460, Succeeded),
+        ]
+    );
+}
+
+#[test]
+fn unregister_while_running_cancels_and_frees_the_id() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(100)).schedule("@every 1m")).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(70));
+    s.unregister("j").unwrap();
+    w.rt.advance(Duration::from_secs(1));
+    s.register(JobConfig::new("j", works(1)).schedule("@every 1m")).unwrap();
+    w.rt.advance(Duration::from_secs(60));
+    w.stop(&s);
+    assert_eq!(w.rows("j"), vec![(60, 60, Cancelled), (131, 131, Succeeded)]);
+}
+
+// ---- time zones ----------------------------------------------------------
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+fn fires_in_zone(expr: &str, tz: &str, from: DateTime<Utc>, hours: u64) -> Vec<DateTime<Utc>> {
+    let w = World::at(from);
+    let s = w.scheduler();
+    s.register(JobConfig::new("j", works(0)).schedule(expr).timezone(tz)).unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(hours * 3600));
+    w.stop(&s);
+    let mut v: Vec<_> = w.store.all().into_iter().map(|r| r.scheduled_at).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn dst_gap_fires_once_at_the_end_of_the_gap() {
+    // Berlin springs forward 2026-03-29 02:00 CET -> 03:00 CEST (01:00 UTC).
+    let fires = fires_in_zone("30 2 * * *", "Europe/Berlin", utc(2026, 3, 28, 12, 0), 48);
+    assert_eq!(fires, vec![utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)]);
+}
+
+#[test]
+fn dst_fold_fires_once_at_the_first_occurrence() {
+    // Berlin falls back 2026-10-25 03:00 CEST -> 02:00 CET; 02:30 happens twice.
+    let fires = fires_in_zone("30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12, 0), 48);
+    assert_eq!(fires, vec![utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]);
+}
+
+#[test]
+fn dst_new_york_gap_and_fold_every_15_minutes() {
+    // 2026-03-08 02:00 EST -> 03:00 EDT (07:00 UTC): 02:00..02:45 collapse into 03:00.
+    let spring = fires_in_zone("*/15 1-3 * * *", "America/New_York", utc(2026, 3, 8, 5, 50), 3);
+    let local: Vec<String> = spring
+        .iter()
+        .map(|t| t.with_timezone(&chrono_tz::America::New_York).format("%H:%M%z").to_string())
+        .collect();
+    assert_eq!(
+        local,
+        [
+            "01:00-0500",
+            "01:15-0500",
+            "01:30-0500",
+            "01:45-0500",
+            "03:00-0400",
+            "03:15-0400",
+            "03:30-0400",
+            "03:45-0400"
+        ]
+    );
+    // 2026-11-01 02:00 EDT -> 01:00 EST: 01:xx runs once, in EDT.
+    let autumn = fires_in_zone("*/30 1 * * *", "America/New_York", utc(2026, 11, 1, 4, 50), 3);
+    let local: Vec<String> = autumn
+        .iter()
+        .map(|t| t.with_timezone(&chrono_tz::America::New_York).format("%H:%M%z").to_string())
+        .collect();
+    assert_eq!(local, ["01:00-0400", "01:30-0400"]);
+}
+
+#[test]
+fn intervals_ignore_time_zones_across_dst() {
+    let fires = fires_in_zone("@every 1h", "Europe/Berlin", utc(2026, 3, 28, 23, 0), 4);
+    let gaps: Vec<i64> = fires.windows(2).map(|w| (w[1] - w[0]).num_minutes()).collect();
+    assert_eq!(gaps, vec![60, 60, 60]);
+}
+
+// ---- jitter -------------------------------------------------------------
+
+#[test]
+fn jitter_never_moves_a_fire_past_the_next_nominal_fire() {
+    let w = World::new();
+    let s = w.scheduler();
+    s.register(
+        JobConfig::new("j", works(0)).schedule("@every 10s").jitter(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    w.start(&s);
+    w.rt.advance(Duration::from_secs(1000));
+    w.stop(&s);
+    let rows = w.store.all();
+    assert_eq!(rows.len(), 99, "one run per nominal fire");
+    for r in &rows {
+        let late = (r.started_at - r.scheduled_at).num_milliseconds();
+        assert!((0..10_000).contains(&late), "fire {} started {late} ms late", r.scheduled_at);
+    }
+    let lates: std::collections::BTreeSet<i64> =
+        rows.iter().map(|r| (r.started_at - r.scheduled_at).num_milliseconds()).collect();
+    assert!(lates.len() > 50, "jitter is drawn per fire");
+}
