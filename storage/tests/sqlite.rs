@@ -259,3 +259,34 @@ async fn from_url_opens_memory_and_files() {
         "invalid database configuration: invalid sqlite location \"sqlite://\": no path"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_writer_times_writes_out_and_the_retry_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stalled.db");
+    let s = SqliteStore::open_with(
+        SqliteOptions::file(&path)
+            .busy_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let batch = [start("j", 1, 1, 100, "i1"), end("j", 1, 1, 100, ExecutionStatus::Failed)];
+    let t0 = Instant::now();
+    let err = s.write(&batch).await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("write timed out after 200ms"), "{err}");
+    // The lock goes away while the writer still waits: the timed-out write lands.
+    other.execute_batch("COMMIT").unwrap();
+    let mut tries = 0;
+    while let Err(e) = s.write(&batch).await {
+        tries += 1;
+        assert!(tries < 20, "{e}");
+    }
+    let got = s.history(&HistoryQuery::new("j", 10)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status, ExecutionStatus::Failed);
+}

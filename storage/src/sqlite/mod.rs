@@ -63,6 +63,8 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     synchronous: Synchronous,
     max_group: usize,
+    operation_timeout: Duration,
+    maintenance_timeout: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -81,6 +83,8 @@ impl SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
             max_group: 64,
+            operation_timeout: Duration::from_secs(30),
+            maintenance_timeout: Duration::from_secs(300),
         }
     }
 
@@ -139,6 +143,21 @@ impl SqliteOptions {
     /// transaction by the writer thread; default 64.
     pub fn max_group(mut self, n: usize) -> Self {
         self.max_group = n.max(1);
+        self
+    }
+
+    /// How long a read or write waits for its thread's answer before
+    /// failing as unavailable (a stalled disk, a writer busy with a long
+    /// prune); default 30 s. A write that timed out may still land later;
+    /// repeating it is harmless.
+    pub fn operation_timeout(mut self, d: Duration) -> Self {
+        self.operation_timeout = d;
+        self
+    }
+
+    /// The same for `prune` and `mark_abandoned`; default 5 min.
+    pub fn maintenance_timeout(mut self, d: Duration) -> Self {
+        self.maintenance_timeout = d;
         self
     }
 

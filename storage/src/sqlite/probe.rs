@@ -33,7 +33,8 @@ impl SqliteProbe {
     /// One round trip: reads the schema version through the writer thread.
     pub async fn check(&self) -> ProbeReport {
         let start = Instant::now();
-        let query = self.store.on_writer(|c| {
+        // The timer below decides; the writer's own limit is only a backstop.
+        let query = self.store.on_writer("probe", self.timeout.saturating_mul(2), |c| {
             c.query_row("SELECT max(version) FROM mscribe_migrations", [], |r| {
                 r.get::<_, Option<i64>>(0)
             })

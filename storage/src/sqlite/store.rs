@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures::channel::oneshot;
+use futures::future::{Either, select};
 use mscribe_scheduler::store::{
     ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, PrunePolicy,
     StoreError, StoreResult,
@@ -62,6 +63,8 @@ struct Inner {
     readers: Option<mpsc::Sender<ReadJob>>,
     reader_count: usize,
     hostname: Option<String>,
+    operation_timeout: Duration,
+    maintenance_timeout: Duration,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -136,6 +139,8 @@ impl SqliteStore {
                 readers,
                 reader_count,
                 hostname: codec::hostname(),
+                operation_timeout: opts.operation_timeout,
+                maintenance_timeout: opts.maintenance_timeout,
             }),
         })
     }
@@ -153,9 +158,34 @@ impl SqliteStore {
         }
     }
 
-    /// Runs `f` on the writer thread and awaits its result.
+    /// Awaits a reply from a thread, up to `limit`. On timeout the work
+    /// may still complete later (writes are idempotent).
+    async fn reply<T>(
+        &self,
+        rx: oneshot::Receiver<StoreResult<T>>,
+        what: &str,
+        thread: &str,
+        limit: Duration,
+    ) -> StoreResult<T> {
+        let timer = futures_timer::Delay::new(limit);
+        match select(rx, timer).await {
+            Either::Left((Ok(r), _)) => r,
+            Either::Left((Err(_), _)) => Err(self.gone(thread)),
+            Either::Right(((), _)) => Err(StoreError::Unavailable {
+                message: format!(
+                    "{}: {what} timed out after {limit:?} (the {thread} is busy or the disk stalls)",
+                    self.inner.target
+                ),
+                source: None,
+            }),
+        }
+    }
+
+    /// Runs `f` on the writer thread and awaits its result, up to `limit`.
     pub(crate) async fn on_writer<T: Send + 'static>(
         &self,
+        what: &str,
+        limit: Duration,
         f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel();
@@ -163,23 +193,25 @@ impl SqliteStore {
             let _ = tx.send(f(c));
         });
         self.inner.writer.send(Command::Run(job)).map_err(|_| self.gone("writer"))?;
-        rx.await.map_err(|_| self.gone("writer"))?
+        self.reply(rx, what, "writer", limit).await
     }
 
     /// Runs a query on a reader thread (or the writer, without readers).
     async fn on_reader<T: Send + 'static>(
         &self,
+        what: &str,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        let limit = self.inner.operation_timeout;
         match &self.inner.readers {
-            None => self.on_writer(move |c| f(c)).await,
+            None => self.on_writer(what, limit, move |c| f(c)).await,
             Some(readers) => {
                 let (tx, rx) = oneshot::channel();
                 let job: ReadJob = Box::new(move |c| {
                     let _ = tx.send(f(c));
                 });
                 readers.send(job).map_err(|_| self.gone("reader"))?;
-                rx.await.map_err(|_| self.gone("reader"))?
+                self.reply(rx, what, "reader", limit).await
             }
         }
     }
@@ -506,7 +538,7 @@ impl ExecutionStore for SqliteStore {
                 .writer
                 .send(Command::Write { ops, reply: tx })
                 .map_err(|_| self.gone("writer"))?;
-            rx.await.map_err(|_| self.gone("writer"))??;
+            self.reply(rx, "write", "writer", self.inner.operation_timeout).await?;
         }
         bad.map_or(Ok(()), Err)
     }
@@ -515,7 +547,7 @@ impl ExecutionStore for SqliteStore {
         let job = q.job_id.clone();
         let limit = limit_i64(q.limit);
         let status = q.status;
-        self.on_reader(move |c| match status {
+        self.on_reader("history", move |c| match status {
             None => query_records(
                 c,
                 &format!(
@@ -539,7 +571,7 @@ impl ExecutionStore for SqliteStore {
 
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let job = job_id.to_owned();
-        self.on_reader(move |c| last_fire_of(c, &job)).await
+        self.on_reader("last_fire", move |c| last_fire_of(c, &job)).await
     }
 
     async fn last_fires(
@@ -547,7 +579,7 @@ impl ExecutionStore for SqliteStore {
         job_ids: &[String],
     ) -> StoreResult<std::collections::HashMap<String, DateTime<Utc>>> {
         let jobs = job_ids.to_vec();
-        self.on_reader(move |c| {
+        self.on_reader("last_fires", move |c| {
             let mut out = std::collections::HashMap::new();
             for job in jobs {
                 if let Some(t) = last_fire_of(c, &job)? {
@@ -564,7 +596,7 @@ impl ExecutionStore for SqliteStore {
             .map_err(|m| StoreError::Rejected { message: m, source: None })?;
         let instance = instance_id.to_owned();
         let host = self.inner.hostname.clone();
-        self.on_writer(move |c| {
+        self.on_writer("heartbeat", self.inner.operation_timeout, move |c| {
             c.prepare_cached(
                 "INSERT INTO scheduler_instances (instance_id, heartbeat_at, started_at, hostname)
                  VALUES (?1, ?2, ?2, ?3)
@@ -587,7 +619,7 @@ impl ExecutionStore for SqliteStore {
             .map_err(|m| StoreError::Rejected { message: m, source: None })?;
         let cutoff = codec::cutoff(now, stale_after);
         let own = own_instance.to_owned();
-        self.on_writer(move |c| {
+        self.on_writer("mark_abandoned", self.inner.maintenance_timeout, move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| store_error("mark_abandoned", e))?;
@@ -636,7 +668,7 @@ impl ExecutionStore for SqliteStore {
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         let older = ts_text(codec::clamp_ts(p.older_than));
         let failures = p.failures_older_than.map(|t| ts_text(codec::clamp_ts(t)));
-        self.on_writer(move |c| {
+        self.on_writer("prune", self.inner.maintenance_timeout, move |c| {
             let sql = format!(
                 "DELETE FROM scheduled_job_executions
                  WHERE status <> 'running'
