@@ -308,7 +308,8 @@ struct State {
 }
 
 /// A heap entry: job `job` is due at `due` for nominal time `nominal`;
-/// stale when `generation` no longer matches the job's.
+/// stale when `generation` no longer matches the job's (it was paused,
+/// re-planned, or unregistered and registered again).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     due: DateTime<Utc>,
@@ -550,11 +551,13 @@ impl JobScheduler {
     pub fn pause(&self, id: &str) -> Result<()> {
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
+        st.seq += 1;
+        let fresh = st.seq;
         let job = st.jobs.get_mut(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
         if !job.paused {
             job.paused = true;
             job.paused_at = Some(now);
-            job.generation += 1;
+            job.generation = fresh;
             job.next_nominal = None;
             tracing::info!(job_id = id, "job paused");
         }
@@ -822,8 +825,12 @@ impl JobScheduler {
 
     /// Plans the job's next fire strictly after `after`.
     fn plan_next(&self, st: &mut State, key: &Arc<str>, after: DateTime<Utc>) {
+        // Generations come from the global sequence, so a heap entry of an
+        // unregistered job never matches a new job registered under its id.
+        st.seq += 1;
+        let fresh = st.seq;
         let Some(job) = st.jobs.get_mut(key) else { return };
-        job.generation += 1;
+        job.generation = fresh;
         job.next_nominal = None;
         if job.paused {
             return;

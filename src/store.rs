@@ -621,7 +621,10 @@ impl ExecutionStore for MemoryStore {
         stale_after: Duration,
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let mut g = self.rows.lock().expect("memory store lock");
-        let cutoff = now - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Duration::from_std(stale_after)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let g = &mut *g;
         let mut changed = Vec::new();
         let running: Vec<usize> = g.running.iter().copied().collect();

@@ -1,0 +1,229 @@
+//! State-machine test: random sequences of register, unregister, pause,
+//! resume, trigger, failure toggles and time steps, checked after every step
+//! against a simple reference model of what must have run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mscribe_scheduler::{
+    Clock, Error, ExecutionStatus, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore,
+};
+use proptest::prelude::*;
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register { id: u8, interval: i64 },
+    Unregister(u8),
+    Pause(u8),
+    Resume(u8),
+    Trigger(u8),
+    SetFail(u8, bool),
+    Advance(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct MJob {
+    interval: i64,
+    next: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Model {
+    now: i64,
+    jobs: BTreeMap<u8, MJob>,
+    /// Per id: (records, failed records).
+    counts: BTreeMap<u8, (u64, u64)>,
+    fail: BTreeMap<u8, bool>,
+    /// Whether the last operation must fail.
+    expect_err: bool,
+}
+
+impl Model {
+    fn count(&mut self, id: u8) {
+        let failing = self.fail.get(&id).copied().unwrap_or(false);
+        let c = self.counts.entry(id).or_default();
+        c.0 += 1;
+        if failing {
+            c.1 += 1;
+        }
+    }
+}
+
+struct Reference;
+
+impl ReferenceStateMachine for Reference {
+    type State = Model;
+    type Transition = Op;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        Just(Model::default()).boxed()
+    }
+
+    fn transitions(_state: &Model) -> BoxedStrategy<Op> {
+        let id = 0u8..4;
+        prop_oneof![
+            2 => (id.clone(), 1i64..120).prop_map(|(id, interval)| Op::Register { id, interval }),
+            1 => id.clone().prop_map(Op::Unregister),
+            1 => id.clone().prop_map(Op::Pause),
+            1 => id.clone().prop_map(Op::Resume),
+            1 => id.clone().prop_map(Op::Trigger),
+            1 => (id, any::<bool>()).prop_map(|(i, f)| Op::SetFail(i, f)),
+            3 => (0i64..400).prop_map(Op::Advance),
+        ]
+        .boxed()
+    }
+
+    fn apply(mut s: Model, op: &Op) -> Model {
+        s.expect_err = false;
+        let now = s.now;
+        match *op {
+            Op::Register { id, interval } => {
+                if s.jobs.contains_key(&id) {
+                    s.expect_err = true;
+                } else {
+                    s.jobs.insert(id, MJob { interval, next: Some(now + interval) });
+                }
+            }
+            Op::Unregister(id) => s.expect_err = s.jobs.remove(&id).is_none(),
+            Op::Pause(id) => match s.jobs.get_mut(&id) {
+                Some(j) => j.next = None,
+                None => s.expect_err = true,
+            },
+            Op::Resume(id) => match s.jobs.get_mut(&id) {
+                Some(j) if j.next.is_none() => j.next = Some(now + j.interval),
+                Some(_) => {}
+                None => s.expect_err = true,
+            },
+            Op::Trigger(id) => {
+                if s.jobs.contains_key(&id) {
+                    s.count(id);
+                } else {
+                    s.expect_err = true;
+                }
+            }
+            Op::SetFail(id, f) => {
+                s.fail.insert(id, f);
+            }
+            Op::Advance(d) => {
+                let end = now + d;
+                let ids: Vec<u8> = s.jobs.keys().copied().collect();
+                for id in ids {
+                    loop {
+                        let j = s.jobs.get_mut(&id).expect("job");
+                        match j.next {
+                            Some(t) if t <= end => {
+                                j.next = Some(t + j.interval);
+                                s.count(id);
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                s.now = end;
+            }
+        }
+        s
+    }
+}
+
+struct Sut {
+    rt: LocalRuntime,
+    sched: JobScheduler,
+    store: Arc<MemoryStore>,
+    fail: Arc<Mutex<HashMap<u8, bool>>>,
+    t0: DateTime<Utc>,
+}
+
+struct SchedulerMachine;
+
+impl StateMachineTest for SchedulerMachine {
+    type SystemUnderTest = Sut;
+    type Reference = Reference;
+
+    fn init_test(_: &Model) -> Sut {
+        let rt = LocalRuntime::new();
+        let store = Arc::new(MemoryStore::new());
+        let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+            .store(store.clone())
+            .seed(11)
+            .build();
+        rt.block_on(sched.start()).unwrap();
+        let t0 = rt.clock().now();
+        Sut { rt, sched, store, fail: Arc::default(), t0 }
+    }
+
+    fn apply(sut: Sut, model: &Model, op: Op) -> Sut {
+        let name = |id: u8| format!("job-{id}");
+        let result: Result<(), Error> = match op {
+            Op::Register { id, interval } => {
+                let fail = sut.fail.clone();
+                let handler = move |_ctx: JobContext| {
+                    let failing = fail.lock().unwrap().get(&id).copied().unwrap_or(false);
+                    async move { if failing { Err("told to fail") } else { Ok(()) } }
+                };
+                sut.sched.register(
+                    JobConfig::new(name(id), handler)
+                        .schedule(Duration::from_secs(interval as u64)),
+                )
+            }
+            Op::Unregister(id) => sut.sched.unregister(&name(id)),
+            Op::Pause(id) => sut.sched.pause(&name(id)),
+            Op::Resume(id) => sut.sched.resume(&name(id)),
+            Op::Trigger(id) => sut.sched.trigger(&name(id)).map(|_| ()),
+            Op::SetFail(id, f) => {
+                sut.fail.lock().unwrap().insert(id, f);
+                Ok(())
+            }
+            Op::Advance(d) => {
+                sut.rt.advance(Duration::from_secs(d as u64));
+                Ok(())
+            }
+        };
+        assert_eq!(result.is_err(), model.expect_err, "{op:?} gave {result:?}");
+        sut.rt.run_until_stalled();
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, model: &Model) {
+        assert_eq!(sut.rt.clock().now(), sut.t0 + chrono::Duration::seconds(model.now));
+        let mut got: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+        for r in sut.store.all() {
+            let id: u8 = r.job_id.trim_start_matches("job-").parse().unwrap();
+            let c = got.entry(id).or_default();
+            c.0 += 1;
+            assert_ne!(r.status, ExecutionStatus::Running, "instant handlers never stay running");
+            if r.status == ExecutionStatus::Failed {
+                c.1 += 1;
+            }
+        }
+        let want: BTreeMap<u8, (u64, u64)> =
+            model.counts.iter().filter(|(_, c)| c.0 > 0).map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, want, "records per job (all, failed)");
+        for (id, j) in &model.jobs {
+            let info = sut.sched.job(&format!("job-{id}")).expect("registered");
+            let next = j.next.map(|s| sut.t0 + chrono::Duration::seconds(s));
+            assert_eq!(info.next_run, next, "next run of job-{id}");
+            assert_eq!(info.paused, j.next.is_none());
+        }
+        assert_eq!(sut.sched.jobs().len(), model.jobs.len());
+    }
+
+    fn teardown(sut: Sut, _model: Model) {
+        let report = sut.rt.block_on(sut.sched.stop(Duration::from_secs(1))).unwrap();
+        assert_eq!(report.dropped, 0);
+        assert!(sut.store.all().iter().all(|r| r.status != ExecutionStatus::Running));
+    }
+}
+
+prop_state_machine! {
+    // 64 cases by default; PROPTEST_CASES overrides (e.g. 2000 for a long run).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn scheduler_matches_the_reference_model(sequential 1..60 => SchedulerMachine);
+}
