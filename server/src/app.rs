@@ -1,0 +1,251 @@
+//! Wiring: from a [`Config`] to a running scheduler with the seven jobs, the
+//! health checker, the metrics and the HTTP server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::{JobScheduler, Probe, StopReport, SystemClock};
+
+use crate::config::Config;
+use crate::db::{Database, DbError};
+use crate::health::{AuthProbe, HealthChecker, HealthSettings, SchedulerProbe, StorageProbe};
+use crate::http::{ServerState, routes};
+use crate::http_client::parse_http_url;
+use crate::metrics::ServerMetrics;
+use crate::ops::{OpsContext, ops_jobs};
+use crate::token::{TokenError, TokenSource, resolve_admin_token};
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// A directory could not be created.
+    #[error("cannot create {what} {path}: {source}")]
+    Dir {
+        /// Which setting.
+        what: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// No admin token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The scheduler refused a job or to start.
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] mscribe_scheduler::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How [`App::build`] sets things up.
+#[derive(Default, Clone)]
+pub struct BuildOptions {
+    /// Register every job paused (for `mscribe run`).
+    pub pause_all: bool,
+    /// Called after log rotation renamed a log file.
+    pub on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions").field("pause_all", &self.pause_all).finish_non_exhaustive()
+    }
+}
+
+/// Everything a running server holds.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Database,
+    /// The scheduler with the seven jobs registered (not started).
+    pub scheduler: JobScheduler,
+    /// The health checker.
+    pub health: Arc<HealthChecker>,
+    /// The metrics.
+    pub metrics: Arc<ServerMetrics>,
+    /// The admin token.
+    pub admin_token: crate::config::Secret,
+    /// Where it came from.
+    pub token_source: TokenSource,
+}
+
+/// Creates the data, log and backup directories (and the cleanup ones) if
+/// missing.
+pub fn ensure_dirs(cfg: &Config) -> Result<(), AppError> {
+    let mut dirs: Vec<(&'static str, PathBuf)> = vec![
+        ("data_dir", cfg.data_dir.clone()),
+        ("log_dir", cfg.log_dir.clone()),
+        ("backup_dir", cfg.backup_dir.clone()),
+    ];
+    if cfg.jobs.temp_cleanup.options.dirs.is_none() {
+        for d in cfg.cleanup_dirs() {
+            dirs.push(("temp-cleanup dir", d));
+        }
+    }
+    for (what, path) in dirs {
+        std::fs::create_dir_all(&path).map_err(|source| AppError::Dir { what, path, source })?;
+    }
+    Ok(())
+}
+
+impl App {
+    /// Opens the database, resolves the admin token, and builds the
+    /// scheduler (system clock, current tokio runtime) with the seven jobs,
+    /// the health checker and the metrics. Nothing is started.
+    pub async fn build(config: Config, opts: BuildOptions) -> Result<App, AppError> {
+        ensure_dirs(&config)?;
+        let config = Arc::new(config);
+        let (admin_token, token_source) = resolve_admin_token(&config)?;
+        let db = Database::open(&config.database_url).await?;
+        tracing::info!(database = %db.target(), "database opened and migrated");
+        let metrics = ServerMetrics::new();
+        let scheduler =
+            JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
+                .store(db.store())
+                .observer(metrics.clone())
+                .build();
+        metrics.attach(scheduler.clone());
+
+        let h = &config.health;
+        let mut probes: Vec<Arc<dyn Probe>> = vec![
+            db.probe(h.probe_timeout),
+            Arc::new(SchedulerProbe::new(scheduler.clone(), h.max_overdue)),
+            Arc::new(StorageProbe::new(
+                config.storage_paths(),
+                h.min_free_bytes,
+                h.min_free_percent,
+            )),
+        ];
+        if let Some(url) = &h.auth_url {
+            // Validated at load.
+            if let Ok(u) = parse_http_url(url) {
+                probes.push(Arc::new(AuthProbe::new(u, h.probe_timeout)));
+            }
+        }
+        let m = metrics.clone();
+        let health = HealthChecker::with_hooks(
+            probes,
+            Arc::new(SystemClock),
+            HealthSettings {
+                ttl: h.ttl,
+                probe_timeout: h.probe_timeout,
+                slow_threshold: h.slow_threshold,
+            },
+            vec![Box::new(move |s| m.record_health(s))],
+        );
+        let ctx = OpsContext {
+            config: config.clone(),
+            db: db.clone(),
+            health: health.clone(),
+            admin_token: Some(admin_token.clone()),
+            on_log_rotated: opts.on_log_rotated.clone(),
+        };
+        for job in ops_jobs(&ctx) {
+            let job = if opts.pause_all { job.paused(true) } else { job };
+            scheduler.register(job)?;
+        }
+        Ok(App { config, db, scheduler, health, metrics, admin_token, token_source })
+    }
+
+    /// The HTTP state over this app.
+    pub fn server_state(&self) -> Arc<ServerState> {
+        Arc::new(ServerState {
+            scheduler: self.scheduler.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+            admin_token: self.admin_token.clone(),
+            max_body_bytes: self.config.max_body_bytes,
+        })
+    }
+
+    /// Runs the server until SIGINT or SIGTERM: binds, starts the
+    /// scheduler, serves; then stops accepting connections, drains them,
+    /// stops the scheduler within `shutdown_grace` and flushes the store.
+    /// `on_listening` is called with the bound address.
+    pub async fn serve(
+        self,
+        on_listening: impl FnOnce(std::net::SocketAddr),
+    ) -> Result<StopReport, AppError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+            }
+        };
+        self.serve_until(shutdown, on_listening).await
+    }
+
+    /// [`serve`](Self::serve), stopping when `shutdown` completes.
+    pub async fn serve_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        on_listening: impl FnOnce(std::net::SocketAddr),
+    ) -> Result<StopReport, AppError> {
+        let addr = self.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
+        self.scheduler.start().await?;
+        match &self.token_source {
+            TokenSource::Generated(p) | TokenSource::File(p) => {
+                tracing::info!(path = %p.display(), "jobs API token file")
+            }
+            TokenSource::Config => tracing::info!("jobs API token from the configuration"),
+        }
+        tracing::info!(addr = %local, jobs = self.scheduler.jobs().len(), "listening");
+        on_listening(local);
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let signalled = async move {
+            shutdown.await;
+            let _ = stopped_tx.send(());
+        };
+        let server =
+            warp::serve(routes(self.server_state())).incoming(listener).graceful(signalled).run();
+        let grace = self.config.shutdown_grace;
+        let server = tokio::spawn(server);
+        // Wait for the signal, then give open connections the grace to finish.
+        let _ = stopped_rx.await;
+        tracing::info!(grace = ?grace, "no longer accepting connections; stopping the scheduler");
+        let (server_done, report) = tokio::join!(
+            tokio::time::timeout(grace + Duration::from_secs(1), server),
+            self.scheduler.stop(grace)
+        );
+        if server_done.is_err() {
+            tracing::warn!("open HTTP connections did not close within the grace; dropping them");
+        }
+        let report = report?;
+        if report.unwritten > 0 {
+            tracing::error!(
+                unwritten = report.unwritten,
+                "records could not be written to the store before exit"
+            );
+        }
+        self.db.close().await;
+        tracing::info!(?report, "stopped");
+        Ok(report)
+    }
+}

@@ -1,0 +1,575 @@
+//! The `mscribe` command line.
+//!
+//! Exit codes: 0 success (a job run that succeeded, a healthy check);
+//! 1 a job run that did not succeed, or a degraded health check; 2 an
+//! unhealthy health check, or an error (bad config, unreachable database).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Parser, Subcommand};
+use mscribe_scheduler::probe::check_all;
+use mscribe_scheduler::{
+    ExecutionRecord, ExecutionStatus, HealthStatus, HistoryQuery, Probe, SystemClock,
+    TriggerOutcome,
+};
+use serde_json::{Value, json};
+
+use crate::app::{App, BuildOptions, ensure_dirs};
+use crate::config::{Config, JOB_IDS};
+use crate::db::Database;
+use crate::health::{HealthSnapshot, StorageProbe};
+use crate::http_client::{parse_http_url, request};
+use crate::logging::{LOG_FILE_NAME, LogFile};
+use crate::ops::job_name;
+
+/// mscribe: the Mental Scribe operations scheduler.
+///
+/// Runs scheduled jobs (seven operational jobs built in), records every
+/// run in SQLite or Postgres, and serves a health check, a jobs API and
+/// Prometheus metrics over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "mscribe", version, about, long_about)]
+pub struct Cli {
+    /// The config file (TOML). Default: $MSCRIBE_CONFIG, else ./mscribe.toml
+    /// if it exists, else built-in defaults. Every key can be overridden by
+    /// an MSCRIBE_<KEY> environment variable.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler, the seven operational jobs and the HTTP server
+    /// until SIGINT or SIGTERM.
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// List the jobs: schedule, next run, last run and last status.
+    Jobs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the execution history of a job, newest first.
+    History {
+        /// The job id, e.g. database-backup.
+        job: String,
+        /// How many rows.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Only rows with this status (succeeded, failed, timed_out,
+        /// cancelled, retries_exhausted, abandoned, skipped, running).
+        #[arg(long, short = 's')]
+        status: Option<ExecutionStatus>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one job once, now, and exit with its status (0 when it
+    /// succeeded, 1 otherwise).
+    Run {
+        /// The job id, e.g. security-scan.
+        job: String,
+    },
+    /// Check health: a running server's /health-check, or, when none
+    /// answers, the configured database and storage directly. Exits 0
+    /// healthy, 1 degraded, 2 unhealthy.
+    Health {
+        /// The server's URL (default: http://<listen>/health-check from the
+        /// config).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mscribe: error: {msg}");
+    ExitCode::from(2)
+}
+
+fn load(cli: &Cli) -> Result<Config, ExitCode> {
+    Config::load(cli.config.as_deref()).map_err(fail)
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_else(|| "-".to_owned())
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.iter().map(|h| (*h).to_owned()).collect())];
+    out.extend(rows.iter().map(|r| line(r.clone())));
+    out.join("\n")
+}
+
+/// Runs the command line; returns the process's exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Serve => serve(&cli).await,
+        Command::Migrate => migrate(&cli).await,
+        Command::Jobs { json } => jobs(&cli, *json).await,
+        Command::History { job, limit, status, json } => {
+            history(&cli, job, *limit, *status, *json).await
+        }
+        Command::Run { job } => run_job(&cli, job).await,
+        Command::Health { url } => health(&cli, url.as_deref()).await,
+    }
+}
+
+async fn serve(cli: &Cli) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = ensure_dirs(&cfg) {
+        return fail(e);
+    }
+    let log_file = if cfg.log_to_file {
+        match LogFile::open(&cfg.log_dir.join(LOG_FILE_NAME)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return fail(format!("cannot open log file in {}: {e}", cfg.log_dir.display()));
+            }
+        }
+    } else {
+        None
+    };
+    crate::logging::init(&cfg.log_level, log_file.clone());
+    if let Some(src) = &cfg.source {
+        tracing::info!(config = %src.display(), "configuration loaded");
+    } else {
+        tracing::info!("no config file; using defaults and environment overrides");
+    }
+    let on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>> =
+        log_file.map(|f| Arc::new(move || f.reopen()) as Arc<dyn Fn() + Send + Sync>);
+    let app = match App::build(cfg, BuildOptions { pause_all: false, on_log_rotated }).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let res = app
+        .serve(|addr| {
+            println!("mscribe listening on http://{addr}");
+        })
+        .await;
+    match res {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn open_db(cfg: &Config) -> Result<Database, ExitCode> {
+    if let Some(p) = cfg.sqlite_path()
+        && let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return Err(fail(format!("cannot create {}: {e}", dir.display())));
+    }
+    Database::open(&cfg.database_url).await.map_err(fail)
+}
+
+async fn migrate(cli: &Cli) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::logging::init("warn", None);
+    let db = match open_db(&cfg).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let latest = match &db {
+        Database::Sqlite { .. } => mscribe_storage::migrate::SQLITE_MIGRATIONS.last(),
+        Database::Postgres { .. } => mscribe_storage::migrate::POSTGRES_MIGRATIONS.last(),
+    };
+    println!(
+        "{}: migrated to {} (plus table job_metrics_hourly)",
+        db.target(),
+        latest.map(|m| m.label()).unwrap_or_default()
+    );
+    db.close().await;
+    ExitCode::SUCCESS
+}
+
+async fn jobs(cli: &Cli, as_json: bool) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::logging::init("warn", None);
+    let db = match open_db(&cfg).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let store = db.store();
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    let mut out = Vec::new();
+    for id in JOB_IDS {
+        let c = cfg.jobs.common(id).expect("known job");
+        let next =
+            if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
+        let last: Option<ExecutionRecord> = match store.history(&HistoryQuery::new(id, 1)).await {
+            Ok(mut v) => v.pop(),
+            Err(e) => return fail(e),
+        };
+        let schedule = match c.timezone {
+            Some(tz) => format!("{} ({tz})", c.schedule),
+            None => c.schedule.to_owned(),
+        };
+        rows.push(vec![
+            id.to_owned(),
+            schedule.clone(),
+            if c.enabled { ts(next) } else { "disabled".to_owned() },
+            ts(last.as_ref().map(|r| r.started_at)),
+            last.as_ref().map(|r| r.status.to_string()).unwrap_or_else(|| "-".to_owned()),
+        ]);
+        out.push(json!({
+            "id": id,
+            "name": job_name(id),
+            "schedule": schedule,
+            "enabled": c.enabled,
+            "next_run": next,
+            "last_run": last.as_ref().map(|r| r.started_at),
+            "last_status": last.as_ref().map(|r| r.status),
+        }));
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": out })).unwrap_or_default());
+    } else {
+        println!("{}", table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "LAST STATUS"], &rows));
+    }
+    db.close().await;
+    ExitCode::SUCCESS
+}
+
+async fn history(
+    cli: &Cli,
+    job: &str,
+    limit: usize,
+    status: Option<ExecutionStatus>,
+    as_json: bool,
+) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::logging::init("warn", None);
+    if limit == 0 {
+        return fail("--limit must be at least 1");
+    }
+    let db = match open_db(&cfg).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let mut q = HistoryQuery::new(job, limit);
+    q.status = status;
+    let rows = match db.store().history(&q).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "job_id": job, "executions": rows }))
+                .unwrap_or_default()
+        );
+    } else if rows.is_empty() {
+        if !JOB_IDS.contains(&job) {
+            eprintln!(
+                "mscribe: no executions of \"{job}\" (the built-in jobs are {})",
+                JOB_IDS.join(", ")
+            );
+        } else {
+            println!("no executions of {job}");
+        }
+    } else {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.execution_id.to_string(),
+                    r.attempt.to_string(),
+                    r.status.to_string(),
+                    ts(Some(r.scheduled_at)),
+                    ts(Some(r.started_at)),
+                    r.duration_ms.map(|d| format!("{d}ms")).unwrap_or_else(|| "-".to_owned()),
+                    r.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &["EXECUTION", "ATTEMPT", "STATUS", "SCHEDULED", "STARTED", "DURATION", "ERROR"],
+                &cells
+            )
+        );
+    }
+    db.close().await;
+    ExitCode::SUCCESS
+}
+
+async fn run_job(cli: &Cli, job: &str) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !JOB_IDS.contains(&job) {
+        return fail(format!("unknown job \"{job}\"; the jobs are {}", JOB_IDS.join(", ")));
+    }
+    crate::logging::init(&cfg.log_level, None);
+    let app = match App::build(cfg, BuildOptions { pause_all: true, on_log_rotated: None }).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = app.scheduler.start().await {
+        return fail(e);
+    }
+    let outcome = match app.scheduler.trigger(job) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let TriggerOutcome::Started { execution_id } = outcome else {
+        let _ = app.scheduler.stop(Duration::from_secs(5)).await;
+        return fail(format!("job {job} did not start: {outcome:?}"));
+    };
+    // Wait for the run (retries included) to end.
+    loop {
+        match app.scheduler.job(job) {
+            Some(info) if info.running == 0 && info.queued == 0 => break,
+            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            None => break,
+        }
+    }
+    let report = app.scheduler.stop(app.config.shutdown_grace).await;
+    if let Ok(r) = &report
+        && r.unwritten > 0
+    {
+        eprintln!("mscribe: warning: {} records could not be written to the store", r.unwritten);
+    }
+    let rows = app.scheduler.store().history(&HistoryQuery::new(job, 50)).await.unwrap_or_default();
+    let last =
+        rows.into_iter().filter(|r| r.execution_id == execution_id).max_by_key(|r| r.attempt);
+    app.db.close().await;
+    let Some(rec) = last else {
+        return fail(format!("no record of execution {execution_id} of {job}"));
+    };
+    let body = json!({
+        "job_id": job,
+        "execution_id": rec.execution_id,
+        "attempt": rec.attempt,
+        "status": rec.status,
+        "duration_ms": rec.duration_ms,
+        "error": rec.error,
+        "result": rec.result,
+        "metrics": rec.metrics,
+    });
+    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    if rec.status == ExecutionStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn exit_for(status: HealthStatus) -> ExitCode {
+    match status {
+        HealthStatus::Healthy => ExitCode::SUCCESS,
+        HealthStatus::Degraded => ExitCode::from(1),
+        HealthStatus::Unhealthy => ExitCode::from(2),
+    }
+}
+
+async fn health(cli: &Cli, url: Option<&str>) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::logging::init("warn", None);
+    let explicit = url.is_some();
+    let url = match url {
+        Some(u) => u.to_owned(),
+        None => {
+            let mut addr = cfg.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}/health-check")
+        }
+    };
+    let mut parsed = match parse_http_url(&url) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    if parsed.path == "/" {
+        parsed.path = "/health-check".to_owned();
+    }
+    // The token, if one is known (never generated here).
+    let token =
+        cfg.admin_token.as_ref().map(|t| t.expose().to_owned()).or_else(|| {
+            std::fs::read_to_string(cfg.token_file()).ok().map(|t| t.trim().to_owned())
+        });
+    let auth = token.as_ref().map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    match request("GET", &parsed, &headers, cfg.health.probe_timeout * 5 + Duration::from_secs(1))
+        .await
+    {
+        Ok(resp) => {
+            let body: Value = match serde_json::from_slice(&resp.body) {
+                Ok(v) => v,
+                Err(_) => {
+                    eprintln!(
+                        "mscribe: {parsed} answered {} with a body that is not JSON",
+                        resp.status
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            let status: Option<HealthStatus> = serde_json::from_value(body["status"].clone()).ok();
+            exit_for(status.unwrap_or(HealthStatus::Unhealthy))
+        }
+        Err(e) if !explicit => {
+            eprintln!(
+                "mscribe: no server answered at {parsed} ({e}); checking the database and storage directly"
+            );
+            local_health(&cfg).await
+        }
+        Err(e) => {
+            eprintln!("mscribe: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn local_health(cfg: &Config) -> ExitCode {
+    let h = &cfg.health;
+    let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(StorageProbe::new(
+        cfg.storage_paths(),
+        h.min_free_bytes,
+        h.min_free_percent,
+    ))];
+    let db =
+        match tokio::time::timeout(h.probe_timeout * 5, Database::open(&cfg.database_url)).await {
+            Ok(Ok(db)) => {
+                probes.insert(0, db.probe(h.probe_timeout));
+                Some(db)
+            }
+            Ok(Err(e)) => {
+                probes.insert(0, Arc::new(FailedProbe(e.to_string())));
+                None
+            }
+            Err(_) => {
+                probes.insert(
+                    0,
+                    Arc::new(FailedProbe(format!("no answer within {:?}", h.probe_timeout * 5))),
+                );
+                None
+            }
+        };
+    let (status, checks) =
+        check_all(&probes, &SystemClock, h.probe_timeout, h.slow_threshold).await;
+    let snap = HealthSnapshot { status, checked_at: Utc::now(), checks };
+    println!("{}", serde_json::to_string_pretty(&snap.body(true)).unwrap_or_default());
+    if let Some(db) = db {
+        db.close().await;
+    }
+    exit_for(status)
+}
+
+/// A database probe that failed before it could run (the open failed).
+#[derive(Debug)]
+struct FailedProbe(String);
+
+#[async_trait::async_trait]
+impl Probe for FailedProbe {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> mscribe_scheduler::ProbeReport {
+        mscribe_scheduler::ProbeReport::unhealthy(Duration::ZERO, self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_texts() {
+        let mut cmd = Cli::command();
+        insta::assert_snapshot!("help_mscribe", cmd.render_long_help().to_string());
+        for sub in ["serve", "migrate", "jobs", "history", "run", "health"] {
+            let mut cmd = Cli::command();
+            let sc = cmd.find_subcommand_mut(sub).expect("subcommand");
+            let mut sc = sc.clone().bin_name(format!("mscribe {sub}"));
+            insta::assert_snapshot!(format!("help_{sub}"), sc.render_long_help().to_string());
+        }
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let c = Cli::try_parse_from([
+            "mscribe",
+            "history",
+            "database-backup",
+            "-n",
+            "5",
+            "--status",
+            "failed",
+            "--config",
+            "x.toml",
+        ])
+        .unwrap();
+        assert_eq!(c.config, Some(PathBuf::from("x.toml")));
+        match c.command {
+            Command::History { job, limit, status, json } => {
+                assert_eq!(
+                    (job.as_str(), limit, status, json),
+                    ("database-backup", 5, Some(ExecutionStatus::Failed), false)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["mscribe", "history", "x", "--status", "fine"]).unwrap_err();
+        assert!(e.to_string().contains("unknown execution status \"fine\""), "{e}");
+        assert!(Cli::try_parse_from(["mscribe", "--config", "a.toml", "serve"]).is_ok());
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["A", "LONGER"],
+            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\nq    22");
+    }
+}

@@ -1,0 +1,288 @@
+//! The seven operational jobs, as a library: each is a struct with an
+//! async `run(now)` that does the work and returns its report as JSON, and
+//! implements the engine's [`JobHandler`] so it can be registered in any
+//! [`JobScheduler`](mscribe_scheduler::JobScheduler).
+//!
+//! | id | struct | what it does |
+//! |---|---|---|
+//! | `history-retention` | [`HistoryRetention`] | prunes execution history, keeping failures longer |
+//! | `database-backup` | [`DatabaseBackup`] | SQLite online backup (or `pg_dump`), verified, last N kept |
+//! | `log-rotation` | [`LogRotation`] | rotates `*.log` by size or age, gzips, keeps last N |
+//! | `temp-cleanup` | [`TempCleanup`] | deletes old files under configured dirs, never following symlinks |
+//! | `security-scan` | [`SecurityScan`] | permissions of secrets and the database, token strength |
+//! | `metrics-aggregation` | [`MetricsAggregation`] | hourly runs, success rate, p50/p95 per job into `job_metrics_hourly` |
+//! | `health-snapshot` | [`HealthSnapshotJob`] | runs the probes, records the result, alerts on unhealthy |
+//!
+//! [`ops_jobs`] builds all seven from a [`Config`](crate::config::Config),
+//! as `mscribe serve` does; `examples/scheduled_jobs.rs` shows them in an
+//! application of your own.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mscribe_server::ops::{TempCleanup, job_config};
+//! use mscribe_server::config::Config;
+//!
+//! let cfg = Config::default();
+//! let cleanup = TempCleanup::new(vec!["/tmp/myapp-cache".into()], Duration::from_secs(86_400), true);
+//! let job = job_config("temp-cleanup", "Temp cleanup", cfg.jobs.common("temp-cleanup").unwrap(), cleanup);
+//! assert_eq!(job.id(), "temp-cleanup");
+//! ```
+
+mod backup;
+mod cleanup;
+mod logrotate;
+mod metrics;
+mod retention;
+mod security;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mscribe_scheduler::{JobConfig, JobContext, JobHandler, JobResult};
+use serde_json::Value;
+
+pub use backup::{DatabaseBackup, backup_sqlite_file, verify_sqlite_backup};
+pub use cleanup::TempCleanup;
+pub use logrotate::LogRotation;
+pub use metrics::{MetricsAggregation, rollup};
+pub use retention::HistoryRetention;
+pub use security::{Finding, SecurityScan, Severity};
+pub use snapshot::HealthSnapshotJob;
+
+use crate::config::{CommonSettings, Config, Secret};
+use crate::db::Database;
+use crate::health::HealthChecker;
+
+/// What an operational job's run found: its report, and whether it counts
+/// as a failure (a failed run keeps its report as result data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpsOutcome {
+    /// The report, stored as the run's result data.
+    pub data: Value,
+    /// Numbers worth graphing, stored as the run's metrics.
+    pub metrics: Vec<(&'static str, f64)>,
+    /// Why the run failed, if it did.
+    pub error: Option<String>,
+}
+
+impl OpsOutcome {
+    /// A success.
+    pub fn ok(data: Value) -> Self {
+        OpsOutcome { data, metrics: Vec::new(), error: None }
+    }
+
+    /// A failure with its report.
+    pub fn failed(data: Value, error: impl Into<String>) -> Self {
+        OpsOutcome { data, metrics: Vec::new(), error: Some(error.into()) }
+    }
+
+    /// Adds a metric.
+    pub fn metric(mut self, name: &'static str, v: f64) -> Self {
+        self.metrics.push((name, v));
+        self
+    }
+
+    /// The engine's result.
+    pub fn into_job_result(self) -> JobResult {
+        let mut r = match self.error {
+            None => JobResult::ok(),
+            Some(e) => JobResult::failed(e),
+        }
+        .with_data(self.data);
+        for (k, v) in self.metrics {
+            r = r.with_metric(k, v);
+        }
+        r
+    }
+}
+
+/// One operational job: work done at `now`.
+#[async_trait]
+pub trait OpsJob: Send + Sync + 'static {
+    /// Does the work once.
+    async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome;
+}
+
+/// Adapts an [`OpsJob`] to the engine: reads `now` from the scheduler's
+/// clock, runs, and turns the outcome into a [`JobResult`].
+#[derive(Debug)]
+pub struct OpsHandler<J>(pub J);
+
+#[async_trait]
+impl<J: OpsJob> JobHandler for OpsHandler<J> {
+    async fn run(&self, ctx: JobContext) -> JobResult {
+        let now = ctx.clock().now();
+        self.0.run_at(now).await.into_job_result()
+    }
+}
+
+/// A [`JobConfig`] for `job` with the scheduling settings of a config
+/// section. A disabled job is registered paused.
+pub fn job_config(
+    id: &str,
+    name: &str,
+    settings: CommonSettings<'_>,
+    job: impl OpsJob,
+) -> JobConfig {
+    let mut cfg = JobConfig::new(id, OpsHandler(job))
+        .name(name)
+        .schedule(settings.schedule)
+        .timeout(settings.timeout)
+        .retry(settings.retry.policy())
+        .overlap(settings.overlap)
+        .misfire(settings.misfire.policy())
+        .paused(!settings.enabled);
+    if let Some(tz) = settings.timezone {
+        cfg = cfg.timezone(tz);
+    }
+    cfg
+}
+
+/// What the seven jobs need from the process.
+#[derive(Clone)]
+pub struct OpsContext {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Database,
+    /// The health checker (for the health snapshot).
+    pub health: Arc<HealthChecker>,
+    /// The admin token in use (for the security scan).
+    pub admin_token: Option<Secret>,
+    /// Called after a log file was renamed, so its writer reopens it.
+    pub on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for OpsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsContext")
+            .field("db", &self.db)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The display names of the seven jobs, by id.
+pub fn job_name(id: &str) -> &'static str {
+    match id {
+        "history-retention" => "History retention",
+        "database-backup" => "Database backup",
+        "log-rotation" => "Log rotation",
+        "temp-cleanup" => "Temp and cache cleanup",
+        "security-scan" => "Security scan",
+        "metrics-aggregation" => "Hourly metric aggregation",
+        "health-snapshot" => "Health snapshot",
+        _ => "",
+    }
+}
+
+/// The seven jobs, configured from `ctx.config`, in the order of
+/// [`JOB_IDS`](crate::config::JOB_IDS).
+pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
+    let cfg = &ctx.config;
+    let j = &cfg.jobs;
+    let common = |id: &str| j.common(id).expect("known job");
+    let mut secrets: Vec<PathBuf> = vec![cfg.token_file()];
+    secrets.extend(j.security_scan.options.extra_paths.iter().cloned());
+    vec![
+        job_config(
+            "history-retention",
+            job_name("history-retention"),
+            common("history-retention"),
+            HistoryRetention::new(ctx.db.store(), j.history_retention.options.clone())
+                .with_database(ctx.db.clone()),
+        ),
+        job_config(
+            "database-backup",
+            job_name("database-backup"),
+            common("database-backup"),
+            DatabaseBackup::new(
+                ctx.db.clone(),
+                cfg.backup_dir.clone(),
+                j.database_backup.options.clone(),
+            ),
+        ),
+        job_config(
+            "log-rotation",
+            job_name("log-rotation"),
+            common("log-rotation"),
+            LogRotation::new(cfg.log_dir.clone(), j.log_rotation.options.clone())
+                .on_rotated_opt(ctx.on_log_rotated.clone()),
+        ),
+        job_config(
+            "temp-cleanup",
+            job_name("temp-cleanup"),
+            common("temp-cleanup"),
+            TempCleanup::new(
+                cfg.cleanup_dirs(),
+                j.temp_cleanup.options.max_age,
+                j.temp_cleanup.options.remove_empty_dirs,
+            ),
+        ),
+        job_config(
+            "security-scan",
+            job_name("security-scan"),
+            common("security-scan"),
+            SecurityScan {
+                config_file: cfg.source.clone(),
+                database_file: ctx.db.sqlite_path().map(std::path::Path::to_path_buf),
+                secret_files: secrets,
+                directories: vec![
+                    cfg.data_dir.clone(),
+                    cfg.backup_dir.clone(),
+                    cfg.log_dir.clone(),
+                ],
+                backup_dir: Some(cfg.backup_dir.clone()),
+                admin_token: ctx.admin_token.clone(),
+                min_token_length: j.security_scan.options.min_token_length,
+            },
+        ),
+        job_config(
+            "metrics-aggregation",
+            job_name("metrics-aggregation"),
+            common("metrics-aggregation"),
+            MetricsAggregation::new(ctx.db.clone(), j.metrics_aggregation.options.lookback),
+        ),
+        job_config(
+            "health-snapshot",
+            job_name("health-snapshot"),
+            common("health-snapshot"),
+            HealthSnapshotJob::new(
+                ctx.health.clone(),
+                j.health_snapshot.options.fail_when_unhealthy,
+            ),
+        ),
+    ]
+}
+
+/// A UTC timestamp for file names: `20260102T030405.678Z`; sorts in time order.
+pub(crate) fn file_stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+/// Parses [`file_stamp`] back.
+pub(crate) fn parse_file_stamp(s: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(s.strip_suffix('Z')?, "%Y%m%dT%H%M%S%.3f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn file_stamps_round_trip_and_sort() {
+        let a = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::milliseconds(678);
+        assert_eq!(file_stamp(a), "20260102T030405.678Z");
+        assert_eq!(parse_file_stamp(&file_stamp(a)), Some(a));
+        let b = a + chrono::Duration::milliseconds(1);
+        assert!(file_stamp(a) < file_stamp(b));
+        assert_eq!(parse_file_stamp("nope"), None);
+    }
+}

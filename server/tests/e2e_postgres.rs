@@ -1,0 +1,144 @@
+//! End to end against Postgres: the real `mscribe` binary with
+//! `MSCRIBE_DATABASE_URL` pointing at a fresh database
+//! `mscribe_e2e_<random>`, created from `MSCRIBE_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`) and dropped after.
+//! An unreachable server fails the test: it is never skipped.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, base_env, run_cli, scenario};
+use mscribe_server::db::Database;
+use mscribe_server::ops::{DatabaseBackup, MetricsAggregation, OpsJob};
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A database that is dropped at the end.
+struct FreshDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDb {
+    async fn create() -> FreshDb {
+        let admin_url =
+            std::env::var("MSCRIBE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let mut c = tokio::time::timeout(
+            Duration::from_secs(30),
+            PgConnection::connect(&admin_url),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "Postgres at {admin_url} did not answer within 30 s (set MSCRIBE_TEST_POSTGRES_URL)"
+            )
+        })
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to Postgres at {admin_url} (set MSCRIBE_TEST_POSTGRES_URL): {e}")
+        });
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("mscribe_e2e_{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
+        c.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+        let _ = c.close().await;
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (admin_url.as_str(), String::new()),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let url = match base[scheme_end..].find('/') {
+            Some(i) => format!("{}/{name}{query}", &base[..scheme_end + i]),
+            None => format!("{base}/{name}{query}"),
+        };
+        FreshDb { admin_url, name, url }
+    }
+
+    async fn drop_db(self) {
+        let mut c = PgConnection::connect(&self.admin_url).await.expect("connect to drop");
+        c.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .expect("drop database");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_end_to_end_and_ops_jobs() {
+    let db = FreshDb::create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = base_env(dir, &db.url);
+
+    let srv = Server::start(dir, &env);
+    scenario(dir, &srv).await;
+    let (status, stderr) = srv.terminate();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM scheduled_job_executions WHERE status = 'running'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM scheduled_job_executions")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(running, 0);
+    assert!(total >= 2, "{total}");
+    let _ = c.close().await;
+
+    // The backup: a verified pg_dump archive when pg_dump is installed, else
+    // a success that says why it skipped.
+    let (code, out, err) = run_cli(dir, &env, &["history", "database-backup", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let result = &v["executions"][0]["result"];
+    if result["skipped"] == true {
+        assert!(result["reason"].as_str().unwrap().contains("pg_dump not found"), "{result}");
+    } else {
+        assert_eq!(result["verified"], true, "{result}");
+        let file = result["file"].as_str().unwrap();
+        assert!(file.ends_with(".pgdump") && std::path::Path::new(file).is_file(), "{result}");
+        assert!(!result.to_string().contains("PGPASSWORD"));
+    }
+
+    let (code, out, err) = run_cli(dir, &env, &["run", "metrics-aggregation"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run_cli(dir, &env, &["jobs"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 8, "{out}");
+
+    // The ops jobs directly against Postgres: the rollup is idempotent.
+    let pg = Database::open(&db.url).await.unwrap();
+    let agg = MetricsAggregation::new(pg.clone(), Duration::from_secs(48 * 3600));
+    let now = chrono::Utc::now();
+    let first = agg.run_at(now).await;
+    assert_eq!(first.error, None, "{}", first.data);
+    let rows1 = pg.hourly(None).await.unwrap();
+    let second = agg.run_at(now).await;
+    assert_eq!(second.error, None);
+    let rows2 = pg.hourly(None).await.unwrap();
+    assert!(!rows1.is_empty());
+    assert_eq!(rows1, rows2);
+    let backup_rows =
+        rows1.iter().filter(|r| r.job_id == "database-backup").map(|r| r.runs).sum::<u64>();
+    assert!(backup_rows >= 1, "{rows1:?}");
+
+    // pg_dump missing: a clear skip reason, not a failure.
+    let opts = mscribe_server::config::BackupOptions {
+        pg_dump: "/nonexistent/pg_dump".to_owned(),
+        ..Default::default()
+    };
+    let out = DatabaseBackup::new(pg.clone(), dir.join("b2"), opts).run_at(now).await;
+    assert_eq!(out.error, None);
+    assert_eq!(out.data["skipped"], true);
+    assert!(out.data["reason"].as_str().unwrap().contains("/nonexistent/pg_dump not found"));
+    pg.close().await;
+
+    db.drop_db().await;
+}
