@@ -15,6 +15,30 @@ use futures::future::BoxFuture;
 
 use crate::clock::{Clock, VirtualClock};
 
+/// Futures waiting on another thread (I/O) right now, process-wide.
+static EXTERNAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Marks `fut` as waiting on something outside the runtime, such as a
+/// database thread. While any such future is pending, a [`LocalRuntime`]
+/// waits for it instead of advancing its virtual clock: I/O takes no virtual
+/// time. Stores built on threads (like `mscribe-storage`'s SQLite store)
+/// wrap their replies in it; on other runtimes it costs two atomic adds.
+pub async fn external<F: Future>(fut: F) -> F::Output {
+    struct Pending;
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            EXTERNAL.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    EXTERNAL.fetch_add(1, Ordering::AcqRel);
+    let _pending = Pending;
+    fut.await
+}
+
+fn external_pending() -> bool {
+    EXTERNAL.load(Ordering::Acquire) > 0
+}
+
 /// Runs a future in the background. The scheduler never needs its result:
 /// it tracks completion itself.
 pub trait Spawner: Send + Sync + fmt::Debug + 'static {
@@ -113,6 +137,17 @@ impl fmt::Debug for LocalRuntime {
 #[derive(Default)]
 struct Executor {
     queue: Mutex<VecDeque<Arc<Task>>>,
+    /// The thread parked in `block_on` waiting for a wake from outside
+    /// (an I/O thread answering), unparked by any wake.
+    sleeper: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Executor {
+    fn unpark(&self) {
+        if let Some(t) = self.sleeper.lock().expect("executor lock").as_ref() {
+            t.unpark();
+        }
+    }
 }
 
 struct Task {
@@ -131,6 +166,7 @@ impl Wake for Task {
             && let Some(exec) = self.exec.upgrade()
         {
             exec.queue.lock().expect("executor lock").push_back(self.clone());
+            exec.unpark();
         }
     }
 }
@@ -160,11 +196,12 @@ impl Spawner for LocalSpawner {
     }
 }
 
-struct Flag(AtomicBool);
+struct Flag(AtomicBool, std::thread::Thread);
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
         self.0.store(true, Ordering::Release);
+        self.1.unpark();
     }
 }
 
@@ -216,10 +253,14 @@ impl LocalRuntime {
 
     /// Runs tasks, stepping the clock from timer to timer, until `t`; the
     /// clock then reads `t`. Every timer at or before `t` fires at exactly
-    /// its deadline.
+    /// its deadline. While an [`external`] future is pending, time waits.
     pub fn run_until(&self, t: DateTime<Utc>) {
         loop {
             self.run_until_stalled();
+            if external_pending() {
+                self.wait_external(None);
+                continue;
+            }
             match self.clock.next_timer() {
                 Some(next) if next <= t => self.clock.advance_to(next),
                 _ => break,
@@ -235,15 +276,23 @@ impl LocalRuntime {
         self.run_until(t);
     }
 
+    /// How long [`block_on`](Self::block_on) waits for a wake from another
+    /// thread (an I/O reply) when no task is runnable and no timer is pending.
+    pub const EXTERNAL_WAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// Drives `fut` to completion with the other tasks, advancing the clock
     /// to the next timer whenever all are idle.
     ///
+    /// With no task runnable and either no timer pending or an [`external`]
+    /// future pending, it waits for a wake from another thread (a store's
+    /// I/O thread replying) for up to
+    /// [`EXTERNAL_WAKE_TIMEOUT`](Self::EXTERNAL_WAKE_TIMEOUT).
+    ///
     /// # Panics
-    /// If every task is idle, no timer is pending and `fut` is not done:
-    /// nothing could ever wake it.
+    /// If nothing wakes any task within that time: a deadlock.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         let mut fut = pin!(fut);
-        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        let flag = Arc::new(Flag(AtomicBool::new(true), std::thread::current()));
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
@@ -255,14 +304,38 @@ impl LocalRuntime {
             let polled = self.run_until_stalled();
             if polled == 0 && !flag.0.load(Ordering::Acquire) {
                 match self.clock.next_timer() {
-                    Some(next) => self.clock.advance_to(next),
-                    None => panic!(
-                        "LocalRuntime::block_on: deadlock at {}: no task runnable and no timer pending",
-                        self.clock.now()
-                    ),
+                    Some(next) if !external_pending() => self.clock.advance_to(next),
+                    _ => self.wait_external(Some(&flag)),
                 }
             }
         }
+    }
+}
+
+impl LocalRuntime {
+    /// Parks until a task or `flag` is woken from another thread, or (when
+    /// no I/O is pending) a timer exists to advance to.
+    fn wait_external(&self, flag: Option<&Flag>) {
+        *self.exec.sleeper.lock().expect("executor lock") = Some(std::thread::current());
+        let start = std::time::Instant::now();
+        loop {
+            let woken = flag.is_some_and(|f| f.0.load(Ordering::Acquire))
+                || !self.exec.queue.lock().expect("executor lock").is_empty()
+                || (!external_pending() && self.clock.next_timer().is_some());
+            if woken {
+                break;
+            }
+            let waited = start.elapsed();
+            if waited >= Self::EXTERNAL_WAKE_TIMEOUT {
+                *self.exec.sleeper.lock().expect("executor lock") = None;
+                panic!(
+                    "LocalRuntime::block_on: deadlock at {}: no task runnable, no timer pending, and no wake from another thread for {waited:?}",
+                    self.clock.now()
+                );
+            }
+            std::thread::park_timeout(Self::EXTERNAL_WAKE_TIMEOUT - waited);
+        }
+        *self.exec.sleeper.lock().expect("executor lock") = None;
     }
 }
 
@@ -297,9 +370,12 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "deadlock")]
-    fn block_on_reports_deadlock() {
+    fn block_on_waits_for_a_wake_from_another_thread() {
         let rt = LocalRuntime::new();
-        rt.block_on(futures::future::pending::<()>());
+        let (tx, rx) = futures::channel::oneshot::channel();
+        // An "I/O thread" answering whenever it gets scheduled.
+        let io = std::thread::spawn(move || tx.send(7).unwrap());
+        assert_eq!(rt.block_on(rx).unwrap(), 7);
+        io.join().unwrap();
     }
 }

@@ -80,13 +80,12 @@ impl ReferenceStateMachine for Reference {
         s.expect_err = false;
         let now = s.now;
         match *op {
-            Op::Register { id, interval } => {
-                if s.jobs.contains_key(&id) {
-                    s.expect_err = true;
-                } else {
-                    s.jobs.insert(id, MJob { interval, next: Some(now + interval) });
+            Op::Register { id, interval } => match s.jobs.entry(id) {
+                std::collections::btree_map::Entry::Occupied(_) => s.expect_err = true,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(MJob { interval, next: Some(now + interval) });
                 }
-            }
+            },
             Op::Unregister(id) => s.expect_err = s.jobs.remove(&id).is_none(),
             Op::Pause(id) => match s.jobs.get_mut(&id) {
                 Some(j) => j.next = None,

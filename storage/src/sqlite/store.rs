@@ -103,7 +103,7 @@ impl SqliteStore {
         spawn_thread("mscribe-sqlite-writer", &target, move || {
             writer_main(wopts, wtarget, rx, ready_tx)
         })?;
-        ready_rx.await.map_err(|_| Error::Open {
+        mscribe_scheduler::runtime::external(ready_rx).await.map_err(|_| Error::Open {
             target: target.clone(),
             message: "the writer thread stopped while opening".to_owned(),
             source: None,
@@ -123,10 +123,12 @@ impl SqliteStore {
                 spawn_thread(&format!("mscribe-sqlite-reader-{i}"), &target, move || {
                     reader_main(path, rtarget, busy, rrx, ready_tx)
                 })?;
-                ready_rx.await.map_err(|_| Error::Open {
-                    target: target.clone(),
-                    message: "a reader thread stopped while opening".to_owned(),
-                    source: None,
+                mscribe_scheduler::runtime::external(ready_rx).await.map_err(|_| {
+                    Error::Open {
+                        target: target.clone(),
+                        message: "a reader thread stopped while opening".to_owned(),
+                        source: None,
+                    }
                 })??;
             }
             readers = Some(rtx);
@@ -168,7 +170,9 @@ impl SqliteStore {
         limit: Duration,
     ) -> StoreResult<T> {
         let timer = futures_timer::Delay::new(limit);
-        match select(rx, timer).await {
+        // The reply comes from a thread: on a virtual-clock runtime, time
+        // waits for it (I/O takes no virtual time).
+        match mscribe_scheduler::runtime::external(select(rx, timer)).await {
             Either::Left((Ok(r), _)) => r,
             Either::Left((Err(_), _)) => Err(self.gone(thread)),
             Either::Right(((), _)) => Err(StoreError::Unavailable {
