@@ -32,11 +32,21 @@ use crate::ops::job_name;
 /// run in SQLite or Postgres, and serves a health check, a jobs API and
 /// Prometheus metrics over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "mscribe", version, about, long_about)]
+#[command(
+    name = "mscribe",
+    version,
+    about,
+    long_about,
+    after_long_help = "Exit codes: 0 success; 1 a job run that did not succeed, or a degraded \
+                       health check; 2 an unhealthy health check, or an error (bad config, \
+                       unreachable database).\n\nEnvironment: MSCRIBE_<KEY> overrides a config \
+                       key (e.g. MSCRIBE_LISTEN, MSCRIBE_DATABASE_URL, MSCRIBE_HEALTH_TTL, \
+                       MSCRIBE_JOBS_DATABASE_BACKUP_KEEP); MSCRIBE_LOG sets the log filter."
+)]
 pub struct Cli {
     /// The config file (TOML). Default: $MSCRIBE_CONFIG, else ./mscribe.toml
     /// if it exists, else built-in defaults. Every key can be overridden by
-    /// an MSCRIBE_<KEY> environment variable.
+    /// an environment variable: MSCRIBE_ plus the key in upper case.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -84,7 +94,7 @@ pub enum Command {
     /// answers, the configured database and storage directly. Exits 0
     /// healthy, 1 degraded, 2 unhealthy.
     Health {
-        /// The server's URL (default: http://<listen>/health-check from the
+        /// The server's URL (default: http://LISTEN/health-check, LISTEN from the
         /// config).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
@@ -160,6 +170,9 @@ async fn serve(cli: &Cli) -> ExitCode {
         None
     };
     crate::logging::init(&cfg.log_level, log_file.clone());
+    for name in &cfg.unknown_env {
+        tracing::warn!(variable = %name, "unknown MSCRIBE_ environment variable ignored");
+    }
     if let Some(src) = &cfg.source {
         tracing::info!(config = %src.display(), "configuration loaded");
     } else {

@@ -140,6 +140,10 @@ pub struct Config {
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// `MSCRIBE_*` environment variables that are not config keys (a typo,
+    /// most likely); logged as warnings once logging is up.
+    #[serde(skip)]
+    pub unknown_env: Vec<String>,
 }
 
 impl Default for Config {
@@ -158,6 +162,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
             source: None,
+            unknown_env: Vec::new(),
         }
     }
 }
@@ -893,14 +898,16 @@ impl Config {
             }
             None => Config::from_toml_str("", "(defaults)", env)?,
         };
-        for (name, _) in std::env::vars() {
-            if name.starts_with(ENV_PREFIX)
-                && !OTHER_ENV_VARS.contains(&name.as_str())
-                && !env_keys().iter().any(|k| k.var == name)
-            {
-                tracing::warn!(variable = %name, "unknown MSCRIBE_ environment variable ignored");
-            }
-        }
+        let mut cfg = cfg;
+        let known = env_keys();
+        cfg.unknown_env = std::env::vars()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                name.starts_with(ENV_PREFIX)
+                    && !OTHER_ENV_VARS.contains(&name.as_str())
+                    && !known.iter().any(|k| &k.var == name)
+            })
+            .collect();
         Ok(cfg)
     }
 

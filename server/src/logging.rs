@@ -77,6 +77,7 @@ pub fn init(filter: &str, file: Option<Arc<LogFile>>) {
     });
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(targets.clone());
     let file_layer = file.map(|f| {

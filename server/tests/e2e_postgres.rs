@@ -98,6 +98,11 @@ async fn postgres_end_to_end_and_ops_jobs() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     let result = &v["executions"][0]["result"];
+    let have_pg_dump = std::process::Command::new("pg_dump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert_eq!(result["skipped"] == true, !have_pg_dump, "{result}");
     if result["skipped"] == true {
         assert!(result["reason"].as_str().unwrap().contains("pg_dump not found"), "{result}");
     } else {

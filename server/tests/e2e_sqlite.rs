@@ -158,3 +158,25 @@ fn defaults_need_no_setup() {
     }
     assert!(dir.join("data/admin_token").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_config_creates_its_files_in_the_working_directory() {
+    // Only the port is set (8080 may be taken on the test machine).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = vec![("MSCRIBE_LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
+    let srv = Server::start(dir, &env);
+    let (code, body) = srv.poll("GET", "/readyz", None, |c, _| c == 200).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ready")));
+    for d in ["data", "logs", "backups", "data/tmp", "data/cache"] {
+        assert!(dir.join(d).is_dir(), "{d} missing");
+    }
+    assert!(dir.join("mscribe.db").is_file());
+    assert!(dir.join("data/admin_token").is_file());
+    assert!(dir.join("logs/mscribe.log").is_file());
+    let stderr = srv.stderr();
+    assert!(stderr.contains("admin token generated"), "{stderr}");
+    assert!(stderr.contains("data/admin_token"), "{stderr}");
+    let (status, stderr) = srv.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

@@ -13,7 +13,7 @@
 //! | `metrics-aggregation` | [`MetricsAggregation`] | hourly runs, success rate, p50/p95 per job into `job_metrics_hourly` |
 //! | `health-snapshot` | [`HealthSnapshotJob`] | runs the probes, records the result, alerts on unhealthy |
 //!
-//! [`ops_jobs`] builds all seven from a [`Config`](crate::config::Config),
+//! [`ops_jobs`] builds all seven from a [`crate::config::Config`],
 //! as `mscribe serve` does; `examples/scheduled_jobs.rs` shows them in an
 //! application of your own.
 //!
