@@ -514,6 +514,47 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_probe_sees_phase_a_stalled_driver_and_a_backlogged_store() {
+        use futures::future::BoxFuture;
+        use mscribe_scheduler::runtime::FnSpawner;
+        use mscribe_scheduler::{JobConfig, JobContext, VirtualClock};
+        // A spawner that never polls: the driver and the store writer stall.
+        let parked: Arc<Mutex<Vec<BoxFuture<'static, ()>>>> = Arc::default();
+        let p2 = parked.clone();
+        let spawner = FnSpawner(move |f| p2.lock().unwrap().push(f));
+        let clock = VirtualClock::at_epoch_2026();
+        let scheduler = JobScheduler::builder(Arc::new(clock.clone()), Arc::new(spawner))
+            .buffer_capacity(4)
+            .build();
+        scheduler
+            .register(JobConfig::new("j", |_ctx: JobContext| async {}).schedule("* * * * *"))
+            .unwrap();
+        let probe = SchedulerProbe::new(scheduler.clone(), Duration::from_secs(60));
+        let check = || futures::executor::block_on(probe.check());
+        let r = check();
+        assert_eq!(r.status, HealthStatus::Unhealthy);
+        assert_eq!(r.message.as_deref(), Some("scheduler is created"));
+        futures::executor::block_on(scheduler.start()).unwrap();
+        assert_eq!(check().status, HealthStatus::Healthy);
+        // The first fire is due at 00:01; two minutes later nothing ran it.
+        clock.advance(Duration::from_secs(180));
+        let r = check();
+        assert_eq!(r.status, HealthStatus::Degraded);
+        assert!(r.message.unwrap().contains("behind its earliest fire"));
+        // A run is parked, so triggers are skipped (overlap skip); their
+        // records fill the buffer that no writer drains: over half full.
+        for _ in 0..4 {
+            scheduler.trigger("j").unwrap();
+        }
+        let msg = check().message.unwrap();
+        assert!(
+            msg.contains("execution store backlogged: 3 of 4 records buffered, 0 dropped"),
+            "{msg}"
+        );
+        assert!(!parked.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn storage_probe_finds_missing_unwritable_and_full() {
         let dir = tempfile::tempdir().unwrap();
         let ok = dir.path().join("ok");
