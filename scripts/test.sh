@@ -18,5 +18,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy -p mscribe-scheduler --no-default-features --lib -- -D warnings
 echo "== tests (engine without tokio)"
 cargo test -p mscribe-scheduler --no-default-features --lib
+echo "== fuzz targets build"
+# Builds on stable without cargo-fuzz; fuzzing itself is local (fuzz/README.md).
+cargo build --manifest-path fuzz/Cargo.toml --bins
 echo "== tests (workspace)"
 cargo test --workspace --all-features
