@@ -1,0 +1,42 @@
+//! The embedding example of the README, compiled: `server/tests/docs.rs`
+//! checks that the README's code block is this file without this header.
+//!
+//! ```sh
+//! cargo run -p mscribe-server --example readme_embed   # Ctrl-C stops it
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::{JobConfig, JobContext, JobResult, JobScheduler, RetryPolicy, SystemClock};
+use mscribe_storage::SqliteStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Execution history in ./mscribe.db, created and migrated on first open.
+    let store = SqliteStore::open("mscribe.db").await?;
+    let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
+        .store(Arc::new(store))
+        .build();
+    scheduler.register(
+        JobConfig::new("nightly-report", |ctx: JobContext| async move {
+            if ctx.is_cancelled() {
+                return Err("cancelled".to_owned());
+            }
+            Ok(JobResult::ok().with_metric("rows", 42.0))
+        })
+        .name("Nightly report")
+        .schedule("0 2 * * *")
+        .timezone("Europe/Berlin")
+        .timeout(Duration::from_secs(600))
+        .retry(RetryPolicy::exponential(3)),
+    )?;
+    // Reads the last fire of each job from the store: missed runs follow the misfire policy.
+    scheduler.start().await?;
+    tokio::signal::ctrl_c().await?;
+    // Cancels running handlers, waits up to 30 s, writes every record, then returns.
+    let report = scheduler.stop(Duration::from_secs(30)).await?;
+    println!("stopped: {report:?}");
+    Ok(())
+}
