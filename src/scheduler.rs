@@ -289,7 +289,55 @@ struct Inner {
 
 /// A fixed-key hasher: the job map iterates in the same order in every run
 /// with the same registrations, which keeps simulations repeatable.
-type JobMap = HashMap<Arc<str>, Job, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
+/// Jobs are boxed: the table then holds 24-byte entries, which keeps its
+/// slack small at any load factor and makes growing it cheap.
+type JobMap = HashMap<Arc<str>, Box<Job>, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of the job map: FxHash's word-at-a-time mix. A fire looks its
+/// job up several times, and SipHash over the id cost more than the lookups
+/// themselves; job ids come from the application, not from an adversary, so
+/// hash flooding is not a concern here.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table indexes by them.
+        self.0.rotate_left(26)
+    }
+}
 
 struct State {
     phase: Phase,
@@ -329,7 +377,8 @@ struct Spec {
 
 struct Job {
     spec: Arc<Spec>,
-    name: String,
+    /// Shares the id's allocation when the name is the id (the default).
+    name: Arc<str>,
     schedule: Schedule,
     overlap: OverlapPolicy,
     misfire: MisfirePolicy,
@@ -347,7 +396,41 @@ struct Job {
 struct RunHandle {
     id: ExecutionId,
     cancel: CancellationToken,
-    kill: CancellationToken,
+    kill: KillSwitch,
+}
+
+/// Drops a run's current attempt at once (replace, unregister, the end of a
+/// stop grace). One allocation per run, and awaited only by the run itself:
+/// cheaper than a [`CancellationToken`] and its listener on every attempt.
+#[derive(Clone, Default)]
+struct KillSwitch(Arc<KillInner>);
+
+#[derive(Default)]
+struct KillInner {
+    killed: std::sync::atomic::AtomicBool,
+    waker: futures::task::AtomicWaker,
+}
+
+impl KillSwitch {
+    fn kill(&self) {
+        self.0.killed.store(true, std::sync::atomic::Ordering::Release);
+        self.0.waker.wake();
+    }
+
+    fn is_killed(&self) -> bool {
+        self.0.killed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Completes once killed. Only one task may wait at a time.
+    fn killed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        futures::future::poll_fn(move |cx| {
+            if self.is_killed() {
+                return std::task::Poll::Ready(());
+            }
+            self.0.waker.register(cx.waker());
+            if self.is_killed() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -469,7 +552,7 @@ impl JobScheduler {
         }
         let id = job.spec.id.clone();
         tracing::debug!(job_id = %id, schedule = %job.schedule, "job registered");
-        st.jobs.insert(id.clone(), job);
+        st.jobs.insert(id.clone(), Box::new(job));
         if st.phase == Phase::Running {
             self.plan_next(&mut st, &id, now);
         }
@@ -505,7 +588,9 @@ impl JobScheduler {
                 reason: "run_all max_runs must be at least 1, got 0".to_owned(),
             });
         }
+        let same_name = cfg.name == cfg.id;
         let id: Arc<str> = cfg.id.into();
+        let name = if same_name { id.clone() } else { cfg.name.into() };
         Ok(Job {
             spec: Arc::new(Spec {
                 id,
@@ -513,7 +598,7 @@ impl JobScheduler {
                 timeout: cfg.timeout,
                 retry: cfg.retry,
             }),
-            name: cfg.name,
+            name,
             schedule,
             overlap: cfg.overlap,
             misfire: cfg.misfire,
@@ -537,7 +622,7 @@ impl JobScheduler {
         let job = st.jobs.remove(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
         for run in &job.running {
             run.cancel.cancel();
-            run.kill.cancel();
+            run.kill.kill();
         }
         for fire in &job.backlog {
             self.record_skip(&mut st, &job.spec.id, fire.nominal, now, "job unregistered");
@@ -613,20 +698,20 @@ impl JobScheduler {
     /// A listing of every job, sorted by id.
     pub fn jobs(&self) -> Vec<JobInfo> {
         let st = self.inner.lock();
-        let mut out: Vec<JobInfo> = st.jobs.values().map(Self::info).collect();
+        let mut out: Vec<JobInfo> = st.jobs.values().map(|j| Self::info(j)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     /// One job's listing.
     pub fn job(&self, id: &str) -> Option<JobInfo> {
-        self.inner.lock().jobs.get(id).map(Self::info)
+        self.inner.lock().jobs.get(id).map(|j| Self::info(j))
     }
 
     fn info(job: &Job) -> JobInfo {
         JobInfo {
             id: job.spec.id.to_string(),
-            name: job.name.clone(),
+            name: job.name.to_string(),
             schedule: job.schedule.to_string(),
             next_run: job.next_nominal,
             last_run: job.last_fire,
@@ -765,7 +850,7 @@ impl JobScheduler {
             let st = inner.lock();
             for job in st.jobs.values() {
                 for run in &job.running {
-                    run.kill.cancel();
+                    run.kill.kill();
                 }
             }
             report.dropped = st.live_runs;
@@ -922,7 +1007,7 @@ impl JobScheduler {
                 for run in &job.running {
                     tracing::info!(job_id = %key, execution_id = %run.id, "replacing the running run");
                     run.cancel.cancel();
-                    run.kill.cancel();
+                    run.kill.kill();
                 }
                 self.start_run(st, key, fire)
             }
@@ -967,7 +1052,7 @@ impl JobScheduler {
         let seed = st.rng.u64(..);
         let Some(job) = st.jobs.get_mut(key) else { return TriggerOutcome::Skipped };
         let cancel = CancellationToken::new();
-        let kill = CancellationToken::new();
+        let kill = KillSwitch::default();
         job.running.push(RunHandle { id, cancel: cancel.clone(), kill: kill.clone() });
         let spec = job.spec.clone();
         st.live_runs += 1;
@@ -1011,21 +1096,31 @@ impl JobScheduler {
         loop {
             let listener = inner.wake.listen();
             let now = inner.clock.now();
-            let next_wake = {
+            let (next_wake, more_due) = {
                 let mut st = inner.lock();
                 if st.phase != Phase::Running {
                     break;
                 }
                 // While popping, fires planned at or after `now` need no wake-up.
                 st.driver_wake = Some(now);
-                while st.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
+                let mut budget = DISPATCH_CHUNK;
+                while budget > 0 && st.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
                     let Reverse(entry) = st.heap.pop().expect("peeked");
                     self.fire_entry(&mut st, entry, now);
+                    budget -= 1;
                 }
                 let next = st.heap.peek().map(|Reverse(e)| e.due);
                 st.driver_wake = next;
-                next
+                (next, next.is_some_and(|t| t <= now))
             };
+            if more_due {
+                // A burst: release the lock and yield between chunks, so the
+                // runs just started (and their `run_ended`, which takes the
+                // lock) proceed on other workers while the burst is dispatched.
+                drop(listener);
+                yield_now().await;
+                continue;
+            }
             match next_wake {
                 Some(t) => {
                     let sleep = inner.clock.sleep_until(t);
@@ -1099,7 +1194,7 @@ impl JobScheduler {
         id: ExecutionId,
         fire: Fire,
         cancel: &CancellationToken,
-        kill: &CancellationToken,
+        kill: &KillSwitch,
         seed: u64,
     ) -> ExecutionStatus {
         let inner = &self.inner;
@@ -1134,11 +1229,12 @@ impl JobScheduler {
                 Some(d) => clock.sleep_until(d),
                 None => Box::pin(futures::future::pending()),
             };
-            let killed = Box::pin(kill.cancelled());
+            let killed = kill.killed();
+            futures::pin_mut!(killed);
             let outcome = match select(work, select(timer, killed)).await {
                 // Replace and unregister cancel and kill at once: whatever the
                 // handler managed to return in that instant, the run was cut.
-                _ if kill.is_cancelled() => Outcome::Killed,
+                _ if kill.is_killed() => Outcome::Killed,
                 Either::Left((res, _)) => Outcome::Done(res),
                 Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
                 Either::Right((Either::Right(_), _)) => Outcome::Killed,
@@ -1215,6 +1311,24 @@ impl JobScheduler {
             attempt += 1;
         }
     }
+}
+
+/// How many due fires the driver dispatches under one hold of the lock.
+const DISPATCH_CHUNK: usize = 256;
+
+/// Returns `Pending` once after waking itself: the task goes back to its
+/// executor's queue, behind the tasks already there.
+async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 enum Outcome {
