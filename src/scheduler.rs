@@ -24,8 +24,8 @@ use crate::retry::RetryPolicy;
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::store::{
-    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
-    MemoryStore, SkippedFire,
+    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
+    ExecutionStore, MemoryStore, SkippedFire,
 };
 
 /// A snapshot of one job for listings (`jobs()`, the API, the CLI).
@@ -444,6 +444,35 @@ impl Inner {
         self.state.lock().expect("scheduler state lock")
     }
 
+    /// Logs runs the store marked `abandoned` and shows them to the
+    /// observers as the end of their attempt (the store already holds them).
+    fn abandoned(&self, rows: &[ExecutionRecord], at_start: bool) {
+        for r in rows {
+            if at_start {
+                tracing::warn!(job_id = %r.job_id, execution_id = %r.execution_id, attempt = r.attempt, instance_id = %r.instance_id, status = "abandoned", "run left running by a dead instance marked abandoned");
+            } else {
+                tracing::warn!(job_id = %r.job_id, execution_id = %r.execution_id, attempt = r.attempt, instance_id = %r.instance_id, status = "abandoned", "run of a dead instance marked abandoned");
+            }
+            let ended = ExecutionEvent::Finished(AttemptEnd {
+                job_id: r.job_id.clone(),
+                execution_id: r.execution_id,
+                attempt: r.attempt,
+                scheduled_at: r.scheduled_at,
+                started_at: r.started_at,
+                instance_id: r.instance_id.clone(),
+                status: r.status,
+                completed_at: r.completed_at.unwrap_or(r.started_at),
+                duration: Duration::from_millis(r.duration_ms.unwrap_or(0)),
+                error: r.error.clone(),
+                result: None,
+                metrics: None,
+            });
+            for o in &self.observers {
+                o.on_event(&ended);
+            }
+        }
+    }
+
     /// Hands an event to the observers, then to the store buffer.
     fn record(&self, ev: ExecutionEvent) {
         for o in &self.observers {
@@ -748,18 +777,7 @@ impl JobScheduler {
             tracing::warn!(error = %error_chain(&e), "could not write heartbeat at start");
         }
         match store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after).await {
-            Ok(rows) => {
-                for r in rows {
-                    tracing::warn!(
-                        job_id = %r.job_id,
-                        execution_id = %r.execution_id,
-                        attempt = r.attempt,
-                        instance_id = %r.instance_id,
-                        status = "abandoned",
-                        "run left running by a dead instance marked abandoned"
-                    );
-                }
-            }
+            Ok(rows) => inner.abandoned(&rows, true),
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not mark abandoned runs at start")
             }
@@ -1043,7 +1061,7 @@ impl JobScheduler {
             scheduled_at: nominal,
             decided_at: now,
             reason: reason.to_owned(),
-            instance_id: self.inner.instance_id.to_string(),
+            instance_id: String::from(&*self.inner.instance_id),
         }));
     }
 
@@ -1171,11 +1189,7 @@ impl JobScheduler {
                 .mark_abandoned(&inner.instance_id, now, inner.settings.stale_after)
                 .await
             {
-                Ok(rows) => {
-                    for r in rows {
-                        tracing::warn!(job_id = %r.job_id, execution_id = %r.execution_id, instance_id = %r.instance_id, "run of a dead instance marked abandoned");
-                    }
-                }
+                Ok(rows) => inner.abandoned(&rows, false),
                 Err(e) => tracing::warn!(error = %error_chain(&e), "abandoned-run sweep failed"),
             }
         }
@@ -1204,15 +1218,18 @@ impl JobScheduler {
         loop {
             let started_at = clock.now();
             inner.record(ExecutionEvent::Started(AttemptStart {
-                job_id: spec.id.to_string(),
+                job_id: String::from(&*spec.id),
                 execution_id: id,
                 attempt,
                 scheduled_at: fire.nominal,
                 started_at,
-                instance_id: inner.instance_id.to_string(),
+                instance_id: String::from(&*inner.instance_id),
             }));
             tracing::info!(job_id = %spec.id, execution_id = %id, attempt, scheduled_at = %fire.nominal, status = "running", "attempt started");
-            let token = cancel.child();
+            // With a single attempt the run's own token serves: it is
+            // cancelled at the attempt's end either way, and no later attempt
+            // reads it. Otherwise each attempt gets a child.
+            let token = if spec.retry.max_attempts > 1 { cancel.child() } else { cancel.clone() };
             let ctx = JobContext {
                 job_id: spec.id.clone(),
                 execution_id: id,
@@ -1239,7 +1256,6 @@ impl JobScheduler {
                 Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
                 Either::Right((Either::Right(_), _)) => Outcome::Killed,
             };
-            token.cancel();
             let ended_at = clock.now();
             let duration = std_dur(started_at, ended_at);
             let mut result = JobResult::default();
@@ -1281,13 +1297,16 @@ impl JobScheduler {
             if retryable && !retry_next && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
                 status = ExecutionStatus::RetriesExhausted;
             }
+            // The attempt is over: tell whatever the handler left behind. (After
+            // the status, which reads the run's token: with one attempt, this is it.)
+            token.cancel();
             inner.record(ExecutionEvent::Finished(AttemptEnd {
-                job_id: spec.id.to_string(),
+                job_id: String::from(&*spec.id),
                 execution_id: id,
                 attempt,
                 scheduled_at: fire.nominal,
                 started_at,
-                instance_id: inner.instance_id.to_string(),
+                instance_id: String::from(&*inner.instance_id),
                 status,
                 completed_at: ended_at,
                 duration,

@@ -290,10 +290,17 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
     });
     w.rt.block_on(mscribe_scheduler::ExecutionStore::write(&*w.store, &[dead])).unwrap();
     w.rt.advance(Duration::from_secs(3 * 3600 + 60));
-    let s = w.scheduler();
+    let log = Arc::new(mscribe_scheduler::sim::EventLog::new(Arc::new(w.rt.clock())));
+    let s = JobScheduler::builder(Arc::new(w.rt.clock()), Arc::new(w.rt.spawner()))
+        .store(w.store.clone())
+        .observer(log.clone())
+        .build();
     s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
     w.start(&s);
     w.stop(&s);
+    // Observers (metrics) see the abandoned attempt end.
+    assert!(log.events().iter().any(|e| matches!(&e.event,
+        mscribe_scheduler::ExecutionEvent::Finished(f) if f.status == ExecutionStatus::Abandoned)));
     assert_eq!(
         w.rows("j"),
         vec![

@@ -26,6 +26,26 @@ use crate::http_client::{parse_http_url, request};
 use crate::logging::{LOG_FILE_NAME, LogFile};
 use crate::ops::job_name;
 
+/// Prints one line to standard output. A closed pipe (`mscribe jobs | head`)
+/// ends the process quietly with status 0, as Unix tools do, instead of the
+/// panic `println!` gives.
+macro_rules! out {
+    ($($arg:tt)*) => { print_line(format_args!($($arg)*)) };
+}
+
+#[allow(clippy::exit, reason = "a closed stdout leaves nothing more to do; exit as Unix tools do")]
+fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("mscribe: error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 /// mscribe: the Mental Scribe operations scheduler.
 ///
 /// Runs scheduled jobs (seven operational jobs built in), records every
@@ -186,7 +206,7 @@ async fn serve(cli: &Cli) -> ExitCode {
     };
     let res = app
         .serve(|addr| {
-            println!("mscribe listening on http://{addr}");
+            out!("mscribe listening on http://{addr}");
         })
         .await;
     match res {
@@ -219,7 +239,7 @@ async fn migrate(cli: &Cli) -> ExitCode {
         Database::Sqlite { .. } => mscribe_storage::migrate::SQLITE_MIGRATIONS.last(),
         Database::Postgres { .. } => mscribe_storage::migrate::POSTGRES_MIGRATIONS.last(),
     };
-    println!(
+    out!(
         "{}: migrated to {} (plus table job_metrics_hourly)",
         db.target(),
         latest.map(|m| m.label()).unwrap_or_default()
@@ -272,9 +292,9 @@ async fn jobs(cli: &Cli, as_json: bool) -> ExitCode {
         }));
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": out })).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&json!({ "jobs": out })).unwrap_or_default());
     } else {
-        println!("{}", table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "LAST STATUS"], &rows));
+        out!("{}", table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "LAST STATUS"], &rows));
     }
     db.close().await;
     ExitCode::SUCCESS
@@ -306,7 +326,7 @@ async fn history(
         Err(e) => return fail(e),
     };
     if as_json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({ "job_id": job, "executions": rows }))
                 .unwrap_or_default()
@@ -318,7 +338,7 @@ async fn history(
                 JOB_IDS.join(", ")
             );
         } else {
-            println!("no executions of {job}");
+            out!("no executions of {job}");
         }
     } else {
         let cells: Vec<Vec<String>> = rows
@@ -335,7 +355,7 @@ async fn history(
                 ]
             })
             .collect();
-        println!(
+        out!(
             "{}",
             table(
                 &["EXECUTION", "ATTEMPT", "STATUS", "SCHEDULED", "STARTED", "DURATION", "ERROR"],
@@ -402,7 +422,7 @@ async fn run_job(cli: &Cli, job: &str) -> ExitCode {
         "result": rec.result,
         "metrics": rec.metrics,
     });
-    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
     if rec.status == ExecutionStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
@@ -459,7 +479,7 @@ async fn health(cli: &Cli, url: Option<&str>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            out!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
             let status: Option<HealthStatus> = serde_json::from_value(body["status"].clone()).ok();
             exit_for(status.unwrap_or(HealthStatus::Unhealthy))
         }
@@ -504,7 +524,7 @@ async fn local_health(cfg: &Config) -> ExitCode {
     let (status, checks) =
         check_all(&probes, &SystemClock, h.probe_timeout, h.slow_threshold).await;
     let snap = HealthSnapshot { status, checked_at: Utc::now(), checks };
-    println!("{}", serde_json::to_string_pretty(&snap.body(true)).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(&snap.body(true)).unwrap_or_default());
     if let Some(db) = db {
         db.close().await;
     }
