@@ -23,3 +23,4 @@ echo "== fuzz targets build"
 cargo build --manifest-path fuzz/Cargo.toml --bins
 echo "== tests (workspace)"
 cargo test --workspace --all-features
+cargo build -p mscribe-bench --benches --bins # the benches compile; they run with scripts/bench.sh, not in CI

@@ -1,0 +1,148 @@
+//! Simulation speed: the engine on the virtual clock and the single-threaded
+//! `LocalRuntime`, with the job mix of `tests/simulation.rs`.
+//!
+//! Two runs: no-op handlers with no faults and records discarded (the
+//! engine alone), and the chaotic run of the simulation test (failing,
+//! panicking, hanging and long handlers, a store that errors and stalls,
+//! every event logged for the invariant checker).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mscribe_scheduler::sim::{Faults, Sim, SimConfig, StoreFaults};
+use mscribe_scheduler::{
+    Jitter, JobConfig, JobContext, JobHandler, JobScheduler, LocalRuntime, MisfirePolicy,
+    OverlapPolicy, RetryPolicy,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::NullStore;
+
+const DAY: u64 = 24 * 3600;
+
+/// What one simulation run measured.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SimResult {
+    /// `noop` or `chaotic`.
+    pub kind: String,
+    /// Jobs registered.
+    pub jobs: usize,
+    /// Simulated days.
+    pub days: u64,
+    /// Fires run or skipped (first attempts plus skips).
+    pub fires: u64,
+    /// Attempts started (retries included).
+    pub attempts: u64,
+    /// Wall time of start + run + stop, in seconds.
+    pub wall_s: f64,
+    /// `fires / wall_s`.
+    pub fires_per_wall_s: f64,
+    /// Simulated seconds per wall second.
+    pub sim_to_real: f64,
+}
+
+/// The job mix of `tests/simulation.rs`: crons in three zones and intervals,
+/// every overlap policy, retries on a third, jitter on a seventh.
+pub fn job_mix(i: usize, handler: Arc<dyn JobHandler>) -> JobConfig {
+    let crons = [
+        "*/5 * * * *",
+        "0 * * * *",
+        "15,45 * * * *",
+        "0 */6 * * *",
+        "30 2 * * *",
+        "0 9 * * 1-5",
+        "*/10 8-18 * * *",
+        "0 0 1 * *",
+    ];
+    let zones = ["UTC", "Europe/Berlin", "America/New_York"];
+    let overlaps =
+        [OverlapPolicy::Skip, OverlapPolicy::Queue, OverlapPolicy::Allow, OverlapPolicy::Replace];
+    let mut cfg = JobConfig::from_arc(format!("job-{i:04}"), handler)
+        .overlap(overlaps[i % overlaps.len()])
+        .misfire(MisfirePolicy::run_once())
+        .timeout(Duration::from_secs(60 + (i as u64 % 5) * 60));
+    cfg = if i.is_multiple_of(2) {
+        cfg.schedule(crons[(i / 2) % crons.len()]).timezone(zones[i % zones.len()])
+    } else {
+        cfg.schedule(Duration::from_secs(300 + (i as u64 % 13) * 240))
+    };
+    if i.is_multiple_of(3) {
+        let jitter = [Jitter::None, Jitter::Full, Jitter::Equal][(i / 3) % 3];
+        cfg = cfg.retry(
+            RetryPolicy::exponential(3)
+                .initial_delay(Duration::from_secs(5))
+                .max_delay(Duration::from_secs(60))
+                .jitter(jitter),
+        );
+    }
+    if i.is_multiple_of(7) {
+        cfg = cfg.jitter(Duration::from_secs(30));
+    }
+    cfg
+}
+
+/// No-op handlers, no faults, records discarded: the engine's own speed.
+pub fn run_noop(jobs: usize, days: u64, seed: u64) -> SimResult {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(NullStore::new());
+    let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+        .store(store.clone())
+        .seed(seed)
+        .build();
+    let handler: Arc<dyn JobHandler> = Arc::new(|_ctx: JobContext| async {});
+    for i in 0..jobs {
+        scheduler.register(job_mix(i, handler.clone())).expect("register");
+    }
+    let wall = Instant::now();
+    rt.block_on(scheduler.start()).expect("start");
+    rt.advance(Duration::from_secs(days * DAY));
+    rt.block_on(scheduler.stop(Duration::from_secs(30))).expect("stop");
+    let wall = wall.elapsed();
+    let c = store.counts();
+    finish("noop", jobs, days, c.first_attempts + c.skipped, c.started, wall)
+}
+
+/// The chaotic world of `tests/simulation.rs` (same seed, faults and store
+/// faults), timed from start to stop; the invariant check is not timed.
+pub fn run_chaotic(jobs: usize, days: u64, seed: u64) -> SimResult {
+    let mut sim = Sim::new(SimConfig {
+        seed,
+        faults: Faults::chaotic(),
+        store_faults: StoreFaults { error: 0.02, stall: 0.01, stall_for: Duration::from_secs(30) },
+        ..SimConfig::default()
+    });
+    for i in 0..jobs {
+        let handler = sim.faulty_handler();
+        sim.register(job_mix(i, handler)).expect("register");
+    }
+    let wall = Instant::now();
+    sim.start();
+    sim.run_for(Duration::from_secs(days * DAY));
+    sim.stop(Duration::from_secs(30));
+    let wall = wall.elapsed();
+    let report = sim.check().unwrap_or_else(|v| {
+        panic!("simulation invariants violated ({} violations), first: {}", v.len(), v[0])
+    });
+    finish("chaotic", jobs, days, report.runs + report.skipped, report.attempts, wall)
+}
+
+fn finish(
+    kind: &str,
+    jobs: usize,
+    days: u64,
+    fires: u64,
+    attempts: u64,
+    wall: Duration,
+) -> SimResult {
+    let wall_s = wall.as_secs_f64();
+    SimResult {
+        kind: kind.to_owned(),
+        jobs,
+        days,
+        fires,
+        attempts,
+        wall_s,
+        fires_per_wall_s: fires as f64 / wall_s,
+        sim_to_real: (days * DAY) as f64 / wall_s,
+    }
+}

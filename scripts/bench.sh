@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes the results section of docs/BENCHMARKS.md.
+#
+#   scripts/bench.sh [--quick|--full] [--profile|--no-profile]
+#
+# --quick (default): short windows, fewer points; a few minutes on 2 cores
+#                    once built (the first release build of the bench crate,
+#                    its peers and the server takes several minutes more).
+# --full:            10 s windows, every point, the MemoryStore and staggered
+#                    variants at every size; about 15 minutes.
+# --profile:         also samples the dispatch path with perf (on by default
+#                    in --full when perf is installed).
+#
+# Sections: the real-clock comparison with tokio-cron-scheduler, apalis-cron
+# and a plain tokio loop (benches/src/bin/compare.rs, one child process per
+# contender and size), the dispatch-rate sweep, simulation speed, the
+# criterion benches (benches/benches/*.rs and storage/benches/store_write.rs,
+# the latter against Postgres when one can be had), and the health endpoint
+# of the real `mscribe serve` under wrk on 127.0.0.1. Raw results go to
+# target/bench/. Run it on an otherwise idle machine: the load average is
+# written into the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=quick
+PROFILE=auto
+for a in "$@"; do
+  case "$a" in
+    --quick) MODE=quick ;;
+    --full) MODE=full ;;
+    --profile) PROFILE=yes ;;
+    --no-profile) PROFILE=no ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $a (use --quick, --full, --profile)" >&2; exit 2 ;;
+  esac
+done
+[ "$PROFILE" = auto ] && { [ "$MODE" = full ] && PROFILE=yes || PROFILE=no; }
+
+OUT=target/bench
+mkdir -p "$OUT"
+EXTRA="$OUT/extra.md"
+: >"$EXTRA"
+log() { echo "bench: $*" >&2; }
+T0=$(date +%s)
+log "mode $MODE; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+
+# The load generator for the health endpoint (Debian's wrk); without it the
+# comparison falls back to its in-process client.
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing wrk"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2; } ||
+      log "wrk could not be installed; using the in-process load client"
+  else
+    log "wrk missing; using the in-process load client"
+  fi
+fi
+
+# Postgres for the store bench (SQLite rows are measured regardless).
+if [ -x scripts/ensure-postgres.sh ] && PG_URL="$(scripts/ensure-postgres.sh)"; then
+  export MSCRIBE_TEST_POSTGRES_URL="$PG_URL"
+else
+  log "no Postgres server: the store bench measures SQLite only"
+fi
+
+log "building (release)"
+B0=$(date +%s)
+cargo build --release -p mscribe-bench --bin compare
+cargo build --release -p mscribe-server --bin mscribe
+cargo bench --no-run -q -p mscribe-bench
+cargo bench --no-run -q -p mscribe-storage --bench store_write
+BUILD_S=$(($(date +%s) - B0))
+
+# Criterion benches. Old estimates of these groups are removed first so the
+# report never mixes runs.
+rm -rf target/criterion/next_after target/criterion/dispatch target/criterion/store_write_100k
+C0=$(date +%s)
+CRIT=()
+[ "$MODE" = quick ] && CRIT=(-- --quick)
+log "criterion: schedule, dispatch"
+cargo bench -q -p mscribe-bench --bench schedule "${CRIT[@]}"
+cargo bench -q -p mscribe-bench --bench dispatch "${CRIT[@]}"
+log "criterion: store_write"
+cargo bench -q -p mscribe-storage --bench store_write "${CRIT[@]}"
+CRIT_S=$(($(date +%s) - C0))
+
+log "comparison (real clock, simulation, health)"
+target/release/compare run "--$MODE" --out "$OUT" --mscribe-bin target/release/mscribe
+
+if [ "$PROFILE" = yes ] && command -v perf >/dev/null 2>&1; then
+  log "perf profile of the dispatch path: mscribe, 50,000 jobs on 1 s, 5 s window"
+  PARAMS='{"contender":"mscribe","jobs":50000,"interval_ms":1000,"window_s":5,"warmup_s":2,"staggered":false,"register_limit_s":60,"workers":2}'
+  # -D: start sampling after registration and the warm-up (about 2.5 s).
+  if perf record -q -F 999 -D 2600 -o "$OUT/perf.data" -- target/release/compare child-scale "$PARAMS" >/dev/null 2>&1; then
+    perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | sed -E 's/ +$//' >"$OUT/perf.txt" || true
+    {
+      echo "### Profile of the dispatch path (perf, self time)"
+      echo
+      echo "\`perf record -F 999 -D 2600 -- target/release/compare child-scale '<mscribe, 50,000 jobs, 1 s, aligned>'\`:"
+      echo "samples of the measured window only (after registration and warm-up), whole process, both workers."
+      echo
+      echo "| share | where |"
+      echo "|---:|---|"
+      awk '
+        { p = $1; sub(/%/, "", p); k = $2; $1 = ""; $2 = ""; s = $0; gsub(/^ +/, "", s)
+          g = "other"
+          if (k == "[k]") g = "kernel (wake-ups, page faults, futex)"
+          else if (s ~ /malloc|_int_free|cfree|unlink_chunk|_memalign|realloc|__rust_alloc|__rdl_alloc|__rust_dealloc|alloc_perturb|drop_slow|finish_grow|do_reserve/) g = "allocator (malloc/free, Arc drops, Vec growth)"
+          else if (s ~ /sip::Hasher|hash_one|hashbrown|HashMap|memcmp/) g = "job map lookups (hash, key compare)"
+          else if (s ~ /binary_heap/) g = "fire heap (BinaryHeap pop/push)"
+          else if (s ~ /^tokio::/) g = "tokio task spawn/schedule/complete"
+          else if (s ~ /mscribe_scheduler::recorder/) g = "record buffer"
+          else if (s ~ /mscribe_scheduler::/) g = "engine (run, dispatch, plan)"
+          else if (s ~ /memmove|memcpy/) g = "memmove (moving futures)"
+          else if (s ~ /clock_gettime|Utc::now|SystemTime|Timespec|chrono::/) g = "clock and chrono"
+          else if (s ~ /event_listener|futures_util|AssertUnwindSafe/) g = "event-listener / futures glue"
+          else if (s ~ /[Mm]utex|lll_lock|futex/) g = "locks"
+          else if (s ~ /fmt::|Formatter/) g = "string formatting"
+          sum[g] += p }
+        END { for (g in sum) printf "| %.1f%% | %s |\n", sum[g], g }' "$OUT/perf.txt" | sort -t'|' -k2 -g -r
+      echo
+      echo "Top symbols:"
+      echo
+      echo '```text'
+      head -25 "$OUT/perf.txt" | cut -c1-110
+      echo '```'
+      echo
+    } >>"$EXTRA"
+  else
+    log "perf record failed (perf_event_paranoid?); no profile"
+  fi
+fi
+
+TOTAL_S=$(($(date +%s) - T0))
+{
+  echo "Timing of this run: build ${BUILD_S} s (incremental), criterion ${CRIT_S} s, whole script ${TOTAL_S} s before writing this report."
+  echo
+} >>"$EXTRA"
+target/release/compare report --results "$OUT/results.json" --criterion target/criterion \
+  --out docs/BENCHMARKS.md --command "scripts/bench.sh --$MODE" --extra "$EXTRA"
+log "done in $(($(date +%s) - T0)) s: docs/BENCHMARKS.md"
