@@ -313,7 +313,7 @@ pub fn write_report(
     );
     let _ = writeln!(
         s,
-        "- Load average (1/5/15 min): {:.2} / {:.2} / {:.2} before, {:.2} / {:.2} / {:.2} after; other work shared the 2 cores when the 1-minute figure is above ~0.5.",
+        "- Load average (1/5/15 min): {:.2} / {:.2} / {:.2} before the run, {:.2} / {:.2} / {:.2} after it (the figure after includes the run's own last minute, the health load on both cores).",
         res.load_before[0],
         res.load_before[1],
         res.load_before[2],
