@@ -287,57 +287,13 @@ struct Inner {
     idle: Event,
 }
 
-/// A fixed-key hasher: the job map iterates in the same order in every run
-/// with the same registrations, which keeps simulations repeatable.
-/// Jobs are boxed: the table then holds 24-byte entries, which keeps its
+/// The job map: FxHash (rustc-hash) with its fixed key, so the map iterates
+/// in the same order in every run with the same registrations (simulations
+/// repeat), and a fire's lookups cost less than with SipHash. Job ids come
+/// from the application, not from an adversary, so hash flooding is not a
+/// concern. Jobs are boxed: the table holds small entries, which keeps its
 /// slack small at any load factor and makes growing it cheap.
-type JobMap = HashMap<Arc<str>, Box<Job>, std::hash::BuildHasherDefault<IdHasher>>;
-
-/// The hasher of the job map: FxHash's word-at-a-time mix. A fire looks its
-/// job up several times, and SipHash over the id cost more than the lookups
-/// themselves; job ids come from the application, not from an adversary, so
-/// hash flooding is not a concern here.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl IdHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl std::hash::Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits weakest; the table indexes by them.
-        self.0.rotate_left(26)
-    }
-}
+type JobMap = HashMap<Arc<str>, Box<Job>, rustc_hash::FxBuildHasher>;
 
 struct State {
     phase: Phase,
