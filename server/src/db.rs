@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionStatus, ExecutionStore, Probe, ProbeReport};
 use mscribe_storage::{PostgresProbe, PostgresStore, SqliteOptions, SqliteProbe, SqliteStore};
 
@@ -622,18 +622,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// A timestamp as the SQLite store writes it (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
-pub fn ts_text(t: DateTime<Utc>) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        (t.nanosecond() / 1000).min(999_999)
-    )
-}
+pub use mscribe_storage::sqlite_ts_text as ts_text;
 
 #[derive(Debug)]
 enum ProbeKind {

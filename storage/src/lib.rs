@@ -59,7 +59,10 @@ pub use probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresProbe, PostgresStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{DEFAULT_SQLITE_PATH, SqliteOptions, SqliteProbe, SqliteStore, Synchronous};
+pub use sqlite::{
+    DEFAULT_SQLITE_PATH, SqliteOptions, SqliteProbe, SqliteStore, Synchronous,
+    ts_text as sqlite_ts_text,
+};
 
 /// The rusqlite crate this store is built on (for raw access in tools and tests).
 #[cfg(feature = "sqlite")]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use probe::SqliteProbe;
-pub use store::SqliteStore;
+pub use store::{SqliteStore, ts_text};
 
 use crate::error::{Error, Result};
 

@@ -436,9 +436,10 @@ fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A timestamp as stored: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which sorts as
-/// text in time order (callers keep years within 1..=9999).
-pub(crate) fn ts_text(t: DateTime<Utc>) -> String {
+/// A timestamp as the SQLite store writes it: `YYYY-MM-DDTHH:MM:SS.ffffffZ`,
+/// which sorts as text in time order (callers keep years within 1..=9999).
+/// Public so that SQL written beside the store compares times the same way.
+pub fn ts_text(t: DateTime<Utc>) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         t.year(),
