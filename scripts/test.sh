@@ -21,6 +21,7 @@ cargo test -p mscribe-scheduler --no-default-features --lib
 echo "== fuzz targets build"
 # Builds on stable without cargo-fuzz; fuzzing itself is local (fuzz/README.md).
 cargo build --manifest-path fuzz/Cargo.toml --bins
+echo "== benches build"
+cargo build -p mscribe-bench --benches --bins # the benches compile; they run with scripts/bench.sh, not in CI
 echo "== tests (workspace)"
 cargo test --workspace --all-features
-cargo build -p mscribe-bench --benches --bins # the benches compile; they run with scripts/bench.sh, not in CI
