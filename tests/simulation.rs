@@ -2,52 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use mscribe_scheduler::ExecutionEvent;
 use mscribe_scheduler::sim::{Faults, Sim, SimConfig, StoreFaults, run_seeded};
-use mscribe_scheduler::{
-    ExecutionEvent, Jitter, JobConfig, MisfirePolicy, OverlapPolicy, RetryPolicy,
-};
 
 const DAY: u64 = 24 * 3600;
 
-/// Registers a mix of cron and interval jobs with various policies.
+/// Registers the standard mixed workload.
 fn populate(sim: &mut Sim, jobs: usize) {
-    let crons = [
-        "*/5 * * * *",
-        "0 * * * *",
-        "15,45 * * * *",
-        "0 */6 * * *",
-        "30 2 * * *",
-        "0 9 * * 1-5",
-        "*/10 8-18 * * *",
-        "0 0 1 * *",
-    ];
-    let zones = ["UTC", "Europe/Berlin", "America/New_York"];
-    let overlaps =
-        [OverlapPolicy::Skip, OverlapPolicy::Queue, OverlapPolicy::Allow, OverlapPolicy::Replace];
     for i in 0..jobs {
         let handler = sim.faulty_handler();
-        let mut cfg = JobConfig::from_arc(format!("job-{i:04}"), handler)
-            .overlap(overlaps[i % overlaps.len()])
-            .misfire(MisfirePolicy::run_once())
-            .timeout(Duration::from_secs(60 + (i as u64 % 5) * 60));
-        cfg = if i % 2 == 0 {
-            cfg.schedule(crons[(i / 2) % crons.len()]).timezone(zones[i % zones.len()])
-        } else {
-            cfg.schedule(Duration::from_secs(300 + (i as u64 % 13) * 240))
-        };
-        if i % 3 == 0 {
-            let jitter = [Jitter::None, Jitter::Full, Jitter::Equal][(i / 3) % 3];
-            cfg = cfg.retry(
-                RetryPolicy::exponential(3)
-                    .initial_delay(Duration::from_secs(5))
-                    .max_delay(Duration::from_secs(60))
-                    .jitter(jitter),
-            );
-        }
-        if i % 7 == 0 {
-            cfg = cfg.jitter(Duration::from_secs(30));
-        }
-        sim.register(cfg).expect("register");
+        sim.register(mscribe_scheduler::sim::mixed_job(i, handler)).expect("register");
     }
 }
 

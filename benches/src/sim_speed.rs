@@ -10,10 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mscribe_scheduler::sim::{Faults, Sim, SimConfig, StoreFaults};
-use mscribe_scheduler::{
-    Jitter, JobConfig, JobContext, JobHandler, JobScheduler, LocalRuntime, MisfirePolicy,
-    OverlapPolicy, RetryPolicy,
-};
+use mscribe_scheduler::{JobContext, JobHandler, JobScheduler, LocalRuntime};
 use serde::{Deserialize, Serialize};
 
 use crate::NullStore;
@@ -41,46 +38,6 @@ pub struct SimResult {
     pub sim_to_real: f64,
 }
 
-/// The job mix of `tests/simulation.rs`: crons in three zones and intervals,
-/// every overlap policy, retries on a third, jitter on a seventh.
-pub fn job_mix(i: usize, handler: Arc<dyn JobHandler>) -> JobConfig {
-    let crons = [
-        "*/5 * * * *",
-        "0 * * * *",
-        "15,45 * * * *",
-        "0 */6 * * *",
-        "30 2 * * *",
-        "0 9 * * 1-5",
-        "*/10 8-18 * * *",
-        "0 0 1 * *",
-    ];
-    let zones = ["UTC", "Europe/Berlin", "America/New_York"];
-    let overlaps =
-        [OverlapPolicy::Skip, OverlapPolicy::Queue, OverlapPolicy::Allow, OverlapPolicy::Replace];
-    let mut cfg = JobConfig::from_arc(format!("job-{i:04}"), handler)
-        .overlap(overlaps[i % overlaps.len()])
-        .misfire(MisfirePolicy::run_once())
-        .timeout(Duration::from_secs(60 + (i as u64 % 5) * 60));
-    cfg = if i.is_multiple_of(2) {
-        cfg.schedule(crons[(i / 2) % crons.len()]).timezone(zones[i % zones.len()])
-    } else {
-        cfg.schedule(Duration::from_secs(300 + (i as u64 % 13) * 240))
-    };
-    if i.is_multiple_of(3) {
-        let jitter = [Jitter::None, Jitter::Full, Jitter::Equal][(i / 3) % 3];
-        cfg = cfg.retry(
-            RetryPolicy::exponential(3)
-                .initial_delay(Duration::from_secs(5))
-                .max_delay(Duration::from_secs(60))
-                .jitter(jitter),
-        );
-    }
-    if i.is_multiple_of(7) {
-        cfg = cfg.jitter(Duration::from_secs(30));
-    }
-    cfg
-}
-
 /// No-op handlers, no faults, records discarded: the engine's own speed.
 pub fn run_noop(jobs: usize, days: u64, seed: u64) -> SimResult {
     let rt = LocalRuntime::new();
@@ -91,7 +48,9 @@ pub fn run_noop(jobs: usize, days: u64, seed: u64) -> SimResult {
         .build();
     let handler: Arc<dyn JobHandler> = Arc::new(|_ctx: JobContext| async {});
     for i in 0..jobs {
-        scheduler.register(job_mix(i, handler.clone())).expect("register");
+        scheduler
+            .register(mscribe_scheduler::sim::mixed_job(i, handler.clone()))
+            .expect("register");
     }
     let wall = Instant::now();
     rt.block_on(scheduler.start()).expect("start");
@@ -113,7 +72,7 @@ pub fn run_chaotic(jobs: usize, days: u64, seed: u64) -> SimResult {
     });
     for i in 0..jobs {
         let handler = sim.faulty_handler();
-        sim.register(job_mix(i, handler)).expect("register");
+        sim.register(mscribe_scheduler::sim::mixed_job(i, handler)).expect("register");
     }
     let wall = Instant::now();
     sim.start();
