@@ -225,14 +225,18 @@ async fn open_db(cfg: &Config) -> Result<Database, ExitCode> {
     Database::open(&cfg.database_url).await.map_err(fail)
 }
 
-async fn migrate(cli: &Cli) -> ExitCode {
-    let cfg = match load(cli) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// The preamble of the one-shot commands (`migrate`, `jobs`, `history`):
+/// load the config, log warnings only, open the database.
+async fn open_quietly(cli: &Cli) -> Result<(Config, Database), ExitCode> {
+    let cfg = load(cli)?;
     crate::logging::init("warn", None);
-    let db = match open_db(&cfg).await {
-        Ok(d) => d,
+    let db = open_db(&cfg).await?;
+    Ok((cfg, db))
+}
+
+async fn migrate(cli: &Cli) -> ExitCode {
+    let (_, db) = match open_quietly(cli).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
     let latest = match &db {
@@ -249,13 +253,8 @@ async fn migrate(cli: &Cli) -> ExitCode {
 }
 
 async fn jobs(cli: &Cli, as_json: bool) -> ExitCode {
-    let cfg = match load(cli) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    crate::logging::init("warn", None);
-    let db = match open_db(&cfg).await {
-        Ok(d) => d,
+    let (cfg, db) = match open_quietly(cli).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
     let store = db.store();
@@ -307,16 +306,11 @@ async fn history(
     status: Option<ExecutionStatus>,
     as_json: bool,
 ) -> ExitCode {
-    let cfg = match load(cli) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    crate::logging::init("warn", None);
     if limit == 0 {
         return fail("--limit must be at least 1");
     }
-    let db = match open_db(&cfg).await {
-        Ok(d) => d,
+    let (_, db) = match open_quietly(cli).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
     let mut q = HistoryQuery::new(job, limit);
