@@ -33,7 +33,14 @@ impl Inner {
         if self.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.event.notify(usize::MAX);
+        // `notify` would allocate the event's list for a token nobody ever
+        // awaited (most of them). A waiter registers, fences, then re-checks
+        // the flag; with the fence here, either it sees the flag or it is
+        // counted below.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.event.total_listeners() > 0 {
+            self.event.notify(usize::MAX);
+        }
         let children = std::mem::take(&mut *self.children.lock().expect("token lock"));
         for c in children.iter().filter_map(Weak::upgrade) {
             c.cancel();

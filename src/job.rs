@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
 use crate::cancel::CancellationToken;
 use crate::clock::Clock;
@@ -129,6 +130,14 @@ impl<T: IntoJobResult, E: fmt::Display> IntoJobResult for Result<T, E> {
 pub trait JobHandler: Send + Sync + 'static {
     /// Runs one attempt.
     async fn run(&self, ctx: JobContext) -> JobResult;
+
+    /// Starts one attempt as a future that owns what it needs, which is how
+    /// the scheduler calls a handler. The default wraps [`run`](Self::run);
+    /// implementations rarely need to override it (the one for closures
+    /// does, to box the closure's future once instead of twice).
+    fn run_owned(self: Arc<Self>, ctx: JobContext) -> BoxFuture<'static, JobResult> {
+        Box::pin(async move { self.run(ctx).await })
+    }
 }
 
 #[async_trait]
@@ -140,6 +149,11 @@ where
 {
     async fn run(&self, ctx: JobContext) -> JobResult {
         (self)(ctx).await.into_job_result()
+    }
+
+    fn run_owned(self: Arc<Self>, ctx: JobContext) -> BoxFuture<'static, JobResult> {
+        let fut = (self)(ctx);
+        Box::pin(async move { fut.await.into_job_result() })
     }
 }
 

@@ -50,6 +50,8 @@ impl StoreHealth {
 #[derive(Debug)]
 struct State {
     queue: VecDeque<ExecutionEvent>,
+    /// The last written batch's buffer, emptied, to swap with `queue`.
+    spare: VecDeque<ExecutionEvent>,
     in_flight: usize,
     health: StoreHealth,
     closed: bool,
@@ -71,6 +73,7 @@ impl Recorder {
         Arc::new(Recorder {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                spare: VecDeque::new(),
                 in_flight: 0,
                 health: StoreHealth {
                     buffered: 0,
@@ -165,7 +168,7 @@ impl Recorder {
         loop {
             let listener = self.work.listen();
             let next = self.take_batch();
-            let batch = match next {
+            let mut batch = match next {
                 Next::Batch(b) => b,
                 Next::Wait => {
                     self.progress.notify(usize::MAX);
@@ -177,10 +180,17 @@ impl Recorder {
                     return;
                 }
             };
-            match store.write(&batch).await {
+            match store.write(batch.make_contiguous()).await {
                 Ok(()) => {
-                    self.finish_batch(&batch, None, clock.now());
+                    self.finish_batch(batch.len(), None, clock.now());
                     backoff = Duration::from_millis(100);
+                    // The events are dropped here, outside the lock, and the
+                    // buffer is kept for the next swap.
+                    batch.clear();
+                    let mut g = self.lock();
+                    if g.spare.capacity() < batch.capacity() {
+                        g.spare = batch;
+                    }
                 }
                 Err(e) if e.is_transient() => {
                     self.requeue(batch, &e, clock.now());
@@ -207,17 +217,22 @@ impl Recorder {
         if g.queue.is_empty() {
             return if g.closed { Next::Done } else { Next::Wait };
         }
-        let n = self.batch.min(g.queue.len());
-        let batch: Vec<_> = g.queue.drain(..n).collect();
+        let batch = if g.queue.len() <= self.batch {
+            // Everything fits one batch: swap buffers instead of moving events.
+            let spare = std::mem::take(&mut g.spare);
+            std::mem::replace(&mut g.queue, spare)
+        } else {
+            g.queue.drain(..self.batch).collect()
+        };
         g.in_flight = batch.len();
         Next::Batch(batch)
     }
 
-    fn finish_batch(&self, batch: &[ExecutionEvent], rejected: Option<u64>, now: DateTime<Utc>) {
+    fn finish_batch(&self, written: usize, rejected: Option<u64>, now: DateTime<Utc>) {
         let mut g = self.lock();
         g.in_flight = 0;
         let rejected = rejected.unwrap_or(0);
-        g.health.written += batch.len() as u64 - rejected;
+        g.health.written += written as u64 - rejected;
         g.health.rejected += rejected;
         if g.health.failing {
             tracing::info!(
@@ -234,7 +249,7 @@ impl Recorder {
         self.progress.notify(usize::MAX);
     }
 
-    fn requeue(&self, batch: Vec<ExecutionEvent>, e: &StoreError, now: DateTime<Utc>) {
+    fn requeue(&self, batch: VecDeque<ExecutionEvent>, e: &StoreError, now: DateTime<Utc>) {
         let mut g = self.lock();
         g.in_flight = 0;
         for ev in batch.into_iter().rev() {
@@ -257,7 +272,7 @@ impl Recorder {
     async fn write_one_by_one(
         &self,
         store: &dyn ExecutionStore,
-        batch: Vec<ExecutionEvent>,
+        batch: VecDeque<ExecutionEvent>,
         first: &StoreError,
         now: DateTime<Utc>,
     ) {
@@ -268,7 +283,7 @@ impl Recorder {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     // The store went down mid-way: requeue the rest.
-                    let rest: Vec<_> = std::iter::once(ev).chain(pending).collect();
+                    let rest: VecDeque<_> = std::iter::once(ev).chain(pending).collect();
                     let done = batch.len() - rest.len();
                     self.lock().health.written += done as u64;
                     self.requeue(rest, &e, now);
@@ -280,12 +295,12 @@ impl Recorder {
                 }
             }
         }
-        self.finish_batch(&batch, Some(rejected), now);
+        self.finish_batch(batch.len(), Some(rejected), now);
     }
 }
 
 enum Next {
-    Batch(Vec<ExecutionEvent>),
+    Batch(VecDeque<ExecutionEvent>),
     Wait,
     Done,
 }

@@ -1,17 +1,20 @@
-//! The [`JobScheduler`]: a map of jobs, a heap of their next fires and one
-//! driver task that sleeps until the earliest.
+//! The [`JobScheduler`]: a map of jobs, a timeline of their next fires and
+//! one driver task that sleeps until the earliest.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque, btree_map};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_listener::Event;
-use futures::FutureExt;
-use futures::future::{Either, select};
+use std::pin::Pin;
+use std::task::Poll;
+
+use futures::future::{BoxFuture, Either, select};
+use futures::{Future, FutureExt};
 use serde::Serialize;
 
 use crate::cancel::CancellationToken;
@@ -113,6 +116,7 @@ struct Settings {
     flush_timeout: Duration,
     heartbeat_interval: Duration,
     stale_after: Duration,
+    inline: bool,
 }
 
 /// Builds a [`JobScheduler`] from its parts.
@@ -205,6 +209,19 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Whether the driver runs a due handler's first poll itself (default
+    /// on). A handler that finishes on that poll (the common case for short
+    /// jobs) then costs no task spawn; one that returns `Pending` is handed
+    /// to the spawner, and so is every later run of a job whose handler ever
+    /// returned `Pending` there or took longer than 1 ms in it. Turn it off
+    /// when handlers block their thread in their first poll (synchronous
+    /// I/O, heavy computation before the first `.await`): while the driver
+    /// is inside one, no other fire starts.
+    pub fn inline_dispatch(mut self, on: bool) -> Self {
+        self.settings.inline = on;
+        self
+    }
+
     /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
     pub fn build(self) -> JobScheduler {
         let mut rng = match self.seed {
@@ -233,7 +250,7 @@ impl SchedulerBuilder {
                 state: Mutex::new(State {
                     phase: Phase::Created,
                     jobs: JobMap::default(),
-                    heap: BinaryHeap::new(),
+                    timeline: Timeline::default(),
                     seq: 0,
                     rng,
                     next_exec: 0,
@@ -241,6 +258,7 @@ impl SchedulerBuilder {
                     driver_wake: None,
                     shutdown: CancellationToken::new(),
                     background: 0,
+                    launches: Vec::new(),
                 }),
                 wake: Event::new(),
                 idle: Event::new(),
@@ -251,9 +269,9 @@ impl SchedulerBuilder {
 
 /// The scheduler. Cheap to clone; clones share one scheduler.
 ///
-/// Jobs live in a map, their next fires in a binary heap; one driver task
-/// sleeps until the earliest fire, so the cost of a fire does not grow with
-/// the number of jobs and nothing scans all jobs on a tick.
+/// Jobs live in a map, their next fires in a timeline ordered by due time;
+/// one driver task sleeps until the earliest fire, so the cost of a fire
+/// barely grows with the number of jobs and nothing scans all jobs on a tick.
 #[derive(Clone)]
 pub struct JobScheduler {
     inner: Arc<Inner>,
@@ -298,7 +316,7 @@ type JobMap = HashMap<Arc<str>, Box<Job>, rustc_hash::FxBuildHasher>;
 struct State {
     phase: Phase,
     jobs: JobMap,
-    heap: BinaryHeap<Reverse<Entry>>,
+    timeline: Timeline,
     seq: u64,
     rng: fastrand::Rng,
     next_exec: u64,
@@ -309,18 +327,71 @@ struct State {
     shutdown: CancellationToken,
     /// Background tasks alive (driver, heartbeat).
     background: usize,
+    /// Runs started under the lock, launched once it is released.
+    launches: Vec<Launch>,
 }
 
-/// A heap entry: job `job` is due at `due` for nominal time `nominal`;
-/// stale when `generation` no longer matches the job's (it was paused,
-/// re-planned, or unregistered and registered again).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A planned fire: job `job` is due at its bucket's instant, for the nominal
+/// time in its `next_nominal`. `seq` is the job's `generation` when planned:
+/// the entry is stale once they differ (the job was paused, re-planned, or
+/// unregistered and registered again).
+#[derive(Debug)]
 struct Entry {
-    due: DateTime<Utc>,
     seq: u64,
-    nominal: DateTime<Utc>,
-    generation: u64,
     job: Arc<str>,
+}
+
+/// The planned fires by due instant: one bucket per instant, its entries in
+/// the order they were planned. A burst of fires due at one instant is one
+/// bucket drained front to back, so popping it costs neither comparisons nor
+/// a walk through a heap of every job; fires due at different instants cost
+/// a B-tree step each. Emptied buckets are kept for reuse.
+#[derive(Debug, Default)]
+struct Timeline {
+    buckets: BTreeMap<DateTime<Utc>, VecDeque<Entry>>,
+    spare: Vec<VecDeque<Entry>>,
+}
+
+impl Timeline {
+    /// How many emptied buckets are kept.
+    const SPARE: usize = 8;
+
+    fn push(&mut self, due: DateTime<Utc>, entry: Entry) {
+        match self.buckets.entry(due) {
+            btree_map::Entry::Occupied(o) => o.into_mut().push_back(entry),
+            btree_map::Entry::Vacant(v) => {
+                let mut bucket = self.spare.pop().unwrap_or_default();
+                bucket.push_back(entry);
+                v.insert(bucket);
+            }
+        }
+    }
+
+    /// The earliest due instant.
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.buckets.first_key_value().map(|(due, _)| *due)
+    }
+
+    /// The earliest entry, if it is due at or before `now`, with its instant.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Entry)> {
+        let mut first = self.buckets.first_entry()?;
+        let due = *first.key();
+        if due > now {
+            return None;
+        }
+        let entry = first.get_mut().pop_front().expect("buckets are never empty");
+        if first.get().is_empty() {
+            let bucket = first.remove();
+            if self.spare.len() < Self::SPARE {
+                self.spare.push(bucket);
+            }
+        }
+        Some((due, entry))
+    }
+
+    fn clear(&mut self) {
+        self.buckets.clear();
+    }
 }
 
 /// What a run needs, shared by its attempts.
@@ -329,6 +400,10 @@ struct Spec {
     handler: Arc<dyn JobHandler>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
+    /// Whether the driver may run the first poll (see
+    /// [`SchedulerBuilder::inline_dispatch`]); cleared for good once the
+    /// handler returned `Pending` there or took longer than [`INLINE_LIMIT`].
+    inline: AtomicBool,
 }
 
 struct Job {
@@ -363,18 +438,18 @@ struct KillSwitch(Arc<KillInner>);
 
 #[derive(Default)]
 struct KillInner {
-    killed: std::sync::atomic::AtomicBool,
+    killed: AtomicBool,
     waker: futures::task::AtomicWaker,
 }
 
 impl KillSwitch {
     fn kill(&self) {
-        self.0.killed.store(true, std::sync::atomic::Ordering::Release);
+        self.0.killed.store(true, Ordering::Release);
         self.0.waker.wake();
     }
 
     fn is_killed(&self) -> bool {
-        self.0.killed.load(std::sync::atomic::Ordering::Acquire)
+        self.0.killed.load(Ordering::Acquire)
     }
 
     /// Completes once killed. Only one task may wait at a time.
@@ -410,12 +485,12 @@ impl Inner {
                 tracing::warn!(job_id = %r.job_id, execution_id = %r.execution_id, attempt = r.attempt, instance_id = %r.instance_id, status = "abandoned", "run of a dead instance marked abandoned");
             }
             let ended = ExecutionEvent::Finished(AttemptEnd {
-                job_id: r.job_id.clone(),
+                job_id: r.job_id.as_str().into(),
                 execution_id: r.execution_id,
                 attempt: r.attempt,
                 scheduled_at: r.scheduled_at,
                 started_at: r.started_at,
-                instance_id: r.instance_id.clone(),
+                instance_id: r.instance_id.as_str().into(),
                 status: r.status,
                 completed_at: r.completed_at.unwrap_or(r.started_at),
                 duration: Duration::from_millis(r.duration_ms.unwrap_or(0)),
@@ -482,6 +557,7 @@ impl JobScheduler {
                 flush_timeout: Duration::from_secs(30),
                 heartbeat_interval: Duration::from_secs(10),
                 stale_after: Duration::from_secs(60),
+                inline: true,
             },
         }
     }
@@ -511,8 +587,8 @@ impl JobScheduler {
     pub fn overdue(&self) -> Duration {
         let now = self.inner.clock.now();
         let st = self.inner.lock();
-        match (st.phase, st.heap.peek()) {
-            (Phase::Running, Some(Reverse(e))) => std_dur(e.due, now),
+        match (st.phase, st.timeline.next_due()) {
+            (Phase::Running, Some(due)) => std_dur(due, now),
             _ => Duration::ZERO,
         }
     }
@@ -582,6 +658,7 @@ impl JobScheduler {
                 handler: cfg.handler,
                 timeout: cfg.timeout,
                 retry: cfg.retry,
+                inline: AtomicBool::new(true),
             }),
             name,
             schedule,
@@ -659,6 +736,7 @@ impl JobScheduler {
                 Some(last) => self.catch_up(&mut st, &key, last, now),
                 None => self.plan_next(&mut st, &key, now),
             }
+            self.release(st);
         }
         Ok(())
     }
@@ -677,7 +755,9 @@ impl JobScheduler {
             });
         }
         let key = st.jobs.get(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?.spec.id.clone();
-        Ok(self.dispatch(&mut st, &key, Fire { nominal: now, manual: true }, now))
+        let outcome = self.dispatch(&mut st, &key, Fire { nominal: now, manual: true }, now);
+        self.release(st);
+        Ok(outcome)
     }
 
     /// A listing of every job, sorted by id.
@@ -762,6 +842,7 @@ impl JobScheduler {
                 }
             }
             st.background += 2;
+            self.release(st);
         }
         let this = self.clone();
         inner.spawner.spawn(Box::pin(async move { this.drive().await }));
@@ -807,7 +888,7 @@ impl JobScheduler {
                     run.cancel.cancel();
                 }
             }
-            st.heap.clear();
+            st.timeline.clear();
             for (id, nominal) in skips {
                 self.record_skip(st, &id, nominal, now, "scheduler stopping");
             }
@@ -884,7 +965,7 @@ impl JobScheduler {
 
     /// Plans the job's next fire strictly after `after`.
     fn plan_next(&self, st: &mut State, key: &Arc<str>, after: DateTime<Utc>) {
-        // Generations come from the global sequence, so a heap entry of an
+        // Generations come from the global sequence, so an entry of an
         // unregistered job never matches a new job registered under its id.
         st.seq += 1;
         let fresh = st.seq;
@@ -909,11 +990,8 @@ impl JobScheduler {
             due += chrono::Duration::milliseconds(st.rng.u64(0..=bound) as i64);
         }
         job.next_nominal = Some(nominal);
-        let generation = job.generation;
         tracing::debug!(job_id = %key, next_run = %nominal, due = %due, "next run planned");
-        st.seq += 1;
-        let entry = Entry { due, seq: st.seq, nominal, generation, job: key.clone() };
-        st.heap.push(Reverse(entry));
+        st.timeline.push(due, Entry { seq: fresh, job: key.clone() });
         if st.driver_wake.is_none_or(|w| due < w) {
             st.driver_wake = Some(due);
             self.inner.wake.notify(1);
@@ -1004,23 +1082,26 @@ impl JobScheduler {
     fn record_skip(
         &self,
         st: &mut State,
-        key: &str,
+        key: &Arc<str>,
         nominal: DateTime<Utc>,
         now: DateTime<Utc>,
         reason: &str,
     ) {
         let execution_id = st.new_exec_id(self.inner.instance_bits);
-        tracing::info!(job_id = key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
+        tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
         self.inner.record(ExecutionEvent::Skipped(SkippedFire {
-            job_id: key.to_owned(),
+            job_id: key.clone(),
             execution_id,
             scheduled_at: nominal,
             decided_at: now,
             reason: reason.to_owned(),
-            instance_id: String::from(&*self.inner.instance_id),
+            instance_id: self.inner.instance_id.clone(),
         }));
     }
 
+    /// Marks a run as started and queues its launch; whoever holds the lock
+    /// launches it after releasing it ([`release`](Self::release), or the
+    /// driver's batches), so no handler runs under the lock.
     fn start_run(&self, st: &mut State, key: &Arc<str>, fire: Fire) -> TriggerOutcome {
         let id = st.new_exec_id(self.inner.instance_bits);
         let seed = st.rng.u64(..);
@@ -1030,34 +1111,99 @@ impl JobScheduler {
         job.running.push(RunHandle { id, cancel: cancel.clone(), kill: kill.clone() });
         let spec = job.spec.clone();
         st.live_runs += 1;
-        let this = self.clone();
-        self.inner.spawner.spawn(Box::pin(async move {
-            let status = this.run(&spec, id, fire, &cancel, &kill, seed).await;
-            this.run_ended(&spec.id, id, status);
-        }));
+        st.launches.push(Launch { spec, id, fire, cancel, kill, seed });
         TriggerOutcome::Started { execution_id: id }
     }
 
-    fn run_ended(&self, key: &Arc<str>, id: ExecutionId, status: ExecutionStatus) {
-        let mut st = self.inner.lock();
-        st.live_runs -= 1;
-        let mut next = None;
-        if let Some(job) = st.jobs.get_mut(key) {
-            job.running.retain(|r| r.id != id);
-            job.last_status = Some(status);
-            if job.running.is_empty() {
-                next = job.backlog.pop_front();
-            }
+    /// Releases the lock, then spawns the runs started under it.
+    fn release(&self, mut st: MutexGuard<'_, State>) {
+        if st.launches.is_empty() {
+            return;
         }
-        if let Some(fire) = next {
-            if st.phase == Phase::Running {
-                self.start_run(&mut st, key, fire);
-            } else {
-                let now = self.inner.clock.now();
-                self.record_skip(&mut st, key, fire.nominal, now, "scheduler stopping");
-            }
-        }
+        let launches = std::mem::take(&mut st.launches);
         drop(st);
+        for l in launches {
+            self.spawn_run(l, Resume::Fresh);
+        }
+    }
+
+    /// Runs `l` as its own task, from `resume`.
+    fn spawn_run(&self, l: Launch, resume: Resume) {
+        let this = self.clone();
+        self.inner.spawner.spawn(Box::pin(async move {
+            let status = this.run(&l, resume).await;
+            this.runs_ended(&mut vec![(l.spec, l.id, status)]);
+        }));
+    }
+
+    /// Launches runs from the driver: each handler's first poll happens
+    /// here, and a run that ends on it costs no task. The rest are spawned.
+    /// Ended runs are settled under one hold of the lock.
+    fn launch_batch(&self, launches: &mut Vec<Launch>, ended: &mut Vec<Ended>) {
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        for l in launches.drain(..) {
+            if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
+                self.spawn_run(l, Resume::Fresh);
+                continue;
+            }
+            let mut flight = self.begin_attempt(&l, 1);
+            let outcome = if l.kill.is_killed() {
+                Outcome::Killed
+            } else {
+                match Pin::new(&mut flight.work).poll(&mut cx) {
+                    Poll::Ready(res) => Outcome::Done(res),
+                    Poll::Pending => {
+                        // It waits on something: this run and the job's later
+                        // ones go to the spawner. The task polls it again with
+                        // its own waker, as a spawned future is always polled.
+                        l.spec.inline.store(false, Ordering::Relaxed);
+                        self.spawn_run(l, Resume::InFlight(flight));
+                        continue;
+                    }
+                }
+            };
+            let started_at = flight.started_at;
+            let end = self.end_attempt(&l, 1, flight, outcome);
+            if std_dur(started_at, end.at) > INLINE_LIMIT {
+                l.spec.inline.store(false, Ordering::Relaxed);
+            }
+            if end.retry {
+                self.spawn_run(l, Resume::Backoff(end.at));
+            } else {
+                ended.push((l.spec, l.id, end.status));
+            }
+        }
+        self.runs_ended(ended);
+    }
+
+    /// Settles ended runs: frees their jobs for the next fire and starts
+    /// what the overlap policy queued behind them.
+    fn runs_ended(&self, ended: &mut Vec<Ended>) {
+        if ended.is_empty() {
+            return;
+        }
+        let mut st = self.inner.lock();
+        for (spec, id, status) in ended.drain(..) {
+            let key = &spec.id;
+            st.live_runs -= 1;
+            let mut next = None;
+            if let Some(job) = st.jobs.get_mut(key) {
+                job.running.retain(|r| r.id != id);
+                job.last_status = Some(status);
+                if job.running.is_empty() {
+                    next = job.backlog.pop_front();
+                }
+            }
+            if let Some(fire) = next {
+                if st.phase == Phase::Running {
+                    self.start_run(&mut st, key, fire);
+                } else {
+                    let now = self.inner.clock.now();
+                    self.record_skip(&mut st, key, fire.nominal, now, "scheduler stopping");
+                }
+            }
+        }
+        self.release(st);
         self.inner.idle.notify(usize::MAX);
     }
 
@@ -1067,6 +1213,8 @@ impl JobScheduler {
     async fn drive(self) {
         let inner = &self.inner;
         let shutdown = inner.lock().shutdown.clone();
+        let mut launches = Vec::new();
+        let mut ended = Vec::new();
         loop {
             let listener = inner.wake.listen();
             let now = inner.clock.now();
@@ -1078,23 +1226,32 @@ impl JobScheduler {
                 // While popping, fires planned at or after `now` need no wake-up.
                 st.driver_wake = Some(now);
                 let mut budget = DISPATCH_CHUNK;
-                while budget > 0 && st.heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
-                    let Reverse(entry) = st.heap.pop().expect("peeked");
-                    self.fire_entry(&mut st, entry, now);
+                while budget > 0 {
+                    let Some((due, entry)) = st.timeline.pop_due(now) else { break };
+                    self.fire_entry(&mut st, due, entry, now);
                     budget -= 1;
                 }
-                let next = st.heap.peek().map(|Reverse(e)| e.due);
+                let next = st.timeline.next_due();
                 st.driver_wake = next;
+                std::mem::swap(&mut launches, &mut st.launches);
                 (next, next.is_some_and(|t| t <= now))
             };
             if more_due {
-                // A burst: release the lock and yield between chunks, so the
-                // runs just started (and their `run_ended`, which takes the
-                // lock) proceed on other workers while the burst is dispatched.
+                // A burst: this chunk's runs are launched by a task of their
+                // own, which another worker can take, while the driver goes
+                // on with the next chunk after yielding.
                 drop(listener);
+                if !launches.is_empty() {
+                    let this = self.clone();
+                    let mut batch = std::mem::take(&mut launches);
+                    inner.spawner.spawn(Box::pin(async move {
+                        this.launch_batch(&mut batch, &mut Vec::new());
+                    }));
+                }
                 yield_now().await;
                 continue;
             }
+            self.launch_batch(&mut launches, &mut ended);
             match next_wake {
                 Some(t) => {
                     let sleep = inner.clock.sleep_until(t);
@@ -1108,20 +1265,21 @@ impl JobScheduler {
         self.background_done();
     }
 
-    fn fire_entry(&self, st: &mut State, entry: Entry, now: DateTime<Utc>) {
+    fn fire_entry(&self, st: &mut State, due: DateTime<Utc>, entry: Entry, now: DateTime<Utc>) {
         let Some(job) = st.jobs.get(&entry.job) else { return };
-        if job.generation != entry.generation {
+        if job.generation != entry.seq {
             return;
         }
+        let Some(nominal) = job.next_nominal else { return };
         let key = entry.job;
-        let lateness = now - entry.due;
+        let lateness = now - due;
         if lateness > chrono_dur(job.misfire.grace) {
-            tracing::warn!(job_id = %key, scheduled_at = %entry.nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
-            let before = entry.nominal - chrono::Duration::nanoseconds(1);
+            tracing::warn!(job_id = %key, scheduled_at = %nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
+            let before = nominal - chrono::Duration::nanoseconds(1);
             self.catch_up(st, &key, before, now);
         } else {
-            self.dispatch(st, &key, Fire { nominal: entry.nominal, manual: false }, now);
-            self.plan_next(st, &key, entry.nominal);
+            self.dispatch(st, &key, Fire { nominal, manual: false }, now);
+            self.plan_next(st, &key, nominal);
         }
     }
 
@@ -1157,136 +1315,220 @@ impl JobScheduler {
         self.inner.idle.notify(usize::MAX);
     }
 
-    /// One run: attempts with timeout and retry. Returns the final status.
-    async fn run(
-        &self,
-        spec: &Spec,
-        id: ExecutionId,
-        fire: Fire,
-        cancel: &CancellationToken,
-        kill: &KillSwitch,
-        seed: u64,
-    ) -> ExecutionStatus {
+    /// Starts attempt `attempt` of run `l`: records its start and calls the
+    /// handler (which has not been polled yet).
+    fn begin_attempt(&self, l: &Launch, attempt: u32) -> InFlight {
         let inner = &self.inner;
-        let clock = &inner.clock;
-        let mut rng = fastrand::Rng::with_seed(seed);
+        let spec = &l.spec;
+        let started_at = inner.clock.now();
+        inner.record(ExecutionEvent::Started(AttemptStart {
+            job_id: spec.id.clone(),
+            execution_id: l.id,
+            attempt,
+            scheduled_at: l.fire.nominal,
+            started_at,
+            instance_id: inner.instance_id.clone(),
+        }));
+        tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %l.fire.nominal, status = "running", "attempt started");
+        // With a single attempt the run's own token serves: it is cancelled
+        // at the attempt's end either way, and no later attempt reads it.
+        // Otherwise each attempt gets a child.
+        let token = if spec.retry.max_attempts > 1 { l.cancel.child() } else { l.cancel.clone() };
+        let ctx = JobContext {
+            job_id: spec.id.clone(),
+            execution_id: l.id,
+            attempt,
+            scheduled_at: l.fire.nominal,
+            cancel: token.clone(),
+            clock: inner.clock.clone(),
+        };
+        let work = AssertUnwindSafe(spec.handler.clone().run_owned(ctx)).catch_unwind();
+        InFlight { started_at, token, work }
+    }
+
+    /// Waits for an attempt's handler, its timeout or the run's kill switch.
+    async fn await_attempt(&self, l: &Launch, flight: &mut InFlight) -> Outcome {
+        let work = &mut flight.work;
+        if l.kill.is_killed() {
+            return Outcome::Killed;
+        }
+        // A handler that is done on its first poll needs no timer.
+        let first = futures::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *work).poll(cx))).await;
+        if let Poll::Ready(res) = first {
+            return if l.kill.is_killed() { Outcome::Killed } else { Outcome::Done(res) };
+        }
+        let timer = match l.spec.timeout {
+            Some(t) => self.inner.clock.sleep_until(flight.started_at + chrono_dur(t)),
+            None => Box::pin(futures::future::pending()),
+        };
+        let killed = l.kill.killed();
+        futures::pin_mut!(killed);
+        match select(work, select(timer, killed)).await {
+            // Replace and unregister cancel and kill at once: whatever the
+            // handler managed to return in that instant, the run was cut.
+            _ if l.kill.is_killed() => Outcome::Killed,
+            Either::Left((res, _)) => Outcome::Done(res),
+            Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
+            Either::Right((Either::Right(_), _)) => Outcome::Killed,
+        }
+    }
+
+    /// Ends an attempt: decides its status, tells the handler's leftovers
+    /// (its token), records the end and says whether another attempt follows.
+    fn end_attempt(
+        &self,
+        l: &Launch,
+        attempt: u32,
+        flight: InFlight,
+        outcome: Outcome,
+    ) -> AttemptOver {
+        let inner = &self.inner;
+        let spec = &l.spec;
+        let cancel = &l.cancel;
+        let InFlight { started_at, token, work } = flight;
+        let ended_at = inner.clock.now();
+        let duration = std_dur(started_at, ended_at);
+        let mut result = JobResult::default();
+        let (mut status, error) = match outcome {
+            Outcome::Done(Ok(r)) => {
+                result = r;
+                if result.success {
+                    (ExecutionStatus::Succeeded, None)
+                } else if cancel.is_cancelled() {
+                    (ExecutionStatus::Cancelled, result.error.clone())
+                } else {
+                    let e = result
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "handler reported failure".to_owned());
+                    (ExecutionStatus::Failed, Some(e))
+                }
+            }
+            Outcome::Done(Err(panic)) => {
+                let msg = panic_message(&*panic);
+                let status = if cancel.is_cancelled() {
+                    ExecutionStatus::Cancelled
+                } else {
+                    ExecutionStatus::Failed
+                };
+                (status, Some(format!("handler panicked: {msg}")))
+            }
+            Outcome::TimedOut => (
+                ExecutionStatus::TimedOut,
+                Some(format!("timed out after {:?}", spec.timeout.unwrap_or_default())),
+            ),
+            Outcome::Killed => (
+                ExecutionStatus::Cancelled,
+                Some("cancelled: dropped without finishing".to_owned()),
+            ),
+        };
+        let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut);
+        let retry = retryable && spec.retry.has_next(attempt) && !cancel.is_cancelled();
+        if retryable && !retry && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
+            status = ExecutionStatus::RetriesExhausted;
+        }
+        // The attempt is over: tell whatever the handler left behind (after
+        // the status, which reads the run's token: with one attempt, this is
+        // it), then drop the handler's future, before the end is recorded.
+        token.cancel();
+        drop(work);
+        log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
+        inner.record(ExecutionEvent::Finished(AttemptEnd {
+            job_id: spec.id.clone(),
+            execution_id: l.id,
+            attempt,
+            scheduled_at: l.fire.nominal,
+            started_at,
+            instance_id: inner.instance_id.clone(),
+            status,
+            completed_at: ended_at,
+            duration,
+            error,
+            result: result.data,
+            metrics: result.metrics,
+        }));
+        AttemptOver { status, retry, at: ended_at }
+    }
+
+    /// One run: attempts with timeout and retry, from `resume`. Returns the
+    /// final status.
+    async fn run(&self, l: &Launch, resume: Resume) -> ExecutionStatus {
+        let clock = &self.inner.clock;
+        let spec = &l.spec;
+        let mut rng = fastrand::Rng::with_seed(l.seed);
         let mut attempt = 1u32;
+        let (mut flight, mut backoff_from) = match resume {
+            Resume::Fresh => (None, None),
+            Resume::InFlight(f) => (Some(f), None),
+            Resume::Backoff(at) => (None, Some(at)),
+        };
         loop {
-            let started_at = clock.now();
-            inner.record(ExecutionEvent::Started(AttemptStart {
-                job_id: String::from(&*spec.id),
-                execution_id: id,
-                attempt,
-                scheduled_at: fire.nominal,
-                started_at,
-                instance_id: String::from(&*inner.instance_id),
-            }));
-            tracing::info!(job_id = %spec.id, execution_id = %id, attempt, scheduled_at = %fire.nominal, status = "running", "attempt started");
-            // With a single attempt the run's own token serves: it is
-            // cancelled at the attempt's end either way, and no later attempt
-            // reads it. Otherwise each attempt gets a child.
-            let token = if spec.retry.max_attempts > 1 { cancel.child() } else { cancel.clone() };
-            let ctx = JobContext {
-                job_id: spec.id.clone(),
-                execution_id: id,
-                attempt,
-                scheduled_at: fire.nominal,
-                cancel: token.clone(),
-                clock: clock.clone(),
-            };
-            let handler = spec.handler.clone();
-            let work = AssertUnwindSafe(async move { handler.run(ctx).await }).catch_unwind();
-            futures::pin_mut!(work);
-            let deadline = spec.timeout.map(|t| started_at + chrono_dur(t));
-            let timer = match deadline {
-                Some(d) => clock.sleep_until(d),
-                None => Box::pin(futures::future::pending()),
-            };
-            let killed = kill.killed();
-            futures::pin_mut!(killed);
-            let outcome = match select(work, select(timer, killed)).await {
-                // Replace and unregister cancel and kill at once: whatever the
-                // handler managed to return in that instant, the run was cut.
-                _ if kill.is_killed() => Outcome::Killed,
-                Either::Left((res, _)) => Outcome::Done(res),
-                Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
-                Either::Right((Either::Right(_), _)) => Outcome::Killed,
-            };
-            let ended_at = clock.now();
-            let duration = std_dur(started_at, ended_at);
-            let mut result = JobResult::default();
-            let (mut status, error) = match outcome {
-                Outcome::Done(Ok(r)) => {
-                    result = r;
-                    if result.success {
-                        (ExecutionStatus::Succeeded, None)
-                    } else if cancel.is_cancelled() {
-                        (ExecutionStatus::Cancelled, result.error.clone())
-                    } else {
-                        let e = result
-                            .error
-                            .clone()
-                            .unwrap_or_else(|| "handler reported failure".to_owned());
-                        (ExecutionStatus::Failed, Some(e))
-                    }
+            if let Some(ended_at) = backoff_from.take() {
+                let delay = spec.retry.delay(attempt, &mut rng);
+                let at = ended_at + chrono_dur(delay);
+                tracing::info!(job_id = %spec.id, execution_id = %l.id, next_attempt = attempt + 1, at = %at, "retry planned");
+                let sleep = clock.sleep_until(at);
+                let stopped = Box::pin(l.cancel.cancelled());
+                if let Either::Right(_) = select(sleep, stopped).await {
+                    tracing::info!(job_id = %spec.id, execution_id = %l.id, "cancelled during backoff; no further attempt");
+                    return ExecutionStatus::Cancelled;
                 }
-                Outcome::Done(Err(panic)) => {
-                    let msg = panic_message(&*panic);
-                    let status = if cancel.is_cancelled() {
-                        ExecutionStatus::Cancelled
-                    } else {
-                        ExecutionStatus::Failed
-                    };
-                    (status, Some(format!("handler panicked: {msg}")))
-                }
-                Outcome::TimedOut => (
-                    ExecutionStatus::TimedOut,
-                    Some(format!("timed out after {:?}", spec.timeout.unwrap_or_default())),
-                ),
-                Outcome::Killed => (
-                    ExecutionStatus::Cancelled,
-                    Some("cancelled: dropped without finishing".to_owned()),
-                ),
+                attempt += 1;
+            }
+            let mut f = match flight.take() {
+                Some(f) => f,
+                None => self.begin_attempt(l, attempt),
             };
-            let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut);
-            let retry_next = retryable && spec.retry.has_next(attempt) && !cancel.is_cancelled();
-            if retryable && !retry_next && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
-                status = ExecutionStatus::RetriesExhausted;
+            let outcome = self.await_attempt(l, &mut f).await;
+            let end = self.end_attempt(l, attempt, f, outcome);
+            if !end.retry {
+                return end.status;
             }
-            // The attempt is over: tell whatever the handler left behind. (After
-            // the status, which reads the run's token: with one attempt, this is it.)
-            token.cancel();
-            inner.record(ExecutionEvent::Finished(AttemptEnd {
-                job_id: String::from(&*spec.id),
-                execution_id: id,
-                attempt,
-                scheduled_at: fire.nominal,
-                started_at,
-                instance_id: String::from(&*inner.instance_id),
-                status,
-                completed_at: ended_at,
-                duration,
-                error: error.clone(),
-                result: result.data,
-                metrics: result.metrics,
-            }));
-            log_end(&spec.id, id, attempt, status, duration, error.as_deref());
-            if !retry_next {
-                return status;
-            }
-            let delay = spec.retry.delay(attempt, &mut rng);
-            let at = ended_at + chrono_dur(delay);
-            tracing::info!(job_id = %spec.id, execution_id = %id, next_attempt = attempt + 1, at = %at, "retry planned");
-            let sleep = clock.sleep_until(at);
-            let stopped = Box::pin(cancel.cancelled());
-            if let Either::Right(_) = select(sleep, stopped).await {
-                tracing::info!(job_id = %spec.id, execution_id = %id, "cancelled during backoff; no further attempt");
-                return ExecutionStatus::Cancelled;
-            }
-            attempt += 1;
+            backoff_from = Some(end.at);
         }
     }
 }
+
+/// A run started under the lock, to launch once it is released.
+struct Launch {
+    spec: Arc<Spec>,
+    id: ExecutionId,
+    fire: Fire,
+    cancel: CancellationToken,
+    kill: KillSwitch,
+    seed: u64,
+}
+
+/// Where a run task picks up.
+enum Resume {
+    /// Before its first attempt.
+    Fresh,
+    /// Its first attempt's handler returned `Pending` on the driver.
+    InFlight(InFlight),
+    /// Its first attempt failed on the driver at this time; back off, retry.
+    Backoff(DateTime<Utc>),
+}
+
+/// An attempt whose handler has been called.
+struct InFlight {
+    started_at: DateTime<Utc>,
+    token: CancellationToken,
+    work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
+}
+
+/// How an attempt ended, from [`JobScheduler::end_attempt`].
+struct AttemptOver {
+    status: ExecutionStatus,
+    retry: bool,
+    at: DateTime<Utc>,
+}
+
+/// A run that ended, with its final status, to settle under the lock.
+type Ended = (Arc<Spec>, ExecutionId, ExecutionStatus);
+
+/// How long a handler's first poll may take on the driver before its job's
+/// runs go to the spawner instead.
+const INLINE_LIMIT: Duration = Duration::from_millis(1);
 
 /// How many due fires the driver dispatches under one hold of the lock.
 const DISPATCH_CHUNK: usize = 256;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -219,7 +219,7 @@ pub type Metrics = BTreeMap<String, f64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptStart {
     /// The job's id.
-    pub job_id: String,
+    pub job_id: Arc<str>,
     /// The run this attempt belongs to.
     pub execution_id: ExecutionId,
     /// 1 for the first attempt.
@@ -229,7 +229,7 @@ pub struct AttemptStart {
     /// When the attempt started.
     pub started_at: DateTime<Utc>,
     /// The scheduler instance running it (for abandonment detection).
-    pub instance_id: String,
+    pub instance_id: Arc<str>,
 }
 
 /// An attempt has ended.
@@ -240,7 +240,7 @@ pub struct AttemptStart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptEnd {
     /// The job's id.
-    pub job_id: String,
+    pub job_id: Arc<str>,
     /// The run this attempt belongs to.
     pub execution_id: ExecutionId,
     /// 1 for the first attempt.
@@ -250,7 +250,7 @@ pub struct AttemptEnd {
     /// When the attempt started.
     pub started_at: DateTime<Utc>,
     /// The scheduler instance that ran it.
-    pub instance_id: String,
+    pub instance_id: Arc<str>,
     /// The final status (never `Running`).
     pub status: ExecutionStatus,
     /// When the attempt ended.
@@ -269,7 +269,7 @@ pub struct AttemptEnd {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedFire {
     /// The job's id.
-    pub job_id: String,
+    pub job_id: Arc<str>,
     /// A fresh id for the row.
     pub execution_id: ExecutionId,
     /// The nominal fire time that was not run.
@@ -279,7 +279,7 @@ pub struct SkippedFire {
     /// Why, e.g. `overlap policy skip: previous run still running`.
     pub reason: String,
     /// The scheduler instance that decided.
-    pub instance_id: String,
+    pub instance_id: Arc<str>,
 }
 
 /// One thing the scheduler writes to the store.
@@ -339,7 +339,7 @@ impl ExecutionRecord {
     /// and by tests as the reference semantics of `write`).
     pub fn from_start(s: &AttemptStart) -> Self {
         ExecutionRecord {
-            job_id: s.job_id.clone(),
+            job_id: s.job_id.to_string(),
             execution_id: s.execution_id,
             attempt: s.attempt,
             status: ExecutionStatus::Running,
@@ -350,14 +350,14 @@ impl ExecutionRecord {
             error: None,
             result: None,
             metrics: None,
-            instance_id: s.instance_id.clone(),
+            instance_id: s.instance_id.to_string(),
         }
     }
 
     /// The row a skipped fire becomes.
     pub fn from_skip(s: &SkippedFire) -> Self {
         ExecutionRecord {
-            job_id: s.job_id.clone(),
+            job_id: s.job_id.to_string(),
             execution_id: s.execution_id,
             attempt: 0,
             status: ExecutionStatus::Skipped,
@@ -368,7 +368,7 @@ impl ExecutionRecord {
             error: Some(s.reason.clone()),
             result: None,
             metrics: None,
-            instance_id: s.instance_id.clone(),
+            instance_id: s.instance_id.to_string(),
         }
     }
 

@@ -30,12 +30,12 @@ fn events() -> Vec<ExecutionEvent> {
         .map(|i| {
             let at = base + chrono::Duration::milliseconds(i as i64 * 37);
             ExecutionEvent::Started(AttemptStart {
-                job_id: format!("bench-job-{}", i % 100),
+                job_id: format!("bench-job-{}", i % 100).into(),
                 execution_id: ExecutionId(0x1234_5678_9abc_def0_0000_0000_0000_0000 | i as u128),
                 attempt: 1,
                 scheduled_at: at,
                 started_at: at + chrono::Duration::milliseconds(3),
-                instance_id: "bench-instance".to_owned(),
+                instance_id: "bench-instance".into(),
             })
         })
         .collect()
@@ -55,11 +55,11 @@ fn raw_rows(events: &[ExecutionEvent]) -> Vec<RawRow> {
         .iter()
         .map(|e| match e {
             ExecutionEvent::Started(s) => RawRow {
-                job_id: s.job_id.clone(),
+                job_id: s.job_id.to_string(),
                 execution_id: s.execution_id,
                 scheduled_at: s.scheduled_at,
                 started_at: s.started_at,
-                instance_id: s.instance_id.clone(),
+                instance_id: s.instance_id.to_string(),
             },
             _ => unreachable!(),
         })

@@ -344,7 +344,7 @@ mod suite {
             unreachable!()
         };
         e.error = Some(nasty.to_owned());
-        e.instance_id = format!("host-{nasty}");
+        e.instance_id = format!("host-{nasty}").into();
         e.result = Some(serde_json::json!({
             "nested": {"list": [1, 2.5, -3, null, true, "x"], "empty": {}},
             "big": u64::MAX,

@@ -35,12 +35,12 @@ pub fn eid(n: u128) -> ExecutionId {
 
 pub fn start(job: &str, exec: u128, attempt: u32, at: i64, instance: &str) -> ExecutionEvent {
     ExecutionEvent::Started(AttemptStart {
-        job_id: job.to_owned(),
+        job_id: job.into(),
         execution_id: eid(exec),
         attempt,
         scheduled_at: t(at - 5),
         started_at: t(at),
-        instance_id: instance.to_owned(),
+        instance_id: instance.into(),
     })
 }
 
@@ -54,12 +54,12 @@ pub fn end_with(
     ran_ms: i64,
 ) -> AttemptEnd {
     AttemptEnd {
-        job_id: job.to_owned(),
+        job_id: job.into(),
         execution_id: eid(exec),
         attempt,
         scheduled_at: t(at - 5),
         started_at: t(at),
-        instance_id: instance.to_owned(),
+        instance_id: instance.into(),
         status,
         completed_at: t(at + ran_ms),
         duration: Duration::from_millis(ran_ms as u64),
@@ -84,12 +84,12 @@ pub fn end(
 
 pub fn skip(job: &str, exec: u128, at: i64, instance: &str) -> ExecutionEvent {
     ExecutionEvent::Skipped(SkippedFire {
-        job_id: job.to_owned(),
+        job_id: job.into(),
         execution_id: eid(exec),
         scheduled_at: t(at - 5),
         decided_at: t(at),
         reason: "overlap policy skip: previous run still running".to_owned(),
-        instance_id: instance.to_owned(),
+        instance_id: instance.into(),
     })
 }
 
