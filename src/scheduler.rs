@@ -249,7 +249,7 @@ impl SchedulerBuilder {
                 settings: self.settings,
                 state: Mutex::new(State {
                     phase: Phase::Created,
-                    jobs: JobMap::default(),
+                    jobs: Jobs::default(),
                     timeline: Timeline::default(),
                     seq: 0,
                     rng,
@@ -305,17 +305,85 @@ struct Inner {
     idle: Event,
 }
 
-/// The job map: FxHash (rustc-hash) with its fixed key, so the map iterates
-/// in the same order in every run with the same registrations (simulations
-/// repeat), and a fire's lookups cost less than with SipHash. Job ids come
-/// from the application, not from an adversary, so hash flooding is not a
-/// concern. Jobs are boxed: the table holds small entries, which keeps its
-/// slack small at any load factor and makes growing it cheap.
-type JobMap = HashMap<Arc<str>, Box<Job>, rustc_hash::FxBuildHasher>;
+/// A job's place in [`Jobs`].
+type Slot = u32;
+
+/// The jobs: a slab of boxed jobs that planned fires and runs point at by
+/// slot, so a fire reaches its job without hashing its id, plus an index
+/// from id to slot for the API. The index is FxHash (rustc-hash) with its
+/// fixed key; job ids come from the application, not from an adversary, so
+/// hash flooding is not a concern. The slab is walked in slot order, which
+/// is the same in every run with the same registrations (simulations repeat).
+/// A freed slot is reused; whatever still points at it checks that the job
+/// there is its own (by generation or by `Spec`).
+#[derive(Default)]
+struct Jobs {
+    slots: Vec<Option<Box<Job>>>,
+    free: Vec<Slot>,
+    index: HashMap<Arc<str>, Slot, rustc_hash::FxBuildHasher>,
+}
+
+impl Jobs {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    fn slot(&self, id: &str) -> Option<Slot> {
+        self.index.get(id).copied()
+    }
+
+    fn insert(&mut self, job: Job) -> Slot {
+        let id = job.spec.id.clone();
+        let job = Some(Box::new(job));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = job;
+                slot
+            }
+            None => {
+                self.slots.push(job);
+                Slot::try_from(self.slots.len() - 1).expect("fewer than 2^32 jobs")
+            }
+        };
+        self.index.insert(id, slot);
+        slot
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Box<Job>> {
+        let slot = self.index.remove(id)?;
+        self.free.push(slot);
+        self.slots[slot as usize].take()
+    }
+
+    fn get(&self, slot: Slot) -> Option<&Job> {
+        self.slots.get(slot as usize)?.as_deref()
+    }
+
+    fn get_mut(&mut self, slot: Slot) -> Option<&mut Job> {
+        self.slots.get_mut(slot as usize)?.as_deref_mut()
+    }
+
+    fn by_id(&self, id: &str) -> Option<&Job> {
+        self.get(self.slot(id)?)
+    }
+
+    /// Every job with its slot, in slot order.
+    fn iter(&self) -> impl Iterator<Item = (Slot, &Job)> {
+        self.slots.iter().enumerate().filter_map(|(i, j)| Some((i as Slot, j.as_deref()?)))
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Job> {
+        self.slots.iter_mut().filter_map(|j| j.as_deref_mut())
+    }
+}
 
 struct State {
     phase: Phase,
-    jobs: JobMap,
+    jobs: Jobs,
     timeline: Timeline,
     seq: u64,
     rng: fastrand::Rng,
@@ -331,14 +399,14 @@ struct State {
     launches: Vec<Launch>,
 }
 
-/// A planned fire: job `job` is due at its bucket's instant, for the nominal
+/// A planned fire: the job in `slot` is due at its bucket's instant, for the nominal
 /// time in its `next_nominal`. `seq` is the job's `generation` when planned:
 /// the entry is stale once they differ (the job was paused, re-planned, or
 /// unregistered and registered again).
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    job: Arc<str>,
+    slot: Slot,
 }
 
 /// The planned fires by due instant: one bucket per instant, its entries in
@@ -608,14 +676,13 @@ impl JobScheduler {
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
             return Err(Error::Stopped);
         }
-        if st.jobs.contains_key(&job.spec.id) {
+        if st.jobs.contains(&job.spec.id) {
             return Err(Error::DuplicateJob(job.spec.id.to_string()));
         }
-        let id = job.spec.id.clone();
-        tracing::debug!(job_id = %id, schedule = %job.schedule, "job registered");
-        st.jobs.insert(id.clone(), Box::new(job));
+        tracing::debug!(job_id = %job.spec.id, schedule = %job.schedule, "job registered");
+        let slot = st.jobs.insert(job);
         if st.phase == Phase::Running {
-            self.plan_next(&mut st, &id, now);
+            self.plan_next(&mut st, slot, now);
         }
         Ok(())
     }
@@ -700,7 +767,8 @@ impl JobScheduler {
         let mut st = self.inner.lock();
         st.seq += 1;
         let fresh = st.seq;
-        let job = st.jobs.get_mut(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        let job = st.jobs.get_mut(slot).expect("indexed");
         if !job.paused {
             job.paused = true;
             job.paused_at = Some(now);
@@ -717,7 +785,8 @@ impl JobScheduler {
     pub fn resume(&self, id: &str) -> Result<()> {
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
-        let job = st.jobs.get_mut(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        let job = st.jobs.get_mut(slot).expect("indexed");
         if !job.paused {
             return Ok(());
         }
@@ -725,16 +794,15 @@ impl JobScheduler {
         let paused_at = job.paused_at.take();
         tracing::info!(job_id = id, "job resumed");
         if st.phase == Phase::Running {
-            let job = st.jobs.get(id).expect("job present");
+            let job = st.jobs.get(slot).expect("indexed");
             let replay_from = if job.misfire.replay_paused {
                 job.last_fire.or(paused_at).map(|last| last.max(paused_at.unwrap_or(last)))
             } else {
                 None
             };
-            let key = job.spec.id.clone();
             match replay_from {
-                Some(last) => self.catch_up(&mut st, &key, last, now),
-                None => self.plan_next(&mut st, &key, now),
+                Some(last) => self.catch_up(&mut st, slot, last, now),
+                None => self.plan_next(&mut st, slot, now),
             }
             self.release(st);
         }
@@ -754,8 +822,8 @@ impl JobScheduler {
                 _ => Error::Stopped,
             });
         }
-        let key = st.jobs.get(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?.spec.id.clone();
-        let outcome = self.dispatch(&mut st, &key, Fire { nominal: now, manual: true }, now);
+        let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        let outcome = self.dispatch(&mut st, slot, Fire { nominal: now, manual: true }, now);
         self.release(st);
         Ok(outcome)
     }
@@ -763,14 +831,14 @@ impl JobScheduler {
     /// A listing of every job, sorted by id.
     pub fn jobs(&self) -> Vec<JobInfo> {
         let st = self.inner.lock();
-        let mut out: Vec<JobInfo> = st.jobs.values().map(|j| Self::info(j)).collect();
+        let mut out: Vec<JobInfo> = st.jobs.iter().map(|(_, j)| Self::info(j)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     /// One job's listing.
     pub fn job(&self, id: &str) -> Option<JobInfo> {
-        self.inner.lock().jobs.get(id).map(|j| Self::info(j))
+        self.inner.lock().jobs.by_id(id).map(Self::info)
     }
 
     fn info(job: &Job) -> JobInfo {
@@ -818,7 +886,8 @@ impl JobScheduler {
                 tracing::warn!(error = %error_chain(&e), "could not mark abandoned runs at start")
             }
         }
-        let ids: Vec<String> = inner.lock().jobs.keys().map(|k| k.to_string()).collect();
+        let ids: Vec<String> =
+            inner.lock().jobs.iter().map(|(_, j)| j.spec.id.to_string()).collect();
         let last = match store.last_fires(&ids).await {
             Ok(m) => m,
             Err(e) => {
@@ -829,16 +898,17 @@ impl JobScheduler {
         let now = inner.clock.now();
         {
             let mut st = inner.lock();
-            let keys: Vec<Arc<str>> = st.jobs.keys().cloned().collect();
-            for key in keys {
-                match last.get(&*key) {
-                    Some(&l) => {
-                        if let Some(j) = st.jobs.get_mut(&key) {
+            let slots: Vec<(Slot, Option<DateTime<Utc>>)> =
+                st.jobs.iter().map(|(slot, j)| (slot, last.get(&*j.spec.id).copied())).collect();
+            for (slot, last) in slots {
+                match last {
+                    Some(l) => {
+                        if let Some(j) = st.jobs.get_mut(slot) {
                             j.last_fire = Some(l);
                         }
-                        self.catch_up(&mut st, &key, l, now)
+                        self.catch_up(&mut st, slot, l, now)
                     }
-                    None => self.plan_next(&mut st, &key, now),
+                    None => self.plan_next(&mut st, slot, now),
                 }
             }
             st.background += 2;
@@ -903,7 +973,7 @@ impl JobScheduler {
         let mut report = StopReport::default();
         if !all_done {
             let st = inner.lock();
-            for job in st.jobs.values() {
+            for (_, job) in st.jobs.iter() {
                 for run in &job.running {
                     run.kill.kill();
                 }
@@ -964,19 +1034,19 @@ impl JobScheduler {
     // ---- planning -------------------------------------------------------
 
     /// Plans the job's next fire strictly after `after`.
-    fn plan_next(&self, st: &mut State, key: &Arc<str>, after: DateTime<Utc>) {
+    fn plan_next(&self, st: &mut State, slot: Slot, after: DateTime<Utc>) {
         // Generations come from the global sequence, so an entry of an
         // unregistered job never matches a new job registered under its id.
         st.seq += 1;
         let fresh = st.seq;
-        let Some(job) = st.jobs.get_mut(key) else { return };
+        let Some(job) = st.jobs.get_mut(slot) else { return };
         job.generation = fresh;
         job.next_nominal = None;
         if job.paused {
             return;
         }
         let Some(nominal) = job.schedule.next_after(after) else {
-            tracing::debug!(job_id = %key, "no further fire");
+            tracing::debug!(job_id = %job.spec.id, "no further fire");
             return;
         };
         let mut due = nominal;
@@ -990,8 +1060,8 @@ impl JobScheduler {
             due += chrono::Duration::milliseconds(st.rng.u64(0..=bound) as i64);
         }
         job.next_nominal = Some(nominal);
-        tracing::debug!(job_id = %key, next_run = %nominal, due = %due, "next run planned");
-        st.timeline.push(due, Entry { seq: fresh, job: key.clone() });
+        tracing::debug!(job_id = %job.spec.id, next_run = %nominal, due = %due, "next run planned");
+        st.timeline.push(due, Entry { seq: fresh, slot });
         if st.driver_wake.is_none_or(|w| due < w) {
             st.driver_wake = Some(due);
             self.inner.wake.notify(1);
@@ -1000,11 +1070,12 @@ impl JobScheduler {
 
     /// Applies the misfire policy to the fires after `last` up to `now`,
     /// then plans the next fire.
-    fn catch_up(&self, st: &mut State, key: &Arc<str>, last: DateTime<Utc>, now: DateTime<Utc>) {
-        let Some(job) = st.jobs.get(key) else { return };
+    fn catch_up(&self, st: &mut State, slot: Slot, last: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(job) = st.jobs.get(slot) else { return };
         if job.paused {
             return;
         }
+        let key = &job.spec.id.clone();
         let plan = job.misfire.plan(&job.schedule, last, now);
         if plan.skipped_unlisted > 0 {
             let first = plan.first_unlisted.expect("set with a count");
@@ -1029,43 +1100,43 @@ impl JobScheduler {
             tracing::info!(job_id = %key, scheduled_at = %t, "running a missed fire");
             let fire = Fire { nominal: *t, manual: false };
             if i == 0 {
-                self.dispatch(st, key, fire, now);
-            } else if let Some(job) = st.jobs.get_mut(key) {
+                self.dispatch(st, slot, fire, now);
+            } else if let Some(job) = st.jobs.get_mut(slot) {
                 job.last_fire = Some(job.last_fire.map_or(*t, |l| l.max(*t)));
                 job.backlog.push_back(fire);
             }
         }
-        self.plan_next(st, key, now.max(last));
+        self.plan_next(st, slot, now.max(last));
     }
 
     /// Starts, queues or skips a fire per the overlap policy.
     fn dispatch(
         &self,
         st: &mut State,
-        key: &Arc<str>,
+        slot: Slot,
         fire: Fire,
         now: DateTime<Utc>,
     ) -> TriggerOutcome {
-        let Some(job) = st.jobs.get_mut(key) else { return TriggerOutcome::Skipped };
+        let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
         if !fire.manual {
             job.last_fire = Some(job.last_fire.map_or(fire.nominal, |l| l.max(fire.nominal)));
         }
         if job.running.is_empty() {
-            return self.start_run(st, key, fire);
+            return self.start_run(st, slot, fire);
         }
         match job.overlap {
-            OverlapPolicy::Allow => self.start_run(st, key, fire),
+            OverlapPolicy::Allow => self.start_run(st, slot, fire),
             OverlapPolicy::Replace => {
                 for run in &job.running {
-                    tracing::info!(job_id = %key, execution_id = %run.id, "replacing the running run");
+                    tracing::info!(job_id = %job.spec.id, execution_id = %run.id, "replacing the running run");
                     run.cancel.cancel();
                     run.kill.kill();
                 }
-                self.start_run(st, key, fire)
+                self.start_run(st, slot, fire)
             }
             OverlapPolicy::Queue if job.backlog.is_empty() => {
                 job.backlog.push_back(fire);
-                tracing::info!(job_id = %key, scheduled_at = %fire.nominal, "fire queued behind the running run");
+                tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");
                 TriggerOutcome::Queued
             }
             OverlapPolicy::Queue | OverlapPolicy::Skip => {
@@ -1073,7 +1144,8 @@ impl JobScheduler {
                     OverlapPolicy::Queue => "overlap policy queue: a fire is already queued",
                     _ => "overlap policy skip: the previous run is still running",
                 };
-                self.record_skip(st, key, fire.nominal, now, reason);
+                let key = job.spec.id.clone();
+                self.record_skip(st, &key, fire.nominal, now, reason);
                 TriggerOutcome::Skipped
             }
         }
@@ -1102,16 +1174,16 @@ impl JobScheduler {
     /// Marks a run as started and queues its launch; whoever holds the lock
     /// launches it after releasing it ([`release`](Self::release), or the
     /// driver's batches), so no handler runs under the lock.
-    fn start_run(&self, st: &mut State, key: &Arc<str>, fire: Fire) -> TriggerOutcome {
+    fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
         let id = st.new_exec_id(self.inner.instance_bits);
         let seed = st.rng.u64(..);
-        let Some(job) = st.jobs.get_mut(key) else { return TriggerOutcome::Skipped };
+        let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
         let cancel = CancellationToken::new();
         let kill = KillSwitch::default();
         job.running.push(RunHandle { id, cancel: cancel.clone(), kill: kill.clone() });
         let spec = job.spec.clone();
         st.live_runs += 1;
-        st.launches.push(Launch { spec, id, fire, cancel, kill, seed });
+        st.launches.push(Launch { spec, slot, id, fire, cancel, kill, seed });
         TriggerOutcome::Started { execution_id: id }
     }
 
@@ -1132,7 +1204,7 @@ impl JobScheduler {
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let status = this.run(&l, resume).await;
-            this.runs_ended(&mut vec![(l.spec, l.id, status)]);
+            this.runs_ended(&mut vec![(l.spec, l.slot, l.id, status)]);
         }));
     }
 
@@ -1170,7 +1242,7 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
-                ended.push((l.spec, l.id, end.status));
+                ended.push((l.spec, l.slot, l.id, end.status));
             }
         }
         self.runs_ended(ended);
@@ -1183,11 +1255,11 @@ impl JobScheduler {
             return;
         }
         let mut st = self.inner.lock();
-        for (spec, id, status) in ended.drain(..) {
-            let key = &spec.id;
+        for (spec, slot, id, status) in ended.drain(..) {
             st.live_runs -= 1;
             let mut next = None;
-            if let Some(job) = st.jobs.get_mut(key) {
+            // The slot holds another job once this one was unregistered.
+            if let Some(job) = st.jobs.get_mut(slot).filter(|j| Arc::ptr_eq(&j.spec, &spec)) {
                 job.running.retain(|r| r.id != id);
                 job.last_status = Some(status);
                 if job.running.is_empty() {
@@ -1196,10 +1268,10 @@ impl JobScheduler {
             }
             if let Some(fire) = next {
                 if st.phase == Phase::Running {
-                    self.start_run(&mut st, key, fire);
+                    self.start_run(&mut st, slot, fire);
                 } else {
                     let now = self.inner.clock.now();
-                    self.record_skip(&mut st, key, fire.nominal, now, "scheduler stopping");
+                    self.record_skip(&mut st, &spec.id, fire.nominal, now, "scheduler stopping");
                 }
             }
         }
@@ -1266,20 +1338,20 @@ impl JobScheduler {
     }
 
     fn fire_entry(&self, st: &mut State, due: DateTime<Utc>, entry: Entry, now: DateTime<Utc>) {
-        let Some(job) = st.jobs.get(&entry.job) else { return };
+        let slot = entry.slot;
+        let Some(job) = st.jobs.get(slot) else { return };
         if job.generation != entry.seq {
             return;
         }
         let Some(nominal) = job.next_nominal else { return };
-        let key = entry.job;
         let lateness = now - due;
         if lateness > chrono_dur(job.misfire.grace) {
-            tracing::warn!(job_id = %key, scheduled_at = %nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
+            tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
             let before = nominal - chrono::Duration::nanoseconds(1);
-            self.catch_up(st, &key, before, now);
+            self.catch_up(st, slot, before, now);
         } else {
-            self.dispatch(st, &key, Fire { nominal, manual: false }, now);
-            self.plan_next(st, &key, nominal);
+            self.dispatch(st, slot, Fire { nominal, manual: false }, now);
+            self.plan_next(st, slot, nominal);
         }
     }
 
@@ -1492,6 +1564,7 @@ impl JobScheduler {
 /// A run started under the lock, to launch once it is released.
 struct Launch {
     spec: Arc<Spec>,
+    slot: Slot,
     id: ExecutionId,
     fire: Fire,
     cancel: CancellationToken,
@@ -1524,7 +1597,7 @@ struct AttemptOver {
 }
 
 /// A run that ended, with its final status, to settle under the lock.
-type Ended = (Arc<Spec>, ExecutionId, ExecutionStatus);
+type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
 
 /// How long a handler's first poll may take on the driver before its job's
 /// runs go to the spawner instead.
