@@ -20,6 +20,11 @@ struct Inner {
     cancelled: AtomicBool,
     event: Event,
     children: Mutex<Vec<Weak<Inner>>>,
+    /// The scheduler's switch that drops a run's attempt at once (replace,
+    /// unregister, the end of a stop grace). It rides on the run's token to
+    /// save an allocation per run; only the run's own task awaits it.
+    killed: AtomicBool,
+    kill_waker: futures::task::AtomicWaker,
 }
 
 impl fmt::Debug for CancellationToken {
@@ -76,6 +81,28 @@ impl CancellationToken {
             child.cancel();
         }
         child
+    }
+
+    /// Kills the run this token belongs to (see `Inner::killed`); it does
+    /// not cancel the token.
+    pub(crate) fn kill(&self) {
+        self.inner.killed.store(true, Ordering::Release);
+        self.inner.kill_waker.wake();
+    }
+
+    pub(crate) fn is_killed(&self) -> bool {
+        self.inner.killed.load(Ordering::Acquire)
+    }
+
+    /// Completes once killed. Only one task may wait at a time.
+    pub(crate) fn killed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        futures::future::poll_fn(move |cx| {
+            if self.is_killed() {
+                return std::task::Poll::Ready(());
+            }
+            self.inner.kill_waker.register(cx.waker());
+            if self.is_killed() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
     }
 
     /// Completes once the token is cancelled.

@@ -28,8 +28,16 @@ pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The duration from `from` to `to`, zero when `to` is not later.
+/// The duration from `from` to `to`, zero when `to` is not later. Within one
+/// UTC day (the hot path: an attempt's duration, a fire's lateness) it skips
+/// chrono's calendar arithmetic.
 pub(crate) fn std_dur(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+    if to <= from {
+        return Duration::ZERO;
+    }
+    if from.date_naive() == to.date_naive() {
+        return (to.time() - from.time()).to_std().unwrap_or_default();
+    }
     (to - from).to_std().unwrap_or_default()
 }
 

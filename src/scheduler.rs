@@ -492,44 +492,11 @@ struct Job {
     backlog: VecDeque<Fire>,
 }
 
+/// A run in progress: its id and its token, which also carries its kill
+/// switch.
 struct RunHandle {
     id: ExecutionId,
     cancel: CancellationToken,
-    kill: KillSwitch,
-}
-
-/// Drops a run's current attempt at once (replace, unregister, the end of a
-/// stop grace). One allocation per run, and awaited only by the run itself:
-/// cheaper than a [`CancellationToken`] and its listener on every attempt.
-#[derive(Clone, Default)]
-struct KillSwitch(Arc<KillInner>);
-
-#[derive(Default)]
-struct KillInner {
-    killed: AtomicBool,
-    waker: futures::task::AtomicWaker,
-}
-
-impl KillSwitch {
-    fn kill(&self) {
-        self.0.killed.store(true, Ordering::Release);
-        self.0.waker.wake();
-    }
-
-    fn is_killed(&self) -> bool {
-        self.0.killed.load(Ordering::Acquire)
-    }
-
-    /// Completes once killed. Only one task may wait at a time.
-    fn killed(&self) -> impl std::future::Future<Output = ()> + '_ {
-        futures::future::poll_fn(move |cx| {
-            if self.is_killed() {
-                return std::task::Poll::Ready(());
-            }
-            self.0.waker.register(cx.waker());
-            if self.is_killed() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-        })
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -751,7 +718,7 @@ impl JobScheduler {
         let job = st.jobs.remove(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
         for run in &job.running {
             run.cancel.cancel();
-            run.kill.kill();
+            run.cancel.kill();
         }
         for fire in &job.backlog {
             self.record_skip(&mut st, &job.spec.id, fire.nominal, now, "job unregistered");
@@ -975,7 +942,7 @@ impl JobScheduler {
             let st = inner.lock();
             for (_, job) in st.jobs.iter() {
                 for run in &job.running {
-                    run.kill.kill();
+                    run.cancel.kill();
                 }
             }
             report.dropped = st.live_runs;
@@ -1130,7 +1097,7 @@ impl JobScheduler {
                 for run in &job.running {
                     tracing::info!(job_id = %job.spec.id, execution_id = %run.id, "replacing the running run");
                     run.cancel.cancel();
-                    run.kill.kill();
+                    run.cancel.kill();
                 }
                 self.start_run(st, slot, fire)
             }
@@ -1179,11 +1146,10 @@ impl JobScheduler {
         let seed = st.rng.u64(..);
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
         let cancel = CancellationToken::new();
-        let kill = KillSwitch::default();
-        job.running.push(RunHandle { id, cancel: cancel.clone(), kill: kill.clone() });
+        job.running.push(RunHandle { id, cancel: cancel.clone() });
         let spec = job.spec.clone();
         st.live_runs += 1;
-        st.launches.push(Launch { spec, slot, id, fire, cancel, kill, seed });
+        st.launches.push(Launch { spec, slot, id, fire, cancel, seed });
         TriggerOutcome::Started { execution_id: id }
     }
 
@@ -1212,14 +1178,20 @@ impl JobScheduler {
     /// here, and a run that ends on it costs no task. The rest are spawned.
     /// Ended runs are settled under one hold of the lock.
     fn launch_batch(&self, launches: &mut Vec<Launch>, ended: &mut Vec<Ended>) {
+        if launches.is_empty() {
+            return;
+        }
+        let clock = &self.inner.clock;
         let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        // One clock read per run: a run's end is the next one's start.
+        let mut now = clock.now();
         for l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
-            let mut flight = self.begin_attempt(&l, 1);
-            let outcome = if l.kill.is_killed() {
+            let mut flight = self.begin_attempt(&l, 1, now);
+            let outcome = if l.cancel.is_killed() {
                 Outcome::Killed
             } else {
                 match Pin::new(&mut flight.work).poll(&mut cx) {
@@ -1230,13 +1202,14 @@ impl JobScheduler {
                         // its own waker, as a spawned future is always polled.
                         l.spec.inline.store(false, Ordering::Relaxed);
                         self.spawn_run(l, Resume::InFlight(flight));
+                        now = clock.now();
                         continue;
                     }
                 }
             };
-            let started_at = flight.started_at;
-            let end = self.end_attempt(&l, 1, flight, outcome);
-            if std_dur(started_at, end.at) > INLINE_LIMIT {
+            now = clock.now();
+            let end = self.end_attempt(&l, 1, flight, outcome, now);
+            if end.duration > INLINE_LIMIT {
                 l.spec.inline.store(false, Ordering::Relaxed);
             }
             if end.retry {
@@ -1308,22 +1281,15 @@ impl JobScheduler {
                 std::mem::swap(&mut launches, &mut st.launches);
                 (next, next.is_some_and(|t| t <= now))
             };
+            // The chunk's runs start here, outside the lock.
+            self.launch_batch(&mut launches, &mut ended);
             if more_due {
-                // A burst: this chunk's runs are launched by a task of their
-                // own, which another worker can take, while the driver goes
-                // on with the next chunk after yielding.
+                // A burst: yield between chunks, so other tasks (and the runs
+                // handed to the spawner) get their turn.
                 drop(listener);
-                if !launches.is_empty() {
-                    let this = self.clone();
-                    let mut batch = std::mem::take(&mut launches);
-                    inner.spawner.spawn(Box::pin(async move {
-                        this.launch_batch(&mut batch, &mut Vec::new());
-                    }));
-                }
                 yield_now().await;
                 continue;
             }
-            self.launch_batch(&mut launches, &mut ended);
             match next_wake {
                 Some(t) => {
                     let sleep = inner.clock.sleep_until(t);
@@ -1344,9 +1310,9 @@ impl JobScheduler {
             return;
         }
         let Some(nominal) = job.next_nominal else { return };
-        let lateness = now - due;
-        if lateness > chrono_dur(job.misfire.grace) {
-            tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.num_milliseconds(), "fire missed its grace; applying the misfire policy");
+        let lateness = std_dur(due, now);
+        if lateness > job.misfire.grace {
+            tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
             let before = nominal - chrono::Duration::nanoseconds(1);
             self.catch_up(st, slot, before, now);
         } else {
@@ -1389,10 +1355,9 @@ impl JobScheduler {
 
     /// Starts attempt `attempt` of run `l`: records its start and calls the
     /// handler (which has not been polled yet).
-    fn begin_attempt(&self, l: &Launch, attempt: u32) -> InFlight {
+    fn begin_attempt(&self, l: &Launch, attempt: u32, started_at: DateTime<Utc>) -> InFlight {
         let inner = &self.inner;
         let spec = &l.spec;
-        let started_at = inner.clock.now();
         inner.record(ExecutionEvent::Started(AttemptStart {
             job_id: spec.id.clone(),
             execution_id: l.id,
@@ -1421,24 +1386,24 @@ impl JobScheduler {
     /// Waits for an attempt's handler, its timeout or the run's kill switch.
     async fn await_attempt(&self, l: &Launch, flight: &mut InFlight) -> Outcome {
         let work = &mut flight.work;
-        if l.kill.is_killed() {
+        if l.cancel.is_killed() {
             return Outcome::Killed;
         }
         // A handler that is done on its first poll needs no timer.
         let first = futures::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *work).poll(cx))).await;
         if let Poll::Ready(res) = first {
-            return if l.kill.is_killed() { Outcome::Killed } else { Outcome::Done(res) };
+            return if l.cancel.is_killed() { Outcome::Killed } else { Outcome::Done(res) };
         }
         let timer = match l.spec.timeout {
             Some(t) => self.inner.clock.sleep_until(flight.started_at + chrono_dur(t)),
             None => Box::pin(futures::future::pending()),
         };
-        let killed = l.kill.killed();
+        let killed = l.cancel.killed();
         futures::pin_mut!(killed);
         match select(work, select(timer, killed)).await {
             // Replace and unregister cancel and kill at once: whatever the
             // handler managed to return in that instant, the run was cut.
-            _ if l.kill.is_killed() => Outcome::Killed,
+            _ if l.cancel.is_killed() => Outcome::Killed,
             Either::Left((res, _)) => Outcome::Done(res),
             Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
             Either::Right((Either::Right(_), _)) => Outcome::Killed,
@@ -1453,12 +1418,12 @@ impl JobScheduler {
         attempt: u32,
         flight: InFlight,
         outcome: Outcome,
+        ended_at: DateTime<Utc>,
     ) -> AttemptOver {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
         let InFlight { started_at, token, work } = flight;
-        let ended_at = inner.clock.now();
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let (mut status, error) = match outcome {
@@ -1519,7 +1484,7 @@ impl JobScheduler {
             result: result.data,
             metrics: result.metrics,
         }));
-        AttemptOver { status, retry, at: ended_at }
+        AttemptOver { status, retry, at: ended_at, duration }
     }
 
     /// One run: attempts with timeout and retry, from `resume`. Returns the
@@ -1549,10 +1514,10 @@ impl JobScheduler {
             }
             let mut f = match flight.take() {
                 Some(f) => f,
-                None => self.begin_attempt(l, attempt),
+                None => self.begin_attempt(l, attempt, clock.now()),
             };
             let outcome = self.await_attempt(l, &mut f).await;
-            let end = self.end_attempt(l, attempt, f, outcome);
+            let end = self.end_attempt(l, attempt, f, outcome, clock.now());
             if !end.retry {
                 return end.status;
             }
@@ -1568,7 +1533,6 @@ struct Launch {
     id: ExecutionId,
     fire: Fire,
     cancel: CancellationToken,
-    kill: KillSwitch,
     seed: u64,
 }
 
@@ -1594,6 +1558,7 @@ struct AttemptOver {
     status: ExecutionStatus,
     retry: bool,
     at: DateTime<Utc>,
+    duration: Duration,
 }
 
 /// A run that ended, with its final status, to settle under the lock.
