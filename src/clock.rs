@@ -35,7 +35,8 @@ pub(crate) fn std_dur(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     if to <= from {
         return Duration::ZERO;
     }
-    if from.date_naive() == to.date_naive() {
+    let (from, to) = (from.naive_utc(), to.naive_utc());
+    if from.date() == to.date() {
         return (to.time() - from.time()).to_std().unwrap_or_default();
     }
     (to - from).to_std().unwrap_or_default()

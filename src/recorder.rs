@@ -118,10 +118,15 @@ impl Recorder {
                 return;
             }
         }
+        let was_empty = g.queue.is_empty();
         g.queue.push_back(ev);
         g.health.buffered = g.queue.len() + g.in_flight;
         drop(g);
-        self.work.notify(1);
+        // The writer waits only after finding the queue empty (listening
+        // first), so only the push that ends the emptiness must wake it.
+        if was_empty {
+            self.work.notify(1);
+        }
     }
 
     pub(crate) fn health(&self) -> StoreHealth {

@@ -541,10 +541,15 @@ impl Inner {
 
     /// Hands an event to the observers, then to the store buffer.
     fn record(&self, ev: ExecutionEvent) {
-        for o in &self.observers {
-            o.on_event(&ev);
-        }
+        self.observe(&ev);
         self.recorder.push(ev);
+    }
+
+    /// Hands an event to the observers only.
+    fn observe(&self, ev: &ExecutionEvent) {
+        for o in &self.observers {
+            o.on_event(ev);
+        }
     }
 }
 
@@ -1190,7 +1195,7 @@ impl JobScheduler {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
-            let mut flight = self.begin_attempt(&l, 1, now);
+            let mut flight = self.begin_attempt(&l, 1, now, true);
             let outcome = if l.cancel.is_killed() {
                 Outcome::Killed
             } else {
@@ -1201,7 +1206,10 @@ impl JobScheduler {
                         // ones go to the spawner. The task polls it again with
                         // its own waker, as a spawned future is always polled.
                         l.spec.inline.store(false, Ordering::Relaxed);
-                        self.spawn_run(l, Resume::InFlight(flight));
+                        if let Some(start) = flight.start.take() {
+                            self.inner.recorder.push(start);
+                        }
+                        self.spawn_run(l, Resume::InFlight(Box::new(flight)));
                         now = clock.now();
                         continue;
                     }
@@ -1355,17 +1363,35 @@ impl JobScheduler {
 
     /// Starts attempt `attempt` of run `l`: records its start and calls the
     /// handler (which has not been polled yet).
-    fn begin_attempt(&self, l: &Launch, attempt: u32, started_at: DateTime<Utc>) -> InFlight {
+    ///
+    /// The observers see the start at once. With `defer`, the store's copy
+    /// waits in [`InFlight::start`]: the caller drops it if the attempt ends
+    /// before anything could read it, so that attempt is written as one
+    /// completed row (its end event carries every field of the start).
+    fn begin_attempt(
+        &self,
+        l: &Launch,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+        defer: bool,
+    ) -> InFlight {
         let inner = &self.inner;
         let spec = &l.spec;
-        inner.record(ExecutionEvent::Started(AttemptStart {
+        let start = ExecutionEvent::Started(AttemptStart {
             job_id: spec.id.clone(),
             execution_id: l.id,
             attempt,
             scheduled_at: l.fire.nominal,
             started_at,
             instance_id: inner.instance_id.clone(),
-        }));
+        });
+        inner.observe(&start);
+        let start = if defer {
+            Some(start)
+        } else {
+            inner.recorder.push(start);
+            None
+        };
         tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %l.fire.nominal, status = "running", "attempt started");
         // With a single attempt the run's own token serves: it is cancelled
         // at the attempt's end either way, and no later attempt reads it.
@@ -1380,7 +1406,7 @@ impl JobScheduler {
             clock: inner.clock.clone(),
         };
         let work = AssertUnwindSafe(spec.handler.clone().run_owned(ctx)).catch_unwind();
-        InFlight { started_at, token, work }
+        InFlight { started_at, token, work, start }
     }
 
     /// Waits for an attempt's handler, its timeout or the run's kill switch.
@@ -1423,7 +1449,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
-        let InFlight { started_at, token, work } = flight;
+        let InFlight { started_at, token, work, start: _ } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let (mut status, error) = match outcome {
@@ -1496,7 +1522,7 @@ impl JobScheduler {
         let mut attempt = 1u32;
         let (mut flight, mut backoff_from) = match resume {
             Resume::Fresh => (None, None),
-            Resume::InFlight(f) => (Some(f), None),
+            Resume::InFlight(f) => (Some(*f), None),
             Resume::Backoff(at) => (None, Some(at)),
         };
         loop {
@@ -1514,7 +1540,7 @@ impl JobScheduler {
             }
             let mut f = match flight.take() {
                 Some(f) => f,
-                None => self.begin_attempt(l, attempt, clock.now()),
+                None => self.begin_attempt(l, attempt, clock.now(), false),
             };
             let outcome = self.await_attempt(l, &mut f).await;
             let end = self.end_attempt(l, attempt, f, outcome, clock.now());
@@ -1541,7 +1567,7 @@ enum Resume {
     /// Before its first attempt.
     Fresh,
     /// Its first attempt's handler returned `Pending` on the driver.
-    InFlight(InFlight),
+    InFlight(Box<InFlight>),
     /// Its first attempt failed on the driver at this time; back off, retry.
     Backoff(DateTime<Utc>),
 }
@@ -1549,6 +1575,8 @@ enum Resume {
 /// An attempt whose handler has been called.
 struct InFlight {
     started_at: DateTime<Utc>,
+    /// The start event, not yet handed to the store (see `begin_attempt`).
+    start: Option<ExecutionEvent>,
     token: CancellationToken,
     work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
 }

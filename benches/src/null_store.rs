@@ -17,20 +17,21 @@ use mscribe_scheduler::{
 #[derive(Debug, Default)]
 pub struct NullStore {
     started: AtomicU64,
-    first_attempts: AtomicU64,
     finished: AtomicU64,
+    first_finished: AtomicU64,
     skipped: AtomicU64,
 }
 
 /// What a [`NullStore`] was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NullCounts {
-    /// `Started` events (attempts).
+    /// `Started` events. An attempt that ends on its first poll on the
+    /// scheduler's driver reaches the store as its `Finished` event only.
     pub started: u64,
-    /// `Started` events of first attempts (runs).
-    pub first_attempts: u64,
-    /// `Finished` events.
+    /// `Finished` events (attempts that ended).
     pub finished: u64,
+    /// `Finished` events of first attempts (runs that got an attempt).
+    pub first_finished: u64,
     /// `Skipped` events.
     pub skipped: u64,
 }
@@ -45,8 +46,8 @@ impl NullStore {
     pub fn counts(&self) -> NullCounts {
         NullCounts {
             started: self.started.load(Ordering::Relaxed),
-            first_attempts: self.first_attempts.load(Ordering::Relaxed),
             finished: self.finished.load(Ordering::Relaxed),
+            first_finished: self.first_finished.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
         }
     }
@@ -58,19 +59,19 @@ impl ExecutionStore for NullStore {
         let (mut st, mut first, mut fin, mut sk) = (0, 0, 0, 0);
         for e in events {
             match e {
-                ExecutionEvent::Started(s) => {
-                    st += 1;
-                    if s.attempt == 1 {
+                ExecutionEvent::Started(_) => st += 1,
+                ExecutionEvent::Finished(e) => {
+                    fin += 1;
+                    if e.attempt == 1 {
                         first += 1;
                     }
                 }
-                ExecutionEvent::Finished(_) => fin += 1,
                 ExecutionEvent::Skipped(_) => sk += 1,
             }
         }
         self.started.fetch_add(st, Ordering::Relaxed);
-        self.first_attempts.fetch_add(first, Ordering::Relaxed);
         self.finished.fetch_add(fin, Ordering::Relaxed);
+        self.first_finished.fetch_add(first, Ordering::Relaxed);
         self.skipped.fetch_add(sk, Ordering::Relaxed);
         Ok(())
     }

@@ -58,7 +58,7 @@ pub fn run_noop(jobs: usize, days: u64, seed: u64) -> SimResult {
     rt.block_on(scheduler.stop(Duration::from_secs(30))).expect("stop");
     let wall = wall.elapsed();
     let c = store.counts();
-    finish("noop", jobs, days, c.first_attempts + c.skipped, c.started, wall)
+    finish("noop", jobs, days, c.first_finished + c.skipped, c.finished, wall)
 }
 
 /// The chaotic world of `tests/simulation.rs` (same seed, faults and store
