@@ -161,7 +161,7 @@ impl VirtualClock {
 
     /// The earliest deadline anyone is sleeping until.
     pub fn next_timer(&self) -> Option<DateTime<Utc>> {
-        self.lock().timers.keys().next().map(|k| k.0)
+        self.lock().timers.first_key_value().map(|(k, _)| k.0)
     }
 
     /// How many sleepers wait.

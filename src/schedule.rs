@@ -119,6 +119,42 @@ struct Cron {
     tz: Option<Tz>,
     fields: Fields,
     eval: Eval,
+    memo: Memo,
+}
+
+/// The last `next_after` query of a cron and its answer. Jobs that share a
+/// parsed cron (the scheduler shares one per expression and zone) come due
+/// together and then ask for the same next fire; all but the first get it
+/// from here. `try_lock`, so a query never waits on another thread.
+#[derive(Default)]
+struct Memo(std::sync::Mutex<Option<Answer>>);
+
+/// A query of `next_after` and its answer.
+type Answer = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+impl Memo {
+    fn get(&self, t: DateTime<Utc>) -> Option<Option<DateTime<Utc>>> {
+        let g = self.0.try_lock().ok()?;
+        g.filter(|(q, _)| *q == t).map(|(_, a)| a)
+    }
+
+    fn set(&self, t: DateTime<Utc>, answer: Option<DateTime<Utc>>) {
+        if let Ok(mut g) = self.0.try_lock() {
+            *g = Some((t, answer));
+        }
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 impl PartialEq for Cron {
@@ -335,6 +371,14 @@ impl Schedule {
         match &self.kind {
             Kind::Cron(c) => c.tz,
             Kind::Interval(_) | Kind::Once(_) => None,
+        }
+    }
+
+    /// How many schedules share this one's parsed cron (1 for other kinds).
+    pub(crate) fn shared(&self) -> usize {
+        match &self.kind {
+            Kind::Cron(c) => Arc::strong_count(c),
+            Kind::Interval(_) | Kind::Once(_) => 1,
         }
     }
 
@@ -793,18 +837,23 @@ impl Cron {
         } else {
             Eval::Both(build(fields.cron_expr(fields.days_of_month, fields.days_of_week))?)
         };
-        Ok(Cron { source: source.into_boxed_str(), tz, fields, eval })
+        Ok(Cron { source: source.into_boxed_str(), tz, fields, eval, memo: Memo::default() })
     }
 
-    #[inline]
     fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if t.year() > LAST_YEAR {
-            return None;
+        if let Some(answer) = self.memo.get(t) {
+            return answer;
         }
-        match self.tz {
-            None => self.eval.next(&t),
-            Some(tz) => self.next_in_zone(t, tz),
-        }
+        let answer = if t.naive_utc().year() > LAST_YEAR {
+            None
+        } else {
+            match self.tz {
+                None => self.eval.next(&t),
+                Some(tz) => self.next_in_zone(t, tz),
+            }
+        };
+        self.memo.set(t, answer);
+        answer
     }
 
     /// Matches the wall-clock time of `tz` and maps each match to an instant:
@@ -938,6 +987,24 @@ mod tests {
 
     fn err(s: &str) -> String {
         Schedule::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_memo_answers_a_repeated_query_and_nothing_else() {
+        let shared = p("CRON_TZ=Europe/Berlin 30 2 * * *");
+        let queries = [
+            utc(2026, 3, 28, 0, 0, 0),
+            utc(2026, 3, 28, 0, 0, 0),
+            utc(2026, 3, 29, 0, 0, 0),
+            utc(2026, 3, 28, 0, 0, 0),
+            utc(2026, 3, 29, 0, 0, 0),
+            utc(2026, 3, 29, 0, 0, 0),
+            utc(2099, 12, 31, 23, 0, 0),
+        ];
+        for t in queries {
+            let fresh = p("CRON_TZ=Europe/Berlin 30 2 * * *");
+            assert_eq!(shared.next_after(t), fresh.next_after(t), "after {t}");
+        }
     }
 
     /// The next `n` fires after `t`.

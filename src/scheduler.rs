@@ -259,6 +259,7 @@ impl SchedulerBuilder {
                     shutdown: CancellationToken::new(),
                     background: 0,
                     launches: Vec::new(),
+                    crons: HashMap::default(),
                 }),
                 wake: Event::new(),
                 idle: Event::new(),
@@ -397,6 +398,9 @@ struct State {
     background: usize,
     /// Runs started under the lock, launched once it is released.
     launches: Vec<Launch>,
+    /// One parsed cron per expression and zone, shared by the jobs that use
+    /// it (less memory, and its memo answers the jobs that fire together).
+    crons: HashMap<String, Schedule, rustc_hash::FxBuildHasher>,
 }
 
 /// A planned fire: the job in `slot` is due at its bucket's instant, for the nominal
@@ -642,7 +646,8 @@ impl JobScheduler {
     /// a duplicate id, an invalid schedule or time zone, a zero interval or
     /// timeout, or an unusable retry, misfire or jitter setting.
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
-        let job = Self::validate(cfg)?;
+        let mut job = Self::validate(cfg)?;
+        let cron_key = job.schedule.is_cron().then(|| job.schedule.to_string());
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
@@ -652,6 +657,9 @@ impl JobScheduler {
             return Err(Error::DuplicateJob(job.spec.id.to_string()));
         }
         tracing::debug!(job_id = %job.spec.id, schedule = %job.schedule, "job registered");
+        if let Some(key) = cron_key {
+            job.schedule = st.crons.entry(key).or_insert_with(|| job.schedule.clone()).clone();
+        }
         let slot = st.jobs.insert(job);
         if st.phase == Phase::Running {
             self.plan_next(&mut st, slot, now);
@@ -721,6 +729,10 @@ impl JobScheduler {
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         let job = st.jobs.remove(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
+        if job.schedule.shared() == 2 {
+            // Only the shared-cron map holds it besides this job.
+            st.crons.remove(&job.schedule.to_string());
+        }
         for run in &job.running {
             run.cancel.cancel();
             run.cancel.kill();
@@ -1654,6 +1666,24 @@ mod tests {
     use super::*;
     use crate::job::JobContext;
     use crate::runtime::LocalRuntime;
+
+    #[test]
+    fn jobs_on_one_cron_share_its_parse_until_the_last_is_unregistered() {
+        let rt = LocalRuntime::new();
+        let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner())).seed(1).build();
+        let job = |id: &str, tz: &str| {
+            JobConfig::new(id, |_ctx: JobContext| async {}).schedule("*/5 * * * *").timezone(tz)
+        };
+        s.register(job("a", "Europe/Berlin")).unwrap();
+        s.register(job("b", "Europe/Berlin")).unwrap();
+        s.register(job("c", "UTC")).unwrap();
+        assert_eq!(s.inner.lock().crons.len(), 2);
+        s.unregister("a").unwrap();
+        assert_eq!(s.inner.lock().crons.len(), 2);
+        s.unregister("b").unwrap();
+        assert_eq!(s.inner.lock().crons.len(), 1);
+        assert_eq!(s.job("c").unwrap().schedule, "CRON_TZ=UTC */5 * * * *");
+    }
 
     /// Runs with or without the `tokio` feature: the engine needs no tokio.
     #[test]
