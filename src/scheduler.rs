@@ -1281,7 +1281,7 @@ impl JobScheduler {
         let mut launches = Vec::new();
         let mut ended = Vec::new();
         loop {
-            let listener = inner.wake.listen();
+            event_listener::listener!(inner.wake => listener);
             let now = inner.clock.now();
             let (next_wake, more_due) = {
                 let mut st = inner.lock();
@@ -1306,7 +1306,6 @@ impl JobScheduler {
             if more_due {
                 // A burst: yield between chunks, so other tasks (and the runs
                 // handed to the spawner) get their turn.
-                drop(listener);
                 yield_now().await;
                 continue;
             }
@@ -1408,17 +1407,17 @@ impl JobScheduler {
         // With a single attempt the run's own token serves: it is cancelled
         // at the attempt's end either way, and no later attempt reads it.
         // Otherwise each attempt gets a child.
-        let token = if spec.retry.max_attempts > 1 { l.cancel.child() } else { l.cancel.clone() };
+        let child = (spec.retry.max_attempts > 1).then(|| l.cancel.child());
         let ctx = JobContext {
             job_id: spec.id.clone(),
             execution_id: l.id,
             attempt,
             scheduled_at: l.fire.nominal,
-            cancel: token.clone(),
+            cancel: child.clone().unwrap_or_else(|| l.cancel.clone()),
             clock: inner.clock.clone(),
         };
         let work = AssertUnwindSafe(spec.handler.clone().run_owned(ctx)).catch_unwind();
-        InFlight { started_at, token, work, start }
+        InFlight { started_at, child, work, start }
     }
 
     /// Waits for an attempt's handler, its timeout or the run's kill switch.
@@ -1461,7 +1460,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
-        let InFlight { started_at, token, work, start: _ } = flight;
+        let InFlight { started_at, child, work, start: _ } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let (mut status, error) = match outcome {
@@ -1505,7 +1504,7 @@ impl JobScheduler {
         // The attempt is over: tell whatever the handler left behind (after
         // the status, which reads the run's token: with one attempt, this is
         // it), then drop the handler's future, before the end is recorded.
-        token.cancel();
+        child.as_ref().unwrap_or(cancel).cancel();
         drop(work);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
         inner.record(ExecutionEvent::Finished(AttemptEnd {
@@ -1589,7 +1588,9 @@ struct InFlight {
     started_at: DateTime<Utc>,
     /// The start event, not yet handed to the store (see `begin_attempt`).
     start: Option<ExecutionEvent>,
-    token: CancellationToken,
+    /// The attempt's own token when the run may retry; else the handler
+    /// holds the run's token.
+    child: Option<CancellationToken>,
     work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
 }
 
