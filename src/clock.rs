@@ -59,8 +59,37 @@ impl SystemClock {
 
 #[cfg(feature = "tokio")]
 impl Clock for SystemClock {
+    /// `Utc::now()`, with the calendar date of the current UTC day cached
+    /// per thread: the scheduler reads the clock at every attempt, and
+    /// turning a day number into a date is most of the cost of a read.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use std::cell::Cell;
+        use std::time::{SystemTime, UNIX_EPOCH};
+        thread_local! {
+            static TODAY: Cell<Option<(u64, chrono::NaiveDate)>> = const { Cell::new(None) };
+        }
+        let Ok(since) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+            return Utc::now();
+        };
+        let (day, second) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
+        let date = match TODAY.get() {
+            Some((d, date)) if d == day => date,
+            _ => {
+                let Some(t) =
+                    i64::try_from(day * 86_400).ok().and_then(|s| DateTime::from_timestamp(s, 0))
+                else {
+                    return Utc::now();
+                };
+                TODAY.set(Some((day, t.date_naive())));
+                t.date_naive()
+            }
+        };
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            second as u32,
+            since.subsec_nanos(),
+        )
+        .expect("a second of the day and its nanoseconds");
+        date.and_time(time).and_utc()
     }
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()> {
@@ -264,6 +293,8 @@ mod tests {
         // The one test of the real clock: a 20 ms sleep.
         let c = SystemClock;
         let start = c.now();
+        assert!(std_dur(start, Utc::now()) < Duration::from_secs(1));
+        assert!(std_dur(Utc::now(), c.now()) < Duration::from_secs(1));
         c.sleep_until(start + chrono::Duration::milliseconds(20)).await;
         assert!(c.now() >= start + chrono::Duration::milliseconds(20));
     }

@@ -1253,7 +1253,10 @@ impl JobScheduler {
             let mut next = None;
             // The slot holds another job once this one was unregistered.
             if let Some(job) = st.jobs.get_mut(slot).filter(|j| Arc::ptr_eq(&j.spec, &spec)) {
-                job.running.retain(|r| r.id != id);
+                match job.running.as_slice() {
+                    [only] if only.id == id => job.running.clear(),
+                    _ => job.running.retain(|r| r.id != id),
+                }
                 job.last_status = Some(status);
                 if job.running.is_empty() {
                     next = job.backlog.pop_front();

@@ -36,6 +36,11 @@ pub struct SimResult {
     pub fires_per_wall_s: f64,
     /// Simulated seconds per wall second.
     pub sim_to_real: f64,
+    /// Fires per wall second of every repetition of this run, each in its
+    /// own process; the fields above are the fastest one's (the machine is
+    /// shared, so a slower repetition measures the neighbours too).
+    #[serde(default)]
+    pub repetitions: Vec<f64>,
 }
 
 /// No-op handlers, no faults, records discarded: the engine's own speed.
@@ -103,5 +108,6 @@ fn finish(
         wall_s,
         fires_per_wall_s: fires as f64 / wall_s,
         sim_to_real: (days * DAY) as f64 / wall_s,
+        repetitions: Vec::new(),
     }
 }

@@ -146,6 +146,24 @@ fn scale_child(p: &ScaleParams) -> ScaleResult {
     r
 }
 
+/// Runs a simulation `n` times and keeps the fastest, listing every rate.
+fn fastest_of(
+    n: usize,
+    mut run: impl FnMut() -> Result<SimResult, String>,
+) -> Result<SimResult, String> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        all.push(run()?);
+    }
+    let rates: Vec<f64> = all.iter().map(|r| r.fires_per_wall_s).collect();
+    let mut best = all
+        .into_iter()
+        .max_by(|a, b| a.fires_per_wall_s.total_cmp(&b.fires_per_wall_s))
+        .expect("at least one run");
+    best.repetitions = rates;
+    Ok(best)
+}
+
 fn sim_child(kind: &str, jobs: usize, days: u64, seed: u64) -> Result<SimResult, String> {
     let args = [kind, &jobs.to_string(), &days.to_string(), &seed.to_string()].map(str::to_owned);
     let mut all = vec!["child-sim".to_owned()];
@@ -223,8 +241,9 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     }
     if wants("sim") {
         eprintln!("== simulation: 1,000 mixed jobs on the virtual clock, single-threaded");
-        res.sim.push(sim_child("noop", 1_000, 30, 2026)?);
-        res.sim.push(sim_child("chaotic", 1_000, if quick { 7 } else { 30 }, 2026)?);
+        res.sim.push(fastest_of(3, || sim_child("noop", 1_000, 30, 2026))?);
+        let (days, reps) = if quick { (7, 1) } else { (30, 3) };
+        res.sim.push(fastest_of(reps, || sim_child("chaotic", 1_000, days, 2026))?);
     }
     if wants("health") {
         eprintln!("== health endpoint under loopback load");
