@@ -1218,8 +1218,8 @@ impl JobScheduler {
                         // ones go to the spawner. The task polls it again with
                         // its own waker, as a spawned future is always polled.
                         l.spec.inline.store(false, Ordering::Relaxed);
-                        if let Some(start) = flight.start.take() {
-                            self.inner.recorder.push(start);
+                        if std::mem::take(&mut flight.start_unwritten) {
+                            self.inner.recorder.push(self.start_event(&l, 1, flight.started_at));
                         }
                         self.spawn_run(l, Resume::InFlight(Box::new(flight)));
                         now = clock.now();
@@ -1379,9 +1379,10 @@ impl JobScheduler {
     /// handler (which has not been polled yet).
     ///
     /// The observers see the start at once. With `defer`, the store's copy
-    /// waits in [`InFlight::start`]: the caller drops it if the attempt ends
-    /// before anything could read it, so that attempt is written as one
-    /// completed row (its end event carries every field of the start).
+    /// is left to the caller ([`InFlight::start_unwritten`]): it skips it if
+    /// the attempt ends before anything could read it, so that attempt is
+    /// written as one completed row (its end event carries every field of
+    /// the start).
     fn begin_attempt(
         &self,
         l: &Launch,
@@ -1391,21 +1392,13 @@ impl JobScheduler {
     ) -> InFlight {
         let inner = &self.inner;
         let spec = &l.spec;
-        let start = ExecutionEvent::Started(AttemptStart {
-            job_id: spec.id.clone(),
-            execution_id: l.id,
-            attempt,
-            scheduled_at: l.fire.nominal,
-            started_at,
-            instance_id: inner.instance_id.clone(),
-        });
-        inner.observe(&start);
-        let start = if defer {
-            Some(start)
-        } else {
-            inner.recorder.push(start);
-            None
-        };
+        if !defer || !inner.observers.is_empty() {
+            let start = self.start_event(l, attempt, started_at);
+            inner.observe(&start);
+            if !defer {
+                inner.recorder.push(start);
+            }
+        }
         tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %l.fire.nominal, status = "running", "attempt started");
         // With a single attempt the run's own token serves: it is cancelled
         // at the attempt's end either way, and no later attempt reads it.
@@ -1420,7 +1413,19 @@ impl JobScheduler {
             clock: inner.clock.clone(),
         };
         let work = AssertUnwindSafe(spec.handler.clone().run_owned(ctx)).catch_unwind();
-        InFlight { started_at, child, work, start }
+        InFlight { started_at, child, work, start_unwritten: defer }
+    }
+
+    /// The start event of attempt `attempt` of run `l`.
+    fn start_event(&self, l: &Launch, attempt: u32, started_at: DateTime<Utc>) -> ExecutionEvent {
+        ExecutionEvent::Started(AttemptStart {
+            job_id: l.spec.id.clone(),
+            execution_id: l.id,
+            attempt,
+            scheduled_at: l.fire.nominal,
+            started_at,
+            instance_id: self.inner.instance_id.clone(),
+        })
     }
 
     /// Waits for an attempt's handler, its timeout or the run's kill switch.
@@ -1463,7 +1468,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
-        let InFlight { started_at, child, work, start: _ } = flight;
+        let InFlight { started_at, child, work, start_unwritten: _ } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let (mut status, error) = match outcome {
@@ -1589,8 +1594,8 @@ enum Resume {
 /// An attempt whose handler has been called.
 struct InFlight {
     started_at: DateTime<Utc>,
-    /// The start event, not yet handed to the store (see `begin_attempt`).
-    start: Option<ExecutionEvent>,
+    /// Whether the start is not in the store buffer yet (see `begin_attempt`).
+    start_unwritten: bool,
     /// The attempt's own token when the run may retry; else the handler
     /// holds the run's token.
     child: Option<CancellationToken>,

@@ -46,6 +46,12 @@ impl Seen {
 const BACKGROUND_TASKS: usize = 3;
 
 fn world(inline: bool) -> World {
+    world_with(inline, true)
+}
+
+/// Without observers the start event of an inline attempt is built only
+/// when the handler turns out to wait.
+fn world_with(inline: bool, observed: bool) -> World {
     let rt = LocalRuntime::new();
     let store = Arc::new(MemoryStore::new());
     let spawns = Arc::new(AtomicUsize::new(0));
@@ -56,12 +62,14 @@ fn world(inline: bool) -> World {
         local.spawn(f);
     });
     let seen = Arc::new(Seen::default());
-    let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(spawner))
+    let mut builder = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(spawner))
         .store(store.clone())
-        .observer(seen.clone())
         .inline_dispatch(inline)
-        .seed(3)
-        .build();
+        .seed(3);
+    if observed {
+        builder = builder.observer(seen.clone());
+    }
+    let sched = builder.build();
     World { rt, store, sched, spawns, seen }
 }
 
@@ -100,7 +108,12 @@ fn a_handler_done_on_its_first_poll_runs_on_the_driver_as_one_completed_row() {
 
 #[test]
 fn a_handler_that_waits_is_spawned_and_so_are_its_jobs_later_runs() {
-    let w = world(true);
+    for observed in [true, false] {
+        a_handler_that_waits(world_with(true, observed));
+    }
+}
+
+fn a_handler_that_waits(w: World) {
     w.sched
         .register(every_10s("waits", |ctx: JobContext| async move {
             ctx.sleep(Duration::from_secs(1)).await;
