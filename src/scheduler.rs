@@ -270,7 +270,7 @@ impl SchedulerBuilder {
 
 /// The scheduler. Cheap to clone; clones share one scheduler.
 ///
-/// Jobs live in a map, their next fires in a timeline ordered by due time;
+/// Jobs live in a slab, their next fires in a timeline ordered by due time;
 /// one driver task sleeps until the earliest fire, so the cost of a fire
 /// barely grows with the number of jobs and nothing scans all jobs on a tick.
 #[derive(Clone)]
@@ -403,8 +403,8 @@ struct State {
     crons: HashMap<String, Schedule, rustc_hash::FxBuildHasher>,
 }
 
-/// A planned fire: the job in `slot` is due at its bucket's instant, for the nominal
-/// time in its `next_nominal`. `seq` is the job's `generation` when planned:
+/// A planned fire: the job in `slot` is due at its bucket's instant, for
+/// the nominal time in its `next_nominal`. `seq` is the job's `generation` when planned:
 /// the entry is stale once they differ (the job was paused, re-planned, or
 /// unregistered and registered again).
 #[derive(Debug)]
