@@ -205,6 +205,12 @@ fn mark(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
+/// One row of the targets table: what was promised, what was measured, and
+/// whether it was met.
+fn target(s: &mut String, promised: &str, measured: impl std::fmt::Display, met: bool) {
+    let _ = writeln!(s, "| {promised} | {measured} | {} |", mark(met));
+}
+
 fn find(v: &[ScaleResult], c: Contender, n: usize) -> Option<&ScaleResult> {
     v.iter().find(|r| r.params.as_ref().is_some_and(|p| p.contender == c && p.jobs == n))
 }
@@ -347,67 +353,76 @@ pub fn write_report(
     let m50 = find(&res.scale, Contender::Mscribe, 50_000).filter(|r| r.completed);
     let t50 = find(&res.scale, Contender::TokioLoop, 50_000).filter(|r| r.completed);
     if let Some(m) = m50 {
-        let _ = writeln!(
-            s,
-            "| 50,000 jobs at 1 s: ≥ 99.9% of due fires run | {} | {} |",
+        target(
+            &mut s,
+            "50,000 jobs at 1 s: ≥ 99.9% of due fires run",
             pct(m.fraction),
-            mark(m.fraction >= 0.999)
+            m.fraction >= 0.999,
         );
-        let _ = writeln!(
-            s,
-            "| 50,000 jobs at 1 s: lateness p99 ≤ 5 ms | {} (aligned: every job due at the same instant){} | {} |",
-            us(m.lateness_p99_us),
-            find(&res.stagger, Contender::Mscribe, 50_000)
-                .filter(|r| r.completed)
-                .map(|r| format!("; {} staggered", us(r.lateness_p99_us)))
-                .unwrap_or_default(),
-            mark(m.lateness_p99_us <= 5_000.0)
+        let staggered = find(&res.stagger, Contender::Mscribe, 50_000)
+            .filter(|r| r.completed)
+            .map(|r| format!("; {} staggered", us(r.lateness_p99_us)))
+            .unwrap_or_default();
+        target(
+            &mut s,
+            "50,000 jobs at 1 s: lateness p99 ≤ 5 ms",
+            format!(
+                "{} (aligned: every job due at the same instant){staggered}",
+                us(m.lateness_p99_us)
+            ),
+            m.lateness_p99_us <= 5_000.0,
         );
         if let Some(t) = t50 {
-            let _ = writeln!(
-                s,
-                "| 50,000 jobs at 1 s: CPU per fire ≤ the plain tokio loop | {} vs {} ({}) | {} |",
-                us(m.cpu_per_fire_us),
-                us(t.cpu_per_fire_us),
-                ratio(m.cpu_per_fire_us, t.cpu_per_fire_us),
-                mark(m.cpu_per_fire_us <= t.cpu_per_fire_us)
+            target(
+                &mut s,
+                "50,000 jobs at 1 s: CPU per fire ≤ the plain tokio loop",
+                format!(
+                    "{} vs {} ({})",
+                    us(m.cpu_per_fire_us),
+                    us(t.cpu_per_fire_us),
+                    ratio(m.cpu_per_fire_us, t.cpu_per_fire_us)
+                ),
+                m.cpu_per_fire_us <= t.cpu_per_fire_us,
             );
         }
     }
     if let Some(reg) = crit.get("dispatch/register_100k") {
-        let _ = writeln!(
-            s,
-            "| registering 100,000 jobs < 100 ms | {} (criterion `dispatch/register_100k`) | {} |",
-            ms(reg / 1e6),
-            mark(reg / 1e6 < 100.0)
+        target(
+            &mut s,
+            "registering 100,000 jobs < 100 ms",
+            format!("{} (criterion `dispatch/register_100k`)", ms(reg / 1e6)),
+            reg / 1e6 < 100.0,
         );
     }
     if let Some(m) = find(&res.scale, Contender::Mscribe, 200_000).filter(|r| r.completed) {
-        let _ = writeln!(
-            s,
-            "| 200,000 jobs at 1 s: ≥ 99% of due fires run | {} | {} |",
+        target(
+            &mut s,
+            "200,000 jobs at 1 s: ≥ 99% of due fires run",
             pct(m.fraction),
-            mark(m.fraction >= 0.99)
+            m.fraction >= 0.99,
         );
-        let _ = writeln!(
-            s,
-            "| 200,000 jobs: ≤ 600 bytes per job | {:.0} B after registering (peak while firing: {:.0} B) | {} |",
-            m.bytes_per_job,
-            m.peak_bytes_per_job,
-            mark(m.bytes_per_job <= 600.0)
+        target(
+            &mut s,
+            "200,000 jobs: ≤ 600 bytes per job",
+            format!(
+                "{:.0} B after registering (peak while firing: {:.0} B)",
+                m.bytes_per_job, m.peak_bytes_per_job
+            ),
+            m.bytes_per_job <= 600.0,
         );
     }
     if let Some(n) = res.sim.iter().find(|r| r.kind == "noop") {
-        let _ = writeln!(
-            s,
-            "| simulation ≥ 1,000,000 simulated fires per wall second | {} fires/s no-op{} | {} |",
-            count(n.fires_per_wall_s),
-            res.sim
-                .iter()
-                .find(|r| r.kind == "chaotic")
-                .map(|c| format!("; {} fires/s chaotic", count(c.fires_per_wall_s)))
-                .unwrap_or_default(),
-            mark(n.fires_per_wall_s >= 1e6)
+        let chaotic = res
+            .sim
+            .iter()
+            .find(|r| r.kind == "chaotic")
+            .map(|c| format!("; {} fires/s chaotic", count(c.fires_per_wall_s)))
+            .unwrap_or_default();
+        target(
+            &mut s,
+            "simulation ≥ 1,000,000 simulated fires per wall second",
+            format!("{} fires/s no-op{chaotic}", count(n.fires_per_wall_s)),
+            n.fires_per_wall_s >= 1e6,
         );
     }
     for (store, raw) in
@@ -418,30 +433,32 @@ pub fn write_report(
             crit.get(&format!("store_write_100k/{raw}")),
         );
         if let (Some(a), Some(b)) = (a, b) {
-            let _ = writeln!(
-                s,
-                "| {store} ≥ half the raw rate | {:.0}% of `{raw}` | {} |",
-                b / a * 100.0,
-                mark(b / a >= 0.5)
+            target(
+                &mut s,
+                &format!("{store} ≥ half the raw rate"),
+                format!("{:.0}% of `{raw}`", b / a * 100.0),
+                b / a >= 0.5,
             );
         }
     }
     if let Some(h) = &res.health {
-        let _ = writeln!(
-            s,
-            "| health ≥ 10,000 req/s | {:.0} req/s (p99 {:.2} ms) | {} |",
-            h.rps,
-            h.p99_ms,
-            mark(h.rps >= 10_000.0)
+        target(
+            &mut s,
+            "health ≥ 10,000 req/s",
+            format!("{:.0} req/s (p99 {:.2} ms)", h.rps, h.p99_ms),
+            h.rps >= 10_000.0,
         );
-        let _ = writeln!(
-            s,
-            "| health: at most one probe query per TTL | {} probe runs in {:.1} s at a {:.0} s TTL (at most {}) | {} |",
-            h.probe_runs,
-            h.elapsed_s,
-            h.params.as_ref().map(|p| p.ttl_ms as f64 / 1e3).unwrap_or(0.0),
-            h.probe_runs_allowed,
-            mark(h.probe_runs <= h.probe_runs_allowed && h.requests > 0)
+        target(
+            &mut s,
+            "health: at most one probe query per TTL",
+            format!(
+                "{} probe runs in {:.1} s at a {:.0} s TTL (at most {})",
+                h.probe_runs,
+                h.elapsed_s,
+                h.params.as_ref().map(|p| p.ttl_ms as f64 / 1e3).unwrap_or(0.0),
+                h.probe_runs_allowed
+            ),
+            h.probe_runs <= h.probe_runs_allowed && h.requests > 0,
         );
     }
     s.push('\n');
