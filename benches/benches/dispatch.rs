@@ -31,13 +31,16 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(200));
     g.measurement_time(Duration::from_secs(3));
 
+    // A fresh scheduler and 100,000 configs, built outside the timing.
+    let fresh = || {
+        let rt = LocalRuntime::new();
+        let s = scheduler(&rt);
+        (rt, s, configs(100_000, Duration::from_secs(1)))
+    };
+
     g.bench_function("register_100k", |b| {
         b.iter_batched(
-            || {
-                let rt = LocalRuntime::new();
-                let s = scheduler(&rt);
-                (rt, s, configs(100_000, Duration::from_secs(1)))
-            },
+            fresh,
             |(rt, s, cfgs)| {
                 for cfg in cfgs {
                     s.register(cfg).unwrap();
@@ -50,11 +53,7 @@ fn bench(c: &mut Criterion) {
 
     g.bench_function("register_and_start_100k", |b| {
         b.iter_batched(
-            || {
-                let rt = LocalRuntime::new();
-                let s = scheduler(&rt);
-                (rt, s, configs(100_000, Duration::from_secs(1)))
-            },
+            fresh,
             |(rt, s, cfgs)| {
                 for cfg in cfgs {
                     s.register(cfg).unwrap();
