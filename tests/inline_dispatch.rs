@@ -86,6 +86,16 @@ impl World {
     fn statuses(&self) -> Vec<ExecutionStatus> {
         self.store.all().iter().map(|r| r.status).collect()
     }
+
+    /// The store holds `runs` rows, each a success that took `ms`.
+    fn assert_succeeded(&self, runs: usize, ms: u64) {
+        let rows = self.store.all();
+        assert_eq!(rows.len(), runs);
+        assert!(
+            rows.iter()
+                .all(|r| r.status == ExecutionStatus::Succeeded && r.duration_ms == Some(ms))
+        );
+    }
 }
 
 fn every_10s(id: &str, handler: impl mscribe_scheduler::JobHandler) -> JobConfig {
@@ -125,11 +135,7 @@ fn a_handler_that_waits(w: World) {
     assert_eq!(w.statuses(), vec![ExecutionStatus::Running]);
     w.rt.advance(Duration::from_millis(94_500));
     assert_eq!(w.runs_spawned(), 10, "the first after its inline poll, the rest directly");
-    let rows = w.store.all();
-    assert_eq!(rows.len(), 10);
-    assert!(
-        rows.iter().all(|r| r.status == ExecutionStatus::Succeeded && r.duration_ms == Some(1000))
-    );
+    w.assert_succeeded(10, 1000);
 }
 
 #[test]
@@ -149,11 +155,7 @@ fn a_handler_that_holds_the_driver_over_1_ms_is_spawned_from_then_on() {
     w.run_for(Duration::from_secs(100));
     assert_eq!(polls.load(Ordering::SeqCst), 10);
     assert_eq!(w.runs_spawned(), 9, "all but the first, which ran inline");
-    let rows = w.store.all();
-    assert_eq!(rows.len(), 10);
-    assert!(
-        rows.iter().all(|r| r.status == ExecutionStatus::Succeeded && r.duration_ms == Some(5))
-    );
+    w.assert_succeeded(10, 5);
 }
 
 #[test]
