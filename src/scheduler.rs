@@ -1187,7 +1187,7 @@ impl JobScheduler {
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let status = this.run(&l, resume).await;
-            this.runs_ended(&mut vec![(l.spec, l.slot, l.id, status)]);
+            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status)));
         }));
     }
 
@@ -1238,17 +1238,17 @@ impl JobScheduler {
                 ended.push((l.spec, l.slot, l.id, end.status));
             }
         }
-        self.runs_ended(ended);
+        self.runs_ended(ended.drain(..));
     }
 
     /// Settles ended runs: frees their jobs for the next fire and starts
     /// what the overlap policy queued behind them.
-    fn runs_ended(&self, ended: &mut Vec<Ended>) {
-        if ended.is_empty() {
+    fn runs_ended(&self, ended: impl ExactSizeIterator<Item = Ended>) {
+        if ended.len() == 0 {
             return;
         }
         let mut st = self.inner.lock();
-        for (spec, slot, id, status) in ended.drain(..) {
+        for (spec, slot, id, status) in ended {
             st.live_runs -= 1;
             let mut next = None;
             // The slot holds another job once this one was unregistered.
