@@ -373,16 +373,29 @@ pub fn write_report(
             m.lateness_p99_us <= 5_000.0,
         );
         if let Some(t) = t50 {
-            target(
-                &mut s,
-                "50,000 jobs at 1 s: CPU per fire ≤ the plain tokio loop",
-                format!(
-                    "{} vs {} ({})",
+            // Judged in every shape measured, as the lateness is judged in
+            // the worse one.
+            let cpu = |m: &ScaleResult, t: &ScaleResult, shape: &str| {
+                let text = format!(
+                    "{} vs {} ({}) {shape}",
                     us(m.cpu_per_fire_us),
                     us(t.cpu_per_fire_us),
                     ratio(m.cpu_per_fire_us, t.cpu_per_fire_us)
-                ),
-                m.cpu_per_fire_us <= t.cpu_per_fire_us,
+                );
+                (text, m.cpu_per_fire_us <= t.cpu_per_fire_us)
+            };
+            let mut shapes = vec![cpu(m, t, "aligned")];
+            let stagger = |c| find(&res.stagger, c, 50_000).filter(|r| r.completed);
+            if let (Some(ms), Some(ts)) =
+                (stagger(Contender::Mscribe), stagger(Contender::TokioLoop))
+            {
+                shapes.push(cpu(ms, ts, "staggered"));
+            }
+            target(
+                &mut s,
+                "50,000 jobs at 1 s: CPU per fire ≤ the plain tokio loop",
+                shapes.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("; "),
+                shapes.iter().all(|(_, ok)| *ok),
             );
         }
     }
