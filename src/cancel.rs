@@ -149,18 +149,19 @@ mod tests {
     #[test]
     fn recycle_only_an_unshared_token_and_as_new() {
         let t = CancellationToken::new();
-        let clone = t.clone();
-        assert!(clone.recycle().is_none(), "a clone is still alive");
-        let child = t.child();
-        t.cancel();
+        assert!(t.clone().recycle().is_none(), "the original is still alive");
+        let old_child = t.child();
         t.kill();
-        let t = t.recycle().expect("the last handle");
+        let t = t.recycle().expect("the last handle, children hold none");
         assert!(!t.is_cancelled() && !t.is_killed());
-        assert!(child.is_cancelled());
-        // The recycled token no longer cancels the old child's successors.
-        let fresh = t.child();
         t.cancel();
-        assert!(fresh.is_cancelled());
+        assert!(!old_child.is_cancelled(), "a child of the previous run is not the next run's");
+        // A cancelled token comes back new too, and gains children again.
+        let t = t.recycle().expect("the last handle");
+        let child = t.child();
+        assert!(!child.is_cancelled());
+        t.cancel();
+        assert!(child.is_cancelled());
     }
 
     #[test]

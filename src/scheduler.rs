@@ -412,7 +412,7 @@ struct State {
 /// is the job's `generation` when planned: the entry is stale once they
 /// differ (the job was paused, re-planned, or unregistered and registered
 /// again).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Entry {
     seq: u64,
     slot: Slot,
