@@ -7,7 +7,9 @@
 #   4. Debian's postgresql package, installed with apt-get, then started.
 # It then makes sure the URL works: the `test` database exists and the
 # `postgres` user can log in over TCP (setting a password when the cluster
-# asks for one). Exits non-zero with a message when no server can be had.
+# asks for one), and that pg_dump and pg_restore are on PATH (installing
+# postgresql-client if not). Exits non-zero with a message when no server
+# or no client tools can be had.
 # MSCRIBE_PG_PORT and MSCRIBE_PG_CLUSTER (default 5432 and main) pick
 # another local cluster.
 set -euo pipefail
@@ -98,4 +100,15 @@ if [ "$(psql "$BASE" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" !
   psql "$BASE" -qc "CREATE DATABASE $DB" >&2 || die "cannot create database $DB"
 fi
 can_query "$URL" || die "cannot query $URL"
+# The backup job's tests need pg_dump and pg_restore (Debian's
+# postgresql-client, which psql above comes from as a rule).
+if ! command -v pg_dump >/dev/null 2>&1 || ! command -v pg_restore >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing postgresql-client for pg_dump"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client >&2 ||
+      die "cannot install postgresql-client (pg_dump)"
+  else
+    die "pg_dump and pg_restore are not on PATH: install the PostgreSQL client tools"
+  fi
+fi
 echo "$URL"

@@ -129,7 +129,10 @@ impl App {
         let h = &config.health;
         let mut probes: Vec<Arc<dyn Probe>> = vec![
             db.probe(h.probe_timeout),
-            Arc::new(SchedulerProbe::new(scheduler.clone(), h.max_overdue)),
+            Arc::new(
+                SchedulerProbe::new(scheduler.clone(), h.max_overdue)
+                    .watch_failures("database-backup"),
+            ),
             Arc::new(StorageProbe::new(
                 config.storage_paths(),
                 h.min_free_bytes,

@@ -35,7 +35,9 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use mscribe_scheduler::probe::{NamedReport, check_all};
-use mscribe_scheduler::{Clock, HealthStatus, JobScheduler, Phase, Probe, ProbeReport};
+use mscribe_scheduler::{
+    Clock, ExecutionStatus, HealthStatus, HistoryQuery, JobScheduler, Phase, Probe, ProbeReport,
+};
 use serde_json::{Map, Value, json};
 
 use crate::http_client::{HttpUrl, request};
@@ -371,18 +373,67 @@ impl Probe for AuthProbe {
 }
 
 /// The `scheduler` probe: unhealthy unless running; degraded while the
-/// store buffer fails or fills, or while the driver is behind by more than
-/// `max_overdue`. Critical.
+/// store buffer fails or fills, while the driver is behind by more than
+/// `max_overdue`, or while the last run of a [watched](Self::watch_failures)
+/// job failed. Critical.
 #[derive(Debug, Clone)]
 pub struct SchedulerProbe {
     scheduler: JobScheduler,
     max_overdue: Duration,
+    watched: Vec<Arc<Watched>>,
+}
+
+/// A job whose failed last run degrades the probe.
+#[derive(Debug)]
+struct Watched {
+    job: String,
+    /// The last run's status as the store had it, read once: it stands in
+    /// until a run ends in this process (after a restart, a nightly job
+    /// may not run for hours). `None` until read.
+    stored: Mutex<Option<Option<ExecutionStatus>>>,
 }
 
 impl SchedulerProbe {
     /// A probe of `scheduler`.
     pub fn new(scheduler: JobScheduler, max_overdue: Duration) -> Self {
-        SchedulerProbe { scheduler, max_overdue }
+        SchedulerProbe { scheduler, max_overdue, watched: Vec::new() }
+    }
+
+    /// Degrades the probe while the last run of `job` failed (failed,
+    /// timed out, retries exhausted or abandoned), until a run of it
+    /// succeeds. The server watches `database-backup`: a night without a
+    /// backup should show before the night a restore is needed. A job
+    /// that is not registered is ignored.
+    pub fn watch_failures(mut self, job: impl Into<String>) -> Self {
+        let job = job.into();
+        self.watched.push(Arc::new(Watched { job, stored: Mutex::new(None) }));
+        self
+    }
+
+    /// The failed status of the last run of `w`'s job, if it failed.
+    ///
+    /// A success known to this process (its own last run, or the store's
+    /// verdict read once after a restart) costs no query. Otherwise the
+    /// store has the last word, since `mscribe run` in another process may
+    /// have run the job since: so while a failure stands, each check reads
+    /// the job's latest rows. Running and skipped rows are no verdict; a
+    /// store error keeps what this process knew.
+    async fn failure(&self, w: &Watched) -> Option<ExecutionStatus> {
+        let info = self.scheduler.job(&w.job)?;
+        let stored = *w.stored.lock().expect("watch lock");
+        let known = info.last_status.or(stored.flatten());
+        if known.is_some_and(|s| !s.is_failure()) || stored == Some(None) && known.is_none() {
+            return None;
+        }
+        let Ok(rows) = self.scheduler.store().history(&HistoryQuery::new(&w.job, 10)).await else {
+            return known;
+        };
+        let verdict = rows
+            .iter()
+            .map(|r| r.status)
+            .find(|s| !matches!(s, ExecutionStatus::Running | ExecutionStatus::Skipped));
+        *w.stored.lock().expect("watch lock") = Some(verdict);
+        verdict.filter(|s| s.is_failure())
     }
 }
 
@@ -421,6 +472,14 @@ impl Probe for SchedulerProbe {
                 "scheduler is {overdue:?} behind its earliest fire (limit {:?})",
                 self.max_overdue
             ));
+        }
+        for w in &self.watched {
+            if let Some(status) = self.failure(w).await {
+                problems.push(format!(
+                    "the last run of {} ended {status}; see `mscribe history {}`",
+                    w.job, w.job
+                ));
+            }
         }
         if problems.is_empty() {
             ProbeReport::healthy(Duration::ZERO)
@@ -552,6 +611,99 @@ mod tests {
             "{msg}"
         );
         assert!(!parked.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_watched_job_that_failed_last_degrades_until_it_succeeds() {
+        use mscribe_scheduler::store::AttemptEnd;
+        use mscribe_scheduler::{
+            ExecutionEvent, ExecutionId, ExecutionStore, JobConfig, JobContext, JobResult,
+            MemoryStore,
+        };
+        use std::sync::atomic::AtomicBool;
+        let rt = LocalRuntime::new();
+        let store = Arc::new(MemoryStore::new());
+        let fail = Arc::new(AtomicBool::new(true));
+        let build = || {
+            let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+                .store(store.clone())
+                .build();
+            let f = fail.clone();
+            let backup = JobConfig::new("database-backup", move |_ctx: JobContext| {
+                let failing = f.load(Ordering::SeqCst);
+                async move {
+                    if failing {
+                        JobResult::failed("pg_dump not found on PATH")
+                    } else {
+                        JobResult::ok()
+                    }
+                }
+            });
+            s.register(backup.schedule("0 2 * * *")).unwrap();
+            s
+        };
+        let probe_of = |s: &JobScheduler| {
+            SchedulerProbe::new(s.clone(), Duration::from_secs(60))
+                .watch_failures("database-backup")
+                .watch_failures("not-registered")
+        };
+        let check = |p: &SchedulerProbe| rt.block_on(p.check());
+        let run = |s: &JobScheduler| {
+            s.trigger("database-backup").unwrap();
+            rt.run_until_stalled();
+        };
+
+        let s = build();
+        rt.block_on(s.start()).unwrap();
+        let probe = probe_of(&s);
+        // Never run: nothing in the store, healthy.
+        assert_eq!(check(&probe).status, HealthStatus::Healthy);
+        run(&s);
+        let r = check(&probe);
+        assert_eq!(r.status, HealthStatus::Degraded);
+        assert_eq!(
+            r.message.as_deref(),
+            Some(
+                "the last run of database-backup ended failed; see `mscribe history database-backup`"
+            )
+        );
+
+        // A restart: no run in the new process, the store's verdict stands.
+        rt.block_on(s.stop(Duration::from_secs(1))).unwrap();
+        let s = build();
+        rt.block_on(s.start()).unwrap();
+        let probe = probe_of(&s);
+        assert_eq!(check(&probe).status, HealthStatus::Degraded);
+
+        // Another process (`mscribe run`) backs up successfully: the row it
+        // writes clears the failure.
+        let last = store.all().into_iter().max_by_key(|r| r.started_at).unwrap();
+        let later = last.started_at + chrono::Duration::minutes(5);
+        let ok = AttemptEnd {
+            job_id: "database-backup".into(),
+            execution_id: ExecutionId(u128::MAX),
+            attempt: 1,
+            scheduled_at: later,
+            started_at: later,
+            instance_id: "cli".into(),
+            status: ExecutionStatus::Succeeded,
+            completed_at: later,
+            duration: Duration::from_secs(1),
+            error: None,
+            result: None,
+            metrics: None,
+        };
+        rt.block_on(store.write(&[ExecutionEvent::Finished(ok)])).unwrap();
+        assert_eq!(check(&probe).status, HealthStatus::Healthy);
+
+        // This process's own runs, after that one: a failure degrades, a
+        // success clears it.
+        rt.advance(Duration::from_secs(600));
+        run(&s);
+        assert_eq!(check(&probe).status, HealthStatus::Degraded);
+        fail.store(false, Ordering::SeqCst);
+        run(&s);
+        assert_eq!(check(&probe).status, HealthStatus::Healthy);
     }
 
     #[test]

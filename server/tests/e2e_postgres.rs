@@ -92,25 +92,16 @@ async fn postgres_end_to_end_and_ops_jobs() {
     assert!(total >= 2, "{total}");
     let _ = c.close().await;
 
-    // The backup: a verified pg_dump archive when pg_dump is installed, else
-    // a success that says why it skipped.
+    // The backup: a verified pg_dump archive (scripts/ensure-postgres.sh
+    // puts pg_dump on PATH for the tests).
     let (code, out, err) = run_cli(dir, &env, &["history", "database-backup", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     let result = &v["executions"][0]["result"];
-    let have_pg_dump = std::process::Command::new("pg_dump")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert_eq!(result["skipped"] == true, !have_pg_dump, "{result}");
-    if result["skipped"] == true {
-        assert!(result["reason"].as_str().unwrap().contains("pg_dump not found"), "{result}");
-    } else {
-        assert_eq!(result["verified"], true, "{result}");
-        let file = result["file"].as_str().unwrap();
-        assert!(file.ends_with(".pgdump") && std::path::Path::new(file).is_file(), "{result}");
-        assert!(!result.to_string().contains("PGPASSWORD"));
-    }
+    assert_eq!(result["verified"], true, "{result}");
+    let file = result["file"].as_str().unwrap();
+    assert!(file.ends_with(".pgdump") && std::path::Path::new(file).is_file(), "{result}");
+    assert!(!result.to_string().contains("PGPASSWORD"));
 
     let (code, out, err) = run_cli(dir, &env, &["run", "metrics-aggregation"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -134,15 +125,18 @@ async fn postgres_end_to_end_and_ops_jobs() {
         rows1.iter().filter(|r| r.job_id == "database-backup").map(|r| r.runs).sum::<u64>();
     assert!(backup_rows >= 1, "{rows1:?}");
 
-    // pg_dump missing: a clear skip reason, not a failure.
+    // pg_dump missing: a failure that names the program, not a quiet skip.
     let opts = mscribe_server::config::BackupOptions {
         pg_dump: "/nonexistent/pg_dump".to_owned(),
         ..Default::default()
     };
     let out = DatabaseBackup::new(pg.clone(), dir.join("b2"), opts).run_at(now).await;
-    assert_eq!(out.error, None);
-    assert_eq!(out.data["skipped"], true);
-    assert!(out.data["reason"].as_str().unwrap().contains("/nonexistent/pg_dump not found"));
+    let error = out.error.expect("a missing pg_dump fails the backup");
+    assert!(
+        error.starts_with("/nonexistent/pg_dump not found on PATH: no backup was made"),
+        "{error}"
+    );
+    assert_eq!(out.data["pg_dump"], "/nonexistent/pg_dump");
     pg.close().await;
 
     db.drop_db().await;

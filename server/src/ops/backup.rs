@@ -18,8 +18,9 @@ const PREFIX: &str = "mscribe-";
 /// Backs the database up into `backup_dir` as `mscribe-<UTC time>.db`
 /// (SQLite, through the online backup API: a consistent copy while the
 /// store keeps writing) or `mscribe-<UTC time>.pgdump` (`pg_dump
-/// --format=custom`, when `pg_dump` is on the PATH; otherwise the run
-/// succeeds with `skipped: true` and the reason). Each backup is verified
+/// --format=custom`; without `pg_dump` on the PATH the run fails, naming
+/// the program it looked for: a backup job that cannot back up must not
+/// look like one that did). Each backup is verified
 /// (SQLite: opened read-only and `PRAGMA integrity_check` must say `ok`;
 /// Postgres: `pg_restore --list` must read it) before the oldest beyond
 /// `keep` are deleted. Files are created with mode 0600.
@@ -78,12 +79,14 @@ impl DatabaseBackup {
 
     async fn postgres(&self, url: &str, now: DateTime<Utc>) -> OpsOutcome {
         let Some(pg_dump) = find_program(&self.options.pg_dump) else {
-            let reason = format!(
-                "{} not found on PATH; install the PostgreSQL client tools to back up Postgres",
-                self.options.pg_dump
+            return OpsOutcome::failed(
+                json!({ "pg_dump": self.options.pg_dump }),
+                format!(
+                    "{} not found on PATH: no backup was made; install the PostgreSQL client \
+                     tools, or set [jobs.database-backup] pg_dump to its path",
+                    self.options.pg_dump
+                ),
             );
-            tracing::warn!(%reason, "database backup skipped");
-            return OpsOutcome::ok(json!({ "skipped": true, "reason": reason }));
         };
         let file = self.dir.join(format!("{PREFIX}{}.pgdump", file_stamp(now)));
         let partial = file.with_extension("pgdump.partial");
