@@ -387,9 +387,10 @@ pub struct SchedulerProbe {
 #[derive(Debug)]
 struct Watched {
     job: String,
-    /// The last run's status as the store had it, read once: it stands in
-    /// until a run ends in this process (after a restart, a nightly job
-    /// may not run for hours). `None` until read.
+    /// The last run's status as the store had it when last read (`None`
+    /// until read; `Some(None)` when the job had no finished run). It
+    /// stands in until a run ends in this process: after a restart, a
+    /// nightly job may not run for hours.
     stored: Mutex<Option<Option<ExecutionStatus>>>,
 }
 
