@@ -491,9 +491,6 @@ impl Timeline {
     fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Entry)> {
         let mut first = self.first()?;
         let ms = *first.key();
-        if ms > now {
-            return None;
-        }
         let entries = &mut first.get_mut().entries;
         let due = at(ms, entries.front().expect("buckets are never empty").sub_ns);
         if due > now {

@@ -423,8 +423,11 @@ impl SchedulerProbe {
         let info = self.scheduler.job(&w.job)?;
         let stored = *w.stored.lock().expect("watch lock");
         let known = info.last_status.or(stored.flatten());
-        if known.is_some_and(|s| !s.is_failure()) || stored == Some(None) && known.is_none() {
-            return None;
+        match known {
+            Some(s) if !s.is_failure() => return None,
+            // Read already: the job has no finished run.
+            None if stored.is_some() => return None,
+            _ => {}
         }
         let Ok(rows) = self.scheduler.store().history(&HistoryQuery::new(&w.job, 10)).await else {
             return known;
