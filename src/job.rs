@@ -138,6 +138,15 @@ pub trait JobHandler: Send + Sync + 'static {
     fn run_owned(self: Arc<Self>, ctx: JobContext) -> BoxFuture<'static, JobResult> {
         Box::pin(async move { self.run(ctx).await })
     }
+
+    /// Starts one attempt as a future that owns what it needs without
+    /// holding the handler, or gives `ctx` back when the future needs the
+    /// handler (the default). The scheduler tries it before
+    /// [`run_owned`](Self::run_owned): a closure's future owns everything
+    /// already, so starting it costs no reference count on the handler.
+    fn run_detached(&self, ctx: JobContext) -> Result<BoxFuture<'static, JobResult>, JobContext> {
+        Err(ctx)
+    }
 }
 
 #[async_trait]
@@ -154,6 +163,11 @@ where
     fn run_owned(self: Arc<Self>, ctx: JobContext) -> BoxFuture<'static, JobResult> {
         let fut = (self)(ctx);
         Box::pin(async move { fut.await.into_job_result() })
+    }
+
+    fn run_detached(&self, ctx: JobContext) -> Result<BoxFuture<'static, JobResult>, JobContext> {
+        let fut = (self)(ctx);
+        Ok(Box::pin(async move { fut.await.into_job_result() }))
     }
 }
 
@@ -335,5 +349,53 @@ impl JobConfig {
     pub fn paused(mut self, paused: bool) -> Self {
         self.paused = paused;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::VirtualClock;
+
+    fn ctx() -> JobContext {
+        let start = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
+        JobContext {
+            job_id: "j".into(),
+            execution_id: ExecutionId(7),
+            attempt: 1,
+            scheduled_at: start,
+            cancel: CancellationToken::new(),
+            clock: Arc::new(VirtualClock::new(start)),
+        }
+    }
+
+    /// A handler whose attempts read its own state, so its future holds it.
+    struct Counting(std::sync::atomic::AtomicU32);
+
+    #[async_trait]
+    impl JobHandler for Counting {
+        async fn run(&self, ctx: JobContext) -> JobResult {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            JobResult::ok().with_data(format!("{}#{n}", ctx.execution_id.0).into())
+        }
+    }
+
+    #[test]
+    fn a_closure_starts_detached_and_a_handler_type_through_run_owned() {
+        let closure: Arc<dyn JobHandler> = Arc::new(|ctx: JobContext| async move {
+            JobResult::ok().with_data(format!("{} {}", ctx.job_id, ctx.attempt).into())
+        });
+        let fut = closure.run_detached(ctx()).map_err(|_| ()).expect("a closure's future owns all");
+        assert_eq!(Arc::strong_count(&closure), 1, "the future holds no handle on the handler");
+        let res = futures::executor::block_on(fut);
+        assert_eq!(res, JobResult::ok().with_data("j 1".into()));
+
+        let typed: Arc<dyn JobHandler> = Arc::new(Counting(Default::default()));
+        let ctx = typed.run_detached(ctx()).err().expect("the default gives the context back");
+        assert_eq!(ctx.execution_id, ExecutionId(7), "the same context comes back");
+        let fut = typed.clone().run_owned(ctx);
+        assert_eq!(Arc::strong_count(&typed), 2, "run_owned's future holds the handler");
+        assert_eq!(futures::executor::block_on(fut), JobResult::ok().with_data("7#1".into()));
+        assert_eq!(Arc::strong_count(&typed), 1);
     }
 }

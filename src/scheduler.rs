@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_listener::Event;
+use smallvec::SmallVec;
 use std::pin::Pin;
 use std::task::Poll;
 
@@ -320,7 +321,7 @@ type Slot = u32;
 /// there is its own (by generation or by `Spec`).
 #[derive(Default)]
 struct Jobs {
-    slots: Vec<Option<Box<Job>>>,
+    slots: Vec<Option<Job>>,
     free: Vec<Slot>,
     index: HashMap<Arc<str>, Slot, rustc_hash::FxBuildHasher>,
 }
@@ -340,7 +341,7 @@ impl Jobs {
 
     fn insert(&mut self, job: Job) -> Slot {
         let id = job.spec.id.clone();
-        let job = Some(Box::new(job));
+        let job = Some(job);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = job;
@@ -355,18 +356,18 @@ impl Jobs {
         slot
     }
 
-    fn remove(&mut self, id: &str) -> Option<Box<Job>> {
+    fn remove(&mut self, id: &str) -> Option<Job> {
         let slot = self.index.remove(id)?;
         self.free.push(slot);
         self.slots[slot as usize].take()
     }
 
     fn get(&self, slot: Slot) -> Option<&Job> {
-        self.slots.get(slot as usize)?.as_deref()
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     fn get_mut(&mut self, slot: Slot) -> Option<&mut Job> {
-        self.slots.get_mut(slot as usize)?.as_deref_mut()
+        self.slots.get_mut(slot as usize)?.as_mut()
     }
 
     fn by_id(&self, id: &str) -> Option<&Job> {
@@ -375,11 +376,11 @@ impl Jobs {
 
     /// Every job with its slot, in slot order.
     fn iter(&self) -> impl Iterator<Item = (Slot, &Job)> {
-        self.slots.iter().enumerate().filter_map(|(i, j)| Some((i as Slot, j.as_deref()?)))
+        self.slots.iter().enumerate().filter_map(|(i, j)| Some((i as Slot, j.as_ref()?)))
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Job> {
-        self.slots.iter_mut().filter_map(|j| j.as_deref_mut())
+        self.slots.iter_mut().filter_map(|j| j.as_mut())
     }
 }
 
@@ -553,7 +554,9 @@ struct Job {
     next_nominal: Option<DateTime<Utc>>,
     last_fire: Option<DateTime<Utc>>,
     last_status: Option<ExecutionStatus>,
-    running: Vec<RunHandle>,
+    /// Inline for the usual one run: a separate buffer per job would be
+    /// one more cold allocation touched per fire.
+    running: SmallVec<[RunHandle; 1]>,
     backlog: VecDeque<Fire>,
 }
 
@@ -779,7 +782,7 @@ impl JobScheduler {
             next_nominal: None,
             last_fire: None,
             last_status: None,
-            running: Vec::new(),
+            running: SmallVec::new(),
             backlog: VecDeque::new(),
         })
     }
@@ -1478,7 +1481,11 @@ impl JobScheduler {
             cancel: child.clone().unwrap_or_else(|| l.cancel.clone()),
             clock: inner.clock.clone(),
         };
-        let work = AssertUnwindSafe(spec.handler.clone().run_owned(ctx)).catch_unwind();
+        let fut = spec
+            .handler
+            .run_detached(ctx)
+            .unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx));
+        let work = AssertUnwindSafe(fut).catch_unwind();
         InFlight { started_at, child, work, start_unwritten: defer }
     }
 
