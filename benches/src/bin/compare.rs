@@ -13,7 +13,7 @@
 //! turns that, the criterion estimates and the machine's facts into the
 //! results section of `docs/BENCHMARKS.md`. `scripts/bench.sh` runs both.
 //!
-//! SECTIONS is a comma list of `scale`, `stagger`, `dispatch`, `sim`,
+//! SECTIONS is a comma list of `scale`, `stagger`, `rounds`, `dispatch`, `sim`,
 //! `health` (default: all).
 
 use std::io::{BufRead, BufReader};
@@ -220,6 +220,21 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
             }
             for c in [Contender::Mscribe, Contender::TokioLoop] {
                 res.stagger.push(scale_child(&base(c, n, 1_000, true)));
+            }
+        }
+    }
+    if wants("rounds") {
+        let rounds = if quick { 2 } else { 4 };
+        eprintln!(
+            "== rounds: 50,000 jobs, mscribe and the tokio loop alternating, {rounds} rounds per shape"
+        );
+        for _ in 0..rounds {
+            for staggered in [false, true] {
+                for c in [Contender::Mscribe, Contender::TokioLoop] {
+                    let mut p = base(c, 50_000, 1_000, staggered);
+                    p.window_s = if quick { 3.0 } else { 5.0 };
+                    res.rounds.push(scale_child(&p));
+                }
             }
         }
     }
