@@ -106,7 +106,13 @@ pub struct Schedule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
     Cron(Arc<Cron>),
-    Interval(Duration),
+    /// Every `every`; from `start` on when it is set (the fires fall on
+    /// `start + k × every`), else counted from the instant given to
+    /// `next_after`.
+    Interval {
+        every: Duration,
+        start: Option<DateTime<Utc>>,
+    },
     Once(DateTime<Utc>),
 }
 
@@ -272,11 +278,23 @@ impl Schedule {
             return Schedule::cron(s);
         }
         if let Some(rest) = strip_keyword(s, "@every") {
-            let d = parse_duration(rest).ok_or_else(|| Error::InvalidSchedule {
+            let (every, start) = match rest.split_once(" from ") {
+                Some((every, start)) => (every, Some(start.trim())),
+                None => (rest, None),
+            };
+            let d = parse_duration(every.trim()).ok_or_else(|| Error::InvalidSchedule {
                 input: s.to_owned(),
                 reason: DURATION_HELP.to_owned(),
             })?;
-            return interval_from(d, s);
+            let schedule = interval_from(d, s)?;
+            let Some(start) = start else { return Ok(schedule) };
+            let start = DateTime::parse_from_rfc3339(start).map_err(|e| Error::InvalidSchedule {
+                input: s.to_owned(),
+                reason: format!(
+                    "expected an RFC 3339 time after \"from\", such as 2026-01-01T00:00:00Z ({e})"
+                ),
+            })?;
+            return Ok(Schedule { kind: Kind::Interval { every: d, start: Some(start.to_utc()) } });
         }
         if let Some(rest) = strip_keyword(s, "@at") {
             let at = DateTime::parse_from_rfc3339(rest).map_err(|e| Error::InvalidSchedule {
@@ -338,6 +356,33 @@ impl Schedule {
         interval_from(d, &format!("{d:?}"))
     }
 
+    /// A fixed interval with a phase: fires at `start`, `start + every`,
+    /// `start + 2 × every`, … and never before `start`, wherever the
+    /// scheduler starts or the job is registered (as tokio's
+    /// `interval_at`). A `start` in the past is a phase: the first fire is
+    /// the next one on that grid. Giving jobs on one interval different
+    /// starts spreads their fires over it instead of firing them all at
+    /// the same instant. `every` must be at least 1 ms. Text form:
+    /// `@every 1m from 2026-01-01T00:00:30Z`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chrono::{TimeZone, Utc};
+    /// use mscribe_scheduler::Schedule;
+    ///
+    /// let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    /// let s = Schedule::interval_at(start, Duration::from_secs(60))?;
+    /// let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    /// assert_eq!(s.next_after(now), Some(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 30).unwrap()));
+    /// assert_eq!(s.to_string(), "@every 1m from 2026-01-01T00:00:30Z");
+    /// assert_eq!(Schedule::parse(&s.to_string())?, s);
+    /// # Ok::<(), mscribe_scheduler::Error>(())
+    /// ```
+    pub fn interval_at(start: DateTime<Utc>, every: Duration) -> Result<Schedule> {
+        interval_from(every, &format!("{every:?} from {}", start.to_rfc3339()))?;
+        Ok(Schedule { kind: Kind::Interval { every, start: Some(start) } })
+    }
+
     /// A fixed interval in milliseconds; zero is refused.
     pub fn every_ms(ms: u64) -> Result<Schedule> {
         interval_from(Duration::from_millis(ms), &ms.to_string())
@@ -370,7 +415,7 @@ impl Schedule {
     pub fn timezone(&self) -> Option<Tz> {
         match &self.kind {
             Kind::Cron(c) => c.tz,
-            Kind::Interval(_) | Kind::Once(_) => None,
+            Kind::Interval { .. } | Kind::Once(_) => None,
         }
     }
 
@@ -378,7 +423,7 @@ impl Schedule {
     pub(crate) fn shared(&self) -> usize {
         match &self.kind {
             Kind::Cron(c) => Arc::strong_count(c),
-            Kind::Interval(_) | Kind::Once(_) => 1,
+            Kind::Interval { .. } | Kind::Once(_) => 1,
         }
     }
 
@@ -390,7 +435,7 @@ impl Schedule {
     /// The fixed interval, for interval schedules.
     pub fn interval_duration(&self) -> Option<Duration> {
         match self.kind {
-            Kind::Interval(d) => Some(d),
+            Kind::Interval { every, .. } => Some(every),
             Kind::Cron(_) | Kind::Once(_) => None,
         }
     }
@@ -404,7 +449,7 @@ impl Schedule {
     pub fn once_at(&self) -> Option<DateTime<Utc>> {
         match self.kind {
             Kind::Once(at) => Some(at),
-            Kind::Cron(_) | Kind::Interval(_) => None,
+            Kind::Cron(_) | Kind::Interval { .. } => None,
         }
     }
 
@@ -417,7 +462,22 @@ impl Schedule {
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::Cron(c) => c.next_after(t),
-            Kind::Interval(d) => t.checked_add_signed(chrono::Duration::from_std(*d).ok()?),
+            Kind::Interval { every, start: None } => {
+                t.checked_add_signed(chrono::Duration::from_std(*every).ok()?)
+            }
+            Kind::Interval { every, start: Some(start) } => {
+                if t < *start {
+                    return Some(*start);
+                }
+                // The first `start + k × every` after `t`, in nanoseconds
+                // since the epoch (every instant chrono can hold as such
+                // fits; later ones have no next fire).
+                let every = i128::try_from(every.as_nanos()).ok()?;
+                let (t, start) = (t.timestamp_nanos_opt()?, start.timestamp_nanos_opt()?);
+                let k = (i128::from(t) - i128::from(start)) / every + 1;
+                let next = i64::try_from(i128::from(start) + k * every).ok()?;
+                Some(DateTime::from_timestamp_nanos(next))
+            }
             Kind::Once(at) => (*at > t).then_some(*at),
         }
     }
@@ -434,7 +494,7 @@ fn interval_from(d: Duration, given: &str) -> Result<Schedule> {
             reason: "interval must be at least 1ms".to_owned(),
         });
     }
-    Ok(Schedule { kind: Kind::Interval(d) })
+    Ok(Schedule { kind: Kind::Interval { every: d, start: None } })
 }
 
 /// Whether `s` is a number of milliseconds such as `60000` or `60_000`.
@@ -948,9 +1008,15 @@ impl fmt::Display for Schedule {
                 Some(tz) => write!(f, "CRON_TZ={} {}", tz.name(), c.source),
                 None => f.write_str(&c.source),
             },
-            Kind::Interval(d) => {
+            Kind::Interval { every, start } => {
                 f.write_str("@every ")?;
-                write_duration(f, *d)
+                write_duration(f, *every)?;
+                match start {
+                    Some(at) => {
+                        write!(f, " from {}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                    }
+                    None => Ok(()),
+                }
             }
             Kind::Once(at) => write!(f, "@at {}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
         }
@@ -1230,6 +1296,43 @@ mod tests {
     }
 
     #[test]
+    fn a_phased_interval_fires_on_its_grid_never_before_its_start() {
+        let start = utc(2026, 1, 1, 0, 0, 30);
+        let s = Schedule::interval_at(start, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            s.next_after(utc(2025, 12, 31, 0, 0, 0)),
+            Some(start),
+            "nothing before the start"
+        );
+        assert_eq!(s.next_after(start), Some(utc(2026, 1, 1, 0, 1, 30)), "strictly after");
+        assert_eq!(s.next_after(utc(2026, 3, 1, 12, 0, 29)), Some(utc(2026, 3, 1, 12, 0, 30)));
+        assert_eq!(s.next_after(utc(2026, 3, 1, 12, 0, 30)), Some(utc(2026, 3, 1, 12, 1, 30)));
+        assert_eq!(s.interval_duration(), Some(Duration::from_secs(60)));
+        assert_eq!(p("@every 1m from 2026-01-01T00:00:30Z"), s);
+        assert_eq!(
+            p("  @every 1m   from   2026-01-01T01:00:30+01:00 "),
+            s,
+            "any offset, any spacing"
+        );
+        assert_ne!(s, Schedule::interval(Duration::from_secs(60)).unwrap());
+    }
+
+    #[test]
+    fn a_bad_phased_interval_is_an_error_quoting_it() {
+        let e = Schedule::parse("@every 1m from yesterday").unwrap_err().to_string();
+        assert!(e.contains("\"@every 1m from yesterday\"") && e.contains("RFC 3339"), "{e}");
+        let e = Schedule::parse("@every soon from 2026-01-01T00:00:00Z").unwrap_err().to_string();
+        assert!(e.contains("soon") && e.contains("duration"), "{e}");
+        let start = utc(2026, 1, 1, 0, 0, 0);
+        assert!(matches!(
+            Schedule::interval_at(start, Duration::ZERO),
+            Err(Error::ZeroInterval(v)) if v.contains("2026-01-01")
+        ));
+        let e = Schedule::parse("CRON_TZ=UTC @every 1m from 2026-01-01T00:00:00Z").unwrap_err();
+        assert!(e.to_string().contains("only to cron"), "{e}");
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in [
             "0 2 * * *",
@@ -1241,6 +1344,8 @@ mod tests {
             "60000",
             "@every 2h",
             "@at 2026-07-01T12:00:00.5Z",
+            "@every 1m from 2026-01-01T00:00:30Z",
+            "@every 1h30m from 2026-01-01T00:00:00.25+01:00",
         ] {
             let a = p(s);
             let b = p(&a.to_string());
@@ -1335,6 +1440,7 @@ mod tests {
     fn schedule_is_send_sync_and_small() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Schedule>();
-        assert!(std::mem::size_of::<Schedule>() <= 24);
+        // A phased interval's duration and start; every job holds one.
+        assert!(std::mem::size_of::<Schedule>() <= 32);
     }
 }

@@ -530,6 +530,28 @@ proptest! {
         let every = Schedule::interval(Duration::from_nanos(nanos)).unwrap();
         prop_assert_eq!(every.next_after(t), Some(t + chrono::Duration::nanoseconds(nanos as i64)));
     }
+
+    #[test]
+    fn phased_intervals_fire_on_their_grid_and_round_trip(
+        every_ms in 1u64..10 * 24 * 3_600_000,
+        sub_ms_ns in 0u64..1_000_000,
+        start in start_instant(),
+        t in start_instant(),
+    ) {
+        let every = Duration::from_millis(every_ms) + Duration::from_nanos(sub_ms_ns);
+        let s = Schedule::interval_at(start, every).unwrap();
+        let back = parse(&s.to_string());
+        prop_assert_eq!(&back, &s);
+        prop_assert_eq!(s.interval_duration(), Some(every));
+        let n = s.next_after(t).expect("within chrono's nanosecond range");
+        prop_assert!(n > t && n >= start, "{n} after {t}, from {start}");
+        let since = (n - start).num_nanoseconds().unwrap() as u128;
+        prop_assert_eq!(since % every.as_nanos(), 0, "{} on the grid of {:?} from {}", n, every, start);
+        if n > start {
+            // No grid point is skipped: the one before is at or before t.
+            prop_assert!(n - chrono::Duration::from_std(every).unwrap() <= t);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

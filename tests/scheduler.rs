@@ -424,3 +424,32 @@ fn same_seed_same_history() {
     assert_eq!(a, run(99));
     assert_ne!(a, run(100));
 }
+
+#[test]
+fn phased_intervals_fire_on_their_grid_wherever_they_are_registered() {
+    let w = world();
+    // One job registered before start, phased 250 ms into each second; one
+    // registered 1.7 s after start, phased 600 ms in, with a start in the
+    // past; one whose start is still 3 s ahead.
+    let phased = |ms: i64| {
+        Schedule::interval_at(w.t0 + chrono::Duration::milliseconds(ms), Duration::from_secs(1))
+            .unwrap()
+    };
+    let noop = |_ctx: JobContext| async {};
+    w.sched.register(JobConfig::new("a", noop).schedule(phased(250))).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_millis(1_700));
+    w.sched.register(JobConfig::new("b", noop).schedule(phased(-400))).unwrap();
+    w.sched.register(JobConfig::new("c", noop).schedule(phased(4_000))).unwrap();
+    w.rt.advance(Duration::from_millis(3_000));
+    let fires = |job: &str| -> Vec<i64> {
+        w.rows(job).iter().map(|r| (r.scheduled_at - w.t0).num_milliseconds()).collect()
+    };
+    assert_eq!(fires("a"), [250, 1_250, 2_250, 3_250, 4_250]);
+    assert_eq!(fires("b"), [2_600, 3_600, 4_600], "the next grid point after registering");
+    assert_eq!(fires("c"), [4_000], "never before its start");
+    for r in w.rows("a").iter().chain(&w.rows("b")) {
+        assert_eq!(r.started_at, r.scheduled_at, "each on time");
+    }
+    w.stop(Duration::from_secs(1));
+}
