@@ -580,7 +580,7 @@ pub fn write_report(
         s.push_str(
             "### 1b. N jobs on a 1 s interval, phases spread over the second (staggered)\n\n",
         );
-        s.push_str("The jobs are registered in 100 groups, 10 ms apart (mscribe: registered while running; tokio loop: `interval_at` offsets), so each 10 ms slot of the second holds N/100 fires. Only contenders that can place a job's phase take part.\n\n");
+        s.push_str("The jobs' phases are spread over 100 slots, 10 ms apart (mscribe: `Schedule::interval_at`; tokio loop: `interval_at`; both set up before the window), so each 10 ms slot of the second holds N/100 fires due at the same instant. Only contenders that can place a job's phase take part.\n\n");
         scale_table(&mut s, &res.stagger);
         s.push('\n');
     }

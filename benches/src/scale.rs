@@ -17,7 +17,10 @@
 //! jobs registered before `start`; the tokio tasks share one `interval_at`
 //! origin; the cron peers tick on whole seconds), so each interval begins
 //! with a burst of N fires. In the *staggered* shape (mscribe and the tokio
-//! loop only) the jobs' phases are spread over 100 slots of the interval.
+//! loop only) the jobs' phases are spread over 100 slots of the interval,
+//! each job's first fire set the same way in both: mscribe's
+//! `Schedule::interval_at`, tokio's `interval_at`, every job registered or
+//! spawned before the window.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -354,7 +357,7 @@ async fn register_mscribe(
 ) -> Result<Registered, String> {
     use mscribe_scheduler::runtime::TokioSpawner;
     use mscribe_scheduler::{
-        ExecutionStore, JobConfig, JobContext, JobScheduler, MemoryStore, SystemClock,
+        ExecutionStore, JobConfig, JobContext, JobScheduler, MemoryStore, Schedule, SystemClock,
     };
     let store: Arc<dyn ExecutionStore> = match p.contender {
         Contender::MscribeMemory => Arc::new(MemoryStore::new()),
@@ -363,42 +366,43 @@ async fn register_mscribe(
     let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
         .store(store)
         .build();
-    let job = |i: usize| {
+    let job = |i: usize, schedule: Schedule| {
         JobConfig::new(format!("job-{i}"), |ctx: JobContext| async move {
             on_fire(unix_ns(ctx.scheduled_at), || wall_lateness(ctx.scheduled_at));
         })
-        .schedule(interval)
+        .schedule(schedule)
     };
     let err = |e: mscribe_scheduler::Error| e.to_string();
-    let mut register = Duration::ZERO;
-    if !p.staggered {
-        let t = Instant::now();
-        for i in 0..p.jobs {
-            limit.check(i, p.jobs)?;
-            scheduler.register(job(i)).map_err(err)?;
-        }
-        register = t.elapsed();
-        let origin = Utc::now() + chrono::Duration::milliseconds(p.interval_ms as i64);
-        let t = Instant::now();
-        scheduler.start().await.map_err(err)?;
-        let start = t.elapsed();
-        return Ok(Registered { running: Running::Mscribe(scheduler), origin, register, start });
+    // Aligned: every job counts its interval from `start`. Staggered: the
+    // jobs of slot k are phased k/100 of the interval after the origin
+    // (`Schedule::interval_at`, as the tokio loop's `interval_at`), and
+    // all are registered before `start`, as the tokio loop spawns all its
+    // tasks up front.
+    let origin = Utc::now() + chrono::Duration::milliseconds(p.interval_ms as i64);
+    let per_slot = p.jobs.div_ceil(SLOTS).max(1);
+    let every = Schedule::interval(interval).map_err(err)?;
+    let t = Instant::now();
+    for i in 0..p.jobs {
+        limit.check(i, p.jobs)?;
+        let schedule = if p.staggered {
+            let phase = interval * (i / per_slot) as u32 / SLOTS as u32;
+            let first = origin + chrono::Duration::from_std(phase).map_err(|e| e.to_string())?;
+            Schedule::interval_at(first, interval).map_err(err)?
+        } else {
+            every.clone()
+        };
+        scheduler.register(job(i, schedule)).map_err(err)?;
     }
+    let register = t.elapsed();
     let t = Instant::now();
     scheduler.start().await.map_err(err)?;
     let start = t.elapsed();
-    let base = tokio::time::Instant::now();
-    let origin = Utc::now() + chrono::Duration::milliseconds(p.interval_ms as i64);
-    let per_slot = p.jobs.div_ceil(SLOTS);
-    for (slot, first) in (0..p.jobs).step_by(per_slot.max(1)).enumerate() {
-        tokio::time::sleep_until(base + interval * slot as u32 / SLOTS as u32).await;
-        let t = Instant::now();
-        for i in first..(first + per_slot).min(p.jobs) {
-            scheduler.register(job(i)).map_err(err)?;
-        }
-        register += t.elapsed();
-        limit.check(0, p.jobs)?;
-    }
+    // Aligned jobs fire one interval after `start`, not after `origin`.
+    let origin = if p.staggered {
+        origin
+    } else {
+        Utc::now() + chrono::Duration::milliseconds(p.interval_ms as i64)
+    };
     Ok(Registered { running: Running::Mscribe(scheduler), origin, register, start })
 }
 
