@@ -294,7 +294,8 @@ impl Schedule {
                     "expected an RFC 3339 time after \"from\", such as 2026-01-01T00:00:00Z ({e})"
                 ),
             })?;
-            return Ok(Schedule { kind: Kind::Interval { every: d, start: Some(start.to_utc()) } });
+            let start = Some(past_leap(start.to_utc()));
+            return Ok(Schedule { kind: Kind::Interval { every: d, start } });
         }
         if let Some(rest) = strip_keyword(s, "@at") {
             let at = DateTime::parse_from_rfc3339(rest).map_err(|e| Error::InvalidSchedule {
@@ -359,7 +360,8 @@ impl Schedule {
     /// A fixed interval with a phase: fires at `start`, `start + every`,
     /// `start + 2 × every`, … and never before `start`, wherever the
     /// scheduler starts or the job is registered (as tokio's
-    /// `interval_at`). A `start` in the past is a phase: the first fire is
+    /// `interval_at`). A `start` inside a leap second counts from the same
+    /// fraction of the next second. A `start` in the past is a phase: the first fire is
     /// the next one on that grid. Giving jobs on one interval different
     /// starts spreads their fires over it instead of firing them all at
     /// the same instant. `every` must be at least 1 ms. Text form:
@@ -380,7 +382,7 @@ impl Schedule {
     /// ```
     pub fn interval_at(start: DateTime<Utc>, every: Duration) -> Result<Schedule> {
         interval_from(every, &format!("{every:?} from {}", start.to_rfc3339()))?;
-        Ok(Schedule { kind: Kind::Interval { every, start: Some(start) } })
+        Ok(Schedule { kind: Kind::Interval { every, start: Some(past_leap(start)) } })
     }
 
     /// A fixed interval in milliseconds; zero is refused.
@@ -440,6 +442,15 @@ impl Schedule {
         }
     }
 
+    /// The start of a phased interval ([`Schedule::interval_at`]): its
+    /// fires fall on `start + k × every`.
+    pub fn interval_start(&self) -> Option<DateTime<Utc>> {
+        match self.kind {
+            Kind::Interval { start, .. } => start,
+            Kind::Cron(_) | Kind::Once(_) => None,
+        }
+    }
+
     /// Whether this is a one-shot schedule.
     pub fn is_once(&self) -> bool {
         matches!(self.kind, Kind::Once(_))
@@ -469,18 +480,35 @@ impl Schedule {
                 if t < *start {
                     return Some(*start);
                 }
-                // The first `start + k × every` after `t`, in nanoseconds
-                // since the epoch (every instant chrono can hold as such
-                // fits; later ones have no next fire).
+                // The first `start + k × every` after `t`, counted in
+                // nanoseconds from `start` (i128: any two instants chrono
+                // holds are at most about 2^64 seconds apart).
                 let every = i128::try_from(every.as_nanos()).ok()?;
-                let (t, start) = (t.timestamp_nanos_opt()?, start.timestamp_nanos_opt()?);
-                let k = (i128::from(t) - i128::from(start)) / every + 1;
-                let next = i64::try_from(i128::from(start) + k * every).ok()?;
-                Some(DateTime::from_timestamp_nanos(next))
+                let elapsed = t - *start;
+                let elapsed = i128::from(elapsed.num_seconds()) * 1_000_000_000
+                    + i128::from(elapsed.subsec_nanos());
+                let ahead = (elapsed / every + 1) * every;
+                let ahead = chrono::Duration::new(
+                    i64::try_from(ahead / 1_000_000_000).ok()?,
+                    (ahead % 1_000_000_000) as u32,
+                )?;
+                start.checked_add_signed(ahead)
             }
             Kind::Once(at) => (*at > t).then_some(*at),
         }
     }
+}
+
+/// `t`, or for an instant inside a leap second (`23:59:60.5`), the same
+/// fraction into the next second (`00:00:00.5`): a phase's grid is counted
+/// in plain seconds, and chrono's arithmetic does not invert across a leap
+/// second.
+fn past_leap(t: DateTime<Utc>) -> DateTime<Utc> {
+    let ns = t.timestamp_subsec_nanos();
+    if ns < 1_000_000_000 {
+        return t;
+    }
+    DateTime::from_timestamp(t.timestamp() + 1, ns - 1_000_000_000).unwrap_or(t)
 }
 
 /// Validates an interval; `given` is quoted in errors.
@@ -1308,6 +1336,18 @@ mod tests {
         assert_eq!(s.next_after(utc(2026, 3, 1, 12, 0, 29)), Some(utc(2026, 3, 1, 12, 0, 30)));
         assert_eq!(s.next_after(utc(2026, 3, 1, 12, 0, 30)), Some(utc(2026, 3, 1, 12, 1, 30)));
         assert_eq!(s.interval_duration(), Some(Duration::from_secs(60)));
+        assert_eq!(s.interval_start(), Some(start));
+        let leap = p("@every 1s from 2016-12-31T23:59:60.5Z");
+        assert_eq!(leap.to_string(), "@every 1s from 2017-01-01T00:00:00.500Z");
+        assert_eq!(
+            leap.next_after(utc(2017, 1, 1, 0, 0, 1)),
+            Some(utc(2017, 1, 1, 0, 0, 1) + chrono::Duration::milliseconds(500))
+        );
+        assert_eq!(Schedule::interval(Duration::from_secs(60)).unwrap().interval_start(), None);
+        // Far from the start, and past the range of i64 nanoseconds (2262).
+        let far = utc(9999, 12, 31, 23, 59, 0);
+        assert_eq!(s.next_after(far), Some(utc(9999, 12, 31, 23, 59, 30)));
+        assert_eq!(s.next_after(DateTime::<Utc>::MAX_UTC), None, "past chrono's range");
         assert_eq!(p("@every 1m from 2026-01-01T00:00:30Z"), s);
         assert_eq!(
             p("  @every 1m   from   2026-01-01T01:00:30+01:00 "),

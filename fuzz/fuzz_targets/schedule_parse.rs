@@ -8,7 +8,10 @@
 //!   (1970..2200). It may stop early with `None` only where the documentation
 //!   allows it: a one-shot time already passed, an interval that would leave
 //!   chrono's range, or a cron expression with no match left before 2101;
-//! - intervals step by exactly their duration, one-shot schedules fire once;
+//! - intervals step by exactly their duration; a phased interval
+//!   (`@every 1m from <time>`) fires at its start first when asked before
+//!   it, and otherwise on its grid `start + k × every`, without skipping a
+//!   grid point; one-shot schedules fire once;
 //! - `Display` round-trips: `Schedule::parse(&s.to_string())` succeeds, equals
 //!   `s`, prints the same text again, and fires at the same instants (first
 //!   50 steps from both starting instants).
@@ -99,7 +102,17 @@ fn check_sequence(input: &str, s: &Schedule, start: DateTime<Utc>) {
         );
         if let Some(d) = s.interval_duration() {
             let d = TimeDelta::from_std(d).expect("an interval that fired fits a TimeDelta");
-            assert_eq!(next - t, d, "{input:?} ({s:?}): next_after({t}) = {next}");
+            match s.interval_start() {
+                None => assert_eq!(next - t, d, "{input:?} ({s:?}): next_after({t}) = {next}"),
+                Some(from) if t < from => {
+                    assert_eq!(next, from, "{input:?} ({s:?}): next_after({t}) is not the start");
+                }
+                Some(from) => {
+                    let since = nanos(next - from);
+                    assert_eq!(since % nanos(d), 0, "{input:?} ({s:?}): {next} is off the grid");
+                    assert!(next - d <= t, "{input:?} ({s:?}): next_after({t}) = {next} skips one");
+                }
+            }
         }
         if let Some(at) = s.once_at() {
             assert_eq!(next, at, "{input:?} ({s:?}): next_after({t}) = {next}");
@@ -108,6 +121,11 @@ fn check_sequence(input: &str, s: &Schedule, start: DateTime<Utc>) {
     }
     // Only a schedule that fires forever gets here.
     assert!(!s.is_once(), "{input:?} ({s:?}): a one-shot schedule fired {STEPS} times");
+}
+
+/// Whole nanoseconds of a non-negative `d` (i128: no range limit).
+fn nanos(d: TimeDelta) -> i128 {
+    i128::from(d.num_seconds()) * 1_000_000_000 + i128::from(d.subsec_nanos())
 }
 
 /// `next_after(t)` is `None`: check that the schedule may end there.
