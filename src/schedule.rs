@@ -286,7 +286,7 @@ impl Schedule {
                 input: s.to_owned(),
                 reason: DURATION_HELP.to_owned(),
             })?;
-            let schedule = interval_from(d, s)?;
+            let schedule = interval_from(d, || s.to_owned())?;
             let Some(start) = start else { return Ok(schedule) };
             let start = DateTime::parse_from_rfc3339(start).map_err(|e| Error::InvalidSchedule {
                 input: s.to_owned(),
@@ -313,7 +313,7 @@ impl Schedule {
                     input: s.to_owned(),
                     reason: "interval is too large".to_owned(),
                 })?;
-            return interval_from(Duration::from_millis(ms), s);
+            return interval_from(Duration::from_millis(ms), || s.to_owned());
         }
         if s.starts_with('@') {
             return Schedule::cron(s);
@@ -354,7 +354,7 @@ impl Schedule {
     /// A fixed interval: each fire comes `d` after the instant passed to
     /// [`Schedule::next_after`]. `d` must be at least 1 ms.
     pub fn interval(d: Duration) -> Result<Schedule> {
-        interval_from(d, &format!("{d:?}"))
+        interval_from(d, || format!("{d:?}"))
     }
 
     /// A fixed interval with a phase: fires at `start`, `start + every`,
@@ -381,13 +381,13 @@ impl Schedule {
     /// # Ok::<(), mscribe_scheduler::Error>(())
     /// ```
     pub fn interval_at(start: DateTime<Utc>, every: Duration) -> Result<Schedule> {
-        interval_from(every, &format!("{every:?} from {}", start.to_rfc3339()))?;
+        interval_from(every, || format!("{every:?} from {}", start.to_rfc3339()))?;
         Ok(Schedule { kind: Kind::Interval { every, start: Some(past_leap(start)) } })
     }
 
     /// A fixed interval in milliseconds; zero is refused.
     pub fn every_ms(ms: u64) -> Result<Schedule> {
-        interval_from(Duration::from_millis(ms), &ms.to_string())
+        interval_from(Duration::from_millis(ms), || ms.to_string())
     }
 
     /// One fire at `at`.
@@ -511,14 +511,15 @@ fn past_leap(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() + 1, ns - 1_000_000_000).unwrap_or(t)
 }
 
-/// Validates an interval; `given` is quoted in errors.
-fn interval_from(d: Duration, given: &str) -> Result<Schedule> {
+/// Validates an interval; `given` makes the text quoted in errors (only
+/// then: registering many jobs formats nothing).
+fn interval_from(d: Duration, given: impl FnOnce() -> String) -> Result<Schedule> {
     if d.is_zero() {
-        return Err(Error::ZeroInterval(given.to_owned()));
+        return Err(Error::ZeroInterval(given()));
     }
     if d < Duration::from_millis(1) {
         return Err(Error::InvalidSchedule {
-            input: given.to_owned(),
+            input: given(),
             reason: "interval must be at least 1ms".to_owned(),
         });
     }
