@@ -360,12 +360,12 @@ impl Schedule {
     /// A fixed interval with a phase: fires at `start`, `start + every`,
     /// `start + 2 × every`, … and never before `start`, wherever the
     /// scheduler starts or the job is registered (as tokio's
-    /// `interval_at`). A `start` inside a leap second counts from the same
-    /// fraction of the next second. A `start` in the past is a phase: the first fire is
-    /// the next one on that grid. Giving jobs on one interval different
-    /// starts spreads their fires over it instead of firing them all at
-    /// the same instant. `every` must be at least 1 ms. Text form:
-    /// `@every 1m from 2026-01-01T00:00:30Z`.
+    /// `interval_at`). A `start` in the past is a phase: the first fire is
+    /// the next one on that grid. A `start` inside a leap second counts
+    /// from the same fraction of the next second. Giving jobs on one
+    /// interval different starts spreads their fires over it instead of
+    /// firing them all at the same instant. `every` must be at least 1 ms.
+    /// Text form: `@every 1m from 2026-01-01T00:00:30Z`.
     ///
     /// ```
     /// use std::time::Duration;
