@@ -161,14 +161,23 @@ where
     }
 
     fn run_owned(self: Arc<Self>, ctx: JobContext) -> BoxFuture<'static, JobResult> {
-        let fut = (self)(ctx);
-        Box::pin(async move { fut.await.into_job_result() })
+        closure_future(&*self, ctx)
     }
 
     fn run_detached(&self, ctx: JobContext) -> Result<BoxFuture<'static, JobResult>, JobContext> {
-        let fut = (self)(ctx);
-        Ok(Box::pin(async move { fut.await.into_job_result() }))
+        Ok(closure_future(self, ctx))
     }
+}
+
+/// A closure's future for one attempt, boxed once; it owns all it needs.
+fn closure_future<F, Fut>(f: &F, ctx: JobContext) -> BoxFuture<'static, JobResult>
+where
+    F: Fn(JobContext) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoJobResult,
+{
+    let fut = f(ctx);
+    Box::pin(async move { fut.await.into_job_result() })
 }
 
 /// A schedule given to [`JobConfig`]: parsed at registration so a bad one is

@@ -294,8 +294,7 @@ impl Schedule {
                     "expected an RFC 3339 time after \"from\", such as 2026-01-01T00:00:00Z ({e})"
                 ),
             })?;
-            let start = Some(past_leap(start.to_utc()));
-            return Ok(Schedule { kind: Kind::Interval { every: d, start } });
+            return Ok(phased(d, start.to_utc()));
         }
         if let Some(rest) = strip_keyword(s, "@at") {
             let at = DateTime::parse_from_rfc3339(rest).map_err(|e| Error::InvalidSchedule {
@@ -382,7 +381,7 @@ impl Schedule {
     /// ```
     pub fn interval_at(start: DateTime<Utc>, every: Duration) -> Result<Schedule> {
         interval_from(every, || format!("{every:?} from {}", start.to_rfc3339()))?;
-        Ok(Schedule { kind: Kind::Interval { every, start: Some(past_leap(start)) } })
+        Ok(phased(every, start))
     }
 
     /// A fixed interval in milliseconds; zero is refused.
@@ -497,6 +496,11 @@ impl Schedule {
             Kind::Once(at) => (*at > t).then_some(*at),
         }
     }
+}
+
+/// An interval already validated by [`interval_from`], phased at `start`.
+fn phased(every: Duration, start: DateTime<Utc>) -> Schedule {
+    Schedule { kind: Kind::Interval { every, start: Some(past_leap(start)) } }
 }
 
 /// `t`, or for an instant inside a leap second (`23:59:60.5`), the same

@@ -579,8 +579,13 @@ impl RunHandle {
     }
 
     fn id(&self, instance_bits: u64) -> ExecutionId {
-        ExecutionId((u128::from(instance_bits) << 64) | u128::from(self.seq))
+        exec_id(instance_bits, self.seq)
     }
+}
+
+/// Execution ids: the instance's bits, then its counter.
+fn exec_id(instance_bits: u64, seq: u64) -> ExecutionId {
+    ExecutionId((u128::from(instance_bits) << 64) | u128::from(seq))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -640,7 +645,7 @@ impl Inner {
 impl State {
     fn new_exec_id(&mut self, instance_bits: u64) -> ExecutionId {
         self.next_exec += 1;
-        ExecutionId((u128::from(instance_bits) << 64) | u128::from(self.next_exec))
+        exec_id(instance_bits, self.next_exec)
     }
 }
 
