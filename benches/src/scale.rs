@@ -198,8 +198,16 @@ fn on_fire(nominal_ns: i64, lateness: impl FnOnce() -> Option<Duration>) {
     }
 }
 
-fn wall_lateness(nominal: DateTime<Utc>) -> Option<Duration> {
-    (Utc::now() - nominal).to_std().ok()
+/// How long after the instant `nominal_ns` (nanoseconds since the Unix
+/// epoch) the wall clock reads now; `None` before it. In integer
+/// nanoseconds from `SystemTime`, as cheap as the tokio loop's `Instant`
+/// arithmetic: `Utc::now()` and chrono's subtraction would cost a
+/// wall-clock contender's handler some 40 ns per fire more than the tokio
+/// loop's, all of it measurement.
+fn wall_lateness(nominal_ns: i64) -> Option<Duration> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let late = i64::try_from(now.as_nanos()).ok()?.checked_sub(nominal_ns)?;
+    u64::try_from(late).ok().map(Duration::from_nanos)
 }
 
 fn unix_ns(t: DateTime<Utc>) -> i64 {
@@ -368,7 +376,8 @@ async fn register_mscribe(
         .build();
     let job = |i: usize, schedule: Schedule| {
         JobConfig::new(format!("job-{i}"), |ctx: JobContext| async move {
-            on_fire(unix_ns(ctx.scheduled_at), || wall_lateness(ctx.scheduled_at));
+            let nominal_ns = unix_ns(ctx.scheduled_at);
+            on_fire(nominal_ns, || wall_lateness(nominal_ns));
         })
         .schedule(schedule)
     };
@@ -460,10 +469,8 @@ async fn register_tokio_cron(
             let mut job = Job::new_repeated(interval, move |_id, _sched| {
                 let nominal = first + k * secs;
                 k += 1;
-                on_fire(nominal * 1_000_000_000, || {
-                    let at = DateTime::from_timestamp(nominal, 0).expect("valid tick");
-                    wall_lateness(at)
-                });
+                let nominal_ns = nominal * 1_000_000_000;
+                on_fire(nominal_ns, || wall_lateness(nominal_ns));
             })
             .map_err(err)?;
             // A second boundary passed between the two readings: try again.
@@ -504,10 +511,8 @@ fn register_apalis(
             .backend(CronScheduler::new(schedule.clone()))
             .build(|tick: Tick| async move {
                 let secs = tick.get_timestamp() as i64;
-                on_fire(secs * 1_000_000_000, || {
-                    let at = DateTime::from_timestamp(secs, 0).expect("valid tick");
-                    wall_lateness(at)
-                });
+                let nominal_ns = secs * 1_000_000_000;
+                on_fire(nominal_ns, || wall_lateness(nominal_ns));
             });
         tokio::spawn(worker.run());
     }
