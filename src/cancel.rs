@@ -20,6 +20,10 @@ struct Inner {
     cancelled: AtomicBool,
     event: Event,
     children: Mutex<Vec<Weak<Inner>>>,
+    /// Set before a child is first listed, so a token that never had one
+    /// (most: a run's single attempt uses the run's token) is cancelled
+    /// without taking the lock.
+    had_children: AtomicBool,
     /// The scheduler's switch that drops a run's attempt at once (replace,
     /// unregister, the end of a stop grace). It rides on the run's token to
     /// save an allocation per run; only the run's own task awaits it.
@@ -45,6 +49,11 @@ impl Inner {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.event.total_listeners() > 0 {
             self.event.notify(usize::MAX);
+        }
+        // The same pattern: `child` sets the flag, fences, lists the child
+        // and re-checks `cancelled`; it sees it, or the flag is seen here.
+        if !self.had_children.load(Ordering::SeqCst) {
+            return;
         }
         let children = std::mem::take(&mut *self.children.lock().expect("token lock"));
         for c in children.iter().filter_map(Weak::upgrade) {
@@ -72,12 +81,14 @@ impl CancellationToken {
     /// A token cancelled when this one is (at once, if it already is).
     pub fn child(&self) -> CancellationToken {
         let child = CancellationToken::new();
+        self.inner.had_children.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         {
             let mut kids = self.inner.children.lock().expect("token lock");
             kids.retain(|w| w.strong_count() > 0);
             kids.push(Arc::downgrade(&child.inner));
         }
-        if self.is_cancelled() {
+        if self.inner.cancelled.load(Ordering::SeqCst) {
             child.cancel();
         }
         child
@@ -162,6 +173,20 @@ mod tests {
         assert!(!child.is_cancelled());
         t.cancel();
         assert!(child.is_cancelled());
+    }
+
+    /// A child made while its parent is being cancelled on another thread
+    /// ends up cancelled, whichever side wins the race.
+    #[test]
+    fn a_child_racing_its_parents_cancel_is_cancelled() {
+        for _ in 0..2_000 {
+            let parent = CancellationToken::new();
+            let other = parent.clone();
+            let cancel = std::thread::spawn(move || other.cancel());
+            let kids: Vec<_> = (0..4).map(|_| parent.child()).collect();
+            cancel.join().unwrap();
+            assert!(kids.iter().all(CancellationToken::is_cancelled));
+        }
     }
 
     #[test]

@@ -428,6 +428,15 @@ struct Bucket {
     sorted: bool,
 }
 
+impl Bucket {
+    fn push(&mut self, entry: Entry) {
+        if self.entries.back().is_some_and(|b| b.sub_ns > entry.sub_ns) {
+            self.sorted = false;
+        }
+        self.entries.push_back(entry);
+    }
+}
+
 /// The planned fires, one bucket per millisecond in which any is due.
 ///
 /// A burst of fires due at one instant is one bucket drained front to back,
@@ -454,14 +463,16 @@ impl Timeline {
         let sub_ns = ns % 1_000_000;
         let ms = with_subsec(due, ns - sub_ns);
         let entry = Entry { seq, slot, sub_ns };
+        // A fire plans its next one an interval on, mostly past every
+        // planned fire: the last bucket is found without a search.
+        if let Some(mut last) = self.buckets.last_entry()
+            && *last.key() == ms
+        {
+            last.get_mut().push(entry);
+            return;
+        }
         match self.buckets.entry(ms) {
-            btree_map::Entry::Occupied(o) => {
-                let bucket = o.into_mut();
-                if bucket.entries.back().is_some_and(|b| b.sub_ns > sub_ns) {
-                    bucket.sorted = false;
-                }
-                bucket.entries.push_back(entry);
-            }
+            btree_map::Entry::Occupied(o) => o.into_mut().push(entry),
             btree_map::Entry::Vacant(v) => {
                 let mut entries = self.spare.pop().unwrap_or_default();
                 entries.push_back(entry);
@@ -1104,6 +1115,12 @@ impl JobScheduler {
 
     /// Plans the job's next fire strictly after `after`.
     fn plan_next(&self, st: &mut State, slot: Slot, after: DateTime<Utc>) {
+        self.plan(st, slot, after, false);
+    }
+
+    /// Plans the job's next fire after `after`, the job's last fire when
+    /// `after_fire` (a cheaper step for intervals).
+    fn plan(&self, st: &mut State, slot: Slot, after: DateTime<Utc>, after_fire: bool) {
         // Generations come from the global sequence, so an entry of an
         // unregistered job never matches a new job registered under its id.
         st.seq += 1;
@@ -1114,7 +1131,12 @@ impl JobScheduler {
         if job.paused {
             return;
         }
-        let Some(nominal) = job.schedule.next_after(after) else {
+        let next = if after_fire {
+            job.schedule.next_after_fire(after)
+        } else {
+            job.schedule.next_after(after)
+        };
+        let Some(nominal) = next else {
             tracing::debug!(job_id = %job.spec.id, "no further fire");
             return;
         };
@@ -1429,7 +1451,7 @@ impl JobScheduler {
             self.catch_up(st, slot, before, now);
         } else {
             self.dispatch(st, slot, Fire { nominal, manual: false }, now);
-            self.plan_next(st, slot, nominal);
+            self.plan(st, slot, nominal, true);
         }
     }
 
