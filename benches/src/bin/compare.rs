@@ -224,7 +224,7 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
         }
     }
     if wants("rounds") {
-        let rounds = if quick { 2 } else { 4 };
+        let rounds = if quick { 2 } else { 8 };
         eprintln!(
             "== rounds: 50,000 jobs, mscribe and the tokio loop alternating, {rounds} rounds per shape"
         );
