@@ -1425,7 +1425,8 @@ mod tests {
             proptest::prop_assert_eq!(fast, exact);
             // On the grid: the next fire after a fire is one step on.
             let on = exact.unwrap();
-            proptest::prop_assert_eq!(next_on_grid(start, every, on), Some(on + chrono::Duration::nanoseconds(every_ns as i64)));
+            let step = chrono::Duration::nanoseconds(every_ns as i64);
+            proptest::prop_assert_eq!(next_on_grid(start, every, on), Some(on + step));
         }
     }
 

@@ -1395,6 +1395,9 @@ impl JobScheduler {
         let shutdown = inner.lock().shutdown.clone();
         let mut launches = Vec::new();
         let mut ended = Vec::new();
+        // Since when, and for how many chunks, the driver has dispatched
+        // without yielding.
+        let mut busy: Option<(DateTime<Utc>, u32)> = None;
         loop {
             event_listener::listener!(inner.wake => listener);
             let now = inner.clock.now();
@@ -1419,11 +1422,19 @@ impl JobScheduler {
             // The chunk's runs start here, outside the lock.
             self.launch_batch(&mut launches, &mut ended);
             if more_due {
-                // A burst: yield between chunks, so other tasks (and the runs
-                // handed to the spawner) get their turn.
-                yield_now().await;
+                // A burst: yield now and then, so other tasks (and the runs
+                // handed to the spawner) get their turn. A yield costs a
+                // trip through the runtime's queue, which may wake another
+                // worker: not after every chunk.
+                let (since, chunks) = busy.get_or_insert((now, 0));
+                *chunks += 1;
+                if *chunks >= YIELD_CHUNKS || std_dur(*since, inner.clock.now()) >= YIELD_AFTER {
+                    busy = None;
+                    yield_now().await;
+                }
                 continue;
             }
+            busy = None;
             match next_wake {
                 Some(t) => {
                     let sleep = inner.clock.sleep_until(t);
@@ -1735,6 +1746,13 @@ const INLINE_LIMIT: Duration = Duration::from_millis(1);
 
 /// How many due fires the driver dispatches under one hold of the lock.
 const DISPATCH_CHUNK: usize = 256;
+
+/// How long the driver dispatches a burst before it yields to the runtime.
+const YIELD_AFTER: Duration = Duration::from_micros(500);
+
+/// How many chunks the driver dispatches at most before it yields, however
+/// little time they took (a virtual clock stands still meanwhile).
+const YIELD_CHUNKS: u32 = 8;
 
 /// How many ended runs' tokens are kept for reuse: enough for the runs of
 /// two dispatch chunks.

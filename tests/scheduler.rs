@@ -300,6 +300,43 @@ fn many_jobs_register_and_fire_without_scanning() {
     w.stop(Duration::ZERO);
 }
 
+/// A burst of fires due at one instant does not hold the runtime until it
+/// is through: a task that becomes ready during it runs before its end.
+#[test]
+fn a_burst_lets_other_tasks_run_before_its_end() {
+    use mscribe_scheduler::Spawner;
+    const JOBS: u32 = 5_000;
+    let w = world();
+    let count = Arc::new(AtomicU32::new(0));
+    let seen = Arc::new(Mutex::new(None));
+    let spawner = w.rt.spawner();
+    for i in 0..JOBS {
+        let (c, seen, spawner) = (count.clone(), seen.clone(), spawner.clone());
+        w.sched
+            .register(
+                JobConfig::new(format!("job-{i}"), move |_ctx: JobContext| {
+                    // The first fire makes a task ready, which notes how
+                    // many fires had run when it got its turn.
+                    if c.fetch_add(1, Ordering::Relaxed) == 0 {
+                        let (c, seen) = (c.clone(), seen.clone());
+                        spawner.spawn(Box::pin(async move {
+                            *seen.lock().unwrap() = Some(c.load(Ordering::Relaxed));
+                        }));
+                    }
+                    async {}
+                })
+                .schedule(Duration::from_secs(1)),
+            )
+            .unwrap();
+    }
+    w.start();
+    w.rt.advance(Duration::from_secs(1));
+    assert_eq!(count.load(Ordering::Relaxed), JOBS, "every job fired once");
+    let seen = seen.lock().unwrap().expect("the task ran");
+    assert!(seen < JOBS, "the task waited for the whole burst ({seen} fires)");
+    w.stop(Duration::ZERO);
+}
+
 #[test]
 fn registration_errors() {
     let w = world();
