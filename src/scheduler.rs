@@ -1144,7 +1144,7 @@ impl JobScheduler {
         if let Some(max) = job.jitter {
             let room = job
                 .schedule
-                .next_after(nominal)
+                .next_after_fire(nominal)
                 .map(|n| std_dur(nominal, n).saturating_sub(Duration::from_millis(1)))
                 .unwrap_or(max);
             let bound = u64::try_from(max.min(room).as_millis()).unwrap_or(u64::MAX);
