@@ -412,8 +412,9 @@ impl Sim {
         }
         let rt = LocalRuntime::with_clock(VirtualClock::new(cfg.start));
         let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+        // The invariants read the whole history.
         let store = Arc::new(FaultyStore::new(
-            MemoryStore::new(),
+            MemoryStore::unbounded(),
             cfg.store_faults,
             cfg.seed ^ 0x5707_e5ee_d000_0001,
             clock.clone(),

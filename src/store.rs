@@ -501,64 +501,198 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
 
 /// An in-memory store: the reference implementation, and the default when
 /// history need not survive the process.
-#[derive(Debug, Default)]
+///
+/// It keeps the newest [`DEFAULT_ROWS_PER_JOB`](Self::DEFAULT_ROWS_PER_JOB)
+/// rows of each job, so a scheduler left on its default store runs for
+/// months in bounded memory: a job firing every second would otherwise add
+/// some 86,000 rows a day. The oldest finished row of a job goes first; a
+/// row still `running` is never dropped, so its end always finds it.
+/// [`with_rows_per_job`](Self::with_rows_per_job) sets another bound and
+/// [`unbounded`](Self::unbounded) keeps everything (for tests that check a
+/// whole history).
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use mscribe_scheduler::MemoryStore;
+///
+/// let store = MemoryStore::with_rows_per_job(NonZeroUsize::new(100).unwrap());
+/// assert_eq!(store.rows_per_job(), Some(100));
+/// assert_eq!(MemoryStore::new().rows_per_job(), Some(MemoryStore::DEFAULT_ROWS_PER_JOB));
+/// assert_eq!(MemoryStore::unbounded().rows_per_job(), None);
+/// ```
+#[derive(Debug)]
 pub struct MemoryStore {
     rows: Mutex<MemoryRows>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 #[derive(Debug, Default)]
 struct MemoryRows {
     heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
-    rows: Vec<ExecutionRecord>,
-    by_key: std::collections::HashMap<(ExecutionId, u32), usize>,
-    /// Indices of rows in `running`, so the abandonment sweep does not scan history.
+    /// The rows, each with its insertion number; a dropped row's place is
+    /// reused (`free`).
+    rows: Vec<Option<(u64, ExecutionRecord)>>,
+    free: Vec<usize>,
+    /// The next insertion number.
+    next: u64,
+    /// Each job's rows (places in `rows`), oldest first.
+    jobs: FxMap<String, std::collections::VecDeque<usize>>,
+    by_key: FxMap<(ExecutionId, u32), usize>,
+    /// Rows in `running`, so the abandonment sweep does not scan history.
     running: std::collections::BTreeSet<usize>,
+    /// Rows kept per job; `None` keeps every row.
+    per_job: Option<usize>,
 }
 
 impl MemoryRows {
+    fn get(&self, i: usize) -> Option<&ExecutionRecord> {
+        self.rows.get(i).and_then(|r| r.as_ref()).map(|(_, r)| r)
+    }
+
     fn upsert(&mut self, rec: ExecutionRecord) {
         let key = (rec.execution_id, rec.attempt);
-        if !self.by_key.contains_key(&key) {
-            if rec.status == ExecutionStatus::Running {
-                self.running.insert(self.rows.len());
+        if self.by_key.contains_key(&key) {
+            return;
+        }
+        let i = self.free.pop().unwrap_or(self.rows.len());
+        if rec.status == ExecutionStatus::Running {
+            self.running.insert(i);
+        }
+        self.by_key.insert(key, i);
+        let job = match self.jobs.get_mut(rec.job_id.as_str()) {
+            Some(job) => job,
+            None => self.jobs.entry(rec.job_id.clone()).or_default(),
+        };
+        job.push_back(i);
+        let over = self.per_job.is_some_and(|max| job.len() > max);
+        let job_id = over.then(|| rec.job_id.clone());
+        let row = Some((self.next, rec));
+        self.next += 1;
+        if i == self.rows.len() {
+            self.rows.push(row);
+        } else {
+            self.rows[i] = row;
+        }
+        if let Some(job_id) = job_id {
+            self.trim(&job_id);
+        }
+    }
+
+    /// Drops the oldest finished rows of `job_id` while it has more than
+    /// the bound. Running rows stay: a job running more runs at once than
+    /// the bound keeps them all until they end.
+    fn trim(&mut self, job_id: &str) {
+        let Some(max) = self.per_job else { return };
+        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        while job.len() > max {
+            let rows = &self.rows;
+            let finished = |i: &usize| rows[*i].as_ref().is_some_and(|(_, r)| r.status.is_final());
+            let Some(at) = job.iter().position(finished) else { return };
+            let i = job.remove(at).expect("position is in range");
+            if let Some((_, r)) = self.rows[i].take() {
+                self.by_key.remove(&(r.execution_id, r.attempt));
+                self.free.push(i);
             }
-            self.by_key.insert(key, self.rows.len());
-            self.rows.push(rec);
         }
     }
 
     fn end(&mut self, i: usize, e: &AttemptEnd) {
-        self.rows[i].apply_end(e);
+        let Some((_, r)) = self.rows.get_mut(i).and_then(|r| r.as_mut()) else { return };
+        r.apply_end(e);
         self.running.remove(&i);
+        let over = |max| self.jobs.get(&*e.job_id).is_some_and(|j| j.len() > max);
+        if self.per_job.is_some_and(over) {
+            self.trim(&e.job_id);
+        }
     }
 
+    /// The rows of one job, oldest first.
+    fn of_job<'a>(&'a self, job_id: &str) -> impl Iterator<Item = &'a ExecutionRecord> + 'a {
+        self.jobs.get(job_id).into_iter().flatten().filter_map(|i| self.get(*i))
+    }
+
+    /// Rebuilds the indexes from `rows`.
     fn reindex(&mut self) {
-        self.by_key =
-            self.rows.iter().enumerate().map(|(i, r)| ((r.execution_id, r.attempt), i)).collect();
-        self.running = self
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.status == ExecutionStatus::Running)
-            .map(|(i, _)| i)
-            .collect();
+        let mut live: Vec<(u64, usize)> = Vec::new();
+        self.free.clear();
+        for (i, row) in self.rows.iter().enumerate() {
+            match row {
+                Some((n, _)) => live.push((*n, i)),
+                None => self.free.push(i),
+            }
+        }
+        live.sort_unstable();
+        self.by_key.clear();
+        self.running.clear();
+        self.jobs.clear();
+        for (_, i) in live {
+            let Some((_, r)) = &self.rows[i] else { continue };
+            self.by_key.insert((r.execution_id, r.attempt), i);
+            if r.status == ExecutionStatus::Running {
+                self.running.insert(i);
+            }
+            match self.jobs.get_mut(r.job_id.as_str()) {
+                Some(job) => job.push_back(i),
+                None => {
+                    self.jobs.insert(r.job_id.clone(), [i].into());
+                }
+            }
+        }
     }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// How many rows of each job [`new`](Self::new) keeps: a run a minute
+    /// for the last 16 hours, and at about 300 bytes a row, some 300 kB a
+    /// job.
+    pub const DEFAULT_ROWS_PER_JOB: usize = 1_000;
+
+    /// An empty store keeping the newest
+    /// [`DEFAULT_ROWS_PER_JOB`](Self::DEFAULT_ROWS_PER_JOB) rows of each job.
     pub fn new() -> Self {
-        Self::default()
+        Self::bounded(Some(Self::DEFAULT_ROWS_PER_JOB))
     }
 
-    /// Every row, in insertion order (for tests and inspection).
+    /// An empty store keeping the newest `rows` rows of each job, and every
+    /// row still running.
+    pub fn with_rows_per_job(rows: std::num::NonZeroUsize) -> Self {
+        Self::bounded(Some(rows.get()))
+    }
+
+    /// An empty store that keeps every row until [`prune`](ExecutionStore::prune)
+    /// removes it: memory grows with every fire.
+    pub fn unbounded() -> Self {
+        Self::bounded(None)
+    }
+
+    fn bounded(per_job: Option<usize>) -> Self {
+        MemoryStore { rows: Mutex::new(MemoryRows { per_job, ..MemoryRows::default() }) }
+    }
+
+    /// The bound per job; `None` when unbounded.
+    pub fn rows_per_job(&self) -> Option<usize> {
+        self.rows.lock().expect("memory store lock").per_job
+    }
+
+    /// Every row kept, in insertion order (for tests and inspection).
     pub fn all(&self) -> Vec<ExecutionRecord> {
-        self.rows.lock().expect("memory store lock").rows.clone()
+        let g = self.rows.lock().expect("memory store lock");
+        let mut rows: Vec<&(u64, ExecutionRecord)> = g.rows.iter().flatten().collect();
+        rows.sort_unstable_by_key(|(n, _)| *n);
+        rows.into_iter().map(|(_, r)| r.clone()).collect()
     }
 
-    /// The number of rows.
+    /// The number of rows kept.
     pub fn len(&self) -> usize {
-        self.rows.lock().expect("memory store lock").rows.len()
+        let g = self.rows.lock().expect("memory store lock");
+        g.rows.len() - g.free.len()
     }
 
     /// Whether the store holds no row.
@@ -587,9 +721,8 @@ impl ExecutionStore for MemoryStore {
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
         let g = self.rows.lock().expect("memory store lock");
         let mut out: Vec<ExecutionRecord> = g
-            .rows
-            .iter()
-            .filter(|r| r.job_id == q.job_id && q.status.is_none_or(|s| r.status == s))
+            .of_job(&q.job_id)
+            .filter(|r| q.status.is_none_or(|s| r.status == s))
             .cloned()
             .collect();
         out.sort_by(|a, b| {
@@ -605,7 +738,7 @@ impl ExecutionStore for MemoryStore {
 
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let g = self.rows.lock().expect("memory store lock");
-        Ok(g.rows.iter().filter(|r| r.job_id == job_id).map(|r| r.scheduled_at).max())
+        Ok(g.of_job(job_id).map(|r| r.scheduled_at).max())
     }
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
@@ -629,7 +762,7 @@ impl ExecutionStore for MemoryStore {
         let mut changed = Vec::new();
         let running: Vec<usize> = g.running.iter().copied().collect();
         for i in running {
-            let r = &mut g.rows[i];
+            let Some((_, r)) = g.rows.get_mut(i).and_then(|r| r.as_mut()) else { continue };
             let alive = r.instance_id == own_instance
                 || g.heartbeats.get(&r.instance_id).is_some_and(|hb| *hb >= cutoff);
             if !alive {
@@ -647,19 +780,21 @@ impl ExecutionStore for MemoryStore {
 
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         let mut g = self.rows.lock().expect("memory store lock");
-        let before = g.rows.len();
-        g.rows.retain(|r| {
-            if !r.status.is_final() {
-                return true;
-            }
+        let pruned = |r: &ExecutionRecord| {
             let cutoff = match p.failures_older_than {
                 Some(f) if r.status.is_failure() => f,
                 _ => p.older_than,
             };
-            r.started_at >= cutoff
-        });
-        let removed = before - g.rows.len();
+            r.status.is_final() && r.started_at < cutoff
+        };
+        let mut removed = 0;
+        for row in &mut g.rows {
+            if row.as_ref().is_some_and(|(_, r)| pruned(r)) {
+                *row = None;
+                removed += 1;
+            }
+        }
         g.reindex();
-        Ok(removed as u64)
+        Ok(removed)
     }
 }

@@ -493,7 +493,8 @@ async fn an_outage_mid_run_loses_and_duplicates_nothing() {
     .await
     .unwrap();
     let probe = PostgresProbe::new(&store).timeout(Duration::from_secs(1));
-    let model = MemoryStore::new();
+    // Unbounded: the model keeps every row, as a database does.
+    let model = MemoryStore::unbounded();
 
     let mut buffer: std::collections::VecDeque<Vec<ExecutionEvent>> = Default::default();
     let (mut failures, mut slowest_failure) = (0, Duration::ZERO);

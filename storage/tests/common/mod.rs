@@ -172,7 +172,10 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn memory() -> Fixture {
-        Fixture { store: Arc::new(mscribe_scheduler::MemoryStore::new()), _dir: None, _pg: None }
+        // Unbounded: the suite checks what a database keeps (a bounded
+        // memory store drops a job's oldest rows; its own tests cover that).
+        let store = Arc::new(mscribe_scheduler::MemoryStore::unbounded());
+        Fixture { store, _dir: None, _pg: None }
     }
 
     pub async fn sqlite_file() -> Fixture {
