@@ -17,25 +17,32 @@ fn t(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
 }
 
-fn start(job: &str, run: u128, at: i64) -> ExecutionEvent {
-    ExecutionEvent::Started(AttemptStart {
+fn attempt(job: &str, run: u128, at: i64) -> AttemptStart {
+    AttemptStart {
         job_id: Arc::from(job),
         execution_id: ExecutionId(run),
         attempt: 1,
         scheduled_at: t(at),
         started_at: t(at),
         instance_id: Arc::from("i1"),
-    })
+    }
 }
 
+fn start(job: &str, run: u128, at: i64) -> ExecutionEvent {
+    ExecutionEvent::Started(attempt(job, run, at))
+}
+
+/// The end of [`start`]'s attempt: a success one second long.
 fn end(job: &str, run: u128, at: i64) -> ExecutionEvent {
+    let AttemptStart { job_id, execution_id, attempt, scheduled_at, started_at, instance_id } =
+        attempt(job, run, at);
     ExecutionEvent::Finished(AttemptEnd {
-        job_id: Arc::from(job),
-        execution_id: ExecutionId(run),
-        attempt: 1,
-        scheduled_at: t(at),
-        started_at: t(at),
-        instance_id: Arc::from("i1"),
+        job_id,
+        execution_id,
+        attempt,
+        scheduled_at,
+        started_at,
+        instance_id,
         status: ExecutionStatus::Succeeded,
         completed_at: t(at + 1),
         duration: Duration::from_secs(1),
@@ -51,6 +58,14 @@ fn runs(store: &MemoryStore, job: &str) -> Vec<(u128, ExecutionStatus)> {
     rows.iter().map(|r| (r.execution_id.0, r.status)).collect()
 }
 
+/// Runs `runs` of `job` start to end, ten seconds apart.
+fn run_all(store: &MemoryStore, job: &str, runs: std::ops::Range<u128>) {
+    for run in runs {
+        let at = run as i64 * 10;
+        block_on(store.write(&[start(job, run, at), end(job, run, at)])).unwrap();
+    }
+}
+
 fn bound(n: usize) -> MemoryStore {
     MemoryStore::with_rows_per_job(NonZeroUsize::new(n).unwrap())
 }
@@ -58,10 +73,7 @@ fn bound(n: usize) -> MemoryStore {
 #[test]
 fn a_bounded_store_keeps_the_newest_rows_of_each_job() {
     let store = bound(3);
-    for run in 0..5u128 {
-        let at = run as i64 * 10;
-        block_on(store.write(&[start("a", run, at), end("a", run, at)])).unwrap();
-    }
+    run_all(&store, "a", 0..5);
     block_on(store.write(&[end("b", 10, 0), end("b", 11, 10)])).unwrap();
     let ok = ExecutionStatus::Succeeded;
     assert_eq!(runs(&store, "a"), vec![(4, ok), (3, ok), (2, ok)]);
@@ -74,10 +86,7 @@ fn a_bounded_store_keeps_the_newest_rows_of_each_job() {
 fn a_running_row_keeps_its_place_and_its_end_finds_it() {
     let store = bound(2);
     block_on(store.write(&[start("a", 0, 0)])).unwrap();
-    for run in 1..3u128 {
-        let at = run as i64 * 10;
-        block_on(store.write(&[start("a", run, at), end("a", run, at)])).unwrap();
-    }
+    run_all(&store, "a", 1..3);
     // Over the bound, the oldest *finished* row went: run 1, not run 0.
     let (ok, running) = (ExecutionStatus::Succeeded, ExecutionStatus::Running);
     assert_eq!(runs(&store, "a"), vec![(2, ok), (0, running)]);
@@ -89,19 +98,13 @@ fn a_running_row_keeps_its_place_and_its_end_finds_it() {
 #[test]
 fn pruning_a_bounded_store_leaves_it_consistent() {
     let store = bound(3);
-    for run in 0..6u128 {
-        let at = run as i64 * 10;
-        block_on(store.write(&[start("a", run, at), end("a", run, at)])).unwrap();
-    }
+    run_all(&store, "a", 0..6);
     let policy = PrunePolicy { older_than: t(45), failures_older_than: None };
     assert_eq!(block_on(store.prune(policy)).unwrap(), 2, "runs 3 and 4 were left to prune");
     let ok = ExecutionStatus::Succeeded;
     assert_eq!(runs(&store, "a"), vec![(5, ok)]);
     // Writing on after the prune keeps the bound.
-    for run in 6..10u128 {
-        let at = run as i64 * 10;
-        block_on(store.write(&[start("a", run, at), end("a", run, at)])).unwrap();
-    }
+    run_all(&store, "a", 6..10);
     assert_eq!(runs(&store, "a"), vec![(9, ok), (8, ok), (7, ok)]);
 }
 
