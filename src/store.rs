@@ -486,6 +486,12 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreResult<Vec<ExecutionRecord>>;
 
     /// Deletes finished rows per the policy; returns how many.
+    ///
+    /// It also forgets every instance whose last heartbeat is older than
+    /// `older_than` and that has no `running` row: one heartbeat row per
+    /// process start would otherwise pile up for ever. Forgetting changes no
+    /// answer of [`mark_abandoned`](Self::mark_abandoned), which treats an
+    /// instance without a heartbeat as stale.
     async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64>;
 
     /// Records an attempt start (one-event `write`).
@@ -795,6 +801,45 @@ impl ExecutionStore for MemoryStore {
             }
         }
         g.reindex();
+        let g = &mut *g;
+        let running: std::collections::HashSet<&str> = g
+            .running
+            .iter()
+            .filter_map(|i| g.rows[*i].as_ref())
+            .map(|(_, r)| r.instance_id.as_str())
+            .collect();
+        g.heartbeats.retain(|id, at| *at >= p.older_than || running.contains(id.as_str()));
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_forgets_instances_long_silent_without_a_running_row() {
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let store = MemoryStore::new();
+        futures::executor::block_on(async {
+            store.heartbeat("gone", t(0)).await.unwrap();
+            store.heartbeat("busy", t(0)).await.unwrap();
+            store.heartbeat("fresh", t(1000)).await.unwrap();
+            let start = AttemptStart {
+                job_id: Arc::from("j"),
+                execution_id: ExecutionId(1),
+                attempt: 1,
+                scheduled_at: t(0),
+                started_at: t(0),
+                instance_id: Arc::from("busy"),
+            };
+            store.write(&[ExecutionEvent::Started(start)]).await.unwrap();
+            let policy = PrunePolicy { older_than: t(500), failures_older_than: None };
+            store.prune(policy).await.unwrap();
+        });
+        let g = store.rows.lock().unwrap();
+        let mut left: Vec<&str> = g.heartbeats.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["busy", "fresh"]);
     }
 }

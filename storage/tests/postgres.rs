@@ -20,6 +20,18 @@ async fn store_on(db: &PgTestDb) -> PostgresStore {
     PostgresStore::connect_with(db.store_options()).await.unwrap()
 }
 
+#[tokio::test]
+async fn prune_forgets_instances_long_silent_without_a_running_row() {
+    let db = PgTestDb::create().await;
+    prune_after_three_heartbeats(&store_on(&db).await).await;
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT instance_id FROM scheduler_instances ORDER BY instance_id")
+            .fetch_all(&mut db.connect().await)
+            .await
+            .unwrap();
+    assert_eq!(left, ["busy", "fresh"]);
+}
+
 fn sqlstate(e: &sqlx::Error) -> String {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default()
 }

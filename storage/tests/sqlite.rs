@@ -48,6 +48,21 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
     assert_eq!(started, "2026-01-01T00:00:00.100000Z");
 }
 
+#[tokio::test]
+async fn prune_forgets_instances_long_silent_without_a_running_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("instances.db");
+    prune_after_three_heartbeats(&SqliteStore::open(&path).await.unwrap()).await;
+    let left: Vec<String> = raw(&path)
+        .prepare("SELECT instance_id FROM scheduler_instances ORDER BY instance_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(left, ["busy", "fresh"]);
+}
+
 #[test]
 fn works_without_tokio() {
     futures::executor::block_on(async {

@@ -461,12 +461,25 @@ impl ExecutionStore for PostgresStore {
                    ELSE $1 END",
             codec::FAILURE_STATUSES_SQL
         );
+        let rows = self
+            .timed(
+                "prune",
+                self.maintenance_timeout,
+                sqlx::query(&sql).bind(older).bind(failures).execute(&self.pool),
+            )
+            .await?
+            .rows_affected();
+        // Instances silent since before `older_than` that own no running row.
+        let forget = "DELETE FROM scheduler_instances AS i
+             WHERE heartbeat_at < $1
+               AND NOT EXISTS (SELECT 1 FROM scheduled_job_executions AS e
+                               WHERE e.instance_id = i.instance_id AND e.status = 'running')";
         self.timed(
             "prune",
             self.maintenance_timeout,
-            sqlx::query(&sql).bind(older).bind(failures).execute(&self.pool),
+            sqlx::query(forget).bind(older).execute(&self.pool),
         )
-        .await
-        .map(|r| r.rows_affected())
+        .await?;
+        Ok(rows)
     }
 }

@@ -682,13 +682,22 @@ impl ExecutionStore for SqliteStore {
                        ELSE ?1 END",
                 codec::FAILURE_STATUSES_SQL
             );
-            c.execute(&sql, params![older, failures])
-                .map(|n| n as u64)
-                .map_err(|e| store_error("prune", e))
+            let rows = c.execute(&sql, params![older, failures]);
+            let rows = rows.map(|n| n as u64).map_err(|e| store_error("prune", e))?;
+            c.execute(FORGET_SILENT_INSTANCES, params![older])
+                .map_err(|e| store_error("prune", e))?;
+            Ok(rows)
         })
         .await
     }
 }
+
+/// Instances silent since before `?1` that own no `running` row (see
+/// `ExecutionStore::prune`).
+const FORGET_SILENT_INSTANCES: &str = "DELETE FROM scheduler_instances AS i
+     WHERE heartbeat_at < ?1
+       AND NOT EXISTS (SELECT 1 FROM scheduled_job_executions AS e
+                       WHERE e.instance_id = i.instance_id AND e.status = 'running')";
 
 fn last_fire_of(c: &Connection, job: &str) -> StoreResult<Option<DateTime<Utc>>> {
     let s: Option<String> = c

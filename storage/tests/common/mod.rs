@@ -199,6 +199,18 @@ impl Fixture {
 
 /// Events a SQL store cannot hold are refused (not transient), and the
 /// other events of the batch are written all the same.
+/// Heartbeats of three instances, then a prune of what is older than
+/// t(500): `gone` was last heard at t(0), `busy` too but owns a running
+/// row, `fresh` at t(1000). The store should keep `busy` and `fresh`.
+pub async fn prune_after_three_heartbeats(s: &dyn ExecutionStore) {
+    s.heartbeat("gone", t(0)).await.unwrap();
+    s.heartbeat("busy", t(0)).await.unwrap();
+    s.heartbeat("fresh", t(1000)).await.unwrap();
+    s.write(&[start("j", 1, 1, 0, "busy")]).await.unwrap();
+    let policy = mscribe_scheduler::PrunePolicy { older_than: t(500), failures_older_than: None };
+    s.prune(policy).await.unwrap();
+}
+
 pub async fn bad_events_are_rejected_but_the_rest_written(s: &dyn ExecutionStore) {
     let mut far = start("j", 2, 1, 100, "i1");
     if let ExecutionEvent::Started(a) = &mut far {
