@@ -577,8 +577,6 @@ impl MemoryRows {
             None => self.jobs.entry(rec.job_id.clone()).or_default(),
         };
         job.push_back(i);
-        let over = self.per_job.is_some_and(|max| job.len() > max);
-        let job_id = over.then(|| rec.job_id.clone());
         let row = Some((self.next, rec));
         self.next += 1;
         if i == self.rows.len() {
@@ -586,26 +584,8 @@ impl MemoryRows {
         } else {
             self.rows[i] = row;
         }
-        if let Some(job_id) = job_id {
-            self.trim(&job_id);
-        }
-    }
-
-    /// Drops the oldest finished rows of `job_id` while it has more than
-    /// the bound. Running rows stay: a job running more runs at once than
-    /// the bound keeps them all until they end.
-    fn trim(&mut self, job_id: &str) {
-        let Some(max) = self.per_job else { return };
-        let Some(job) = self.jobs.get_mut(job_id) else { return };
-        while job.len() > max {
-            let rows = &self.rows;
-            let finished = |i: &usize| rows[*i].as_ref().is_some_and(|(_, r)| r.status.is_final());
-            let Some(at) = job.iter().position(finished) else { return };
-            let i = job.remove(at).expect("position is in range");
-            if let Some((_, r)) = self.rows[i].take() {
-                self.by_key.remove(&(r.execution_id, r.attempt));
-                self.free.push(i);
-            }
+        if let Some(max) = self.per_job {
+            trim(job, max, &mut self.rows, &mut self.by_key, &mut self.free);
         }
     }
 
@@ -613,9 +593,9 @@ impl MemoryRows {
         let Some((_, r)) = self.rows.get_mut(i).and_then(|r| r.as_mut()) else { return };
         r.apply_end(e);
         self.running.remove(&i);
-        let over = |max| self.jobs.get(&*e.job_id).is_some_and(|j| j.len() > max);
-        if self.per_job.is_some_and(over) {
-            self.trim(&e.job_id);
+        // A running row may have held its job over the bound.
+        if let (Some(max), Some(job)) = (self.per_job, self.jobs.get_mut(&*e.job_id)) {
+            trim(job, max, &mut self.rows, &mut self.by_key, &mut self.free);
         }
     }
 
@@ -650,6 +630,27 @@ impl MemoryRows {
                     self.jobs.insert(r.job_id.clone(), [i].into());
                 }
             }
+        }
+    }
+}
+
+/// Drops a job's oldest finished rows while it has more than `max`, freeing
+/// their places. Running rows stay: a job running more runs at once than
+/// the bound keeps them all until they end.
+fn trim(
+    job: &mut std::collections::VecDeque<usize>,
+    max: usize,
+    rows: &mut [Option<(u64, ExecutionRecord)>],
+    by_key: &mut FxMap<(ExecutionId, u32), usize>,
+    free: &mut Vec<usize>,
+) {
+    while job.len() > max {
+        let finished = |i: &usize| rows[*i].as_ref().is_some_and(|(_, r)| r.status.is_final());
+        let Some(at) = job.iter().position(finished) else { return };
+        let i = job.remove(at).expect("position is in range");
+        if let Some((_, r)) = rows[i].take() {
+            by_key.remove(&(r.execution_id, r.attempt));
+            free.push(i);
         }
     }
 }

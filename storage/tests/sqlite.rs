@@ -16,6 +16,16 @@ fn raw(path: &std::path::Path) -> Connection {
     c
 }
 
+/// The first column of `sql`'s rows, as text.
+fn texts(c: &Connection, sql: &str) -> Vec<String> {
+    c.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,13 +63,7 @@ async fn prune_forgets_instances_long_silent_without_a_running_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("instances.db");
     prune_after_three_heartbeats(&SqliteStore::open(&path).await.unwrap()).await;
-    let left: Vec<String> = raw(&path)
-        .prepare("SELECT instance_id FROM scheduler_instances ORDER BY instance_id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let left = texts(&raw(&path), "SELECT instance_id FROM scheduler_instances ORDER BY 1");
     assert_eq!(left, ["busy", "fresh"]);
 }
 
@@ -174,14 +178,8 @@ async fn a_failing_migration_leaves_nothing_behind() {
         matches!(&err, Error::MigrationFailed { migration, .. } if migration == "0002_instances")
     );
     assert!(err.to_string().contains("table scheduler_instances already exists"), "{err}");
-    let c = raw(&path);
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let tables =
+        texts(&raw(&path), "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
     assert_eq!(tables, vec!["scheduler_instances".to_owned()]);
 }
 

@@ -319,6 +319,13 @@ fn rejected(message: String) -> StoreError {
     StoreError::Rejected { message, source: None }
 }
 
+/// Instances silent since before `$1` that own no `running` row (see
+/// `ExecutionStore::prune`).
+const FORGET_SILENT_INSTANCES: &str = "DELETE FROM scheduler_instances AS i
+     WHERE heartbeat_at < $1
+       AND NOT EXISTS (SELECT 1 FROM scheduled_job_executions AS e
+                       WHERE e.instance_id = i.instance_id AND e.status = 'running')";
+
 #[async_trait]
 impl ExecutionStore for PostgresStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
@@ -469,15 +476,10 @@ impl ExecutionStore for PostgresStore {
             )
             .await?
             .rows_affected();
-        // Instances silent since before `older_than` that own no running row.
-        let forget = "DELETE FROM scheduler_instances AS i
-             WHERE heartbeat_at < $1
-               AND NOT EXISTS (SELECT 1 FROM scheduled_job_executions AS e
-                               WHERE e.instance_id = i.instance_id AND e.status = 'running')";
         self.timed(
             "prune",
             self.maintenance_timeout,
-            sqlx::query(forget).bind(older).execute(&self.pool),
+            sqlx::query(FORGET_SILENT_INSTANCES).bind(older).execute(&self.pool),
         )
         .await?;
         Ok(rows)

@@ -197,8 +197,6 @@ impl Fixture {
     }
 }
 
-/// Events a SQL store cannot hold are refused (not transient), and the
-/// other events of the batch are written all the same.
 /// Heartbeats of three instances, then a prune of what is older than
 /// t(500): `gone` was last heard at t(0), `busy` too but owns a running
 /// row, `fresh` at t(1000). The store should keep `busy` and `fresh`.
@@ -211,6 +209,8 @@ pub async fn prune_after_three_heartbeats(s: &dyn ExecutionStore) {
     s.prune(policy).await.unwrap();
 }
 
+/// Events a SQL store cannot hold are refused (not transient), and the
+/// other events of the batch are written all the same.
 pub async fn bad_events_are_rejected_but_the_rest_written(s: &dyn ExecutionStore) {
     let mut far = start("j", 2, 1, 100, "i1");
     if let ExecutionEvent::Started(a) = &mut far {
