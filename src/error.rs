@@ -98,6 +98,12 @@ pub enum Error {
     /// An operation on a scheduler that was stopped.
     #[error("scheduler is stopped")]
     Stopped,
+    /// [`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires)
+    /// with a store that cannot claim fires (its `Debug` form is named).
+    #[error(
+        "claim_fires needs a store that can claim fires for several instances (MemoryStore, SqliteStore, PostgresStore); {0} cannot"
+    )]
+    ClaimsUnsupported(String),
     /// The execution store failed.
     #[error("execution store failed")]
     Store(#[from] StoreError),

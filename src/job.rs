@@ -254,6 +254,7 @@ pub struct JobConfig {
     pub(crate) misfire: MisfirePolicy,
     pub(crate) jitter: Option<Duration>,
     pub(crate) paused: bool,
+    pub(crate) per_instance: bool,
 }
 
 impl fmt::Debug for JobConfig {
@@ -269,6 +270,7 @@ impl fmt::Debug for JobConfig {
             .field("misfire", &self.misfire)
             .field("jitter", &self.jitter)
             .field("paused", &self.paused)
+            .field("per_instance", &self.per_instance)
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +292,7 @@ impl JobConfig {
             misfire: MisfirePolicy::default(),
             jitter: None,
             paused: false,
+            per_instance: false,
         }
     }
 
@@ -357,6 +360,16 @@ impl JobConfig {
     /// Registers the job paused.
     pub fn paused(mut self, paused: bool) -> Self {
         self.paused = paused;
+        self
+    }
+
+    /// Whether every instance runs this job's fires even when the
+    /// scheduler claims fires
+    /// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires)):
+    /// for work on the instance's own host, such as rotating its logs or
+    /// cleaning its temporary files. Default off; no effect without claims.
+    pub fn per_instance(mut self, on: bool) -> Self {
+        self.per_instance = on;
         self
     }
 }

@@ -84,6 +84,6 @@ pub use scheduler::{
     JobInfo, JobScheduler, Observer, Phase, SchedulerBuilder, StopReport, TriggerOutcome,
 };
 pub use store::{
-    ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
-    MemoryStore, PrunePolicy, StoreError,
+    ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim,
+    HistoryQuery, MemoryStore, PrunePolicy, StoreError,
 };

@@ -29,7 +29,7 @@ use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, MemoryStore, SkippedFire,
+    ExecutionStore, FireClaim, MemoryStore, SkippedFire,
 };
 
 /// A snapshot of one job for listings (`jobs()`, the API, the CLI).
@@ -118,6 +118,7 @@ struct Settings {
     heartbeat_interval: Duration,
     stale_after: Duration,
     inline: bool,
+    claim: bool,
 }
 
 /// Builds a [`JobScheduler`] from its parts.
@@ -220,6 +221,34 @@ impl SchedulerBuilder {
     /// is inside one, no other fire starts.
     pub fn inline_dispatch(mut self, on: bool) -> Self {
         self.settings.inline = on;
+        self
+    }
+
+    /// Whether each scheduled fire is claimed in the store before it runs
+    /// (default off), for several instances that share one store and
+    /// register the same jobs.
+    ///
+    /// A fire (job id, nominal time) then runs on exactly one instance: the
+    /// first whose claim reaches the store
+    /// ([`ExecutionStore::claim_fires`]). The others leave it, with no row
+    /// and a debug log. The claims of a chunk of due fires go to the store
+    /// as one batch, so a fire starts a store round trip later. Fires
+    /// started by [`JobScheduler::trigger`] are not claimed (each is that
+    /// instance's own), nor are those of jobs marked
+    /// [`JobConfig::per_instance`], which run on every instance.
+    ///
+    /// When the claim fails (the store is down), the fire is not run and
+    /// is recorded `skipped` with the store's error: without the store no
+    /// instance can tell whether another ran it. The overlap policy is kept
+    /// by each instance for its own runs; a run on one instance does not
+    /// hold back a fire that another instance claims. Runs of an instance
+    /// that dies are marked `abandoned` by the others once its heartbeat
+    /// is `stale_after` old (see [`heartbeat`](Self::heartbeat)).
+    ///
+    /// [`JobScheduler::start`] fails with [`Error::ClaimsUnsupported`] when
+    /// the store cannot claim ([`ExecutionStore::supports_claims`]).
+    pub fn claim_fires(mut self, on: bool) -> Self {
+        self.settings.claim = on;
         self
     }
 
@@ -545,6 +574,9 @@ struct Spec {
     handler: Arc<dyn JobHandler>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
+    /// Whether its scheduled fires are claimed in the store before they run
+    /// (see [`SchedulerBuilder::claim_fires`]).
+    claimed: bool,
     /// Whether the driver may run the first poll (see
     /// [`SchedulerBuilder::inline_dispatch`]); cleared for good once the
     /// handler returned `Pending` there or took longer than [`INLINE_LIMIT`].
@@ -698,6 +730,7 @@ impl JobScheduler {
                 heartbeat_interval: Duration::from_secs(10),
                 stale_after: Duration::from_secs(60),
                 inline: true,
+                claim: false,
             },
         }
     }
@@ -742,7 +775,7 @@ impl JobScheduler {
     /// a duplicate id, an invalid schedule or time zone, a zero interval or
     /// timeout, or an unusable retry, misfire or jitter setting.
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
-        let mut job = Self::validate(cfg)?;
+        let mut job = self.validate(cfg)?;
         let cron_key = job.schedule.is_cron().then(|| job.schedule.to_string());
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
@@ -763,7 +796,7 @@ impl JobScheduler {
         Ok(())
     }
 
-    fn validate(cfg: JobConfig) -> Result<Job> {
+    fn validate(&self, cfg: JobConfig) -> Result<Job> {
         if cfg.id.trim().is_empty() {
             return Err(Error::EmptyId(cfg.name));
         }
@@ -801,6 +834,7 @@ impl JobScheduler {
                 handler: cfg.handler,
                 timeout: cfg.timeout,
                 retry: cfg.retry,
+                claimed: self.inner.settings.claim && !cfg.per_instance,
                 inline: AtomicBool::new(true),
             }),
             name,
@@ -946,6 +980,9 @@ impl JobScheduler {
     /// the job's misfire policy. A store that fails here is logged and
     /// treated as empty; jobs fire regardless.
     pub async fn start(&self) -> Result<()> {
+        if self.inner.settings.claim && !self.inner.store.supports_claims() {
+            return Err(Error::ClaimsUnsupported(format!("{:?}", self.inner.store)));
+        }
         {
             let mut st = self.inner.lock();
             match st.phase {
@@ -1284,9 +1321,85 @@ impl JobScheduler {
         }
         let launches = std::mem::take(&mut st.launches);
         drop(st);
+        if self.inner.settings.claim && launches.iter().any(Launch::claimed) {
+            self.claim_then_launch(launches);
+            return;
+        }
         for l in launches {
             self.spawn_run(l, Resume::Fresh);
         }
+    }
+
+    /// Claims the fires among `launches` that are to be claimed, in one
+    /// batch on a task of their own, then launches those this instance won
+    /// and the rest (manual triggers, per-instance jobs; see
+    /// [`SchedulerBuilder::claim_fires`]). The fires lost are settled as not
+    /// run.
+    fn claim_then_launch(&self, launches: Vec<Launch>) {
+        if launches.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        self.inner.spawner.spawn(Box::pin(async move {
+            let inner = &this.inner;
+            let (mut launches, mut kept): (Vec<Launch>, Vec<Launch>) =
+                launches.into_iter().partition(Launch::claimed);
+            let fires: Vec<FireClaim> = launches
+                .iter()
+                .map(|l| FireClaim { job_id: l.spec.id.clone(), scheduled_at: l.fire.nominal })
+                .collect();
+            let answer = if fires.is_empty() {
+                Ok(Vec::new())
+            } else {
+                inner.store.claim_fires(&inner.instance_id, &fires, inner.clock.now()).await
+            };
+            let won = match answer {
+                Ok(won) if won.len() == launches.len() => {
+                    for (l, _) in launches.iter().zip(&won).filter(|(_, w)| !**w) {
+                        tracing::debug!(job_id = %l.spec.id, scheduled_at = %l.fire.nominal, "fire claimed by another instance; not run here");
+                    }
+                    won
+                }
+                answer => {
+                    let why = match answer {
+                        Err(e) => error_chain(&e),
+                        Ok(won) => format!(
+                            "the store answered {} claims for {} fires",
+                            won.len(),
+                            launches.len()
+                        ),
+                    };
+                    let reason = format!("claim failed, not run: {why}");
+                    let now = inner.clock.now();
+                    for l in &launches {
+                        tracing::warn!(job_id = %l.spec.id, execution_id = %l.id, scheduled_at = %l.fire.nominal, status = "skipped", reason, "fire skipped");
+                        inner.record(ExecutionEvent::Skipped(SkippedFire {
+                            job_id: l.spec.id.clone(),
+                            execution_id: l.id,
+                            scheduled_at: l.fire.nominal,
+                            decided_at: now,
+                            reason: reason.clone(),
+                            instance_id: inner.instance_id.clone(),
+                        }));
+                    }
+                    vec![false; launches.len()]
+                }
+            };
+            let mut lost = Vec::new();
+            for (l, won) in launches.drain(..).zip(won) {
+                if won {
+                    kept.push(l);
+                } else {
+                    // The token's other handle goes first, so it can be reused.
+                    let Launch { spec, slot, id, cancel, .. } = l;
+                    drop(cancel);
+                    lost.push((spec, slot, id, None));
+                }
+            }
+            this.runs_ended(lost.into_iter());
+            let mut ended = Vec::new();
+            this.launch_batch(&mut kept, &mut ended);
+        }));
     }
 
     /// Runs `l` as its own task, from `resume`.
@@ -1296,7 +1409,7 @@ impl JobScheduler {
             let status = this.run(&l, resume).await;
             // The run's own handle goes first, so the token can be reused.
             drop(l.cancel);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status)));
+            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, Some(status))));
         }));
     }
 
@@ -1344,7 +1457,7 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
-                ended.push((l.spec, l.slot, l.id, end.status));
+                ended.push((l.spec, l.slot, l.id, Some(end.status)));
             }
         }
         self.runs_ended(ended.drain(..));
@@ -1366,7 +1479,9 @@ impl JobScheduler {
                 if let Some(i) = job.running.iter().position(|r| r.is(id)) {
                     handle = Some(job.running.remove(i));
                 }
-                job.last_status = Some(status);
+                if status.is_some() {
+                    job.last_status = status;
+                }
                 if job.running.is_empty() {
                     next = job.backlog.pop_front();
                 }
@@ -1419,8 +1534,13 @@ impl JobScheduler {
                 std::mem::swap(&mut launches, &mut st.launches);
                 (next, next.is_some_and(|t| t <= now))
             };
-            // The chunk's runs start here, outside the lock.
-            self.launch_batch(&mut launches, &mut ended);
+            // The chunk's runs start here, outside the lock (after their
+            // claims, when fires are claimed).
+            if inner.settings.claim && launches.iter().any(Launch::claimed) {
+                self.claim_then_launch(std::mem::take(&mut launches));
+            } else {
+                self.launch_batch(&mut launches, &mut ended);
+            }
             if more_due {
                 // A burst: yield now and then, so other tasks (and the runs
                 // handed to the spawner) get their turn. A yield costs a
@@ -1708,6 +1828,14 @@ struct Launch {
     seed: u64,
 }
 
+impl Launch {
+    /// Whether its fire is claimed before it runs: a scheduled fire of a
+    /// job that is not per instance, on a scheduler that claims fires.
+    fn claimed(&self) -> bool {
+        self.spec.claimed && !self.fire.manual
+    }
+}
+
 /// Where a run task picks up.
 enum Resume {
     /// Before its first attempt.
@@ -1737,8 +1865,9 @@ struct AttemptOver {
     duration: Duration,
 }
 
-/// A run that ended, with its final status, to settle under the lock.
-type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
+/// A run that ended, with its final status, to settle under the lock; no
+/// status when another instance claimed its fire and it did not run.
+type Ended = (Arc<Spec>, Slot, ExecutionId, Option<ExecutionStatus>);
 
 /// How long a handler's first poll may take on the driver before its job's
 /// runs go to the spawner instead.

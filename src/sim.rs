@@ -42,8 +42,8 @@ use crate::runtime::LocalRuntime;
 use crate::schedule::Schedule;
 use crate::scheduler::{JobScheduler, Observer, StopReport};
 use crate::store::{
-    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, MemoryStore,
-    PrunePolicy, StoreError, StoreResult,
+    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim, HistoryQuery,
+    MemoryStore, PrunePolicy, StoreError, StoreResult,
 };
 
 /// Job `i` of the standard mixed workload (the simulation test and the
@@ -237,11 +237,9 @@ impl<S: ExecutionStore> FaultyStore<S> {
     pub fn injected(&self) -> (u64, u64) {
         *self.injected.lock().expect("injected lock")
     }
-}
 
-#[async_trait]
-impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
-    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+    /// Draws this call's fault: an error, a stall, or nothing.
+    async fn fault(&self) -> StoreResult<()> {
         let f = *self.faults.lock().expect("faults lock");
         let (err, stall) = {
             let mut rng = self.rng.lock().expect("rng lock");
@@ -258,6 +256,14 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
             self.injected.lock().expect("injected lock").1 += 1;
             self.clock.sleep_until(self.clock.now() + chrono_dur(f.stall_for)).await;
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+        self.fault().await?;
         self.inner.write(events).await
     }
 
@@ -284,6 +290,21 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
 
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         self.inner.prune(p).await
+    }
+
+    fn supports_claims(&self) -> bool {
+        self.inner.supports_claims()
+    }
+
+    /// Fails or stalls like [`write`](ExecutionStore::write).
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        self.fault().await?;
+        self.inner.claim_fires(instance_id, fires, now).await
     }
 }
 

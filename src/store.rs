@@ -436,6 +436,16 @@ pub struct PrunePolicy {
     pub failures_older_than: Option<DateTime<Utc>>,
 }
 
+/// A scheduled fire that an instance asks to run: see
+/// [`ExecutionStore::claim_fires`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FireClaim {
+    /// The job.
+    pub job_id: Arc<str>,
+    /// The fire's nominal time.
+    pub scheduled_at: DateTime<Utc>,
+}
+
 /// Where execution records live.
 ///
 /// `Finished` events carry the whole row, so a store upserts them by
@@ -487,12 +497,41 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes finished rows per the policy; returns how many.
     ///
-    /// It also forgets every instance whose last heartbeat is older than
+    /// It also forgets the fire claims of fires due before `older_than`, and every instance whose last heartbeat is older than
     /// `older_than` and that has no `running` row: one heartbeat row per
     /// process start would otherwise pile up for ever. Forgetting changes no
     /// answer of [`mark_abandoned`](Self::mark_abandoned), which treats an
     /// instance without a heartbeat as stale.
     async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64>;
+
+    /// Whether [`claim_fires`](Self::claim_fires) works: the store can be
+    /// shared by several instances that each run a fire once between them
+    /// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires)).
+    fn supports_claims(&self) -> bool {
+        false
+    }
+
+    /// Claims each fire for `instance_id`, at `now`, and answers, fire by
+    /// fire in order, whether this call took it. A fire is taken once: a
+    /// later claim of the same `(job_id, scheduled_at)`, by any instance
+    /// (this one included), gets `false`. The batch is one transaction
+    /// where the backend allows.
+    ///
+    /// Claims older than a prune's `older_than` are forgotten by
+    /// [`prune`](Self::prune). The default refuses: a store must override
+    /// both this and [`supports_claims`](Self::supports_claims).
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let _ = (instance_id, fires, now);
+        Err(StoreError::Rejected {
+            message: format!("{self:?} cannot claim fires for several instances"),
+            source: None,
+        })
+    }
 
     /// Records an attempt start (one-event `write`).
     async fn record_start(&self, start: AttemptStart) -> StoreResult<()> {
@@ -542,6 +581,8 @@ type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 #[derive(Debug, Default)]
 struct MemoryRows {
     heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
+    /// Fires claimed (see [`ExecutionStore::claim_fires`]).
+    claims: std::collections::HashSet<FireClaim>,
     /// The rows, each with its insertion number; a dropped row's place is
     /// reused (`free`).
     rows: Vec<Option<(u64, ExecutionRecord)>>,
@@ -810,7 +851,22 @@ impl ExecutionStore for MemoryStore {
             .map(|(_, r)| r.instance_id.as_str())
             .collect();
         g.heartbeats.retain(|id, at| *at >= p.older_than || running.contains(id.as_str()));
+        g.claims.retain(|c| c.scheduled_at >= p.older_than);
         Ok(removed)
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    async fn claim_fires(
+        &self,
+        _instance_id: &str,
+        fires: &[FireClaim],
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        Ok(fires.iter().map(|f| g.claims.insert(f.clone())).collect())
     }
 }
 

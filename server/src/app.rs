@@ -122,6 +122,7 @@ impl App {
         let scheduler =
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
                 .store(db.store())
+                .claim_fires(config.claim_fires)
                 .observer(metrics.clone())
                 .build();
         metrics.attach(scheduler.clone());

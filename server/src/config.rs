@@ -133,6 +133,10 @@ pub struct Config {
     pub log_level: String,
     /// Whether logs are also written to `log_dir/mscribe.log` (`log_to_file`, default true).
     pub log_to_file: bool,
+    /// Whether scheduled fires are claimed in the database before they run,
+    /// for several servers on one database (`claim_fires`, default false;
+    /// see `SchedulerBuilder::claim_fires`).
+    pub claim_fires: bool,
     /// The health check (`[health]`).
     pub health: HealthConfig,
     /// The seven operational jobs (`[jobs.<id>]`).
@@ -159,6 +163,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             log_level: "info".to_owned(),
             log_to_file: true,
+            claim_fires: false,
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
             source: None,
@@ -826,6 +831,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("max_body_bytes", EnvKind::Bytes),
     ("log_level", EnvKind::Str),
     ("log_to_file", EnvKind::Bool),
+    ("claim_fires", EnvKind::Bool),
     ("health.ttl", EnvKind::Str),
     ("health.probe_timeout", EnvKind::Str),
     ("health.slow_threshold", EnvKind::Str),
@@ -1355,6 +1361,7 @@ mod tests {
                     "MSCRIBE_LISTEN" => "0.0.0.0:9999",
                     "MSCRIBE_DATABASE_URL" => "postgres://u@db/x",
                     "MSCRIBE_ADMIN_TOKEN" => "12345678901234567890123456789012",
+                    "MSCRIBE_CLAIM_FIRES" => "true",
                     "MSCRIBE_HEALTH_TTL" => "10s",
                     "MSCRIBE_HEALTH_MIN_FREE_BYTES" => "1GiB",
                     "MSCRIBE_HEALTH_MIN_FREE_PERCENT" => "2.5",
@@ -1372,6 +1379,7 @@ mod tests {
         assert_eq!(c.listen.port(), 9999);
         assert!(is_postgres_url(&c.database_url));
         assert_eq!(c.admin_token.as_ref().unwrap().expose().len(), 32);
+        assert!(c.claim_fires);
         assert_eq!(c.health.ttl, Duration::from_secs(10));
         assert_eq!(c.health.min_free_bytes, 1 << 30);
         assert_eq!(c.health.min_free_percent, 2.5);

@@ -141,3 +141,75 @@ async fn postgres_end_to_end_and_ops_jobs() {
 
     db.drop_db().await;
 }
+
+/// Two servers on one database with `claim_fires`: a shared job's fires
+/// (metrics-aggregation, every second here) run once between them, a
+/// per-host job's (health-snapshot) on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_claim_each_shared_fire_once() {
+    let db = FreshDb::create().await;
+    let (tmp_a, tmp_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let servers: Vec<Server> = [tmp_a.path(), tmp_b.path()]
+        .iter()
+        .map(|dir| {
+            let mut env = base_env(dir, &db.url);
+            for (k, v) in [
+                ("MSCRIBE_CLAIM_FIRES", "true"),
+                ("MSCRIBE_JOBS_METRICS_AGGREGATION_SCHEDULE", "* * * * * *"),
+                ("MSCRIBE_JOBS_HEALTH_SNAPSHOT_SCHEDULE", "* * * * * *"),
+            ] {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+            Server::start(dir, &env)
+        })
+        .collect();
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    // Both up, then three shared fires while both run (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let both: i64 = count(
+            "SELECT count(*) FROM (SELECT scheduled_at FROM scheduled_job_executions
+             WHERE job_id = 'health-snapshot' GROUP BY scheduled_at HAVING count(*) = 2) AS s",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        if both >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the two servers never fired together");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for srv in servers {
+        let (status, stderr) = srv.terminate();
+        assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    }
+    let rows: i64 =
+        count("SELECT count(*) FROM scheduled_job_executions WHERE job_id = 'metrics-aggregation'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    let fires: i64 = count(
+        "SELECT count(DISTINCT scheduled_at) FROM scheduled_job_executions
+         WHERE job_id = 'metrics-aggregation'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    let claims: i64 =
+        count("SELECT count(*) FROM fire_claims WHERE job_id = 'metrics-aggregation'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert!(fires >= 3, "{fires} fires");
+    assert_eq!(rows, fires, "each shared fire ran once");
+    assert_eq!(claims, fires, "each shared fire was claimed once");
+    let local: i64 = count("SELECT count(*) FROM fire_claims WHERE job_id = 'health-snapshot'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(local, 0, "per-host jobs are not claimed");
+    let _ = c.close().await;
+    db.drop_db().await;
+}

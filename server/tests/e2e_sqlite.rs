@@ -103,7 +103,7 @@ async fn serve_health_jobs_trigger_storage_failure_and_sigterm() {
 
     let (code, out, err) = run_cli(dir, &env, &["migrate"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("migrated to 0002_instances"), "{out}");
+    assert!(out.contains("migrated to 0003_fire_claims"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,8 +77,11 @@ macro_rules! migration {
 
 /// The SQLite migrations of this build, in order.
 #[cfg(feature = "sqlite")]
-pub static SQLITE_MIGRATIONS: &[Migration] =
-    &[migration!("sqlite", "0001", "executions"), migration!("sqlite", "0002", "instances")];
+pub static SQLITE_MIGRATIONS: &[Migration] = &[
+    migration!("sqlite", "0001", "executions"),
+    migration!("sqlite", "0002", "instances"),
+    migration!("sqlite", "0003", "fire_claims"),
+];
 
 /// The Postgres migrations of this build, in order.
 #[cfg(feature = "postgres")]
@@ -87,6 +90,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0002", "instances"),
     migration!("postgres", "0003", "row_level_security"),
     migration!("postgres", "0004", "sql_helpers"),
+    migration!("postgres", "0005", "fire_claims"),
 ];
 
 /// A row of `mscribe_migrations`.

@@ -415,6 +415,27 @@ mod suite {
         assert!(got.iter().all(|r| r.status == ExecutionStatus::Succeeded));
     }
 
+    /// Each fire is taken once, by the first claim; within a batch, by its
+    /// first listing. Prune forgets the claims of fires before its cutoff.
+    pub(crate) async fn claims_take_each_fire_once(s: &dyn ExecutionStore) {
+        assert!(s.supports_claims());
+        let now = t(10_000);
+        let first = [fire("a", 1000), fire("b", 1000), fire("a", 2000), fire("a", 1000)];
+        assert_eq!(s.claim_fires("i1", &first, now).await.unwrap(), [true, true, true, false]);
+        let again = [fire("a", 1000), fire("a", 3000), fire("b", 2000)];
+        assert_eq!(s.claim_fires("i2", &again, now).await.unwrap(), [false, true, true]);
+        assert_eq!(s.claim_fires("i1", &[fire("a", 3000)], now).await.unwrap(), [false]);
+        assert!(s.claim_fires("i1", &[], now).await.unwrap().is_empty());
+        s.prune(PrunePolicy { older_than: t(2000), failures_older_than: None }).await.unwrap();
+        let after = [fire("a", 1000), fire("b", 1000), fire("a", 2000)];
+        assert_eq!(s.claim_fires("i2", &after, now).await.unwrap(), [true, true, false]);
+    }
+
+    /// Many tasks claim the same fires at once: each fire is won once.
+    pub(crate) async fn concurrent_claims(s: std::sync::Arc<dyn ExecutionStore>) {
+        claims_race(s.clone(), s).await;
+    }
+
     /// Random batches of random events, checked against the memory store.
     pub(crate) async fn matches_the_memory_store(s: &dyn ExecutionStore) {
         // Unbounded: the model keeps every row, as a database does.
@@ -520,10 +541,18 @@ macro_rules! conformance {
             case!(big_batches);
             case!(matches_the_memory_store);
 
+            case!(claims_take_each_fire_once);
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writers() {
                 let f = $fixture;
                 suite::concurrent_writers(f.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_claims() {
+                let f = $fixture;
+                suite::concurrent_claims(f.store.clone()).await;
             }
         }
     };

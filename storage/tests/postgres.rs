@@ -32,6 +32,23 @@ async fn prune_forgets_instances_long_silent_without_a_running_row() {
     assert_eq!(left, ["busy", "fresh"]);
 }
 
+/// Two stores on one database, as two scheduler instances: each fire is
+/// won once between them. The claims table has the other tables' access
+/// rules: the admin role reads it and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_claim_each_fire_once() {
+    let db = PgTestDb::create().await;
+    let (a, b) = (store_on(&db).await, store_on(&db).await);
+    claims_race(Arc::new(a), Arc::new(b)).await;
+    let mut c = db.connect().await;
+    sqlx::raw_sql("SET ROLE scheduler_admin").execute(&mut c).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM fire_claims").fetch_one(&mut c).await.unwrap();
+    assert_eq!(n, 50);
+    let e = sqlx::raw_sql("DELETE FROM fire_claims").execute(&mut c).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e}");
+}
+
 fn sqlstate(e: &sqlx::Error) -> String {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default()
 }
@@ -125,7 +142,13 @@ async fn migrations_apply_once_even_when_instances_start_together() {
     let names: Vec<String> = rows.iter().map(|(v, n)| format!("{v:04}_{n}")).collect();
     assert_eq!(
         names,
-        ["0001_executions", "0002_instances", "0003_row_level_security", "0004_sql_helpers"]
+        [
+            "0001_executions",
+            "0002_instances",
+            "0003_row_level_security",
+            "0004_sql_helpers",
+            "0005_fire_claims"
+        ]
     );
     let checksum: String =
         sqlx::query_scalar("SELECT checksum FROM mscribe_migrations WHERE version = 1")
@@ -162,7 +185,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     store_on(&db).await.close().await;
     let mut c = db.connect().await;
     sqlx::query(
-        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (5, 'claims', 'x')",
+        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (6, 'leases', 'x')",
     )
     .execute(&mut c)
     .await
@@ -170,8 +193,8 @@ async fn a_database_from_a_newer_build_is_refused() {
     let err = PostgresStore::connect_with(db.store_options()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "database schema is newer than this build: it has migration 0005_claims, \
-         this build knows up to 0004_sql_helpers; upgrade mscribe or use another database"
+        "database schema is newer than this build: it has migration 0006_leases, \
+         this build knows up to 0005_fire_claims; upgrade mscribe or use another database"
     );
 }
 

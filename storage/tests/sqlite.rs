@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -51,7 +52,8 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(applied, vec![(1, "executions".to_owned()), (2, "instances".to_owned())]);
+    let names = ["executions", "instances", "fire_claims"];
+    assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
     let started: String =
         c.query_row("SELECT started_at FROM scheduled_job_executions", [], |r| r.get(0)).unwrap();
@@ -65,6 +67,20 @@ async fn prune_forgets_instances_long_silent_without_a_running_row() {
     prune_after_three_heartbeats(&SqliteStore::open(&path).await.unwrap()).await;
     let left = texts(&raw(&path), "SELECT instance_id FROM scheduler_instances ORDER BY 1");
     assert_eq!(left, ["busy", "fresh"]);
+}
+
+/// Two stores on one file, as two scheduler processes: each fire is won
+/// once between them, and the claims are readable rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_file_claim_each_fire_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    claims_race(Arc::new(a), Arc::new(b)).await;
+    let claimed =
+        texts(&raw(&path), "SELECT scheduled_at FROM fire_claims WHERE job_id = 'w' LIMIT 1");
+    assert_eq!(claimed, ["2026-01-01T00:00:00.000000Z"]);
 }
 
 #[test]
@@ -163,7 +179,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     assert_eq!(
         err.to_string(),
         "database schema is newer than this build: it has migration 0042_from_the_future, \
-         this build knows up to 0002_instances; upgrade mscribe or use another database"
+         this build knows up to 0003_fire_claims; upgrade mscribe or use another database"
     );
 }
 

@@ -211,7 +211,8 @@ pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
             common("log-rotation"),
             LogRotation::new(cfg.log_dir.clone(), j.log_rotation.options.clone())
                 .on_rotated_opt(ctx.on_log_rotated.clone()),
-        ),
+        )
+        .per_instance(true),
         job_config(
             "temp-cleanup",
             job_name("temp-cleanup"),
@@ -221,7 +222,8 @@ pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
                 j.temp_cleanup.options.max_age,
                 j.temp_cleanup.options.remove_empty_dirs,
             ),
-        ),
+        )
+        .per_instance(true),
         job_config(
             "security-scan",
             job_name("security-scan"),
@@ -239,7 +241,8 @@ pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
                 admin_token: ctx.admin_token.clone(),
                 min_token_length: j.security_scan.options.min_token_length,
             },
-        ),
+        )
+        .per_instance(true),
         job_config(
             "metrics-aggregation",
             job_name("metrics-aggregation"),
@@ -254,7 +257,8 @@ pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
                 ctx.health.clone(),
                 j.health_snapshot.options.fail_when_unhealthy,
             ),
-        ),
+        )
+        .per_instance(true),
     ]
 }
 

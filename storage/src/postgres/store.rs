@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::store::{
-    ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, HistoryQuery, PrunePolicy,
-    StoreError, StoreResult,
+    ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, FireClaim, HistoryQuery,
+    PrunePolicy, StoreError, StoreResult,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, Row as _};
@@ -482,6 +482,67 @@ impl ExecutionStore for PostgresStore {
             sqlx::query(FORGET_SILENT_INSTANCES).bind(older).execute(&self.pool),
         )
         .await?;
+        self.timed(
+            "prune",
+            self.maintenance_timeout,
+            sqlx::query("DELETE FROM fire_claims WHERE scheduled_at < $1")
+                .bind(older)
+                .execute(&self.pool),
+        )
+        .await?;
         Ok(rows)
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    /// One statement: `INSERT .. ON CONFLICT DO NOTHING RETURNING` of the
+    /// whole batch, so every instance's batch is atomic against the others.
+    /// The rows go in key order: two batches inserting the same keys in
+    /// different orders would wait on each other's uncommitted rows, a
+    /// deadlock that Postgres breaks by failing one of them.
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let now = codec::check_ts("claim time", now).map_err(rejected)?;
+        if instance_id.contains('\0') {
+            return Err(rejected(format!("instance id {instance_id:?} contains a NUL character")));
+        }
+        let mut jobs = Vec::with_capacity(fires.len());
+        let mut times = Vec::with_capacity(fires.len());
+        for f in fires {
+            if f.job_id.contains('\0') {
+                return Err(rejected(format!("job id {:?} contains a NUL character", f.job_id)));
+            }
+            let what = format!("fire of job {:?} at", f.job_id);
+            jobs.push(f.job_id.to_string());
+            times.push(codec::check_ts(&what, f.scheduled_at).map_err(rejected)?);
+        }
+        let taken: Vec<(String, DateTime<Utc>)> = self
+            .timed(
+                "claim_fires",
+                self.operation_timeout,
+                sqlx::query_as(
+                    "INSERT INTO fire_claims (job_id, scheduled_at, instance_id, claimed_at)
+                     SELECT f.job_id, f.scheduled_at, $3, $4
+                     FROM UNNEST($1::text[], $2::timestamptz[]) AS f(job_id, scheduled_at)
+                     ORDER BY f.job_id, f.scheduled_at
+                     ON CONFLICT DO NOTHING
+                     RETURNING job_id, scheduled_at",
+                )
+                .bind(&jobs)
+                .bind(&times)
+                .bind(instance_id)
+                .bind(now)
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        // A fire listed twice in the batch is taken by its first listing.
+        let mut taken: HashSet<(String, DateTime<Utc>)> = taken.into_iter().collect();
+        Ok(jobs.into_iter().zip(times).map(|k| taken.remove(&k)).collect())
     }
 }

@@ -12,8 +12,8 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures::channel::oneshot;
 use futures::future::{Either, select};
 use mscribe_scheduler::store::{
-    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, PrunePolicy,
-    StoreError, StoreResult,
+    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim, HistoryQuery,
+    PrunePolicy, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -686,7 +686,55 @@ impl ExecutionStore for SqliteStore {
             let rows = rows.map(|n| n as u64).map_err(|e| store_error("prune", e))?;
             c.execute(FORGET_SILENT_INSTANCES, params![older])
                 .map_err(|e| store_error("prune", e))?;
+            c.execute("DELETE FROM fire_claims WHERE scheduled_at < ?1", params![older])
+                .map_err(|e| store_error("prune", e))?;
             Ok(rows)
+        })
+        .await
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    /// One immediate transaction: processes sharing the file take turns.
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let rejected = |m| StoreError::Rejected { message: m, source: None };
+        let now = ts_text(codec::check_ts("claim time", now).map_err(rejected)?);
+        let fires = fires
+            .iter()
+            .map(|f| {
+                let at = codec::check_ts(&format!("fire of job {:?} at", f.job_id), f.scheduled_at);
+                Ok((f.job_id.clone(), ts_text(at.map_err(rejected)?)))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let instance = instance_id.to_owned();
+        self.on_writer("claim_fires", self.inner.operation_timeout, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| store_error("claim_fires", e))?;
+            let won = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO fire_claims (job_id, scheduled_at, instance_id, claimed_at)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    )
+                    .map_err(|e| store_error("claim_fires", e))?;
+                fires
+                    .iter()
+                    .map(|(job, at)| {
+                        stmt.execute(params![&**job, at, instance, now]).map(|n| n == 1)
+                    })
+                    .collect::<rusqlite::Result<Vec<bool>>>()
+                    .map_err(|e| store_error("claim_fires", e))?
+            };
+            tx.commit().map_err(|e| store_error("claim_fires", e))?;
+            Ok(won)
         })
         .await
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use mscribe_scheduler::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
-    Metrics, SkippedFire,
+    FireClaim, Metrics, SkippedFire,
 };
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{Connection, PgConnection};
@@ -195,6 +195,43 @@ impl Fixture {
         let store = mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap();
         Fixture { store: Arc::new(store), _dir: None, _pg: Some(db) }
     }
+}
+
+/// The fire of `job` at `t(ms)`, to claim.
+pub fn fire(job: &str, ms: i64) -> FireClaim {
+    FireClaim { job_id: Arc::from(job), scheduled_at: t(ms) }
+}
+
+/// Eight tasks, half on each store, claim the same 50 fires of four jobs
+/// in batches of 25, each in its own order; every fire must be won by
+/// exactly one claim. The stores are two handles on one database, or one
+/// store twice.
+pub async fn claims_race(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>) {
+    let fires: Vec<FireClaim> =
+        (0..50).map(|i| fire(["w", "x", "y", "z"][i % 4], 1000 * i as i64)).collect();
+    let mut tasks = Vec::new();
+    for k in 0..8usize {
+        let s = if k % 2 == 0 { a.clone() } else { b.clone() };
+        let mut mine = fires.clone();
+        fastrand::Rng::with_seed(k as u64).shuffle(&mut mine);
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            for batch in mine.chunks(25) {
+                let got = s.claim_fires(&format!("i{k}"), batch, t(0)).await.unwrap();
+                assert_eq!(got.len(), batch.len());
+                won.extend(batch.iter().zip(got).filter(|(_, w)| *w).map(|(f, _)| f.clone()));
+            }
+            won
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        won.extend(task.await.unwrap());
+    }
+    won.sort_by(|x, y| (&x.job_id, x.scheduled_at).cmp(&(&y.job_id, y.scheduled_at)));
+    let mut want = fires;
+    want.sort_by(|x, y| (&x.job_id, x.scheduled_at).cmp(&(&y.job_id, y.scheduled_at)));
+    assert_eq!(won, want, "every fire won exactly once");
 }
 
 /// Heartbeats of three instances, then a prune of what is older than
