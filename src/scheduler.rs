@@ -224,26 +224,31 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Whether each scheduled fire is claimed in the store before it runs
-    /// (default off), for several instances that share one store and
-    /// register the same jobs.
+    /// Whether each scheduled fire is claimed in the store before it is
+    /// decided (default off), for several instances that share one store
+    /// and register the same jobs.
     ///
-    /// A fire (job id, nominal time) then runs on exactly one instance: the
-    /// first whose claim reaches the store
-    /// ([`ExecutionStore::claim_fires`]). The others leave it, with no row
-    /// and a debug log. The claims of a chunk of due fires go to the store
-    /// as one batch, so a fire starts a store round trip later. Fires
-    /// started by [`JobScheduler::trigger`] are not claimed (each is that
-    /// instance's own), nor are those of jobs marked
-    /// [`JobConfig::per_instance`], which run on every instance.
+    /// A fire (job id, nominal time) then belongs to exactly one instance:
+    /// the first whose claim reaches the store
+    /// ([`ExecutionStore::claim_fires`]). That instance applies the overlap
+    /// policy against its own runs and runs, queues or skips the fire; a
+    /// missed fire found at start is claimed the same way before its
+    /// misfire skip or catch-up run. The others leave it, with no row and a
+    /// debug log. The fires due together are claimed as one batch, so a
+    /// fire starts a store round trip later.
+    ///
+    /// Not claimed: fires started by [`JobScheduler::trigger`] (each is
+    /// that instance's own), and those of jobs marked
+    /// [`JobConfig::per_instance`], which run on every instance. A claimed
+    /// job on an interval without a phase is phased at the Unix epoch
+    /// ([`Schedule::interval_at`]), so that every instance has the same
+    /// fires.
     ///
     /// When the claim fails (the store is down), the fire is not run and
-    /// is recorded `skipped` with the store's error: without the store no
-    /// instance can tell whether another ran it. The overlap policy is kept
-    /// by each instance for its own runs; a run on one instance does not
-    /// hold back a fire that another instance claims. Runs of an instance
-    /// that dies are marked `abandoned` by the others once its heartbeat
-    /// is `stale_after` old (see [`heartbeat`](Self::heartbeat)).
+    /// is recorded `skipped` with the error: without the store no instance
+    /// can tell whether another ran it. Runs of an instance that dies are
+    /// marked `abandoned` by the others once its heartbeat is `stale_after`
+    /// old (see [`heartbeat`](Self::heartbeat)).
     ///
     /// [`JobScheduler::start`] fails with [`Error::ClaimsUnsupported`] when
     /// the store cannot claim ([`ExecutionStore::supports_claims`]).
@@ -289,6 +294,7 @@ impl SchedulerBuilder {
                     shutdown: CancellationToken::new(),
                     background: 0,
                     launches: Vec::new(),
+                    claims: Vec::new(),
                     tokens: Vec::new(),
                     crons: HashMap::default(),
                 }),
@@ -429,6 +435,9 @@ struct State {
     background: usize,
     /// Runs started under the lock, launched once it is released.
     launches: Vec<Launch>,
+    /// Fires decided under the lock that wait for their claims, sent once
+    /// it is released.
+    claims: Vec<PendingClaim>,
     /// Ended runs' tokens, made new for the next runs (at most
     /// [`TOKEN_POOL`]).
     tokens: Vec<CancellationToken>,
@@ -635,6 +644,33 @@ fn exec_id(instance_bits: u64, seq: u64) -> ExecutionId {
 struct Fire {
     nominal: DateTime<Utc>,
     manual: bool,
+    /// Won by this instance's claim (see [`SchedulerBuilder::claim_fires`]).
+    claimed: bool,
+}
+
+impl Fire {
+    /// A scheduled fire at `nominal`, not claimed yet.
+    fn scheduled(nominal: DateTime<Utc>) -> Self {
+        Fire { nominal, manual: false, claimed: false }
+    }
+}
+
+/// A fire of a claimed job that waits for its claim, and what this
+/// instance does with it once the claim is won.
+struct PendingClaim {
+    spec: Arc<Spec>,
+    slot: Slot,
+    fire: Fire,
+    then: OnClaim,
+}
+
+enum OnClaim {
+    /// Through the overlap policy, as any fire ([`JobScheduler::dispatch`]).
+    Dispatch,
+    /// A further catch-up fire of `RunAll`: behind the job's runs.
+    Backlog,
+    /// Recorded `skipped` for this reason (a misfire).
+    Skip(String),
 }
 
 impl Inner {
@@ -810,6 +846,16 @@ impl JobScheduler {
         if let Some(tz) = &cfg.timezone {
             schedule = schedule.with_timezone(tz)?;
         }
+        let claimed = self.inner.settings.claim && !cfg.per_instance;
+        // Instances share a fire only on a common grid. An interval with no
+        // phase counts from each instance's start, so a claimed one is
+        // phased at the Unix epoch.
+        if claimed
+            && schedule.interval_start().is_none()
+            && let Some(every) = schedule.interval_duration()
+        {
+            schedule = Schedule::interval_at(DateTime::UNIX_EPOCH, every)?;
+        }
         if let Some(t) = cfg.timeout
             && t.is_zero()
         {
@@ -834,7 +880,7 @@ impl JobScheduler {
                 handler: cfg.handler,
                 timeout: cfg.timeout,
                 retry: cfg.retry,
-                claimed: self.inner.settings.claim && !cfg.per_instance,
+                claimed,
                 inline: AtomicBool::new(true),
             }),
             name,
@@ -937,7 +983,8 @@ impl JobScheduler {
             });
         }
         let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
-        let outcome = self.dispatch(&mut st, slot, Fire { nominal: now, manual: true }, now);
+        let outcome =
+            self.dispatch(&mut st, slot, Fire { nominal: now, manual: true, claimed: false }, now);
         self.release(st);
         Ok(outcome)
     }
@@ -1204,34 +1251,49 @@ impl JobScheduler {
             return;
         }
         let key = &job.spec.id.clone();
+        let claimed = job.spec.claimed.then(|| job.spec.clone());
         let plan = job.misfire.plan(&job.schedule, last, now);
+        // A claimed job's missed fires are claimed too: one instance records
+        // each skip and runs each catch-up fire.
+        let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
+            Some(spec) => st.claims.push(PendingClaim {
+                spec: spec.clone(),
+                slot,
+                fire: Fire::scheduled(at),
+                then: OnClaim::Skip(reason),
+            }),
+            None => this.record_skip(st, key, at, now, &reason),
+        };
         if plan.skipped_unlisted > 0 {
             let first = plan.first_unlisted.expect("set with a count");
             tracing::warn!(job_id = %key, count = plan.skipped_unlisted, first = %first, "missed fires skipped, too many to list");
-            self.record_skip(
-                st,
-                key,
-                first,
-                now,
-                &format!(
-                    "misfire: {} missed fires from {first} skipped (too many to list one by one)",
-                    plan.skipped_unlisted
-                ),
+            let reason = format!(
+                "misfire: {} missed fires from {first} skipped (too many to list one by one)",
+                plan.skipped_unlisted
             );
+            skip(self, st, first, reason);
         }
         for t in &plan.skip {
-            self.record_skip(st, key, *t, now, "misfire: missed while down or stalled");
+            skip(self, st, *t, "misfire: missed while down or stalled".to_owned());
         }
         // The first missed fire goes through the overlap policy; further
         // catch-up fires (RunAll) wait in the backlog and run one after another.
         for (i, t) in plan.run.iter().enumerate() {
             tracing::info!(job_id = %key, scheduled_at = %t, "running a missed fire");
-            let fire = Fire { nominal: *t, manual: false };
+            let fire = Fire::scheduled(*t);
             if i == 0 {
                 self.dispatch(st, slot, fire, now);
             } else if let Some(job) = st.jobs.get_mut(slot) {
                 job.last_fire = Some(job.last_fire.map_or(*t, |l| l.max(*t)));
-                job.backlog.push_back(fire);
+                match &claimed {
+                    Some(spec) => st.claims.push(PendingClaim {
+                        spec: spec.clone(),
+                        slot,
+                        fire,
+                        then: OnClaim::Backlog,
+                    }),
+                    None => job.backlog.push_back(fire),
+                }
             }
         }
         self.plan_next(st, slot, now.max(last));
@@ -1248,6 +1310,12 @@ impl JobScheduler {
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
         if !fire.manual {
             job.last_fire = Some(job.last_fire.map_or(fire.nominal, |l| l.max(fire.nominal)));
+        }
+        if job.spec.claimed && !fire.manual && !fire.claimed {
+            // The overlap policy is applied by the instance that wins it.
+            let spec = job.spec.clone();
+            st.claims.push(PendingClaim { spec, slot, fire, then: OnClaim::Dispatch });
+            return TriggerOutcome::Queued;
         }
         if job.running.is_empty() {
             return self.start_run(st, slot, fire);
@@ -1314,91 +1382,102 @@ impl JobScheduler {
         TriggerOutcome::Started { execution_id: id }
     }
 
-    /// Releases the lock, then spawns the runs started under it.
+    /// Releases the lock, then sends the claims decided under it and spawns
+    /// the runs started under it.
     fn release(&self, mut st: MutexGuard<'_, State>) {
-        if st.launches.is_empty() {
+        let claims = Self::take_claims(&mut st);
+        if claims.is_empty() && st.launches.is_empty() {
             return;
         }
         let launches = std::mem::take(&mut st.launches);
         drop(st);
-        if self.inner.settings.claim && launches.iter().any(Launch::claimed) {
-            self.claim_then_launch(launches);
-            return;
-        }
+        self.send_claims(claims);
         for l in launches {
             self.spawn_run(l, Resume::Fresh);
         }
     }
 
-    /// Claims the fires among `launches` that are to be claimed, in one
-    /// batch on a task of their own, then launches those this instance won
-    /// and the rest (manual triggers, per-instance jobs; see
-    /// [`SchedulerBuilder::claim_fires`]). The fires lost are settled as not
-    /// run.
-    fn claim_then_launch(&self, launches: Vec<Launch>) {
-        if launches.is_empty() {
+    /// The claims decided under the lock; one background task (counted, so
+    /// `stop` waits for it) will send them.
+    fn take_claims(st: &mut State) -> Vec<PendingClaim> {
+        let claims = std::mem::take(&mut st.claims);
+        if !claims.is_empty() {
+            st.background += 1;
+        }
+        claims
+    }
+
+    /// Claims fires in the store, in one batch on a task of their own; then,
+    /// under the lock, does with each fire won what was decided for it (see
+    /// [`SchedulerBuilder::claim_fires`]) and launches the runs that started.
+    /// A fire another instance won is left to it, with no row. When the claim
+    /// fails, each fire is recorded `skipped` with the error.
+    fn send_claims(&self, claims: Vec<PendingClaim>) {
+        if claims.is_empty() {
             return;
         }
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let inner = &this.inner;
-            let (mut launches, mut kept): (Vec<Launch>, Vec<Launch>) =
-                launches.into_iter().partition(Launch::claimed);
-            let fires: Vec<FireClaim> = launches
+            let fires: Vec<FireClaim> = claims
                 .iter()
-                .map(|l| FireClaim { job_id: l.spec.id.clone(), scheduled_at: l.fire.nominal })
+                .map(|c| FireClaim { job_id: c.spec.id.clone(), scheduled_at: c.fire.nominal })
                 .collect();
-            let answer = if fires.is_empty() {
-                Ok(Vec::new())
-            } else {
-                inner.store.claim_fires(&inner.instance_id, &fires, inner.clock.now()).await
+            let claim = inner.store.claim_fires(&inner.instance_id, &fires, inner.clock.now());
+            // A store that panics fails the claim; the batch is still settled.
+            let won = match AssertUnwindSafe(claim).catch_unwind().await {
+                Ok(Ok(won)) if won.len() == claims.len() => Ok(won),
+                Ok(Ok(won)) => Err(format!(
+                    "the store answered {} claims for {} fires",
+                    won.len(),
+                    claims.len()
+                )),
+                Ok(Err(e)) => Err(error_chain(&e)),
+                Err(_) => Err("the store panicked".to_owned()),
             };
-            let won = match answer {
-                Ok(won) if won.len() == launches.len() => {
-                    for (l, _) in launches.iter().zip(&won).filter(|(_, w)| !**w) {
-                        tracing::debug!(job_id = %l.spec.id, scheduled_at = %l.fire.nominal, "fire claimed by another instance; not run here");
-                    }
-                    won
+            let now = inner.clock.now();
+            let mut st = inner.lock();
+            for (i, c) in claims.into_iter().enumerate() {
+                // The slot holds another job once this one was unregistered.
+                if !st.jobs.get(c.slot).is_some_and(|j| Arc::ptr_eq(&j.spec, &c.spec)) {
+                    continue;
                 }
-                answer => {
-                    let why = match answer {
-                        Err(e) => error_chain(&e),
-                        Ok(won) => format!(
-                            "the store answered {} claims for {} fires",
-                            won.len(),
-                            launches.len()
-                        ),
-                    };
-                    let reason = format!("claim failed, not run: {why}");
-                    let now = inner.clock.now();
-                    for l in &launches {
-                        tracing::warn!(job_id = %l.spec.id, execution_id = %l.id, scheduled_at = %l.fire.nominal, status = "skipped", reason, "fire skipped");
-                        inner.record(ExecutionEvent::Skipped(SkippedFire {
-                            job_id: l.spec.id.clone(),
-                            execution_id: l.id,
-                            scheduled_at: l.fire.nominal,
-                            decided_at: now,
-                            reason: reason.clone(),
-                            instance_id: inner.instance_id.clone(),
-                        }));
+                let key = &c.spec.id;
+                let at = c.fire.nominal;
+                match (&won, c.then) {
+                    (Err(why), OnClaim::Skip(reason)) => {
+                        this.record_skip(&mut st, key, at, now, &format!("{reason} ({why})"))
                     }
-                    vec![false; launches.len()]
-                }
-            };
-            let mut lost = Vec::new();
-            for (l, won) in launches.drain(..).zip(won) {
-                if won {
-                    kept.push(l);
-                } else {
-                    // The token's other handle goes first, so it can be reused.
-                    let Launch { spec, slot, id, cancel, .. } = l;
-                    drop(cancel);
-                    lost.push((spec, slot, id, None));
+                    (Err(why), _) => {
+                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run");
+                        let reason = format!("claim failed, not run: {why}");
+                        this.record_skip(&mut st, key, at, now, &reason);
+                    }
+                    (Ok(won), _) if !won[i] => {
+                        tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
+                    }
+                    (Ok(_), OnClaim::Skip(reason)) => this.record_skip(&mut st, key, at, now, &reason),
+                    (Ok(_), _) if st.phase != Phase::Running => {
+                        this.record_skip(&mut st, key, at, now, "scheduler stopping");
+                    }
+                    (Ok(_), then) => {
+                        let fire = Fire { claimed: true, ..c.fire };
+                        let job = st.jobs.get_mut(c.slot).expect("checked above");
+                        let idle = job.running.is_empty() && job.backlog.is_empty();
+                        match then {
+                            OnClaim::Backlog if !idle => job.backlog.push_back(fire),
+                            _ => {
+                                this.dispatch(&mut st, c.slot, fire, now);
+                            }
+                        }
+                    }
                 }
             }
-            this.runs_ended(lost.into_iter());
-            let mut ended = Vec::new();
-            this.launch_batch(&mut kept, &mut ended);
+            st.background -= 1;
+            let mut launches = std::mem::take(&mut st.launches);
+            drop(st);
+            this.launch_batch(&mut launches, &mut Vec::new());
+            inner.idle.notify(usize::MAX);
         }));
     }
 
@@ -1409,7 +1488,7 @@ impl JobScheduler {
             let status = this.run(&l, resume).await;
             // The run's own handle goes first, so the token can be reused.
             drop(l.cancel);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, Some(status))));
+            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status)));
         }));
     }
 
@@ -1457,7 +1536,7 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
-                ended.push((l.spec, l.slot, l.id, Some(end.status)));
+                ended.push((l.spec, l.slot, l.id, end.status));
             }
         }
         self.runs_ended(ended.drain(..));
@@ -1479,9 +1558,7 @@ impl JobScheduler {
                 if let Some(i) = job.running.iter().position(|r| r.is(id)) {
                     handle = Some(job.running.remove(i));
                 }
-                if status.is_some() {
-                    job.last_status = status;
-                }
+                job.last_status = Some(status);
                 if job.running.is_empty() {
                     next = job.backlog.pop_front();
                 }
@@ -1516,7 +1593,7 @@ impl JobScheduler {
         loop {
             event_listener::listener!(inner.wake => listener);
             let now = inner.clock.now();
-            let (next_wake, more_due) = {
+            let (next_wake, more_due, claims) = {
                 let mut st = inner.lock();
                 if st.phase != Phase::Running {
                     break;
@@ -1532,15 +1609,13 @@ impl JobScheduler {
                 let next = st.timeline.next_due();
                 st.driver_wake = next;
                 std::mem::swap(&mut launches, &mut st.launches);
-                (next, next.is_some_and(|t| t <= now))
+                let claims = Self::take_claims(&mut st);
+                (next, next.is_some_and(|t| t <= now), claims)
             };
-            // The chunk's runs start here, outside the lock (after their
-            // claims, when fires are claimed).
-            if inner.settings.claim && launches.iter().any(Launch::claimed) {
-                self.claim_then_launch(std::mem::take(&mut launches));
-            } else {
-                self.launch_batch(&mut launches, &mut ended);
-            }
+            // The chunk's claims go out and its runs start here, outside
+            // the lock.
+            self.send_claims(claims);
+            self.launch_batch(&mut launches, &mut ended);
             if more_due {
                 // A burst: yield now and then, so other tasks (and the runs
                 // handed to the spawner) get their turn. A yield costs a
@@ -1581,7 +1656,7 @@ impl JobScheduler {
             let before = nominal - chrono::Duration::nanoseconds(1);
             self.catch_up(st, slot, before, now);
         } else {
-            self.dispatch(st, slot, Fire { nominal, manual: false }, now);
+            self.dispatch(st, slot, Fire::scheduled(nominal), now);
             self.plan(st, slot, nominal, true);
         }
     }
@@ -1828,14 +1903,6 @@ struct Launch {
     seed: u64,
 }
 
-impl Launch {
-    /// Whether its fire is claimed before it runs: a scheduled fire of a
-    /// job that is not per instance, on a scheduler that claims fires.
-    fn claimed(&self) -> bool {
-        self.spec.claimed && !self.fire.manual
-    }
-}
-
 /// Where a run task picks up.
 enum Resume {
     /// Before its first attempt.
@@ -1865,9 +1932,8 @@ struct AttemptOver {
     duration: Duration,
 }
 
-/// A run that ended, with its final status, to settle under the lock; no
-/// status when another instance claimed its fire and it did not run.
-type Ended = (Arc<Spec>, Slot, ExecutionId, Option<ExecutionStatus>);
+/// A run that ended, with its final status, to settle under the lock.
+type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
 
 /// How long a handler's first poll may take on the driver before its job's
 /// runs go to the spawner instead.

@@ -13,7 +13,7 @@ use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
 use mscribe_scheduler::store::StoreResult;
 use mscribe_scheduler::{
     Clock, Error, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
-    JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore, PrunePolicy,
+    JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore, MisfirePolicy, PrunePolicy,
 };
 
 fn instance(rt: &LocalRuntime, store: Arc<dyn ExecutionStore>, id: &str) -> JobScheduler {
@@ -86,6 +86,118 @@ fn three_instances_on_one_store_run_each_fire_once() {
         let info = s.jobs().into_iter().find(|j| j.id == "local").unwrap();
         assert_eq!(info.last_status, Some(ExecutionStatus::Succeeded));
     }
+}
+
+/// One row per nominal time of `job`, whatever its status.
+fn one_row_per_fire(store: &MemoryStore, job: &str) -> Vec<DateTime<Utc>> {
+    let rows = rows(store, job);
+    let mut fires: Vec<DateTime<Utc>> = rows.iter().map(|r| r.scheduled_at).collect();
+    fires.sort();
+    fires.dedup();
+    assert_eq!(rows.len(), fires.len(), "{job}: a fire with two rows: {rows:#?}");
+    fires
+}
+
+#[test]
+fn instances_started_apart_share_an_interval_on_the_epoch_grid() {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::unbounded());
+    let a = instance(&rt, store.clone(), "a");
+    rt.block_on(a.start()).unwrap();
+    rt.advance(Duration::from_millis(1500));
+    let b = instance(&rt, store.clone(), "b");
+    rt.block_on(b.start()).unwrap();
+    rt.advance(Duration::from_secs(600));
+    let fires = one_row_per_fire(&store, "tick");
+    assert!(fires.len() >= 60, "{}", fires.len());
+    assert!(fires.iter().all(|t| t.timestamp() % 10 == 0 && t.timestamp_subsec_nanos() == 0));
+    assert_eq!(a.job("tick").unwrap().schedule, "@every 10s from 1970-01-01T00:00:00Z");
+    // A per-instance interval keeps counting from its instance's start.
+    let local = rows(&store, "local");
+    assert!(local.iter().any(|r| r.scheduled_at.timestamp_subsec_millis() == 500), "{local:?}");
+}
+
+/// A 15 s job every 10 s under `Skip`: the instance that wins a fire
+/// applies the overlap policy, so each fire has one row (run or skipped)
+/// even while another instance is busy with the previous one.
+#[test]
+fn the_winner_of_a_fire_applies_the_overlap_policy() {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::unbounded());
+    let long = || {
+        JobConfig::new("long", |ctx: JobContext| async move {
+            ctx.sleep(Duration::from_secs(15)).await;
+        })
+        .schedule(Duration::from_secs(10))
+    };
+    let all: Vec<JobScheduler> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let s = instance(&rt, store.clone(), id);
+            s.register(long()).unwrap();
+            rt.block_on(s.start()).unwrap();
+            s
+        })
+        .collect();
+    rt.advance(Duration::from_secs(600));
+    for s in &all {
+        rt.block_on(s.stop(Duration::from_secs(30))).unwrap();
+    }
+    let fires = one_row_per_fire(&store, "long");
+    assert!(fires.len() >= 59, "{}", fires.len());
+}
+
+/// Two instances start after an outage: the missed fires of a `Skip` job
+/// are recorded once, and those of a `RunAll` job run once, between them.
+#[test]
+fn missed_fires_are_claimed_too() {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::unbounded());
+    let t0 = rt.clock().now();
+    let last = t0 - chrono::Duration::minutes(35);
+    for (job, id) in [("skip-missed", 1), ("run-missed", 2)] {
+        let ended = mscribe_scheduler::store::AttemptEnd {
+            job_id: job.into(),
+            execution_id: mscribe_scheduler::ExecutionId(id),
+            attempt: 1,
+            scheduled_at: last,
+            started_at: last,
+            instance_id: "before".into(),
+            status: ExecutionStatus::Succeeded,
+            completed_at: last,
+            duration: Duration::ZERO,
+            error: None,
+            result: None,
+            metrics: None,
+        };
+        rt.block_on(store.write(&[ExecutionEvent::Finished(ended)])).unwrap();
+    }
+    let all: Vec<JobScheduler> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let s = instance(&rt, store.clone(), id);
+            let every = |job: &str| {
+                JobConfig::new(job, |_ctx: JobContext| async {}).schedule("*/10 * * * *")
+            };
+            s.register(every("skip-missed").misfire(MisfirePolicy::skip())).unwrap();
+            let run_all = MisfirePolicy::run_all(Duration::from_secs(3600), 10);
+            s.register(every("run-missed").misfire(run_all)).unwrap();
+            rt.block_on(s.start()).unwrap();
+            s
+        })
+        .collect();
+    rt.advance(Duration::from_secs(60));
+    for s in &all {
+        rt.block_on(s.stop(Duration::from_secs(10))).unwrap();
+    }
+    for job in ["skip-missed", "run-missed"] {
+        let fires = one_row_per_fire(&store, job);
+        assert!(fires.len() >= 4, "{job}: the last fire and three missed: {fires:?}");
+    }
+    let skipped = rows(&store, "skip-missed");
+    assert!(skipped.iter().filter(|r| r.status == ExecutionStatus::Skipped).count() >= 3);
+    let ran = rows(&store, "run-missed");
+    assert!(ran.iter().filter(|r| r.status == ExecutionStatus::Succeeded).count() >= 4);
 }
 
 #[test]

@@ -132,7 +132,8 @@ impl App {
             db.probe(h.probe_timeout),
             Arc::new(
                 SchedulerProbe::new(scheduler.clone(), h.max_overdue)
-                    .watch_failures("database-backup"),
+                    .watch_failures("database-backup")
+                    .shared(config.claim_fires),
             ),
             Arc::new(StorageProbe::new(
                 config.storage_paths(),

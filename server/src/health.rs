@@ -381,6 +381,7 @@ pub struct SchedulerProbe {
     scheduler: JobScheduler,
     max_overdue: Duration,
     watched: Vec<Arc<Watched>>,
+    shared: bool,
 }
 
 /// A job whose failed last run degrades the probe.
@@ -397,7 +398,16 @@ struct Watched {
 impl SchedulerProbe {
     /// A probe of `scheduler`.
     pub fn new(scheduler: JobScheduler, max_overdue: Duration) -> Self {
-        SchedulerProbe { scheduler, max_overdue, watched: Vec::new() }
+        SchedulerProbe { scheduler, max_overdue, watched: Vec::new(), shared: false }
+    }
+
+    /// Whether other instances run the watched jobs too (the scheduler
+    /// claims fires, `claim_fires`): then this process's own last run says
+    /// nothing of the last run, and every check reads the job's latest rows
+    /// from the store (at most once per health TTL, through the cache).
+    pub fn shared(mut self, on: bool) -> Self {
+        self.shared = on;
+        self
     }
 
     /// Degrades the probe while the last run of `job` failed (failed,
@@ -424,6 +434,7 @@ impl SchedulerProbe {
         let stored = *w.stored.lock().expect("watch lock");
         let known = info.last_status.or(stored.flatten());
         match known {
+            _ if self.shared => {}
             Some(s) if !s.is_failure() => return None,
             // Read already: the job has no finished run.
             None if stored.is_some() => return None,
@@ -708,6 +719,29 @@ mod tests {
         fail.store(false, Ordering::SeqCst);
         run(&s);
         assert_eq!(check(&probe).status, HealthStatus::Healthy);
+
+        // Several instances share the job (`claim_fires`): another one's
+        // later failure is the last run, though this one's own succeeded.
+        let last = store.all().into_iter().max_by_key(|r| r.started_at).unwrap();
+        let later = last.started_at + chrono::Duration::minutes(5);
+        let failed = AttemptEnd {
+            job_id: "database-backup".into(),
+            execution_id: ExecutionId(u128::MAX - 1),
+            attempt: 1,
+            scheduled_at: later,
+            started_at: later,
+            instance_id: "other".into(),
+            status: ExecutionStatus::Failed,
+            completed_at: later,
+            duration: Duration::from_secs(1),
+            error: Some("pg_dump failed".to_owned()),
+            result: None,
+            metrics: None,
+        };
+        rt.block_on(store.write(&[ExecutionEvent::Finished(failed)])).unwrap();
+        assert_eq!(check(&probe).status, HealthStatus::Healthy, "alone, its own run decides");
+        let shared = probe_of(&s).shared(true);
+        assert_eq!(check(&shared).status, HealthStatus::Degraded);
     }
 
     #[test]

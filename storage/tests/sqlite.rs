@@ -78,8 +78,10 @@ async fn two_instances_on_one_file_claim_each_fire_once() {
     let a = SqliteStore::open(&path).await.unwrap();
     let b = SqliteStore::open(&path).await.unwrap();
     claims_race(Arc::new(a), Arc::new(b)).await;
-    let claimed =
-        texts(&raw(&path), "SELECT scheduled_at FROM fire_claims WHERE job_id = 'w' LIMIT 1");
+    let claimed = texts(
+        &raw(&path),
+        "SELECT scheduled_at FROM fire_claims WHERE job_id = 'w' ORDER BY 1 LIMIT 1",
+    );
     assert_eq!(claimed, ["2026-01-01T00:00:00.000000Z"]);
 }
 
