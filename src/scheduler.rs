@@ -583,9 +583,6 @@ struct Spec {
     handler: Arc<dyn JobHandler>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
-    /// Whether its scheduled fires are claimed in the store before they run
-    /// (see [`SchedulerBuilder::claim_fires`]).
-    claimed: bool,
     /// Whether the driver may run the first poll (see
     /// [`SchedulerBuilder::inline_dispatch`]); cleared for good once the
     /// handler returned `Pending` there or took longer than [`INLINE_LIMIT`].
@@ -601,6 +598,10 @@ struct Job {
     misfire: MisfirePolicy,
     jitter: Option<Duration>,
     paused: bool,
+    /// Whether its scheduled fires are claimed in the store before they are
+    /// decided (see [`SchedulerBuilder::claim_fires`]). Here rather than in
+    /// the `Spec`, which a fire otherwise reaches only to start a run.
+    claimed: bool,
     paused_at: Option<DateTime<Utc>>,
     generation: u64,
     next_nominal: Option<DateTime<Utc>>,
@@ -671,6 +672,14 @@ enum OnClaim {
     Backlog,
     /// Recorded `skipped` for this reason (a misfire).
     Skip(String),
+}
+
+impl State {
+    /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
+    /// released.
+    fn claim(&mut self, spec: &Arc<Spec>, slot: Slot, fire: Fire, then: OnClaim) {
+        self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then });
+    }
 }
 
 impl Inner {
@@ -880,7 +889,6 @@ impl JobScheduler {
                 handler: cfg.handler,
                 timeout: cfg.timeout,
                 retry: cfg.retry,
-                claimed,
                 inline: AtomicBool::new(true),
             }),
             name,
@@ -889,6 +897,7 @@ impl JobScheduler {
             misfire: cfg.misfire,
             jitter: cfg.jitter.filter(|j| !j.is_zero()),
             paused: cfg.paused,
+            claimed,
             paused_at: None,
             generation: 0,
             next_nominal: None,
@@ -1251,17 +1260,12 @@ impl JobScheduler {
             return;
         }
         let key = &job.spec.id.clone();
-        let claimed = job.spec.claimed.then(|| job.spec.clone());
+        let claimed = job.claimed.then(|| job.spec.clone());
         let plan = job.misfire.plan(&job.schedule, last, now);
         // A claimed job's missed fires are claimed too: one instance records
         // each skip and runs each catch-up fire.
         let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
-            Some(spec) => st.claims.push(PendingClaim {
-                spec: spec.clone(),
-                slot,
-                fire: Fire::scheduled(at),
-                then: OnClaim::Skip(reason),
-            }),
+            Some(spec) => st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason)),
             None => this.record_skip(st, key, at, now, &reason),
         };
         if plan.skipped_unlisted > 0 {
@@ -1286,12 +1290,7 @@ impl JobScheduler {
             } else if let Some(job) = st.jobs.get_mut(slot) {
                 job.last_fire = Some(job.last_fire.map_or(*t, |l| l.max(*t)));
                 match &claimed {
-                    Some(spec) => st.claims.push(PendingClaim {
-                        spec: spec.clone(),
-                        slot,
-                        fire,
-                        then: OnClaim::Backlog,
-                    }),
+                    Some(spec) => st.claim(spec, slot, fire, OnClaim::Backlog),
                     None => job.backlog.push_back(fire),
                 }
             }
@@ -1311,10 +1310,10 @@ impl JobScheduler {
         if !fire.manual {
             job.last_fire = Some(job.last_fire.map_or(fire.nominal, |l| l.max(fire.nominal)));
         }
-        if job.spec.claimed && !fire.manual && !fire.claimed {
+        if job.claimed && !fire.manual && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
             let spec = job.spec.clone();
-            st.claims.push(PendingClaim { spec, slot, fire, then: OnClaim::Dispatch });
+            st.claim(&spec, slot, fire, OnClaim::Dispatch);
             return TriggerOutcome::Queued;
         }
         if job.running.is_empty() {

@@ -497,9 +497,10 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes finished rows per the policy; returns how many.
     ///
-    /// It also forgets the fire claims of fires due before `older_than`, and every instance whose last heartbeat is older than
-    /// `older_than` and that has no `running` row: one heartbeat row per
-    /// process start would otherwise pile up for ever. Forgetting changes no
+    /// It also forgets the claims of fires due before `older_than`, and
+    /// every instance whose last heartbeat is older than `older_than` and
+    /// that has no `running` row: one heartbeat row per process start would
+    /// otherwise pile up for ever. Forgetting changes no
     /// answer of [`mark_abandoned`](Self::mark_abandoned), which treats an
     /// instance without a heartbeat as stale.
     async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64>;

@@ -32,6 +32,19 @@ pub(crate) fn check_ts(what: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, St
     Ok(trunc_micros(t))
 }
 
+/// The nominal time of a fire to claim, checked as [`check_ts`] does; with
+/// `no_nul`, a job id holding a NUL character (which Postgres text cannot)
+/// is refused too. The error names the job.
+pub(crate) fn check_claim(
+    f: &mscribe_scheduler::store::FireClaim,
+    no_nul: bool,
+) -> Result<DateTime<Utc>, String> {
+    if no_nul && f.job_id.contains('\0') {
+        return Err(format!("job id {:?} contains a NUL character", f.job_id));
+    }
+    check_ts("scheduled_at", f.scheduled_at).map_err(|m| format!("fire of job {:?}: {m}", f.job_id))
+}
+
 /// A cutoff for a comparison, brought into the supported range (every
 /// stored value lies inside it, so comparisons are unchanged).
 pub(crate) fn clamp_ts(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -515,12 +515,8 @@ impl ExecutionStore for PostgresStore {
         let mut jobs = Vec::with_capacity(fires.len());
         let mut times = Vec::with_capacity(fires.len());
         for f in fires {
-            if f.job_id.contains('\0') {
-                return Err(rejected(format!("job id {:?} contains a NUL character", f.job_id)));
-            }
-            let what = format!("fire of job {:?} at", f.job_id);
+            times.push(codec::check_claim(f, true).map_err(rejected)?);
             jobs.push(f.job_id.to_string());
-            times.push(codec::check_ts(&what, f.scheduled_at).map_err(rejected)?);
         }
         let taken: Vec<(String, DateTime<Utc>)> = self
             .timed(

@@ -709,8 +709,7 @@ impl ExecutionStore for SqliteStore {
         let fires = fires
             .iter()
             .map(|f| {
-                let at = codec::check_ts(&format!("fire of job {:?} at", f.job_id), f.scheduled_at);
-                Ok((f.job_id.clone(), ts_text(at.map_err(rejected)?)))
+                Ok((f.job_id.clone(), ts_text(codec::check_claim(f, false).map_err(rejected)?)))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         let instance = instance_id.to_owned();
