@@ -63,6 +63,7 @@ pub mod retry;
 pub mod runtime;
 pub mod schedule;
 mod scheduler;
+mod signal;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;

@@ -17,6 +17,7 @@ use futures::future::{Either, select};
 use serde::Serialize;
 
 use crate::clock::{Clock, chrono_dur};
+use crate::signal::Signal;
 use crate::store::{ExecutionEvent, ExecutionStore, StoreError};
 
 /// The state of the store buffer, for health checks and metrics.
@@ -61,8 +62,8 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     state: Mutex<State>,
-    /// New events or close.
-    work: Event,
+    /// New events or close; the writer is its one waiter.
+    work: Signal,
     /// The queue drained (or a write finished).
     progress: Event,
     batch: usize,
@@ -87,7 +88,7 @@ impl Recorder {
                 },
                 closed: false,
             }),
-            work: Event::new(),
+            work: Signal::default(),
             progress: Event::new(),
             batch: batch.max(1),
         })
@@ -125,7 +126,7 @@ impl Recorder {
         // The writer waits only after finding the queue empty (listening
         // first), so only the push that ends the emptiness must wake it.
         if was_empty {
-            self.work.notify(1);
+            self.work.notify();
         }
     }
 
@@ -160,7 +161,7 @@ impl Recorder {
     /// Ends the writer loop once the queue is empty.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
-        self.work.notify(usize::MAX);
+        self.work.notify();
     }
 
     /// The writer loop: drains the queue into the store, in order.
@@ -171,13 +172,13 @@ impl Recorder {
     ) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let listener = self.work.listen();
+            self.work.arm();
             let next = self.take_batch();
             let mut batch = match next {
                 Next::Batch(b) => b,
                 Next::Wait => {
                     self.progress.notify(usize::MAX);
-                    listener.await;
+                    self.work.wait().await;
                     continue;
                 }
                 Next::Done => {

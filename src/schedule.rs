@@ -128,12 +128,16 @@ struct Cron {
     memo: Memo,
 }
 
-/// The last `next_after` query of a cron and its answer. Jobs that share a
-/// parsed cron (the scheduler shares one per expression and zone) come due
-/// together and then ask for the same next fire; all but the first get it
-/// from here. `try_lock`, so a query never waits on another thread.
+/// The last two `next_after` queries of a cron and their answers. Jobs that
+/// share a parsed cron (the scheduler shares one per expression and zone)
+/// come due together and then ask for the same next fire; all but the first
+/// get it from here. Two entries, because a job with a start jitter also
+/// asks for the fire after its next one (the room for its delay), which
+/// would otherwise push out the answer the jobs after it ask for. An answer
+/// serves every instant from its query up to the answer itself: no fire lies
+/// between. `try_lock`, so a query never waits on another thread.
 #[derive(Default)]
-struct Memo(std::sync::Mutex<Option<Answer>>);
+struct Memo(std::sync::Mutex<[Option<Answer>; 2]>);
 
 /// A query of `next_after` and its answer.
 type Answer = (DateTime<Utc>, Option<DateTime<Utc>>);
@@ -141,12 +145,12 @@ type Answer = (DateTime<Utc>, Option<DateTime<Utc>>);
 impl Memo {
     fn get(&self, t: DateTime<Utc>) -> Option<Option<DateTime<Utc>>> {
         let g = self.0.try_lock().ok()?;
-        g.filter(|(q, _)| *q == t).map(|(_, a)| a)
+        g.iter().flatten().find(|(q, a)| *q <= t && a.is_none_or(|a| t < a)).map(|(_, a)| *a)
     }
 
     fn set(&self, t: DateTime<Utc>, answer: Option<DateTime<Utc>>) {
         if let Ok(mut g) = self.0.try_lock() {
-            *g = Some((t, answer));
+            g[1] = g[0].replace((t, answer));
         }
     }
 }
@@ -1125,6 +1129,40 @@ mod tests {
             let fresh = p("CRON_TZ=Europe/Berlin 30 2 * * *");
             assert_eq!(shared.next_after(t), fresh.next_after(t), "after {t}");
         }
+    }
+
+    /// An answer serves the instants from its query up to the answer, and
+    /// the two entries keep a job's jitter query from pushing out the fire
+    /// the next job asks for; every answer equals a fresh parse's.
+    #[test]
+    fn the_memo_answers_within_its_span_and_keeps_two_queries() {
+        let shared = p("CRON_TZ=Europe/Berlin 30 2 * * *");
+        let ns = chrono::Duration::nanoseconds(1);
+        let mut queries = Vec::new();
+        let mut t = utc(2026, 3, 27, 0, 0, 0);
+        for _ in 0..4 {
+            let next = p("CRON_TZ=Europe/Berlin 30 2 * * *").next_after(t).unwrap();
+            let after = p("CRON_TZ=Europe/Berlin 30 2 * * *").next_after(next).unwrap();
+            // A fire, then a job with a jitter asking past it, then the same
+            // fire again, instants inside the span, its end and just before.
+            queries.extend([t, next, t, t + ns, next - ns, next, after - ns, after, t]);
+            t = next;
+        }
+        for t in queries {
+            let fresh = p("CRON_TZ=Europe/Berlin 30 2 * * *");
+            assert_eq!(shared.next_after(t), fresh.next_after(t), "after {t}");
+        }
+        let hourly = p("0 * * * *");
+        let at = utc(2026, 5, 1, 10, 0, 0);
+        assert_eq!(hourly.next_after(at), Some(utc(2026, 5, 1, 11, 0, 0)));
+        assert_eq!(hourly.next_after(utc(2026, 5, 1, 12, 0, 0)), Some(utc(2026, 5, 1, 13, 0, 0)));
+        assert_eq!(hourly.next_after(at), Some(utc(2026, 5, 1, 11, 0, 0)));
+        assert_eq!(hourly.next_after(utc(2026, 5, 1, 10, 59, 59)), Some(utc(2026, 5, 1, 11, 0, 0)));
+        assert_eq!(hourly.next_after(utc(2026, 5, 1, 11, 0, 0)), Some(utc(2026, 5, 1, 12, 0, 0)));
+        let ended = p("0 0 1 1 *");
+        assert_eq!(ended.next_after(utc(2100, 1, 1, 0, 0, 0)), None);
+        assert_eq!(ended.next_after(utc(2100, 6, 1, 0, 0, 0)), None);
+        assert_eq!(ended.next_after(utc(2099, 6, 1, 0, 0, 0)), Some(utc(2100, 1, 1, 0, 0, 0)));
     }
 
     /// The next `n` fires after `t`.

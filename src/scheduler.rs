@@ -27,6 +27,7 @@ use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::retry::RetryPolicy;
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
+use crate::signal::Signal;
 use crate::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
     ExecutionStore, FireClaim, MemoryStore, SkippedFire,
@@ -298,7 +299,7 @@ impl SchedulerBuilder {
                     tokens: Vec::new(),
                     crons: HashMap::default(),
                 }),
-                wake: Event::new(),
+                wake: Signal::default(),
                 idle: Event::new(),
             }),
         }
@@ -338,7 +339,7 @@ struct Inner {
     settings: Settings,
     state: Mutex<State>,
     /// Wakes the driver (an earlier fire, or stop).
-    wake: Event,
+    wake: Signal,
     /// A run ended, or a background task exited.
     idle: Event,
 }
@@ -460,8 +461,10 @@ struct Entry {
 
 /// The entries due within one millisecond, in due order once `sorted`
 /// (ties in the order they were planned).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Bucket {
+    /// The millisecond.
+    ms: DateTime<Utc>,
     entries: VecDeque<Entry>,
     sorted: bool,
 }
@@ -485,10 +488,11 @@ impl Bucket {
 /// a bucket, entries arrive in due order almost always (a fire plans the
 /// next one interval later); one that does not marks the bucket for a
 /// stable sort when it comes to the front. Emptied buckets are kept for
-/// reuse.
+/// reuse. Buckets are keyed by an integer ([`ms_key`]): a search compares
+/// one word per key, where a `DateTime` compares three fields.
 #[derive(Debug, Default)]
 struct Timeline {
-    buckets: BTreeMap<DateTime<Utc>, Bucket>,
+    buckets: BTreeMap<i64, Bucket>,
     spare: Vec<VecDeque<Entry>>,
 }
 
@@ -499,28 +503,29 @@ impl Timeline {
     fn push(&mut self, due: DateTime<Utc>, seq: u64, slot: Slot) {
         let ns = due.timestamp_subsec_nanos();
         let sub_ns = ns % 1_000_000;
-        let ms = with_subsec(due, ns - sub_ns);
+        let key = ms_key(due);
         let entry = Entry { seq, slot, sub_ns };
         // A fire plans its next one an interval on, mostly past every
         // planned fire: the last bucket is found without a search.
         if let Some(mut last) = self.buckets.last_entry()
-            && *last.key() == ms
+            && *last.key() == key
         {
             last.get_mut().push(entry);
             return;
         }
-        match self.buckets.entry(ms) {
+        match self.buckets.entry(key) {
             btree_map::Entry::Occupied(o) => o.into_mut().push(entry),
             btree_map::Entry::Vacant(v) => {
                 let mut entries = self.spare.pop().unwrap_or_default();
                 entries.push_back(entry);
-                v.insert(Bucket { entries, sorted: true });
+                let ms = with_subsec(due, ns - sub_ns);
+                v.insert(Bucket { ms, entries, sorted: true });
             }
         }
     }
 
-    /// The first bucket, sorted, with its millisecond.
-    fn first(&mut self) -> Option<btree_map::OccupiedEntry<'_, DateTime<Utc>, Bucket>> {
+    /// The first bucket, sorted.
+    fn first(&mut self) -> Option<btree_map::OccupiedEntry<'_, i64, Bucket>> {
         let mut first = self.buckets.first_entry()?;
         let bucket = first.get_mut();
         if !bucket.sorted {
@@ -533,21 +538,20 @@ impl Timeline {
     /// The earliest due instant.
     fn next_due(&mut self) -> Option<DateTime<Utc>> {
         let first = self.first()?;
-        let sub_ns = first.get().entries.front().expect("buckets are never empty").sub_ns;
-        Some(at(*first.key(), sub_ns))
+        let bucket = first.get();
+        Some(at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns))
     }
 
     /// The earliest entry, if it is due at or before `now`, with its instant.
     fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Entry)> {
         let mut first = self.first()?;
-        let ms = *first.key();
-        let entries = &mut first.get_mut().entries;
-        let due = at(ms, entries.front().expect("buckets are never empty").sub_ns);
+        let bucket = first.get_mut();
+        let due = at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns);
         if due > now {
             return None;
         }
-        let entry = entries.pop_front().expect("buckets are never empty");
-        if entries.is_empty() {
+        let entry = bucket.entries.pop_front().expect("buckets are never empty");
+        if bucket.entries.is_empty() {
             let bucket = first.remove();
             if self.spare.len() < Self::SPARE {
                 self.spare.push(bucket.entries);
@@ -559,6 +563,14 @@ impl Timeline {
     fn clear(&mut self) {
         self.buckets.clear();
     }
+}
+
+/// The millisecond of `t` as an integer in the order of the instants: its
+/// second times 2,000 plus its millisecond, which reaches 1,999 within a
+/// leap second (chrono's leap second is the same second with a fraction of
+/// one second or more). The seconds chrono holds fit with room to spare.
+fn ms_key(t: DateTime<Utc>) -> i64 {
+    t.timestamp() * 2000 + i64::from(t.timestamp_subsec_millis())
 }
 
 /// The instant `sub_ns` nanoseconds into the millisecond `ms`.
@@ -1138,7 +1150,7 @@ impl JobScheduler {
             (st.live_runs, st.shutdown.clone())
         };
         shutdown.cancel();
-        inner.wake.notify(usize::MAX);
+        inner.wake.notify();
         tracing::info!(running = was_running, grace = ?grace, "scheduler stopping");
 
         let deadline = now + chrono_dur(grace);
@@ -1248,7 +1260,7 @@ impl JobScheduler {
         st.timeline.push(due, fresh, slot);
         if st.driver_wake.is_none_or(|w| due < w) {
             st.driver_wake = Some(due);
-            self.inner.wake.notify(1);
+            self.inner.wake.notify();
         }
     }
 
@@ -1590,7 +1602,7 @@ impl JobScheduler {
         // without yielding.
         let mut busy: Option<(DateTime<Utc>, u32)> = None;
         loop {
-            event_listener::listener!(inner.wake => listener);
+            inner.wake.arm();
             let now = inner.clock.now();
             let (next_wake, more_due, claims) = {
                 let mut st = inner.lock();
@@ -1632,10 +1644,10 @@ impl JobScheduler {
             match next_wake {
                 Some(t) => {
                     let sleep = inner.clock.sleep_until(t);
-                    select(listener, sleep).await;
+                    select(inner.wake.wait(), sleep).await;
                 }
                 None => {
-                    select(listener, Box::pin(shutdown.cancelled())).await;
+                    select(inner.wake.wait(), Box::pin(shutdown.cancelled())).await;
                 }
             }
         }
@@ -1663,11 +1675,13 @@ impl JobScheduler {
     async fn heartbeat_loop(self) {
         let inner = &self.inner;
         let shutdown = inner.lock().shutdown.clone();
+        // One wait for the shutdown across the rounds: it listens once, not
+        // once per heartbeat.
+        let mut stop = std::pin::pin!(shutdown.cancelled());
         loop {
             let wake = inner.clock.now() + chrono_dur(inner.settings.heartbeat_interval);
             let sleep = inner.clock.sleep_until(wake);
-            let stop = Box::pin(shutdown.cancelled());
-            if let Either::Right(_) = select(sleep, stop).await {
+            if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;
             }
             let now = inner.clock.now();
@@ -2016,6 +2030,34 @@ mod tests {
         // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
         assert_eq!(size_of::<RunHandle>(), 16);
         assert!(size_of::<Option<Job>>() <= 240, "{} B", size_of::<Option<Job>>());
+    }
+
+    #[test]
+    fn timeline_keys_follow_the_instants_through_a_leap_second() {
+        use chrono::NaiveDate;
+        let day = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap();
+        let t = |h, m, s, ms| day.and_hms_milli_opt(h, m, s, ms).unwrap().and_utc();
+        let instants = [
+            t(23, 59, 58, 999),
+            t(23, 59, 59, 0),
+            t(23, 59, 59, 999),
+            t(23, 59, 59, 1_000), // the leap second
+            t(23, 59, 59, 1_999),
+            NaiveDate::from_ymd_opt(2017, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            DateTime::<Utc>::MAX_UTC,
+        ];
+        for w in instants.windows(2) {
+            assert!(w[0] < w[1] && ms_key(w[0]) < ms_key(w[1]), "{} then {}", w[0], w[1]);
+        }
+        assert!(ms_key(DateTime::<Utc>::MIN_UTC) < ms_key(instants[0]));
+        let mut timeline = Timeline::default();
+        for (seq, due) in instants.iter().rev().enumerate() {
+            timeline.push(*due, seq as u64, 0);
+        }
+        let popped: Vec<_> = std::iter::from_fn(|| timeline.pop_due(DateTime::<Utc>::MAX_UTC))
+            .map(|(d, _)| d)
+            .collect();
+        assert_eq!(popped, instants);
     }
 
     proptest! {

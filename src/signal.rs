@@ -1,0 +1,147 @@
+//! A wake-up for a task that is the only one waiting on it: a flag and the
+//! task's waker.
+//!
+//! The driver and the record writer each wait on one. They used an
+//! `event_listener::Event`, whose listener is inserted into and removed
+//! from a locked list (and, outside the `listener!` macro, allocated) every
+//! time round the loop, even when the task never waits. Here a round costs
+//! one atomic store, and only a wait registers the waker.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use futures::task::AtomicWaker;
+
+/// A one-waiter wake-up. The waiter calls [`arm`](Self::arm) before it reads
+/// the state it would wait on, then, if it must wait, awaits
+/// [`wait`](Self::wait); a [`notify`](Self::notify) made after the state
+/// changed ends that wait (or makes it end at once), however the two
+/// interleave. A notify before the arm is forgotten: the waiter reads the
+/// state after arming, so it sees what the notify was about.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    /// Forgets the notifications made so far.
+    pub(crate) fn arm(&self) {
+        self.set.store(false, Ordering::SeqCst);
+    }
+
+    /// Wakes the waiter, or makes its next wait end at once.
+    pub(crate) fn notify(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Ends once a notification has been made since the last
+    /// [`arm`](Self::arm) (or the last wait that ended), and consumes it.
+    pub(crate) fn wait(&self) -> impl Future<Output = ()> + Unpin + '_ {
+        futures::future::poll_fn(move |cx| {
+            if self.set.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A notify between the check and the registration found no waker.
+            if self.set.swap(false, Ordering::SeqCst) { Poll::Ready(()) } else { Poll::Pending }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake, Waker};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(signal: &Signal, waker: &Waker) -> Poll<()> {
+        let mut wait = signal.wait();
+        std::pin::Pin::new(&mut wait).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_notify_wakes_the_waiter_once_and_is_consumed() {
+        let signal = Signal::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        signal.arm();
+        assert!(poll(&signal, &waker).is_pending());
+        signal.notify();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&signal, &waker).is_ready());
+        // Consumed: the next wait waits, and a second notify without a
+        // registered waker wakes nobody but still ends the next wait.
+        assert!(poll(&signal, &waker).is_pending());
+        signal.notify();
+        signal.notify();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(poll(&signal, &waker).is_ready());
+    }
+
+    #[test]
+    fn a_notify_after_arming_ends_the_next_wait_at_once_and_one_before_is_forgotten() {
+        let signal = Signal::default();
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        signal.notify();
+        signal.arm();
+        assert!(poll(&signal, &waker).is_pending());
+        signal.arm();
+        signal.notify();
+        assert!(poll(&signal, &waker).is_ready());
+    }
+
+    #[test]
+    fn a_notify_from_another_thread_is_never_lost() {
+        // The waiter's loop: arm, read the state, wait if there is nothing
+        // new. The other thread changes the state, notifies, and waits for
+        // the waiter to have seen it. A lost notify leaves the waiter
+        // pending with news unread, which fails the test after a while
+        // (only then does the wall clock matter).
+        let signal = Arc::new(Signal::default());
+        let (value, seen_by_waiter) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let rounds = 2_000;
+        let notifier = {
+            let (signal, value, seen_by_waiter) =
+                (signal.clone(), value.clone(), seen_by_waiter.clone());
+            std::thread::spawn(move || {
+                for i in 1..=rounds {
+                    value.store(i, Ordering::SeqCst);
+                    signal.notify();
+                    while seen_by_waiter.load(Ordering::SeqCst) != i {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        };
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut seen = 0;
+        while seen < rounds {
+            signal.arm();
+            let now = value.load(Ordering::SeqCst);
+            if now > seen {
+                seen = now;
+                seen_by_waiter.store(now, Ordering::SeqCst);
+                continue;
+            }
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while poll(&signal, &waker).is_pending() {
+                assert!(std::time::Instant::now() < give_up, "notify {} lost", seen + 1);
+                std::hint::spin_loop();
+            }
+        }
+        notifier.join().unwrap();
+    }
+}
