@@ -55,8 +55,10 @@ impl Inner {
         if !self.had_children.load(Ordering::SeqCst) {
             return;
         }
-        let children = std::mem::take(&mut *self.children.lock().expect("token lock"));
-        for c in children.iter().filter_map(Weak::upgrade) {
+        // Drained in place: the list keeps its buffer for the token's next
+        // run (see `recycle`). A child never locks its parent's list.
+        let mut children = self.children.lock().expect("token lock");
+        for c in children.drain(..).filter_map(|w| w.upgrade()) {
             c.cancel();
         }
     }
@@ -106,7 +108,11 @@ impl CancellationToken {
     /// their parent). Reusing spares an allocation per run.
     pub(crate) fn recycle(mut self) -> Option<CancellationToken> {
         let inner = Arc::get_mut(&mut self.inner)?;
-        *inner = Inner::default();
+        // The list of children keeps its buffer: a run whose attempts each
+        // take a child (a job with retries) lists one every time.
+        let mut children = std::mem::take(inner.children.get_mut().ok()?);
+        children.clear();
+        *inner = Inner { children: Mutex::new(children), ..Inner::default() };
         Some(self)
     }
 

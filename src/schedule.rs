@@ -502,8 +502,24 @@ impl Schedule {
     }
 }
 
-/// `t + every`.
+/// `t + every`. Within one UTC day (most steps of an interval of less than a
+/// day) it adds to the time of day alone and skips chrono's calendar
+/// arithmetic, which costs about twice as much per fire.
 fn step(t: DateTime<Utc>, every: Duration) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveTime, Timelike};
+    const NS: u64 = 1_000_000_000;
+    let n = t.naive_utc();
+    let ns = u64::from(n.nanosecond());
+    // Not from within a leap second, whose arithmetic chrono defines apart.
+    if ns < NS && every.as_secs() < 86_400 {
+        let sum_ns = ns + u64::from(every.subsec_nanos());
+        let secs = u64::from(n.num_seconds_from_midnight()) + every.as_secs() + sum_ns / NS;
+        if secs < 86_400 {
+            let time =
+                NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, (sum_ns % NS) as u32)?;
+            return Some(n.date().and_time(time).and_utc());
+        }
+    }
     t.checked_add_signed(chrono::Duration::from_std(every).ok()?)
 }
 
@@ -1439,6 +1455,43 @@ mod tests {
             let step = chrono::Duration::nanoseconds(every_ns as i64);
             proptest::prop_assert_eq!(s.next_after(fire), Some(fire + step));
             proptest::prop_assert_eq!(s.next_after_fire(fire), Some(fire + step));
+        }
+
+        /// A step within the day equals chrono's addition, near midnight and
+        /// at the ends of chrono's range too.
+        #[test]
+        fn a_step_is_chronos_addition(
+            secs in proptest::prop_oneof![
+                -8_000_000_000_000i64..8_000_000_000_000,
+                proptest::strategy::Strategy::prop_map(0i64..100, |d| d * 86_400 - 1),
+                proptest::strategy::Just(DateTime::<Utc>::MAX_UTC.timestamp()),
+            ],
+            ns in 0u32..1_000_000_000,
+            every_ns in proptest::prop_oneof![
+                0u64..2_000_000_000,
+                0u64..86_400_000_000_000,
+                0u64..u64::MAX,
+            ],
+        ) {
+            let t = DateTime::from_timestamp(secs, ns).unwrap();
+            let every = Duration::from_nanos(every_ns);
+            let want = chrono::Duration::from_std(every).ok().and_then(|d| t.checked_add_signed(d));
+            proptest::prop_assert_eq!(step(t, every), want);
+        }
+    }
+
+    #[test]
+    fn a_step_from_a_leap_second_is_chronos_addition() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        for every in
+            [Duration::from_millis(1), Duration::from_millis(600), Duration::from_secs(300)]
+        {
+            let want = leap.checked_add_signed(chrono::Duration::from_std(every).unwrap());
+            assert_eq!(step(leap, every), want, "{every:?}");
         }
     }
 
