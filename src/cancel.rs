@@ -55,11 +55,16 @@ impl Inner {
         if !self.had_children.load(Ordering::SeqCst) {
             return;
         }
-        // Drained in place: the list keeps its buffer for the token's next
-        // run (see `recycle`). A child never locks its parent's list.
-        let mut children = self.children.lock().expect("token lock");
+        // Taken out, so no lock is held while the children wake their
+        // waiters (whatever a waker runs) or drop; its buffer goes back for
+        // the token's next run (see `recycle`).
+        let mut children = std::mem::take(&mut *self.children.lock().expect("token lock"));
         for c in children.drain(..).filter_map(|w| w.upgrade()) {
             c.cancel();
+        }
+        let mut list = self.children.lock().expect("token lock");
+        if list.capacity() == 0 {
+            *list = children;
         }
     }
 }

@@ -123,8 +123,8 @@ impl Recorder {
         g.queue.push_back(ev);
         g.health.buffered = g.queue.len() + g.in_flight;
         drop(g);
-        // The writer waits only after finding the queue empty (listening
-        // first), so only the push that ends the emptiness must wake it.
+        // The writer waits only after finding the queue empty (arming its
+        // signal first), so only the push that ends the emptiness must wake it.
         if was_empty {
             self.work.notify();
         }
@@ -164,7 +164,9 @@ impl Recorder {
         self.work.notify();
     }
 
-    /// The writer loop: drains the queue into the store, in order.
+    /// The writer loop: drains the queue into the store, in order. Run once
+    /// per recorder (the scheduler's start spawns it): the `work` signal has
+    /// room for one waiter.
     pub(crate) async fn run(
         self: Arc<Self>,
         store: Arc<dyn ExecutionStore>,

@@ -463,7 +463,7 @@ struct Entry {
 /// (ties in the order they were planned).
 #[derive(Debug)]
 struct Bucket {
-    /// The millisecond.
+    /// The start of the millisecond (the instant at `sub_ns` 0).
     ms: DateTime<Utc>,
     entries: VecDeque<Entry>,
     sorted: bool,

@@ -102,16 +102,26 @@ mod tests {
         assert!(poll(&signal, &waker).is_ready());
     }
 
+    /// Unparks the waiting thread, and counts.
+    struct Unpark(std::thread::Thread, AtomicUsize);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.unpark();
+        }
+    }
+
     #[test]
     fn a_notify_from_another_thread_is_never_lost() {
         // The waiter's loop: arm, read the state, wait if there is nothing
-        // new. The other thread changes the state, notifies, and waits for
-        // the waiter to have seen it. A lost notify leaves the waiter
-        // pending with news unread, which fails the test after a while
-        // (only then does the wall clock matter).
+        // new, parked until woken. The other thread changes the state,
+        // notifies, and waits for the waiter to have seen it. A lost wake-up
+        // leaves the waiter parked with news unread: it wakes only by the
+        // park's timeout, which fails the test.
         let signal = Arc::new(Signal::default());
-        let (value, seen_by_waiter) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let value = Arc::new(AtomicUsize::new(0));
+        let seen_by_waiter = Arc::new(AtomicUsize::new(0));
         let rounds = 2_000;
         let notifier = {
             let (signal, value, seen_by_waiter) =
@@ -120,14 +130,16 @@ mod tests {
                 for i in 1..=rounds {
                     value.store(i, Ordering::SeqCst);
                     signal.notify();
-                    while seen_by_waiter.load(Ordering::SeqCst) != i {
-                        std::hint::spin_loop();
+                    while seen_by_waiter.load(Ordering::SeqCst) < i {
+                        std::thread::yield_now();
                     }
                 }
             })
         };
-        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let unpark = Arc::new(Unpark(std::thread::current(), AtomicUsize::new(0)));
+        let waker = Waker::from(unpark.clone());
         let mut seen = 0;
+        let mut wait = signal.wait();
         while seen < rounds {
             signal.arm();
             let now = value.load(Ordering::SeqCst);
@@ -136,10 +148,21 @@ mod tests {
                 seen_by_waiter.store(now, Ordering::SeqCst);
                 continue;
             }
-            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            while poll(&signal, &waker).is_pending() {
-                assert!(std::time::Instant::now() < give_up, "notify {} lost", seen + 1);
-                std::hint::spin_loop();
+            loop {
+                let before = unpark.1.load(Ordering::SeqCst);
+                if std::pin::Pin::new(&mut wait).poll(&mut Context::from_waker(&waker)).is_ready() {
+                    break;
+                }
+                // Pending: only a wake may end this (a park can also return
+                // spuriously, so the wake count decides).
+                let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while unpark.1.load(Ordering::SeqCst) == before {
+                    if std::time::Instant::now() >= give_up {
+                        seen_by_waiter.store(usize::MAX, Ordering::SeqCst);
+                        panic!("the wake-up for round {} was lost", seen + 1);
+                    }
+                    std::thread::park_timeout(std::time::Duration::from_millis(100));
+                }
             }
         }
         notifier.join().unwrap();
