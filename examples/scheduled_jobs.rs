@@ -85,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{:<20} {:<26} next {}",
             info.id,
-            info.schedule,
+            info.schedule.as_deref().unwrap_or("trigger only"),
             info.next_run.map(|t| t.to_rfc3339()).unwrap_or_default()
         );
     }

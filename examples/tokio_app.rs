@@ -70,7 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("stopped: {report:?}");
 
     for job in scheduler.jobs() {
-        println!("\n{} ({}) schedule {}", job.id, job.name, job.schedule);
+        let schedule = job.schedule.as_deref().unwrap_or("trigger only");
+        println!("\n{} ({}) schedule {schedule}", job.id, job.name);
         let rows = scheduler.store().history(&HistoryQuery::new(&job.id, 20)).await?;
         for r in rows.iter().rev() {
             println!(

@@ -1,7 +1,7 @@
 //! A runtime-agnostic cancellation token.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use event_listener::Event;
@@ -29,6 +29,44 @@ struct Inner {
     /// save an allocation per run; only the run's own task awaits it.
     killed: AtomicBool,
     kill_waker: futures::task::AtomicWaker,
+    /// Why the scheduler cancelled the run (a [`CancelReason`] as `u8`,
+    /// 0 while unset); the first reason given wins.
+    reason: AtomicU8,
+}
+
+/// Why the scheduler cancelled a run: named in the run's `cancelled` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelReason {
+    /// `stop()` was called.
+    Stop = 1,
+    /// The job was unregistered.
+    Unregister = 2,
+    /// A newer fire replaced it (`OverlapPolicy::Replace`).
+    Replace = 3,
+    /// [`JobScheduler::cancel`](crate::JobScheduler::cancel) asked for it.
+    Request = 4,
+}
+
+impl CancelReason {
+    fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            1 => CancelReason::Stop,
+            2 => CancelReason::Unregister,
+            3 => CancelReason::Replace,
+            4 => CancelReason::Request,
+            _ => return None,
+        })
+    }
+
+    /// The reason as the run's row states it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::Stop => "the scheduler is stopping",
+            CancelReason::Unregister => "the job was unregistered",
+            CancelReason::Replace => "a newer fire replaced it (overlap policy replace)",
+            CancelReason::Request => "cancelled on request",
+        }
+    }
 }
 
 impl fmt::Debug for CancellationToken {
@@ -99,6 +137,23 @@ impl CancellationToken {
             child.cancel();
         }
         child
+    }
+
+    /// Cancels this token for `reason`, which is kept unless an earlier
+    /// reason was given.
+    pub(crate) fn cancel_for(&self, reason: CancelReason) {
+        let _ = self.inner.reason.compare_exchange(
+            0,
+            reason as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.inner.cancel();
+    }
+
+    /// Why the scheduler cancelled this token, if it said.
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        CancelReason::from_u8(self.inner.reason.load(Ordering::Acquire))
     }
 
     /// Kills the run this token belongs to (see `Inner::killed`); it does

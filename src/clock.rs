@@ -23,9 +23,23 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()>;
 }
 
-/// Converts a std duration to chrono's, saturating at chrono's maximum.
-pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t + d`, or `None` past the last instant chrono can hold (a huge
+/// duration such as `Duration::MAX`: "never" for a deadline).
+pub(crate) fn checked_after(t: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(chrono::Duration::from_std(d).ok()?)
+}
+
+/// `t + d`, saturating at the last instant chrono can hold.
+pub(crate) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    checked_after(t, d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t - d`, saturating at the first instant chrono can hold.
+pub(crate) fn before(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The duration from `from` to `to`, zero when `to` is not later. Within one
@@ -156,7 +170,7 @@ impl VirtualClock {
 
     /// Moves time forward by `d` and wakes the sleepers that are due.
     pub fn advance(&self, d: Duration) {
-        let to = self.now() + chrono_dur(d);
+        let to = after(self.now(), d);
         self.advance_to(to);
     }
 

@@ -42,9 +42,19 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A job registered without a schedule.
-    #[error("job \"{0}\" has no schedule")]
-    MissingSchedule(String),
+    /// A job whose field could not be used: names the job and the field,
+    /// with the field's own error (such as [`Error::InvalidCronField`]) as
+    /// the source.
+    #[error("invalid {field} for job \"{job}\": {source}")]
+    InvalidJob {
+        /// The job's id.
+        job: String,
+        /// The field: `schedule` or `timezone`.
+        field: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
     /// An IANA time zone name that chrono-tz does not know.
     #[error("unknown time zone \"{0}\"")]
     UnknownTimeZone(String),
@@ -76,10 +86,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A misfire or overlap policy whose numbers cannot work.
+    /// A misfire policy or a jitter whose numbers cannot work.
     #[error("invalid {policy} policy for job \"{job}\": {reason}")]
     InvalidPolicy {
-        /// Which policy: `misfire`, `overlap` or `jitter`.
+        /// Which policy: `misfire` or `jitter`.
         policy: &'static str,
         /// The job's id.
         job: String,
@@ -89,6 +99,10 @@ pub enum Error {
     /// A job id that is not registered.
     #[error("unknown job \"{0}\"")]
     UnknownJob(String),
+    /// An execution id that is neither running nor queued on this instance
+    /// (it ended, or another instance runs it).
+    #[error("unknown execution \"{0}\": no run with this id is running or queued here")]
+    UnknownExecution(String),
     /// `start()` on a scheduler that is already running.
     #[error("scheduler is already started")]
     AlreadyStarted,

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 
 use crate::cancel::CancellationToken;
 use crate::clock::Clock;
+use crate::failure::{ErrorKind, JobError};
 use crate::policy::{MisfirePolicy, OverlapPolicy};
 use crate::retry::RetryPolicy;
 use crate::schedule::Schedule;
@@ -42,10 +43,13 @@ impl JobContext {
     }
 
     /// Sleeps `d` on the scheduler's clock, or until cancelled; returns
-    /// whether the full sleep elapsed.
+    /// whether the full sleep elapsed. A `d` past the last instant the clock
+    /// can hold (such as `Duration::MAX`) sleeps until cancelled.
     pub async fn sleep(&self, d: Duration) -> bool {
-        let until = self.clock.now() + crate::clock::chrono_dur(d);
-        let sleep = self.clock.sleep_until(until);
+        let sleep = match crate::clock::checked_after(self.clock.now(), d) {
+            Some(until) => self.clock.sleep_until(until),
+            None => Box::pin(futures::future::pending()),
+        };
         futures::pin_mut!(sleep);
         let cancelled = self.cancel.cancelled();
         futures::pin_mut!(cancelled);
@@ -65,6 +69,9 @@ pub struct JobResult {
     pub success: bool,
     /// Why it failed.
     pub error: Option<String>,
+    /// Whether the failure is permanent: the run ends with no further
+    /// attempt, whatever the retry policy says ([`ErrorKind::Permanent`]).
+    pub permanent: bool,
     /// How long it ran; filled in by the scheduler from its clock.
     pub duration: Duration,
     /// Result data, stored as JSON.
@@ -79,9 +86,23 @@ impl JobResult {
         JobResult { success: true, ..Default::default() }
     }
 
-    /// A failure with a message.
+    /// A transient failure with a message: retried per the policy.
     pub fn failed(error: impl Into<String>) -> Self {
         JobResult { success: false, error: Some(error.into()), ..Default::default() }
+    }
+
+    /// A permanent failure with a message: no retry follows.
+    pub fn failed_permanently(error: impl Into<String>) -> Self {
+        JobResult { permanent: true, ..JobResult::failed(error) }
+    }
+
+    /// The kind of the failure, `None` for a success.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match (self.success, self.permanent) {
+            (true, _) => None,
+            (false, true) => Some(ErrorKind::Permanent),
+            (false, false) => Some(ErrorKind::Transient),
+        }
     }
 
     /// Attaches result data.
@@ -98,7 +119,8 @@ impl JobResult {
 }
 
 /// What a handler may return: a [`JobResult`], `()`, or a `Result` of either
-/// whose error displays (its text becomes the attempt's error).
+/// whose error displays (its text becomes the attempt's error). A
+/// [`JobError`] keeps its kind; any other error is transient.
 pub trait IntoJobResult {
     /// Converts to a result.
     fn into_job_result(self) -> JobResult;
@@ -116,11 +138,24 @@ impl IntoJobResult for () {
     }
 }
 
-impl<T: IntoJobResult, E: fmt::Display> IntoJobResult for Result<T, E> {
+impl<T: IntoJobResult, E: fmt::Display + 'static> IntoJobResult for Result<T, E> {
     fn into_job_result(self) -> JobResult {
         match self {
             Ok(t) => t.into_job_result(),
-            Err(e) => JobResult::failed(e.to_string()),
+            Err(e) => {
+                // A `JobError` says its kind; every other error is transient.
+                let mut slot = Some(e);
+                let any: &mut dyn std::any::Any = &mut slot;
+                if let Some(job_error) =
+                    any.downcast_mut::<Option<JobError>>().and_then(Option::take)
+                {
+                    return JobResult {
+                        permanent: job_error.is_permanent(),
+                        ..JobResult::failed(job_error.message())
+                    };
+                }
+                JobResult::failed(slot.map(|e| e.to_string()).unwrap_or_default())
+            }
         }
     }
 }
@@ -207,6 +242,22 @@ impl From<String> for ScheduleSpec {
 impl From<Schedule> for ScheduleSpec {
     fn from(s: Schedule) -> Self {
         ScheduleSpec::Parsed(s)
+    }
+}
+
+/// An integer is an interval in milliseconds, as the original product's
+/// `60_000` (a bare number inside a string is refused as ambiguous).
+///
+/// ```
+/// use std::time::Duration;
+/// use mscribe_scheduler::{JobConfig, JobContext, ScheduleSpec};
+///
+/// let job = JobConfig::new("poll", |_ctx: JobContext| async {}).schedule(60_000);
+/// assert!(matches!(ScheduleSpec::from(60_000), ScheduleSpec::Every(d) if d == Duration::from_secs(60)));
+/// ```
+impl From<u64> for ScheduleSpec {
+    fn from(ms: u64) -> Self {
+        ScheduleSpec::Every(Duration::from_millis(ms))
     }
 }
 

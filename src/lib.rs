@@ -55,6 +55,8 @@
 pub mod cancel;
 pub mod clock;
 mod error;
+mod failure;
+mod guard;
 pub mod job;
 pub mod policy;
 pub mod probe;
@@ -74,6 +76,7 @@ pub use cancel::CancellationToken;
 pub use clock::SystemClock;
 pub use clock::{Clock, VirtualClock};
 pub use error::{Error, Result};
+pub use failure::{ErrorKind, JobError, JobResultExt};
 pub use job::{IntoJobResult, JobConfig, JobContext, JobHandler, JobResult, ScheduleSpec};
 pub use policy::{MisfireMode, MisfirePlan, MisfirePolicy, OverlapPolicy};
 pub use probe::{HealthStatus, Probe, ProbeReport};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::chrono_dur;
+use crate::clock::before;
 use crate::schedule::Schedule;
 
 /// What happens when a fire (or a manual trigger) comes due while the
@@ -37,7 +37,7 @@ pub enum MisfireMode {
     /// (the latest), oldest first; record the rest as `skipped`.
     RunAll {
         /// How far back a missed fire may still run.
-        #[serde(with = "humantime_ms")]
+        #[serde(with = "serde_ms")]
         window: Duration,
         /// How many missed fires may run.
         max_runs: u32,
@@ -54,7 +54,7 @@ pub struct MisfirePolicy {
     /// What to do with missed fires.
     pub mode: MisfireMode,
     /// How late a fire may be and still run as a normal fire.
-    #[serde(with = "humantime_ms")]
+    #[serde(with = "serde_ms")]
     pub grace: Duration,
     /// Whether fires that came due while the job was paused are planned by
     /// this policy on `resume()` (default `false`: resuming waits for the
@@ -128,7 +128,7 @@ impl MisfirePolicy {
             }
             t = next;
         }
-        let grace_start = now - chrono_dur(self.grace);
+        let grace_start = before(now, self.grace);
         let (late, on_time): (Vec<_>, Vec<_>) = due.into_iter().partition(|t| *t < grace_start);
         let mut plan = MisfirePlan {
             run: Vec::new(),
@@ -147,7 +147,7 @@ impl MisfirePolicy {
                 }
             }
             MisfireMode::RunAll { window, max_runs } => {
-                let window_start = now - chrono_dur(window);
+                let window_start = before(now, window);
                 let (in_window, old): (Vec<_>, Vec<_>) =
                     late.into_iter().partition(|t| *t >= window_start);
                 plan.skip = old;
@@ -181,7 +181,7 @@ impl MisfirePlan {
 }
 
 /// Serde for durations as whole milliseconds.
-mod humantime_ms {
+mod serde_ms {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::future::{Either, join_all, select};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Clock, chrono_dur, std_dur};
+use crate::clock::{Clock, after, std_dur};
 
 /// The health of one probe, or of the whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ impl Probe for ScriptedProbe {
 
     async fn check(&self) -> ProbeReport {
         if let Some((clock, d)) = &self.delay {
-            clock.sleep_until(clock.now() + chrono_dur(*d)).await;
+            clock.sleep_until(after(clock.now(), *d)).await;
         }
         let mut g = self.script.lock().expect("probe lock");
         if let Some(next) = g.0.pop_front() {
@@ -163,7 +163,7 @@ pub async fn check_all(
 ) -> (HealthStatus, Vec<NamedReport>) {
     let checks = probes.iter().map(|p| async move {
         let start = clock.now();
-        let deadline = start + chrono_dur(timeout);
+        let deadline = after(start, timeout);
         let report = match select(p.check(), clock.sleep_until(deadline)).await {
             Either::Left((mut r, _)) => {
                 r.latency = std_dur(start, clock.now()).max(r.latency);

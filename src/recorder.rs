@@ -16,7 +16,8 @@ use event_listener::Event;
 use futures::future::{Either, select};
 use serde::Serialize;
 
-use crate::clock::{Clock, chrono_dur};
+use crate::clock::{Clock, after};
+use crate::guard;
 use crate::signal::Signal;
 use crate::store::{ExecutionEvent, ExecutionStore, StoreError};
 
@@ -29,10 +30,16 @@ pub struct StoreHealth {
     pub capacity: usize,
     /// Events dropped because the buffer was full (since start).
     pub dropped: u64,
+    /// Of those, the ones dropped since the buffer was last empty: the
+    /// loss keeps the store degraded until it has caught up.
+    pub dropped_since_drained: u64,
     /// Events the store rejected as invalid (since start); each was logged.
     pub rejected: u64,
     /// Events written (since start).
     pub written: u64,
+    /// Writes that failed, a store that panicked included (since start);
+    /// their events were kept and written again.
+    pub failed_writes: u64,
     /// Whether the last write failed (the store is down or erroring).
     pub failing: bool,
     /// The last write error, while failing.
@@ -42,9 +49,12 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
-    /// Healthy when the store takes writes and nothing was lost.
+    /// Degraded while the last write fails, while the buffer is over half
+    /// full, and after records were dropped from a full buffer until the
+    /// buffer has drained (`dropped` keeps counting the loss); healthy
+    /// otherwise.
     pub fn is_degraded(&self) -> bool {
-        self.failing || self.buffered * 2 > self.capacity
+        self.failing || self.buffered * 2 > self.capacity || self.dropped_since_drained > 0
     }
 }
 
@@ -80,8 +90,10 @@ impl Recorder {
                     buffered: 0,
                     capacity,
                     dropped: 0,
+                    dropped_since_drained: 0,
                     rejected: 0,
                     written: 0,
+                    failed_writes: 0,
                     failing: false,
                     last_error: None,
                     failing_since: None,
@@ -103,6 +115,7 @@ impl Recorder {
         if g.queue.len() + g.in_flight >= g.health.capacity {
             if let Some(old) = g.queue.pop_front() {
                 g.health.dropped += 1;
+                g.health.dropped_since_drained += 1;
                 tracing::error!(
                     job_id = old.job_id(),
                     dropped_total = g.health.dropped,
@@ -111,6 +124,7 @@ impl Recorder {
                 );
             } else {
                 g.health.dropped += 1;
+                g.health.dropped_since_drained += 1;
                 tracing::error!(
                     job_id = ev.job_id(),
                     dropped_total = g.health.dropped,
@@ -188,7 +202,7 @@ impl Recorder {
                     return;
                 }
             };
-            match store.write(batch.make_contiguous()).await {
+            match guard::store_call("write", store.write(batch.make_contiguous())).await {
                 Ok(()) => {
                     self.finish_batch(batch.len(), None, clock.now());
                     backoff = Duration::from_millis(100);
@@ -208,7 +222,7 @@ impl Recorder {
                         self.progress.notify(usize::MAX);
                         return;
                     }
-                    let wake = clock.now() + chrono_dur(backoff);
+                    let wake = after(clock.now(), backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     clock.sleep_until(wake).await;
                 }
@@ -253,6 +267,9 @@ impl Recorder {
         g.health.last_error = None;
         g.health.failing_since = None;
         g.health.buffered = g.queue.len();
+        if g.queue.is_empty() {
+            g.health.dropped_since_drained = 0;
+        }
         drop(g);
         self.progress.notify(usize::MAX);
     }
@@ -267,7 +284,9 @@ impl Recorder {
         for _ in 0..overflow {
             g.queue.pop_front();
             g.health.dropped += 1;
+            g.health.dropped_since_drained += 1;
         }
+        g.health.failed_writes += 1;
         if !g.health.failing {
             tracing::warn!(error = %e, buffered = g.queue.len(), "execution store failing; buffering records");
             g.health.failing_since = Some(now);
@@ -287,7 +306,7 @@ impl Recorder {
         let mut rejected = 0;
         let mut pending = batch.clone().into_iter();
         for ev in pending.by_ref() {
-            match store.write(std::slice::from_ref(&ev)).await {
+            match guard::store_call("write", store.write(std::slice::from_ref(&ev))).await {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     // The store went down mid-way: requeue the rest.

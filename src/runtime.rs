@@ -272,7 +272,7 @@ impl LocalRuntime {
 
     /// [`run_until`](Self::run_until) `now + d`.
     pub fn advance(&self, d: Duration) {
-        let t = self.clock.now() + crate::clock::chrono_dur(d);
+        let t = crate::clock::after(self.clock.now(), d);
         self.run_until(t);
     }
 

@@ -11,8 +11,7 @@
 //! | 5-field cron | `0 2 * * *` | minute, hour, day of month, month, day of week, read as crontab(5) reads them |
 //! | 6-field cron | `*/10 * * * * *` | a seconds field first, then the five above |
 //! | macro | `@daily` | see below |
-//! | interval in milliseconds | `60000`, `60_000` | every 60 s, counted from the instant passed to `next_after` |
-//! | interval | `@every 1h30m`, `@every 500ms` | units `d`, `h`, `m`, `s`, `ms`, `us` (or `µs`), `ns`; at least 1 ms |
+//! | interval | `60s`, `700ms`, `@every 1h30m` | units `d`, `h`, `m`, `s`, `ms`, `us` (or `µs`), `ns`; at least 1 ms; counted from the instant passed to `next_after` |
 //! | one shot | `@at 2026-01-01T00:00:00Z` | once, at an RFC 3339 time |
 //! | time zone | `CRON_TZ=Europe/Berlin 0 2 * * *` | cron read on that zone's wall clock; `TZ=` works too |
 //!
@@ -233,7 +232,7 @@ const UNKNOWN_MACRO_HELP: &str = "expected @yearly, @annually, @monthly, @weekly
      @midnight, @hourly, @every <duration> or @at <RFC 3339 time>";
 
 const GARBAGE_HELP: &str = "expected a cron expression (\"0 2 * * *\"), a macro (\"@daily\"), \
-     an interval (\"60000\", \"@every 1h30m\") or a time (\"@at 2026-01-01T00:00:00Z\")";
+     an interval (\"60s\", \"@every 1h30m\") or a time (\"@at 2026-01-01T00:00:00Z\")";
 
 const DURATION_HELP: &str = "expected a duration such as \"1h30m\", \"5s\" or \"500ms\"";
 
@@ -242,9 +241,14 @@ const LAST_YEAR: i32 = 2100;
 
 impl Schedule {
     /// Parses any schedule: 5- or 6-field cron, a macro such as `@daily`,
-    /// milliseconds (`60000`, `60_000`), `@every 1h30m` or
+    /// an interval (`60s`, `700ms`, `@every 1h30m`) or
     /// `@at 2026-01-01T00:00:00Z`, each cron form optionally prefixed by
     /// `CRON_TZ=<zone>` (or `TZ=<zone>`).
+    ///
+    /// A bare number such as `"700"` is refused: it reads as seconds to
+    /// some and milliseconds to others. Write `"700ms"`, or pass the
+    /// integer itself to [`JobConfig::schedule`](crate::JobConfig::schedule),
+    /// which reads it as milliseconds.
     ///
     /// Errors quote the input: [`Error::InvalidCronField`] names the bad
     /// field, [`Error::InvalidCron`] reports a wrong field count or an unknown
@@ -256,8 +260,10 @@ impl Schedule {
     /// use std::time::Duration;
     /// use mscribe_scheduler::Schedule;
     ///
-    /// assert_eq!(Schedule::parse("60_000")?.interval_duration(), Some(Duration::from_secs(60)));
-    /// assert_eq!(Schedule::parse("@every 1h30m")?, Schedule::parse("5400000")?);
+    /// assert_eq!(Schedule::parse("60s")?.interval_duration(), Some(Duration::from_secs(60)));
+    /// assert_eq!(Schedule::parse("@every 1h30m")?, Schedule::parse("90m")?);
+    /// let err = Schedule::parse("700").unwrap_err();
+    /// assert!(err.to_string().contains(r#"write "700ms" for milliseconds or "@every 700s""#));
     /// let err = Schedule::parse("61 * * * *").unwrap_err();
     /// assert_eq!(err.to_string(), r#"invalid minute field "61" in "61 * * * *": expected 0-59"#);
     /// # Ok::<(), mscribe_scheduler::Error>(())
@@ -274,6 +280,7 @@ impl Schedule {
             if strip_keyword(body, "@every").is_some()
                 || strip_keyword(body, "@at").is_some()
                 || is_millis(body)
+                || bare_duration(body).is_some()
             {
                 return Err(Error::InvalidSchedule {
                     input: s.to_owned(),
@@ -309,15 +316,16 @@ impl Schedule {
             return Ok(Schedule::once(at.to_utc()));
         }
         if is_millis(s) {
-            let ms = s
-                .bytes()
-                .filter(u8::is_ascii_digit)
-                .try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-                .ok_or_else(|| Error::InvalidSchedule {
-                    input: s.to_owned(),
-                    reason: "interval is too large".to_owned(),
-                })?;
-            return interval_from(Duration::from_millis(ms), || s.to_owned());
+            return Err(Error::InvalidSchedule {
+                input: s.to_owned(),
+                reason: format!(
+                    "a bare number is ambiguous: write \"{s}ms\" for milliseconds or \"@every {s}s\" \
+                     for seconds (an integer given as a number, not a string, is milliseconds)"
+                ),
+            });
+        }
+        if let Some(d) = bare_duration(s) {
+            return interval_from(d, || s.to_owned());
         }
         if s.starts_with('@') {
             return Schedule::cron(s);
@@ -572,7 +580,15 @@ fn interval_from(d: Duration, given: impl FnOnce() -> String) -> Result<Schedule
     Ok(Schedule { kind: Kind::Interval { every: d, start: None } })
 }
 
-/// Whether `s` is a number of milliseconds such as `60000` or `60_000`.
+/// A duration with its units and nothing else, such as `700ms` or `1h30m`.
+fn bare_duration(s: &str) -> Option<Duration> {
+    if !s.starts_with(|c: char| c.is_ascii_digit()) || s.contains(char::is_whitespace) {
+        return None;
+    }
+    parse_duration(s)
+}
+
+/// Whether `s` is a bare number such as `60000` or `60_000`.
 fn is_millis(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_digit())
         && s.bytes().all(|b| b.is_ascii_digit() || b == b'_')
@@ -596,7 +612,8 @@ fn split_zone(s: &str) -> Option<(&str, &str)> {
     })
 }
 
-fn parse_zone(name: &str) -> Result<Tz> {
+/// An IANA zone by name.
+pub(crate) fn parse_zone(name: &str) -> Result<Tz> {
     name.parse::<Tz>().map_err(|_| Error::UnknownTimeZone(name.to_owned()))
 }
 
@@ -1339,8 +1356,8 @@ mod tests {
             p("0 2 * * *").with_timezone("Europe/Berlln"),
             Err(Error::UnknownTimeZone(_))
         ));
-        assert!(matches!(Schedule::parse("0"), Err(Error::ZeroInterval(v)) if v == "0"));
-        assert!(matches!(Schedule::parse("0_000"), Err(Error::ZeroInterval(_))));
+        assert!(matches!(Schedule::parse("0ms"), Err(Error::ZeroInterval(v)) if v == "0ms"));
+        assert!(matches!(Schedule::parse("0_000s"), Err(Error::ZeroInterval(_))));
         assert!(matches!(Schedule::parse("@every 0s"), Err(Error::ZeroInterval(_))));
         assert!(matches!(Schedule::interval(Duration::ZERO), Err(Error::ZeroInterval(_))));
         assert!(matches!(Schedule::every_ms(0), Err(Error::ZeroInterval(_))));
@@ -1368,11 +1385,28 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_in_a_schedule_string_is_refused_with_a_suggestion() {
+        for (input, want) in [
+            ("700", r#"write "700ms" for milliseconds or "@every 700s" for seconds"#),
+            ("60", r#"write "60ms" for milliseconds or "@every 60s" for seconds"#),
+            ("60_000", r#"write "60_000ms""#),
+            (" 5 ", r#"write "5ms""#),
+        ] {
+            let e = err(input);
+            assert!(e.contains(want), "{input:?}: {e}");
+            assert!(e.starts_with(&format!("invalid schedule \"{}\"", input.trim())), "{e}");
+        }
+        assert!(err("CRON_TZ=UTC 700").contains("a time zone applies only to cron"));
+        assert!(err("CRON_TZ=UTC 700ms").contains("a time zone applies only to cron"));
+    }
+
+    #[test]
     fn intervals() {
         let t = utc(2026, 1, 1, 0, 0, 0);
-        assert_eq!(p("60000").interval_duration(), Some(Duration::from_secs(60)));
-        assert_eq!(p("60_000"), p("60000"));
-        assert_eq!(p("@every 1h30m"), p("5400000"));
+        assert_eq!(p("60000ms").interval_duration(), Some(Duration::from_secs(60)));
+        assert_eq!(p("60_000ms"), p("60s"));
+        assert_eq!(p("@every 1h30m"), p("5400000ms"));
+        assert_eq!(p("@every 700ms"), p("700ms"));
         assert_eq!(p("@every 1h30m").to_string(), "@every 1h30m");
         assert_eq!(p("@every 90m").to_string(), "@every 1h30m");
         assert_eq!(p("@every 1d").to_string(), "@every 24h");
@@ -1381,12 +1415,12 @@ mod tests {
         let odd = Schedule::interval(Duration::new(3, 1_500_001)).unwrap();
         assert_eq!(odd.to_string(), "@every 3s1ms500us1ns");
         assert_eq!(p(&odd.to_string()), odd);
-        assert_eq!(p("1500").next_after(t), Some(t + chrono::Duration::milliseconds(1500)));
+        assert_eq!(p("1500ms").next_after(t), Some(t + chrono::Duration::milliseconds(1500)));
         let huge = Schedule::interval(Duration::MAX).unwrap();
         assert_eq!(huge.next_after(t), None);
         assert_eq!(p(&huge.to_string()), huge);
         // Intervals ignore zones.
-        assert_eq!(p("1000").with_timezone("Europe/Berlin").unwrap(), p("1000"));
+        assert_eq!(p("1s").with_timezone("Europe/Berlin").unwrap(), p("1s"));
     }
 
     #[test]
@@ -1520,7 +1554,7 @@ mod tests {
             "@weekly",
             "CRON_TZ=Europe/Berlin 0 2 * * *",
             "TZ=America/New_York @daily",
-            "60000",
+            "60s",
             "@every 2h",
             "@at 2026-07-01T12:00:00.5Z",
             "@every 1m from 2026-01-01T00:00:30Z",
@@ -1612,7 +1646,7 @@ mod tests {
         assert_eq!(s.next_after(utc(2100, 12, 31, 3, 0, 0)), None);
         let z = p("CRON_TZ=Pacific/Kiritimati 0 2 * * *");
         assert_eq!(z.next_after(DateTime::<Utc>::MAX_UTC), None);
-        assert_eq!(p("1000").next_after(DateTime::<Utc>::MAX_UTC), None);
+        assert_eq!(p("1s").next_after(DateTime::<Utc>::MAX_UTC), None);
     }
 
     #[test]

@@ -18,9 +18,12 @@ use futures::future::{BoxFuture, Either, select};
 use futures::{Future, FutureExt};
 use serde::Serialize;
 
+use crate::cancel::CancelReason;
 use crate::cancel::CancellationToken;
-use crate::clock::{Clock, chrono_dur, std_dur};
+use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
+use crate::failure::ErrorKind;
+use crate::guard::{self, GuardedClock, panic_message};
 use crate::job::{JobConfig, JobContext, JobHandler, JobResult};
 use crate::policy::{MisfirePolicy, OverlapPolicy};
 use crate::recorder::{Recorder, StoreHealth, error_chain};
@@ -40,11 +43,15 @@ pub struct JobInfo {
     pub id: String,
     /// The display name.
     pub name: String,
-    /// The schedule as text (round-trips through [`Schedule::parse`]).
-    pub schedule: String,
-    /// The next nominal fire, if any (none when paused or a spent one-shot).
+    /// The schedule as text (round-trips through [`Schedule::parse`]);
+    /// `None` for a trigger-only job.
+    pub schedule: Option<String>,
+    /// The next nominal fire, if any (none when paused, trigger-only or a
+    /// spent one-shot).
     pub next_run: Option<DateTime<Utc>>,
-    /// The nominal time of the last fire run or skipped.
+    /// The latest `scheduled_at` among the job's fires that ran or were
+    /// recorded `skipped`, manual triggers included: the newest
+    /// `scheduled_at` of its rows in the store (docs/SEMANTICS.md §6).
     pub last_run: Option<DateTime<Utc>>,
     /// The final status of the last run that ended in this process.
     pub last_status: Option<ExecutionStatus>,
@@ -72,7 +79,10 @@ pub enum TriggerOutcome {
         execution_id: ExecutionId,
     },
     /// The run waits for the current one (`Queue`, or a catch-up backlog).
-    Queued,
+    Queued {
+        /// The id it will run under; [`JobScheduler::cancel`] takes it.
+        execution_id: ExecutionId,
+    },
     /// The trigger was recorded as `skipped` (`Skip` with a run in progress).
     Skipped,
 }
@@ -260,6 +270,7 @@ impl SchedulerBuilder {
 
     /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
     pub fn build(self) -> JobScheduler {
+        let clock: Arc<dyn Clock> = Arc::new(GuardedClock::new(self.clock));
         let mut rng = match self.seed {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
@@ -267,7 +278,7 @@ impl SchedulerBuilder {
         // Execution ids are (instance bits, counter). The bits mix the seed's
         // draw with the build time, so a restarted instance with the same seed
         // (a replayed simulation, a test) never reuses an earlier id.
-        let built_at = self.clock.now();
+        let built_at = clock.now();
         let instance_bits = rng.u64(..)
             ^ (built_at.timestamp() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ u64::from(built_at.timestamp_subsec_nanos());
@@ -275,7 +286,7 @@ impl SchedulerBuilder {
         let recorder = Recorder::new(self.settings.buffer_capacity, self.settings.batch);
         JobScheduler {
             inner: Arc::new(Inner {
-                clock: self.clock,
+                clock,
                 spawner: self.spawner,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 recorder,
@@ -605,7 +616,8 @@ struct Job {
     spec: Arc<Spec>,
     /// Shares the id's allocation when the name is the id (the default).
     name: Arc<str>,
-    schedule: Schedule,
+    /// `None` for a trigger-only job.
+    schedule: Option<Schedule>,
     overlap: OverlapPolicy,
     misfire: MisfirePolicy,
     jitter: Option<Duration>,
@@ -617,7 +629,11 @@ struct Job {
     paused_at: Option<DateTime<Utc>>,
     generation: u64,
     next_nominal: Option<DateTime<Utc>>,
+    /// The latest scheduled fire decided (run, queued or skipped): no
+    /// planning goes back to it or before, whatever the clock does.
     last_fire: Option<DateTime<Utc>>,
+    /// What [`JobInfo::last_run`] reports: `last_fire` or a later trigger.
+    last_run: Option<DateTime<Utc>>,
     last_status: Option<ExecutionStatus>,
     /// Inline for the usual one run: a separate buffer per job would be
     /// one more cold allocation touched per fire.
@@ -659,12 +675,15 @@ struct Fire {
     manual: bool,
     /// Won by this instance's claim (see [`SchedulerBuilder::claim_fires`]).
     claimed: bool,
+    /// The execution id's counter once one is given (a queued fire has
+    /// its id already); 0 before.
+    seq: u64,
 }
 
 impl Fire {
     /// A scheduled fire at `nominal`, not claimed yet.
     fn scheduled(nominal: DateTime<Utc>) -> Self {
-        Fire { nominal, manual: false, claimed: false }
+        Fire { nominal, manual: false, claimed: false, seq: 0 }
     }
 }
 
@@ -719,12 +738,11 @@ impl Inner {
                 completed_at: r.completed_at.unwrap_or(r.started_at),
                 duration: Duration::from_millis(r.duration_ms.unwrap_or(0)),
                 error: r.error.clone(),
+                error_kind: r.error_kind,
                 result: None,
                 metrics: None,
             });
-            for o in &self.observers {
-                o.on_event(&ended);
-            }
+            self.observe(&ended);
         }
     }
 
@@ -734,10 +752,11 @@ impl Inner {
         self.recorder.push(ev);
     }
 
-    /// Hands an event to the observers only.
+    /// Hands an event to the observers only. An observer that panics is
+    /// logged and skipped for this event; the others still see it.
     fn observe(&self, ev: &ExecutionEvent) {
         for o in &self.observers {
-            o.on_event(ev);
+            guard::call("an observer", || o.on_event(ev));
         }
     }
 }
@@ -833,7 +852,7 @@ impl JobScheduler {
     /// timeout, or an unusable retry, misfire or jitter setting.
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
         let mut job = self.validate(cfg)?;
-        let cron_key = job.schedule.is_cron().then(|| job.schedule.to_string());
+        let cron_key = job.schedule.as_ref().filter(|s| s.is_cron()).map(Schedule::to_string);
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
@@ -842,13 +861,15 @@ impl JobScheduler {
         if st.jobs.contains(&job.spec.id) {
             return Err(Error::DuplicateJob(job.spec.id.to_string()));
         }
-        tracing::debug!(job_id = %job.spec.id, schedule = %job.schedule, "job registered");
-        if let Some(key) = cron_key {
-            job.schedule = st.crons.entry(key).or_insert_with(|| job.schedule.clone()).clone();
+        tracing::debug!(job_id = %job.spec.id, schedule = ?job.schedule, "job registered");
+        if let (Some(key), Some(schedule)) = (cron_key, &job.schedule) {
+            let shared = st.crons.entry(key).or_insert_with(|| schedule.clone()).clone();
+            job.schedule = Some(shared);
         }
         let slot = st.jobs.insert(job);
         if st.phase == Phase::Running {
-            self.plan_next(&mut st, slot, now);
+            self.plan_first(&mut st, slot, None, now, "registered");
+            self.release(st);
         }
         Ok(())
     }
@@ -860,22 +881,47 @@ impl JobScheduler {
         if cfg.name.trim().is_empty() {
             return Err(Error::EmptyName(cfg.id));
         }
+        let field = |field: &'static str, e: Error| Error::InvalidJob {
+            job: cfg.id.clone(),
+            field,
+            source: Box::new(e),
+        };
         let mut schedule = match &cfg.schedule {
-            Some(s) => s.build()?,
-            None => return Err(Error::MissingSchedule(cfg.id)),
+            Some(s) => Some(s.build().map_err(|e| field("schedule", e))?),
+            None => None,
         };
         if let Some(tz) = &cfg.timezone {
-            schedule = schedule.with_timezone(tz)?;
+            schedule = match schedule {
+                Some(s) => Some(s.with_timezone(tz).map_err(|e| field("timezone", e))?),
+                // Still checked, so that a typo is never silent.
+                None => {
+                    crate::schedule::parse_zone(tz).map_err(|e| field("timezone", e))?;
+                    None
+                }
+            };
         }
         let claimed = self.inner.settings.claim && !cfg.per_instance;
         // Instances share a fire only on a common grid. An interval with no
         // phase counts from each instance's start, so a claimed one is
         // phased at the Unix epoch.
         if claimed
-            && schedule.interval_start().is_none()
-            && let Some(every) = schedule.interval_duration()
+            && let Some(s) = &schedule
+            && s.interval_start().is_none()
+            && let Some(every) = s.interval_duration()
         {
-            schedule = Schedule::interval_at(DateTime::UNIX_EPOCH, every)?;
+            schedule = Some(
+                Schedule::interval_at(DateTime::UNIX_EPOCH, every)
+                    .map_err(|e| field("schedule", e))?,
+            );
+        }
+        if let Some(j) = cfg.jitter
+            && j > MAX_JITTER
+        {
+            return Err(Error::InvalidPolicy {
+                policy: "jitter",
+                job: cfg.id,
+                reason: format!("jitter must be at most {MAX_JITTER:?} (365 days), got {j:?}"),
+            });
         }
         if let Some(t) = cfg.timeout
             && t.is_zero()
@@ -914,6 +960,7 @@ impl JobScheduler {
             generation: 0,
             next_nominal: None,
             last_fire: None,
+            last_run: None,
             last_status: None,
             running: SmallVec::new(),
             backlog: VecDeque::new(),
@@ -926,16 +973,16 @@ impl JobScheduler {
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         let job = st.jobs.remove(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
-        if job.schedule.shared() == 2 {
+        if let Some(schedule) = job.schedule.as_ref().filter(|s| s.shared() == 2) {
             // Only the shared-cron map holds it besides this job.
-            st.crons.remove(&job.schedule.to_string());
+            st.crons.remove(&schedule.to_string());
         }
         for run in &job.running {
-            run.cancel.cancel();
+            run.cancel.cancel_for(CancelReason::Unregister);
             run.cancel.kill();
         }
         for fire in &job.backlog {
-            self.record_skip(&mut st, &job.spec.id, fire.nominal, now, "job unregistered");
+            self.record_skip(&mut st, &job.spec.id, *fire, now, "job unregistered");
         }
         tracing::info!(job_id = id, "job unregistered");
         Ok(())
@@ -982,7 +1029,10 @@ impl JobScheduler {
                 None
             };
             match replay_from {
-                Some(last) => self.catch_up(&mut st, slot, last, now),
+                Some(last) => {
+                    let reason = "misfire: came due while the job was paused";
+                    self.catch_up(&mut st, slot, last, now, reason)
+                }
                 None => self.plan_next(&mut st, slot, now),
             }
             self.release(st);
@@ -1004,10 +1054,50 @@ impl JobScheduler {
             });
         }
         let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
-        let outcome =
-            self.dispatch(&mut st, slot, Fire { nominal: now, manual: true, claimed: false }, now);
+        let fire = Fire { nominal: now, manual: true, claimed: false, seq: 0 };
+        let outcome = self.dispatch(&mut st, slot, fire, now);
         self.release(st);
         Ok(outcome)
+    }
+
+    /// Cancels one run of this instance by its execution id.
+    ///
+    /// A running run is cancelled and dropped at once, as
+    /// [`OverlapPolicy::Replace`] does, and its attempt is recorded
+    /// `cancelled`; a run waiting out a retry backoff is recorded
+    /// `cancelled` with no further attempt. A queued run (see
+    /// [`TriggerOutcome::Queued`]) leaves the queue and is recorded
+    /// `cancelled` without starting. Fails with [`Error::UnknownExecution`]
+    /// when no run with this id is running or queued here.
+    pub fn cancel(&self, execution_id: ExecutionId) -> Result<()> {
+        let unknown = || Error::UnknownExecution(execution_id.to_string());
+        let (bits, seq) = ((execution_id.0 >> 64) as u64, execution_id.0 as u64);
+        if bits != self.inner.instance_bits || seq == 0 {
+            return Err(unknown());
+        }
+        let now = self.inner.clock.now();
+        let mut st = self.inner.lock();
+        let mut queued = None;
+        for (slot, job) in st.jobs.iter() {
+            if let Some(run) = job.running.iter().find(|r| r.seq == seq) {
+                tracing::info!(job_id = %job.spec.id, %execution_id, "run cancelled on request");
+                run.cancel.cancel_for(CancelReason::Request);
+                run.cancel.kill();
+                return Ok(());
+            }
+            if let Some(i) = job.backlog.iter().position(|f| f.seq == seq) {
+                queued = Some((slot, i));
+                break;
+            }
+        }
+        let (slot, i) = queued.ok_or_else(unknown)?;
+        let job = st.jobs.get_mut(slot).expect("found above");
+        let fire = job.backlog.remove(i).expect("found above");
+        let id = job.spec.id.clone();
+        drop(st);
+        let error = format!("cancelled while queued ({})", CancelReason::Request.as_str());
+        self.record_unstarted(&id, execution_id, 1, fire.nominal, now, error);
+        Ok(())
     }
 
     /// A listing of every job, sorted by id.
@@ -1027,9 +1117,9 @@ impl JobScheduler {
         JobInfo {
             id: job.spec.id.to_string(),
             name: job.name.to_string(),
-            schedule: job.schedule.to_string(),
+            schedule: job.schedule.as_ref().map(Schedule::to_string),
             next_run: job.next_nominal,
-            last_run: job.last_fire,
+            last_run: job.last_run,
             last_status: job.last_status,
             paused: job.paused,
             running: job.running.len(),
@@ -1062,10 +1152,13 @@ impl JobScheduler {
         let inner = &self.inner;
         let now = inner.clock.now();
         let store = &inner.store;
-        if let Err(e) = store.heartbeat(&inner.instance_id, now).await {
+        let beat = guard::store_call("heartbeat", store.heartbeat(&inner.instance_id, now));
+        if let Err(e) = beat.await {
             tracing::warn!(error = %error_chain(&e), "could not write heartbeat at start");
         }
-        match store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after).await {
+        let stale_after = inner.settings.stale_after;
+        let sweep = store.mark_abandoned(&inner.instance_id, now, stale_after);
+        match guard::store_call("mark_abandoned", sweep).await {
             Ok(rows) => inner.abandoned(&rows, true),
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not mark abandoned runs at start")
@@ -1073,7 +1166,7 @@ impl JobScheduler {
         }
         let ids: Vec<String> =
             inner.lock().jobs.iter().map(|(_, j)| j.spec.id.to_string()).collect();
-        let last = match store.last_fires(&ids).await {
+        let last = match guard::store_call("last_fires", store.last_fires(&ids)).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not read last fires at start; missed runs are not planned");
@@ -1086,15 +1179,7 @@ impl JobScheduler {
             let slots: Vec<(Slot, Option<DateTime<Utc>>)> =
                 st.jobs.iter().map(|(slot, j)| (slot, last.get(&*j.spec.id).copied())).collect();
             for (slot, last) in slots {
-                match last {
-                    Some(l) => {
-                        if let Some(j) = st.jobs.get_mut(slot) {
-                            j.last_fire = Some(l);
-                        }
-                        self.catch_up(&mut st, slot, l, now)
-                    }
-                    None => self.plan_next(&mut st, slot, now),
-                }
+                self.plan_first(&mut st, slot, last, now, "the scheduler started");
             }
             st.background += 2;
             self.release(st);
@@ -1137,15 +1222,15 @@ impl JobScheduler {
                 job.generation += 1;
                 job.next_nominal = None;
                 for fire in job.backlog.drain(..) {
-                    skips.push((job.spec.id.clone(), fire.nominal));
+                    skips.push((job.spec.id.clone(), fire));
                 }
                 for run in &job.running {
-                    run.cancel.cancel();
+                    run.cancel.cancel_for(CancelReason::Stop);
                 }
             }
             st.timeline.clear();
-            for (id, nominal) in skips {
-                self.record_skip(st, &id, nominal, now, "scheduler stopping");
+            for (id, fire) in skips {
+                self.record_skip(st, &id, fire, now, "scheduler stopping");
             }
             (st.live_runs, st.shutdown.clone())
         };
@@ -1153,8 +1238,8 @@ impl JobScheduler {
         inner.wake.notify();
         tracing::info!(running = was_running, grace = ?grace, "scheduler stopping");
 
-        let deadline = now + chrono_dur(grace);
-        let all_done = self.wait_runs(Some(deadline)).await;
+        // A grace past the end of time waits for the runs to end.
+        let all_done = self.wait_runs(checked_after(now, grace)).await;
         let mut report = StopReport::default();
         if !all_done {
             let st = inner.lock();
@@ -1169,7 +1254,7 @@ impl JobScheduler {
         self.wait_runs(None).await;
         self.wait_background().await;
 
-        let flush_deadline = inner.clock.now() + chrono_dur(inner.settings.flush_timeout);
+        let flush_deadline = after(inner.clock.now(), inner.settings.flush_timeout);
         if !inner.recorder.flush(&*inner.clock, flush_deadline).await {
             let h = inner.recorder.health();
             report.unwritten = h.buffered;
@@ -1218,13 +1303,41 @@ impl JobScheduler {
 
     // ---- planning -------------------------------------------------------
 
+    /// Plans a job's first fire at start or registration: fires missed
+    /// since `last` (the store's last fire) follow the misfire policy; with
+    /// no last fire, a one-shot whose instant has passed is a missed fire
+    /// too (`since` says since what, in its skip reason).
+    fn plan_first(
+        &self,
+        st: &mut State,
+        slot: Slot,
+        last: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        since: &str,
+    ) {
+        let Some(job) = st.jobs.get_mut(slot) else { return };
+        if let Some(l) = last {
+            job.last_fire = Some(l);
+            job.last_run = Some(l);
+            return self.catch_up(st, slot, l, now, "misfire: missed while down or stalled");
+        }
+        match job.schedule.as_ref().and_then(Schedule::once_at) {
+            Some(at) if at <= now => {
+                let reason = format!("misfire: its one-shot time passed before {since}");
+                self.catch_up(st, slot, at - chrono::Duration::nanoseconds(1), now, &reason)
+            }
+            _ => self.plan_next(st, slot, now),
+        }
+    }
+
     /// Plans the job's next fire strictly after `after`.
     fn plan_next(&self, st: &mut State, slot: Slot, after: DateTime<Utc>) {
         self.plan(st, slot, after, false);
     }
 
     /// Plans the job's next fire after `after`, the job's last fire when
-    /// `after_fire` (a cheaper step for intervals).
+    /// `after_fire` (a cheaper step for intervals). Never at or before the
+    /// last fire decided, whatever the clock did since (a backward jump).
     fn plan(&self, st: &mut State, slot: Slot, after: DateTime<Utc>, after_fire: bool) {
         // Generations come from the global sequence, so an entry of an
         // unregistered job never matches a new job registered under its id.
@@ -1236,10 +1349,12 @@ impl JobScheduler {
         if job.paused {
             return;
         }
-        let next = if after_fire {
-            job.schedule.next_after_fire(after)
-        } else {
-            job.schedule.next_after(after)
+        let Some(schedule) = &job.schedule else { return };
+        let next = match job.last_fire.filter(|l| *l > after) {
+            // Each later fire of a schedule is a fire after its last one.
+            Some(last) => schedule.next_after_fire(last),
+            None if after_fire => schedule.next_after_fire(after),
+            None => schedule.next_after(after),
         };
         let Some(nominal) = next else {
             tracing::debug!(job_id = %job.spec.id, "no further fire");
@@ -1247,13 +1362,13 @@ impl JobScheduler {
         };
         let mut due = nominal;
         if let Some(max) = job.jitter {
-            let room = job
-                .schedule
+            let room = schedule
                 .next_after_fire(nominal)
                 .map(|n| std_dur(nominal, n).saturating_sub(Duration::from_millis(1)))
                 .unwrap_or(max);
             let bound = u64::try_from(max.min(room).as_millis()).unwrap_or(u64::MAX);
-            due += chrono::Duration::milliseconds(st.rng.u64(0..=bound) as i64);
+            let delay = Duration::from_millis(st.rng.u64(0..=bound));
+            due = crate::clock::after(nominal, delay);
         }
         job.next_nominal = Some(nominal);
         tracing::debug!(job_id = %job.spec.id, next_run = %nominal, due = %due, "next run planned");
@@ -1265,32 +1380,46 @@ impl JobScheduler {
     }
 
     /// Applies the misfire policy to the fires after `last` up to `now`,
-    /// then plans the next fire.
-    fn catch_up(&self, st: &mut State, slot: Slot, last: DateTime<Utc>, now: DateTime<Utc>) {
-        let Some(job) = st.jobs.get(slot) else { return };
+    /// then plans the next fire. A missed fire skipped is recorded with
+    /// `reason`.
+    fn catch_up(
+        &self,
+        st: &mut State,
+        slot: Slot,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) {
+        let Some(job) = st.jobs.get_mut(slot) else { return };
         if job.paused {
             return;
         }
+        let Some(schedule) = &job.schedule else { return };
         let key = &job.spec.id.clone();
         let claimed = job.claimed.then(|| job.spec.clone());
-        let plan = job.misfire.plan(&job.schedule, last, now);
+        let plan = job.misfire.plan(schedule, last, now);
+        // Every missed fire is decided here, run or skipped: none is planned again.
+        let newest = [plan.skip.last(), plan.run.last(), plan.first_unlisted.as_ref()];
+        if let Some(newest) = newest.into_iter().flatten().max() {
+            job.last_fire = job.last_fire.max(Some(*newest));
+        }
         // A claimed job's missed fires are claimed too: one instance records
         // each skip and runs each catch-up fire.
         let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
             Some(spec) => st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason)),
-            None => this.record_skip(st, key, at, now, &reason),
+            None => this.record_skip(st, key, Fire::scheduled(at), now, &reason),
         };
         if plan.skipped_unlisted > 0 {
             let first = plan.first_unlisted.expect("set with a count");
             tracing::warn!(job_id = %key, count = plan.skipped_unlisted, first = %first, "missed fires skipped, too many to list");
             let reason = format!(
-                "misfire: {} missed fires from {first} skipped (too many to list one by one)",
+                "{reason}: {} missed fires from {first} skipped (too many to list one by one)",
                 plan.skipped_unlisted
             );
             skip(self, st, first, reason);
         }
         for t in &plan.skip {
-            skip(self, st, *t, "misfire: missed while down or stalled".to_owned());
+            skip(self, st, *t, reason.to_owned());
         }
         // The first missed fire goes through the overlap policy; further
         // catch-up fires (RunAll) wait in the backlog and run one after another.
@@ -1300,7 +1429,7 @@ impl JobScheduler {
             if i == 0 {
                 self.dispatch(st, slot, fire, now);
             } else if let Some(job) = st.jobs.get_mut(slot) {
-                job.last_fire = Some(job.last_fire.map_or(*t, |l| l.max(*t)));
+                job.last_run = job.last_run.max(Some(*t));
                 match &claimed {
                     Some(spec) => st.claim(spec, slot, fire, OnClaim::Backlog),
                     None => job.backlog.push_back(fire),
@@ -1311,22 +1440,27 @@ impl JobScheduler {
     }
 
     /// Starts, queues or skips a fire per the overlap policy.
+    ///
+    /// The outcome tells a manual trigger what happened; scheduled fires
+    /// ignore it.
     fn dispatch(
         &self,
         st: &mut State,
         slot: Slot,
-        fire: Fire,
+        mut fire: Fire,
         now: DateTime<Utc>,
     ) -> TriggerOutcome {
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
         if !fire.manual {
-            job.last_fire = Some(job.last_fire.map_or(fire.nominal, |l| l.max(fire.nominal)));
+            job.last_fire = job.last_fire.max(Some(fire.nominal));
         }
+        job.last_run = job.last_run.max(Some(fire.nominal));
         if job.claimed && !fire.manual && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
+            // (Triggers are never claimed: nobody reads this outcome.)
             let spec = job.spec.clone();
             st.claim(&spec, slot, fire, OnClaim::Dispatch);
-            return TriggerOutcome::Queued;
+            return TriggerOutcome::Skipped;
         }
         if job.running.is_empty() {
             return self.start_run(st, slot, fire);
@@ -1336,15 +1470,18 @@ impl JobScheduler {
             OverlapPolicy::Replace => {
                 for run in &job.running {
                     tracing::info!(job_id = %job.spec.id, execution_id = %run.id(self.inner.instance_bits), "replacing the running run");
-                    run.cancel.cancel();
+                    run.cancel.cancel_for(CancelReason::Replace);
                     run.cancel.kill();
                 }
                 self.start_run(st, slot, fire)
             }
             OverlapPolicy::Queue if job.backlog.is_empty() => {
+                st.next_exec += 1;
+                fire.seq = st.next_exec;
+                let job = st.jobs.get_mut(slot).expect("checked above");
                 job.backlog.push_back(fire);
                 tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");
-                TriggerOutcome::Queued
+                TriggerOutcome::Queued { execution_id: exec_id(self.inner.instance_bits, fire.seq) }
             }
             OverlapPolicy::Queue | OverlapPolicy::Skip => {
                 let reason = match job.overlap {
@@ -1352,21 +1489,30 @@ impl JobScheduler {
                     _ => "overlap policy skip: the previous run is still running",
                 };
                 let key = job.spec.id.clone();
-                self.record_skip(st, &key, fire.nominal, now, reason);
+                self.record_skip(st, &key, fire, now, reason);
                 TriggerOutcome::Skipped
             }
         }
     }
 
+    /// Records `fire` of job `key` as `skipped` for `reason`, under the
+    /// fire's execution id if it has one already (a queued fire).
     fn record_skip(
         &self,
         st: &mut State,
         key: &Arc<str>,
-        nominal: DateTime<Utc>,
+        fire: Fire,
         now: DateTime<Utc>,
         reason: &str,
     ) {
-        let execution_id = st.new_exec_id(self.inner.instance_bits);
+        let execution_id = match fire.seq {
+            0 => st.new_exec_id(self.inner.instance_bits),
+            seq => exec_id(self.inner.instance_bits, seq),
+        };
+        let nominal = fire.nominal;
+        if let Some(job) = st.jobs.slot(key).and_then(|slot| st.jobs.get_mut(slot)) {
+            job.last_run = job.last_run.max(Some(nominal));
+        }
         tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
         self.inner.record(ExecutionEvent::Skipped(SkippedFire {
             job_id: key.clone(),
@@ -1382,7 +1528,10 @@ impl JobScheduler {
     /// launches it after releasing it ([`release`](Self::release), or the
     /// driver's batches), so no handler runs under the lock.
     fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
-        let id = st.new_exec_id(self.inner.instance_bits);
+        let id = match fire.seq {
+            0 => st.new_exec_id(self.inner.instance_bits),
+            seq => exec_id(self.inner.instance_bits, seq),
+        };
         let seed = st.rng.u64(..);
         let cancel = st.tokens.pop().unwrap_or_default();
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
@@ -1455,21 +1604,24 @@ impl JobScheduler {
                 }
                 let key = &c.spec.id;
                 let at = c.fire.nominal;
+                let fire = c.fire;
                 match (&won, c.then) {
                     (Err(why), OnClaim::Skip(reason)) => {
-                        this.record_skip(&mut st, key, at, now, &format!("{reason} ({why})"))
+                        this.record_skip(&mut st, key, fire, now, &format!("{reason} ({why})"))
                     }
                     (Err(why), _) => {
                         tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run");
                         let reason = format!("claim failed, not run: {why}");
-                        this.record_skip(&mut st, key, at, now, &reason);
+                        this.record_skip(&mut st, key, fire, now, &reason);
                     }
                     (Ok(won), _) if !won[i] => {
                         tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
                     }
-                    (Ok(_), OnClaim::Skip(reason)) => this.record_skip(&mut st, key, at, now, &reason),
+                    (Ok(_), OnClaim::Skip(reason)) => {
+                        this.record_skip(&mut st, key, fire, now, &reason)
+                    }
                     (Ok(_), _) if st.phase != Phase::Running => {
-                        this.record_skip(&mut st, key, at, now, "scheduler stopping");
+                        this.record_skip(&mut st, key, fire, now, "scheduler stopping");
                     }
                     (Ok(_), then) => {
                         let fire = Fire { claimed: true, ..c.fire };
@@ -1582,7 +1734,7 @@ impl JobScheduler {
                     self.start_run(&mut st, slot, fire);
                 } else {
                     let now = self.inner.clock.now();
-                    self.record_skip(&mut st, &spec.id, fire.nominal, now, "scheduler stopping");
+                    self.record_skip(&mut st, &spec.id, fire, now, "scheduler stopping");
                 }
             }
         }
@@ -1665,7 +1817,7 @@ impl JobScheduler {
         if lateness > job.misfire.grace {
             tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
             let before = nominal - chrono::Duration::nanoseconds(1);
-            self.catch_up(st, slot, before, now);
+            self.catch_up(st, slot, before, now, "misfire: missed while down or stalled");
         } else {
             self.dispatch(st, slot, Fire::scheduled(nominal), now);
             self.plan(st, slot, nominal, true);
@@ -1679,21 +1831,20 @@ impl JobScheduler {
         // once per heartbeat.
         let mut stop = std::pin::pin!(shutdown.cancelled());
         loop {
-            let wake = inner.clock.now() + chrono_dur(inner.settings.heartbeat_interval);
+            let wake = after(inner.clock.now(), inner.settings.heartbeat_interval);
             let sleep = inner.clock.sleep_until(wake);
             if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;
             }
             let now = inner.clock.now();
-            if let Err(e) = inner.store.heartbeat(&inner.instance_id, now).await {
+            let beat = inner.store.heartbeat(&inner.instance_id, now);
+            if let Err(e) = guard::store_call("heartbeat", beat).await {
                 tracing::warn!(error = %error_chain(&e), "heartbeat failed");
                 continue;
             }
-            match inner
-                .store
-                .mark_abandoned(&inner.instance_id, now, inner.settings.stale_after)
-                .await
-            {
+            let sweep =
+                inner.store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after);
+            match guard::store_call("mark_abandoned", sweep).await {
                 Ok(rows) => inner.abandoned(&rows, false),
                 Err(e) => tracing::warn!(error = %error_chain(&e), "abandoned-run sweep failed"),
             }
@@ -1743,10 +1894,17 @@ impl JobScheduler {
             cancel: child.clone().unwrap_or_else(|| l.cancel.clone()),
             clock: inner.clock.clone(),
         };
-        let fut = spec
-            .handler
-            .run_detached(ctx)
-            .unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx));
+        // A handler may panic before it returns its future (in a closure's
+        // synchronous part, or a `run_owned` of its own): that panic comes
+        // out of the future's first poll, where the attempt catches it.
+        let start = || {
+            spec.handler.run_detached(ctx).unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx))
+        };
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(start)).unwrap_or_else(|panic| {
+            Box::pin(futures::future::lazy(move |_| -> JobResult {
+                std::panic::resume_unwind(panic)
+            }))
+        });
         let work = AssertUnwindSafe(fut).catch_unwind();
         InFlight { started_at, child, work, start_unwritten: defer }
     }
@@ -1774,8 +1932,9 @@ impl JobScheduler {
         if let Poll::Ready(res) = first {
             return if l.cancel.is_killed() { Outcome::Killed } else { Outcome::Done(res) };
         }
-        let timer = match l.spec.timeout {
-            Some(t) => self.inner.clock.sleep_until(flight.started_at + chrono_dur(t)),
+        // A timeout past the end of time is no timeout.
+        let timer = match l.spec.timeout.and_then(|t| checked_after(flight.started_at, t)) {
+            Some(deadline) => self.inner.clock.sleep_until(deadline),
             None => Box::pin(futures::future::pending()),
         };
         let killed = l.cancel.killed();
@@ -1806,6 +1965,7 @@ impl JobScheduler {
         let InFlight { started_at, child, work, start_unwritten: _ } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
+        let mut error_kind = None;
         let (mut status, error) = match outcome {
             Outcome::Done(Ok(r)) => {
                 result = r;
@@ -1814,6 +1974,7 @@ impl JobScheduler {
                 } else if cancel.is_cancelled() {
                     (ExecutionStatus::Cancelled, result.error.clone())
                 } else {
+                    error_kind = result.error_kind();
                     let e = result
                         .error
                         .clone()
@@ -1826,6 +1987,7 @@ impl JobScheduler {
                 let status = if cancel.is_cancelled() {
                     ExecutionStatus::Cancelled
                 } else {
+                    error_kind = Some(ErrorKind::Transient);
                     ExecutionStatus::Failed
                 };
                 (status, Some(format!("handler panicked: {msg}")))
@@ -1836,12 +1998,16 @@ impl JobScheduler {
             ),
             Outcome::Killed => (
                 ExecutionStatus::Cancelled,
-                Some("cancelled: dropped without finishing".to_owned()),
+                Some(format!("cancelled ({}): dropped without finishing", cancel_reason(cancel))),
             ),
         };
-        let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut);
-        let retry = retryable && spec.retry.has_next(attempt) && !cancel.is_cancelled();
-        if retryable && !retry && spec.retry.max_attempts > 1 && !cancel.is_cancelled() {
+        // A permanent error ends the run: no retry can fix it.
+        let permanent = error_kind == Some(ErrorKind::Permanent);
+        let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut)
+            && !permanent
+            && !cancel.is_cancelled();
+        let retry = retryable && spec.retry.has_next(attempt);
+        if retryable && !retry && spec.retry.max_attempts > 1 {
             status = ExecutionStatus::RetriesExhausted;
         }
         // The attempt is over: tell whatever the handler left behind (after
@@ -1861,10 +2027,50 @@ impl JobScheduler {
             completed_at: ended_at,
             duration,
             error,
+            error_kind,
             result: result.data,
             metrics: result.metrics,
         }));
         AttemptOver { status, retry, at: ended_at, duration }
+    }
+
+    /// Records attempt `attempt` of run `l`, which was cancelled before it
+    /// started (`when`), as `cancelled` with the reason: the run's last row
+    /// then says what [`JobInfo::last_status`] says.
+    fn cancelled_unstarted(&self, l: &Launch, attempt: u32, when: &str) {
+        let now = self.inner.clock.now();
+        let why = cancel_reason(&l.cancel);
+        let error = format!("cancelled {when} ({why}); attempt {attempt} never started");
+        self.record_unstarted(&l.spec.id, l.id, attempt, l.fire.nominal, now, error);
+    }
+
+    /// Records an attempt that never started as `cancelled` for `error`.
+    fn record_unstarted(
+        &self,
+        job_id: &Arc<str>,
+        execution_id: ExecutionId,
+        attempt: u32,
+        scheduled_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        error: String,
+    ) {
+        let status = ExecutionStatus::Cancelled;
+        log_end(job_id, execution_id, attempt, status, Duration::ZERO, Some(&error));
+        self.inner.record(ExecutionEvent::Finished(AttemptEnd {
+            job_id: job_id.clone(),
+            execution_id,
+            attempt,
+            scheduled_at,
+            started_at: now,
+            instance_id: self.inner.instance_id.clone(),
+            status,
+            completed_at: now,
+            duration: Duration::ZERO,
+            error: Some(error),
+            error_kind: None,
+            result: None,
+            metrics: None,
+        }));
     }
 
     /// One run: attempts with timeout and retry, from `resume`. Returns the
@@ -1882,12 +2088,12 @@ impl JobScheduler {
         loop {
             if let Some(ended_at) = backoff_from.take() {
                 let delay = spec.retry.delay(attempt, &mut rng);
-                let at = ended_at + chrono_dur(delay);
+                let at = after(ended_at, delay);
                 tracing::info!(job_id = %spec.id, execution_id = %l.id, next_attempt = attempt + 1, at = %at, "retry planned");
                 let sleep = clock.sleep_until(at);
                 let stopped = Box::pin(l.cancel.cancelled());
                 if let Either::Right(_) = select(sleep, stopped).await {
-                    tracing::info!(job_id = %spec.id, execution_id = %l.id, "cancelled during backoff; no further attempt");
+                    self.cancelled_unstarted(l, attempt + 1, "during the retry backoff");
                     return ExecutionStatus::Cancelled;
                 }
                 attempt += 1;
@@ -1952,6 +2158,9 @@ type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
 /// runs go to the spawner instead.
 const INLINE_LIMIT: Duration = Duration::from_millis(1);
 
+/// The longest start jitter a job may have.
+const MAX_JITTER: Duration = Duration::from_secs(365 * 86_400);
+
 /// How many due fires the driver dispatches under one hold of the lock.
 const DISPATCH_CHUNK: usize = 256;
 
@@ -2006,14 +2215,9 @@ fn log_end(
     }
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
+/// Why `token`'s run was cancelled, as its row states it.
+fn cancel_reason(token: &CancellationToken) -> &'static str {
+    token.reason().map_or("cancelled", CancelReason::as_str)
 }
 
 #[cfg(test)]
@@ -2029,7 +2233,7 @@ mod tests {
         // Every registered job is one slot of the slab: its size is most of
         // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
         assert_eq!(size_of::<RunHandle>(), 16);
-        assert!(size_of::<Option<Job>>() <= 240, "{} B", size_of::<Option<Job>>());
+        assert!(size_of::<Option<Job>>() <= 248, "{} B", size_of::<Option<Job>>());
     }
 
     #[test]
@@ -2115,7 +2319,7 @@ mod tests {
         assert_eq!(s.inner.lock().crons.len(), 2);
         s.unregister("b").unwrap();
         assert_eq!(s.inner.lock().crons.len(), 1);
-        assert_eq!(s.job("c").unwrap().schedule, "CRON_TZ=UTC */5 * * * *");
+        assert_eq!(s.job("c").unwrap().schedule.as_deref(), Some("CRON_TZ=UTC */5 * * * *"));
     }
 
     /// Runs with or without the `tokio` feature: the engine needs no tokio.

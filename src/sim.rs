@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::clock::{Clock, VirtualClock, chrono_dur};
+use crate::clock::{Clock, VirtualClock, after, before, std_dur};
 use crate::error::Result;
 use crate::job::{JobConfig, JobContext, JobHandler, JobResult};
 use crate::policy::{MisfirePolicy, OverlapPolicy};
@@ -254,7 +254,7 @@ impl<S: ExecutionStore> FaultyStore<S> {
         }
         if stall {
             self.injected.lock().expect("injected lock").1 += 1;
-            self.clock.sleep_until(self.clock.now() + chrono_dur(f.stall_for)).await;
+            self.clock.sleep_until(after(self.clock.now(), f.stall_for)).await;
         }
         Ok(())
     }
@@ -356,7 +356,8 @@ impl Observer for EventLog {
 /// What the checker knows of a job.
 #[derive(Debug, Clone)]
 struct JobModel {
-    schedule: Schedule,
+    /// `None` for a trigger-only job.
+    schedule: Option<Schedule>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
     overlap: OverlapPolicy,
@@ -499,19 +500,20 @@ impl Sim {
         let retry = cfg.retry.clone();
         let overlap = cfg.overlap;
         let jitter = cfg.jitter.unwrap_or_default();
-        let mut schedule = match &cfg.schedule {
-            Some(s) => s.build(),
-            None => Err(crate::Error::MissingSchedule(id.clone())),
-        };
-        if let (Ok(s), Some(tz)) = (&schedule, &cfg.timezone) {
-            schedule = s.clone().with_timezone(tz);
-        }
+        let schedule = cfg.schedule.clone();
+        let timezone = cfg.timezone.clone();
         self.scheduler.register(cfg)?;
-        let schedule = schedule?;
+        // Registration checked both; a trigger-only job runs only by hand.
+        let schedule = match (schedule, timezone) {
+            (Some(s), Some(tz)) => Some(s.build().and_then(|s| s.with_timezone(&tz))?),
+            (Some(s), None) => Some(s.build()?),
+            (None, _) => None,
+        };
+        let irregular = schedule.is_none();
         let registered_at = self.now();
         self.models.insert(
             id,
-            JobModel { schedule, timeout, retry, overlap, jitter, registered_at, irregular: false },
+            JobModel { schedule, timeout, retry, overlap, jitter, registered_at, irregular },
         );
         Ok(())
     }
@@ -672,13 +674,13 @@ fn check_invariants(
     for (job, model) in models {
         let job = job.as_str();
         // Exactly once: every nominal fire in the window, once; none other.
-        if !model.irregular {
+        if let (false, Some(schedule)) = (model.irregular, &model.schedule) {
             let from = model.registered_at.max(started);
             // Fires close to the stop may be cut by jitter or the stop itself.
-            let horizon = stop_began - chrono_dur(model.jitter);
+            let horizon = before(stop_began, model.jitter);
             let mut due = Vec::new();
             let mut t = from;
-            while let Some(n) = model.schedule.next_after(t) {
+            while let Some(n) = schedule.next_after(t) {
                 if n > stop_began {
                     break;
                 }
@@ -736,7 +738,7 @@ fn check_invariants(
                 };
                 last = Some(*end);
                 if *status == ExecutionStatus::TimedOut {
-                    let want = model.timeout.map(|t| *start + chrono_dur(t));
+                    let want = model.timeout.map(|t| after(*start, t));
                     if want != Some(*end) {
                         bad(
                             "timeouts end at the deadline",
@@ -749,13 +751,13 @@ fn check_invariants(
                 }
                 if let Some((pn, pend)) = prev_end {
                     let (lo, hi) = model.retry.bounds(pn);
-                    let gap = *start - pend;
-                    if gap < chrono_dur(lo) || gap > chrono_dur(hi) {
+                    let gap = std_dur(pend, *start);
+                    if *start < pend || gap < lo || gap > hi {
                         bad(
                             "attempt times follow the backoff formula",
                             job,
                             format!(
-                                "execution {exec}: attempt {n} began {gap} after attempt {pn}, expected within [{lo:?}, {hi:?}]"
+                                "execution {exec}: attempt {n} began {gap:?} after attempt {pn}, expected within [{lo:?}, {hi:?}]"
                             ),
                         );
                     }

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::failure::ErrorKind;
+
 /// A `Result` whose error is a [`StoreError`].
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
@@ -259,6 +261,10 @@ pub struct AttemptEnd {
     pub duration: Duration,
     /// The error, for every status but `Succeeded`.
     pub error: Option<String>,
+    /// Whether the handler's error was transient or permanent; `None` when
+    /// the handler returned no error (success, timeout, cancellation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     /// The handler's result data.
     pub result: Option<serde_json::Value>,
     /// The handler's metrics.
@@ -326,6 +332,10 @@ pub struct ExecutionRecord {
     pub duration_ms: Option<u64>,
     /// The error or skip reason.
     pub error: Option<String>,
+    /// Whether the handler's error was transient or permanent (see
+    /// [`AttemptEnd::error_kind`]).
+    #[serde(default)]
+    pub error_kind: Option<ErrorKind>,
     /// The handler's result data.
     pub result: Option<serde_json::Value>,
     /// The handler's metrics.
@@ -348,6 +358,7 @@ impl ExecutionRecord {
             completed_at: None,
             duration_ms: None,
             error: None,
+            error_kind: None,
             result: None,
             metrics: None,
             instance_id: s.instance_id.to_string(),
@@ -366,6 +377,7 @@ impl ExecutionRecord {
             completed_at: Some(s.decided_at),
             duration_ms: Some(0),
             error: Some(s.reason.clone()),
+            error_kind: None,
             result: None,
             metrics: None,
             instance_id: s.instance_id.to_string(),
@@ -392,6 +404,7 @@ impl ExecutionRecord {
         self.completed_at = Some(e.completed_at);
         self.duration_ms = Some(duration_ms(e.duration));
         self.error = e.error.clone();
+        self.error_kind = e.error_kind;
         self.result = e.result.clone();
         self.metrics = e.metrics.clone();
     }

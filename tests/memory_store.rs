@@ -47,6 +47,7 @@ fn end(job: &str, run: u128, at: i64) -> ExecutionEvent {
         completed_at: t(at + 1),
         duration: Duration::from_secs(1),
         error: None,
+        error_kind: None,
         result: None,
         metrics: None,
     })

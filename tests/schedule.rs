@@ -695,6 +695,8 @@ fn error_messages() {
         "CRON_TZ=Europe/Berlin @every 5m",
         "0",
         "0_000",
+        "700",
+        "0ms",
         "@every 0s",
         "@every 500us",
         "@every",

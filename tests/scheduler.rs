@@ -99,9 +99,7 @@ fn a_hanging_handler_ends_exactly_at_its_timeout() {
     };
     w.sched
         .register(
-            JobConfig::new("hang", hang)
-                .schedule(60_000u64.to_string())
-                .timeout(Duration::from_millis(1500)),
+            JobConfig::new("hang", hang).schedule(60_000).timeout(Duration::from_millis(1500)),
         )
         .unwrap();
     w.start();
@@ -146,9 +144,19 @@ fn cancelling_mid_backoff_stops_all_further_attempts() {
     w.sched.unregister("r").unwrap();
     w.rt.advance(Duration::from_secs(3600));
     assert_eq!(calls.load(Ordering::SeqCst), 1, "no attempt after cancellation");
+    // The failed attempt, then the attempt that never started, recorded
+    // `cancelled` with the reason, as `JobInfo` reports the run.
     let rows = w.rows("r");
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].status, ExecutionStatus::Failed);
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].attempt, rows[0].status), (1, ExecutionStatus::Failed));
+    assert_eq!((rows[1].attempt, rows[1].status), (2, ExecutionStatus::Cancelled));
+    assert_eq!(
+        rows[1].error.as_deref(),
+        Some(
+            "cancelled during the retry backoff (the job was unregistered); attempt 2 never started"
+        )
+    );
+    assert_eq!(rows[1].execution_id, rows[0].execution_id);
     w.stop(Duration::ZERO);
 }
 
@@ -164,8 +172,11 @@ fn stop_during_backoff_stops_attempts_and_leaves_nothing_running() {
     // Stop returns immediately: the run was only waiting for its backoff.
     assert_eq!(w.rt.clock().now(), w.secs(65));
     let rows = w.rows("r");
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.status != ExecutionStatus::Running));
+    assert_eq!(rows[1].status, ExecutionStatus::Cancelled);
+    assert!(rows[1].error.as_deref().unwrap().contains("(the scheduler is stopping)"));
+    assert_eq!(w.sched.job("r").unwrap().last_status, Some(ExecutionStatus::Cancelled));
 }
 
 #[test]
@@ -350,7 +361,12 @@ fn registration_errors() {
                 JobConfig::new("", |_c: JobContext| async {}).name("nameless").schedule("@hourly"),
             )
             .unwrap_err(),
-        w.sched.register(JobConfig::new("y", |_c: JobContext| async {})).unwrap_err(),
+        w.sched
+            .register(
+                JobConfig::new("y", |_c: JobContext| async {})
+                    .jitter(Duration::from_secs(366 * 86_400)),
+            )
+            .unwrap_err(),
         w.sched
             .register(JobConfig::new("y", |_c: JobContext| async {}).schedule("61 * * * *"))
             .unwrap_err(),

@@ -470,7 +470,13 @@ impl Probe for SchedulerProbe {
         if store.is_degraded() {
             problems.push(format!(
                 "execution store {}: {} of {} records buffered, {} dropped{}",
-                if store.failing { "failing" } else { "backlogged" },
+                if store.failing {
+                    "failing"
+                } else if store.dropped_since_drained > 0 {
+                    "catching up after lost records"
+                } else {
+                    "backlogged"
+                },
                 store.buffered,
                 store.capacity,
                 store.dropped,
@@ -705,6 +711,7 @@ mod tests {
             completed_at: later,
             duration: Duration::from_secs(1),
             error: None,
+            error_kind: None,
             result: None,
             metrics: None,
         };
@@ -735,6 +742,7 @@ mod tests {
             completed_at: later,
             duration: Duration::from_secs(1),
             error: Some("pg_dump failed".to_owned()),
+            error_kind: None,
             result: None,
             metrics: None,
         };

@@ -228,11 +228,12 @@ pub struct JobView {
     pub id: String,
     /// The display name.
     pub name: String,
-    /// The schedule.
-    pub schedule: String,
+    /// The schedule; `null` for a trigger-only job.
+    pub schedule: Option<String>,
     /// The next nominal fire.
     pub next_run: Option<chrono::DateTime<chrono::Utc>>,
-    /// The last nominal fire run or skipped.
+    /// The latest `scheduled_at` among the job's fires that ran or were
+    /// skipped, triggers included (docs/SEMANTICS.md §6).
     pub last_run: Option<chrono::DateTime<chrono::Utc>>,
     /// The last final status: of this process, else the latest stored row.
     pub last_status: Option<ExecutionStatus>,
@@ -260,9 +261,18 @@ async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
         .await
         .ok()
         .and_then(|mut v| v.pop());
+    // Before this process fired the job, its last run is the store's.
+    let last_run = match info.last_run {
+        Some(t) => Some(t),
+        None => {
+            let ids = [info.id.clone()];
+            let stored = state.scheduler.store().last_fires(&ids).await.ok();
+            stored.and_then(|m| m.get(&info.id).copied())
+        }
+    };
     JobView {
         last_status: info.last_status.or_else(|| last.as_ref().map(|r| r.status)),
-        last_run: info.last_run.or_else(|| last.as_ref().map(|r| r.scheduled_at)),
+        last_run,
         id: info.id,
         name: info.name,
         schedule: info.schedule,
@@ -410,7 +420,7 @@ async fn jobs_api(
                 "trigger" => match s.scheduler.trigger(id) {
                     Ok(outcome) => {
                         let code = match outcome {
-                            TriggerOutcome::Started { .. } | TriggerOutcome::Queued => {
+                            TriggerOutcome::Started { .. } | TriggerOutcome::Queued { .. } => {
                                 StatusCode::ACCEPTED
                             }
                             TriggerOutcome::Skipped => StatusCode::OK,

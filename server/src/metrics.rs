@@ -338,6 +338,7 @@ mod tests {
             completed_at: t0 + chrono::Duration::seconds(3),
             duration: Duration::from_millis(2980),
             error: None,
+            error_kind: None,
             result: None,
             metrics: None,
         }));

@@ -898,6 +898,7 @@ fn end_event(
         completed_at: at + chrono::Duration::milliseconds(1500),
         duration: Duration::from_millis(1500),
         error: (status != ExecutionStatus::Succeeded).then(|| "disk full".to_owned()),
+        error_kind: None,
         result: Some(serde_json::json!({
             "file": "backups/mscribe-20260101T020000.000Z.db", "bytes": 4096, "status": "healthy"
         })),

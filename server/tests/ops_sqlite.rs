@@ -32,6 +32,7 @@ fn end(
         completed_at: at + chrono::Duration::milliseconds(ms as i64),
         duration: Duration::from_millis(ms),
         error: None,
+        error_kind: None,
         result: None,
         metrics: None,
     })

@@ -107,6 +107,7 @@ mod tests {
             completed_at: started,
             duration: Duration::from_millis(5),
             error: None,
+            error_kind: None,
             result: None,
             metrics: None,
         })]

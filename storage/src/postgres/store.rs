@@ -305,6 +305,7 @@ fn decode_row(row: &PgRow) -> StoreResult<ExecutionRecord> {
         completed_at: row.try_get("completed_at").map_err(get)?,
         duration_ms: duration_ms.map(codec::decode_ms).transpose()?,
         error: row.try_get("error").map_err(get)?,
+        error_kind: None,
         result: result.as_deref().map(codec::decode_json).transpose()?,
         metrics: metrics.as_deref().map(codec::decode_metrics).transpose()?,
         instance_id: row.try_get("instance_id").map_err(get)?,

@@ -508,6 +508,7 @@ impl RawRow {
                 .transpose()?,
             duration_ms: self.duration_ms.map(codec::decode_ms).transpose()?,
             error: self.error,
+            error_kind: None,
             result: self.result.as_deref().map(codec::decode_json).transpose()?,
             metrics: self.metrics.as_deref().map(codec::decode_metrics).transpose()?,
             job_id: self.job_id,

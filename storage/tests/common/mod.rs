@@ -65,6 +65,7 @@ pub fn end_with(
         duration: Duration::from_millis(ran_ms as u64),
         error: (status != ExecutionStatus::Succeeded)
             .then(|| format!("{status} at attempt {attempt}")),
+        error_kind: None,
         result: Some(
             serde_json::json!({"attempt": attempt, "ok": status == ExecutionStatus::Succeeded}),
         ),
