@@ -496,6 +496,17 @@ impl Schedule {
         }
     }
 
+    /// An instant whose next fire is `fire`, itself a fire of this
+    /// schedule: where the misfire plan starts to list the fires from
+    /// `fire` on. One step back for an interval counted from the previous
+    /// fire, else just before `fire`.
+    pub(crate) fn before_fire(&self, fire: DateTime<Utc>) -> DateTime<Utc> {
+        match &self.kind {
+            Kind::Interval { every, start: None } => crate::clock::before(fire, *every),
+            _ => fire - chrono::Duration::nanoseconds(1),
+        }
+    }
+
     /// The next fire after `fire`, itself a fire of this schedule (an
     /// answer of [`next_after`](Self::next_after)): for an interval, one
     /// step on, with no grid arithmetic (a phased interval's grid costs

@@ -1816,7 +1816,7 @@ impl JobScheduler {
         let lateness = std_dur(due, now);
         if lateness > job.misfire.grace {
             tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
-            let before = nominal - chrono::Duration::nanoseconds(1);
+            let before = job.schedule.as_ref().map_or(nominal, |s| s.before_fire(nominal));
             self.catch_up(st, slot, before, now, "misfire: missed while down or stalled");
         } else {
             self.dispatch(st, slot, Fire::scheduled(nominal), now);

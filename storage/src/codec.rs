@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use mscribe_scheduler::store::{ExecutionEvent, ExecutionId, Metrics, StoreResult, duration_ms};
-use mscribe_scheduler::{ExecutionStatus, StoreError};
+use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
 use serde_json::Value;
 
 /// The earliest timestamp a store accepts: 0001-01-01T00:00:00Z.
@@ -93,6 +93,8 @@ pub(crate) struct Row {
     pub(crate) completed_at: Option<DateTime<Utc>>,
     pub(crate) duration_ms: Option<i64>,
     pub(crate) error: Option<String>,
+    /// `transient` or `permanent` ([`ErrorKind::as_str`]); only ends carry one.
+    pub(crate) error_kind: Option<&'static str>,
     pub(crate) result: Option<String>,
     pub(crate) metrics: Option<String>,
     pub(crate) instance_id: String,
@@ -112,7 +114,8 @@ pub(crate) enum Op {
     /// `Started` or `Skipped`: insert, ignore a conflict.
     Insert(Row),
     /// `Finished`: insert the whole row, or on conflict set its end fields
-    /// (status, completed_at, duration_ms, error, result, metrics).
+    /// (status, completed_at, duration_ms, error, error_kind, result,
+    /// metrics).
     Upsert(Row),
 }
 
@@ -189,6 +192,7 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             completed_at: None,
             duration_ms: None,
             error: None,
+            error_kind: None,
             result: None,
             metrics: None,
             instance_id: id_text("instance id", &s.instance_id, no_nul)?,
@@ -203,6 +207,7 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             completed_at: Some(check_ts("decided_at", s.decided_at)?),
             duration_ms: Some(0),
             error: free_text(&Some(s.reason.clone()), no_nul),
+            error_kind: None,
             result: None,
             metrics: None,
             instance_id: id_text("instance id", &s.instance_id, no_nul)?,
@@ -217,6 +222,7 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             completed_at: Some(check_ts("completed_at", e.completed_at)?),
             duration_ms: Some(ms_i64(duration_ms(e.duration))),
             error: free_text(&e.error, no_nul),
+            error_kind: e.error_kind.map(ErrorKind::as_str),
             result: e.result.as_ref().map(|v| encode_json(v, no_nul)),
             metrics: e.metrics.as_ref().map(|m| encode_metrics(m, no_nul)),
             instance_id: id_text("instance id", &e.instance_id, no_nul)?,
@@ -310,6 +316,13 @@ pub(crate) fn decode_execution_id(text: &str) -> StoreResult<ExecutionId> {
     })
 }
 
+/// Parses a stored error kind (`transient` or `permanent`).
+pub(crate) fn decode_error_kind(text: &str) -> StoreResult<ErrorKind> {
+    ErrorKind::parse(text).ok_or_else(|| StoreError::Corrupt {
+        message: format!("error_kind {text:?} is neither \"transient\" nor \"permanent\""),
+    })
+}
+
 /// A stored integer that must fit an unsigned field.
 pub(crate) fn decode_u32(what: &str, v: i64) -> StoreResult<u32> {
     u32::try_from(v)
@@ -344,6 +357,68 @@ mod tests {
             .map(|s| format!("'{s}'"))
             .collect();
         assert_eq!(FAILURE_STATUSES_SQL, format!("({})", engine.join(", ")));
+    }
+
+    #[test]
+    fn error_kinds_round_trip_and_unknown_text_is_corrupt_naming_it() {
+        for k in [ErrorKind::Transient, ErrorKind::Permanent] {
+            assert_eq!(decode_error_kind(k.as_str()).unwrap(), k);
+        }
+        for bad in ["fatal", "Permanent", ""] {
+            let e = decode_error_kind(bad).unwrap_err();
+            assert!(matches!(&e, StoreError::Corrupt { .. }), "{e:?}");
+            assert!(e.to_string().contains(&format!("error_kind {bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_ends_carry_an_error_kind() {
+        use mscribe_scheduler::store::{AttemptEnd, AttemptStart, SkippedFire};
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let id = ExecutionId(7);
+        let started = AttemptStart {
+            job_id: "j".into(),
+            execution_id: id,
+            attempt: 1,
+            scheduled_at: at,
+            started_at: at,
+            instance_id: "i".into(),
+        };
+        let ended = AttemptEnd {
+            job_id: "j".into(),
+            execution_id: id,
+            attempt: 1,
+            scheduled_at: at,
+            started_at: at,
+            instance_id: "i".into(),
+            status: ExecutionStatus::Failed,
+            completed_at: at,
+            duration: std::time::Duration::from_millis(3),
+            error: Some("no such file".into()),
+            error_kind: Some(ErrorKind::Permanent),
+            result: None,
+            metrics: None,
+        };
+        let skipped = SkippedFire {
+            job_id: "j".into(),
+            execution_id: id,
+            scheduled_at: at,
+            decided_at: at,
+            reason: "overlap".into(),
+            instance_id: "i".into(),
+        };
+        let (ops, bad) = encode(
+            &[
+                ExecutionEvent::Started(started),
+                ExecutionEvent::Finished(ended.clone()),
+                ExecutionEvent::Finished(AttemptEnd { error_kind: None, ..ended }),
+                ExecutionEvent::Skipped(skipped),
+            ],
+            false,
+        );
+        assert!(bad.is_none());
+        let kinds: Vec<_> = ops.iter().map(|op| op.row().error_kind).collect();
+        assert_eq!(kinds, [None, Some("permanent"), None, None]);
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     migration!("sqlite", "0001", "executions"),
     migration!("sqlite", "0002", "instances"),
     migration!("sqlite", "0003", "fire_claims"),
+    migration!("sqlite", "0004", "error_kind"),
 ];
 
 /// The Postgres migrations of this build, in order.
@@ -91,6 +92,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0003", "row_level_security"),
     migration!("postgres", "0004", "sql_helpers"),
     migration!("postgres", "0005", "fire_claims"),
+    migration!("postgres", "0006", "error_kind"),
 ];
 
 /// A row of `mscribe_migrations`.

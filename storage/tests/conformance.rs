@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use mscribe_scheduler::MemoryStore;
 use mscribe_scheduler::store::{
-    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, PrunePolicy,
+    AttemptEnd, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
+    PrunePolicy,
 };
+use mscribe_scheduler::{ErrorKind, MemoryStore};
 
 mod suite {
     use super::*;
@@ -115,6 +116,109 @@ mod suite {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].status, ExecutionStatus::Succeeded);
         assert_eq!(got[0].error, None);
+    }
+
+    /// `end_with` carrying an error kind.
+    fn end_kind(
+        exec: u128,
+        attempt: u32,
+        at: i64,
+        status: ExecutionStatus,
+        kind: Option<ErrorKind>,
+    ) -> AttemptEnd {
+        AttemptEnd { error_kind: kind, ..end_with("j", exec, attempt, at, "i1", status, 30) }
+    }
+
+    fn kinds(rows: &[ExecutionRecord]) -> Vec<(u32, Option<ErrorKind>)> {
+        let mut v: Vec<_> = rows.iter().map(|r| (r.attempt, r.error_kind)).collect();
+        v.sort_by_key(|(a, _)| *a);
+        v
+    }
+
+    pub(crate) async fn error_kind_round_trips(s: &dyn ExecutionStore) {
+        let ends = [
+            end_kind(1, 1, 100, ExecutionStatus::Failed, Some(ErrorKind::Permanent)),
+            end_kind(1, 2, 200, ExecutionStatus::Failed, Some(ErrorKind::Transient)),
+            end_kind(1, 3, 300, ExecutionStatus::RetriesExhausted, Some(ErrorKind::Transient)),
+            end_kind(1, 4, 400, ExecutionStatus::Succeeded, None),
+        ];
+        // The first alone, the others in one batch with a start and a skip.
+        s.record_end(ends[0].clone()).await.unwrap();
+        let mut batch: Vec<_> = ends[1..].iter().cloned().map(ExecutionEvent::Finished).collect();
+        batch.push(start("j", 2, 1, 500, "i1"));
+        batch.push(skip("j", 3, 600, "i1"));
+        s.write(&batch).await.unwrap();
+
+        let got = s.history(&q("j")).await.unwrap();
+        let want: Vec<ExecutionRecord> = ends.iter().rev().map(ExecutionRecord::from_end).collect();
+        assert_eq!(got[2..], want[..]);
+        assert_eq!(
+            kinds(&got[2..]),
+            [
+                (1, Some(ErrorKind::Permanent)),
+                (2, Some(ErrorKind::Transient)),
+                (3, Some(ErrorKind::Transient)),
+                (4, None),
+            ]
+        );
+        // The running row and the skipped fire carry no kind.
+        assert_eq!(got[0].status, ExecutionStatus::Skipped);
+        assert_eq!(got[1].status, ExecutionStatus::Running);
+        assert_eq!((got[0].error_kind, got[1].error_kind), (None, None));
+        // Filtered reads decode it too.
+        let failed = s.history(&q("j").with_status(ExecutionStatus::Failed)).await.unwrap();
+        assert_eq!(
+            kinds(&failed),
+            [(1, Some(ErrorKind::Permanent)), (2, Some(ErrorKind::Transient))]
+        );
+    }
+
+    pub(crate) async fn an_end_over_a_started_row_sets_its_error_kind(s: &dyn ExecutionStore) {
+        // Start stored first, end in a later write.
+        s.write(&[start("j", 1, 1, 100, "i1")]).await.unwrap();
+        assert_eq!(s.history(&q("j")).await.unwrap()[0].error_kind, None);
+        let permanent = end_kind(1, 1, 100, ExecutionStatus::Failed, Some(ErrorKind::Permanent));
+        s.record_end(permanent.clone()).await.unwrap();
+        assert_eq!(s.history(&q("j")).await.unwrap(), vec![ExecutionRecord::from_end(&permanent)]);
+
+        // Start and end in one batch.
+        let transient = end_kind(2, 1, 200, ExecutionStatus::Failed, Some(ErrorKind::Transient));
+        s.write(&[start("j", 2, 1, 200, "i1"), ExecutionEvent::Finished(transient)]).await.unwrap();
+
+        // Two ends of one attempt in one batch: the last one's kind.
+        s.write(&[
+            start("j", 3, 1, 300, "i1"),
+            ExecutionEvent::Finished(end_kind(3, 1, 300, ExecutionStatus::Failed, None)),
+            ExecutionEvent::Finished(end_kind(
+                3,
+                1,
+                300,
+                ExecutionStatus::Failed,
+                Some(ErrorKind::Permanent),
+            )),
+        ])
+        .await
+        .unwrap();
+        let by_exec = |rows: Vec<ExecutionRecord>| {
+            by_key(rows).into_iter().map(|r| (r.execution_id, r.error_kind)).collect::<Vec<_>>()
+        };
+        let mut want = vec![
+            (eid(1), Some(ErrorKind::Permanent)),
+            (eid(2), Some(ErrorKind::Transient)),
+            (eid(3), Some(ErrorKind::Permanent)),
+        ];
+        want.sort_by_key(|(id, _)| *id);
+        assert_eq!(by_exec(s.history(&q("j")).await.unwrap()), want);
+
+        // A later end without a kind clears it (the end fields are replaced
+        // whole), and a repeated start changes nothing.
+        let success = end_kind(1, 1, 100, ExecutionStatus::Succeeded, None);
+        s.write(&[ExecutionEvent::Finished(success.clone()), start("j", 1, 1, 100, "i1")])
+            .await
+            .unwrap();
+        let got = s.history(&q("j").with_status(ExecutionStatus::Succeeded)).await.unwrap();
+        assert_eq!(got, vec![ExecutionRecord::from_end(&success)]);
+        assert_eq!(got[0].error_kind, None);
     }
 
     pub(crate) async fn history_is_newest_first_with_limit(s: &dyn ExecutionStore) {
@@ -455,15 +559,10 @@ mod suite {
                 0..=4 => start(job, exec, attempt, at, inst),
                 5..=7 => {
                     let st = finals[rng.usize(..finals.len())];
-                    ExecutionEvent::Finished(end_with(
-                        job,
-                        exec,
-                        attempt,
-                        at,
-                        inst,
-                        st,
-                        rng.i64(0..5000),
-                    ))
+                    let mut e = end_with(job, exec, attempt, at, inst, st, rng.i64(0..5000));
+                    e.error_kind = [None, Some(ErrorKind::Transient), Some(ErrorKind::Permanent)]
+                        [rng.usize(..3)];
+                    ExecutionEvent::Finished(e)
                 }
                 _ => skip(job, exec, at, inst),
             };
@@ -527,6 +626,8 @@ macro_rules! conformance {
             case!(start_after_finish_keeps_the_end);
             case!(finish_without_start_stores_the_whole_row);
             case!(last_end_wins);
+            case!(error_kind_round_trips);
+            case!(an_end_over_a_started_row_sets_its_error_kind);
             case!(history_is_newest_first_with_limit);
             case!(history_ties_break_on_execution_id);
             case!(history_filters_by_status);

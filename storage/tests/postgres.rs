@@ -49,6 +49,60 @@ async fn two_instances_claim_each_fire_once() {
     assert_eq!(sqlstate(&e), "42501", "{e}");
 }
 
+/// The column takes only the two kinds, with the other columns' access
+/// rules (service_role writes it, scheduler_admin only reads it); a stored
+/// text the store does not know (the CHECK dropped) reads as corrupt.
+#[tokio::test]
+async fn error_kind_is_checked_and_unknown_text_reads_as_corrupt() {
+    let db = PgTestDb::create().await;
+    let s = store_on(&db).await;
+    let mut e = end_with("j", 1, 1, 100, "i1", ExecutionStatus::Failed, 10);
+    e.error_kind = Some(mscribe_scheduler::ErrorKind::Transient);
+    s.write(&[ExecutionEvent::Finished(e)]).await.unwrap();
+    let mut c = db.connect().await;
+    sqlx::raw_sql("SET ROLE service_role").execute(&mut c).await.unwrap();
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT error_kind FROM scheduled_job_executions")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(kind.as_deref(), Some("transient"));
+    let e = sqlx::raw_sql("UPDATE scheduled_job_executions SET error_kind = 'fatal'")
+        .execute(&mut c)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514", "{e}");
+    sqlx::raw_sql("UPDATE scheduled_job_executions SET error_kind = 'permanent'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::raw_sql("RESET ROLE; SET ROLE scheduler_admin").execute(&mut c).await.unwrap();
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT error_kind FROM scheduled_job_executions")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(kind.as_deref(), Some("permanent"));
+    let e = sqlx::raw_sql("UPDATE scheduled_job_executions SET error_kind = NULL")
+        .execute(&mut c)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e}");
+    sqlx::raw_sql("RESET ROLE").execute(&mut c).await.unwrap();
+
+    sqlx::raw_sql(
+        "ALTER TABLE scheduled_job_executions
+             DROP CONSTRAINT scheduled_job_executions_error_kind_check;
+         UPDATE scheduled_job_executions SET error_kind = 'fatal';",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let err = s.history(&HistoryQuery::new("j", 10)).await.unwrap_err();
+    assert!(matches!(&err, mscribe_scheduler::StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("error_kind \"fatal\""), "{err}");
+}
+
 fn sqlstate(e: &sqlx::Error) -> String {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default()
 }
@@ -147,7 +201,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0002_instances",
             "0003_row_level_security",
             "0004_sql_helpers",
-            "0005_fire_claims"
+            "0005_fire_claims",
+            "0006_error_kind"
         ]
     );
     let checksum: String =
@@ -185,7 +240,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     store_on(&db).await.close().await;
     let mut c = db.connect().await;
     sqlx::query(
-        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (6, 'leases', 'x')",
+        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (7, 'leases', 'x')",
     )
     .execute(&mut c)
     .await
@@ -193,8 +248,8 @@ async fn a_database_from_a_newer_build_is_refused() {
     let err = PostgresStore::connect_with(db.store_options()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "database schema is newer than this build: it has migration 0006_leases, \
-         this build knows up to 0005_fire_claims; upgrade mscribe or use another database"
+        "database schema is newer than this build: it has migration 0007_leases, \
+         this build knows up to 0006_error_kind; upgrade mscribe or use another database"
     );
 }
 

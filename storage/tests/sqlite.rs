@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mscribe_scheduler::store::{ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_scheduler::store::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_scheduler::{ErrorKind, StoreError};
 use mscribe_storage::rusqlite::{self, Connection};
 use mscribe_storage::{Error, SqliteOptions, SqliteProbe, SqliteStore};
 
@@ -52,7 +53,7 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let names = ["executions", "instances", "fire_claims"];
+    let names = ["executions", "instances", "fire_claims", "error_kind"];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
     let started: String =
@@ -181,7 +182,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     assert_eq!(
         err.to_string(),
         "database schema is newer than this build: it has migration 0042_from_the_future, \
-         this build knows up to 0003_fire_claims; upgrade mscribe or use another database"
+         this build knows up to 0004_error_kind; upgrade mscribe or use another database"
     );
 }
 
@@ -320,4 +321,31 @@ async fn a_stalled_writer_times_writes_out_and_the_retry_is_idempotent() {
     let got = s.history(&HistoryQuery::new("j", 10)).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].status, ExecutionStatus::Failed);
+}
+
+/// The column takes only the two kinds; a stored text the store does not
+/// know (written with the CHECK turned off) reads as corrupt, naming it.
+#[tokio::test]
+async fn error_kind_is_checked_and_unknown_text_reads_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kinds.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    let mut e = end_with("j", 1, 1, 100, "i1", ExecutionStatus::Failed, 10);
+    e.error_kind = Some(ErrorKind::Permanent);
+    s.write(&[ExecutionEvent::Finished(e)]).await.unwrap();
+    let c = raw(&path);
+    assert_eq!(texts(&c, "SELECT error_kind FROM scheduled_job_executions"), ["permanent"]);
+    let err =
+        c.execute("UPDATE scheduled_job_executions SET error_kind = 'fatal'", []).unwrap_err();
+    assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+    c.execute("UPDATE scheduled_job_executions SET error_kind = NULL", []).unwrap();
+
+    c.execute_batch(
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE scheduled_job_executions SET error_kind = 'fatal';",
+    )
+    .unwrap();
+    let err = s.history(&HistoryQuery::new("j", 10)).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("error_kind \"fatal\""), "{err}");
 }

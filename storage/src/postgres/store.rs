@@ -167,10 +167,11 @@ impl PostgresStore {
 
 const INSERT_ROWS: &str = "INSERT INTO scheduled_job_executions
     (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-     duration_ms, error, result, metrics, instance_id)
+     duration_ms, error, error_kind, result, metrics, instance_id)
     SELECT * FROM UNNEST(
         $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-        $7::timestamptz[], $8::int8[], $9::text[], $10::jsonb[], $11::jsonb[], $12::text[])
+        $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
+        $13::text[])
     ON CONFLICT (execution_id, attempt) DO NOTHING";
 
 /// Inserts rows, ignoring existing keys; with `returning`, gives the keys
@@ -191,6 +192,7 @@ async fn insert_rows<'e, 'r>(
     let mut completed_at = Vec::with_capacity(n);
     let mut duration_ms = Vec::with_capacity(n);
     let mut error = Vec::with_capacity(n);
+    let mut error_kind = Vec::with_capacity(n);
     let mut result = Vec::with_capacity(n);
     let mut metrics = Vec::with_capacity(n);
     let mut instance_id = Vec::with_capacity(n);
@@ -204,6 +206,7 @@ async fn insert_rows<'e, 'r>(
         completed_at.push(r.completed_at);
         duration_ms.push(r.duration_ms);
         error.push(r.error.as_deref());
+        error_kind.push(r.error_kind);
         result.push(r.result.as_deref());
         metrics.push(r.metrics.as_deref());
         instance_id.push(r.instance_id.as_str());
@@ -223,6 +226,7 @@ async fn insert_rows<'e, 'r>(
         .bind(completed_at)
         .bind(duration_ms)
         .bind(error)
+        .bind(error_kind)
         .bind(result)
         .bind(metrics)
         .bind(instance_id);
@@ -241,10 +245,11 @@ async fn insert_rows<'e, 'r>(
 
 const UPDATE_ENDS: &str = "UPDATE scheduled_job_executions AS e
     SET status = v.status, completed_at = v.completed_at, duration_ms = v.duration_ms,
-        error = v.error, result = v.result, metrics = v.metrics
+        error = v.error, error_kind = v.error_kind, result = v.result, metrics = v.metrics
     FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::int8[],
-                $6::text[], $7::jsonb[], $8::jsonb[])
-         AS v(execution_id, attempt, status, completed_at, duration_ms, error, result, metrics)
+                $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])
+         AS v(execution_id, attempt, status, completed_at, duration_ms, error, error_kind,
+              result, metrics)
     WHERE e.execution_id = v.execution_id AND e.attempt = v.attempt";
 
 async fn update_ends<'r>(
@@ -257,6 +262,7 @@ async fn update_ends<'r>(
     let mut completed_at = Vec::new();
     let mut duration_ms = Vec::new();
     let mut error = Vec::new();
+    let mut error_kind = Vec::new();
     let mut result = Vec::new();
     let mut metrics = Vec::new();
     for r in rows {
@@ -266,6 +272,7 @@ async fn update_ends<'r>(
         completed_at.push(r.completed_at);
         duration_ms.push(r.duration_ms);
         error.push(r.error.as_deref());
+        error_kind.push(r.error_kind);
         result.push(r.result.as_deref());
         metrics.push(r.metrics.as_deref());
     }
@@ -276,6 +283,7 @@ async fn update_ends<'r>(
         .bind(completed_at)
         .bind(duration_ms)
         .bind(error)
+        .bind(error_kind)
         .bind(result)
         .bind(metrics)
         .execute(conn)
@@ -284,7 +292,7 @@ async fn update_ends<'r>(
 }
 
 const COLUMNS: &str = "job_id, execution_id::text AS execution_id, attempt, status, scheduled_at,
-    started_at, completed_at, duration_ms, error, result::text AS result,
+    started_at, completed_at, duration_ms, error, error_kind, result::text AS result,
     metrics::text AS metrics, instance_id";
 
 fn decode_row(row: &PgRow) -> StoreResult<ExecutionRecord> {
@@ -295,6 +303,7 @@ fn decode_row(row: &PgRow) -> StoreResult<ExecutionRecord> {
     let duration_ms: Option<i64> = row.try_get("duration_ms").map_err(get)?;
     let result: Option<String> = row.try_get("result").map_err(get)?;
     let metrics: Option<String> = row.try_get("metrics").map_err(get)?;
+    let error_kind: Option<String> = row.try_get("error_kind").map_err(get)?;
     Ok(ExecutionRecord {
         job_id: row.try_get("job_id").map_err(get)?,
         execution_id: codec::decode_execution_id(&execution_id)?,
@@ -305,7 +314,7 @@ fn decode_row(row: &PgRow) -> StoreResult<ExecutionRecord> {
         completed_at: row.try_get("completed_at").map_err(get)?,
         duration_ms: duration_ms.map(codec::decode_ms).transpose()?,
         error: row.try_get("error").map_err(get)?,
-        error_kind: None,
+        error_kind: error_kind.as_deref().map(codec::decode_error_kind).transpose()?,
         result: result.as_deref().map(codec::decode_json).transpose()?,
         metrics: metrics.as_deref().map(codec::decode_metrics).transpose()?,
         instance_id: row.try_get("instance_id").map_err(get)?,

@@ -393,19 +393,20 @@ fn write_group(conn: &mut Connection, group: Vec<(Vec<Op>, oneshot::Sender<Store
 
 const INSERT_IGNORE: &str = "INSERT INTO scheduled_job_executions
     (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-     duration_ms, error, result, metrics, instance_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     duration_ms, error, error_kind, result, metrics, instance_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
     ON CONFLICT (execution_id, attempt) DO NOTHING";
 
 const UPSERT_END: &str = "INSERT INTO scheduled_job_executions
     (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-     duration_ms, error, result, metrics, instance_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     duration_ms, error, error_kind, result, metrics, instance_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
     ON CONFLICT (execution_id, attempt) DO UPDATE SET
         status = excluded.status,
         completed_at = excluded.completed_at,
         duration_ms = excluded.duration_ms,
         error = excluded.error,
+        error_kind = excluded.error_kind,
         result = excluded.result,
         metrics = excluded.metrics";
 
@@ -428,6 +429,7 @@ fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
             r.completed_at.map(ts_text),
             r.duration_ms,
             r.error,
+            r.error_kind,
             r.result,
             r.metrics,
             r.instance_id,
@@ -459,7 +461,7 @@ fn parse_ts(what: &str, s: &str) -> StoreResult<DateTime<Utc>> {
 }
 
 const COLUMNS: &str = "job_id, execution_id, attempt, status, scheduled_at, started_at,
-    completed_at, duration_ms, error, result, metrics, instance_id";
+    completed_at, duration_ms, error, error_kind, result, metrics, instance_id";
 
 struct RawRow {
     job_id: String,
@@ -471,6 +473,7 @@ struct RawRow {
     completed_at: Option<String>,
     duration_ms: Option<i64>,
     error: Option<String>,
+    error_kind: Option<String>,
     result: Option<String>,
     metrics: Option<String>,
     instance_id: String,
@@ -487,9 +490,10 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         completed_at: r.get(6)?,
         duration_ms: r.get(7)?,
         error: r.get(8)?,
-        result: r.get(9)?,
-        metrics: r.get(10)?,
-        instance_id: r.get(11)?,
+        error_kind: r.get(9)?,
+        result: r.get(10)?,
+        metrics: r.get(11)?,
+        instance_id: r.get(12)?,
     })
 }
 
@@ -508,7 +512,7 @@ impl RawRow {
                 .transpose()?,
             duration_ms: self.duration_ms.map(codec::decode_ms).transpose()?,
             error: self.error,
-            error_kind: None,
+            error_kind: self.error_kind.as_deref().map(codec::decode_error_kind).transpose()?,
             result: self.result.as_deref().map(codec::decode_json).transpose()?,
             metrics: self.metrics.as_deref().map(codec::decode_metrics).transpose()?,
             job_id: self.job_id,
@@ -640,7 +644,7 @@ impl ExecutionStore for SqliteStore {
                          ORDER BY e.id"
                     ))
                     .map_err(|e| store_error("mark_abandoned", e))?;
-                stmt.query_map(params![own, ts_text(cutoff)], |r| Ok((r.get(12)?, raw_row(r)?)))
+                stmt.query_map(params![own, ts_text(cutoff)], |r| Ok((r.get("id")?, raw_row(r)?)))
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(|e| store_error("mark_abandoned", e))?
             };
