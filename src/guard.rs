@@ -77,7 +77,7 @@ impl GuardedClock {
 
     fn panicked(&self, what: &str, p: &(dyn Any + Send)) {
         let n = self.panics.fetch_add(1, Ordering::Relaxed);
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             tracing::error!(panic = %panic_message(p), panics = n + 1, "the clock panicked in {what}; using the last time read");
         }
     }

@@ -1,5 +1,6 @@
 //! State-machine test: random sequences of register, unregister, pause,
-//! resume, trigger, failure toggles and time steps, checked after every step
+//! resume, trigger, failure toggles, time steps and wall-clock jumps
+//! (forward past the misfire grace, and backward), checked after every step
 //! against a simple reference model of what must have run.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,20 +16,30 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { id: u8, interval: i64 },
+    Register {
+        id: u8,
+        interval: i64,
+    },
     Unregister(u8),
     Pause(u8),
     Resume(u8),
     Trigger(u8),
     SetFail(u8, bool),
     Advance(i64),
+    /// The wall clock jumps by this many seconds at once (either way).
+    Jump(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct MJob {
     interval: i64,
     next: Option<i64>,
+    /// The last scheduled fire decided (run or skipped).
+    last: Option<i64>,
 }
+
+/// The default misfire grace, in seconds.
+const GRACE: i64 = 1;
 
 #[derive(Debug, Clone, Default)]
 struct Model {
@@ -72,6 +83,7 @@ impl ReferenceStateMachine for Reference {
             1 => id.clone().prop_map(Op::Trigger),
             1 => (id, any::<bool>()).prop_map(|(i, f)| Op::SetFail(i, f)),
             3 => (0i64..400).prop_map(Op::Advance),
+            1 => (-400i64..400).prop_map(Op::Jump),
         ]
         .boxed()
     }
@@ -83,7 +95,7 @@ impl ReferenceStateMachine for Reference {
             Op::Register { id, interval } => match s.jobs.entry(id) {
                 std::collections::btree_map::Entry::Occupied(_) => s.expect_err = true,
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(MJob { interval, next: Some(now + interval) });
+                    v.insert(MJob { interval, next: Some(now + interval), last: None });
                 }
             },
             Op::Unregister(id) => s.expect_err = s.jobs.remove(&id).is_none(),
@@ -91,8 +103,11 @@ impl ReferenceStateMachine for Reference {
                 Some(j) => j.next = None,
                 None => s.expect_err = true,
             },
+            // No fire at or before the last one, whatever the clock did.
             Op::Resume(id) => match s.jobs.get_mut(&id) {
-                Some(j) if j.next.is_none() => j.next = Some(now + j.interval),
+                Some(j) if j.next.is_none() => {
+                    j.next = Some(now.max(j.last.unwrap_or(now)) + j.interval)
+                }
                 Some(_) => {}
                 None => s.expect_err = true,
             },
@@ -115,9 +130,48 @@ impl ReferenceStateMachine for Reference {
                         match j.next {
                             Some(t) if t <= end => {
                                 j.next = Some(t + j.interval);
+                                j.last = Some(t);
                                 s.count(id);
                             }
                             _ => break,
+                        }
+                    }
+                }
+                s.now = end;
+            }
+            Op::Jump(d) => {
+                let end = now + d;
+                let ids: Vec<u8> = s.jobs.keys().copied().collect();
+                for id in ids {
+                    let j = s.jobs.get_mut(&id).expect("job");
+                    let Some(first) = j.next.filter(|t| *t <= end) else { continue };
+                    let fires: Vec<i64> =
+                        (0..).map(|k| first + k * j.interval).take_while(|t| *t <= end).collect();
+                    // Within the grace every fire runs late; past it the
+                    // default misfire policy (run once) runs the fires still
+                    // within the grace, else the latest, and skips the rest.
+                    let runs: Vec<i64> = if end - first <= GRACE {
+                        fires.clone()
+                    } else {
+                        let on_time: Vec<i64> =
+                            fires.iter().copied().filter(|t| *t >= end - GRACE).collect();
+                        if on_time.is_empty() {
+                            vec![*fires.last().expect("one fire")]
+                        } else {
+                            on_time
+                        }
+                    };
+                    j.last = fires.last().copied();
+                    j.next = Some(if end - first <= GRACE {
+                        fires.last().expect("one fire") + j.interval
+                    } else {
+                        end + j.interval
+                    });
+                    for t in fires {
+                        if runs.contains(&t) {
+                            s.count(id);
+                        } else {
+                            s.counts.entry(id).or_default().0 += 1;
                         }
                     }
                 }
@@ -181,6 +235,11 @@ impl StateMachineTest for SchedulerMachine {
                 sut.rt.advance(Duration::from_secs(d as u64));
                 Ok(())
             }
+            Op::Jump(d) => {
+                let clock = sut.rt.clock();
+                clock.set(clock.now() + chrono::Duration::seconds(d));
+                Ok(())
+            }
         };
         assert_eq!(result.is_err(), model.expect_err, "{op:?} gave {result:?}");
         sut.rt.run_until_stalled();
@@ -198,6 +257,7 @@ impl StateMachineTest for SchedulerMachine {
             if r.status == ExecutionStatus::Failed {
                 c.1 += 1;
             }
+            assert!(r.status != ExecutionStatus::Skipped || r.attempt == 0);
         }
         let want: BTreeMap<u8, (u64, u64)> =
             model.counts.iter().filter(|(_, c)| c.0 > 0).map(|(k, v)| (*k, *v)).collect();
@@ -219,9 +279,11 @@ impl StateMachineTest for SchedulerMachine {
 }
 
 prop_state_machine! {
-    // 64 cases by default; PROPTEST_CASES overrides (e.g. 2000 for a long run).
+    // 512 cases by default, enough to find a pause, a backward jump and a
+    // resume that replays a fire within a few hundred; PROPTEST_CASES
+    // overrides (e.g. 5000 for a long run).
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
         ..ProptestConfig::default()
     })]
     #[test]
