@@ -327,8 +327,29 @@ impl fmt::Debug for JobConfig {
 }
 
 impl JobConfig {
-    /// A job with an id and a handler; the name defaults to the id. Set a
-    /// schedule before registering (a job without one can only be triggered).
+    /// A job with an id and a handler; the name defaults to the id.
+    ///
+    /// A job registered without a [`schedule`](Self::schedule) is
+    /// trigger-only: it never fires by itself, has no `next_run`, and runs
+    /// when [`JobScheduler::trigger`](crate::JobScheduler::trigger) (or the
+    /// server's API) starts it, with history and metrics as any job.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mscribe_scheduler::{JobConfig, JobContext, JobError, JobScheduler, LocalRuntime, TriggerOutcome};
+    ///
+    /// let rt = LocalRuntime::new();
+    /// let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner())).build();
+    /// // A manual task: no schedule. A missing file is a permanent error: no retry.
+    /// scheduler.register(JobConfig::new("reindex", |_ctx: JobContext| async {
+    ///     std::fs::metadata("/etc/hostname").map_err(JobError::permanent)?;
+    ///     Ok::<(), JobError>(())
+    /// }))?;
+    /// rt.block_on(scheduler.start())?;
+    /// assert_eq!(scheduler.job("reindex").unwrap().next_run, None);
+    /// assert!(matches!(scheduler.trigger("reindex")?, TriggerOutcome::Started { .. }));
+    /// # Ok::<(), mscribe_scheduler::Error>(())
+    /// ```
     pub fn new(id: impl Into<String>, handler: impl JobHandler) -> Self {
         let id = id.into();
         JobConfig {
