@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mscribe_scheduler::runtime::TokioSpawner;
-use mscribe_scheduler::{JobConfig, JobContext, JobResult, JobScheduler, RetryPolicy, SystemClock};
+use mscribe_scheduler::{
+    JobConfig, JobContext, JobError, JobResult, JobResultExt, JobScheduler, RetryPolicy,
+    SystemClock,
+};
 use mscribe_storage::SqliteStore;
 
 #[tokio::main]
@@ -21,10 +24,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
     scheduler.register(
         JobConfig::new("nightly-report", |ctx: JobContext| async move {
+            // A missing setting will not appear on a retry: a permanent error ends the run.
+            let dir = std::env::var("REPORT_DIR").permanent()?;
+            // An I/O error is transient (`?` converts it): retried per the policy.
+            let entries = std::fs::read_dir(&dir)?.count();
             if ctx.is_cancelled() {
-                return Err("cancelled".to_owned());
+                return Err(JobError::transient("cancelled"));
             }
-            Ok(JobResult::ok().with_metric("rows", 42.0))
+            Ok(JobResult::ok().with_metric("files", entries as f64))
         })
         .name("Nightly report")
         .schedule("0 2 * * *")
@@ -32,6 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .timeout(Duration::from_secs(600))
         .retry(RetryPolicy::exponential(3)),
     )?;
+    // No schedule: a trigger-only job, run by `scheduler.trigger("reindex")` or the API.
+    scheduler
+        .register(JobConfig::new("reindex", |_ctx: JobContext| async { Ok::<(), JobError>(()) }))?;
     // Reads the last fire of each job from the store: missed runs follow the misfire policy.
     scheduler.start().await?;
     tokio::signal::ctrl_c().await?;
