@@ -13,8 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 use mscribe_scheduler::probe::check_all;
 use mscribe_scheduler::{
-    ExecutionRecord, ExecutionStatus, HealthStatus, HistoryQuery, Probe, SystemClock,
-    TriggerOutcome,
+    ExecutionRecord, ExecutionStatus, ExecutionStore, HealthStatus, HistoryQuery, Probe,
+    StoreError, SystemClock, TriggerOutcome,
 };
 use serde_json::{Value, json};
 
@@ -252,47 +252,99 @@ async fn migrate(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What the table shows for a trigger-only job's schedule (JSON: `null`).
+pub const TRIGGER_ONLY: &str = "trigger only";
+
+/// A job's schedule as listed: its text, then its time zone in
+/// parentheses; `None` for a trigger-only job (no schedule, or an empty
+/// one), which JSON shows as `null` and the table as [`TRIGGER_ONLY`].
+pub fn schedule_label(schedule: Option<&str>, timezone: Option<&str>) -> Option<String> {
+    let s = schedule.map(str::trim).filter(|s| !s.is_empty())?;
+    Some(match timezone {
+        Some(tz) => format!("{s} ({tz})"),
+        None => s.to_owned(),
+    })
+}
+
+/// One line of `mscribe jobs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobLine {
+    /// The id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// The schedule with its time zone ([`schedule_label`]); `null` for a
+    /// trigger-only job.
+    pub schedule: Option<String>,
+    /// Whether the job is scheduled (not `enabled = false`).
+    pub enabled: bool,
+    /// The next nominal fire after now, if enabled and scheduled.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The latest `scheduled_at` among the job's fires that ran or were
+    /// skipped, manual triggers included: the newest `scheduled_at` of its
+    /// rows (`ExecutionStore::last_fires`), as `JobInfo::last_run` and
+    /// `GET /jobs` report it.
+    pub last_run: Option<DateTime<Utc>>,
+    /// The status of the latest stored row.
+    pub last_status: Option<ExecutionStatus>,
+}
+
+impl JobLine {
+    /// The line as table cells: job, schedule (or [`TRIGGER_ONLY`]), next
+    /// run (or `disabled`), last run, last status.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.schedule.clone().unwrap_or_else(|| TRIGGER_ONLY.to_owned()),
+            if self.enabled { ts(self.next_run) } else { "disabled".to_owned() },
+            ts(self.last_run),
+            self.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".to_owned()),
+        ]
+    }
+}
+
+/// The lines of `mscribe jobs`: the configured jobs, with what `store`
+/// holds of them, at `now`.
+pub async fn job_lines(
+    cfg: &Config,
+    store: &dyn ExecutionStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobLine>, StoreError> {
+    let ids: Vec<String> = JOB_IDS.iter().map(|id| (*id).to_owned()).collect();
+    let last_runs = store.last_fires(&ids).await?;
+    let mut lines = Vec::new();
+    for id in JOB_IDS {
+        let c = cfg.jobs.common(id).expect("known job");
+        let next =
+            if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
+        let last: Option<ExecutionRecord> = store.history(&HistoryQuery::new(id, 1)).await?.pop();
+        lines.push(JobLine {
+            id: id.to_owned(),
+            name: job_name(id).to_owned(),
+            schedule: schedule_label(Some(c.schedule), c.timezone),
+            enabled: c.enabled,
+            next_run: next,
+            last_run: last_runs.get(id).copied(),
+            last_status: last.map(|r| r.status),
+        });
+    }
+    Ok(lines)
+}
+
 async fn jobs(cli: &Cli, as_json: bool) -> ExitCode {
     let (cfg, db) = match open_quietly(cli).await {
         Ok(v) => v,
         Err(code) => return code,
     };
     let store = db.store();
-    let now = Utc::now();
-    let mut rows = Vec::new();
-    let mut out = Vec::new();
-    for id in JOB_IDS {
-        let c = cfg.jobs.common(id).expect("known job");
-        let next =
-            if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
-        let last: Option<ExecutionRecord> = match store.history(&HistoryQuery::new(id, 1)).await {
-            Ok(mut v) => v.pop(),
-            Err(e) => return fail(e),
-        };
-        let schedule = match c.timezone {
-            Some(tz) => format!("{} ({tz})", c.schedule),
-            None => c.schedule.to_owned(),
-        };
-        rows.push(vec![
-            id.to_owned(),
-            schedule.clone(),
-            if c.enabled { ts(next) } else { "disabled".to_owned() },
-            ts(last.as_ref().map(|r| r.started_at)),
-            last.as_ref().map(|r| r.status.to_string()).unwrap_or_else(|| "-".to_owned()),
-        ]);
-        out.push(json!({
-            "id": id,
-            "name": job_name(id),
-            "schedule": schedule,
-            "enabled": c.enabled,
-            "next_run": next,
-            "last_run": last.as_ref().map(|r| r.started_at),
-            "last_status": last.as_ref().map(|r| r.status),
-        }));
-    }
+    let lines = match job_lines(&cfg, &*store, Utc::now()).await {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
     if as_json {
-        out!("{}", serde_json::to_string_pretty(&json!({ "jobs": out })).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&json!({ "jobs": lines })).unwrap_or_default());
     } else {
+        let rows: Vec<Vec<String>> = lines.iter().map(JobLine::cells).collect();
         out!("{}", table(&["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "LAST STATUS"], &rows));
     }
     db.close().await;
@@ -589,6 +641,103 @@ mod tests {
         let e = Cli::try_parse_from(["mscribe", "history", "x", "--status", "fine"]).unwrap_err();
         assert!(e.to_string().contains("unknown execution status \"fine\""), "{e}");
         assert!(Cli::try_parse_from(["mscribe", "--config", "a.toml", "serve"]).is_ok());
+    }
+
+    #[test]
+    fn cli_last_run_is_the_newest_scheduled_at_of_the_jobs_rows_not_a_start_time() {
+        use chrono::TimeZone;
+        use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
+        use mscribe_scheduler::{ExecutionEvent, MemoryStore};
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
+        let end = |job: &str, id: u128, attempt: u32, fired: DateTime<Utc>, started, status| {
+            ExecutionEvent::Finished(AttemptEnd {
+                job_id: job.into(),
+                execution_id: ExecutionId(id),
+                attempt,
+                scheduled_at: fired,
+                started_at: started,
+                instance_id: "i".into(),
+                status,
+                completed_at: started,
+                duration: Duration::ZERO,
+                error: None,
+                error_kind: None,
+                result: None,
+                metrics: None,
+            })
+        };
+        let store = MemoryStore::new();
+        let events = vec![
+            // The 02:00 backup started late, at 02:30, and was retried at 02:31.
+            end("database-backup", 1, 1, at(2, 0), at(2, 30), ExecutionStatus::Failed),
+            end("database-backup", 1, 2, at(2, 0), at(2, 31), ExecutionStatus::Succeeded),
+            // A manual trigger at 01:00 that is still running.
+            ExecutionEvent::Started(AttemptStart {
+                job_id: "security-scan".into(),
+                execution_id: ExecutionId(2),
+                attempt: 1,
+                scheduled_at: at(1, 0),
+                started_at: at(1, 0),
+                instance_id: "i".into(),
+            }),
+            // The 03:00 log rotation was skipped, decided at 03:05; the
+            // 02:00 one ran.
+            end("log-rotation", 3, 1, at(2, 0), at(2, 0), ExecutionStatus::Succeeded),
+            ExecutionEvent::Skipped(SkippedFire {
+                job_id: "log-rotation".into(),
+                execution_id: ExecutionId(4),
+                scheduled_at: at(3, 0),
+                decided_at: at(3, 5),
+                reason: "overlap policy skip".into(),
+                instance_id: "i".into(),
+            }),
+        ];
+        futures::executor::block_on(store.write(&events)).unwrap();
+        let cfg = Config::default();
+        let lines = futures::executor::block_on(job_lines(&cfg, &store, at(4, 0))).unwrap();
+        let line = |id: &str| lines.iter().find(|l| l.id == id).unwrap().clone();
+        assert_eq!(lines.len(), JOB_IDS.len());
+        let backup = line("database-backup");
+        assert_eq!(backup.last_run, Some(at(2, 0)), "the fire's time, not the retry's start");
+        assert_eq!(backup.last_status, Some(ExecutionStatus::Succeeded));
+        let scan = line("security-scan");
+        assert_eq!(scan.last_run, Some(at(1, 0)), "a trigger counts");
+        assert_eq!(scan.last_status, Some(ExecutionStatus::Running));
+        let rotation = line("log-rotation");
+        assert_eq!(rotation.last_run, Some(at(3, 0)), "a skipped fire counts, by its fire time");
+        assert_eq!(rotation.last_status, Some(ExecutionStatus::Skipped));
+        assert_eq!(line("temp-cleanup").last_run, None);
+        // What the store's own definition says, job by job.
+        let ids: Vec<String> = JOB_IDS.iter().map(|s| (*s).to_owned()).collect();
+        let stored = futures::executor::block_on(store.last_fires(&ids)).unwrap();
+        for l in &lines {
+            assert_eq!(l.last_run, stored.get(&l.id).copied(), "{}", l.id);
+        }
+        let v = serde_json::to_value(&backup).unwrap();
+        assert_eq!(v["last_run"], "2026-03-01T02:00:00Z");
+        assert_eq!(v["schedule"], "0 2 * * *");
+    }
+
+    #[test]
+    fn a_trigger_only_job_lists_no_schedule() {
+        assert_eq!(schedule_label(None, None), None);
+        assert_eq!(schedule_label(Some("  "), Some("Europe/Berlin")), None);
+        assert_eq!(schedule_label(Some("0 2 * * *"), None).as_deref(), Some("0 2 * * *"));
+        assert_eq!(
+            schedule_label(Some("0 2 * * *"), Some("Europe/Berlin")).as_deref(),
+            Some("0 2 * * * (Europe/Berlin)")
+        );
+        let line = JobLine {
+            id: "adhoc".into(),
+            name: String::new(),
+            schedule: schedule_label(None, None),
+            enabled: true,
+            next_run: None,
+            last_run: None,
+            last_status: None,
+        };
+        assert_eq!(serde_json::to_value(&line).unwrap()["schedule"], Value::Null);
+        assert_eq!(line.cells(), ["adhoc", "trigger only", "-", "-", "-"]);
     }
 
     #[test]

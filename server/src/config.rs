@@ -370,7 +370,12 @@ pub const COMMON_JOB_KEYS: &[(&str, EnvKind)] = &[
 /// the job's own options.
 #[derive(Debug, Clone)]
 pub struct JobSection<O> {
-    /// Cron (`30 3 * * *`), `@daily`, `@every 5m`, or milliseconds (`schedule`).
+    /// The schedule (`schedule`), as text for `Schedule::parse`: cron
+    /// (`30 3 * * *`), `@daily`, `@every 5m`, `90s`, `500ms`. In the file,
+    /// a TOML integer is milliseconds (`schedule = 60000`, as
+    /// `JobConfig::schedule(60_000u64)`) and is kept as its interval's text
+    /// (`@every 1m`); a bare number inside a string (`"60000"`) is refused
+    /// as ambiguous, naming the key.
     pub schedule: String,
     /// An IANA zone for a cron schedule (`timezone`, default UTC).
     pub timezone: Option<String>,
@@ -415,7 +420,7 @@ impl<O: JobOptions> JobSection<O> {
         for (key, value) in table {
             let field = |e: toml::de::Error| (key.clone(), e.message().to_owned());
             match key.as_str() {
-                "schedule" => self.schedule = String::deserialize(value).map_err(field)?,
+                "schedule" => self.schedule = de::schedule(value).map_err(field)?,
                 "timezone" => self.timezone = Some(String::deserialize(value).map_err(field)?),
                 "timeout" => self.timeout = de::duration(value).map_err(field)?,
                 "enabled" => self.enabled = bool::deserialize(value).map_err(field)?,
@@ -1216,6 +1221,39 @@ pub mod de {
         })
     }
 
+    /// A job's schedule: a string, kept as written (`Schedule::parse`
+    /// checks it when the configuration is validated, so a bare number
+    /// such as `"60000"` is refused there, naming the key), or an integer
+    /// number of milliseconds, as the engine reads
+    /// `JobConfig::schedule(60_000u64)`, kept as its interval's text
+    /// (`60000` becomes `@every 1m`).
+    pub fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            D::Error::custom(
+                "expected a schedule: a string such as \"0 2 * * *\", \"@daily\" or \"90s\", \
+                 or an integer number of milliseconds such as 60000",
+            )
+        })? {
+            Raw::Text(s) => Ok(s),
+            Raw::Millis(n) => {
+                let ms = u64::try_from(n).map_err(|_| {
+                    D::Error::custom(format!(
+                        "a schedule in milliseconds must not be negative, got {n}"
+                    ))
+                })?;
+                mscribe_scheduler::Schedule::every_ms(ms)
+                    .map(|s| s.to_string())
+                    .map_err(D::Error::custom)
+            }
+        }
+    }
+
     /// A size: an integer number of bytes, or a string such as `100MiB`, `1GB`, `64KiB`.
     pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         #[derive(Deserialize)]
@@ -1445,6 +1483,56 @@ mod tests {
             })
             .collect();
         insta::assert_snapshot!("config_env_errors", out.join("\n"));
+    }
+
+    #[test]
+    fn a_schedule_integer_is_milliseconds_and_a_bare_number_string_is_refused_naming_the_key() {
+        use mscribe_scheduler::ScheduleSpec;
+        let c = Config::from_toml_str("[jobs.health-snapshot]\nschedule = 60000\n", "x", no_env)
+            .unwrap();
+        assert_eq!(c.jobs.health_snapshot.schedule, "@every 1m");
+        let parsed = c.jobs.common("health-snapshot").unwrap().parsed_schedule().unwrap();
+        // The same schedule as the engine makes of the integer.
+        assert_eq!(parsed, ScheduleSpec::from(60_000u64).build().unwrap());
+        // ... and as a string with its unit.
+        let c =
+            Config::from_toml_str("[jobs.health-snapshot]\nschedule = \"60000ms\"\n", "x", no_env)
+                .unwrap();
+        assert_eq!(c.jobs.common("health-snapshot").unwrap().parsed_schedule().unwrap(), parsed);
+
+        // A number inside a string: the engine's refusal, naming the key.
+        let e = err("[jobs.health-snapshot]\nschedule = \"60000\"\n", no_env);
+        let engine = Schedule::parse("60000").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid config: key `jobs.health-snapshot.schedule` in file mscribe.toml: {engine}"
+            )
+        );
+        assert!(e.contains(r#"write "60000ms" for milliseconds or "@every 60000s""#), "{e}");
+        // The environment has only strings: refused the same way.
+        let e = err("", |k: &str| {
+            (k == "MSCRIBE_JOBS_HEALTH_SNAPSHOT_SCHEDULE").then(|| "60000".to_owned())
+        });
+        assert_eq!(
+            e,
+            format!(
+                "invalid config: key `jobs.health-snapshot.schedule` in environment variable \
+                 MSCRIBE_JOBS_HEALTH_SNAPSHOT_SCHEDULE: {engine}"
+            )
+        );
+        // Integers that are no interval, and values that are no schedule.
+        let e = err("[jobs.health-snapshot]\nschedule = 0\n", no_env);
+        assert!(e.starts_with("invalid config: key `jobs.health-snapshot.schedule` in file mscribe.toml: interval must be greater than zero"), "{e}");
+        let e = err("[jobs.health-snapshot]\nschedule = -5\n", no_env);
+        assert!(e.ends_with("key `jobs.health-snapshot.schedule` in file mscribe.toml: a schedule in milliseconds must not be negative, got -5"), "{e}");
+        let e = err("[jobs.health-snapshot]\nschedule = 1.5\n", no_env);
+        assert!(
+            e.contains(
+                "key `jobs.health-snapshot.schedule` in file mscribe.toml: expected a schedule"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

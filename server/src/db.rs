@@ -38,6 +38,19 @@ pub enum DbError {
     /// The operation needs a database file and this one is in memory.
     #[error("{0} is in memory; {1} needs a database file")]
     InMemory(String, &'static str),
+    /// The blocking task that ran a query of the server's own (SQLite, on
+    /// a thread of its own) panicked or was cancelled, so the query has no
+    /// answer.
+    #[error("{target}: {what}: the blocking task failed")]
+    Task {
+        /// The database.
+        target: String,
+        /// What the task was doing.
+        what: String,
+        /// Why the task ended without a result.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// The SQLite schema of the server's own table.
@@ -232,7 +245,21 @@ impl Database {
         message: impl Into<String>,
         e: impl std::error::Error + Send + Sync + 'static,
     ) -> DbError {
-        DbError::Query { target: self.target(), message: message.into(), source: Some(Box::new(e)) }
+        // The driver's own text is part of the message: the CLI prints a
+        // start error's Display only.
+        let message = format!("{}: {e}", message.into());
+        DbError::Query { target: self.target(), message, source: Some(Box::new(e)) }
+    }
+
+    /// The [`DbError`] of [`blocking`] work doing `what`: a failed query is
+    /// [`DbError::Query`], a failed task [`DbError::Task`].
+    fn blocking_error(&self, what: &str, e: BlockingError) -> DbError {
+        match e {
+            BlockingError::Query(e) => self.query_error(what, e),
+            BlockingError::Task(source) => {
+                DbError::Task { target: self.target(), what: what.to_owned(), source }
+            }
+        }
     }
 
     /// Creates `job_metrics_hourly` if missing.
@@ -241,16 +268,20 @@ impl Database {
             Database::Sqlite { path: None, .. } => Ok(()),
             Database::Sqlite { path: Some(p), .. } => {
                 let p = p.clone();
-                let target = self.target();
                 blocking(move || {
                     let c = sqlite_conn(&p)?;
                     c.execute_batch(SERVER_SCHEMA_SQLITE)
                 })
                 .await
-                .map_err(|e| DbError::Query {
-                    target,
-                    message: format!("creating job_metrics_hourly: {e}"),
-                    source: Some(Box::new(e)),
+                .map_err(|e| match e {
+                    BlockingError::Query(e) => DbError::Query {
+                        target: self.target(),
+                        message: format!("creating job_metrics_hourly: {e}"),
+                        source: Some(Box::new(e)),
+                    },
+                    task @ BlockingError::Task(_) => {
+                        self.blocking_error("creating job_metrics_hourly", task)
+                    }
                 })
             }
             Database::Postgres { store, .. } => {
@@ -298,7 +329,7 @@ impl Database {
                     rows.collect::<Result<Vec<_>, _>>()
                 })
                 .await
-                .map_err(|e| self.query_error("reading executions", e))?;
+                .map_err(|e| self.blocking_error("reading executions", e))?;
                 raw.into_iter()
                     .map(|(job_id, execution_id, attempt, status, scheduled, duration)| {
                         let scheduled_at =
@@ -394,7 +425,7 @@ impl Database {
                     tx.commit()
                 })
                 .await
-                .map_err(|e| self.query_error("writing job_metrics_hourly", e))
+                .map_err(|e| self.blocking_error("writing job_metrics_hourly", e))
             }
             Database::Postgres { store, .. } => {
                 let mut tx = store
@@ -466,7 +497,7 @@ impl Database {
                     rows.collect::<Result<Vec<_>, _>>()
                 })
                 .await
-                .map_err(|e| self.query_error("reading job_metrics_hourly", e))?;
+                .map_err(|e| self.blocking_error("reading job_metrics_hourly", e))?;
                 raw.into_iter()
                     .map(|(job_id, hour, n, rate, p50, p95)| {
                         let hour_start = DateTime::parse_from_rfc3339(&hour)
@@ -555,7 +586,7 @@ impl Database {
                 })
                 .await
                 .map(|n| n as u64)
-                .map_err(|e| self.query_error("pruning job_metrics_hourly", e))
+                .map_err(|e| self.blocking_error("pruning job_metrics_hourly", e))
             }
             Database::Postgres { store, .. } => {
                 sqlx::query("DELETE FROM job_metrics_hourly WHERE hour_start < $1")
@@ -609,15 +640,22 @@ pub(crate) fn sqlite_conn(path: &Path) -> rusqlite::Result<rusqlite::Connection>
     Ok(c)
 }
 
+/// Why [`blocking`] work failed.
+#[derive(Debug)]
+pub(crate) enum BlockingError {
+    /// The query failed.
+    Query(rusqlite::Error),
+    /// The task panicked or was cancelled.
+    Task(tokio::task::JoinError),
+}
+
 /// Runs blocking work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
-) -> rusqlite::Result<T> {
+) -> Result<T, BlockingError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
-            format!("blocking task failed: {e}"),
-        )))),
+        Ok(r) => r.map_err(BlockingError::Query),
+        Err(e) => Err(BlockingError::Task(e)),
     }
 }
 
@@ -654,5 +692,30 @@ impl Probe for DatabaseProbe {
                 m.unwrap_or_else(|| "database check failed".to_owned()),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_blocking_task_is_a_task_error_with_the_join_error_as_source() {
+        let r = blocking(|| -> rusqlite::Result<()> { panic!("the query thread died") }).await;
+        let Err(e @ BlockingError::Task(_)) = r else { panic!("{r:?}") };
+        let db = Database::open("sqlite::memory:").await.unwrap();
+        let err = db.blocking_error("reading executions", e);
+        assert!(matches!(err, DbError::Task { ref what, .. } if what == "reading executions"));
+        assert_eq!(
+            err.to_string(),
+            format!("{}: reading executions: the blocking task failed", db.target())
+        );
+        let source = std::error::Error::source(&err).expect("the JoinError is the source");
+        let join = source.downcast_ref::<tokio::task::JoinError>().expect("a JoinError");
+        assert!(join.is_panic());
+        // A query's own error stays a query error.
+        let r = blocking(|| -> rusqlite::Result<()> { Err(rusqlite::Error::InvalidQuery) }).await;
+        let err = db.blocking_error("reading executions", r.unwrap_err());
+        assert!(matches!(err, DbError::Query { .. }), "{err:?}");
     }
 }

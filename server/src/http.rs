@@ -262,14 +262,10 @@ async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
         .ok()
         .and_then(|mut v| v.pop());
     // Before this process fired the job, its last run is the store's.
-    let last_run = match info.last_run {
-        Some(t) => Some(t),
-        None => {
-            let ids = [info.id.clone()];
-            let stored = state.scheduler.store().last_fires(&ids).await.ok();
-            stored.and_then(|m| m.get(&info.id).copied())
-        }
-    };
+    // The newest `scheduled_at` of the job's rows, whoever wrote them (another
+    // instance, `mscribe run`), or this process's own if not stored yet.
+    let stored = state.scheduler.store().last_fire(&info.id).await.ok().flatten();
+    let last_run = stored.max(info.last_run);
     JobView {
         last_status: info.last_status.or_else(|| last.as_ref().map(|r| r.status)),
         last_run,

@@ -131,6 +131,7 @@ async fn postgres_end_to_end_and_ops_jobs() {
         ..Default::default()
     };
     let out = DatabaseBackup::new(pg.clone(), dir.join("b2"), opts).run_at(now).await;
+    assert!(out.permanent, "a missing program is no retry's business");
     let error = out.error.expect("a missing pg_dump fails the backup");
     assert!(
         error.starts_with("/nonexistent/pg_dump not found on PATH: no backup was made"),
@@ -139,6 +140,80 @@ async fn postgres_end_to_end_and_ops_jobs() {
     assert_eq!(out.data["pg_dump"], "/nonexistent/pg_dump");
     pg.close().await;
 
+    db.drop_db().await;
+}
+
+/// `pg_dump` missing is a permanent failure: the run ends after one attempt,
+/// `failed` with `error_kind` `permanent`, though the job's retry policy
+/// allows five attempts (a transient failure would be retried 30 s later).
+/// The scheduler runs on a virtual clock; the hour it is moved on covers
+/// every backoff of the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_pg_dump_fails_permanently_after_one_attempt_despite_retries() {
+    use std::sync::Arc;
+
+    use mscribe_scheduler::{
+        ErrorKind, ExecutionStatus, ExecutionStore, HistoryQuery, JobScheduler, LocalRuntime,
+        MemoryStore,
+    };
+    use mscribe_server::config::Config;
+    use mscribe_server::ops::{job_config, job_name};
+
+    let db = FreshDb::create().await;
+    let pg = Database::open(&db.url).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::from_toml_str(
+        r#"
+        [jobs.database-backup]
+        pg_dump = "/nonexistent/pg_dump"
+        retry = { attempts = 5, initial_delay = "30s", max_delay = "1m" }
+        "#,
+        "test.toml",
+        |_| None,
+    )
+    .unwrap();
+    let backup = DatabaseBackup::new(
+        pg.clone(),
+        tmp.path().join("backups"),
+        cfg.jobs.database_backup.options.clone(),
+    );
+
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::new());
+    let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+        .store(store.clone())
+        .build();
+    scheduler
+        .register(job_config(
+            "database-backup",
+            job_name("database-backup"),
+            cfg.jobs.common("database-backup").unwrap(),
+            backup,
+        ))
+        .unwrap();
+    assert_eq!(scheduler.job("database-backup").unwrap().max_attempts, 5);
+    rt.block_on(scheduler.start()).unwrap();
+    scheduler.trigger("database-backup").unwrap();
+    rt.run_until_stalled();
+    // Past every backoff (30 s, 1 m, 1 m, 1 m), short of the 02:00 fire.
+    rt.advance(Duration::from_secs(3600));
+
+    let rows = rt.block_on(store.history(&HistoryQuery::new("database-backup", 10))).unwrap();
+    assert_eq!(rows.len(), 1, "one attempt, no retry: {rows:#?}");
+    let row = &rows[0];
+    assert_eq!(row.attempt, 1);
+    assert_eq!(row.status, ExecutionStatus::Failed);
+    assert_eq!(row.error_kind, Some(ErrorKind::Permanent));
+    let error = row.error.as_deref().unwrap();
+    assert!(
+        error.starts_with("/nonexistent/pg_dump not found on PATH: no backup was made"),
+        "{error}"
+    );
+    let info = scheduler.job("database-backup").unwrap();
+    assert_eq!((info.running, info.queued), (0, 0));
+    rt.block_on(scheduler.stop(Duration::from_secs(1))).unwrap();
+
+    pg.close().await;
     db.drop_db().await;
 }
 

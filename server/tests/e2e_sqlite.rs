@@ -61,6 +61,29 @@ async fn serve_health_jobs_trigger_storage_failure_and_sigterm() {
         backup_line.contains("0 2 * * *") && backup_line.ends_with("succeeded"),
         "{backup_line}"
     );
+    // last_run: the newest scheduled_at of each job's rows, as the store has it.
+    let (code, out, err) = run_cli(dir, &env, &["jobs", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    for job in v["jobs"].as_array().unwrap() {
+        let id = job["id"].as_str().unwrap();
+        let newest: Option<String> = c
+            .query_row(
+                "SELECT max(scheduled_at) FROM scheduled_job_executions WHERE job_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        assert_eq!(
+            job["last_run"].as_str().map(parse),
+            newest.as_deref().map(parse),
+            "{id}: {job}"
+        );
+        assert!(job["schedule"].is_string(), "{job}");
+    }
+    drop(c);
 
     let (code, out, err) =
         run_cli(dir, &env, &["history", "database-backup", "--json", "--status", "succeeded"]);
@@ -103,7 +126,8 @@ async fn serve_health_jobs_trigger_storage_failure_and_sigterm() {
 
     let (code, out, err) = run_cli(dir, &env, &["migrate"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("migrated to 0003_fire_claims"), "{out}");
+    let latest = mscribe_storage::migrate::SQLITE_MIGRATIONS.last().unwrap().label();
+    assert!(out.contains(&format!("migrated to {latest}")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

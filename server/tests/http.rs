@@ -401,6 +401,39 @@ async fn list_get_trigger_history_pause_resume() {
     assert!(slow.iter().all(|r| r.status != ExecutionStatus::Running));
 }
 
+#[tokio::test]
+async fn a_trigger_only_job_has_a_null_schedule_and_its_trigger_is_its_last_run() {
+    let f = fixture();
+    f.state
+        .scheduler
+        .register(JobConfig::new("adhoc", |_ctx: JobContext| async {}).name("Ad hoc"))
+        .unwrap();
+    f.state.scheduler.start().await.unwrap();
+    let (code, _, body) = call(&f, "GET", "/jobs/adhoc", true).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["schedule"], Value::Null, "{body}");
+    assert_eq!(body["next_run"], Value::Null);
+    assert_eq!(body["last_run"], Value::Null);
+    let (_, _, body) = call(&f, "GET", "/jobs", true).await;
+    let listed = body["jobs"].as_array().unwrap().iter().find(|j| j["id"] == "adhoc").unwrap();
+    assert_eq!(listed["schedule"], Value::Null);
+    assert!(body["jobs"].as_array().unwrap().iter().any(|j| j["schedule"] == "0 2 * * *"));
+
+    f.clock.advance(Duration::from_secs(90));
+    let (code, _, _) = call(&f, "POST", "/jobs/adhoc/trigger", true).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let store = f.store.clone();
+    settle(&f, || {
+        store.all().iter().any(|r| r.job_id == "adhoc" && r.status == ExecutionStatus::Succeeded)
+    })
+    .await;
+    let (_, _, body) = call(&f, "GET", "/jobs/adhoc", true).await;
+    assert_eq!(body["last_run"], "2026-01-01T00:01:30Z", "{body}");
+    assert_eq!(body["last_status"], "succeeded");
+    assert_eq!(body["schedule"], Value::Null);
+    f.state.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+}
+
 trait Blocking {
     fn history_blocking(&self, job: &str) -> Vec<mscribe_scheduler::ExecutionRecord>;
 }

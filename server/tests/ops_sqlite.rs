@@ -112,6 +112,36 @@ async fn in_memory_database_backup_is_a_skip_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_backup_dir_that_cannot_be_created_fails_permanently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db =
+        Database::open(&format!("sqlite://{}", tmp.path().join("b.db").display())).await.unwrap();
+    // A file where backup_dir should be (chmod would not stop root).
+    let in_the_way = tmp.path().join("backups");
+    std::fs::write(&in_the_way, b"x").unwrap();
+    for dir in [in_the_way.clone(), in_the_way.join("nested")] {
+        let out = DatabaseBackup::new(db.clone(), dir.clone(), BackupOptions::default())
+            .run_at(Utc::now())
+            .await;
+        assert!(out.permanent, "{dir:?}: {:?}", out.error);
+        let error = out.error.clone().unwrap();
+        assert!(
+            error.starts_with(&format!("cannot create backup_dir {}: ", dir.display())),
+            "{error}"
+        );
+        assert_eq!(
+            out.into_job_result().error_kind(),
+            Some(mscribe_scheduler::ErrorKind::Permanent)
+        );
+    }
+    // The same job with a usable directory succeeds, transiently nothing.
+    let out = DatabaseBackup::new(db, tmp.path().join("ok"), BackupOptions::default())
+        .run_at(Utc::now())
+        .await;
+    assert_eq!((out.error, out.permanent), (None, false));
+}
+
+#[tokio::test]
 async fn hourly_rollup_is_idempotent_and_retention_prunes_both_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let db =

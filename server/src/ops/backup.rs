@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{OpsJob, OpsOutcome, file_stamp};
+use mscribe_scheduler::JobError;
+
+use super::{OpsJob, OpsOutcome, file_stamp, io_job_error};
 use crate::config::BackupOptions;
 use crate::db::Database;
 
@@ -24,6 +26,13 @@ const PREFIX: &str = "mscribe-";
 /// (SQLite: opened read-only and `PRAGMA integrity_check` must say `ok`;
 /// Postgres: `pg_restore --list` must read it) before the oldest beyond
 /// `keep` are deleted. Files are created with mode 0600.
+///
+/// Failures no retry can fix end the run at once (permanent): `pg_dump`
+/// not found or not runnable, a `pg_dump` older than the server, a
+/// `backup_dir` that cannot be created or written (a file in the way, no
+/// permission, a read-only file system). The rest (the database busy or
+/// unreachable, a full disk, a failed verification) are retried per the
+/// job's `retry` policy.
 #[derive(Debug, Clone)]
 pub struct DatabaseBackup {
     db: Database,
@@ -40,8 +49,8 @@ impl DatabaseBackup {
     async fn sqlite(&self, src: PathBuf, now: DateTime<Utc>) -> OpsOutcome {
         let file = self.dir.join(format!("{PREFIX}{}.db", file_stamp(now)));
         let (dest, verify) = (file.clone(), self.options.verify);
-        let res = tokio::task::spawn_blocking(move || -> Result<Value, String> {
-            let bytes = backup_sqlite_file(&src, &dest)?;
+        let res = tokio::task::spawn_blocking(move || -> Result<Value, JobError> {
+            let bytes = backup_sqlite(&src, &dest)?;
             let mut data = json!({ "file": dest, "bytes": bytes });
             if verify {
                 match verify_sqlite_backup(&dest) {
@@ -53,11 +62,11 @@ impl DatabaseBackup {
                     Err(e) => {
                         let bad = dest.with_extension("db.corrupt");
                         let _ = std::fs::rename(&dest, &bad);
-                        return Err(format!(
+                        return Err(JobError::transient(format!(
                             "backup {} failed verification: {e}; kept as {}",
                             dest.display(),
                             bad.display()
-                        ));
+                        )));
                     }
                 }
             }
@@ -66,7 +75,7 @@ impl DatabaseBackup {
         .await;
         let data = match res {
             Ok(Ok(d)) => d,
-            Ok(Err(e)) => return OpsOutcome::failed(json!({ "file": file }), e),
+            Ok(Err(e)) => return OpsOutcome::from_error(json!({ "file": file }), e),
             Err(e) => {
                 return OpsOutcome::failed(
                     json!({ "file": file }),
@@ -79,7 +88,8 @@ impl DatabaseBackup {
 
     async fn postgres(&self, url: &str, now: DateTime<Utc>) -> OpsOutcome {
         let Some(pg_dump) = find_program(&self.options.pg_dump) else {
-            return OpsOutcome::failed(
+            // Installing a program is no retry's business: permanent.
+            return OpsOutcome::failed_permanently(
                 json!({ "pg_dump": self.options.pg_dump }),
                 format!(
                     "{} not found on PATH: no backup was made; install the PostgreSQL client \
@@ -98,10 +108,8 @@ impl DatabaseBackup {
             .mode(0o600)
             .open(&partial)
         {
-            return OpsOutcome::failed(
-                json!({ "file": file }),
-                format!("cannot create {}: {e}", partial.display()),
-            );
+            let message = format!("cannot create {}: {e}", partial.display());
+            return OpsOutcome::from_error(json!({ "file": file }), io_job_error(message, &e));
         }
         let (url_no_pw, password) = split_password(url);
         let mut cmd = tokio::process::Command::new(&pg_dump);
@@ -117,19 +125,33 @@ impl DatabaseBackup {
             Ok(o) => o,
             Err(e) => {
                 let _ = std::fs::remove_file(&partial);
-                return OpsOutcome::failed(
-                    json!({ "file": file }),
-                    format!("cannot run {}: {e}", pg_dump.display()),
-                );
+                let message = format!("cannot run {}: {e}", pg_dump.display());
+                // Not there any more, not executable, not a program: the
+                // configured pg_dump is unusable until someone fixes it.
+                let unusable = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) || e.raw_os_error() == Some(nix::errno::Errno::ENOEXEC as i32);
+                return if unusable {
+                    OpsOutcome::failed_permanently(json!({ "file": file }), message)
+                } else {
+                    OpsOutcome::failed(json!({ "file": file }), message)
+                };
             }
         };
         if !out.status.success() {
             let _ = std::fs::remove_file(&partial);
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return OpsOutcome::failed(
-                json!({ "file": file, "pg_dump": pg_dump }),
-                format!("pg_dump failed ({}): {stderr}", out.status),
-            );
+            let data = json!({ "file": file, "pg_dump": pg_dump });
+            let message = format!("pg_dump failed ({}): {stderr}", out.status);
+            // A pg_dump older than the server refuses to dump it, every
+            // time: the client tools need an upgrade. Anything else (the
+            // server down or restarting, a lock, ...) may pass next time.
+            return if stderr.contains("server version mismatch") {
+                OpsOutcome::failed_permanently(data, message)
+            } else {
+                OpsOutcome::failed(data, message)
+            };
         }
         let mut data = json!({ "file": file, "pg_dump": pg_dump });
         if self.options.verify {
@@ -173,10 +195,10 @@ impl DatabaseBackup {
 impl OpsJob for DatabaseBackup {
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome {
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
-            return OpsOutcome::failed(
-                json!({}),
-                format!("cannot create backup_dir {}: {e}", self.dir.display()),
-            );
+            // A file in the way, no permission, a read-only file system: a
+            // configuration error, permanent. A full disk may clear.
+            let message = format!("cannot create backup_dir {}: {e}", self.dir.display());
+            return OpsOutcome::from_error(json!({}), io_job_error(message, &e));
         }
         match &self.db {
             Database::Sqlite { path: Some(p), .. } => self.sqlite(p.clone(), now).await,
@@ -194,6 +216,13 @@ impl OpsJob for DatabaseBackup {
 /// writes). `dest` is created with mode 0600 and written through a
 /// `.partial` file renamed at the end. Returns its size.
 pub fn backup_sqlite_file(src: &Path, dest: &Path) -> Result<u64, String> {
+    backup_sqlite(src, dest).map_err(|e| e.message().to_owned())
+}
+
+/// [`backup_sqlite_file`] with the kind of its error: a `.partial` file
+/// that cannot be created for lack of permission (or on a read-only file
+/// system) is permanent, the rest transient.
+fn backup_sqlite(src: &Path, dest: &Path) -> Result<u64, JobError> {
     let partial = dest.with_extension("db.partial");
     let _ = std::fs::remove_file(&partial);
     std::fs::OpenOptions::new()
@@ -201,7 +230,7 @@ pub fn backup_sqlite_file(src: &Path, dest: &Path) -> Result<u64, String> {
         .create_new(true)
         .mode(0o600)
         .open(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        .map_err(|e| io_job_error(format!("cannot create {}: {e}", partial.display()), &e))?;
     let run = || -> rusqlite::Result<()> {
         let from = rusqlite::Connection::open_with_flags(
             src,
@@ -235,10 +264,10 @@ pub fn backup_sqlite_file(src: &Path, dest: &Path) -> Result<u64, String> {
     };
     if let Err(e) = run() {
         let _ = std::fs::remove_file(&partial);
-        return Err(format!("backup of {} failed: {e}", src.display()));
+        return Err(JobError::transient(format!("backup of {} failed: {e}", src.display())));
     }
     std::fs::rename(&partial, dest)
-        .map_err(|e| format!("cannot rename {}: {e}", partial.display()))?;
+        .map_err(|e| JobError::transient(format!("cannot rename {}: {e}", partial.display())))?;
     Ok(std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
 }
 

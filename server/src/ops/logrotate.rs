@@ -12,7 +12,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 
-use super::{OpsJob, OpsOutcome, file_stamp, parse_file_stamp};
+use mscribe_scheduler::JobError;
+
+use super::{OpsJob, OpsOutcome, file_stamp, io_job_error, parse_file_stamp};
 use crate::config::LogRotationOptions;
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -24,6 +26,10 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 /// is told to reopen (the `on_rotated` hook), and the renamed file is
 /// gzipped to `NAME.log.<UTC time>.gz` (mode 0600). Then only the newest
 /// `keep` rotated files of each log are kept. Symlinks are ignored.
+///
+/// A missing `log_dir` is nothing to do. One that cannot be listed (a
+/// file, or no permission) fails the run permanently: no retry fixes it.
+/// A log that cannot be rotated or pruned fails it transiently.
 #[derive(Clone)]
 pub struct LogRotation {
     dir: PathBuf,
@@ -58,8 +64,8 @@ impl LogRotation {
         self
     }
 
-    /// The work, blocking.
-    fn rotate_all(&self, now: DateTime<Utc>) -> Result<Value, String> {
+    /// The work, blocking. An error comes with the report so far.
+    fn rotate_all(&self, now: DateTime<Utc>) -> Result<Value, (Value, JobError)> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,7 +73,12 @@ impl LogRotation {
                     json!({ "rotated": [], "deleted": [], "note": "log_dir does not exist" }),
                 );
             }
-            Err(e) => return Err(format!("cannot list {}: {e}", self.dir.display())),
+            Err(e) => {
+                // log_dir is there but cannot be listed: a file, or no
+                // permission, is a configuration error that no retry fixes.
+                let message = format!("cannot list log_dir {}: {e}", self.dir.display());
+                return Err((json!({ "error": message }), io_job_error(&message, &e)));
+            }
         };
         let mut logs: Vec<(String, std::fs::Metadata)> = Vec::new();
         for e in entries.filter_map(Result::ok) {
@@ -86,9 +97,10 @@ impl LogRotation {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for (name, meta) in logs {
-            let archives = self
-                .archives(&name)
-                .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?;
+            let archives = self.archives(&name).map_err(|e| {
+                let message = format!("cannot list {}: {e}", self.dir.display());
+                (json!({ "error": message }), JobError::transient(message))
+            })?;
             let segment_start = archives
                 .last()
                 .and_then(|(_, t)| *t)
@@ -112,11 +124,12 @@ impl LogRotation {
                 Err(e) => errors.push(format!("pruning archives of {name}: {e}")),
             }
         }
+        let failed = !errors.is_empty();
         let data = json!({ "rotated": rotated, "deleted": deleted, "errors": errors });
-        if errors.is_empty() {
-            Ok(data)
+        if failed {
+            Err((data, JobError::transient("log rotation failed; see errors in the result")))
         } else {
-            Err(serde_json::to_string(&data).unwrap_or_default())
+            Ok(data)
         }
     }
 
@@ -209,10 +222,7 @@ impl OpsJob for LogRotation {
                 }
                 OpsOutcome::ok(data).metric("rotated", n as f64)
             }
-            Ok(Err(e)) => {
-                let data = serde_json::from_str(&e).unwrap_or(json!({ "error": e }));
-                OpsOutcome::failed(data, "log rotation failed; see errors in the result")
-            }
+            Ok(Err((data, e))) => OpsOutcome::from_error(data, e),
             Err(e) => OpsOutcome::failed(json!({}), format!("log rotation task failed: {e}")),
         }
     }
@@ -305,5 +315,21 @@ mod tests {
         let out = job.run_at(Utc::now()).await;
         assert_eq!(out.data["rotated"].as_array().unwrap().len(), 0);
         assert!(target.exists());
+    }
+
+    #[tokio::test]
+    async fn a_log_dir_that_cannot_be_listed_fails_permanently() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("logs");
+        std::fs::write(&file, b"a file where log_dir should be").unwrap();
+        let out = LogRotation::new(file.clone(), opts(10, 5)).run_at(Utc::now()).await;
+        assert!(out.permanent, "{:?}", out.error);
+        let error = out.error.unwrap();
+        assert!(error.starts_with(&format!("cannot list log_dir {}: ", file.display())), "{error}");
+        assert_eq!(out.data["error"], error.as_str());
+        // A missing log_dir is nothing to do.
+        let out =
+            LogRotation::new(dir.path().join("missing"), opts(10, 5)).run_at(Utc::now()).await;
+        assert_eq!((out.error, out.permanent), (None, false));
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, DurationRound, Utc};
 use mscribe_scheduler::ExecutionStatus;
 use serde_json::json;
 
-use super::{OpsJob, OpsOutcome};
+use super::{OpsJob, OpsOutcome, time_before};
 use crate::db::{AttemptRow, Database, HourlyRow};
 
 /// Recomputes the hours from `now - lookback` (rounded down to the hour)
@@ -108,9 +108,10 @@ pub fn rollup(rows: &[AttemptRow]) -> Vec<HourlyRow> {
 #[async_trait]
 impl OpsJob for MetricsAggregation {
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome {
-        let from = hour_of(
-            now - chrono::Duration::from_std(self.lookback).unwrap_or(chrono::Duration::days(2)),
-        );
+        let from = match time_before(now, self.lookback, "[jobs.metrics-aggregation] lookback") {
+            Ok(t) => hour_of(t),
+            Err(e) => return OpsOutcome::from_error(json!({ "to": now }), e),
+        };
         let to = now;
         let mut data = json!({ "from": from, "to": to });
         let rows = match self.db.attempts_between(from, to).await {
@@ -188,5 +189,14 @@ mod tests {
         assert_eq!((c.p50_ms, c.p95_ms), (Some(90), Some(170)));
         assert_eq!(percentile(&[], 50.0), None);
         assert_eq!(percentile(&[7], 95.0), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_lookback_reaching_before_the_earliest_time_fails_permanently() {
+        let db = Database::open("sqlite::memory:").await.unwrap();
+        let forever = Duration::from_secs(1_000_000 * 366 * 86_400);
+        let out = MetricsAggregation::new(db, forever).run_at(Utc::now()).await;
+        assert!(out.permanent, "{:?}", out.error);
+        assert!(out.error.unwrap().starts_with("[jobs.metrics-aggregation] lookback = "));
     }
 }

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::{JobConfig, JobContext, JobHandler, JobResult};
+use mscribe_scheduler::{ErrorKind, JobConfig, JobContext, JobError, JobHandler, JobResult};
 use serde_json::Value;
 
 pub use backup::{DatabaseBackup, backup_sqlite_file, verify_sqlite_backup};
@@ -58,6 +58,12 @@ use crate::health::HealthChecker;
 
 /// What an operational job's run found: its report, and whether it counts
 /// as a failure (a failed run keeps its report as result data).
+///
+/// A failure is transient (retried per the job's `retry` policy: an I/O
+/// hiccup, a database briefly unavailable) unless it is marked permanent:
+/// a missing program, a configured directory that cannot be used, a
+/// setting that turns out invalid when the job runs. No retry fixes those,
+/// so the run ends at once ([`ErrorKind::Permanent`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpsOutcome {
     /// The report, stored as the run's result data.
@@ -66,17 +72,39 @@ pub struct OpsOutcome {
     pub metrics: Vec<(&'static str, f64)>,
     /// Why the run failed, if it did.
     pub error: Option<String>,
+    /// Whether the failure is permanent: the run is not retried. Always
+    /// false for a success.
+    pub permanent: bool,
 }
 
 impl OpsOutcome {
     /// A success.
     pub fn ok(data: Value) -> Self {
-        OpsOutcome { data, metrics: Vec::new(), error: None }
+        OpsOutcome { data, metrics: Vec::new(), error: None, permanent: false }
     }
 
-    /// A failure with its report.
+    /// A transient failure with its report: retried per the policy.
     pub fn failed(data: Value, error: impl Into<String>) -> Self {
-        OpsOutcome { data, metrics: Vec::new(), error: Some(error.into()) }
+        OpsOutcome { data, metrics: Vec::new(), error: Some(error.into()), permanent: false }
+    }
+
+    /// A permanent failure with its report: no retry follows.
+    pub fn failed_permanently(data: Value, error: impl Into<String>) -> Self {
+        OpsOutcome { permanent: true, ..OpsOutcome::failed(data, error) }
+    }
+
+    /// A failure of the kind `error` has, with its report.
+    pub fn from_error(data: Value, error: JobError) -> Self {
+        OpsOutcome { permanent: error.is_permanent(), ..OpsOutcome::failed(data, error.message()) }
+    }
+
+    /// The kind of the failure, `None` for a success.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match (&self.error, self.permanent) {
+            (None, _) => None,
+            (Some(_), true) => Some(ErrorKind::Permanent),
+            (Some(_), false) => Some(ErrorKind::Transient),
+        }
     }
 
     /// Adds a metric.
@@ -89,6 +117,7 @@ impl OpsOutcome {
     pub fn into_job_result(self) -> JobResult {
         let mut r = match self.error {
             None => JobResult::ok(),
+            Some(e) if self.permanent => JobResult::failed_permanently(e),
             Some(e) => JobResult::failed(e),
         }
         .with_data(self.data);
@@ -260,6 +289,52 @@ pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
         )
         .per_instance(true),
     ]
+}
+
+/// Whether an I/O error on a configured path is one that no retry fixes:
+/// the path cannot be used as configured (no permission, a file where a
+/// directory belongs or the reverse, a read-only file system, a name the
+/// file system refuses). Anything else (a full disk, an interrupted call,
+/// a busy resource, ...) may pass next time.
+pub(crate) fn io_error_is_permanent(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::PermissionDenied
+            | K::NotADirectory
+            | K::IsADirectory
+            | K::AlreadyExists
+            | K::ReadOnlyFilesystem
+            | K::InvalidFilename
+            | K::InvalidInput
+    )
+}
+
+/// A [`JobError`] for an I/O error on a configured path: permanent when
+/// [`io_error_is_permanent`], else transient.
+pub(crate) fn io_job_error(message: impl std::fmt::Display, e: &std::io::Error) -> JobError {
+    if io_error_is_permanent(e) {
+        JobError::permanent(message)
+    } else {
+        JobError::transient(message)
+    }
+}
+
+/// `now - d`, where `d` is the duration setting `setting` (named in the
+/// error, e.g. `[jobs.history-retention] keep`). A duration that reaches
+/// back past the earliest time there is is an invalid setting, found only
+/// when the job runs: a permanent error (instead of the overflow's panic).
+pub(crate) fn time_before(
+    now: DateTime<Utc>,
+    d: std::time::Duration,
+    setting: &str,
+) -> Result<DateTime<Utc>, JobError> {
+    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).ok_or_else(|| {
+        JobError::permanent(format!(
+            "{setting} = \"{}\" reaches back before the earliest time there is; set a shorter duration",
+            humantime::format_duration(d)
+        ))
+    })
 }
 
 /// A UTC timestamp for file names: `20260102T030405.678Z`; sorts in time order.

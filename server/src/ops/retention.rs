@@ -1,14 +1,13 @@
 //! `history-retention`: prunes the execution history.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::{ExecutionStore, PrunePolicy};
+use mscribe_scheduler::{ExecutionStore, JobError, PrunePolicy};
 use serde_json::json;
 
-use super::{OpsJob, OpsOutcome};
+use super::{OpsJob, OpsOutcome, time_before};
 use crate::config::RetentionOptions;
 use crate::db::Database;
 
@@ -34,17 +33,40 @@ impl HistoryRetention {
         self
     }
 
-    fn before(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-        now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2)
+    /// What is older than these goes, at `now`. A setting too long to
+    /// subtract from `now` is an error.
+    fn cutoffs(&self, now: DateTime<Utc>) -> Result<Cutoffs, JobError> {
+        let o = &self.options;
+        Ok(Cutoffs {
+            rows: time_before(now, o.keep, "[jobs.history-retention] keep")?,
+            failures: time_before(
+                now,
+                o.keep_failures.max(o.keep),
+                "[jobs.history-retention] keep_failures",
+            )?,
+            metrics: time_before(now, o.keep_metrics, "[jobs.history-retention] keep_metrics")?,
+        })
     }
+}
+
+/// The cut-offs of one run: finished rows, failed rows, hourly metric rows.
+struct Cutoffs {
+    rows: DateTime<Utc>,
+    failures: DateTime<Utc>,
+    metrics: DateTime<Utc>,
 }
 
 #[async_trait]
 impl OpsJob for HistoryRetention {
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome {
-        let older_than = Self::before(now, self.options.keep);
-        let failures_older_than =
-            Self::before(now, self.options.keep_failures.max(self.options.keep));
+        let Cutoffs {
+            rows: older_than,
+            failures: failures_older_than,
+            metrics: metrics_older_than,
+        } = match self.cutoffs(now) {
+            Ok(c) => c,
+            Err(e) => return OpsOutcome::from_error(json!({}), e),
+        };
         let policy = PrunePolicy { older_than, failures_older_than: Some(failures_older_than) };
         let mut data = json!({
             "older_than": older_than,
@@ -53,14 +75,20 @@ impl OpsJob for HistoryRetention {
         let deleted = match self.store.prune(policy).await {
             Ok(n) => n,
             Err(e) => {
-                return OpsOutcome::failed(data, format!("pruning execution history failed: {e}"));
+                // A store that refuses the operation refuses it again; one
+                // that is unavailable may answer next time.
+                let message = format!("pruning execution history failed: {e}");
+                return if e.is_transient() {
+                    OpsOutcome::failed(data, message)
+                } else {
+                    OpsOutcome::failed_permanently(data, message)
+                };
             }
         };
         data["deleted"] = json!(deleted);
         let mut metrics_deleted = 0;
         if let Some(db) = &self.db {
-            let cutoff = Self::before(now, self.options.keep_metrics);
-            match db.prune_hourly(cutoff).await {
+            match db.prune_hourly(metrics_older_than).await {
                 Ok(n) => metrics_deleted = n,
                 Err(e) => {
                     data["metrics_deleted"] = json!(0);
@@ -83,6 +111,7 @@ mod tests {
     use chrono::TimeZone;
     use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId};
     use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HistoryQuery, MemoryStore};
+    use std::time::Duration;
 
     fn row(id: u128, started: DateTime<Utc>, status: ExecutionStatus) -> Vec<ExecutionEvent> {
         let s = AttemptStart {
@@ -139,5 +168,85 @@ mod tests {
         // Idempotent.
         let again = futures::executor::block_on(job.run_at(now));
         assert_eq!(again.data["deleted"], 0);
+    }
+
+    /// A store whose prune fails with the given error.
+    #[derive(Debug)]
+    struct PruneFails(fn() -> mscribe_scheduler::StoreError);
+
+    #[async_trait]
+    impl ExecutionStore for PruneFails {
+        async fn write(&self, _: &[ExecutionEvent]) -> mscribe_scheduler::store::StoreResult<()> {
+            Ok(())
+        }
+        async fn history(
+            &self,
+            _: &HistoryQuery,
+        ) -> mscribe_scheduler::store::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>>
+        {
+            Ok(Vec::new())
+        }
+        async fn last_fire(
+            &self,
+            _: &str,
+        ) -> mscribe_scheduler::store::StoreResult<Option<DateTime<Utc>>> {
+            Ok(None)
+        }
+        async fn heartbeat(
+            &self,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> mscribe_scheduler::store::StoreResult<()> {
+            Ok(())
+        }
+        async fn mark_abandoned(
+            &self,
+            _: &str,
+            _: DateTime<Utc>,
+            _: Duration,
+        ) -> mscribe_scheduler::store::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>>
+        {
+            Ok(Vec::new())
+        }
+        async fn prune(&self, _: PrunePolicy) -> mscribe_scheduler::store::StoreResult<u64> {
+            Err((self.0)())
+        }
+    }
+
+    #[test]
+    fn a_store_that_rejects_the_prune_fails_permanently_an_unavailable_one_transiently() {
+        use mscribe_scheduler::{ErrorKind, StoreError};
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 3, 30, 0).unwrap();
+        let run = |f: fn() -> StoreError| {
+            let job = HistoryRetention::new(Arc::new(PruneFails(f)), RetentionOptions::default());
+            futures::executor::block_on(job.run_at(now))
+        };
+        let out =
+            run(|| StoreError::Unavailable { message: "connection reset".into(), source: None });
+        assert_eq!(out.error_kind(), Some(ErrorKind::Transient), "{:?}", out.error);
+        let out =
+            run(|| StoreError::Rejected { message: "permission denied".into(), source: None });
+        assert_eq!(out.error_kind(), Some(ErrorKind::Permanent), "{:?}", out.error);
+        assert!(out.error.unwrap().starts_with("pruning execution history failed: "));
+    }
+
+    #[test]
+    fn a_retention_reaching_before_the_earliest_time_fails_permanently_instead_of_panicking() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 3, 30, 0).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let options = RetentionOptions {
+            keep_failures: Duration::from_secs(1_000_000 * 366 * 86_400),
+            ..RetentionOptions::default()
+        };
+        let out = futures::executor::block_on(HistoryRetention::new(store, options).run_at(now));
+        assert!(out.permanent, "{:?}", out.error);
+        let error = out.error.unwrap();
+        assert!(
+            error.starts_with("[jobs.history-retention] keep_failures = \"")
+                && error.ends_with(
+                    "reaches back before the earliest time there is; set a shorter duration"
+                ),
+            "{error}"
+        );
     }
 }

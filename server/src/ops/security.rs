@@ -50,7 +50,9 @@ pub struct Finding {
 /// - the admin token: shorter than `min_token_length` is `high`, fewer than
 ///   8 distinct characters `medium`.
 ///
-/// Missing files are not findings. The run fails when any finding is high.
+/// Missing files are not findings. The run fails when any finding is high,
+/// permanently: what the scan found stays until someone fixes it, so a
+/// retry would only find it again.
 #[derive(Debug, Clone)]
 pub struct SecurityScan {
     /// The config file read at start.
@@ -251,7 +253,10 @@ impl OpsJob for SecurityScan {
             "checked": checked,
         });
         let out = if high > 0 {
-            OpsOutcome::failed(
+            // A finding is a property of the deployment (a file's mode, the
+            // token): it stays until someone fixes it, so retrying the scan
+            // finds it again. Permanent.
+            OpsOutcome::failed_permanently(
                 data,
                 format!("{high} high-severity security finding(s); see the result"),
             )
@@ -302,6 +307,7 @@ mod tests {
         let token = "0123456789abcdef0123456789abcdef";
         let out = scan_of(d, token).run_at(Utc::now()).await;
         assert_eq!(out.error, None, "{}", out.data);
+        assert!(!out.permanent);
         assert_eq!(out.data["findings"], json!([]));
         assert_eq!(out.data["checked"].as_array().unwrap().len(), 6);
 
@@ -336,6 +342,23 @@ mod tests {
             ]
         );
         assert_eq!(out.data["high"], 5);
+        assert_eq!(out.data["medium"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_high_finding_fails_the_scan_permanently_and_a_medium_one_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scan = scan_of(dir.path(), "short");
+        let out = scan.run_at(Utc::now()).await;
+        assert!(out.error.as_deref().unwrap().starts_with("1 high-severity"), "{:?}", out.error);
+        assert!(out.permanent, "a retry would find the same short token");
+        assert_eq!(
+            out.into_job_result().error_kind(),
+            Some(mscribe_scheduler::ErrorKind::Permanent)
+        );
+        scan.admin_token = None; // medium: no token configured
+        let out = scan.run_at(Utc::now()).await;
+        assert_eq!((out.error, out.permanent), (None, false));
         assert_eq!(out.data["medium"], 1);
     }
 
