@@ -16,7 +16,7 @@ use event_listener::Event;
 use futures::future::{Either, select};
 use serde::Serialize;
 
-use crate::clock::{Clock, after};
+use crate::clock::{Clock, checked_after};
 use crate::guard;
 use crate::signal::Signal;
 use crate::store::{ExecutionEvent, ExecutionStore, StoreError};
@@ -222,9 +222,13 @@ impl Recorder {
                         self.progress.notify(usize::MAX);
                         return;
                     }
-                    let wake = after(clock.now(), backoff);
+                    let wait = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    clock.sleep_until(wake).await;
+                    match checked_after(clock.now(), wait) {
+                        Some(wake) => clock.sleep_until(wake).await,
+                        // At the end of the calendar: retry on the next event.
+                        None => self.work.wait().await,
+                    }
                 }
                 Err(e) => {
                     // Permanent: isolate the bad events one by one.

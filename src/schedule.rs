@@ -503,7 +503,7 @@ impl Schedule {
     pub(crate) fn before_fire(&self, fire: DateTime<Utc>) -> DateTime<Utc> {
         match &self.kind {
             Kind::Interval { every, start: None } => crate::clock::before(fire, *every),
-            _ => fire - chrono::Duration::nanoseconds(1),
+            _ => crate::clock::before(fire, Duration::from_nanos(1)),
         }
     }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::cancel::CancelReason;
 use crate::cancel::CancellationToken;
-use crate::clock::{Clock, after, checked_after, std_dur};
+use crate::clock::{Clock, after, before, checked_after, std_dur};
 use crate::error::{Error, Result};
 use crate::failure::ErrorKind;
 use crate::guard::{self, GuardedClock, panic_message};
@@ -1138,7 +1138,9 @@ impl JobScheduler {
     /// the job's misfire policy. A store that fails here is logged and
     /// treated as empty; jobs fire regardless.
     pub async fn start(&self) -> Result<()> {
-        if self.inner.settings.claim && !self.inner.store.supports_claims() {
+        let store = &self.inner.store;
+        let can_claim = || guard::call("the store", || store.supports_claims()).unwrap_or(false);
+        if self.inner.settings.claim && !can_claim() {
             return Err(Error::ClaimsUnsupported(format!("{:?}", self.inner.store)));
         }
         {
@@ -1324,7 +1326,7 @@ impl JobScheduler {
         match job.schedule.as_ref().and_then(Schedule::once_at) {
             Some(at) if at <= now => {
                 let reason = format!("misfire: its one-shot time passed before {since}");
-                self.catch_up(st, slot, at - chrono::Duration::nanoseconds(1), now, &reason)
+                self.catch_up(st, slot, before(at, Duration::from_nanos(1)), now, &reason)
             }
             _ => self.plan_next(st, slot, now),
         }
@@ -1831,8 +1833,11 @@ impl JobScheduler {
         // once per heartbeat.
         let mut stop = std::pin::pin!(shutdown.cancelled());
         loop {
-            let wake = after(inner.clock.now(), inner.settings.heartbeat_interval);
-            let sleep = inner.clock.sleep_until(wake);
+            // At the end of the calendar no beat comes due: wait for the stop.
+            let sleep = match checked_after(inner.clock.now(), inner.settings.heartbeat_interval) {
+                Some(wake) => inner.clock.sleep_until(wake),
+                None => Box::pin(futures::future::pending()),
+            };
             if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;
             }

@@ -111,3 +111,33 @@ proptest! {
         prop_assert_eq!(reports.len(), 1);
     }
 }
+
+/// Times at the ends of what chrono holds: one-shots, phases and clock
+/// jumps there fire or not, but never panic.
+#[test]
+fn times_at_the_ends_of_the_calendar_are_accepted() {
+    use chrono::{DateTime, Utc};
+    for edge in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let rt = LocalRuntime::new();
+        let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner())).build();
+        let once = JobConfig::new("once", |_c: JobContext| async {})
+            .schedule(Schedule::once(edge))
+            .jitter(Duration::from_secs(86_400));
+        s.register(once).unwrap();
+        let phased = Schedule::interval_at(edge, Duration::from_secs(60)).unwrap();
+        s.register(JobConfig::new("phased", |_c: JobContext| async {}).schedule(phased)).unwrap();
+        s.register(JobConfig::new("cron", |_c: JobContext| async {}).schedule("@hourly")).unwrap();
+        rt.block_on(s.start()).unwrap();
+        rt.advance(Duration::from_secs(3600));
+        rt.clock().set(edge);
+        rt.advance(Duration::from_secs(3600));
+        rt.clock().set(VirtualClock::at_epoch_2026().now());
+        rt.advance(Duration::from_secs(3600));
+        s.pause("cron").unwrap();
+        rt.clock().set(edge);
+        s.resume("cron").unwrap();
+        rt.advance(Duration::from_secs(3600));
+        rt.block_on(s.stop(Duration::MAX)).unwrap();
+        let _ = MisfirePolicy::run_all(Duration::MAX, 3).plan(&Schedule::once(edge), edge, edge);
+    }
+}
