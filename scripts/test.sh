@@ -25,3 +25,97 @@ echo "== benches build"
 cargo build -p mscribe-bench --benches --bins # the benches compile; they run with scripts/bench.sh, not in CI
 echo "== tests (workspace)"
 cargo test --workspace --all-features
+
+# ---------------------------------------------------------------------------
+# Migrations without the runner, packaging, and the declared MSRV. Each step
+# fails loudly when its tool is missing; none is skipped.
+
+echo "== MSRV: rustc is not older than the declared rust-version"
+# The workspace declares one rust-version (Cargo.toml, [workspace.package]);
+# a crate that declares its own is checked too.
+rustc_version="$(rustc --version | awk '{print $2}')" # e.g. 1.95.0, 1.96.0-nightly
+rustc_version="${rustc_version%%-*}"
+declared_versions="$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml ./*/Cargo.toml)"
+if [ -z "$declared_versions" ]; then
+  echo "error: no rust-version declared in Cargo.toml" >&2
+  exit 1
+fi
+for declared in $declared_versions; do
+  if [ "$(printf '%s\n%s\n' "$declared" "$rustc_version" | sort -V | head -n 1)" != "$declared" ]; then
+    echo "error: rustc $rustc_version is older than the declared rust-version $declared" >&2
+    exit 1
+  fi
+  if [ "$declared" != "$rustc_version" ] && [ "$declared.0" != "$rustc_version" ]; then
+    echo "   note: rustc $rustc_version is newer than rust-version $declared: $declared itself is not built here"
+  fi
+done
+echo "   rustc $rustc_version, rust-version $(echo "$declared_versions" | sort -uV | xargs)"
+
+echo "== postgres migrations apply in order with plain psql on a fresh database"
+if ! command -v psql >/dev/null 2>&1; then
+  echo "error: psql is not on PATH: install the PostgreSQL client (Debian: postgresql-client)" >&2
+  exit 1
+fi
+pg_url="${MSCRIBE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+pg_base="${pg_url%%\?*}"      # without ?params
+pg_params="${pg_url#"$pg_base"}"
+pg_db="mscribe_psql_check_$$_${RANDOM}"
+pg_fresh="${pg_base%/*}/$pg_db$pg_params"
+psql "$pg_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $pg_db"
+trap 'psql "$pg_url" -X -q -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+for f in migrations/postgres/*.sql; do
+  echo "   psql -f $f"
+  psql "$pg_fresh" -X -q -v ON_ERROR_STOP=1 -f "$f"
+done
+pg_tables="$(psql "$pg_fresh" -X -Atq -v ON_ERROR_STOP=1 -c \
+  "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")"
+if [ "$pg_tables" != "fire_claims scheduled_job_executions scheduler_instances" ]; then
+  echo "error: psql-applied migrations left tables: $pg_tables" >&2
+  exit 1
+fi
+psql "$pg_url" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE $pg_db WITH (FORCE)"
+trap - EXIT
+
+echo "== sqlite migrations apply in order with the sqlite3 shell on a fresh file"
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "   installing sqlite3 with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends sqlite3 >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends sqlite3 >&2; } || true
+  fi
+  if ! command -v sqlite3 >/dev/null 2>&1; then
+    echo "error: sqlite3 is not on PATH and could not be installed (Debian: apt-get install sqlite3)" >&2
+    exit 1
+  fi
+fi
+sqlite_dir="$(mktemp -d)"
+trap 'rm -rf "$sqlite_dir"' EXIT
+for f in migrations/sqlite/*.sql; do
+  echo "   sqlite3 < $f"
+  sqlite3 -bail "$sqlite_dir/plain.db" <"$f"
+done
+sqlite_tables="$(sqlite3 "$sqlite_dir/plain.db" \
+  "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)")"
+if [ "$sqlite_tables" != "fire_claims scheduled_job_executions scheduler_instances" ]; then
+  echo "error: sqlite3-applied migrations left tables: $sqlite_tables" >&2
+  exit 1
+fi
+rm -rf "$sqlite_dir"
+trap - EXIT
+
+echo "== cargo package (every publishable crate)"
+# --no-verify keeps this quick. `cargo package --workspace --exclude
+# mscribe-bench` without it also builds each packaged crate (the storage and
+# server crates against the packaged engine: they are not on crates.io yet,
+# so `cargo package -p` alone cannot verify them); a few minutes cold. The
+# storage crate embeds the migrations through storage/migrations ->
+# ../migrations, so its package must list them.
+cargo package --workspace --exclude mscribe-bench --no-verify --allow-dirty
+storage_files="$(cargo package -p mscribe-storage --list --allow-dirty)"
+for f in migrations/postgres/*.sql migrations/sqlite/*.sql LICENSE-MIT LICENSE-APACHE; do
+  if ! grep -qxF "$f" <<<"$storage_files"; then
+    echo "error: the mscribe-storage package lacks $f" >&2
+    exit 1
+  fi
+done

@@ -30,27 +30,43 @@ $$;
 
 ALTER TABLE scheduled_job_executions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE scheduler_instances ENABLE ROW LEVEL SECURITY;
-ALTER TABLE mscribe_migrations ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON scheduled_job_executions, scheduler_instances, mscribe_migrations FROM PUBLIC;
+REVOKE ALL ON scheduled_job_executions, scheduler_instances FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON scheduled_job_executions, scheduler_instances
     TO service_role;
-GRANT SELECT ON mscribe_migrations TO service_role;
 GRANT USAGE, SELECT ON SEQUENCE scheduled_job_executions_id_seq TO service_role;
-GRANT SELECT ON scheduled_job_executions, scheduler_instances, mscribe_migrations
+GRANT SELECT ON scheduled_job_executions, scheduler_instances
     TO scheduler_admin;
 
 CREATE POLICY service_role_all ON scheduled_job_executions
     FOR ALL TO service_role USING (true) WITH CHECK (true);
 CREATE POLICY service_role_all ON scheduler_instances
     FOR ALL TO service_role USING (true) WITH CHECK (true);
-CREATE POLICY service_role_read ON mscribe_migrations
-    FOR SELECT TO service_role USING (true);
 
 CREATE POLICY scheduler_admin_read ON scheduled_job_executions
     FOR SELECT TO scheduler_admin USING (true);
 CREATE POLICY scheduler_admin_read ON scheduler_instances
     FOR SELECT TO scheduler_admin USING (true);
-CREATE POLICY scheduler_admin_read ON mscribe_migrations
-    FOR SELECT TO scheduler_admin USING (true);
+
+-- The runner's own table, mscribe_migrations (which migrations were
+-- applied), gets the same rules, read only, when it exists: mscribe's
+-- runner creates it before the first migration; a database migrated with
+-- plain `psql -f` or an SQL editor (as Supabase users do) has none, and
+-- this file applies there all the same. (Until this block, the file named
+-- the table outright and failed without the runner; the runner still
+-- accepts that earlier text's checksum, see storage/src/migrate.rs.)
+DO $$
+BEGIN
+    IF to_regclass('mscribe_migrations') IS NOT NULL THEN
+        ALTER TABLE mscribe_migrations ENABLE ROW LEVEL SECURITY;
+        REVOKE ALL ON mscribe_migrations FROM PUBLIC;
+        GRANT SELECT ON mscribe_migrations TO service_role;
+        GRANT SELECT ON mscribe_migrations TO scheduler_admin;
+        CREATE POLICY service_role_read ON mscribe_migrations
+            FOR SELECT TO service_role USING (true);
+        CREATE POLICY scheduler_admin_read ON mscribe_migrations
+            FOR SELECT TO scheduler_admin USING (true);
+    END IF;
+END
+$$;

@@ -7,6 +7,24 @@
 //! (line endings normalised to `\n`). Opening refuses a database where an
 //! applied migration's checksum differs from this build's text, or whose
 //! newest migration is newer than this build knows.
+//!
+//! Files are never edited once applied anywhere, with one exception: an
+//! edit that leaves a database the runner migrated exactly as it was (the
+//! same schema, grants and policies) may be made when it fixes the file for
+//! other ways of applying it. The checksum of each earlier text then goes
+//! into [`Migration::superseded`], and a database that recorded it opens as
+//! before; its row keeps the earlier checksum, which says what text was
+//! applied there (and a role that may only read the table can still open
+//! it). So far: `postgres/0003_row_level_security.sql`, which named the
+//! runner's own table `mscribe_migrations` outright and so failed when the
+//! files were applied in order with plain `psql -f`; it now secures that
+//! table only when it exists.
+//!
+//! Every file also applies, in order, on an empty database with the
+//! database's own client (`psql -v ON_ERROR_STOP=1 -f`, `sqlite3`), without
+//! this runner: `scripts/test.sh` checks it. Such a database has no
+//! `mscribe_migrations` table, so this runner cannot adopt it (it would
+//! apply `0001` again and fail on the existing table).
 
 use sha2::{Digest, Sha256};
 
@@ -21,6 +39,11 @@ pub struct Migration {
     pub name: &'static str,
     /// The SQL text.
     pub sql: &'static str,
+    /// Checksums of earlier texts of the file, still accepted in a
+    /// database that recorded one of them: each edit left a database the
+    /// runner migrated unchanged (see the [module docs](self)). Usually
+    /// empty.
+    pub superseded: &'static [&'static str],
 }
 
 impl Migration {
@@ -56,6 +79,9 @@ pub(crate) fn checksum(sql: &str) -> String {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 macro_rules! migration {
     ($dir:literal, $version:literal, $name:literal) => {
+        migration!($dir, $version, $name, superseded: [])
+    };
+    ($dir:literal, $version:literal, $name:literal, superseded: [$($old:literal),* $(,)?]) => {
         Migration {
             version: match i64::from_str_radix($version, 10) {
                 Ok(v) => v,
@@ -63,7 +89,10 @@ macro_rules! migration {
             },
             name: $name,
             sql: include_str!(concat!(
-                "../../migrations/",
+                // storage/migrations links to the workspace's migrations/
+                // (the one copy); `cargo package` follows the link, so the
+                // published crate carries the files.
+                "../migrations/",
                 $dir,
                 "/",
                 $version,
@@ -71,6 +100,7 @@ macro_rules! migration {
                 $name,
                 ".sql"
             )),
+            superseded: &[$($old),*],
         }
     };
 }
@@ -89,7 +119,15 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
 pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0001", "executions"),
     migration!("postgres", "0002", "instances"),
-    migration!("postgres", "0003", "row_level_security"),
+    // The released text named mscribe_migrations outright (it failed under
+    // plain psql); the edit secures that table only when it exists, which
+    // changes nothing where the runner applied it.
+    migration!(
+        "postgres",
+        "0003",
+        "row_level_security",
+        superseded: ["2499f0fae3d193a098c74f2195d19da1b70e7b7788a19c7fedf79abb38ccee49"]
+    ),
     migration!("postgres", "0004", "sql_helpers"),
     migration!("postgres", "0005", "fire_claims"),
     migration!("postgres", "0006", "error_kind"),
@@ -124,7 +162,13 @@ pub(crate) fn plan<'a>(known: &'a [Migration], applied: &[Applied]) -> Result<Ve
         match known.iter().find(|m| m.version == a.version) {
             Some(m) => {
                 let expected = m.checksum();
-                if expected != a.checksum {
+                if m.superseded.contains(&a.checksum.as_str()) {
+                    tracing::debug!(
+                        migration = %m.label(),
+                        checksum = %a.checksum,
+                        "migration was applied from an earlier, equivalent text"
+                    );
+                } else if expected != a.checksum {
                     return Err(Error::MigrationModified {
                         migration: label(a.version, &a.name),
                         applied: a.checksum.clone(),
@@ -146,8 +190,8 @@ mod tests {
     use super::*;
 
     const KNOWN: &[Migration] = &[
-        Migration { version: 1, name: "one", sql: "create table a(x int);" },
-        Migration { version: 2, name: "two", sql: "create table b(x int);" },
+        Migration { version: 1, name: "one", sql: "create table a(x int);", superseded: &[] },
+        Migration { version: 2, name: "two", sql: "create table b(x int);", superseded: &[] },
     ];
 
     fn applied(m: &Migration) -> Applied {
@@ -178,6 +222,30 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("migration 0001_one was previously applied but has been modified")
+        );
+    }
+
+    #[test]
+    fn superseded_checksum_is_accepted_and_no_other() {
+        const EDITED: &[Migration] = &[
+            Migration { version: 1, name: "one", sql: "create table a(x int);", superseded: &[] },
+            Migration {
+                version: 2,
+                name: "two",
+                sql: "create table b(x int); -- edited",
+                superseded: &["7f3c"],
+            },
+        ];
+        let mut old = applied(&EDITED[1]);
+        old.checksum = "7f3c".to_owned();
+        let rows = [applied(&EDITED[0]), old];
+        assert!(plan(EDITED, &rows).unwrap().is_empty());
+        assert!(plan(EDITED, &[applied(&EDITED[0]), applied(&EDITED[1])]).unwrap().is_empty());
+        let mut other = applied(&EDITED[1]);
+        other.checksum = "0bad".to_owned();
+        let e = plan(EDITED, &[applied(&EDITED[0]), other]).unwrap_err();
+        assert!(
+            matches!(&e, Error::MigrationModified { migration, .. } if migration == "0002_two")
         );
     }
 
@@ -225,5 +293,47 @@ mod tests {
             assert_eq!(m.version, i as i64 + 1);
             assert!(!m.sql.trim().is_empty());
         }
+    }
+
+    /// A superseded checksum is a SHA-256 of another text, never the
+    /// current one's.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn superseded_checksums_are_other_sha256s() {
+        let mut all: Vec<&Migration> = Vec::new();
+        #[cfg(feature = "sqlite")]
+        all.extend(SQLITE_MIGRATIONS);
+        #[cfg(feature = "postgres")]
+        all.extend(POSTGRES_MIGRATIONS);
+        for m in all {
+            for old in m.superseded {
+                assert_eq!(old.len(), 64, "{}", m.label());
+                assert!(old.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{old}");
+                assert_ne!(*old, m.checksum(), "{}", m.label());
+            }
+        }
+    }
+
+    /// The folders hold exactly the embedded files: `psql -f` and `sqlite3`
+    /// apply what is in the folder, the runner what is listed here.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn the_folders_hold_exactly_the_embedded_files() {
+        let check = |dir: &str, known: &[Migration]| {
+            let path =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let listed: Vec<String> = known.iter().map(|m| format!("{}.sql", m.label())).collect();
+            assert_eq!(files, listed, "{dir}");
+        };
+        #[cfg(feature = "sqlite")]
+        check("sqlite", SQLITE_MIGRATIONS);
+        #[cfg(feature = "postgres")]
+        check("postgres", POSTGRES_MIGRATIONS);
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mscribe_scheduler::MemoryStore;
 use mscribe_scheduler::store::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_storage::migrate::POSTGRES_MIGRATIONS;
 use mscribe_storage::sqlx::{self, Connection, PgConnection};
 use mscribe_storage::{Error, PostgresOptions, PostgresProbe, PostgresStore};
 use tokio::net::{TcpListener, TcpStream};
@@ -270,6 +271,172 @@ async fn a_failing_migration_leaves_nothing_behind() {
     .await
     .unwrap();
     assert_eq!(tables, vec!["scheduler_instances".to_owned()]);
+}
+
+/// What the migrations make, checked table by table: the tables (with
+/// `mscribe_migrations` only where the runner applied them), row-level
+/// security and two policies on each, the SQL helpers, the last
+/// migration's column, and with the runner every migration recorded once
+/// with this build's checksum.
+async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
+    let mut want = vec!["fire_claims", "scheduled_job_executions", "scheduler_instances"];
+    if by_runner {
+        want.insert(1, "mscribe_migrations");
+    }
+    let tables: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT relname::text, relrowsecurity FROM pg_class
+         WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), want);
+    assert!(tables.iter().all(|(_, rls)| *rls), "{tables:?}");
+    let policies: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tablename::text, count(*) FROM pg_policies
+         WHERE schemaname = 'public' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(policies, want.iter().map(|t| (t.to_string(), 2)).collect::<Vec<_>>());
+    let functions: Vec<String> = sqlx::query_scalar(
+        "SELECT proname::text FROM pg_proc
+         WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(functions, ["log_heartbeat", "log_job_complete", "log_job_start"]);
+    let error_kind: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+         WHERE table_name = 'scheduled_job_executions' AND column_name = 'error_kind')",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert!(error_kind);
+    if by_runner {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, checksum FROM mscribe_migrations ORDER BY version")
+                .fetch_all(&mut *c)
+                .await
+                .unwrap();
+        let want: Vec<(i64, String)> =
+            POSTGRES_MIGRATIONS.iter().map(|m| (m.version, m.checksum())).collect();
+        assert_eq!(rows, want);
+    }
+}
+
+/// Three instances, each on a connection and a tokio task of its own, start
+/// at the same moment on an empty database: the advisory lock lets one
+/// migrate while the others wait, then they find nothing to do. All come
+/// up and can write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn three_instances_starting_on_an_empty_database_all_come_up() {
+    let db = PgTestDb::create().await;
+    let go = Arc::new(tokio::sync::Barrier::new(3));
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            let (opts, go) = (db.store_options(), go.clone());
+            tokio::spawn(async move {
+                go.wait().await;
+                let s = PostgresStore::connect_with(opts).await?;
+                s.heartbeat(&format!("i{i}"), t(0)).await?;
+                s.close().await;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        task.await.unwrap().unwrap_or_else(|e| panic!("instance {i} failed to start: {e}"));
+    }
+    let mut c = db.connect().await;
+    assert_schema_complete(&mut c, true).await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM scheduler_instances")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+/// The files alone, in order, on an empty database, as `psql -f` applies
+/// them (scripts/test.sh runs psql itself): no file needs the runner.
+#[tokio::test]
+async fn the_files_apply_in_order_without_the_runner() {
+    let db = PgTestDb::create().await;
+    let mut c = db.connect().await;
+    for m in POSTGRES_MIGRATIONS {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{} fails without the runner: {e}", m.label()));
+    }
+    assert_schema_complete(&mut c, false).await;
+}
+
+/// A database migrated when 0003 still named mscribe_migrations outright
+/// recorded that text's checksum: it opens, works, and keeps its record.
+#[tokio::test]
+async fn a_database_that_applied_the_earlier_0003_opens_as_before() {
+    let db = PgTestDb::create().await;
+    store_on(&db).await.close().await;
+    let m = &POSTGRES_MIGRATIONS[2];
+    assert_eq!(m.label(), "0003_row_level_security");
+    let earlier = m.superseded[0];
+    let mut c = db.connect().await;
+    sqlx::query("UPDATE mscribe_migrations SET checksum = $1 WHERE version = 3")
+        .bind(earlier)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let s = store_on(&db).await;
+    s.write(&[start("j", 1, 1, 100, "i1")]).await.unwrap();
+    s.close().await;
+    let kept: String =
+        sqlx::query_scalar("SELECT checksum FROM mscribe_migrations WHERE version = 3")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(kept, earlier);
+    assert_schema_complete_but_0003(&mut c).await;
+}
+
+async fn assert_schema_complete_but_0003(c: &mut PgConnection) {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM mscribe_migrations m
+         WHERE m.version <> 3 AND m.checksum = ANY($1)",
+    )
+    .bind(POSTGRES_MIGRATIONS.iter().map(|m| m.checksum()).collect::<Vec<_>>())
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(n, POSTGRES_MIGRATIONS.len() as i64 - 1);
+}
+
+/// A step of the runner that fails (here: a role that may not create the
+/// runner's table) says which step, with the server's own words.
+#[tokio::test]
+async fn a_failing_migration_step_names_the_step_and_the_servers_reason() {
+    // The roles are the cluster's: migrating any database creates them.
+    let first = PgTestDb::create().await;
+    store_on(&first).await.close().await;
+    let db = PgTestDb::create().await;
+    let mut c = db.connect().await;
+    sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC").execute(&mut c).await.unwrap();
+    let opts = db.options.clone().options([("role", "scheduler_admin")]);
+    let err =
+        PostgresStore::connect_with(PostgresOptions::from_connect_options(opts)).await.unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    let msg = err.to_string();
+    assert!(
+        msg.ends_with(
+            "migrating: creating mscribe_migrations: permission denied for schema public \
+             (SQLSTATE 42501)"
+        ),
+        "{msg}"
+    );
 }
 
 // ----------------------------------------------------- row-level security

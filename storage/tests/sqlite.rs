@@ -202,6 +202,40 @@ async fn a_failing_migration_leaves_nothing_behind() {
     assert_eq!(tables, vec!["scheduler_instances".to_owned()]);
 }
 
+/// The files alone, in order, on an empty database, as the `sqlite3` shell
+/// applies them (scripts/test.sh runs it too): no file needs the runner.
+#[test]
+fn the_files_apply_in_order_without_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = raw(&dir.path().join("plain.db"));
+    for m in mscribe_storage::migrate::SQLITE_MIGRATIONS {
+        c.execute_batch(m.sql)
+            .unwrap_or_else(|e| panic!("{} fails without the runner: {e}", m.label()));
+    }
+    let tables = texts(&c, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    assert_eq!(tables, ["fire_claims", "scheduled_job_executions", "scheduler_instances"]);
+    let columns = texts(&c, "SELECT name FROM pragma_table_info('scheduled_job_executions')");
+    assert!(columns.iter().any(|n| n == "error_kind"), "{columns:?}");
+}
+
+/// A database locked by another writer for longer than the busy timeout:
+/// opening fails as transient, naming the migration step and SQLite's words.
+#[tokio::test]
+async fn a_locked_database_at_open_names_the_step_and_sqlites_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let other = raw(&path);
+    other.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let opts = SqliteOptions::file(&path).busy_timeout(Duration::from_millis(100));
+    let err = SqliteStore::open_with(opts).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+    let msg = err.to_string();
+    assert!(msg.ends_with("migrating: starting the transaction: database is locked"), "{msg}");
+    other.execute_batch("ROLLBACK").unwrap();
+}
+
 #[tokio::test]
 async fn events_a_store_cannot_hold_are_rejected_and_the_rest_written() {
     let s = SqliteStore::open_memory().await.unwrap();

@@ -28,7 +28,7 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-fn describe(e: &sqlx::Error) -> String {
+pub(crate) fn describe(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
@@ -40,6 +40,46 @@ fn describe(e: &sqlx::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// [`describe`] plus the server's DETAIL and HINT when it sent them (what
+/// `psql` prints under an error), for errors of migrations.
+pub(crate) fn describe_in_full(e: &sqlx::Error) -> String {
+    let mut message = describe(e);
+    if let Some(pg) = e
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+    {
+        if let Some(detail) = pg.detail() {
+            message.push_str("; detail: ");
+            message.push_str(detail);
+        }
+        if let Some(hint) = pg.hint() {
+            message.push_str("; hint: ");
+            message.push_str(hint);
+        }
+    }
+    message
+}
+
+/// A step of applying the migrations (`step`, e.g. "taking the migration
+/// lock") failed: the error [`connect_error`] gives, its message led by the
+/// step and holding the server's own text.
+pub(crate) fn migration_step_error(target: &str, step: &str, e: sqlx::Error) -> Error {
+    let message = format!("migrating: {step}: {}", describe_in_full(&e));
+    let target = target.to_owned();
+    match &e {
+        sqlx::Error::Configuration(_) => {
+            Error::Config { message: format!("{target}: {message}"), source: Some(Box::new(e)) }
+        }
+        _ if is_transient(&e) => Error::Connect { target, message, source: Some(Box::new(e)) },
+        _ => Error::Open { target, message, source: Some(Box::new(e)) },
+    }
+}
+
+/// Applying one migration (or recording it) failed.
+pub(crate) fn migration_failed(migration: String, e: sqlx::Error) -> Error {
+    Error::MigrationFailed { migration, message: describe_in_full(&e), source: Some(Box::new(e)) }
 }
 
 /// An operation on an open store failed.

@@ -1,9 +1,9 @@
 //! Applying the Postgres migrations at open.
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor as _, PgConnection};
 
-use super::error::connect_error;
-use crate::error::{Error, Result};
+use super::error::{migration_failed, migration_step_error};
+use crate::error::Result;
 use crate::migrate::{Applied, Migration, plan};
 
 /// The advisory lock taken while migrating, so that instances starting
@@ -20,51 +20,59 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
 /// Applies the missing migrations in one transaction, under an advisory
 /// lock. DDL is transactional in Postgres: a failing migration leaves
 /// nothing behind.
+///
+/// The lock is a transaction-level one (`pg_advisory_xact_lock`), taken
+/// before anything is read: instances that start together on a new
+/// database queue on it; the first creates `mscribe_migrations` and applies
+/// everything; each next one, once the first has committed, reads what was
+/// applied and finds nothing left to do. It goes with the transaction, so a
+/// connection lost mid-migration never leaves it held. Advisory locks are
+/// per database: migrating another database never waits on this one.
+///
+/// Every error names its step and carries the server's own text (and its
+/// SQLSTATE, DETAIL and HINT).
 pub(crate) async fn migrate(
     conn: &mut PgConnection,
     target: &str,
     known: &[Migration],
 ) -> Result<()> {
-    let mut tx = conn.begin().await.map_err(|e| connect_error(target, e))?;
+    let step = |step: &'static str| move |e: sqlx::Error| migration_step_error(target, step, e);
+    let mut tx = conn.begin().await.map_err(step("starting the transaction"))?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(LOCK_KEY)
         .execute(&mut *tx)
         .await
-        .map_err(|e| connect_error(target, e))?;
+        .map_err(step("taking the migration lock"))?;
     // Only create the table when missing: a role without CREATE on the
     // schema (a service_role member) may still open a migrated database.
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('mscribe_migrations') IS NOT NULL")
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| connect_error(target, e))?;
+        .map_err(step("looking for mscribe_migrations"))?;
+    // `Executor::execute` rather than `raw_sql(..).execute(..)`: the latter
+    // is an `async fn` generic over the executor's lifetime, which made
+    // rustc unable to prove `PostgresStore::connect_with` `Send` for every
+    // lifetime, so it could not be `tokio::spawn`ed ("implementation of
+    // `Executor` is not general enough").
     if !exists {
-        sqlx::raw_sql(CREATE_TABLE)
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(sqlx::raw_sql(CREATE_TABLE))
             .await
-            .map_err(|e| connect_error(target, e))?;
+            .map_err(step("creating mscribe_migrations"))?;
     }
     let applied: Vec<Applied> = sqlx::query_as::<_, (i64, String, String)>(
         "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version",
     )
     .fetch_all(&mut *tx)
     .await
-    .map_err(|e| connect_error(target, e))?
+    .map_err(step("reading mscribe_migrations"))?
     .into_iter()
     .map(|(version, name, checksum)| Applied { version, name, checksum })
     .collect();
     let pending = plan(known, &applied)?;
     for m in pending {
-        let failed = |e: sqlx::Error| {
-            let message = match &e {
-                sqlx::Error::Database(db) => match db.code() {
-                    Some(code) => format!("{} (SQLSTATE {code})", db.message()),
-                    None => db.message().to_owned(),
-                },
-                other => other.to_string(),
-            };
-            Error::MigrationFailed { migration: m.label(), message, source: Some(Box::new(e)) }
-        };
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed)?;
+        let failed = |e: sqlx::Error| migration_failed(m.label(), e);
+        (&mut *tx).execute(sqlx::raw_sql(m.sql)).await.map_err(failed)?;
         sqlx::query("INSERT INTO mscribe_migrations (version, name, checksum) VALUES ($1, $2, $3)")
             .bind(m.version)
             .bind(m.name)
@@ -74,5 +82,5 @@ pub(crate) async fn migrate(
             .map_err(failed)?;
         tracing::info!(migration = %m.label(), database = target, "applied postgres migration");
     }
-    tx.commit().await.map_err(|e| connect_error(target, e))
+    tx.commit().await.map_err(step("committing"))
 }

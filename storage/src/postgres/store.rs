@@ -76,7 +76,11 @@ impl PostgresStore {
         .await
         .map_err(|_| Error::Connect {
             target: target.clone(),
-            message: format!("migrations did not finish within {:?}", opts.migration_timeout),
+            message: format!(
+                "migrations did not finish within {:?} (waiting for another instance that \
+                 holds the migration lock included)",
+                opts.migration_timeout
+            ),
             source: None,
         })??;
         if let Err(e) = conn.close().await {

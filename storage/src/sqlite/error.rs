@@ -76,6 +76,25 @@ pub(crate) fn open_error(target: &str, e: rusqlite::Error) -> Error {
     }
 }
 
+/// A step of applying the migrations (`step`, e.g. "reading
+/// mscribe_migrations") failed: classified as [`open_error`] does (a busy or
+/// locked database may clear), its message led by the step and holding
+/// SQLite's own text.
+pub(crate) fn migration_step_error(target: &str, step: &str, e: rusqlite::Error) -> Error {
+    let message = format!("migrating: {step}: {e}");
+    let busy = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    );
+    let target = target.to_owned();
+    if busy {
+        Error::Connect { target, message, source: Some(Box::new(e)) }
+    } else {
+        Error::Open { target, message, source: Some(Box::new(e)) }
+    }
+}
+
 /// A rusqlite error shared by several replies.
 #[derive(Debug, Clone)]
 pub(crate) struct SharedError(pub(crate) Arc<rusqlite::Error>);

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::error::open_error;
+use super::error::migration_step_error;
 use super::store::ts_text;
 use crate::error::{Error, Result};
 use crate::migrate::{Applied, Migration, plan};
@@ -17,21 +17,24 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
 
 /// Applies the missing migrations in one immediate transaction (which also
 /// keeps two processes from migrating the same file at once).
+///
+/// Every error names its step and carries SQLite's own text.
 pub(crate) fn migrate(conn: &mut Connection, target: &str, known: &[Migration]) -> Result<()> {
+    let step = |step: &'static str| move |e: rusqlite::Error| migration_step_error(target, step, e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| open_error(target, e))?;
-    tx.execute_batch(CREATE_TABLE).map_err(|e| open_error(target, e))?;
+        .map_err(step("starting the transaction"))?;
+    tx.execute_batch(CREATE_TABLE).map_err(step("creating mscribe_migrations"))?;
     let applied = {
         let mut stmt = tx
             .prepare("SELECT version, name, checksum FROM mscribe_migrations ORDER BY version")
-            .map_err(|e| open_error(target, e))?;
+            .map_err(step("reading mscribe_migrations"))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(Applied { version: r.get(0)?, name: r.get(1)?, checksum: r.get(2)? })
             })
-            .map_err(|e| open_error(target, e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| open_error(target, e))?
+            .map_err(step("reading mscribe_migrations"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(step("reading mscribe_migrations"))?
     };
     let pending = plan(known, &applied)?;
     for m in pending {
@@ -48,5 +51,5 @@ pub(crate) fn migrate(conn: &mut Connection, target: &str, known: &[Migration]) 
         .map_err(failed)?;
         tracing::info!(migration = %m.label(), database = target, "applied sqlite migration");
     }
-    tx.commit().map_err(|e| open_error(target, e))
+    tx.commit().map_err(step("committing"))
 }
