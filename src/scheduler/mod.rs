@@ -1,16 +1,15 @@
 //! The [`JobScheduler`]: a map of jobs, a timeline of their next fires and
 //! one driver task that sleeps until the earliest.
 
-use std::collections::{BTreeMap, HashMap, VecDeque, btree_map};
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_listener::Event;
-use smallvec::SmallVec;
 use std::pin::Pin;
 use std::task::Poll;
 
@@ -24,10 +23,9 @@ use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
 use crate::failure::ErrorKind;
 use crate::guard::{self, GuardedClock, panic_message};
-use crate::job::{JobConfig, JobContext, JobHandler, JobResult};
-use crate::policy::{MisfirePolicy, OverlapPolicy};
+use crate::job::{JobConfig, JobContext, JobResult};
+use crate::policy::OverlapPolicy;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
-use crate::retry::RetryPolicy;
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::signal::Signal;
@@ -35,6 +33,12 @@ use crate::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
     ExecutionStore, FireClaim, MemoryStore, SkippedFire,
 };
+
+mod registry;
+mod timeline;
+
+use registry::{Fire, Job, Jobs, RunHandle, Slot, Spec, exec_id};
+use timeline::{Entry, Timeline};
 
 /// A snapshot of one job for listings (`jobs()`, the API, the CLI).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -355,82 +359,6 @@ struct Inner {
     idle: Event,
 }
 
-/// A job's place in [`Jobs`].
-type Slot = u32;
-
-/// The jobs: a slab of boxed jobs that planned fires and runs point at by
-/// slot, so a fire reaches its job without hashing its id, plus an index
-/// from id to slot for the API. The index is FxHash (rustc-hash) with its
-/// fixed key; job ids come from the application, not from an adversary, so
-/// hash flooding is not a concern. The slab is walked in slot order, which
-/// is the same in every run with the same registrations (simulations repeat).
-/// A freed slot is reused; whatever still points at it checks that the job
-/// there is its own (by generation or by `Spec`).
-#[derive(Default)]
-struct Jobs {
-    slots: Vec<Option<Job>>,
-    free: Vec<Slot>,
-    index: HashMap<Arc<str>, Slot, rustc_hash::FxBuildHasher>,
-}
-
-impl Jobs {
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.index.contains_key(id)
-    }
-
-    fn slot(&self, id: &str) -> Option<Slot> {
-        self.index.get(id).copied()
-    }
-
-    fn insert(&mut self, job: Job) -> Slot {
-        let id = job.spec.id.clone();
-        let job = Some(job);
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = job;
-                slot
-            }
-            None => {
-                self.slots.push(job);
-                Slot::try_from(self.slots.len() - 1).expect("fewer than 2^32 jobs")
-            }
-        };
-        self.index.insert(id, slot);
-        slot
-    }
-
-    fn remove(&mut self, id: &str) -> Option<Job> {
-        let slot = self.index.remove(id)?;
-        self.free.push(slot);
-        self.slots[slot as usize].take()
-    }
-
-    fn get(&self, slot: Slot) -> Option<&Job> {
-        self.slots.get(slot as usize)?.as_ref()
-    }
-
-    fn get_mut(&mut self, slot: Slot) -> Option<&mut Job> {
-        self.slots.get_mut(slot as usize)?.as_mut()
-    }
-
-    fn by_id(&self, id: &str) -> Option<&Job> {
-        self.get(self.slot(id)?)
-    }
-
-    /// Every job with its slot, in slot order.
-    fn iter(&self) -> impl Iterator<Item = (Slot, &Job)> {
-        self.slots.iter().enumerate().filter_map(|(i, j)| Some((i as Slot, j.as_ref()?)))
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Job> {
-        self.slots.iter_mut().filter_map(|j| j.as_mut())
-    }
-}
-
 struct State {
     phase: Phase,
     jobs: Jobs,
@@ -456,235 +384,6 @@ struct State {
     /// One parsed cron per expression and zone, shared by the jobs that use
     /// it (less memory, and its memo answers the jobs that fire together).
     crons: HashMap<String, Schedule, rustc_hash::FxBuildHasher>,
-}
-
-/// A planned fire: the job in `slot` is due `sub_ns` nanoseconds into its
-/// bucket's millisecond, for the nominal time in its `next_nominal`. `seq`
-/// is the job's `generation` when planned: the entry is stale once they
-/// differ (the job was paused, re-planned, or unregistered and registered
-/// again).
-#[derive(Debug)]
-struct Entry {
-    seq: u64,
-    slot: Slot,
-    sub_ns: u32,
-}
-
-/// The entries due within one millisecond, in due order once `sorted`
-/// (ties in the order they were planned).
-#[derive(Debug)]
-struct Bucket {
-    /// The start of the millisecond (the instant at `sub_ns` 0).
-    ms: DateTime<Utc>,
-    entries: VecDeque<Entry>,
-    sorted: bool,
-}
-
-impl Bucket {
-    fn push(&mut self, entry: Entry) {
-        if self.entries.back().is_some_and(|b| b.sub_ns > entry.sub_ns) {
-            self.sorted = false;
-        }
-        self.entries.push_back(entry);
-    }
-}
-
-/// The planned fires, one bucket per millisecond in which any is due.
-///
-/// A burst of fires due at one instant is one bucket drained front to back,
-/// so popping it costs neither comparisons nor a walk through a heap of
-/// every job. Fires spread over a second (jobs registered one after another
-/// on the same interval) share at most a thousand buckets, so each costs a
-/// queue push and pop, not a B-tree insertion and removal of its own. Within
-/// a bucket, entries arrive in due order almost always (a fire plans the
-/// next one interval later); one that does not marks the bucket for a
-/// stable sort when it comes to the front. Emptied buckets are kept for
-/// reuse. Buckets are keyed by an integer ([`ms_key`]): a search compares
-/// one word per key, where a `DateTime` compares three fields.
-#[derive(Debug, Default)]
-struct Timeline {
-    buckets: BTreeMap<i64, Bucket>,
-    spare: Vec<VecDeque<Entry>>,
-}
-
-impl Timeline {
-    /// How many emptied buckets are kept.
-    const SPARE: usize = 8;
-
-    fn push(&mut self, due: DateTime<Utc>, seq: u64, slot: Slot) {
-        let ns = due.timestamp_subsec_nanos();
-        let sub_ns = ns % 1_000_000;
-        let key = ms_key(due);
-        let entry = Entry { seq, slot, sub_ns };
-        // A fire plans its next one an interval on, mostly past every
-        // planned fire: the last bucket is found without a search.
-        if let Some(mut last) = self.buckets.last_entry()
-            && *last.key() == key
-        {
-            last.get_mut().push(entry);
-            return;
-        }
-        match self.buckets.entry(key) {
-            btree_map::Entry::Occupied(o) => o.into_mut().push(entry),
-            btree_map::Entry::Vacant(v) => {
-                let mut entries = self.spare.pop().unwrap_or_default();
-                entries.push_back(entry);
-                let ms = with_subsec(due, ns - sub_ns);
-                v.insert(Bucket { ms, entries, sorted: true });
-            }
-        }
-    }
-
-    /// The first bucket, sorted.
-    fn first(&mut self) -> Option<btree_map::OccupiedEntry<'_, i64, Bucket>> {
-        let mut first = self.buckets.first_entry()?;
-        let bucket = first.get_mut();
-        if !bucket.sorted {
-            bucket.entries.make_contiguous().sort_by_key(|e| e.sub_ns);
-            bucket.sorted = true;
-        }
-        Some(first)
-    }
-
-    /// The earliest due instant.
-    fn next_due(&mut self) -> Option<DateTime<Utc>> {
-        let first = self.first()?;
-        let bucket = first.get();
-        Some(at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns))
-    }
-
-    /// The earliest entry, if it is due at or before `now`, with its instant.
-    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Entry)> {
-        let mut first = self.first()?;
-        let bucket = first.get_mut();
-        let due = at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns);
-        if due > now {
-            return None;
-        }
-        let entry = bucket.entries.pop_front().expect("buckets are never empty");
-        if bucket.entries.is_empty() {
-            let bucket = first.remove();
-            if self.spare.len() < Self::SPARE {
-                self.spare.push(bucket.entries);
-            }
-        }
-        Some((due, entry))
-    }
-
-    fn clear(&mut self) {
-        self.buckets.clear();
-    }
-}
-
-/// The millisecond of `t` as an integer in the order of the instants: its
-/// second times 2,000 plus its millisecond, which reaches 1,999 within a
-/// leap second (chrono's leap second is the same second with a fraction of
-/// one second or more). The seconds chrono holds fit with room to spare.
-fn ms_key(t: DateTime<Utc>) -> i64 {
-    t.timestamp() * 2000 + i64::from(t.timestamp_subsec_millis())
-}
-
-/// The instant `sub_ns` nanoseconds into the millisecond `ms`.
-fn at(ms: DateTime<Utc>, sub_ns: u32) -> DateTime<Utc> {
-    if sub_ns == 0 {
-        return ms;
-    }
-    with_subsec(ms, ms.timestamp_subsec_nanos() + sub_ns)
-}
-
-/// `t` with its fraction of a second set to `ns` (which stays within the
-/// second, or the leap second, that `t` is in). On the naive UTC time: the
-/// zone-aware `with_nanosecond` converts to local time and back.
-fn with_subsec(t: DateTime<Utc>, ns: u32) -> DateTime<Utc> {
-    use chrono::Timelike;
-    t.naive_utc().with_nanosecond(ns).map_or(t, |n| n.and_utc())
-}
-
-/// What a run needs, shared by its attempts.
-struct Spec {
-    id: Arc<str>,
-    handler: Arc<dyn JobHandler>,
-    timeout: Option<Duration>,
-    retry: RetryPolicy,
-    /// Whether the driver may run the first poll (see
-    /// [`SchedulerBuilder::inline_dispatch`]); cleared for good once the
-    /// handler returned `Pending` there or took longer than [`INLINE_LIMIT`].
-    inline: AtomicBool,
-}
-
-struct Job {
-    spec: Arc<Spec>,
-    /// Shares the id's allocation when the name is the id (the default).
-    name: Arc<str>,
-    /// `None` for a trigger-only job.
-    schedule: Option<Schedule>,
-    overlap: OverlapPolicy,
-    misfire: MisfirePolicy,
-    jitter: Option<Duration>,
-    paused: bool,
-    /// Whether its scheduled fires are claimed in the store before they are
-    /// decided (see [`SchedulerBuilder::claim_fires`]). Here rather than in
-    /// the `Spec`, which a fire otherwise reaches only to start a run.
-    claimed: bool,
-    paused_at: Option<DateTime<Utc>>,
-    generation: u64,
-    next_nominal: Option<DateTime<Utc>>,
-    /// The latest scheduled fire decided (run, queued or skipped): no
-    /// planning goes back to it or before, whatever the clock does.
-    last_fire: Option<DateTime<Utc>>,
-    /// What [`JobInfo::last_run`] reports: `last_fire` or a later trigger.
-    last_run: Option<DateTime<Utc>>,
-    last_status: Option<ExecutionStatus>,
-    /// Inline for the usual one run: a separate buffer per job would be
-    /// one more cold allocation touched per fire.
-    running: SmallVec<[RunHandle; 1]>,
-    backlog: VecDeque<Fire>,
-}
-
-/// A run in progress: its id and its token, which also carries its kill
-/// switch. The id is kept as its low half, this instance's counter (the
-/// high half is the instance's bits): 16 bytes instead of 32 and no 16-byte
-/// alignment for every job that holds one.
-struct RunHandle {
-    seq: u64,
-    cancel: CancellationToken,
-}
-
-impl RunHandle {
-    fn new(id: ExecutionId, cancel: CancellationToken) -> Self {
-        RunHandle { seq: id.0 as u64, cancel }
-    }
-
-    fn is(&self, id: ExecutionId) -> bool {
-        self.seq == id.0 as u64
-    }
-
-    fn id(&self, instance_bits: u64) -> ExecutionId {
-        exec_id(instance_bits, self.seq)
-    }
-}
-
-/// Execution ids: the instance's bits, then its counter.
-fn exec_id(instance_bits: u64, seq: u64) -> ExecutionId {
-    ExecutionId((u128::from(instance_bits) << 64) | u128::from(seq))
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Fire {
-    nominal: DateTime<Utc>,
-    manual: bool,
-    /// Won by this instance's claim (see [`SchedulerBuilder::claim_fires`]).
-    claimed: bool,
-    /// The execution id's counter once one is given (a queued fire has
-    /// its id already); 0 before.
-    seq: u64,
-}
-
-impl Fire {
-    /// A scheduled fire at `nominal`, not claimed yet.
-    fn scheduled(nominal: DateTime<Utc>) -> Self {
-        Fire { nominal, manual: false, claimed: false, seq: 0 }
-    }
 }
 
 /// A fire of a claimed job that waits for its claim, and what this
@@ -872,99 +571,6 @@ impl JobScheduler {
             self.release(st);
         }
         Ok(())
-    }
-
-    fn validate(&self, cfg: JobConfig) -> Result<Job> {
-        if cfg.id.trim().is_empty() {
-            return Err(Error::EmptyId(cfg.name));
-        }
-        if cfg.name.trim().is_empty() {
-            return Err(Error::EmptyName(cfg.id));
-        }
-        let field = |field: &'static str, e: Error| Error::InvalidJob {
-            job: cfg.id.clone(),
-            field,
-            source: Box::new(e),
-        };
-        let mut schedule = match &cfg.schedule {
-            Some(s) => Some(s.build().map_err(|e| field("schedule", e))?),
-            None => None,
-        };
-        if let Some(tz) = &cfg.timezone {
-            schedule = match schedule {
-                Some(s) => Some(s.with_timezone(tz).map_err(|e| field("timezone", e))?),
-                // Still checked, so that a typo is never silent.
-                None => {
-                    crate::schedule::parse_zone(tz).map_err(|e| field("timezone", e))?;
-                    None
-                }
-            };
-        }
-        let claimed = self.inner.settings.claim && !cfg.per_instance;
-        // Instances share a fire only on a common grid. An interval with no
-        // phase counts from each instance's start, so a claimed one is
-        // phased at the Unix epoch.
-        if claimed
-            && let Some(s) = &schedule
-            && s.interval_start().is_none()
-            && let Some(every) = s.interval_duration()
-        {
-            schedule = Some(
-                Schedule::interval_at(DateTime::UNIX_EPOCH, every)
-                    .map_err(|e| field("schedule", e))?,
-            );
-        }
-        if let Some(j) = cfg.jitter
-            && j > MAX_JITTER
-        {
-            return Err(Error::InvalidPolicy {
-                policy: "jitter",
-                job: cfg.id,
-                reason: format!("jitter must be at most {MAX_JITTER:?} (365 days), got {j:?}"),
-            });
-        }
-        if let Some(t) = cfg.timeout
-            && t.is_zero()
-        {
-            return Err(Error::ZeroTimeout { job: cfg.id, timeout: t });
-        }
-        cfg.retry
-            .validate()
-            .map_err(|reason| Error::InvalidRetry { job: cfg.id.clone(), reason })?;
-        if let crate::policy::MisfireMode::RunAll { max_runs: 0, .. } = cfg.misfire.mode {
-            return Err(Error::InvalidPolicy {
-                policy: "misfire",
-                job: cfg.id,
-                reason: "run_all max_runs must be at least 1, got 0".to_owned(),
-            });
-        }
-        let same_name = cfg.name == cfg.id;
-        let id: Arc<str> = cfg.id.into();
-        let name = if same_name { id.clone() } else { cfg.name.into() };
-        Ok(Job {
-            spec: Arc::new(Spec {
-                id,
-                handler: cfg.handler,
-                timeout: cfg.timeout,
-                retry: cfg.retry,
-                inline: AtomicBool::new(true),
-            }),
-            name,
-            schedule,
-            overlap: cfg.overlap,
-            misfire: cfg.misfire,
-            jitter: cfg.jitter.filter(|j| !j.is_zero()),
-            paused: cfg.paused,
-            claimed,
-            paused_at: None,
-            generation: 0,
-            next_nominal: None,
-            last_fire: None,
-            last_run: None,
-            last_status: None,
-            running: SmallVec::new(),
-            backlog: VecDeque::new(),
-        })
     }
 
     /// Removes a job. Its running runs are cancelled at once (recorded
@@ -2158,9 +1764,6 @@ type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
 /// runs go to the spawner instead.
 const INLINE_LIMIT: Duration = Duration::from_millis(1);
 
-/// The longest start jitter a job may have.
-const MAX_JITTER: Duration = Duration::from_secs(365 * 86_400);
-
 /// How many due fires the driver dispatches under one hold of the lock.
 const DISPATCH_CHUNK: usize = 256;
 
@@ -2225,84 +1828,6 @@ mod tests {
     use super::*;
     use crate::job::JobContext;
     use crate::runtime::LocalRuntime;
-
-    use proptest::prelude::*;
-
-    #[test]
-    fn a_job_and_its_run_handle_stay_small() {
-        // Every registered job is one slot of the slab: its size is most of
-        // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
-        assert_eq!(size_of::<RunHandle>(), 16);
-        assert!(size_of::<Option<Job>>() <= 248, "{} B", size_of::<Option<Job>>());
-    }
-
-    #[test]
-    fn timeline_keys_follow_the_instants_through_a_leap_second() {
-        use chrono::NaiveDate;
-        let day = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap();
-        let t = |h, m, s, ms| day.and_hms_milli_opt(h, m, s, ms).unwrap().and_utc();
-        let instants = [
-            t(23, 59, 58, 999),
-            t(23, 59, 59, 0),
-            t(23, 59, 59, 999),
-            t(23, 59, 59, 1_000), // the leap second
-            t(23, 59, 59, 1_999),
-            NaiveDate::from_ymd_opt(2017, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc(),
-            DateTime::<Utc>::MAX_UTC,
-        ];
-        for w in instants.windows(2) {
-            assert!(w[0] < w[1] && ms_key(w[0]) < ms_key(w[1]), "{} then {}", w[0], w[1]);
-        }
-        assert!(ms_key(DateTime::<Utc>::MIN_UTC) < ms_key(instants[0]));
-        let mut timeline = Timeline::default();
-        for (seq, due) in instants.iter().rev().enumerate() {
-            timeline.push(*due, seq as u64, 0);
-        }
-        let popped: Vec<_> = std::iter::from_fn(|| timeline.pop_due(DateTime::<Utc>::MAX_UTC))
-            .map(|(d, _)| d)
-            .collect();
-        assert_eq!(popped, instants);
-    }
-
-    proptest! {
-        /// The timeline pops entries in due order, ties in planning order,
-        /// and only those due by `now`, whatever the order of the pushes
-        /// (within a millisecond, across milliseconds, into the bucket being
-        /// drained), against a sorted list as the model.
-        #[test]
-        fn timeline_pops_in_due_order(
-            ops in proptest::collection::vec((any::<bool>(), 0i64..3_000_000, 0u8..4), 1..300),
-        ) {
-            let base = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
-            let ns = |n: i64| base + chrono::Duration::nanoseconds(n);
-            let mut timeline = Timeline::default();
-            let mut model: Vec<(DateTime<Utc>, u64)> = Vec::new();
-            let mut now = 0i64;
-            for (seq, (pop, offset, step)) in ops.into_iter().enumerate() {
-                let seq = seq as u64;
-                if pop {
-                    // Time moves forward by a sub-millisecond step or more.
-                    now += offset / 3 * i64::from(step) / 3;
-                    let got = timeline.pop_due(ns(now)).map(|(due, e)| (due, e.seq));
-                    let want = (!model.is_empty() && model[0].0 <= ns(now)).then(|| model.remove(0));
-                    prop_assert_eq!(got, want);
-                } else {
-                    // Ties are common: round half the offsets to the millisecond.
-                    let offset = if step % 2 == 0 { offset / 1_000_000 * 1_000_000 } else { offset };
-                    let due = ns(now + offset);
-                    timeline.push(due, seq, 0);
-                    let at = model.partition_point(|(d, _)| *d <= due);
-                    model.insert(at, (due, seq));
-                }
-                prop_assert_eq!(timeline.next_due(), model.first().map(|(d, _)| *d));
-            }
-            let far = ns(now + 10_000_000);
-            while let Some((due, e)) = timeline.pop_due(far) {
-                prop_assert_eq!((due, e.seq), model.remove(0));
-            }
-            prop_assert!(model.is_empty());
-        }
-    }
 
     #[test]
     fn jobs_on_one_cron_share_its_parse_until_the_last_is_unregistered() {
