@@ -15,14 +15,13 @@ use std::task::Poll;
 
 use futures::future::{BoxFuture, Either, select};
 use futures::{Future, FutureExt};
-use serde::Serialize;
 
 use crate::cancel::CancelReason;
 use crate::cancel::CancellationToken;
 use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
 use crate::failure::ErrorKind;
-use crate::guard::{self, GuardedClock, panic_message};
+use crate::guard::{self, panic_message};
 use crate::job::{JobConfig, JobContext, JobResult};
 use crate::policy::OverlapPolicy;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
@@ -31,295 +30,19 @@ use crate::schedule::Schedule;
 use crate::signal::Signal;
 use crate::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, FireClaim, MemoryStore, SkippedFire,
+    ExecutionStore, FireClaim, SkippedFire,
 };
 
+mod builder;
+mod info;
 mod registry;
 mod timeline;
 
-use registry::{Fire, Job, Jobs, RunHandle, Slot, Spec, exec_id};
+pub use builder::SchedulerBuilder;
+use builder::Settings;
+pub use info::{JobInfo, Observer, Phase, StopReport, TriggerOutcome};
+use registry::{Fire, Jobs, RunHandle, Slot, Spec, exec_id};
 use timeline::{Entry, Timeline};
-
-/// A snapshot of one job for listings (`jobs()`, the API, the CLI).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobInfo {
-    /// The job's id.
-    pub id: String,
-    /// The display name.
-    pub name: String,
-    /// The schedule as text (round-trips through [`Schedule::parse`]);
-    /// `None` for a trigger-only job.
-    pub schedule: Option<String>,
-    /// The next nominal fire, if any (none when paused, trigger-only or a
-    /// spent one-shot).
-    pub next_run: Option<DateTime<Utc>>,
-    /// The latest `scheduled_at` among the job's fires that ran or were
-    /// recorded `skipped`, manual triggers included: the newest
-    /// `scheduled_at` of its rows in the store (docs/SEMANTICS.md §6).
-    pub last_run: Option<DateTime<Utc>>,
-    /// The final status of the last run that ended in this process.
-    pub last_status: Option<ExecutionStatus>,
-    /// Whether the job is paused.
-    pub paused: bool,
-    /// How many runs are in progress (retries included).
-    pub running: usize,
-    /// How many fires wait for the running one to end.
-    pub queued: usize,
-    /// The overlap policy.
-    pub overlap: OverlapPolicy,
-    /// The per-attempt timeout.
-    pub timeout: Option<Duration>,
-    /// The retry policy's attempts.
-    pub max_attempts: u32,
-}
-
-/// What a manual [`trigger`](JobScheduler::trigger) did, per the overlap policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum TriggerOutcome {
-    /// A run started.
-    Started {
-        /// Its execution id.
-        execution_id: ExecutionId,
-    },
-    /// The run waits for the current one (`Queue`, or a catch-up backlog).
-    Queued {
-        /// The id it will run under; [`JobScheduler::cancel`] takes it.
-        execution_id: ExecutionId,
-    },
-    /// The trigger was recorded as `skipped` (`Skip` with a run in progress).
-    Skipped,
-}
-
-/// What [`stop`](JobScheduler::stop) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct StopReport {
-    /// Runs that ended within the grace after being asked to stop.
-    pub finished_in_grace: usize,
-    /// Runs dropped at the end of the grace (recorded `cancelled`).
-    pub dropped: usize,
-    /// Records that could not be written before the flush deadline.
-    pub unwritten: usize,
-}
-
-/// The scheduler's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Built; jobs may be registered; nothing fires.
-    Created,
-    /// Firing.
-    Running,
-    /// `stop()` is in progress.
-    Stopping,
-    /// Stopped; it cannot start again.
-    Stopped,
-}
-
-/// Sees every record as the scheduler makes it, before the store buffer:
-/// the hook for metrics and alerts. It runs inline on the scheduler's hot
-/// path, so it must be quick and must not block.
-pub trait Observer: Send + Sync + fmt::Debug + 'static {
-    /// Called once per event, in order per job.
-    fn on_event(&self, event: &ExecutionEvent);
-}
-
-/// Settings of a scheduler, set through [`SchedulerBuilder`].
-#[derive(Debug, Clone)]
-struct Settings {
-    buffer_capacity: usize,
-    batch: usize,
-    flush_timeout: Duration,
-    heartbeat_interval: Duration,
-    stale_after: Duration,
-    inline: bool,
-    claim: bool,
-}
-
-/// Builds a [`JobScheduler`] from its parts.
-///
-/// ```
-/// use std::sync::Arc;
-/// use mscribe_scheduler::{JobScheduler, LocalRuntime, MemoryStore};
-///
-/// let rt = LocalRuntime::new();
-/// let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-///     .store(Arc::new(MemoryStore::new()))
-///     .seed(42)
-///     .build();
-/// assert!(scheduler.jobs().is_empty());
-/// ```
-pub struct SchedulerBuilder {
-    clock: Arc<dyn Clock>,
-    spawner: Arc<dyn Spawner>,
-    store: Option<Arc<dyn ExecutionStore>>,
-    seed: Option<u64>,
-    instance_id: Option<String>,
-    observers: Vec<Arc<dyn Observer>>,
-    settings: Settings,
-}
-
-impl fmt::Debug for SchedulerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SchedulerBuilder")
-            .field("clock", &self.clock)
-            .field("spawner", &self.spawner)
-            .field("store", &self.store)
-            .field("seed", &self.seed)
-            .field("instance_id", &self.instance_id)
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
-
-impl SchedulerBuilder {
-    /// Records go to `store` (default: a new [`MemoryStore`]).
-    pub fn store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Adds an observer of every record (metrics, alerts).
-    pub fn observer(mut self, o: Arc<dyn Observer>) -> Self {
-        self.observers.push(o);
-        self
-    }
-
-    /// Seeds the RNG behind jitter and ids (default: random), so a run on a
-    /// virtual clock repeats exactly.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Names this instance in its records (default: random hex).
-    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
-        self.instance_id = Some(id.into());
-        self
-    }
-
-    /// How many records may wait for the store (default 100,000).
-    pub fn buffer_capacity(mut self, n: usize) -> Self {
-        self.settings.buffer_capacity = n.max(1);
-        self
-    }
-
-    /// How many records go to the store in one write (default 512).
-    pub fn write_batch(mut self, n: usize) -> Self {
-        self.settings.batch = n.max(1);
-        self
-    }
-
-    /// How long `stop()` waits for buffered records to reach the store
-    /// (default 30 s).
-    pub fn flush_timeout(mut self, d: Duration) -> Self {
-        self.settings.flush_timeout = d;
-        self
-    }
-
-    /// How often this instance writes its heartbeat (default 10 s), and after
-    /// how long without one another instance's runs count as abandoned
-    /// (default 60 s).
-    pub fn heartbeat(mut self, interval: Duration, stale_after: Duration) -> Self {
-        self.settings.heartbeat_interval = interval.max(Duration::from_millis(1));
-        self.settings.stale_after = stale_after;
-        self
-    }
-
-    /// Whether the driver runs a due handler's first poll itself (default
-    /// on). A handler that finishes on that poll (the common case for short
-    /// jobs) then costs no task spawn; one that returns `Pending` is handed
-    /// to the spawner, and so is every later run of a job whose handler ever
-    /// returned `Pending` there or took longer than 1 ms in it. Turn it off
-    /// when handlers block their thread in their first poll (synchronous
-    /// I/O, heavy computation before the first `.await`): while the driver
-    /// is inside one, no other fire starts.
-    pub fn inline_dispatch(mut self, on: bool) -> Self {
-        self.settings.inline = on;
-        self
-    }
-
-    /// Whether each scheduled fire is claimed in the store before it is
-    /// decided (default off), for several instances that share one store
-    /// and register the same jobs.
-    ///
-    /// A fire (job id, nominal time) then belongs to exactly one instance:
-    /// the first whose claim reaches the store
-    /// ([`ExecutionStore::claim_fires`]). That instance applies the overlap
-    /// policy against its own runs and runs, queues or skips the fire; a
-    /// missed fire found at start is claimed the same way before its
-    /// misfire skip or catch-up run. The others leave it, with no row and a
-    /// debug log. The fires due together are claimed as one batch, so a
-    /// fire starts a store round trip later.
-    ///
-    /// Not claimed: fires started by [`JobScheduler::trigger`] (each is
-    /// that instance's own), and those of jobs marked
-    /// [`JobConfig::per_instance`], which run on every instance. A claimed
-    /// job on an interval without a phase is phased at the Unix epoch
-    /// ([`Schedule::interval_at`]), so that every instance has the same
-    /// fires.
-    ///
-    /// When the claim fails (the store is down), the fire is not run and
-    /// is recorded `skipped` with the error: without the store no instance
-    /// can tell whether another ran it. Runs of an instance that dies are
-    /// marked `abandoned` by the others once its heartbeat is `stale_after`
-    /// old (see [`heartbeat`](Self::heartbeat)).
-    ///
-    /// [`JobScheduler::start`] fails with [`Error::ClaimsUnsupported`] when
-    /// the store cannot claim ([`ExecutionStore::supports_claims`]).
-    pub fn claim_fires(mut self, on: bool) -> Self {
-        self.settings.claim = on;
-        self
-    }
-
-    /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
-    pub fn build(self) -> JobScheduler {
-        let clock: Arc<dyn Clock> = Arc::new(GuardedClock::new(self.clock));
-        let mut rng = match self.seed {
-            Some(s) => fastrand::Rng::with_seed(s),
-            None => fastrand::Rng::new(),
-        };
-        // Execution ids are (instance bits, counter). The bits mix the seed's
-        // draw with the build time, so a restarted instance with the same seed
-        // (a replayed simulation, a test) never reuses an earlier id.
-        let built_at = clock.now();
-        let instance_bits = rng.u64(..)
-            ^ (built_at.timestamp() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ u64::from(built_at.timestamp_subsec_nanos());
-        let instance_id = self.instance_id.unwrap_or_else(|| format!("{instance_bits:016x}"));
-        let recorder = Recorder::new(self.settings.buffer_capacity, self.settings.batch);
-        JobScheduler {
-            inner: Arc::new(Inner {
-                clock,
-                spawner: self.spawner,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                recorder,
-                instance_id: instance_id.into(),
-                instance_bits,
-                observers: self.observers,
-                settings: self.settings,
-                state: Mutex::new(State {
-                    phase: Phase::Created,
-                    jobs: Jobs::default(),
-                    timeline: Timeline::default(),
-                    seq: 0,
-                    rng,
-                    next_exec: 0,
-                    live_runs: 0,
-                    driver_wake: None,
-                    shutdown: CancellationToken::new(),
-                    background: 0,
-                    launches: Vec::new(),
-                    claims: Vec::new(),
-                    tokens: Vec::new(),
-                    crons: HashMap::default(),
-                }),
-                wake: Signal::default(),
-                idle: Event::new(),
-            }),
-        }
-    }
-}
 
 /// The scheduler. Cheap to clone; clones share one scheduler.
 ///
@@ -467,49 +190,7 @@ impl State {
     }
 }
 
-#[cfg(feature = "tokio")]
-impl Default for JobScheduler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl JobScheduler {
-    /// A scheduler on the system clock and the current tokio runtime,
-    /// recording to a [`MemoryStore`].
-    ///
-    /// # Panics
-    /// Outside a tokio runtime.
-    #[cfg(feature = "tokio")]
-    pub fn new() -> Self {
-        Self::builder(
-            Arc::new(crate::clock::SystemClock),
-            Arc::new(crate::runtime::TokioSpawner::current()),
-        )
-        .build()
-    }
-
-    /// A builder over a clock and a spawner.
-    pub fn builder(clock: Arc<dyn Clock>, spawner: Arc<dyn Spawner>) -> SchedulerBuilder {
-        SchedulerBuilder {
-            clock,
-            spawner,
-            store: None,
-            seed: None,
-            instance_id: None,
-            observers: Vec::new(),
-            settings: Settings {
-                buffer_capacity: 100_000,
-                batch: 512,
-                flush_timeout: Duration::from_secs(30),
-                heartbeat_interval: Duration::from_secs(10),
-                stale_after: Duration::from_secs(60),
-                inline: true,
-                claim: false,
-            },
-        }
-    }
-
     /// This instance's id, as written in its records.
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
@@ -717,23 +398,6 @@ impl JobScheduler {
     /// One job's listing.
     pub fn job(&self, id: &str) -> Option<JobInfo> {
         self.inner.lock().jobs.by_id(id).map(Self::info)
-    }
-
-    fn info(job: &Job) -> JobInfo {
-        JobInfo {
-            id: job.spec.id.to_string(),
-            name: job.name.to_string(),
-            schedule: job.schedule.as_ref().map(Schedule::to_string),
-            next_run: job.next_nominal,
-            last_run: job.last_run,
-            last_status: job.last_status,
-            paused: job.paused,
-            running: job.running.len(),
-            queued: job.backlog.len(),
-            overlap: job.overlap,
-            timeout: job.spec.timeout,
-            max_attempts: job.spec.retry.max_attempts,
-        }
     }
 
     /// Starts firing.
@@ -1828,6 +1492,7 @@ mod tests {
     use super::*;
     use crate::job::JobContext;
     use crate::runtime::LocalRuntime;
+    use crate::store::MemoryStore;
 
     #[test]
     fn jobs_on_one_cron_share_its_parse_until_the_last_is_unregistered() {
