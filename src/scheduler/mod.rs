@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,25 +22,30 @@ use crate::error::{Error, Result};
 use crate::failure::ErrorKind;
 use crate::guard::{self, panic_message};
 use crate::job::{JobConfig, JobContext, JobResult};
-use crate::policy::OverlapPolicy;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::signal::Signal;
 use crate::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, FireClaim, SkippedFire,
+    ExecutionStore,
 };
 
 mod builder;
+mod claim;
+mod dispatch;
 mod info;
+mod plan;
 mod registry;
 mod timeline;
+
+use claim::PendingClaim;
+use dispatch::Launch;
 
 pub use builder::SchedulerBuilder;
 use builder::Settings;
 pub use info::{JobInfo, Observer, Phase, StopReport, TriggerOutcome};
-use registry::{Fire, Jobs, RunHandle, Slot, Spec, exec_id};
+use registry::{Fire, Jobs, Slot, exec_id};
 use timeline::{Entry, Timeline};
 
 /// The scheduler. Cheap to clone; clones share one scheduler.
@@ -102,37 +106,11 @@ struct State {
     /// it is released.
     claims: Vec<PendingClaim>,
     /// Ended runs' tokens, made new for the next runs (at most
-    /// [`TOKEN_POOL`]).
+    /// [`TOKEN_POOL`](dispatch::TOKEN_POOL)).
     tokens: Vec<CancellationToken>,
     /// One parsed cron per expression and zone, shared by the jobs that use
     /// it (less memory, and its memo answers the jobs that fire together).
     crons: HashMap<String, Schedule, rustc_hash::FxBuildHasher>,
-}
-
-/// A fire of a claimed job that waits for its claim, and what this
-/// instance does with it once the claim is won.
-struct PendingClaim {
-    spec: Arc<Spec>,
-    slot: Slot,
-    fire: Fire,
-    then: OnClaim,
-}
-
-enum OnClaim {
-    /// Through the overlap policy, as any fire ([`JobScheduler::dispatch`]).
-    Dispatch,
-    /// A further catch-up fire of `RunAll`: behind the job's runs.
-    Backlog,
-    /// Recorded `skipped` for this reason (a misfire).
-    Skip(String),
-}
-
-impl State {
-    /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
-    /// released.
-    fn claim(&mut self, spec: &Arc<Spec>, slot: Slot, fire: Fire, then: OnClaim) {
-        self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then });
-    }
 }
 
 impl Inner {
@@ -350,9 +328,9 @@ impl JobScheduler {
     /// Cancels one run of this instance by its execution id.
     ///
     /// A running run is cancelled and dropped at once, as
-    /// [`OverlapPolicy::Replace`] does, and its attempt is recorded
-    /// `cancelled`; a run waiting out a retry backoff is recorded
-    /// `cancelled` with no further attempt. A queued run (see
+    /// [`OverlapPolicy::Replace`](crate::OverlapPolicy::Replace) does, and
+    /// its attempt is recorded `cancelled`; a run waiting out a retry backoff
+    /// is recorded `cancelled` with no further attempt. A queued run (see
     /// [`TriggerOutcome::Queued`]) leaves the queue and is recorded
     /// `cancelled` without starting. Fails with [`Error::UnknownExecution`]
     /// when no run with this id is running or queued here.
@@ -569,447 +547,6 @@ impl JobScheduler {
             }
             listener.await;
         }
-    }
-
-    // ---- planning -------------------------------------------------------
-
-    /// Plans a job's first fire at start or registration: fires missed
-    /// since `last` (the store's last fire) follow the misfire policy; with
-    /// no last fire, a one-shot whose instant has passed is a missed fire
-    /// too (`since` says since what, in its skip reason).
-    fn plan_first(
-        &self,
-        st: &mut State,
-        slot: Slot,
-        last: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-        since: &str,
-    ) {
-        let Some(job) = st.jobs.get_mut(slot) else { return };
-        if let Some(l) = last {
-            job.last_fire = Some(l);
-            job.last_run = Some(l);
-            return self.catch_up(st, slot, l, now, "misfire: missed while down or stalled");
-        }
-        match job.schedule.as_ref().and_then(Schedule::once_at) {
-            Some(at) if at <= now => {
-                let reason = format!("misfire: its one-shot time passed before {since}");
-                self.catch_up(st, slot, at - chrono::Duration::nanoseconds(1), now, &reason)
-            }
-            _ => self.plan_next(st, slot, now),
-        }
-    }
-
-    /// Plans the job's next fire strictly after `after`.
-    fn plan_next(&self, st: &mut State, slot: Slot, after: DateTime<Utc>) {
-        self.plan(st, slot, after, false);
-    }
-
-    /// Plans the job's next fire after `after`, the job's last fire when
-    /// `after_fire` (a cheaper step for intervals). Never at or before the
-    /// last fire decided, whatever the clock did since (a backward jump).
-    fn plan(&self, st: &mut State, slot: Slot, after: DateTime<Utc>, after_fire: bool) {
-        // Generations come from the global sequence, so an entry of an
-        // unregistered job never matches a new job registered under its id.
-        st.seq += 1;
-        let fresh = st.seq;
-        let Some(job) = st.jobs.get_mut(slot) else { return };
-        job.generation = fresh;
-        job.next_nominal = None;
-        if job.paused {
-            return;
-        }
-        let Some(schedule) = &job.schedule else { return };
-        let next = match job.last_fire.filter(|l| *l > after) {
-            // Each later fire of a schedule is a fire after its last one.
-            Some(last) => schedule.next_after_fire(last),
-            None if after_fire => schedule.next_after_fire(after),
-            None => schedule.next_after(after),
-        };
-        let Some(nominal) = next else {
-            tracing::debug!(job_id = %job.spec.id, "no further fire");
-            return;
-        };
-        let mut due = nominal;
-        if let Some(max) = job.jitter {
-            let room = schedule
-                .next_after_fire(nominal)
-                .map(|n| std_dur(nominal, n).saturating_sub(Duration::from_millis(1)))
-                .unwrap_or(max);
-            let bound = u64::try_from(max.min(room).as_millis()).unwrap_or(u64::MAX);
-            let delay = Duration::from_millis(st.rng.u64(0..=bound));
-            due = crate::clock::after(nominal, delay);
-        }
-        job.next_nominal = Some(nominal);
-        tracing::debug!(job_id = %job.spec.id, next_run = %nominal, due = %due, "next run planned");
-        st.timeline.push(due, fresh, slot);
-        if st.driver_wake.is_none_or(|w| due < w) {
-            st.driver_wake = Some(due);
-            self.inner.wake.notify();
-        }
-    }
-
-    /// Applies the misfire policy to the fires after `last` up to `now`,
-    /// then plans the next fire. A missed fire skipped is recorded with
-    /// `reason`.
-    fn catch_up(
-        &self,
-        st: &mut State,
-        slot: Slot,
-        last: DateTime<Utc>,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) {
-        let Some(job) = st.jobs.get_mut(slot) else { return };
-        if job.paused {
-            return;
-        }
-        let Some(schedule) = &job.schedule else { return };
-        let key = &job.spec.id.clone();
-        let claimed = job.claimed.then(|| job.spec.clone());
-        let plan = job.misfire.plan(schedule, last, now);
-        // Every missed fire is decided here, run or skipped: none is planned again.
-        let newest = [plan.skip.last(), plan.run.last(), plan.first_unlisted.as_ref()];
-        if let Some(newest) = newest.into_iter().flatten().max() {
-            job.last_fire = job.last_fire.max(Some(*newest));
-        }
-        // A claimed job's missed fires are claimed too: one instance records
-        // each skip and runs each catch-up fire.
-        let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
-            Some(spec) => st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason)),
-            None => this.record_skip(st, key, Fire::scheduled(at), now, &reason),
-        };
-        if plan.skipped_unlisted > 0 {
-            let first = plan.first_unlisted.expect("set with a count");
-            tracing::warn!(job_id = %key, count = plan.skipped_unlisted, first = %first, "missed fires skipped, too many to list");
-            let reason = format!(
-                "{reason}: {} missed fires from {first} skipped (too many to list one by one)",
-                plan.skipped_unlisted
-            );
-            skip(self, st, first, reason);
-        }
-        for t in &plan.skip {
-            skip(self, st, *t, reason.to_owned());
-        }
-        // The first missed fire goes through the overlap policy; further
-        // catch-up fires (RunAll) wait in the backlog and run one after another.
-        for (i, t) in plan.run.iter().enumerate() {
-            tracing::info!(job_id = %key, scheduled_at = %t, "running a missed fire");
-            let fire = Fire::scheduled(*t);
-            if i == 0 {
-                self.dispatch(st, slot, fire, now);
-            } else if let Some(job) = st.jobs.get_mut(slot) {
-                job.last_run = job.last_run.max(Some(*t));
-                match &claimed {
-                    Some(spec) => st.claim(spec, slot, fire, OnClaim::Backlog),
-                    None => job.backlog.push_back(fire),
-                }
-            }
-        }
-        self.plan_next(st, slot, now.max(last));
-    }
-
-    /// Starts, queues or skips a fire per the overlap policy.
-    ///
-    /// The outcome tells a manual trigger what happened; scheduled fires
-    /// ignore it.
-    fn dispatch(
-        &self,
-        st: &mut State,
-        slot: Slot,
-        mut fire: Fire,
-        now: DateTime<Utc>,
-    ) -> TriggerOutcome {
-        let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
-        if !fire.manual {
-            job.last_fire = job.last_fire.max(Some(fire.nominal));
-        }
-        job.last_run = job.last_run.max(Some(fire.nominal));
-        if job.claimed && !fire.manual && !fire.claimed {
-            // The overlap policy is applied by the instance that wins it.
-            // (Triggers are never claimed: nobody reads this outcome.)
-            let spec = job.spec.clone();
-            st.claim(&spec, slot, fire, OnClaim::Dispatch);
-            return TriggerOutcome::Skipped;
-        }
-        if job.running.is_empty() {
-            return self.start_run(st, slot, fire);
-        }
-        match job.overlap {
-            OverlapPolicy::Allow => self.start_run(st, slot, fire),
-            OverlapPolicy::Replace => {
-                for run in &job.running {
-                    tracing::info!(job_id = %job.spec.id, execution_id = %run.id(self.inner.instance_bits), "replacing the running run");
-                    run.cancel.cancel_for(CancelReason::Replace);
-                    run.cancel.kill();
-                }
-                self.start_run(st, slot, fire)
-            }
-            OverlapPolicy::Queue if job.backlog.is_empty() => {
-                st.next_exec += 1;
-                fire.seq = st.next_exec;
-                let job = st.jobs.get_mut(slot).expect("checked above");
-                job.backlog.push_back(fire);
-                tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");
-                TriggerOutcome::Queued { execution_id: exec_id(self.inner.instance_bits, fire.seq) }
-            }
-            OverlapPolicy::Queue | OverlapPolicy::Skip => {
-                let reason = match job.overlap {
-                    OverlapPolicy::Queue => "overlap policy queue: a fire is already queued",
-                    _ => "overlap policy skip: the previous run is still running",
-                };
-                let key = job.spec.id.clone();
-                self.record_skip(st, &key, fire, now, reason);
-                TriggerOutcome::Skipped
-            }
-        }
-    }
-
-    /// Records `fire` of job `key` as `skipped` for `reason`, under the
-    /// fire's execution id if it has one already (a queued fire).
-    fn record_skip(
-        &self,
-        st: &mut State,
-        key: &Arc<str>,
-        fire: Fire,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) {
-        let execution_id = match fire.seq {
-            0 => st.new_exec_id(self.inner.instance_bits),
-            seq => exec_id(self.inner.instance_bits, seq),
-        };
-        let nominal = fire.nominal;
-        if let Some(job) = st.jobs.slot(key).and_then(|slot| st.jobs.get_mut(slot)) {
-            job.last_run = job.last_run.max(Some(nominal));
-        }
-        tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
-        self.inner.record(ExecutionEvent::Skipped(SkippedFire {
-            job_id: key.clone(),
-            execution_id,
-            scheduled_at: nominal,
-            decided_at: now,
-            reason: reason.to_owned(),
-            instance_id: self.inner.instance_id.clone(),
-        }));
-    }
-
-    /// Marks a run as started and queues its launch; whoever holds the lock
-    /// launches it after releasing it ([`release`](Self::release), or the
-    /// driver's batches), so no handler runs under the lock.
-    fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
-        let id = match fire.seq {
-            0 => st.new_exec_id(self.inner.instance_bits),
-            seq => exec_id(self.inner.instance_bits, seq),
-        };
-        let seed = st.rng.u64(..);
-        let cancel = st.tokens.pop().unwrap_or_default();
-        let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
-        job.running.push(RunHandle::new(id, cancel.clone()));
-        let spec = job.spec.clone();
-        st.live_runs += 1;
-        st.launches.push(Launch { spec, slot, id, fire, cancel, seed });
-        TriggerOutcome::Started { execution_id: id }
-    }
-
-    /// Releases the lock, then sends the claims decided under it and spawns
-    /// the runs started under it.
-    fn release(&self, mut st: MutexGuard<'_, State>) {
-        let claims = Self::take_claims(&mut st);
-        if claims.is_empty() && st.launches.is_empty() {
-            return;
-        }
-        let launches = std::mem::take(&mut st.launches);
-        drop(st);
-        self.send_claims(claims);
-        for l in launches {
-            self.spawn_run(l, Resume::Fresh);
-        }
-    }
-
-    /// The claims decided under the lock; one background task (counted, so
-    /// `stop` waits for it) will send them.
-    fn take_claims(st: &mut State) -> Vec<PendingClaim> {
-        let claims = std::mem::take(&mut st.claims);
-        if !claims.is_empty() {
-            st.background += 1;
-        }
-        claims
-    }
-
-    /// Claims fires in the store, in one batch on a task of their own; then,
-    /// under the lock, does with each fire won what was decided for it (see
-    /// [`SchedulerBuilder::claim_fires`]) and launches the runs that started.
-    /// A fire another instance won is left to it, with no row. When the claim
-    /// fails, each fire is recorded `skipped` with the error.
-    fn send_claims(&self, claims: Vec<PendingClaim>) {
-        if claims.is_empty() {
-            return;
-        }
-        let this = self.clone();
-        self.inner.spawner.spawn(Box::pin(async move {
-            let inner = &this.inner;
-            let fires: Vec<FireClaim> = claims
-                .iter()
-                .map(|c| FireClaim { job_id: c.spec.id.clone(), scheduled_at: c.fire.nominal })
-                .collect();
-            let claim = inner.store.claim_fires(&inner.instance_id, &fires, inner.clock.now());
-            // A store that panics fails the claim; the batch is still settled.
-            let won = match AssertUnwindSafe(claim).catch_unwind().await {
-                Ok(Ok(won)) if won.len() == claims.len() => Ok(won),
-                Ok(Ok(won)) => Err(format!(
-                    "the store answered {} claims for {} fires",
-                    won.len(),
-                    claims.len()
-                )),
-                Ok(Err(e)) => Err(error_chain(&e)),
-                Err(_) => Err("the store panicked".to_owned()),
-            };
-            let now = inner.clock.now();
-            let mut st = inner.lock();
-            for (i, c) in claims.into_iter().enumerate() {
-                // The slot holds another job once this one was unregistered.
-                if !st.jobs.get(c.slot).is_some_and(|j| Arc::ptr_eq(&j.spec, &c.spec)) {
-                    continue;
-                }
-                let key = &c.spec.id;
-                let at = c.fire.nominal;
-                let fire = c.fire;
-                match (&won, c.then) {
-                    (Err(why), OnClaim::Skip(reason)) => {
-                        this.record_skip(&mut st, key, fire, now, &format!("{reason} ({why})"))
-                    }
-                    (Err(why), _) => {
-                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run");
-                        let reason = format!("claim failed, not run: {why}");
-                        this.record_skip(&mut st, key, fire, now, &reason);
-                    }
-                    (Ok(won), _) if !won[i] => {
-                        tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
-                    }
-                    (Ok(_), OnClaim::Skip(reason)) => {
-                        this.record_skip(&mut st, key, fire, now, &reason)
-                    }
-                    (Ok(_), _) if st.phase != Phase::Running => {
-                        this.record_skip(&mut st, key, fire, now, "scheduler stopping");
-                    }
-                    (Ok(_), then) => {
-                        let fire = Fire { claimed: true, ..c.fire };
-                        let job = st.jobs.get_mut(c.slot).expect("checked above");
-                        let idle = job.running.is_empty() && job.backlog.is_empty();
-                        match then {
-                            OnClaim::Backlog if !idle => job.backlog.push_back(fire),
-                            _ => {
-                                this.dispatch(&mut st, c.slot, fire, now);
-                            }
-                        }
-                    }
-                }
-            }
-            st.background -= 1;
-            let mut launches = std::mem::take(&mut st.launches);
-            drop(st);
-            this.launch_batch(&mut launches, &mut Vec::new());
-            inner.idle.notify(usize::MAX);
-        }));
-    }
-
-    /// Runs `l` as its own task, from `resume`.
-    fn spawn_run(&self, l: Launch, resume: Resume) {
-        let this = self.clone();
-        self.inner.spawner.spawn(Box::pin(async move {
-            let status = this.run(&l, resume).await;
-            // The run's own handle goes first, so the token can be reused.
-            drop(l.cancel);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status)));
-        }));
-    }
-
-    /// Launches runs from the driver: each handler's first poll happens
-    /// here, and a run that ends on it costs no task. The rest are spawned.
-    /// Ended runs are settled under one hold of the lock.
-    fn launch_batch(&self, launches: &mut Vec<Launch>, ended: &mut Vec<Ended>) {
-        if launches.is_empty() {
-            return;
-        }
-        let clock = &self.inner.clock;
-        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-        // One clock read per run: a run's end is the next one's start.
-        let mut now = clock.now();
-        for l in launches.drain(..) {
-            if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
-                self.spawn_run(l, Resume::Fresh);
-                continue;
-            }
-            let mut flight = self.begin_attempt(&l, 1, now, true);
-            let outcome = if l.cancel.is_killed() {
-                Outcome::Killed
-            } else {
-                match Pin::new(&mut flight.work).poll(&mut cx) {
-                    Poll::Ready(res) => Outcome::Done(res),
-                    Poll::Pending => {
-                        // It waits on something: this run and the job's later
-                        // ones go to the spawner. The task polls it again with
-                        // its own waker, as a spawned future is always polled.
-                        l.spec.inline.store(false, Ordering::Relaxed);
-                        if std::mem::take(&mut flight.start_unwritten) {
-                            self.inner.recorder.push(self.start_event(&l, 1, flight.started_at));
-                        }
-                        self.spawn_run(l, Resume::InFlight(Box::new(flight)));
-                        now = clock.now();
-                        continue;
-                    }
-                }
-            };
-            now = clock.now();
-            let end = self.end_attempt(&l, 1, flight, outcome, now);
-            if end.duration > INLINE_LIMIT {
-                l.spec.inline.store(false, Ordering::Relaxed);
-            }
-            if end.retry {
-                self.spawn_run(l, Resume::Backoff(end.at));
-            } else {
-                ended.push((l.spec, l.slot, l.id, end.status));
-            }
-        }
-        self.runs_ended(ended.drain(..));
-    }
-
-    /// Settles ended runs: frees their jobs for the next fire and starts
-    /// what the overlap policy queued behind them.
-    fn runs_ended(&self, ended: impl ExactSizeIterator<Item = Ended>) {
-        if ended.len() == 0 {
-            return;
-        }
-        let mut st = self.inner.lock();
-        for (spec, slot, id, status) in ended {
-            st.live_runs -= 1;
-            let mut next = None;
-            let mut handle = None;
-            // The slot holds another job once this one was unregistered.
-            if let Some(job) = st.jobs.get_mut(slot).filter(|j| Arc::ptr_eq(&j.spec, &spec)) {
-                if let Some(i) = job.running.iter().position(|r| r.is(id)) {
-                    handle = Some(job.running.remove(i));
-                }
-                job.last_status = Some(status);
-                if job.running.is_empty() {
-                    next = job.backlog.pop_front();
-                }
-            }
-            if let Some(h) = handle.filter(|_| st.tokens.len() < TOKEN_POOL) {
-                st.tokens.extend(h.cancel.recycle());
-            }
-            if let Some(fire) = next {
-                if st.phase == Phase::Running {
-                    self.start_run(&mut st, slot, fire);
-                } else {
-                    let now = self.inner.clock.now();
-                    self.record_skip(&mut st, &spec.id, fire, now, "scheduler stopping");
-                }
-            }
-        }
-        self.release(st);
-        self.inner.idle.notify(usize::MAX);
     }
 
     // ---- tasks ----------------------------------------------------------
@@ -1382,16 +919,6 @@ impl JobScheduler {
     }
 }
 
-/// A run started under the lock, to launch once it is released.
-struct Launch {
-    spec: Arc<Spec>,
-    slot: Slot,
-    id: ExecutionId,
-    fire: Fire,
-    cancel: CancellationToken,
-    seed: u64,
-}
-
 /// Where a run task picks up.
 enum Resume {
     /// Before its first attempt.
@@ -1421,13 +948,6 @@ struct AttemptOver {
     duration: Duration,
 }
 
-/// A run that ended, with its final status, to settle under the lock.
-type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
-
-/// How long a handler's first poll may take on the driver before its job's
-/// runs go to the spawner instead.
-const INLINE_LIMIT: Duration = Duration::from_millis(1);
-
 /// How many due fires the driver dispatches under one hold of the lock.
 const DISPATCH_CHUNK: usize = 256;
 
@@ -1437,10 +957,6 @@ const YIELD_AFTER: Duration = Duration::from_micros(500);
 /// How many chunks the driver dispatches at most before it yields, however
 /// little time they took (a virtual clock stands still meanwhile).
 const YIELD_CHUNKS: u32 = 8;
-
-/// How many ended runs' tokens are kept for reuse: enough for the runs of
-/// two dispatch chunks.
-const TOKEN_POOL: usize = 2 * DISPATCH_CHUNK;
 
 /// Returns `Pending` once after waking itself: the task goes back to its
 /// executor's queue, behind the tasks already there.

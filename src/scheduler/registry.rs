@@ -103,7 +103,7 @@ pub(super) struct Spec {
     /// Whether the driver may run the first poll (see
     /// [`SchedulerBuilder::inline_dispatch`](super::SchedulerBuilder::inline_dispatch));
     /// cleared for good once the handler returned `Pending` there or took
-    /// longer than [`INLINE_LIMIT`](super::INLINE_LIMIT).
+    /// longer than [`INLINE_LIMIT`](super::dispatch::INLINE_LIMIT).
     pub(super) inline: AtomicBool,
 }
 
