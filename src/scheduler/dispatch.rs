@@ -11,11 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::Future;
 
-use super::DISPATCH_CHUNK;
 use super::claim::OnClaim;
+use super::driver::DISPATCH_CHUNK;
 use super::registry::{Fire, RunHandle, Slot, Spec, exec_id};
+use super::run::{Outcome, Resume};
 use super::{JobScheduler, Phase, State, TriggerOutcome};
-use super::{Outcome, Resume};
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::policy::OverlapPolicy;
 use crate::store::{ExecutionEvent, ExecutionId, ExecutionStatus, SkippedFire};

@@ -1,52 +1,63 @@
 //! The [`JobScheduler`]: a map of jobs, a timeline of their next fires and
 //! one driver task that sleeps until the earliest.
+//!
+//! This file holds the scheduler's shared state and its public methods; the
+//! rest, one role a file, in the order a fire meets them:
+//!
+//! - `builder`: [`SchedulerBuilder`], its settings, and
+//!   [`JobScheduler::builder`].
+//! - `registry`: the jobs, a slab addressed by slot; what a run needs
+//!   (`Spec`); a [`JobConfig`] checked into a `Job`.
+//! - `timeline`: the planned fires, one bucket per millisecond.
+//! - `plan`: a job's next fire, and what its misfire policy does with the
+//!   fires it missed.
+//! - `driver`: the task that pops due fires and sleeps until the next; the
+//!   heartbeat loop.
+//! - `claim`: fires of claimed jobs wait for their claim in the store.
+//! - `dispatch`: the overlap policy starts, queues or skips a fire; runs
+//!   launch once the lock is released and are settled when they end.
+//! - `run`: one run's attempts, with timeout and retry, and what each
+//!   records.
+//! - `info`: what the API reports ([`JobInfo`], [`TriggerOutcome`],
+//!   [`StopReport`], [`Phase`]) and the [`Observer`] hook.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_listener::Event;
-use std::pin::Pin;
-use std::task::Poll;
+use futures::future::{Either, select};
 
-use futures::future::{BoxFuture, Either, select};
-use futures::{Future, FutureExt};
-
-use crate::cancel::CancelReason;
-use crate::cancel::CancellationToken;
+use crate::cancel::{CancelReason, CancellationToken};
 use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
-use crate::failure::ErrorKind;
-use crate::guard::{self, panic_message};
-use crate::job::{JobConfig, JobContext, JobResult};
+use crate::guard;
+use crate::job::JobConfig;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::signal::Signal;
-use crate::store::{
-    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore,
-};
+use crate::store::{AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore};
 
 mod builder;
 mod claim;
 mod dispatch;
+mod driver;
 mod info;
 mod plan;
 mod registry;
+mod run;
 mod timeline;
-
-use claim::PendingClaim;
-use dispatch::Launch;
 
 pub use builder::SchedulerBuilder;
 use builder::Settings;
+use claim::PendingClaim;
+use dispatch::Launch;
 pub use info::{JobInfo, Observer, Phase, StopReport, TriggerOutcome};
 use registry::{Fire, Jobs, Slot, exec_id};
-use timeline::{Entry, Timeline};
+use timeline::Timeline;
 
 /// The scheduler. Cheap to clone; clones share one scheduler.
 ///
@@ -548,459 +559,6 @@ impl JobScheduler {
             listener.await;
         }
     }
-
-    // ---- tasks ----------------------------------------------------------
-
-    /// The driver: pops due fires, dispatches them, sleeps until the next.
-    async fn drive(self) {
-        let inner = &self.inner;
-        let shutdown = inner.lock().shutdown.clone();
-        let mut launches = Vec::new();
-        let mut ended = Vec::new();
-        // Since when, and for how many chunks, the driver has dispatched
-        // without yielding.
-        let mut busy: Option<(DateTime<Utc>, u32)> = None;
-        loop {
-            inner.wake.arm();
-            let now = inner.clock.now();
-            let (next_wake, more_due, claims) = {
-                let mut st = inner.lock();
-                if st.phase != Phase::Running {
-                    break;
-                }
-                // While popping, fires planned at or after `now` need no wake-up.
-                st.driver_wake = Some(now);
-                let mut budget = DISPATCH_CHUNK;
-                while budget > 0 {
-                    let Some((due, entry)) = st.timeline.pop_due(now) else { break };
-                    self.fire_entry(&mut st, due, entry, now);
-                    budget -= 1;
-                }
-                let next = st.timeline.next_due();
-                st.driver_wake = next;
-                std::mem::swap(&mut launches, &mut st.launches);
-                let claims = Self::take_claims(&mut st);
-                (next, next.is_some_and(|t| t <= now), claims)
-            };
-            // The chunk's claims go out and its runs start here, outside
-            // the lock.
-            self.send_claims(claims);
-            self.launch_batch(&mut launches, &mut ended);
-            if more_due {
-                // A burst: yield now and then, so other tasks (and the runs
-                // handed to the spawner) get their turn. A yield costs a
-                // trip through the runtime's queue, which may wake another
-                // worker: not after every chunk.
-                let (since, chunks) = busy.get_or_insert((now, 0));
-                *chunks += 1;
-                if *chunks >= YIELD_CHUNKS || std_dur(*since, inner.clock.now()) >= YIELD_AFTER {
-                    busy = None;
-                    yield_now().await;
-                }
-                continue;
-            }
-            busy = None;
-            match next_wake {
-                Some(t) => {
-                    let sleep = inner.clock.sleep_until(t);
-                    select(inner.wake.wait(), sleep).await;
-                }
-                None => {
-                    select(inner.wake.wait(), Box::pin(shutdown.cancelled())).await;
-                }
-            }
-        }
-        self.background_done();
-    }
-
-    fn fire_entry(&self, st: &mut State, due: DateTime<Utc>, entry: Entry, now: DateTime<Utc>) {
-        let slot = entry.slot;
-        let Some(job) = st.jobs.get(slot) else { return };
-        if job.generation != entry.seq {
-            return;
-        }
-        let Some(nominal) = job.next_nominal else { return };
-        let lateness = std_dur(due, now);
-        if lateness > job.misfire.grace {
-            tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
-            let before = job.schedule.as_ref().map_or(nominal, |s| s.before_fire(nominal));
-            self.catch_up(st, slot, before, now, "misfire: missed while down or stalled");
-        } else {
-            self.dispatch(st, slot, Fire::scheduled(nominal), now);
-            self.plan(st, slot, nominal, true);
-        }
-    }
-
-    async fn heartbeat_loop(self) {
-        let inner = &self.inner;
-        let shutdown = inner.lock().shutdown.clone();
-        // One wait for the shutdown across the rounds: it listens once, not
-        // once per heartbeat.
-        let mut stop = std::pin::pin!(shutdown.cancelled());
-        loop {
-            let wake = after(inner.clock.now(), inner.settings.heartbeat_interval);
-            let sleep = inner.clock.sleep_until(wake);
-            if let Either::Right(_) = select(sleep, stop.as_mut()).await {
-                break;
-            }
-            let now = inner.clock.now();
-            let beat = inner.store.heartbeat(&inner.instance_id, now);
-            if let Err(e) = guard::store_call("heartbeat", beat).await {
-                tracing::warn!(error = %error_chain(&e), "heartbeat failed");
-                continue;
-            }
-            let sweep =
-                inner.store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after);
-            match guard::store_call("mark_abandoned", sweep).await {
-                Ok(rows) => inner.abandoned(&rows, false),
-                Err(e) => tracing::warn!(error = %error_chain(&e), "abandoned-run sweep failed"),
-            }
-        }
-        self.background_done();
-    }
-
-    fn background_done(&self) {
-        self.inner.lock().background -= 1;
-        self.inner.idle.notify(usize::MAX);
-    }
-
-    /// Starts attempt `attempt` of run `l`: records its start and calls the
-    /// handler (which has not been polled yet).
-    ///
-    /// The observers see the start at once. With `defer`, the store's copy
-    /// is left to the caller ([`InFlight::start_unwritten`]): it skips it if
-    /// the attempt ends before anything could read it, so that attempt is
-    /// written as one completed row (its end event carries every field of
-    /// the start).
-    fn begin_attempt(
-        &self,
-        l: &Launch,
-        attempt: u32,
-        started_at: DateTime<Utc>,
-        defer: bool,
-    ) -> InFlight {
-        let inner = &self.inner;
-        let spec = &l.spec;
-        if !defer || !inner.observers.is_empty() {
-            let start = self.start_event(l, attempt, started_at);
-            inner.observe(&start);
-            if !defer {
-                inner.recorder.push(start);
-            }
-        }
-        tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %l.fire.nominal, status = "running", "attempt started");
-        // With a single attempt the run's own token serves: it is cancelled
-        // at the attempt's end either way, and no later attempt reads it.
-        // Otherwise each attempt gets a child.
-        let child = (spec.retry.max_attempts > 1).then(|| l.cancel.child());
-        let ctx = JobContext {
-            job_id: spec.id.clone(),
-            execution_id: l.id,
-            attempt,
-            scheduled_at: l.fire.nominal,
-            cancel: child.clone().unwrap_or_else(|| l.cancel.clone()),
-            clock: inner.clock.clone(),
-        };
-        // A handler may panic before it returns its future (in a closure's
-        // synchronous part, or a `run_owned` of its own): that panic comes
-        // out of the future's first poll, where the attempt catches it.
-        let start = || {
-            spec.handler.run_detached(ctx).unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx))
-        };
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(start)).unwrap_or_else(|panic| {
-            Box::pin(futures::future::lazy(move |_| -> JobResult {
-                std::panic::resume_unwind(panic)
-            }))
-        });
-        let work = AssertUnwindSafe(fut).catch_unwind();
-        InFlight { started_at, child, work, start_unwritten: defer }
-    }
-
-    /// The start event of attempt `attempt` of run `l`.
-    fn start_event(&self, l: &Launch, attempt: u32, started_at: DateTime<Utc>) -> ExecutionEvent {
-        ExecutionEvent::Started(AttemptStart {
-            job_id: l.spec.id.clone(),
-            execution_id: l.id,
-            attempt,
-            scheduled_at: l.fire.nominal,
-            started_at,
-            instance_id: self.inner.instance_id.clone(),
-        })
-    }
-
-    /// Waits for an attempt's handler, its timeout or the run's kill switch.
-    async fn await_attempt(&self, l: &Launch, flight: &mut InFlight) -> Outcome {
-        let work = &mut flight.work;
-        if l.cancel.is_killed() {
-            return Outcome::Killed;
-        }
-        // A handler that is done on its first poll needs no timer.
-        let first = futures::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *work).poll(cx))).await;
-        if let Poll::Ready(res) = first {
-            return if l.cancel.is_killed() { Outcome::Killed } else { Outcome::Done(res) };
-        }
-        // A timeout past the end of time is no timeout.
-        let timer = match l.spec.timeout.and_then(|t| checked_after(flight.started_at, t)) {
-            Some(deadline) => self.inner.clock.sleep_until(deadline),
-            None => Box::pin(futures::future::pending()),
-        };
-        let killed = l.cancel.killed();
-        futures::pin_mut!(killed);
-        match select(work, select(timer, killed)).await {
-            // Replace and unregister cancel and kill at once: whatever the
-            // handler managed to return in that instant, the run was cut.
-            _ if l.cancel.is_killed() => Outcome::Killed,
-            Either::Left((res, _)) => Outcome::Done(res),
-            Either::Right((Either::Left(_), _)) => Outcome::TimedOut,
-            Either::Right((Either::Right(_), _)) => Outcome::Killed,
-        }
-    }
-
-    /// Ends an attempt: decides its status, tells the handler's leftovers
-    /// (its token), records the end and says whether another attempt follows.
-    fn end_attempt(
-        &self,
-        l: &Launch,
-        attempt: u32,
-        flight: InFlight,
-        outcome: Outcome,
-        ended_at: DateTime<Utc>,
-    ) -> AttemptOver {
-        let inner = &self.inner;
-        let spec = &l.spec;
-        let cancel = &l.cancel;
-        let InFlight { started_at, child, work, start_unwritten: _ } = flight;
-        let duration = std_dur(started_at, ended_at);
-        let mut result = JobResult::default();
-        let mut error_kind = None;
-        let (mut status, error) = match outcome {
-            Outcome::Done(Ok(r)) => {
-                result = r;
-                if result.success {
-                    (ExecutionStatus::Succeeded, None)
-                } else if cancel.is_cancelled() {
-                    (ExecutionStatus::Cancelled, result.error.clone())
-                } else {
-                    error_kind = result.error_kind();
-                    let e = result
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| "handler reported failure".to_owned());
-                    (ExecutionStatus::Failed, Some(e))
-                }
-            }
-            Outcome::Done(Err(panic)) => {
-                let msg = panic_message(&*panic);
-                let status = if cancel.is_cancelled() {
-                    ExecutionStatus::Cancelled
-                } else {
-                    error_kind = Some(ErrorKind::Transient);
-                    ExecutionStatus::Failed
-                };
-                (status, Some(format!("handler panicked: {msg}")))
-            }
-            Outcome::TimedOut => (
-                ExecutionStatus::TimedOut,
-                Some(format!("timed out after {:?}", spec.timeout.unwrap_or_default())),
-            ),
-            Outcome::Killed => (
-                ExecutionStatus::Cancelled,
-                Some(format!("cancelled ({}): dropped without finishing", cancel_reason(cancel))),
-            ),
-        };
-        // A permanent error ends the run: no retry can fix it.
-        let permanent = error_kind == Some(ErrorKind::Permanent);
-        let retryable = matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut)
-            && !permanent
-            && !cancel.is_cancelled();
-        let retry = retryable && spec.retry.has_next(attempt);
-        if retryable && !retry && spec.retry.max_attempts > 1 {
-            status = ExecutionStatus::RetriesExhausted;
-        }
-        // The attempt is over: tell whatever the handler left behind (after
-        // the status, which reads the run's token: with one attempt, this is
-        // it), then drop the handler's future, before the end is recorded.
-        child.as_ref().unwrap_or(cancel).cancel();
-        drop(work);
-        log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
-        inner.record(ExecutionEvent::Finished(AttemptEnd {
-            job_id: spec.id.clone(),
-            execution_id: l.id,
-            attempt,
-            scheduled_at: l.fire.nominal,
-            started_at,
-            instance_id: inner.instance_id.clone(),
-            status,
-            completed_at: ended_at,
-            duration,
-            error,
-            error_kind,
-            result: result.data,
-            metrics: result.metrics,
-        }));
-        AttemptOver { status, retry, at: ended_at, duration }
-    }
-
-    /// Records attempt `attempt` of run `l`, which was cancelled before it
-    /// started (`when`), as `cancelled` with the reason: the run's last row
-    /// then says what [`JobInfo::last_status`] says.
-    fn cancelled_unstarted(&self, l: &Launch, attempt: u32, when: &str) {
-        let now = self.inner.clock.now();
-        let why = cancel_reason(&l.cancel);
-        let error = format!("cancelled {when} ({why}); attempt {attempt} never started");
-        self.record_unstarted(&l.spec.id, l.id, attempt, l.fire.nominal, now, error);
-    }
-
-    /// Records an attempt that never started as `cancelled` for `error`.
-    fn record_unstarted(
-        &self,
-        job_id: &Arc<str>,
-        execution_id: ExecutionId,
-        attempt: u32,
-        scheduled_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-        error: String,
-    ) {
-        let status = ExecutionStatus::Cancelled;
-        log_end(job_id, execution_id, attempt, status, Duration::ZERO, Some(&error));
-        self.inner.record(ExecutionEvent::Finished(AttemptEnd {
-            job_id: job_id.clone(),
-            execution_id,
-            attempt,
-            scheduled_at,
-            started_at: now,
-            instance_id: self.inner.instance_id.clone(),
-            status,
-            completed_at: now,
-            duration: Duration::ZERO,
-            error: Some(error),
-            error_kind: None,
-            result: None,
-            metrics: None,
-        }));
-    }
-
-    /// One run: attempts with timeout and retry, from `resume`. Returns the
-    /// final status.
-    async fn run(&self, l: &Launch, resume: Resume) -> ExecutionStatus {
-        let clock = &self.inner.clock;
-        let spec = &l.spec;
-        let mut rng = fastrand::Rng::with_seed(l.seed);
-        let mut attempt = 1u32;
-        let (mut flight, mut backoff_from) = match resume {
-            Resume::Fresh => (None, None),
-            Resume::InFlight(f) => (Some(*f), None),
-            Resume::Backoff(at) => (None, Some(at)),
-        };
-        loop {
-            if let Some(ended_at) = backoff_from.take() {
-                let delay = spec.retry.delay(attempt, &mut rng);
-                let at = after(ended_at, delay);
-                tracing::info!(job_id = %spec.id, execution_id = %l.id, next_attempt = attempt + 1, at = %at, "retry planned");
-                let sleep = clock.sleep_until(at);
-                let stopped = Box::pin(l.cancel.cancelled());
-                if let Either::Right(_) = select(sleep, stopped).await {
-                    self.cancelled_unstarted(l, attempt + 1, "during the retry backoff");
-                    return ExecutionStatus::Cancelled;
-                }
-                attempt += 1;
-            }
-            let mut f = match flight.take() {
-                Some(f) => f,
-                None => self.begin_attempt(l, attempt, clock.now(), false),
-            };
-            let outcome = self.await_attempt(l, &mut f).await;
-            let end = self.end_attempt(l, attempt, f, outcome, clock.now());
-            if !end.retry {
-                return end.status;
-            }
-            backoff_from = Some(end.at);
-        }
-    }
-}
-
-/// Where a run task picks up.
-enum Resume {
-    /// Before its first attempt.
-    Fresh,
-    /// Its first attempt's handler returned `Pending` on the driver.
-    InFlight(Box<InFlight>),
-    /// Its first attempt failed on the driver at this time; back off, retry.
-    Backoff(DateTime<Utc>),
-}
-
-/// An attempt whose handler has been called.
-struct InFlight {
-    started_at: DateTime<Utc>,
-    /// Whether the start is not in the store buffer yet (see `begin_attempt`).
-    start_unwritten: bool,
-    /// The attempt's own token when the run may retry; else the handler
-    /// holds the run's token.
-    child: Option<CancellationToken>,
-    work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
-}
-
-/// How an attempt ended, from [`JobScheduler::end_attempt`].
-struct AttemptOver {
-    status: ExecutionStatus,
-    retry: bool,
-    at: DateTime<Utc>,
-    duration: Duration,
-}
-
-/// How many due fires the driver dispatches under one hold of the lock.
-const DISPATCH_CHUNK: usize = 256;
-
-/// How long the driver dispatches a burst before it yields to the runtime.
-const YIELD_AFTER: Duration = Duration::from_micros(500);
-
-/// How many chunks the driver dispatches at most before it yields, however
-/// little time they took (a virtual clock stands still meanwhile).
-const YIELD_CHUNKS: u32 = 8;
-
-/// Returns `Pending` once after waking itself: the task goes back to its
-/// executor's queue, behind the tasks already there.
-async fn yield_now() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if yielded {
-            return std::task::Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await
-}
-
-enum Outcome {
-    Done(std::thread::Result<JobResult>),
-    TimedOut,
-    Killed,
-}
-
-fn log_end(
-    job: &str,
-    id: ExecutionId,
-    attempt: u32,
-    status: ExecutionStatus,
-    duration: Duration,
-    error: Option<&str>,
-) {
-    let ms = crate::store::duration_ms(duration);
-    match status {
-        ExecutionStatus::Succeeded => {
-            tracing::info!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, "attempt ended")
-        }
-        _ => {
-            tracing::warn!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
-        }
-    }
-}
-
-/// Why `token`'s run was cancelled, as its row states it.
-fn cancel_reason(token: &CancellationToken) -> &'static str {
-    token.reason().map_or("cancelled", CancelReason::as_str)
 }
 
 #[cfg(test)]
@@ -1008,7 +566,7 @@ mod tests {
     use super::*;
     use crate::job::JobContext;
     use crate::runtime::LocalRuntime;
-    use crate::store::MemoryStore;
+    use crate::store::{ExecutionStatus, MemoryStore};
 
     #[test]
     fn jobs_on_one_cron_share_its_parse_until_the_last_is_unregistered() {
