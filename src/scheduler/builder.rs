@@ -136,30 +136,13 @@ impl SchedulerBuilder {
 
     /// Whether each scheduled fire is claimed in the store before it is
     /// decided (default off), for several instances that share one store
-    /// and register the same jobs.
-    ///
-    /// A fire (job id, nominal time) then belongs to exactly one instance:
+    /// and register the same jobs: each fire then belongs to one instance,
     /// the first whose claim reaches the store
-    /// ([`ExecutionStore::claim_fires`]). That instance applies the overlap
-    /// policy against its own runs and runs, queues or skips the fire; a
-    /// missed fire found at start is claimed the same way before its
-    /// misfire skip or catch-up run. The others leave it, with no row and a
-    /// debug log. The fires due together are claimed as one batch, so a
-    /// fire starts a store round trip later.
-    ///
-    /// Not claimed: fires started by [`JobScheduler::trigger`] (each is
-    /// that instance's own), and those of jobs marked
-    /// [`JobConfig::per_instance`](crate::JobConfig::per_instance), which run
-    /// on every instance. A claimed job on an interval without a phase is
-    /// phased at the Unix epoch
-    /// ([`Schedule::interval_at`](crate::Schedule::interval_at)), so that
-    /// every instance has the same fires.
-    ///
-    /// When the claim fails (the store is down), the fire is not run and
-    /// is recorded `skipped` with the error: without the store no instance
-    /// can tell whether another ran it. Runs of an instance that dies are
-    /// marked `abandoned` by the others once its heartbeat is `stale_after`
-    /// old (see [`heartbeat`](Self::heartbeat)).
+    /// ([`ExecutionStore::claim_fires`]). Manual triggers and jobs marked
+    /// [`JobConfig::per_instance`](crate::JobConfig::per_instance) are not
+    /// claimed. A fire whose claim fails is recorded `skipped`: without the
+    /// store no instance can tell whether another ran it. The details are in
+    /// docs/SEMANTICS.md §12.
     ///
     /// [`JobScheduler::start`] fails with
     /// [`Error::ClaimsUnsupported`](crate::Error::ClaimsUnsupported) when the
