@@ -1,0 +1,246 @@
+//! Building a scheduler: [`SchedulerBuilder`], its settings and their
+//! defaults.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use event_listener::Event;
+
+use super::registry::Jobs;
+use super::timeline::Timeline;
+use super::{Inner, JobScheduler, Observer, Phase, State};
+use crate::cancel::CancellationToken;
+use crate::clock::Clock;
+use crate::guard::GuardedClock;
+use crate::recorder::Recorder;
+use crate::runtime::Spawner;
+use crate::signal::Signal;
+use crate::store::{ExecutionStore, MemoryStore};
+
+/// Settings of a scheduler, set through [`SchedulerBuilder`].
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    buffer_capacity: usize,
+    batch: usize,
+    pub(super) flush_timeout: Duration,
+    pub(super) heartbeat_interval: Duration,
+    pub(super) stale_after: Duration,
+    pub(super) inline: bool,
+    pub(super) claim: bool,
+}
+
+/// Builds a [`JobScheduler`] from its parts.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mscribe_scheduler::{JobScheduler, LocalRuntime, MemoryStore};
+///
+/// let rt = LocalRuntime::new();
+/// let scheduler = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+///     .store(Arc::new(MemoryStore::new()))
+///     .seed(42)
+///     .build();
+/// assert!(scheduler.jobs().is_empty());
+/// ```
+pub struct SchedulerBuilder {
+    clock: Arc<dyn Clock>,
+    spawner: Arc<dyn Spawner>,
+    store: Option<Arc<dyn ExecutionStore>>,
+    seed: Option<u64>,
+    instance_id: Option<String>,
+    observers: Vec<Arc<dyn Observer>>,
+    settings: Settings,
+}
+
+impl fmt::Debug for SchedulerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerBuilder")
+            .field("clock", &self.clock)
+            .field("spawner", &self.spawner)
+            .field("store", &self.store)
+            .field("seed", &self.seed)
+            .field("instance_id", &self.instance_id)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl SchedulerBuilder {
+    /// Records go to `store` (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Adds an observer of every record (metrics, alerts).
+    pub fn observer(mut self, o: Arc<dyn Observer>) -> Self {
+        self.observers.push(o);
+        self
+    }
+
+    /// Seeds the RNG behind jitter and ids (default: random), so a run on a
+    /// virtual clock repeats exactly.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Names this instance in its records (default: random hex).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How many records may wait for the store (default 100,000).
+    pub fn buffer_capacity(mut self, n: usize) -> Self {
+        self.settings.buffer_capacity = n.max(1);
+        self
+    }
+
+    /// How many records go to the store in one write (default 512).
+    pub fn write_batch(mut self, n: usize) -> Self {
+        self.settings.batch = n.max(1);
+        self
+    }
+
+    /// How long `stop()` waits for buffered records to reach the store
+    /// (default 30 s).
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.settings.flush_timeout = d;
+        self
+    }
+
+    /// How often this instance writes its heartbeat (default 10 s), and after
+    /// how long without one another instance's runs count as abandoned
+    /// (default 60 s).
+    pub fn heartbeat(mut self, interval: Duration, stale_after: Duration) -> Self {
+        self.settings.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self.settings.stale_after = stale_after;
+        self
+    }
+
+    /// Whether the driver runs a due handler's first poll itself (default
+    /// on). A handler that finishes on that poll (the common case for short
+    /// jobs) then costs no task spawn; one that returns `Pending` is handed
+    /// to the spawner, and so is every later run of a job whose handler ever
+    /// returned `Pending` there or took longer than 1 ms in it. Turn it off
+    /// when handlers block their thread in their first poll (synchronous
+    /// I/O, heavy computation before the first `.await`): while the driver
+    /// is inside one, no other fire starts.
+    pub fn inline_dispatch(mut self, on: bool) -> Self {
+        self.settings.inline = on;
+        self
+    }
+
+    /// Whether each scheduled fire is claimed in the store before it is
+    /// decided (default off), for several instances that share one store
+    /// and register the same jobs: each fire then belongs to one instance,
+    /// the first whose claim reaches the store
+    /// ([`ExecutionStore::claim_fires`]). Manual triggers and jobs marked
+    /// [`JobConfig::per_instance`](crate::JobConfig::per_instance) are not
+    /// claimed. A fire whose claim fails is recorded `skipped`: without the
+    /// store no instance can tell whether another ran it. The details are in
+    /// docs/SEMANTICS.md §12.
+    ///
+    /// [`JobScheduler::start`] fails with
+    /// [`Error::ClaimsUnsupported`](crate::Error::ClaimsUnsupported) when the
+    /// store cannot claim ([`ExecutionStore::supports_claims`]).
+    pub fn claim_fires(mut self, on: bool) -> Self {
+        self.settings.claim = on;
+        self
+    }
+
+    /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
+    pub fn build(self) -> JobScheduler {
+        let clock: Arc<dyn Clock> = Arc::new(GuardedClock::new(self.clock));
+        let mut rng = match self.seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
+        };
+        // Execution ids are (instance bits, counter). The bits mix the seed's
+        // draw with the build time, so a restarted instance with the same seed
+        // (a replayed simulation, a test) never reuses an earlier id.
+        let built_at = clock.now();
+        let instance_bits = rng.u64(..)
+            ^ (built_at.timestamp() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::from(built_at.timestamp_subsec_nanos());
+        let instance_id = self.instance_id.unwrap_or_else(|| format!("{instance_bits:016x}"));
+        let recorder = Recorder::new(self.settings.buffer_capacity, self.settings.batch);
+        JobScheduler {
+            inner: Arc::new(Inner {
+                clock,
+                spawner: self.spawner,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                recorder,
+                instance_id: instance_id.into(),
+                instance_bits,
+                observers: self.observers,
+                settings: self.settings,
+                state: Mutex::new(State {
+                    phase: Phase::Created,
+                    jobs: Jobs::default(),
+                    timeline: Timeline::default(),
+                    seq: 0,
+                    rng,
+                    next_exec: 0,
+                    live_runs: 0,
+                    driver_wake: None,
+                    shutdown: CancellationToken::new(),
+                    background: 0,
+                    launches: Vec::new(),
+                    claims: Vec::new(),
+                    tokens: Vec::new(),
+                    crons: HashMap::default(),
+                }),
+                wake: Signal::default(),
+                idle: Event::new(),
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Default for JobScheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JobScheduler {
+    /// A scheduler on the system clock and the current tokio runtime,
+    /// recording to a [`MemoryStore`].
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub fn new() -> Self {
+        Self::builder(
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(crate::runtime::TokioSpawner::current()),
+        )
+        .build()
+    }
+
+    /// A builder over a clock and a spawner.
+    pub fn builder(clock: Arc<dyn Clock>, spawner: Arc<dyn Spawner>) -> SchedulerBuilder {
+        SchedulerBuilder {
+            clock,
+            spawner,
+            store: None,
+            seed: None,
+            instance_id: None,
+            observers: Vec::new(),
+            settings: Settings {
+                buffer_capacity: 100_000,
+                batch: 512,
+                flush_timeout: Duration::from_secs(30),
+                heartbeat_interval: Duration::from_secs(10),
+                stale_after: Duration::from_secs(60),
+                inline: true,
+                claim: false,
+            },
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! [`StoreError`]: why a store operation failed, and its `Result`.
+
+/// A `Result` whose error is a [`StoreError`].
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// A boxed error from a store's driver, kept as the cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or answered with a transient error;
+    /// the same write may succeed later.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What happened, naming the backend.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend refused the operation; retrying the same input fails again.
+    #[error("store rejected the operation: {message}")]
+    Rejected {
+        /// What happened, naming the bad value.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A value read back from the backend could not be decoded.
+    #[error("corrupt record in store: {message}")]
+    Corrupt {
+        /// What could not be decoded.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// A transient failure with its cause.
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// A permanent failure with its cause.
+    pub fn rejected(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Rejected { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}

@@ -1,0 +1,124 @@
+//! Execution records and the [`ExecutionStore`] trait that keeps them.
+//!
+//! One row per attempt. The scheduler writes [`ExecutionEvent`]s in order
+//! (an attempt's `Started` always before its `Finished`) through a bounded
+//! buffer, so a slow or failing store never blocks a job. Writes must be
+//! idempotent: the same event may be written twice after a failure whose
+//! outcome was unknown (`Started` is keyed by `(execution_id, attempt)`).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+mod error;
+mod memory;
+mod record;
+
+pub use error::{BoxError, StoreError, StoreResult};
+pub use memory::MemoryStore;
+pub use record::{
+    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
+    FireClaim, HistoryQuery, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy,
+    SkippedFire, duration_ms,
+};
+
+/// Where execution records live.
+///
+/// `Finished` events carry the whole row, so a store upserts them by
+/// `(execution_id, attempt)`; `Started` and `Skipped` insert and ignore a
+/// conflict. Methods take `&self`: implementations synchronise inside, so a store is
+/// shared as `Arc<dyn ExecutionStore>` with no outer lock.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
+    /// Writes events in order, as one batch where the backend allows.
+    /// Must be idempotent per event (see the module docs).
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()>;
+
+    /// The latest rows of a job, newest first (by `started_at`, then attempt).
+    async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>>;
+
+    /// The latest nominal fire time recorded for a job (run or skipped).
+    async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// [`last_fire`](Self::last_fire) of many jobs at once (read at `start()`
+    /// for every registered job); jobs with no record are absent. Backends
+    /// should override it with one query.
+    async fn last_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, DateTime<Utc>>> {
+        let mut out = std::collections::HashMap::new();
+        for id in job_ids {
+            if let Some(t) = self.last_fire(id).await? {
+                out.insert(id.clone(), t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `instance_id` is alive at `now` (upsert of one row per
+    /// instance). The scheduler calls it at start and then periodically.
+    async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Marks as `abandoned` every `running` row of an instance other than
+    /// `own_instance` whose last heartbeat is older than `now - stale_after`
+    /// (or that never sent one), completing it at `now` with an error naming
+    /// the instance. Returns the rows changed, as they are afterwards.
+    async fn mark_abandoned(
+        &self,
+        own_instance: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>>;
+
+    /// Deletes finished rows per the policy; returns how many.
+    ///
+    /// It also forgets the claims of fires due before `older_than`, and
+    /// every instance whose last heartbeat is older than `older_than` and
+    /// that has no `running` row: one heartbeat row per process start would
+    /// otherwise pile up for ever. Forgetting changes no
+    /// answer of [`mark_abandoned`](Self::mark_abandoned), which treats an
+    /// instance without a heartbeat as stale.
+    async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64>;
+
+    /// Whether [`claim_fires`](Self::claim_fires) works: the store can be
+    /// shared by several instances that each run a fire once between them
+    /// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires)).
+    fn supports_claims(&self) -> bool {
+        false
+    }
+
+    /// Claims each fire for `instance_id`, at `now`, and answers, fire by
+    /// fire in order, whether this call took it. A fire is taken once: a
+    /// later claim of the same `(job_id, scheduled_at)`, by any instance
+    /// (this one included), gets `false`. The batch is one transaction
+    /// where the backend allows.
+    ///
+    /// Claims older than a prune's `older_than` are forgotten by
+    /// [`prune`](Self::prune). The default refuses: a store must override
+    /// both this and [`supports_claims`](Self::supports_claims).
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        let _ = (instance_id, fires, now);
+        Err(StoreError::Rejected {
+            message: format!("{self:?} cannot claim fires for several instances"),
+            source: None,
+        })
+    }
+
+    /// Records an attempt start (one-event `write`).
+    async fn record_start(&self, start: AttemptStart) -> StoreResult<()> {
+        self.write(&[ExecutionEvent::Started(start)]).await
+    }
+
+    /// Records an attempt end (one-event `write`).
+    async fn record_end(&self, end: AttemptEnd) -> StoreResult<()> {
+        self.write(&[ExecutionEvent::Finished(end)]).await
+    }
+}
