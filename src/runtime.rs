@@ -1,11 +1,12 @@
 //! Running futures: the [`Spawner`] trait, tokio's spawner and the
 //! single-threaded deterministic [`LocalRuntime`].
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -15,28 +16,50 @@ use futures::future::BoxFuture;
 
 use crate::clock::{Clock, VirtualClock};
 
-/// Futures waiting on another thread (I/O) right now, process-wide.
-static EXTERNAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// The count of pending [`external`] futures of the [`LocalRuntime`]
+    /// polling on this thread right now, if one is.
+    static CURRENT: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
+}
 
 /// Marks `fut` as waiting on something outside the runtime, such as a
-/// database thread. While any such future is pending, a [`LocalRuntime`]
-/// waits for it instead of advancing its virtual clock: I/O takes no virtual
-/// time. Stores built on threads (like `mscribe-storage`'s SQLite store)
-/// wrap their replies in it; on other runtimes it costs two atomic adds.
+/// database thread. While such a future of a [`LocalRuntime`]'s is pending,
+/// that runtime waits for it instead of advancing its virtual clock: I/O
+/// takes no virtual time. Each runtime counts its own, so two runtimes in
+/// one process (two tests, two schedulers) never wait for each other.
+/// Stores built on threads (like `mscribe-storage`'s SQLite store) wrap
+/// their replies in it; on other runtimes it does nothing.
 pub async fn external<F: Future>(fut: F) -> F::Output {
-    struct Pending;
+    struct Pending(Option<Arc<AtomicUsize>>);
     impl Drop for Pending {
         fn drop(&mut self) {
-            EXTERNAL.fetch_sub(1, Ordering::AcqRel);
+            if let Some(n) = &self.0 {
+                n.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
-    EXTERNAL.fetch_add(1, Ordering::AcqRel);
-    let _pending = Pending;
+    let runtime = CURRENT.with(|c| c.borrow().clone());
+    if let Some(n) = &runtime {
+        n.fetch_add(1, Ordering::AcqRel);
+    }
+    let _pending = Pending(runtime);
     fut.await
 }
 
-fn external_pending() -> bool {
-    EXTERNAL.load(Ordering::Acquire) > 0
+/// Makes `external`'s count the current runtime's on this thread until
+/// dropped (then the one before, for a runtime driven inside another).
+struct Enter(Option<Arc<AtomicUsize>>);
+
+impl Enter {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        Enter(CURRENT.with(|c| c.replace(Some(count.clone()))))
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+    }
 }
 
 /// Runs a future in the background. The scheduler never needs its result:
@@ -140,9 +163,15 @@ struct Executor {
     /// The thread parked in `block_on` waiting for a wake from outside
     /// (an I/O thread answering), unparked by any wake.
     sleeper: Mutex<Option<std::thread::Thread>>,
+    /// This runtime's pending [`external`] futures.
+    external: Arc<AtomicUsize>,
 }
 
 impl Executor {
+    fn external_pending(&self) -> bool {
+        self.external.load(Ordering::Acquire) > 0
+    }
+
     fn unpark(&self) {
         if let Some(t) = self.sleeper.lock().expect("executor lock").as_ref() {
             t.unpark();
@@ -234,6 +263,7 @@ impl LocalRuntime {
 
     /// Polls queued tasks until none is runnable. Returns how many polls ran.
     pub fn run_until_stalled(&self) -> usize {
+        let _enter = Enter::new(&self.exec.external);
         let mut polls = 0;
         loop {
             let next = self.exec.queue.lock().expect("executor lock").pop_front();
@@ -257,7 +287,7 @@ impl LocalRuntime {
     pub fn run_until(&self, t: DateTime<Utc>) {
         loop {
             self.run_until_stalled();
-            if external_pending() {
+            if self.exec.external_pending() {
                 self.wait_external(None);
                 continue;
             }
@@ -296,15 +326,16 @@ impl LocalRuntime {
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            if flag.0.swap(false, Ordering::AcqRel)
-                && let Poll::Ready(out) = fut.as_mut().poll(&mut cx)
-            {
-                return out;
+            if flag.0.swap(false, Ordering::AcqRel) {
+                let _enter = Enter::new(&self.exec.external);
+                if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                    return out;
+                }
             }
             let polled = self.run_until_stalled();
             if polled == 0 && !flag.0.load(Ordering::Acquire) {
                 match self.clock.next_timer() {
-                    Some(next) if !external_pending() => self.clock.advance_to(next),
+                    Some(next) if !self.exec.external_pending() => self.clock.advance_to(next),
                     _ => self.wait_external(Some(&flag)),
                 }
             }
@@ -321,7 +352,7 @@ impl LocalRuntime {
         loop {
             let woken = flag.is_some_and(|f| f.0.load(Ordering::Acquire))
                 || !self.exec.queue.lock().expect("executor lock").is_empty()
-                || (!external_pending() && self.clock.next_timer().is_some());
+                || (!self.exec.external_pending() && self.clock.next_timer().is_some());
             if woken {
                 break;
             }
@@ -367,6 +398,36 @@ mod tests {
             ]
         );
         assert_eq!(clock.now() - t0, chrono::Duration::seconds(10));
+    }
+
+    /// Two runtimes in one process: one waits on I/O that never answers
+    /// until the other has run an hour of its scheduler. With one count
+    /// for the process, the second would wait for the first's I/O.
+    #[test]
+    fn two_schedulers_side_by_side_never_wait_for_each_others_io() {
+        use crate::{JobConfig, JobContext, JobScheduler};
+        let (tx, rx) = futures::channel::oneshot::channel::<u8>();
+        let waiting = std::thread::spawn(move || {
+            let a = LocalRuntime::new();
+            a.block_on(external(rx)).unwrap()
+        });
+        let b = LocalRuntime::new();
+        let s = JobScheduler::builder(Arc::new(b.clock()), Arc::new(b.spawner())).build();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let job = JobConfig::new("tick", move |_c: JobContext| {
+            r.fetch_add(1, Ordering::Relaxed);
+            async {}
+        });
+        s.register(job.schedule(Duration::from_secs(60))).unwrap();
+        b.block_on(s.start()).unwrap();
+        // With one count for the process this waited for the other
+        // runtime's I/O, then panicked as a deadlock.
+        b.advance(Duration::from_secs(3600));
+        assert_eq!(runs.load(Ordering::Relaxed), 60);
+        b.block_on(s.stop(Duration::ZERO)).unwrap();
+        tx.send(1).unwrap();
+        assert_eq!(waiting.join().unwrap(), 1);
     }
 
     #[test]
