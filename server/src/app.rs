@@ -14,7 +14,7 @@ use crate::health::{AuthProbe, HealthChecker, HealthSettings, SchedulerProbe, St
 use crate::http::{ServerState, routes};
 use crate::http_client::parse_http_url;
 use crate::metrics::ServerMetrics;
-use crate::ops::{OpsContext, ops_jobs};
+use crate::ops::{JOBS, OpsContext, ops_jobs};
 use crate::token::{TokenError, TokenSource, resolve_admin_token};
 
 /// Why the server could not start or stop cleanly.
@@ -128,13 +128,14 @@ impl App {
         metrics.attach(scheduler.clone());
 
         let h = &config.health;
+        let mut scheduler_probe =
+            SchedulerProbe::new(scheduler.clone(), h.max_overdue).shared(config.claim_fires);
+        for job in JOBS.iter().filter(|job| job.watch_failures) {
+            scheduler_probe = scheduler_probe.watch_failures(job.id);
+        }
         let mut probes: Vec<Arc<dyn Probe>> = vec![
             db.probe(h.probe_timeout),
-            Arc::new(
-                SchedulerProbe::new(scheduler.clone(), h.max_overdue)
-                    .watch_failures("database-backup")
-                    .shared(config.claim_fires),
-            ),
+            Arc::new(scheduler_probe),
             Arc::new(StorageProbe::new(
                 config.storage_paths(),
                 h.min_free_bytes,

@@ -24,7 +24,7 @@ use crate::db::Database;
 use crate::health::{HealthSnapshot, StorageProbe};
 use crate::http_client::{parse_http_url, request};
 use crate::logging::{LOG_FILE_NAME, LogFile};
-use crate::ops::job_name;
+use crate::ops::JOBS;
 
 /// Prints one line to standard output. A closed pipe (`mscribe jobs | head`)
 /// ends the process quietly with status 0, as Unix tools do, instead of the
@@ -310,17 +310,17 @@ pub async fn job_lines(
     store: &dyn ExecutionStore,
     now: DateTime<Utc>,
 ) -> Result<Vec<JobLine>, StoreError> {
-    let ids: Vec<String> = JOB_IDS.iter().map(|id| (*id).to_owned()).collect();
+    let ids: Vec<String> = JOBS.iter().map(|job| job.id.to_owned()).collect();
     let last_runs = store.last_fires(&ids).await?;
     let mut lines = Vec::new();
-    for id in JOB_IDS {
-        let c = cfg.jobs.common(id).expect("known job");
+    for job in JOBS {
+        let (id, c) = (job.id, job.common(&cfg.jobs));
         let next =
             if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
         let last: Option<ExecutionRecord> = store.history(&HistoryQuery::new(id, 1)).await?.pop();
         lines.push(JobLine {
             id: id.to_owned(),
-            name: job_name(id).to_owned(),
+            name: job.name.to_owned(),
             schedule: schedule_label(Some(c.schedule), c.timezone),
             enabled: c.enabled,
             next_run: next,

@@ -37,7 +37,9 @@
 //! ```
 //!
 //! The binary: `mscribe serve`, `migrate`, `jobs`, `history`, `run`,
-//! `health` ([`cli`]). Configuration: [`config`]. Endpoints: [`http`].
+//! `health` ([`cli`]). Configuration: [`config`]. Endpoints: [`http`]. The
+//! seven jobs are the rows of one table, [`ops::JOBS`], which registration,
+//! the configuration and the command line read.
 
 pub mod app;
 pub mod cli;

@@ -13,9 +13,10 @@
 //! | `metrics-aggregation` | [`MetricsAggregation`] | hourly runs, success rate, p50/p95 per job into `job_metrics_hourly` |
 //! | `health-snapshot` | [`HealthSnapshotJob`] | runs the probes, records the result, alerts on unhealthy |
 //!
-//! [`ops_jobs`] builds all seven from a [`crate::config::Config`],
-//! as `mscribe serve` does; `examples/scheduled_jobs.rs` shows them in an
-//! application of your own.
+//! Each job is one row of [`JOBS`] (in `defs.rs`): its id, name, defaults,
+//! settings type and constructor. [`ops_jobs`] builds all seven from a
+//! [`crate::config::Config`], as `mscribe serve` does;
+//! `examples/scheduled_jobs.rs` shows them in an application of your own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -30,13 +31,13 @@
 
 mod backup;
 mod cleanup;
+pub(crate) mod defs;
 mod logrotate;
 mod metrics;
 mod retention;
 mod security;
 mod snapshot;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -46,6 +47,7 @@ use serde_json::Value;
 
 pub use backup::{DatabaseBackup, backup_sqlite_file, verify_sqlite_backup};
 pub use cleanup::TempCleanup;
+pub use defs::{JOBS, JobKind, job_kind};
 pub use logrotate::LogRotation;
 pub use metrics::{MetricsAggregation, rollup};
 pub use retention::HistoryRetention;
@@ -135,6 +137,13 @@ pub trait OpsJob: Send + Sync + 'static {
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome;
 }
 
+#[async_trait]
+impl OpsJob for Box<dyn OpsJob> {
+    async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome {
+        (**self).run_at(now).await
+    }
+}
+
 /// Adapts an [`OpsJob`] to the engine: reads `now` from the scheduler's
 /// clock, runs, and turns the outcome into a [`JobResult`].
 #[derive(Debug)]
@@ -194,101 +203,14 @@ impl std::fmt::Debug for OpsContext {
     }
 }
 
-/// The display names of the seven jobs, by id.
+/// The display name of job `id` ([`JobKind::name`]), `""` for an unknown id.
 pub fn job_name(id: &str) -> &'static str {
-    match id {
-        "history-retention" => "History retention",
-        "database-backup" => "Database backup",
-        "log-rotation" => "Log rotation",
-        "temp-cleanup" => "Temp and cache cleanup",
-        "security-scan" => "Security scan",
-        "metrics-aggregation" => "Hourly metric aggregation",
-        "health-snapshot" => "Health snapshot",
-        _ => "",
-    }
+    job_kind(id).map_or("", |k| k.name)
 }
 
-/// The seven jobs, configured from `ctx.config`, in the order of
-/// [`JOB_IDS`](crate::config::JOB_IDS).
+/// The seven jobs, configured from `ctx.config`, in the order of [`JOBS`].
 pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
-    let cfg = &ctx.config;
-    let j = &cfg.jobs;
-    let common = |id: &str| j.common(id).expect("known job");
-    let mut secrets: Vec<PathBuf> = vec![cfg.token_file()];
-    secrets.extend(j.security_scan.options.extra_paths.iter().cloned());
-    vec![
-        job_config(
-            "history-retention",
-            job_name("history-retention"),
-            common("history-retention"),
-            HistoryRetention::new(ctx.db.store(), j.history_retention.options.clone())
-                .with_database(ctx.db.clone()),
-        ),
-        job_config(
-            "database-backup",
-            job_name("database-backup"),
-            common("database-backup"),
-            DatabaseBackup::new(
-                ctx.db.clone(),
-                cfg.backup_dir.clone(),
-                j.database_backup.options.clone(),
-            ),
-        ),
-        job_config(
-            "log-rotation",
-            job_name("log-rotation"),
-            common("log-rotation"),
-            LogRotation::new(cfg.log_dir.clone(), j.log_rotation.options.clone())
-                .on_rotated_opt(ctx.on_log_rotated.clone()),
-        )
-        .per_instance(true),
-        job_config(
-            "temp-cleanup",
-            job_name("temp-cleanup"),
-            common("temp-cleanup"),
-            TempCleanup::new(
-                cfg.cleanup_dirs(),
-                j.temp_cleanup.options.max_age,
-                j.temp_cleanup.options.remove_empty_dirs,
-            ),
-        )
-        .per_instance(true),
-        job_config(
-            "security-scan",
-            job_name("security-scan"),
-            common("security-scan"),
-            SecurityScan {
-                config_file: cfg.source.clone(),
-                database_file: ctx.db.sqlite_path().map(std::path::Path::to_path_buf),
-                secret_files: secrets,
-                directories: vec![
-                    cfg.data_dir.clone(),
-                    cfg.backup_dir.clone(),
-                    cfg.log_dir.clone(),
-                ],
-                backup_dir: Some(cfg.backup_dir.clone()),
-                admin_token: ctx.admin_token.clone(),
-                min_token_length: j.security_scan.options.min_token_length,
-            },
-        )
-        .per_instance(true),
-        job_config(
-            "metrics-aggregation",
-            job_name("metrics-aggregation"),
-            common("metrics-aggregation"),
-            MetricsAggregation::new(ctx.db.clone(), j.metrics_aggregation.options.lookback),
-        ),
-        job_config(
-            "health-snapshot",
-            job_name("health-snapshot"),
-            common("health-snapshot"),
-            HealthSnapshotJob::new(
-                ctx.health.clone(),
-                j.health_snapshot.options.fail_when_unhealthy,
-            ),
-        )
-        .per_instance(true),
-    ]
+    JOBS.iter().map(|k| k.job_config(ctx)).collect()
 }
 
 /// Whether an I/O error on a configured path is one that no retry fixes:

@@ -1,5 +1,8 @@
-//! Starting the real `mscribe` binary and talking to it.
+//! Starting the real `mscribe` binary and talking to it; [`docs`] is the
+//! docs tests' shared part.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod docs;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

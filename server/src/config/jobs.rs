@@ -1,0 +1,658 @@
+//! The `[jobs.<id>]` sections: what every job's section has, each job's own
+//! options, and [`JobsConfig`].
+//!
+//! Every section has the scheduling settings ([`COMMON_JOB_KEYS`]:
+//! `schedule`, `timeout`, `retry`, `misfire`, ...) and the job's options
+//! (a [`JobOptions`] type with its keys, defaults and checks). Which jobs
+//! there are, their ids, default schedules and which options type each
+//! section has come from the table of jobs, [`JOBS`] (`ops/defs.rs`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mscribe_scheduler::{Jitter, MisfireMode, MisfirePolicy, OverlapPolicy, RetryPolicy, Schedule};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+
+use super::EnvKind;
+use super::de;
+use super::file::sub_table;
+use crate::ops::{JOBS, JobKind, defs, job_kind};
+
+/// `retry = { ... }` of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included (`attempts`, 1 = no retry).
+    pub attempts: u32,
+    /// The delay after the first failure (`initial_delay`).
+    #[serde(deserialize_with = "de::duration")]
+    pub initial_delay: Duration,
+    /// The growth of the delay per failure (`multiplier`).
+    pub multiplier: f64,
+    /// The cap on the delay (`max_delay`).
+    #[serde(deserialize_with = "de::duration")]
+    pub max_delay: Duration,
+    /// `none`, `full` or `equal` (`jitter`).
+    pub jitter: Jitter,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig::from_policy(&RetryPolicy::none())
+    }
+}
+
+impl RetryConfig {
+    fn from_policy(p: &RetryPolicy) -> Self {
+        RetryConfig {
+            attempts: p.max_attempts,
+            initial_delay: p.initial_delay,
+            multiplier: p.multiplier,
+            max_delay: p.max_delay,
+            jitter: p.jitter,
+        }
+    }
+
+    /// The engine's policy.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy::exponential(self.attempts)
+            .initial_delay(self.initial_delay)
+            .multiplier(self.multiplier)
+            .max_delay(self.max_delay)
+            .jitter(self.jitter)
+    }
+}
+
+/// The misfire mode's name in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfireModeName {
+    /// Skip missed fires.
+    Skip,
+    /// Run once for the latest missed fire.
+    RunOnce,
+    /// Run missed fires within `window`, at most `max_runs`.
+    RunAll,
+}
+
+/// `misfire = { ... }` of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MisfireConfig {
+    /// `skip`, `run_once` (default) or `run_all` (`mode`).
+    pub mode: MisfireModeName,
+    /// How late a fire may be and still run normally (`grace`, default `1m`).
+    #[serde(deserialize_with = "de::duration")]
+    pub grace: Duration,
+    /// For `run_all`: how far back missed fires run (`window`, default `1d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub window: Duration,
+    /// For `run_all`: how many missed fires run (`max_runs`, default 3).
+    pub max_runs: u32,
+    /// Whether fires missed while paused are replayed on resume (`replay_paused`).
+    pub replay_paused: bool,
+}
+
+impl Default for MisfireConfig {
+    fn default() -> Self {
+        MisfireConfig {
+            mode: MisfireModeName::RunOnce,
+            grace: Duration::from_secs(60),
+            window: Duration::from_secs(86_400),
+            max_runs: 3,
+            replay_paused: false,
+        }
+    }
+}
+
+impl MisfireConfig {
+    /// The engine's policy.
+    pub fn policy(&self) -> MisfirePolicy {
+        let base = match self.mode {
+            MisfireModeName::Skip => MisfirePolicy::skip(),
+            MisfireModeName::RunOnce => MisfirePolicy::run_once(),
+            MisfireModeName::RunAll => MisfirePolicy::run_all(self.window, self.max_runs),
+        };
+        base.grace(self.grace).replay_paused(self.replay_paused)
+    }
+
+    /// The mode as the engine names it.
+    pub fn mode(&self) -> MisfireMode {
+        self.policy().mode
+    }
+}
+
+/// The per-job options of one operational job: its keys (for unknown-key
+/// errors and environment overrides) and defaults.
+pub trait JobOptions: DeserializeOwned + Default + Clone + fmt::Debug {
+    /// The option keys and how each is read from the environment.
+    const KEYS: &'static [(&'static str, EnvKind)];
+
+    /// Checks values the type allows but the job does not (`keep = 0`): an
+    /// error is `(key, reason)`, the key relative to the section.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+}
+
+/// The keys every job section has besides its options.
+pub const COMMON_JOB_KEYS: &[(&str, EnvKind)] = &[
+    ("schedule", EnvKind::Str),
+    ("timezone", EnvKind::Str),
+    ("timeout", EnvKind::Str),
+    ("enabled", EnvKind::Bool),
+    ("overlap", EnvKind::Str),
+    ("retry.attempts", EnvKind::Int),
+    ("retry.initial_delay", EnvKind::Str),
+    ("retry.multiplier", EnvKind::Float),
+    ("retry.max_delay", EnvKind::Str),
+    ("retry.jitter", EnvKind::Str),
+    ("misfire.mode", EnvKind::Str),
+    ("misfire.grace", EnvKind::Str),
+    ("misfire.window", EnvKind::Str),
+    ("misfire.max_runs", EnvKind::Int),
+    ("misfire.replay_paused", EnvKind::Bool),
+];
+
+/// One `[jobs.<id>]` section: scheduling settings common to every job plus
+/// the job's own options.
+#[derive(Debug, Clone)]
+pub struct JobSection<O> {
+    /// The schedule (`schedule`), as text for `Schedule::parse`: cron
+    /// (`30 3 * * *`), `@daily`, `@every 5m`, `90s`, `500ms`. In the file,
+    /// a TOML integer is milliseconds (`schedule = 60000`, as
+    /// `JobConfig::schedule(60_000u64)`) and is kept as its interval's text
+    /// (`@every 1m`); a bare number inside a string (`"60000"`) is refused
+    /// as ambiguous, naming the key.
+    pub schedule: String,
+    /// An IANA zone for a cron schedule (`timezone`, default UTC).
+    pub timezone: Option<String>,
+    /// The per-attempt timeout (`timeout`).
+    pub timeout: Duration,
+    /// Whether the job is scheduled (`enabled`); a disabled job is
+    /// registered paused, so it is listed and can be triggered or resumed.
+    pub enabled: bool,
+    /// `skip`, `queue`, `allow` or `replace` (`overlap`, default `skip`).
+    pub overlap: OverlapPolicy,
+    /// The retry policy (`retry`).
+    pub retry: RetryConfig,
+    /// The misfire policy (`misfire`).
+    pub misfire: MisfireConfig,
+    /// The job's own options.
+    pub options: O,
+}
+
+impl<O: JobOptions> JobSection<O> {
+    /// A section with the defaults of `kind` and of the options type.
+    pub(crate) fn for_kind(kind: &JobKind) -> Self {
+        JobSection {
+            schedule: kind.schedule.to_owned(),
+            timezone: None,
+            timeout: kind.timeout,
+            enabled: true,
+            overlap: OverlapPolicy::Skip,
+            retry: RetryConfig::from_policy(&(kind.retry)()),
+            misfire: MisfireConfig::default(),
+            options: O::default(),
+        }
+    }
+
+    /// The scheduling settings, borrowed.
+    pub fn common(&self) -> CommonSettings<'_> {
+        CommonSettings {
+            schedule: &self.schedule,
+            timezone: self.timezone.as_deref(),
+            timeout: self.timeout,
+            enabled: self.enabled,
+            overlap: self.overlap,
+            retry: &self.retry,
+            misfire: &self.misfire,
+        }
+    }
+
+    /// Every key of the section (common keys, then the options).
+    pub fn keys() -> impl Iterator<Item = (&'static str, EnvKind)> {
+        COMMON_JOB_KEYS.iter().chain(O::KEYS.iter()).copied()
+    }
+
+    /// Overlays the keys present in `table` on `self`. An error is
+    /// `(key, reason)`, the key relative to the section.
+    pub(crate) fn overlay(&mut self, table: toml::Table) -> Result<(), (String, String)> {
+        let mut options = toml::Table::new();
+        for (key, value) in table {
+            let field = |e: toml::de::Error| (key.clone(), e.message().to_owned());
+            match key.as_str() {
+                "schedule" => self.schedule = de::schedule(value).map_err(field)?,
+                "timezone" => self.timezone = Some(String::deserialize(value).map_err(field)?),
+                "timeout" => self.timeout = de::duration(value).map_err(field)?,
+                "enabled" => self.enabled = bool::deserialize(value).map_err(field)?,
+                "overlap" => self.overlap = OverlapPolicy::deserialize(value).map_err(field)?,
+                "retry" => self.retry = sub_table(&key, value)?,
+                "misfire" => self.misfire = sub_table(&key, value)?,
+                k if O::KEYS.iter().any(|(o, _)| o.split('.').next() == Some(k)) => {
+                    options.insert(key, value);
+                }
+                _ => {
+                    let mut names: Vec<&str> =
+                        Self::keys().map(|(k, _)| k.split('.').next().unwrap_or(k)).collect();
+                    names.dedup();
+                    let expected =
+                        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                    return Err((
+                        key.clone(),
+                        format!("unknown key `{key}`, expected one of {expected}"),
+                    ));
+                }
+            }
+        }
+        if !options.is_empty() {
+            self.options = sub_table("", toml::Value::Table(options))?;
+        }
+        Ok(())
+    }
+}
+
+/// `[jobs.history-retention]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionOptions {
+    /// Finished runs older than this are deleted (`keep`, default `30d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub keep: Duration,
+    /// Failed runs are kept this long instead (`keep_failures`, default `90d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub keep_failures: Duration,
+    /// Hourly metric rows older than this are deleted (`keep_metrics`, default `400d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub keep_metrics: Duration,
+}
+
+impl Default for RetentionOptions {
+    fn default() -> Self {
+        RetentionOptions {
+            keep: Duration::from_secs(30 * 86_400),
+            keep_failures: Duration::from_secs(90 * 86_400),
+            keep_metrics: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
+impl JobOptions for RetentionOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] =
+        &[("keep", EnvKind::Str), ("keep_failures", EnvKind::Str), ("keep_metrics", EnvKind::Str)];
+}
+
+/// `[jobs.database-backup]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupOptions {
+    /// How many backups to keep (`keep`, default 7).
+    pub keep: usize,
+    /// Whether each backup is opened and checked (`verify`, default true).
+    pub verify: bool,
+    /// The `pg_dump` program for Postgres (`pg_dump`, default `pg_dump` on PATH).
+    pub pg_dump: String,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions { keep: 7, verify: true, pg_dump: "pg_dump".to_owned() }
+    }
+}
+
+impl JobOptions for BackupOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] =
+        &[("keep", EnvKind::Int), ("verify", EnvKind::Bool), ("pg_dump", EnvKind::Str)];
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.keep == 0 {
+            return Err(("keep", "must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[jobs.log-rotation]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogRotationOptions {
+    /// Rotate a log once it is this large (`max_size`, default `10MiB`).
+    #[serde(deserialize_with = "de::bytes")]
+    pub max_size: u64,
+    /// Rotate a non-empty log once its current segment is this old (`max_age`, default `1d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub max_age: Duration,
+    /// Rotated files to keep per log (`keep`, default 10).
+    pub keep: usize,
+    /// Whether rotated files are gzipped (`compress`, default true).
+    pub compress: bool,
+}
+
+impl Default for LogRotationOptions {
+    fn default() -> Self {
+        LogRotationOptions {
+            max_size: 10 * 1024 * 1024,
+            max_age: Duration::from_secs(86_400),
+            keep: 10,
+            compress: true,
+        }
+    }
+}
+
+impl JobOptions for LogRotationOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] = &[
+        ("max_size", EnvKind::Bytes),
+        ("max_age", EnvKind::Str),
+        ("keep", EnvKind::Int),
+        ("compress", EnvKind::Bool),
+    ];
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.keep == 0 {
+            return Err(("keep", "must be at least 1".to_owned()));
+        }
+        if self.max_size == 0 {
+            return Err(("max_size", "must be greater than zero".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[jobs.temp-cleanup]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupOptions {
+    /// Directories to clean (`dirs`, default `data_dir/tmp` and `data_dir/cache`).
+    pub dirs: Option<Vec<PathBuf>>,
+    /// Files not modified for this long are deleted (`max_age`, default `7d`).
+    #[serde(deserialize_with = "de::duration")]
+    pub max_age: Duration,
+    /// Whether emptied subdirectories are removed (`remove_empty_dirs`, default true).
+    pub remove_empty_dirs: bool,
+}
+
+impl Default for CleanupOptions {
+    fn default() -> Self {
+        CleanupOptions {
+            dirs: None,
+            max_age: Duration::from_secs(7 * 86_400),
+            remove_empty_dirs: true,
+        }
+    }
+}
+
+impl JobOptions for CleanupOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] =
+        &[("dirs", EnvKind::List), ("max_age", EnvKind::Str), ("remove_empty_dirs", EnvKind::Bool)];
+}
+
+/// `[jobs.security-scan]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityOptions {
+    /// The shortest acceptable admin token (`min_token_length`, default 32).
+    pub min_token_length: usize,
+    /// More secret files to check (`extra_paths`).
+    pub extra_paths: Vec<PathBuf>,
+}
+
+impl Default for SecurityOptions {
+    fn default() -> Self {
+        SecurityOptions { min_token_length: 32, extra_paths: Vec::new() }
+    }
+}
+
+impl JobOptions for SecurityOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] =
+        &[("min_token_length", EnvKind::Int), ("extra_paths", EnvKind::List)];
+}
+
+/// `[jobs.metrics-aggregation]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregationOptions {
+    /// How far back each run recomputes hours (`lookback`, default `48h`).
+    #[serde(deserialize_with = "de::duration")]
+    pub lookback: Duration,
+}
+
+impl Default for AggregationOptions {
+    fn default() -> Self {
+        AggregationOptions { lookback: Duration::from_secs(48 * 3600) }
+    }
+}
+
+impl JobOptions for AggregationOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] = &[("lookback", EnvKind::Str)];
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.lookback < Duration::from_secs(3600) {
+            return Err(("lookback", "must be at least 1h".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[jobs.health-snapshot]` options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotOptions {
+    /// Whether the run fails while the health is unhealthy (`fail_when_unhealthy`, default true).
+    pub fail_when_unhealthy: bool,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { fail_when_unhealthy: true }
+    }
+}
+
+impl JobOptions for SnapshotOptions {
+    const KEYS: &'static [(&'static str, EnvKind)] = &[("fail_when_unhealthy", EnvKind::Bool)];
+}
+
+/// `[jobs]`: the seven operational jobs, by id. Each field is the section
+/// of one row of [`JOBS`], whose defaults it starts with.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `[jobs.history-retention]`.
+    pub history_retention: JobSection<RetentionOptions>,
+    /// `[jobs.database-backup]`.
+    pub database_backup: JobSection<BackupOptions>,
+    /// `[jobs.log-rotation]`.
+    pub log_rotation: JobSection<LogRotationOptions>,
+    /// `[jobs.temp-cleanup]`.
+    pub temp_cleanup: JobSection<CleanupOptions>,
+    /// `[jobs.security-scan]`.
+    pub security_scan: JobSection<SecurityOptions>,
+    /// `[jobs.metrics-aggregation]`.
+    pub metrics_aggregation: JobSection<AggregationOptions>,
+    /// `[jobs.health-snapshot]`.
+    pub health_snapshot: JobSection<SnapshotOptions>,
+}
+
+/// The seven job ids, in the order they are documented: those of [`JOBS`].
+pub const JOB_IDS: [&str; JOBS.len()] = {
+    let mut ids = [""; JOBS.len()];
+    let mut i = 0;
+    while i < JOBS.len() {
+        ids[i] = JOBS[i].id;
+        i += 1;
+    }
+    ids
+};
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            history_retention: JobSection::for_kind(&defs::HISTORY_RETENTION),
+            database_backup: JobSection::for_kind(&defs::DATABASE_BACKUP),
+            log_rotation: JobSection::for_kind(&defs::LOG_ROTATION),
+            temp_cleanup: JobSection::for_kind(&defs::TEMP_CLEANUP),
+            security_scan: JobSection::for_kind(&defs::SECURITY_SCAN),
+            metrics_aggregation: JobSection::for_kind(&defs::METRICS_AGGREGATION),
+            health_snapshot: JobSection::for_kind(&defs::HEALTH_SNAPSHOT),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The keys of the section of job `id` (none for an unknown id).
+    pub fn keys_of(id: &str) -> Vec<(&'static str, EnvKind)> {
+        job_kind(id).map(|k| k.keys()).unwrap_or_default()
+    }
+
+    /// The scheduling settings of job `id`, without its options.
+    pub fn common(&self, id: &str) -> Option<CommonSettings<'_>> {
+        job_kind(id).map(|k| k.common(self))
+    }
+}
+
+/// The scheduling settings of one job section, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct CommonSettings<'a> {
+    /// The schedule text.
+    pub schedule: &'a str,
+    /// The time zone.
+    pub timezone: Option<&'a str>,
+    /// The per-attempt timeout.
+    pub timeout: Duration,
+    /// Whether the job is scheduled.
+    pub enabled: bool,
+    /// The overlap policy.
+    pub overlap: OverlapPolicy,
+    /// The retry settings.
+    pub retry: &'a RetryConfig,
+    /// The misfire settings.
+    pub misfire: &'a MisfireConfig,
+}
+
+impl<'a> CommonSettings<'a> {
+    /// The schedule, parsed, with its time zone.
+    pub fn parsed_schedule(&self) -> Result<Schedule, mscribe_scheduler::Error> {
+        let s = Schedule::parse(self.schedule)?;
+        match self.timezone {
+            Some(tz) => s.with_timezone(tz),
+            None => Ok(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JobsConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = toml::Table::deserialize(d)?;
+        let mut jobs = JobsConfig::default();
+        for (id, value) in table {
+            let toml::Value::Table(t) = value else {
+                return Err(D::Error::custom(format!(
+                    "{id}: expected a table such as [jobs.{id}], got {}",
+                    value.type_str()
+                )));
+            };
+            let err =
+                |(key, reason): (String, String)| D::Error::custom(format!("{id}.{key}: {reason}"));
+            let Some(kind) = job_kind(&id) else {
+                return Err(D::Error::custom(format!(
+                    "{id}: unknown job `{id}`, expected one of {}",
+                    JOB_IDS.map(|j| format!("`{j}`")).join(", ")
+                )));
+            };
+            kind.overlay(&mut jobs, t).map_err(err)?;
+        }
+        Ok(jobs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn err(text: &str, env: impl Fn(&str) -> Option<String>) -> String {
+        Config::from_toml_str(text, "mscribe.toml", env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn job_sections_overlay_defaults() {
+        let c = Config::from_toml_str(
+            r#"
+            [jobs.database-backup]
+            schedule = "0 3 * * *"
+            keep = 2
+            retry = { attempts = 5 }
+            misfire = { mode = "skip" }
+            [jobs.health-snapshot]
+            enabled = false
+            overlap = "queue"
+            "#,
+            "x",
+            no_env,
+        )
+        .unwrap();
+        let b = &c.jobs.database_backup;
+        assert_eq!(b.schedule, "0 3 * * *");
+        assert_eq!(b.options.keep, 2);
+        assert!(b.options.verify);
+        assert_eq!(b.retry.attempts, 5);
+        assert_eq!(b.misfire.mode, MisfireModeName::Skip);
+        assert!(!c.jobs.health_snapshot.enabled);
+        assert_eq!(c.jobs.health_snapshot.overlap, OverlapPolicy::Queue);
+        assert_eq!(c.jobs.health_snapshot.schedule, "*/5 * * * *");
+    }
+
+    #[test]
+    fn a_schedule_integer_is_milliseconds_and_a_bare_number_string_is_refused_naming_the_key() {
+        use mscribe_scheduler::ScheduleSpec;
+        let c = Config::from_toml_str("[jobs.health-snapshot]\nschedule = 60000\n", "x", no_env)
+            .unwrap();
+        assert_eq!(c.jobs.health_snapshot.schedule, "@every 1m");
+        let parsed = c.jobs.common("health-snapshot").unwrap().parsed_schedule().unwrap();
+        // The same schedule as the engine makes of the integer.
+        assert_eq!(parsed, ScheduleSpec::from(60_000u64).build().unwrap());
+        // ... and as a string with its unit.
+        let c =
+            Config::from_toml_str("[jobs.health-snapshot]\nschedule = \"60000ms\"\n", "x", no_env)
+                .unwrap();
+        assert_eq!(c.jobs.common("health-snapshot").unwrap().parsed_schedule().unwrap(), parsed);
+
+        // A number inside a string: the engine's refusal, naming the key.
+        let e = err("[jobs.health-snapshot]\nschedule = \"60000\"\n", no_env);
+        let engine = Schedule::parse("60000").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid config: key `jobs.health-snapshot.schedule` in file mscribe.toml: {engine}"
+            )
+        );
+        assert!(e.contains(r#"write "60000ms" for milliseconds or "@every 60000s""#), "{e}");
+        // The environment has only strings: refused the same way.
+        let e = err("", |k: &str| {
+            (k == "MSCRIBE_JOBS_HEALTH_SNAPSHOT_SCHEDULE").then(|| "60000".to_owned())
+        });
+        assert_eq!(
+            e,
+            format!(
+                "invalid config: key `jobs.health-snapshot.schedule` in environment variable \
+                 MSCRIBE_JOBS_HEALTH_SNAPSHOT_SCHEDULE: {engine}"
+            )
+        );
+        // Integers that are no interval, and values that are no schedule.
+        let e = err("[jobs.health-snapshot]\nschedule = 0\n", no_env);
+        assert!(e.starts_with("invalid config: key `jobs.health-snapshot.schedule` in file mscribe.toml: interval must be greater than zero"), "{e}");
+        let e = err("[jobs.health-snapshot]\nschedule = -5\n", no_env);
+        assert!(e.ends_with("key `jobs.health-snapshot.schedule` in file mscribe.toml: a schedule in milliseconds must not be negative, got -5"), "{e}");
+        let e = err("[jobs.health-snapshot]\nschedule = 1.5\n", no_env);
+        assert!(
+            e.contains(
+                "key `jobs.health-snapshot.schedule` in file mscribe.toml: expected a schedule"
+            ),
+            "{e}"
+        );
+    }
+}
