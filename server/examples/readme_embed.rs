@@ -1,4 +1,4 @@
-//! The embedding example of the README, compiled: `server/tests/docs.rs`
+//! The embedding example of the README, compiled: `server/tests/docs_readme.rs`
 //! checks that the README's code block is this file without this header.
 //!
 //! ```sh
