@@ -288,3 +288,58 @@ async fn two_servers_claim_each_shared_fire_once() {
     let _ = c.close().await;
     db.drop_db().await;
 }
+
+/// Three `mscribe serve` processes, started at the same moment on a fresh,
+/// empty database (each with a directory and a free port of its own): all
+/// three come up and answer `/livez`. Every table comes from the storage
+/// migrations, which instances apply one after the other under an advisory
+/// lock; nothing is created at run time, so nothing can race (this used to
+/// fail in "creating job_metrics_hourly").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_starting_together_on_an_empty_database_all_come_up() {
+    let db = FreshDb::create().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let go = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let starts: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (dir, env, go) = (dir.path().to_owned(), base_env(dir.path(), &db.url), go.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                Server::start(&dir, &env)
+            })
+        })
+        .collect();
+    let servers: Vec<Server> = starts
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| t.join().unwrap_or_else(|_| panic!("server {i} did not start")))
+        .collect();
+    let mut ports: Vec<&str> = servers.iter().map(|s| s.addr.as_str()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "distinct ports");
+    for (i, srv) in servers.iter().enumerate() {
+        let (code, _) = srv.json("GET", "/livez", None).await;
+        assert_eq!(code, 200, "server {i}: /livez\nstderr:\n{}", srv.stderr());
+        let stderr = srv.stderr();
+        assert!(!stderr.contains("already exists"), "server {i}:\n{stderr}");
+    }
+    for (i, srv) in servers.into_iter().enumerate() {
+        let (status, stderr) = srv.terminate();
+        assert_eq!(status.code(), Some(0), "server {i}; stderr:\n{stderr}");
+    }
+    // Each migration applied once; the server's table is one of them.
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    let applied: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM mscribe_migrations ORDER BY version")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let known: Vec<&str> =
+        mscribe_storage::migrate::POSTGRES_MIGRATIONS.iter().map(|m| m.name).collect();
+    assert_eq!(applied, known);
+    assert!(known.contains(&"job_metrics_hourly"));
+    let _ = c.close().await;
+    db.drop_db().await;
+}

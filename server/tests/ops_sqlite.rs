@@ -203,3 +203,68 @@ async fn hourly_rollup_is_idempotent_and_retention_prunes_both_tables() {
     assert!(store.history(&HistoryQuery::new("backup", 10)).await.unwrap().is_empty());
     assert!(db.hourly(None).await.unwrap().is_empty());
 }
+
+/// A failing query of the hourly metrics names the database and what was
+/// being done, with SQLite's own words; the aggregation run fails (to be
+/// retried) saying so.
+#[tokio::test]
+async fn a_failing_hourly_query_carries_the_drivers_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("gone.db");
+    let db = Database::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    // Someone drops the table behind the server's back.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE job_metrics_hourly")
+        .unwrap();
+    let e = db.hourly(None).await.unwrap_err();
+    assert!(matches!(e, mscribe_server::db::DbError::Query { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "sqlite database {}: reading job_metrics_hourly: no such table: job_metrics_hourly",
+            path.display()
+        )
+    );
+    let now = Utc::now();
+    let at = now - chrono::Duration::minutes(1);
+    db.store().write(&[end("scan", 1, 1, ExecutionStatus::Succeeded, at, 10)]).await.unwrap();
+    let out = MetricsAggregation::new(db.clone(), Duration::from_secs(3600)).run_at(now).await;
+    let error = out.error.unwrap_or_else(|| panic!("the run fails: {}", out.data));
+    assert!(!out.permanent, "{error}");
+    assert!(
+        error.starts_with("writing job_metrics_hourly failed: sqlite database ")
+            && error.ends_with(": writing job_metrics_hourly: no such table: job_metrics_hourly"),
+        "{error}"
+    );
+}
+
+/// The table comes from the storage migrations: a new database file has it
+/// (and every other table) as soon as it is opened, and opening it again
+/// creates nothing.
+#[tokio::test]
+async fn every_table_comes_from_the_migrations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("fresh.db");
+    let url = format!("sqlite://{}", path.display());
+    drop(Database::open(&url).await.unwrap());
+    let tables = || -> Vec<String> {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut st =
+            c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let first = tables();
+    assert_eq!(
+        first,
+        [
+            "fire_claims",
+            "job_metrics_hourly",
+            "mscribe_migrations",
+            "scheduled_job_executions",
+            "scheduler_instances"
+        ]
+    );
+    drop(Database::open(&url).await.unwrap());
+    assert_eq!(tables(), first);
+}

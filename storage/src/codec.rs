@@ -32,17 +32,105 @@ pub(crate) fn check_ts(what: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, St
     Ok(trunc_micros(t))
 }
 
-/// The nominal time of a fire to claim, checked as [`check_ts`] does; with
-/// `no_nul`, a job id holding a NUL character (which Postgres text cannot)
-/// is refused too. The error names the job.
-pub(crate) fn check_claim(
-    f: &mscribe_scheduler::store::FireClaim,
-    no_nul: bool,
-) -> Result<DateTime<Utc>, String> {
-    if no_nul && f.job_id.contains('\0') {
-        return Err(format!("job id {:?} contains a NUL character", f.job_id));
+/// The SQL backend a value is encoded for: what differs between them.
+///
+/// Postgres `text` and `jsonb` cannot hold a NUL character; SQLite's `TEXT`
+/// can. So for Postgres an id (a job or instance id) holding one is refused,
+/// naming it, and free text (an error message, JSON strings and keys, metric
+/// names) has it replaced by U+FFFD; for SQLite everything is kept verbatim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite: text holds any character.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite,
+    /// Postgres: text holds no NUL.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+impl Dialect {
+    /// Whether a text value may contain a NUL character.
+    pub(crate) fn text_holds_nul(self) -> bool {
+        match self {
+            Dialect::Sqlite => true,
+            Dialect::Postgres => false,
+        }
     }
-    check_ts("scheduled_at", f.scheduled_at).map_err(|m| format!("fire of job {:?}: {m}", f.job_id))
+
+    /// An id (`what`: "job id", "instance id") as stored, or why it cannot be.
+    pub(crate) fn id(self, what: &str, s: &str) -> Result<String, String> {
+        if !self.text_holds_nul() && s.contains('\0') {
+            return Err(format!("{what} {s:?} contains a NUL character"));
+        }
+        Ok(s.to_owned())
+    }
+
+    /// Free text as stored: verbatim, or with NUL characters replaced by
+    /// U+FFFD where text cannot hold them.
+    pub(crate) fn free_text(self, s: &str) -> String {
+        if !self.text_holds_nul() && s.contains('\0') {
+            s.replace('\0', "\u{fffd}")
+        } else {
+            s.to_owned()
+        }
+    }
+
+    /// JSON text of a value; where text cannot hold NUL, NUL characters
+    /// inside strings and keys become U+FFFD.
+    pub(crate) fn json(self, v: &Value) -> String {
+        let text = v.to_string();
+        if !self.text_holds_nul() && text.contains("\\u0000") {
+            let mut v = v.clone();
+            strip_nul(&mut v);
+            return v.to_string();
+        }
+        text
+    }
+
+    /// JSON text of metrics: an object of numbers, where a value that is
+    /// not finite is written as `null` (JSON has no NaN) and reads back as
+    /// NaN. Names are free text.
+    pub(crate) fn metrics(self, m: &Metrics) -> String {
+        let obj: serde_json::Map<String, Value> = m
+            .iter()
+            .map(|(k, v)| {
+                let value = serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number);
+                (self.free_text(k), value)
+            })
+            .collect();
+        Value::Object(obj).to_string()
+    }
+
+    /// The nominal time of a fire to claim, checked as [`check_ts`] does,
+    /// its job id as [`Dialect::id`] does. The error names the job.
+    pub(crate) fn check_claim(
+        self,
+        f: &mscribe_scheduler::store::FireClaim,
+    ) -> Result<DateTime<Utc>, String> {
+        self.id("job id", &f.job_id)?;
+        check_ts("scheduled_at", f.scheduled_at)
+            .map_err(|m| format!("fire of job {:?}: {m}", f.job_id))
+    }
+}
+
+/// Replaces NUL characters in a JSON value's strings and keys by U+FFFD.
+fn strip_nul(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{fffd}");
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nul),
+        Value::Object(o) => {
+            let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
+            for (k, mut val) in entries {
+                strip_nul(&mut val);
+                o.insert(k.replace('\0', "\u{fffd}"), val);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// A cutoff for a comparison, brought into the supported range (every
@@ -76,10 +164,19 @@ pub(crate) fn abandoned_error(instance_id: &str) -> String {
     format!("instance {instance_id} stopped while the attempt ran")
 }
 
-/// The statuses that [`ExecutionStatus::is_failure`] counts, as SQL
-/// literals (checked against the engine by a test).
-pub(crate) const FAILURE_STATUSES_SQL: &str =
-    "('failed', 'timed_out', 'retries_exhausted', 'abandoned')";
+/// The statuses that [`ExecutionStatus::is_failure`] counts, as an SQL list
+/// literal, for `concat!` in the backends' SQL constants (checked against
+/// the engine by a test).
+macro_rules! failure_statuses_sql {
+    () => {
+        "('failed', 'timed_out', 'retries_exhausted', 'abandoned')"
+    };
+}
+pub(crate) use failure_statuses_sql;
+
+/// [`failure_statuses_sql!`] as a constant, for tests.
+#[cfg(test)]
+pub(crate) const FAILURE_STATUSES_SQL: &str = failure_statuses_sql!();
 
 /// One row to write.
 #[derive(Debug, Clone)]
@@ -127,15 +224,15 @@ impl Op {
     }
 }
 
-/// Encodes events into rows. An event that cannot be stored (a timestamp
-/// out of range, an attempt past `i32::MAX`, a NUL in an id for Postgres) is
-/// left out and named in the returned error; the others are written, so one
-/// bad event never costs the good ones.
-pub(crate) fn encode(events: &[ExecutionEvent], no_nul: bool) -> (Vec<Op>, Option<StoreError>) {
+/// Encodes events into rows for `dialect`. An event that cannot be stored (a
+/// timestamp out of range, an attempt past `i32::MAX`, an id the dialect
+/// cannot hold) is left out and named in the returned error; the others are
+/// written, so one bad event never costs the good ones.
+pub(crate) fn encode(events: &[ExecutionEvent], dialect: Dialect) -> (Vec<Op>, Option<StoreError>) {
     let mut ops = Vec::with_capacity(events.len());
     let mut bad = Vec::new();
     for (i, ev) in events.iter().enumerate() {
-        match encode_one(ev, no_nul) {
+        match encode_one(ev, dialect) {
             Ok(op) => ops.push(op),
             Err(why) => bad.push(format!("event {i} ({}): {why}", describe(ev))),
         }
@@ -168,22 +265,10 @@ fn attempt_i32(a: u32) -> Result<i32, String> {
     i32::try_from(a).map_err(|_| format!("attempt {a} exceeds the largest storable {}", i32::MAX))
 }
 
-fn id_text(what: &str, s: &str, no_nul: bool) -> Result<String, String> {
-    if no_nul && s.contains('\0') {
-        return Err(format!("{what} {s:?} contains a NUL character"));
-    }
-    Ok(s.to_owned())
-}
-
-fn free_text(s: &Option<String>, no_nul: bool) -> Option<String> {
-    s.as_ref()
-        .map(|s| if no_nul && s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s.clone() })
-}
-
-fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
+fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
     Ok(match ev {
         ExecutionEvent::Started(s) => Op::Insert(Row {
-            job_id: id_text("job id", &s.job_id, no_nul)?,
+            job_id: d.id("job id", &s.job_id)?,
             execution_id: s.execution_id,
             attempt: attempt_i32(s.attempt)?,
             status: ExecutionStatus::Running,
@@ -195,10 +280,10 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             error_kind: None,
             result: None,
             metrics: None,
-            instance_id: id_text("instance id", &s.instance_id, no_nul)?,
+            instance_id: d.id("instance id", &s.instance_id)?,
         }),
         ExecutionEvent::Skipped(s) => Op::Insert(Row {
-            job_id: id_text("job id", &s.job_id, no_nul)?,
+            job_id: d.id("job id", &s.job_id)?,
             execution_id: s.execution_id,
             attempt: 0,
             status: ExecutionStatus::Skipped,
@@ -206,14 +291,14 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             started_at: check_ts("decided_at", s.decided_at)?,
             completed_at: Some(check_ts("decided_at", s.decided_at)?),
             duration_ms: Some(0),
-            error: free_text(&Some(s.reason.clone()), no_nul),
+            error: Some(d.free_text(&s.reason)),
             error_kind: None,
             result: None,
             metrics: None,
-            instance_id: id_text("instance id", &s.instance_id, no_nul)?,
+            instance_id: d.id("instance id", &s.instance_id)?,
         }),
         ExecutionEvent::Finished(e) => Op::Upsert(Row {
-            job_id: id_text("job id", &e.job_id, no_nul)?,
+            job_id: d.id("job id", &e.job_id)?,
             execution_id: e.execution_id,
             attempt: attempt_i32(e.attempt)?,
             status: e.status,
@@ -221,57 +306,13 @@ fn encode_one(ev: &ExecutionEvent, no_nul: bool) -> Result<Op, String> {
             started_at: check_ts("started_at", e.started_at)?,
             completed_at: Some(check_ts("completed_at", e.completed_at)?),
             duration_ms: Some(ms_i64(duration_ms(e.duration))),
-            error: free_text(&e.error, no_nul),
+            error: e.error.as_deref().map(|t| d.free_text(t)),
             error_kind: e.error_kind.map(ErrorKind::as_str),
-            result: e.result.as_ref().map(|v| encode_json(v, no_nul)),
-            metrics: e.metrics.as_ref().map(|m| encode_metrics(m, no_nul)),
-            instance_id: id_text("instance id", &e.instance_id, no_nul)?,
+            result: e.result.as_ref().map(|v| d.json(v)),
+            metrics: e.metrics.as_ref().map(|m| d.metrics(m)),
+            instance_id: d.id("instance id", &e.instance_id)?,
         }),
     })
-}
-
-/// JSON text of a value. With `no_nul`, NUL characters inside strings become
-/// U+FFFD (Postgres' jsonb cannot hold them).
-pub(crate) fn encode_json(v: &Value, no_nul: bool) -> String {
-    let text = v.to_string();
-    if no_nul && text.contains("\\u0000") {
-        let mut v = v.clone();
-        strip_nul(&mut v);
-        return v.to_string();
-    }
-    text
-}
-
-fn strip_nul(v: &mut Value) {
-    match v {
-        Value::String(s) => {
-            if s.contains('\0') {
-                *s = s.replace('\0', "\u{fffd}");
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_nul),
-        Value::Object(o) => {
-            let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
-            for (k, mut val) in entries {
-                strip_nul(&mut val);
-                o.insert(k.replace('\0', "\u{fffd}"), val);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// JSON text of metrics: an object of numbers, where a value that is not
-/// finite is written as `null` (JSON has no NaN) and reads back as NaN.
-pub(crate) fn encode_metrics(m: &Metrics, no_nul: bool) -> String {
-    let obj: serde_json::Map<String, Value> = m
-        .iter()
-        .map(|(k, v)| {
-            let key = if no_nul { k.replace('\0', "\u{fffd}") } else { k.clone() };
-            (key, serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number))
-        })
-        .collect();
-    Value::Object(obj).to_string()
 }
 
 /// Parses stored result JSON.
@@ -414,7 +455,7 @@ mod tests {
                 ExecutionEvent::Finished(AttemptEnd { error_kind: None, ..ended }),
                 ExecutionEvent::Skipped(skipped),
             ],
-            false,
+            Dialect::Sqlite,
         );
         assert!(bad.is_none());
         let kinds: Vec<_> = ops.iter().map(|op| op.row().error_kind).collect();
@@ -427,7 +468,7 @@ mod tests {
         m.insert("a".into(), 1.5);
         m.insert("b".into(), f64::NAN);
         m.insert("c".into(), f64::INFINITY);
-        let text = encode_metrics(&m, false);
+        let text = Dialect::Sqlite.metrics(&m);
         assert_eq!(text, r#"{"a":1.5,"b":null,"c":null}"#);
         let back = decode_metrics(&text).unwrap();
         assert_eq!(back["a"], 1.5);
@@ -439,10 +480,10 @@ mod tests {
     #[test]
     fn nul_is_replaced_in_json_for_postgres() {
         let v = serde_json::json!({"a\u{0}": ["x\u{0}y", 1], "b": "\\u0000"});
-        let out = encode_json(&v, true);
+        let out = Dialect::Postgres.json(&v);
         let back: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(back, serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", 1], "b": "\\u0000"}));
-        assert_eq!(encode_json(&v, false), v.to_string());
+        assert_eq!(Dialect::Sqlite.json(&v), v.to_string());
     }
 
     #[test]

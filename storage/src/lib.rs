@@ -34,10 +34,20 @@
 //!   `UNNEST` inserts, row-level security and SQL helpers for other
 //!   services; needs tokio.
 //!
-//! Both apply their embedded [migrations](migrate) when opened, and behave
-//! like the engine's `MemoryStore` (one conformance suite runs against all
-//! three). Writes are idempotent; a store reports failures promptly and
-//! leaves buffering and retrying to the engine. See `storage/README.md`.
+//! Both apply their embedded [migrations](migrate) when opened (every table
+//! comes from them), and behave like the engine's `MemoryStore` (one
+//! conformance suite runs against all three). Writes are idempotent; a store
+//! reports failures promptly and leaves buffering and retrying to the
+//! engine. See `storage/README.md`.
+//!
+//! Beside the executions, both keep the hourly job metrics
+//! ([`HourlyMetricsStore`]: the rows a rollup reads and writes), so that an
+//! application such as `mscribe-server` holds no SQL of its own.
+//!
+//! The two backends have the same shape, file for file (`open.rs`,
+//! `worker.rs`, `sql.rs`, `time.rs`, `migrate.rs`, `error.rs`, `store.rs`,
+//! `hourly.rs`, `probe.rs`); what differs in encoding values is
+//! `codec::Dialect`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // With no backend feature only the shared pieces remain, unused.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
@@ -45,6 +55,7 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 mod error;
+mod hourly;
 pub mod migrate;
 mod probe;
 
@@ -54,6 +65,7 @@ mod postgres;
 mod sqlite;
 
 pub use error::{Error, Result};
+pub use hourly::{AttemptRow, HourlyMetricsStore, HourlyRow};
 pub use probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
 
 #[cfg(feature = "postgres")]
@@ -61,7 +73,7 @@ pub use postgres::{PostgresOptions, PostgresProbe, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     DEFAULT_SQLITE_PATH, SqliteOptions, SqliteProbe, SqliteStore, Synchronous,
-    ts_text as sqlite_ts_text,
+    ts_text as sqlite_ts_text, verify_sqlite_file,
 };
 
 /// The rusqlite crate this store is built on (for raw access in tools and tests).

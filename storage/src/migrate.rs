@@ -112,6 +112,7 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     migration!("sqlite", "0002", "instances"),
     migration!("sqlite", "0003", "fire_claims"),
     migration!("sqlite", "0004", "error_kind"),
+    migration!("sqlite", "0005", "job_metrics_hourly"),
 ];
 
 /// The Postgres migrations of this build, in order.
@@ -131,6 +132,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0004", "sql_helpers"),
     migration!("postgres", "0005", "fire_claims"),
     migration!("postgres", "0006", "error_kind"),
+    migration!("postgres", "0007", "job_metrics_hourly"),
 ];
 
 /// A row of `mscribe_migrations`.

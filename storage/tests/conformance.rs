@@ -1,9 +1,12 @@
 //! One conformance suite, run against every store: the engine's
 //! `MemoryStore` (the reference), SQLite in a file, SQLite in memory, and
 //! Postgres (a fresh database per test; the tests fail, never skip, when no
-//! server is reachable).
+//! server is reachable). The SQL stores also run the cases of
+//! `HourlyMetricsStore` (`conformance/hourly.rs`).
 
 mod common;
+#[path = "conformance/hourly.rs"]
+mod hourly;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -659,7 +662,45 @@ macro_rules! conformance {
     };
 }
 
+/// The `HourlyMetricsStore` cases, for a SQL store.
+macro_rules! hourly_conformance {
+    ($backend:ident, $fixture:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let f = $fixture;
+                        hourly::$name(f.hourly()).await;
+                    }
+                };
+            }
+
+            case!(empty_store_has_no_hourly_rows);
+            case!(hourly_rows_upsert_by_job_and_hour);
+            case!(a_bad_hourly_row_writes_nothing);
+            case!(prune_hourly_deletes_the_hours_before);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn attempts_between_reads_by_nominal_time() {
+                let f = $fixture;
+                hourly::attempts_between_reads_by_nominal_time(&*f.store, f.hourly()).await;
+            }
+        }
+    };
+}
+
 conformance!(memory, Fixture::memory());
 conformance!(sqlite_file, Fixture::sqlite_file().await);
 conformance!(sqlite_memory, Fixture::sqlite_memory().await);
 conformance!(postgres, Fixture::postgres().await);
+
+mod hourly_metrics {
+    use super::*;
+
+    hourly_conformance!(sqlite_file, Fixture::sqlite_file().await);
+    hourly_conformance!(sqlite_memory, Fixture::sqlite_memory().await);
+    hourly_conformance!(postgres, Fixture::postgres().await);
+}

@@ -53,7 +53,7 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let names = ["executions", "instances", "fire_claims", "error_kind"];
+    let names = ["executions", "instances", "fire_claims", "error_kind", "job_metrics_hourly"];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
     let started: String =
@@ -182,7 +182,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     assert_eq!(
         err.to_string(),
         "database schema is newer than this build: it has migration 0042_from_the_future, \
-         this build knows up to 0004_error_kind; upgrade mscribe or use another database"
+         this build knows up to 0005_job_metrics_hourly; upgrade mscribe or use another database"
     );
 }
 
@@ -213,9 +213,69 @@ fn the_files_apply_in_order_without_the_runner() {
             .unwrap_or_else(|e| panic!("{} fails without the runner: {e}", m.label()));
     }
     let tables = texts(&c, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    assert_eq!(tables, ["fire_claims", "scheduled_job_executions", "scheduler_instances"]);
+    assert_eq!(
+        tables,
+        ["fire_claims", "job_metrics_hourly", "scheduled_job_executions", "scheduler_instances"]
+    );
     let columns = texts(&c, "SELECT name FROM pragma_table_info('scheduled_job_executions')");
     assert!(columns.iter().any(|n| n == "error_kind"), "{columns:?}");
+}
+
+/// The statements servers before migration 0005 ran at every open, to make
+/// their table themselves.
+const SERVER_MADE_HOURLY_TABLE: &str = "\
+CREATE TABLE IF NOT EXISTS job_metrics_hourly (
+    job_id        TEXT    NOT NULL,
+    hour_start    TEXT    NOT NULL,
+    runs          INTEGER NOT NULL,
+    successes     INTEGER NOT NULL,
+    failures      INTEGER NOT NULL,
+    skipped       INTEGER NOT NULL,
+    success_rate  REAL,
+    p50_ms        INTEGER,
+    p95_ms        INTEGER,
+    updated_at    TEXT    NOT NULL,
+    PRIMARY KEY (job_id, hour_start)
+);
+CREATE INDEX IF NOT EXISTS job_metrics_hourly_hour ON job_metrics_hourly (hour_start);";
+
+/// A database from before 0005, where the server had made
+/// `job_metrics_hourly` itself: the migration applies, and the table keeps
+/// its rows, which the store reads.
+#[tokio::test]
+async fn a_database_whose_server_made_the_hourly_table_keeps_it() {
+    use mscribe_storage::HourlyMetricsStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    // Back to 0004, then the old server's table and a row of it.
+    let c = raw(&path);
+    c.execute_batch(
+        "DROP TABLE job_metrics_hourly; DELETE FROM mscribe_migrations WHERE version = 5;",
+    )
+    .unwrap();
+    c.execute_batch(SERVER_MADE_HOURLY_TABLE).unwrap();
+    c.execute(
+        "INSERT INTO job_metrics_hourly VALUES
+         ('backup', '2026-01-01T10:00:00.000000Z', 2, 1, 1, 0, 0.5, 300, 900,
+          '2026-01-01T12:00:00.000000Z')",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let s = SqliteStore::open(&path).await.unwrap();
+    let rows = s.hourly(None).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].job_id.as_str(), rows[0].runs, rows[0].p95_ms), ("backup", 2, Some(900)));
+    drop(s);
+    let c = raw(&path);
+    let applied = texts(&c, "SELECT name FROM mscribe_migrations WHERE version = 5");
+    assert_eq!(applied, ["job_metrics_hourly"]);
+    let indexes = texts(
+        &c,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job_metrics_hourly' AND sql IS NOT NULL",
+    );
+    assert_eq!(indexes, ["job_metrics_hourly_hour"]);
 }
 
 /// A database locked by another writer for longer than the busy timeout:

@@ -272,21 +272,10 @@ fn backup_sqlite(src: &Path, dest: &Path) -> Result<u64, JobError> {
 }
 
 /// Opens a SQLite backup read-only and runs `PRAGMA integrity_check`;
-/// returns how many execution rows it holds.
+/// returns how many execution rows it holds (the storage crate's
+/// [`verify_sqlite_file`](mscribe_storage::verify_sqlite_file)).
 pub fn verify_sqlite_backup(path: &Path) -> Result<i64, String> {
-    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open: {e}"))?;
-    let mut st =
-        c.prepare("PRAGMA integrity_check").map_err(|e| format!("integrity_check: {e}"))?;
-    let lines: Vec<String> = st
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| format!("integrity_check: {e}"))?;
-    if lines != ["ok"] {
-        return Err(format!("integrity_check: {}", lines.join("; ")));
-    }
-    c.query_row("SELECT count(*) FROM scheduled_job_executions", [], |r| r.get(0))
-        .map_err(|e| format!("cannot read scheduled_job_executions: {e}"))
+    mscribe_storage::verify_sqlite_file(path)
 }
 
 async fn verify_pg_dump(file: &Path, pg_dump: &Path) -> Result<&'static str, String> {

@@ -1,21 +1,15 @@
-//! Applying the Postgres migrations at open.
+//! Applying the Postgres migrations at open, on a connection of their own.
 
 use sqlx::{Connection, Executor as _, PgConnection};
 
 use super::error::{migration_failed, migration_step_error};
+use super::sql;
 use crate::error::Result;
 use crate::migrate::{Applied, Migration, plan};
 
 /// The advisory lock taken while migrating, so that instances starting
 /// together migrate one after the other ("mscribe" in ASCII).
 const LOCK_KEY: i64 = 0x006d_7363_7269_6265;
-
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
-    version     bigint PRIMARY KEY,
-    name        text NOT NULL,
-    checksum    text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)";
 
 /// Applies the missing migrations in one transaction, under an advisory
 /// lock. DDL is transactional in Postgres: a failing migration leaves
@@ -38,14 +32,14 @@ pub(crate) async fn migrate(
 ) -> Result<()> {
     let step = |step: &'static str| move |e: sqlx::Error| migration_step_error(target, step, e);
     let mut tx = conn.begin().await.map_err(step("starting the transaction"))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    sqlx::query(sql::MIGRATION_LOCK)
         .bind(LOCK_KEY)
         .execute(&mut *tx)
         .await
         .map_err(step("taking the migration lock"))?;
     // Only create the table when missing: a role without CREATE on the
     // schema (a service_role member) may still open a migrated database.
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('mscribe_migrations') IS NOT NULL")
+    let exists: bool = sqlx::query_scalar(sql::MIGRATIONS_TABLE_EXISTS)
         .fetch_one(&mut *tx)
         .await
         .map_err(step("looking for mscribe_migrations"))?;
@@ -56,24 +50,22 @@ pub(crate) async fn migrate(
     // `Executor` is not general enough").
     if !exists {
         (&mut *tx)
-            .execute(sqlx::raw_sql(CREATE_TABLE))
+            .execute(sqlx::raw_sql(sql::CREATE_MIGRATIONS_TABLE))
             .await
             .map_err(step("creating mscribe_migrations"))?;
     }
-    let applied: Vec<Applied> = sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(step("reading mscribe_migrations"))?
-    .into_iter()
-    .map(|(version, name, checksum)| Applied { version, name, checksum })
-    .collect();
+    let applied: Vec<Applied> = sqlx::query_as::<_, (i64, String, String)>(sql::APPLIED_MIGRATIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(step("reading mscribe_migrations"))?
+        .into_iter()
+        .map(|(version, name, checksum)| Applied { version, name, checksum })
+        .collect();
     let pending = plan(known, &applied)?;
     for m in pending {
         let failed = |e: sqlx::Error| migration_failed(m.label(), e);
         (&mut *tx).execute(sqlx::raw_sql(m.sql)).await.map_err(failed)?;
-        sqlx::query("INSERT INTO mscribe_migrations (version, name, checksum) VALUES ($1, $2, $3)")
+        sqlx::query(sql::RECORD_MIGRATION)
             .bind(m.version)
             .bind(m.name)
             .bind(m.checksum())

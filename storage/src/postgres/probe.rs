@@ -1,9 +1,10 @@
-//! The Postgres health probe.
+//! Checks of a Postgres database: [`PostgresProbe`], the health probe.
 
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPool;
 
+use super::sql;
 use super::store::PostgresStore;
 use crate::probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
 
@@ -39,9 +40,7 @@ impl PostgresProbe {
     /// One round trip: reads the schema version.
     pub async fn check(&self) -> ProbeReport {
         let start = Instant::now();
-        let query =
-            sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM mscribe_migrations")
-                .fetch_one(&self.pool);
+        let query = sqlx::query_scalar::<_, Option<i64>>(sql::SCHEMA_VERSION).fetch_one(&self.pool);
         match tokio::time::timeout(self.timeout, query).await {
             Ok(Ok(Some(_))) => ProbeReport::ok(start.elapsed()),
             Ok(Ok(None)) => ProbeReport::failed(

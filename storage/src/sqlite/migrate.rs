@@ -1,19 +1,13 @@
-//! Applying the SQLite migrations at open.
+//! Applying the SQLite migrations at open, on the writer's connection.
 
 use chrono::Utc;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::error::migration_step_error;
-use super::store::ts_text;
+use super::sql;
+use super::time::ts_text;
 use crate::error::{Error, Result};
 use crate::migrate::{Applied, Migration, plan};
-
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
-    version     INTEGER PRIMARY KEY NOT NULL,
-    name        TEXT NOT NULL,
-    checksum    TEXT NOT NULL,
-    applied_at  TEXT NOT NULL
-)";
 
 /// Applies the missing migrations in one immediate transaction (which also
 /// keeps two processes from migrating the same file at once).
@@ -24,11 +18,10 @@ pub(crate) fn migrate(conn: &mut Connection, target: &str, known: &[Migration]) 
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(step("starting the transaction"))?;
-    tx.execute_batch(CREATE_TABLE).map_err(step("creating mscribe_migrations"))?;
+    tx.execute_batch(sql::CREATE_MIGRATIONS_TABLE).map_err(step("creating mscribe_migrations"))?;
     let applied = {
-        let mut stmt = tx
-            .prepare("SELECT version, name, checksum FROM mscribe_migrations ORDER BY version")
-            .map_err(step("reading mscribe_migrations"))?;
+        let mut stmt =
+            tx.prepare(sql::APPLIED_MIGRATIONS).map_err(step("reading mscribe_migrations"))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(Applied { version: r.get(0)?, name: r.get(1)?, checksum: r.get(2)? })
@@ -45,7 +38,7 @@ pub(crate) fn migrate(conn: &mut Connection, target: &str, known: &[Migration]) 
         };
         tx.execute_batch(m.sql).map_err(failed)?;
         tx.execute(
-            "INSERT INTO mscribe_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+            sql::RECORD_MIGRATION,
             params![m.version, m.name, m.checksum(), ts_text(Utc::now())],
         )
         .map_err(failed)?;

@@ -1,11 +1,14 @@
-//! The SQLite health probe.
+//! Checks of a SQLite database: [`SqliteProbe`], the health probe of a live
+//! store, and [`verify_sqlite_file`], the check of a file (a backup).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::error::store_error;
+use super::sql;
 use super::store::SqliteStore;
 use crate::probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
 
@@ -34,12 +37,10 @@ impl SqliteProbe {
     pub async fn check(&self) -> ProbeReport {
         let start = Instant::now();
         // The timer below decides; the writer's own limit is only a backstop.
-        let query = self.store.on_writer("probe", self.timeout.saturating_mul(2), |c| {
-            c.query_row("SELECT max(version) FROM mscribe_migrations", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .optional()
-            .map_err(|e| store_error("probe", e))
+        let query = self.store.worker().on_writer("probe", self.timeout.saturating_mul(2), |c| {
+            c.query_row(sql::SCHEMA_VERSION, [], |r| r.get::<_, Option<i64>>(0))
+                .optional()
+                .map_err(|e| store_error("probe", e))
         });
         let timer = futures_timer::Delay::new(self.timeout);
         futures::pin_mut!(query);
@@ -56,4 +57,25 @@ impl SqliteProbe {
             ),
         }
     }
+}
+
+/// Opens a SQLite database file read-only (a backup, say), runs `PRAGMA
+/// integrity_check`, and returns how many execution rows it holds.
+///
+/// Blocking: call it off the async threads. The error says which step
+/// failed, with SQLite's words: `cannot open: ...`, `integrity_check: ...`
+/// (the problems it lists), `cannot read scheduled_job_executions: ...`.
+pub fn verify_sqlite_file(path: &Path) -> Result<i64, String> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let mut st = c.prepare(sql::INTEGRITY_CHECK).map_err(|e| format!("integrity_check: {e}"))?;
+    let lines: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| format!("integrity_check: {e}"))?;
+    if lines != ["ok"] {
+        return Err(format!("integrity_check: {}", lines.join("; ")));
+    }
+    c.query_row(sql::COUNT_EXECUTIONS, [], |r| r.get(0))
+        .map_err(|e| format!("cannot read scheduled_job_executions: {e}"))
 }

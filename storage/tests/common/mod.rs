@@ -11,6 +11,7 @@ use mscribe_scheduler::store::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
     FireClaim, Metrics, SkippedFire,
 };
+use mscribe_storage::HourlyMetricsStore;
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{Connection, PgConnection};
 
@@ -167,6 +168,9 @@ impl Drop for PgTestDb {
 /// A store under test, with what keeps its database alive.
 pub struct Fixture {
     pub store: Arc<dyn ExecutionStore>,
+    /// The same store's hourly metrics; `None` for the memory store, which
+    /// keeps none.
+    pub hourly: Option<Arc<dyn HourlyMetricsStore>>,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<PgTestDb>,
 }
@@ -176,25 +180,43 @@ impl Fixture {
         // Unbounded: the suite checks what a database keeps (a bounded
         // memory store drops a job's oldest rows; its own tests cover that).
         let store = Arc::new(mscribe_scheduler::MemoryStore::unbounded());
-        Fixture { store, _dir: None, _pg: None }
+        Fixture { store, hourly: None, _dir: None, _pg: None }
     }
 
     pub async fn sqlite_file() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store =
             mscribe_storage::SqliteStore::open(dir.path().join("conformance.db")).await.unwrap();
-        Fixture { store: Arc::new(store), _dir: Some(dir), _pg: None }
+        Fixture::sql(store, Some(dir), None)
     }
 
     pub async fn sqlite_memory() -> Fixture {
         let store = mscribe_storage::SqliteStore::open_memory().await.unwrap();
-        Fixture { store: Arc::new(store), _dir: None, _pg: None }
+        Fixture::sql(store, None, None)
     }
 
     pub async fn postgres() -> Fixture {
         let db = PgTestDb::create().await;
         let store = mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap();
-        Fixture { store: Arc::new(store), _dir: None, _pg: Some(db) }
+        Fixture::sql(store, None, Some(db))
+    }
+
+    fn sql<S: ExecutionStore + HourlyMetricsStore + Clone + 'static>(
+        store: S,
+        dir: Option<tempfile::TempDir>,
+        pg: Option<PgTestDb>,
+    ) -> Fixture {
+        Fixture {
+            store: Arc::new(store.clone()),
+            hourly: Some(Arc::new(store)),
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    /// The hourly metrics store; panics for the memory store.
+    pub fn hourly(&self) -> &dyn HourlyMetricsStore {
+        self.hourly.as_deref().expect("a SQL store")
     }
 }
 

@@ -1,0 +1,184 @@
+//! The SQLite store's SQL text, every statement as a constant.
+//!
+//! Timestamps are bound as text ([`ts_text`](super::time::ts_text)); `?N`
+//! are positional parameters.
+
+use crate::codec::failure_statuses_sql;
+
+// ---------------------------------------------------------------- opening
+
+/// Switches a file to write-ahead logging; answers the mode now in force.
+pub(crate) const JOURNAL_MODE_WAL: &str = "PRAGMA journal_mode = WAL";
+/// `PRAGMA synchronous`, per [`Synchronous`](super::Synchronous).
+pub(crate) const SYNCHRONOUS_NORMAL: &str = "PRAGMA synchronous = NORMAL";
+/// `PRAGMA synchronous`, per [`Synchronous`](super::Synchronous).
+pub(crate) const SYNCHRONOUS_FULL: &str = "PRAGMA synchronous = FULL";
+/// Reader connections never write.
+pub(crate) const QUERY_ONLY: &str = "PRAGMA query_only = 1";
+
+// ------------------------------------------------------------- migrations
+
+/// The runner's own table: which migrations were applied.
+pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS mscribe_migrations (
+    version     INTEGER PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+)";
+
+pub(crate) const APPLIED_MIGRATIONS: &str =
+    "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version";
+
+pub(crate) const RECORD_MIGRATION: &str =
+    "INSERT INTO mscribe_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)";
+
+/// The newest migration applied: the health probe's query.
+pub(crate) const SCHEMA_VERSION: &str = "SELECT max(version) FROM mscribe_migrations";
+
+// ------------------------------------------------------------- executions
+
+/// The columns of an execution row, in the order rows are decoded.
+macro_rules! columns {
+    () => {
+        "job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at, \
+         duration_ms, error, error_kind, result, metrics, instance_id"
+    };
+}
+
+/// A start or a skip: insert the whole row, ignore a conflict.
+pub(crate) const INSERT_IGNORE: &str = concat!(
+    "INSERT INTO scheduled_job_executions (",
+    columns!(),
+    ")
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    ON CONFLICT (execution_id, attempt) DO NOTHING"
+);
+
+/// An end: insert the whole row, or on conflict set its end fields.
+pub(crate) const UPSERT_END: &str = concat!(
+    "INSERT INTO scheduled_job_executions (",
+    columns!(),
+    ")
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    ON CONFLICT (execution_id, attempt) DO UPDATE SET
+        status = excluded.status,
+        completed_at = excluded.completed_at,
+        duration_ms = excluded.duration_ms,
+        error = excluded.error,
+        error_kind = excluded.error_kind,
+        result = excluded.result,
+        metrics = excluded.metrics"
+);
+
+/// A job's rows, newest first: `?1` job, `?2` limit.
+pub(crate) const HISTORY: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions WHERE job_id = ?1
+    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT ?2"
+);
+
+/// A job's rows of one status, newest first: `?1` job, `?2` status, `?3` limit.
+pub(crate) const HISTORY_BY_STATUS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions WHERE job_id = ?1 AND status = ?2
+    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT ?3"
+);
+
+pub(crate) const LAST_FIRE: &str =
+    "SELECT max(scheduled_at) FROM scheduled_job_executions WHERE job_id = ?1";
+
+/// `?1` instance, `?2` now, `?3` host name.
+pub(crate) const HEARTBEAT: &str =
+    "INSERT INTO scheduler_instances (instance_id, heartbeat_at, started_at, hostname)
+     VALUES (?1, ?2, ?2, ?3)
+     ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Running rows of other instances (`?1` is this one) without a heartbeat
+/// since `?2`, with their `id`.
+pub(crate) const STALE_RUNNING: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", id FROM scheduled_job_executions AS e
+     WHERE e.status = 'running' AND e.instance_id <> ?1
+       AND NOT EXISTS (
+           SELECT 1 FROM scheduler_instances AS i
+           WHERE i.instance_id = e.instance_id AND i.heartbeat_at >= ?2)
+     ORDER BY e.id"
+);
+
+/// `?1` id, `?2` completed_at, `?3` duration_ms, `?4` error.
+pub(crate) const MARK_ABANDONED: &str = "UPDATE scheduled_job_executions
+     SET status = 'abandoned', completed_at = ?2, duration_ms = ?3, error = ?4
+     WHERE id = ?1";
+
+/// Finished rows started before `?1`, failures before `?2` when it is not
+/// NULL; never a running row.
+pub(crate) const PRUNE: &str = concat!(
+    "DELETE FROM scheduled_job_executions
+     WHERE status <> 'running'
+       AND started_at < CASE
+           WHEN ?2 IS NOT NULL AND status IN ",
+    failure_statuses_sql!(),
+    " THEN ?2
+           ELSE ?1 END"
+);
+
+/// Instances silent since before `?1` that own no `running` row (see
+/// `ExecutionStore::prune`).
+pub(crate) const FORGET_SILENT_INSTANCES: &str = "DELETE FROM scheduler_instances AS i
+     WHERE heartbeat_at < ?1
+       AND NOT EXISTS (SELECT 1 FROM scheduled_job_executions AS e
+                       WHERE e.instance_id = i.instance_id AND e.status = 'running')";
+
+pub(crate) const PRUNE_CLAIMS: &str = "DELETE FROM fire_claims WHERE scheduled_at < ?1";
+
+/// One fire: `?1` job, `?2` nominal time, `?3` instance, `?4` now; changes
+/// one row when this claim won.
+pub(crate) const CLAIM_FIRE: &str =
+    "INSERT INTO fire_claims (job_id, scheduled_at, instance_id, claimed_at)
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+
+// ---------------------------------------------------------- hourly metrics
+
+/// The attempt rows whose nominal fire time is in `[?1, ?2)`.
+pub(crate) const ATTEMPTS_BETWEEN: &str =
+    "SELECT job_id, execution_id, attempt, status, scheduled_at, duration_ms
+     FROM scheduled_job_executions
+     WHERE scheduled_at >= ?1 AND scheduled_at < ?2";
+
+pub(crate) const UPSERT_HOURLY: &str = "INSERT INTO job_metrics_hourly
+       (job_id, hour_start, runs, successes, failures, skipped,
+        success_rate, p50_ms, p95_ms, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (job_id, hour_start) DO UPDATE SET
+       runs = excluded.runs, successes = excluded.successes,
+       failures = excluded.failures, skipped = excluded.skipped,
+       success_rate = excluded.success_rate, p50_ms = excluded.p50_ms,
+       p95_ms = excluded.p95_ms, updated_at = excluded.updated_at";
+
+/// The rows of job `?1`, or of every job when it is NULL, oldest first.
+pub(crate) const HOURLY: &str = "SELECT job_id, hour_start, runs, successes, failures, skipped,
+            success_rate, p50_ms, p95_ms
+     FROM job_metrics_hourly WHERE ?1 IS NULL OR job_id = ?1
+     ORDER BY hour_start, job_id";
+
+pub(crate) const PRUNE_HOURLY: &str = "DELETE FROM job_metrics_hourly WHERE hour_start < ?1";
+
+// ------------------------------------------------------- a file, verified
+
+/// `ok` on one row when the file is sound.
+pub(crate) const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
+
+pub(crate) const COUNT_EXECUTIONS: &str = "SELECT count(*) FROM scheduled_job_executions";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_names_the_engines_failure_statuses() {
+        assert!(PRUNE.contains(crate::codec::FAILURE_STATUSES_SQL), "{PRUNE}");
+    }
+}
