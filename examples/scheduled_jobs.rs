@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{
-    HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, Probe, SystemClock,
+    HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, SystemClock,
 };
 use mscribe_server::config::{Config, JOB_IDS};
 use mscribe_server::db::Database;
 use mscribe_server::health::{HealthChecker, HealthSettings, SchedulerProbe, StorageProbe};
 use mscribe_server::ops::{OpsContext, ops_jobs};
+use mscribe_server::probe::Probe;
 use mscribe_server::token::load_or_generate;
 
 #[tokio::main]

@@ -23,6 +23,8 @@ echo "== fuzz targets build"
 cargo build --manifest-path fuzz/Cargo.toml --bins
 echo "== benches build"
 cargo build -p mscribe-bench --benches --bins # the benches compile; they run with scripts/bench.sh, not in CI
+echo "== public API (one path per item, as in docs/public-api/)"
+bash scripts/public-api.sh
 echo "== tests (workspace)"
 cargo test --workspace --all-features
 

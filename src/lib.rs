@@ -46,30 +46,32 @@
 //! | trait | real | deterministic |
 //! |---|---|---|
 //! | [`Clock`] | [`SystemClock`] (feature `tokio`) | [`VirtualClock`] |
-//! | [`Spawner`] | [`runtime::TokioSpawner`] (feature `tokio`), or any closure via [`runtime::FnSpawner`] | [`runtime::LocalSpawner`] |
+//! | [`Spawner`] | [`TokioSpawner`] (feature `tokio`), or any closure via [`FnSpawner`] | [`LocalSpawner`] |
 //! | [`ExecutionStore`] | SQLite and Postgres in `mscribe-storage` | [`MemoryStore`] |
 //!
 //! The semantics of every policy are described in `docs/SEMANTICS.md`.
+//!
+//! Every public item has one path: the crate root, except the simulation's
+//! items under `sim` (feature `sim`). The modules are private.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod cancel;
-pub mod clock;
+mod cancel;
+mod clock;
 mod error;
 mod failure;
 mod guard;
-pub mod job;
-pub mod policy;
-pub mod probe;
+mod job;
+mod policy;
 mod recorder;
-pub mod retry;
-pub mod runtime;
-pub mod schedule;
+mod retry;
+mod runtime;
+mod schedule;
 mod scheduler;
 mod signal;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
-pub mod store;
+mod store;
 
 pub use cancel::CancellationToken;
 #[cfg(feature = "tokio")]
@@ -78,16 +80,18 @@ pub use clock::{Clock, VirtualClock};
 pub use error::{Error, Result};
 pub use failure::{ErrorKind, JobError, JobResultExt};
 pub use job::{IntoJobResult, JobConfig, JobContext, JobHandler, JobResult, ScheduleSpec};
-pub use policy::{MisfireMode, MisfirePlan, MisfirePolicy, OverlapPolicy};
-pub use probe::{HealthStatus, Probe, ProbeReport};
+pub use policy::{MisfireMode, MisfirePolicy, OverlapPolicy};
 pub use recorder::StoreHealth;
 pub use retry::{Jitter, RetryPolicy};
-pub use runtime::{LocalRuntime, Spawner};
+#[cfg(feature = "tokio")]
+pub use runtime::TokioSpawner;
+pub use runtime::{FnSpawner, LocalRuntime, LocalSpawner, Spawner, external};
 pub use schedule::Schedule;
 pub use scheduler::{
     JobInfo, JobScheduler, Observer, Phase, SchedulerBuilder, StopReport, TriggerOutcome,
 };
 pub use store::{
-    ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim,
-    HistoryQuery, MemoryStore, PrunePolicy, StoreError,
+    AttemptEnd, AttemptStart, BoxError, ExecutionEvent, ExecutionId, ExecutionRecord,
+    ExecutionStatus, ExecutionStore, FireClaim, HistoryQuery, MemoryStore, Metrics,
+    ParseExecutionIdError, ParseStatusError, PrunePolicy, SkippedFire, StoreError, StoreResult,
 };

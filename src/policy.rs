@@ -106,7 +106,7 @@ impl MisfirePolicy {
     /// `now`. Fires within the grace are run; the rest follow the mode.
     /// At most [`MisfirePlan::MAX_LISTED`] missed fires are listed one by one;
     /// older ones are counted in [`MisfirePlan::skipped_unlisted`].
-    pub fn plan(
+    pub(crate) fn plan(
         &self,
         schedule: &Schedule,
         last: DateTime<Utc>,
@@ -164,20 +164,20 @@ impl MisfirePolicy {
 
 /// The result of [`MisfirePolicy::plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MisfirePlan {
+pub(crate) struct MisfirePlan {
     /// Nominal times to run now, oldest first.
-    pub run: Vec<DateTime<Utc>>,
+    pub(crate) run: Vec<DateTime<Utc>>,
     /// Nominal times to record as `skipped`, oldest first.
-    pub skip: Vec<DateTime<Utc>>,
+    pub(crate) skip: Vec<DateTime<Utc>>,
     /// Missed fires older than the listed ones, skipped but not listed.
-    pub skipped_unlisted: u64,
+    pub(crate) skipped_unlisted: u64,
     /// The oldest of those.
-    pub first_unlisted: Option<DateTime<Utc>>,
+    pub(crate) first_unlisted: Option<DateTime<Utc>>,
 }
 
 impl MisfirePlan {
     /// How many missed fires a plan lists one by one.
-    pub const MAX_LISTED: usize = 10_000;
+    pub(crate) const MAX_LISTED: usize = 10_000;
 }
 
 /// Serde for durations as whole milliseconds.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use mscribe_scheduler::StoreResult;
 use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
-use mscribe_scheduler::store::StoreResult;
 use mscribe_scheduler::{
     Clock, Error, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
     JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore, MisfirePolicy, PrunePolicy,
@@ -159,9 +159,9 @@ fn missed_fires_are_claimed_too() {
     let t0 = rt.clock().now();
     let last = t0 - chrono::Duration::minutes(35);
     for (job, id) in [("skip-missed", 1), ("run-missed", 2)] {
-        let ended = mscribe_scheduler::store::AttemptEnd {
+        let ended = mscribe_scheduler::AttemptEnd {
             job_id: job.into(),
-            execution_id: mscribe_scheduler::ExecutionId(id),
+            execution_id: mscribe_scheduler::ExecutionId::from_u128(id),
             attempt: 1,
             scheduled_at: last,
             started_at: last,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mscribe_scheduler::runtime::FnSpawner;
+use mscribe_scheduler::FnSpawner;
 use mscribe_scheduler::{
     ExecutionEvent, ExecutionStatus, JobConfig, JobContext, JobScheduler, LocalRuntime,
     MemoryStore, Observer, Spawner,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::executor::block_on;
-use mscribe_scheduler::store::{AttemptEnd, AttemptStart};
+use mscribe_scheduler::{AttemptEnd, AttemptStart};
 use mscribe_scheduler::{
     ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore, HistoryQuery, MemoryStore,
     PrunePolicy,
@@ -20,7 +20,7 @@ fn t(s: i64) -> DateTime<Utc> {
 fn attempt(job: &str, run: u128, at: i64) -> AttemptStart {
     AttemptStart {
         job_id: Arc::from(job),
-        execution_id: ExecutionId(run),
+        execution_id: ExecutionId::from_u128(run),
         attempt: 1,
         scheduled_at: t(at),
         started_at: t(at),
@@ -56,7 +56,7 @@ fn end(job: &str, run: u128, at: i64) -> ExecutionEvent {
 /// The runs of `job` in its history, newest first.
 fn runs(store: &MemoryStore, job: &str) -> Vec<(u128, ExecutionStatus)> {
     let rows = block_on(store.history(&HistoryQuery::new(job, 100))).unwrap();
-    rows.iter().map(|r| (r.execution_id.0, r.status)).collect()
+    rows.iter().map(|r| (r.execution_id.as_u128(), r.status)).collect()
 }
 
 /// Runs `runs` of `job` start to end, ten seconds apart.

@@ -280,9 +280,9 @@ fn a_fire_late_within_grace_runs_normally() {
 fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
     let w = World::new();
     // A run left `running` by a process that died (no heartbeat since).
-    let dead = mscribe_scheduler::ExecutionEvent::Started(mscribe_scheduler::store::AttemptStart {
+    let dead = mscribe_scheduler::ExecutionEvent::Started(mscribe_scheduler::AttemptStart {
         job_id: "j".into(),
-        execution_id: mscribe_scheduler::ExecutionId(1),
+        execution_id: mscribe_scheduler::ExecutionId::from_u128(1),
         attempt: 1,
         scheduled_at: w.t0,
         started_at: w.t0,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use mscribe_scheduler::store::{AttemptEnd, StoreResult};
+use mscribe_scheduler::{AttemptEnd, StoreResult};
 use mscribe_scheduler::{
     Clock, Error, ErrorKind, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
     ExecutionStore, HistoryQuery, JobConfig, JobContext, JobError, JobHandler, JobResult,
@@ -408,7 +408,10 @@ fn cancel_by_execution_id_ends_a_running_or_queued_run_as_cancelled() {
         let info = w.sched.job("slow").unwrap();
         assert_eq!((info.running, info.queued), (0, 0));
         assert!(matches!(w.sched.cancel(running), Err(Error::UnknownExecution(_))));
-        assert!(matches!(w.sched.cancel(ExecutionId(0)), Err(Error::UnknownExecution(_))));
+        assert!(matches!(
+            w.sched.cancel(ExecutionId::from_u128(0)),
+            Err(Error::UnknownExecution(_))
+        ));
         w.stop(Duration::ZERO);
     }
 }

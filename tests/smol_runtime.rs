@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use mscribe_scheduler::runtime::FnSpawner;
+use mscribe_scheduler::FnSpawner;
 use mscribe_scheduler::{
     Clock, ExecutionStatus, JobConfig, JobContext, JobScheduler, MemoryStore, VirtualClock,
 };

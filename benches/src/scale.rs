@@ -363,7 +363,7 @@ async fn register_mscribe(
     interval: Duration,
     limit: &Limit,
 ) -> Result<Registered, String> {
-    use mscribe_scheduler::runtime::TokioSpawner;
+    use mscribe_scheduler::TokioSpawner;
     use mscribe_scheduler::{
         ExecutionStore, JobConfig, JobContext, JobScheduler, MemoryStore, Schedule, SystemClock,
     };

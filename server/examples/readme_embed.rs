@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{
     JobConfig, JobContext, JobError, JobResult, JobResultExt, JobScheduler, RetryPolicy,
     SystemClock,

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mscribe_scheduler::runtime::TokioSpawner;
-use mscribe_scheduler::{JobScheduler, Probe, StopReport, SystemClock};
+use crate::probe::Probe;
+use mscribe_scheduler::TokioSpawner;
+use mscribe_scheduler::{JobScheduler, StopReport, SystemClock};
 
 use crate::config::Config;
 use crate::db::{Database, DbError};

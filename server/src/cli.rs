@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::probe::check_all;
+use crate::probe::{HealthStatus, Probe};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
-use mscribe_scheduler::probe::check_all;
 use mscribe_scheduler::{
-    ExecutionRecord, ExecutionStatus, ExecutionStore, HealthStatus, HistoryQuery, Probe,
-    StoreError, SystemClock, TriggerOutcome,
+    ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, StoreError, SystemClock,
+    TriggerOutcome,
 };
 use serde_json::{Value, json};
 
@@ -587,8 +588,8 @@ impl Probe for FailedProbe {
         "database"
     }
 
-    async fn check(&self) -> mscribe_scheduler::ProbeReport {
-        mscribe_scheduler::ProbeReport::unhealthy(Duration::ZERO, self.0.clone())
+    async fn check(&self) -> crate::probe::ProbeReport {
+        crate::probe::ProbeReport::unhealthy(Duration::ZERO, self.0.clone())
     }
 }
 
@@ -646,13 +647,13 @@ mod tests {
     #[test]
     fn cli_last_run_is_the_newest_scheduled_at_of_the_jobs_rows_not_a_start_time() {
         use chrono::TimeZone;
-        use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
+        use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
         use mscribe_scheduler::{ExecutionEvent, MemoryStore};
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
         let end = |job: &str, id: u128, attempt: u32, fired: DateTime<Utc>, started, status| {
             ExecutionEvent::Finished(AttemptEnd {
                 job_id: job.into(),
-                execution_id: ExecutionId(id),
+                execution_id: ExecutionId::from_u128(id),
                 attempt,
                 scheduled_at: fired,
                 started_at: started,
@@ -674,7 +675,7 @@ mod tests {
             // A manual trigger at 01:00 that is still running.
             ExecutionEvent::Started(AttemptStart {
                 job_id: "security-scan".into(),
-                execution_id: ExecutionId(2),
+                execution_id: ExecutionId::from_u128(2),
                 attempt: 1,
                 scheduled_at: at(1, 0),
                 started_at: at(1, 0),
@@ -685,7 +686,7 @@ mod tests {
             end("log-rotation", 3, 1, at(2, 0), at(2, 0), ExecutionStatus::Succeeded),
             ExecutionEvent::Skipped(SkippedFire {
                 job_id: "log-rotation".into(),
-                execution_id: ExecutionId(4),
+                execution_id: ExecutionId::from_u128(4),
                 scheduled_at: at(3, 0),
                 decided_at: at(3, 5),
                 reason: "overlap policy skip".into(),

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::probe::{Probe, ProbeReport};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::{ExecutionStore, Probe, ProbeReport, StoreError};
+use mscribe_scheduler::{ExecutionStore, StoreError};
 use mscribe_storage::{
     HourlyMetricsStore, PostgresProbe, PostgresStore, SqliteOptions, SqliteProbe, SqliteStore,
 };

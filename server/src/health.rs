@@ -9,8 +9,9 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use mscribe_scheduler::probe::ScriptedProbe;
-//! use mscribe_scheduler::{HealthStatus, LocalRuntime, Probe, ProbeReport};
+//! use mscribe_server::probe::ScriptedProbe;
+//! use mscribe_scheduler::{LocalRuntime};
+//! use mscribe_server::probe::{HealthStatus, Probe, ProbeReport};
 //! use mscribe_server::health::{HealthChecker, HealthSettings};
 //!
 //! let rt = LocalRuntime::new();
@@ -30,14 +31,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::probe::{HealthStatus, Probe, ProbeReport};
+use crate::probe::{NamedReport, check_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use mscribe_scheduler::probe::{NamedReport, check_all};
-use mscribe_scheduler::{
-    Clock, ExecutionStatus, HealthStatus, HistoryQuery, JobScheduler, Phase, Probe, ProbeReport,
-};
+use mscribe_scheduler::{Clock, ExecutionStatus, HistoryQuery, JobScheduler, Phase};
 use serde_json::{Map, Value, json};
 
 use crate::http_client::{HttpUrl, request};
@@ -513,8 +513,8 @@ impl Probe for SchedulerProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::ScriptedProbe;
     use mscribe_scheduler::LocalRuntime;
-    use mscribe_scheduler::probe::ScriptedProbe;
 
     #[derive(Debug)]
     struct Counting {
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn scheduler_probe_sees_phase_a_stalled_driver_and_a_backlogged_store() {
         use futures::future::BoxFuture;
-        use mscribe_scheduler::runtime::FnSpawner;
+        use mscribe_scheduler::FnSpawner;
         use mscribe_scheduler::{JobConfig, JobContext, VirtualClock};
         // A spawner that never polls: the driver and the store writer stall.
         let parked: Arc<Mutex<Vec<BoxFuture<'static, ()>>>> = Arc::default();
@@ -636,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_watched_job_that_failed_last_degrades_until_it_succeeds() {
-        use mscribe_scheduler::store::AttemptEnd;
+        use mscribe_scheduler::AttemptEnd;
         use mscribe_scheduler::{
             ExecutionEvent, ExecutionId, ExecutionStore, JobConfig, JobContext, JobResult,
             MemoryStore,
@@ -702,7 +702,7 @@ mod tests {
         let later = last.started_at + chrono::Duration::minutes(5);
         let ok = AttemptEnd {
             job_id: "database-backup".into(),
-            execution_id: ExecutionId(u128::MAX),
+            execution_id: ExecutionId::from_u128(u128::MAX),
             attempt: 1,
             scheduled_at: later,
             started_at: later,
@@ -733,7 +733,7 @@ mod tests {
         let later = last.started_at + chrono::Duration::minutes(5);
         let failed = AttemptEnd {
             job_id: "database-backup".into(),
-            execution_id: ExecutionId(u128::MAX - 1),
+            execution_id: ExecutionId::from_u128(u128::MAX - 1),
             attempt: 1,
             scheduled_at: later,
             started_at: later,

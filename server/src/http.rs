@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::probe::HealthStatus;
 use mscribe_scheduler::{
-    ExecutionRecord, ExecutionStatus, HealthStatus, HistoryQuery, JobInfo, JobScheduler, Phase,
-    TriggerOutcome,
+    ExecutionRecord, ExecutionStatus, HistoryQuery, JobInfo, JobScheduler, Phase, TriggerOutcome,
 };
 use serde::Serialize;
 use serde_json::{Value, json};

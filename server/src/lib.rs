@@ -51,4 +51,5 @@ pub mod http_client;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod token;

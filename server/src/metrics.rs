@@ -29,7 +29,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use mscribe_scheduler::{ExecutionEvent, HealthStatus, JobScheduler, Observer};
+use crate::probe::HealthStatus;
+use mscribe_scheduler::{ExecutionEvent, JobScheduler, Observer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -311,7 +312,7 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
     use mscribe_scheduler::ExecutionStatus;
-    use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
+    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
     use std::time::Duration;
 
     #[test]
@@ -320,7 +321,7 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap();
         let start = AttemptStart {
             job_id: "database-backup".into(),
-            execution_id: ExecutionId(1),
+            execution_id: ExecutionId::from_u128(1),
             attempt: 1,
             scheduled_at: t0,
             started_at: t0 + chrono::Duration::milliseconds(20),
@@ -344,7 +345,7 @@ mod tests {
         }));
         m.on_event(&ExecutionEvent::Skipped(SkippedFire {
             job_id: "database-backup".into(),
-            execution_id: ExecutionId(2),
+            execution_id: ExecutionId::from_u128(2),
             scheduled_at: t0,
             decided_at: t0,
             reason: "overlap".into(),

@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::docs::{
     DOCS, SHELL_LANGS, doc_blocks, end_event, shell_marker, sql_blocks, sql_marker,
 };
-use mscribe_scheduler::store::{AttemptStart, ExecutionId, SkippedFire};
+use mscribe_scheduler::{AttemptStart, ExecutionId, SkippedFire};
 use mscribe_scheduler::{ExecutionEvent, ExecutionStatus};
 use mscribe_server::db::Database;
 
@@ -74,7 +74,7 @@ fn seed_events() -> Vec<ExecutionEvent> {
         ExecutionEvent::Finished(late),
         ExecutionEvent::Skipped(SkippedFire {
             job_id: "log-rotation".into(),
-            execution_id: ExecutionId(12),
+            execution_id: ExecutionId::from_u128(12),
             scheduled_at: now - min(120),
             decided_at: now - min(30),
             reason: "misfire: missed while down or stalled".into(),
@@ -82,7 +82,7 @@ fn seed_events() -> Vec<ExecutionEvent> {
         }),
         ExecutionEvent::Started(AttemptStart {
             job_id: "temp-cleanup".into(),
-            execution_id: ExecutionId(14),
+            execution_id: ExecutionId::from_u128(14),
             attempt: 1,
             scheduled_at: now - min(1),
             started_at: now - min(1),

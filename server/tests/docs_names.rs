@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::docs::{DOCS, end_event, read, root};
-use mscribe_scheduler::probe::NamedReport;
-use mscribe_scheduler::store::{AttemptStart, ExecutionId, SkippedFire};
-use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HealthStatus, Observer, ProbeReport};
+use mscribe_scheduler::{AttemptStart, ExecutionId, SkippedFire};
+use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, Observer};
 use mscribe_server::health::HealthSnapshot;
 use mscribe_server::metrics::ServerMetrics;
+use mscribe_server::probe::NamedReport;
+use mscribe_server::probe::{HealthStatus, ProbeReport};
 
 /// Every series name the server exposes, with every family populated.
 fn exposed_metric_names() -> BTreeSet<String> {
@@ -22,7 +23,7 @@ fn exposed_metric_names() -> BTreeSet<String> {
     let now = Utc::now();
     let start = AttemptStart {
         job_id: "j".into(),
-        execution_id: ExecutionId(1),
+        execution_id: ExecutionId::from_u128(1),
         attempt: 1,
         scheduled_at: now,
         started_at: now,
@@ -32,7 +33,7 @@ fn exposed_metric_names() -> BTreeSet<String> {
     m.on_event(&ExecutionEvent::Finished(end_event("j", 1, 1, now, ExecutionStatus::Failed)));
     m.on_event(&ExecutionEvent::Skipped(SkippedFire {
         job_id: "j".into(),
-        execution_id: ExecutionId(2),
+        execution_id: ExecutionId::from_u128(2),
         scheduled_at: now,
         decided_at: now,
         reason: "r".into(),

@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mscribe_scheduler::probe::ScriptedProbe;
-use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{
     Clock, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext, JobResult,
-    JobScheduler, MemoryStore, OverlapPolicy, Probe, ProbeReport, VirtualClock,
+    JobScheduler, MemoryStore, OverlapPolicy, VirtualClock,
 };
 use mscribe_server::config::Secret;
 use mscribe_server::health::{HealthChecker, HealthSettings, SchedulerProbe};
 use mscribe_server::http::{ServerState, routes};
 use mscribe_server::metrics::ServerMetrics;
+use mscribe_server::probe::ScriptedProbe;
+use mscribe_server::probe::{Probe, ProbeReport};
 use serde_json::Value;
 use warp::http::StatusCode;
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId};
+use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId};
 use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HistoryQuery};
 use mscribe_server::config::{BackupOptions, RetentionOptions};
 use mscribe_server::db::Database;
@@ -23,7 +23,7 @@ fn end(
 ) -> ExecutionEvent {
     ExecutionEvent::Finished(AttemptEnd {
         job_id: job.into(),
-        execution_id: ExecutionId(id),
+        execution_id: ExecutionId::from_u128(id),
         attempt,
         scheduled_at: at,
         started_at: at,
@@ -157,7 +157,7 @@ async fn hourly_rollup_is_idempotent_and_retention_prunes_both_tables() {
     ];
     evs.push(ExecutionEvent::Started(AttemptStart {
         job_id: "scan".into(),
-        execution_id: ExecutionId(4),
+        execution_id: ExecutionId::from_u128(4),
         attempt: 1,
         scheduled_at: m(70),
         started_at: m(70),

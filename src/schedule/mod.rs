@@ -97,8 +97,8 @@ use parse::{split_zone, write_duration};
 ///
 /// Build one with [`Schedule::parse`] (or [`str::parse`]), [`Schedule::cron`],
 /// [`Schedule::interval`], [`Schedule::every_ms`] or [`Schedule::once`]. See
-/// the [module documentation](self) for the syntax and the rules around
-/// daylight saving time.
+/// [`Schedule::parse`] for the syntax, and `docs/SEMANTICS.md` (§1, §7) for
+/// the rules around daylight saving time.
 ///
 /// Cloning is cheap: a parsed cron expression is shared.
 ///

@@ -18,10 +18,11 @@ mod record;
 
 pub use error::{BoxError, StoreError, StoreResult};
 pub use memory::MemoryStore;
+pub(crate) use record::duration_ms;
 pub use record::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
     FireClaim, HistoryQuery, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy,
-    SkippedFire, duration_ms,
+    SkippedFire,
 };
 
 /// Where execution records live.

@@ -103,9 +103,23 @@ impl FromStr for ExecutionStatus {
     }
 }
 
-/// The identity of one run of a job (all of its attempts share it).
+/// The identity of one run of a job (all of its attempts share it): 128
+/// bits, written as a UUID-shaped string. The scheduler makes them (its
+/// instance's bits, then a counter); a store keeps them as text or bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExecutionId(pub u128);
+pub struct ExecutionId(pub(crate) u128);
+
+impl ExecutionId {
+    /// The id with these 128 bits.
+    pub const fn from_u128(bits: u128) -> Self {
+        ExecutionId(bits)
+    }
+
+    /// Its 128 bits.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+}
 
 impl fmt::Display for ExecutionId {
     /// Formats as a lowercase hyphenated UUID-shaped string.
@@ -352,7 +366,7 @@ impl ExecutionRecord {
 }
 
 /// A duration in whole milliseconds, saturating.
-pub fn duration_ms(d: Duration) -> u64 {
+pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

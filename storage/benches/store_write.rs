@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mscribe_scheduler::store::{AttemptStart, ExecutionEvent, ExecutionId, ExecutionStore};
+use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId, ExecutionStore};
 use mscribe_storage::rusqlite::{self, params};
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{self, Connection, PgConnection, QueryBuilder};
@@ -31,7 +31,9 @@ fn events() -> Vec<ExecutionEvent> {
             let at = base + chrono::Duration::milliseconds(i as i64 * 37);
             ExecutionEvent::Started(AttemptStart {
                 job_id: format!("bench-job-{}", i % 100).into(),
-                execution_id: ExecutionId(0x1234_5678_9abc_def0_0000_0000_0000_0000 | i as u128),
+                execution_id: ExecutionId::from_u128(
+                    0x1234_5678_9abc_def0_0000_0000_0000_0000 | i as u128,
+                ),
                 attempt: 1,
                 scheduled_at: at,
                 started_at: at + chrono::Duration::milliseconds(3),

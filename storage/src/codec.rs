@@ -2,9 +2,14 @@
 //! decoding the values that cross into and out of SQL.
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
-use mscribe_scheduler::store::{ExecutionEvent, ExecutionId, Metrics, StoreResult, duration_ms};
 use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
+use mscribe_scheduler::{ExecutionEvent, ExecutionId, Metrics, StoreResult};
 use serde_json::Value;
+
+/// A duration in whole milliseconds, saturating (as the engine counts it).
+pub(crate) fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// The earliest timestamp a store accepts: 0001-01-01T00:00:00Z.
 pub(crate) fn min_ts() -> DateTime<Utc> {
@@ -105,7 +110,7 @@ impl Dialect {
     /// its job id as [`Dialect::id`] does. The error names the job.
     pub(crate) fn check_claim(
         self,
-        f: &mscribe_scheduler::store::FireClaim,
+        f: &mscribe_scheduler::FireClaim,
     ) -> Result<DateTime<Utc>, String> {
         self.id("job id", &f.job_id)?;
         check_ts("scheduled_at", f.scheduled_at)
@@ -345,14 +350,14 @@ pub(crate) fn decode_metrics(text: &str) -> StoreResult<Metrics> {
 
 /// Parses a stored status.
 pub(crate) fn decode_status(text: &str) -> StoreResult<ExecutionStatus> {
-    text.parse().map_err(|e: mscribe_scheduler::store::ParseStatusError| StoreError::Corrupt {
+    text.parse().map_err(|e: mscribe_scheduler::ParseStatusError| StoreError::Corrupt {
         message: e.to_string(),
     })
 }
 
 /// Parses a stored execution id.
 pub(crate) fn decode_execution_id(text: &str) -> StoreResult<ExecutionId> {
-    text.parse().map_err(|e: mscribe_scheduler::store::ParseExecutionIdError| StoreError::Corrupt {
+    text.parse().map_err(|e: mscribe_scheduler::ParseExecutionIdError| StoreError::Corrupt {
         message: e.to_string(),
     })
 }
@@ -414,9 +419,9 @@ mod tests {
 
     #[test]
     fn only_ends_carry_an_error_kind() {
-        use mscribe_scheduler::store::{AttemptEnd, AttemptStart, SkippedFire};
+        use mscribe_scheduler::{AttemptEnd, AttemptStart, SkippedFire};
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let id = ExecutionId(7);
+        let id = ExecutionId::from_u128(7);
         let started = AttemptStart {
             job_id: "j".into(),
             execution_id: id,

@@ -3,8 +3,8 @@
 //! Operations on an open store return the engine's [`StoreError`]
 //! (`Unavailable` for transient failures, `Rejected` for permanent ones).
 
+use mscribe_scheduler::BoxError;
 use mscribe_scheduler::StoreError;
-use mscribe_scheduler::store::BoxError;
 
 /// A `Result` whose error defaults to the storage crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,7 +12,7 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::ExecutionStatus;
-use mscribe_scheduler::store::StoreResult;
+use mscribe_scheduler::StoreResult;
 
 /// One attempt row (or skipped fire), as an hourly rollup reads it.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use chrono::Utc;
-//! use mscribe_scheduler::store::{AttemptStart, ExecutionEvent, ExecutionId};
+//! use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId};
 //! use mscribe_scheduler::{ExecutionStatus, ExecutionStore, HistoryQuery};
 //! use mscribe_storage::SqliteStore;
 //!
@@ -14,7 +14,7 @@
 //! store
 //!     .write(&[ExecutionEvent::Started(AttemptStart {
 //!         job_id: "backup".into(),
-//!         execution_id: ExecutionId(1),
+//!         execution_id: ExecutionId::from_u128(1),
 //!         attempt: 1,
 //!         scheduled_at: now,
 //!         started_at: now,
@@ -66,7 +66,7 @@ mod sqlite;
 
 pub use error::{Error, Result};
 pub use hourly::{AttemptRow, HourlyMetricsStore, HourlyRow};
-pub use probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
+pub use probe::{DEFAULT_PROBE_TIMEOUT, DbCheck};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresProbe, PostgresStore};

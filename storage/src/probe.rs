@@ -2,14 +2,15 @@
 //!
 //! [`SqliteProbe`](crate::SqliteProbe) and
 //! [`PostgresProbe`](crate::PostgresProbe) are plain structs with an
-//! `async fn check(&self) -> ProbeReport`; the server's health endpoint
+//! `async fn check(&self) -> DbCheck`; the server's health endpoint
 //! adapts them to its own probe trait.
 
 use std::time::Duration;
 
-/// The outcome of one health check.
+/// The outcome of one database check (the server turns it into its health
+/// probe's `ProbeReport`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeReport {
+pub struct DbCheck {
     /// Whether the database answered correctly within the timeout.
     pub ok: bool,
     /// How long the check took (up to the timeout when it timed out).
@@ -18,13 +19,13 @@ pub struct ProbeReport {
     pub message: Option<String>,
 }
 
-impl ProbeReport {
+impl DbCheck {
     pub(crate) fn ok(latency: Duration) -> Self {
-        ProbeReport { ok: true, latency, message: None }
+        DbCheck { ok: true, latency, message: None }
     }
 
     pub(crate) fn failed(latency: Duration, message: impl Into<String>) -> Self {
-        ProbeReport { ok: false, latency, message: Some(message.into()) }
+        DbCheck { ok: false, latency, message: Some(message.into()) }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use mscribe_scheduler::store::{
+use mscribe_scheduler::{
     AttemptEnd, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
     PrunePolicy,
 };

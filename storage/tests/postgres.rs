@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mscribe_scheduler::MemoryStore;
-use mscribe_scheduler::store::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
 use mscribe_storage::sqlx;
 use mscribe_storage::{Error, PostgresOptions, PostgresProbe, PostgresStore};
 use tokio::net::{TcpListener, TcpStream};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mscribe_scheduler::store::{ExecutionStatus, ExecutionStore, HistoryQuery};
+use mscribe_scheduler::{ExecutionStatus, ExecutionStore, HistoryQuery};
 use mscribe_storage::migrate::POSTGRES_MIGRATIONS;
 use mscribe_storage::sqlx::{self, Connection, PgConnection};
 use mscribe_storage::{Error, HourlyMetricsStore, HourlyRow, PostgresOptions, PostgresStore};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mscribe_scheduler::store::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
 use mscribe_scheduler::{ErrorKind, StoreError};
+use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery};
 use mscribe_storage::rusqlite::{self, Connection};
 use mscribe_storage::{Error, SqliteOptions, SqliteProbe, SqliteStore};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::runtime::TokioSpawner;
+use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{
     Clock, ExecutionRecord, ExecutionStore, JobScheduler, LocalRuntime, MemoryStore,
     SchedulerBuilder, Spawner, StopReport, VirtualClock,

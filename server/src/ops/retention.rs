@@ -109,14 +109,14 @@ impl OpsJob for HistoryRetention {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use mscribe_scheduler::store::{AttemptEnd, AttemptStart, ExecutionId};
+    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId};
     use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HistoryQuery, MemoryStore};
     use std::time::Duration;
 
     fn row(id: u128, started: DateTime<Utc>, status: ExecutionStatus) -> Vec<ExecutionEvent> {
         let s = AttemptStart {
             job_id: "j".into(),
-            execution_id: ExecutionId(id),
+            execution_id: ExecutionId::from_u128(id),
             attempt: 1,
             scheduled_at: started,
             started_at: started,
@@ -162,7 +162,7 @@ mod tests {
             futures::executor::block_on(store.history(&HistoryQuery::new("j", 10)))
                 .unwrap()
                 .iter()
-                .map(|r| r.execution_id.0)
+                .map(|r| r.execution_id.as_u128())
                 .collect();
         assert_eq!(left, vec![4, 2, 5]);
         // Idempotent.
@@ -176,27 +176,22 @@ mod tests {
 
     #[async_trait]
     impl ExecutionStore for PruneFails {
-        async fn write(&self, _: &[ExecutionEvent]) -> mscribe_scheduler::store::StoreResult<()> {
+        async fn write(&self, _: &[ExecutionEvent]) -> mscribe_scheduler::StoreResult<()> {
             Ok(())
         }
         async fn history(
             &self,
             _: &HistoryQuery,
-        ) -> mscribe_scheduler::store::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>>
-        {
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>> {
             Ok(Vec::new())
         }
         async fn last_fire(
             &self,
             _: &str,
-        ) -> mscribe_scheduler::store::StoreResult<Option<DateTime<Utc>>> {
+        ) -> mscribe_scheduler::StoreResult<Option<DateTime<Utc>>> {
             Ok(None)
         }
-        async fn heartbeat(
-            &self,
-            _: &str,
-            _: DateTime<Utc>,
-        ) -> mscribe_scheduler::store::StoreResult<()> {
+        async fn heartbeat(&self, _: &str, _: DateTime<Utc>) -> mscribe_scheduler::StoreResult<()> {
             Ok(())
         }
         async fn mark_abandoned(
@@ -204,11 +199,10 @@ mod tests {
             _: &str,
             _: DateTime<Utc>,
             _: Duration,
-        ) -> mscribe_scheduler::store::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>>
-        {
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>> {
             Ok(Vec::new())
         }
-        async fn prune(&self, _: PrunePolicy) -> mscribe_scheduler::store::StoreResult<u64> {
+        async fn prune(&self, _: PrunePolicy) -> mscribe_scheduler::StoreResult<u64> {
             Err((self.0)())
         }
     }

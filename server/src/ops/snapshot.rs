@@ -2,9 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::probe::HealthStatus;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::HealthStatus;
 
 use super::{OpsJob, OpsOutcome};
 use crate::health::HealthChecker;
@@ -74,8 +74,9 @@ impl OpsJob for HealthSnapshotJob {
 mod tests {
     use super::*;
     use crate::health::HealthSettings;
-    use mscribe_scheduler::probe::ScriptedProbe;
-    use mscribe_scheduler::{LocalRuntime, Probe, ProbeReport};
+    use crate::probe::ScriptedProbe;
+    use crate::probe::{Probe, ProbeReport};
+    use mscribe_scheduler::LocalRuntime;
     use std::time::Duration;
 
     #[test]

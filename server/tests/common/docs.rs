@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::ExecutionStatus;
-use mscribe_scheduler::store::{AttemptEnd, ExecutionId};
+use mscribe_scheduler::{AttemptEnd, ExecutionId};
 
 use super::BIN;
 
@@ -477,7 +477,7 @@ pub fn end_event(
 ) -> AttemptEnd {
     AttemptEnd {
         job_id: job.into(),
-        execution_id: ExecutionId(id),
+        execution_id: ExecutionId::from_u128(id),
         attempt,
         scheduled_at: at,
         started_at: at,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::store::StoreResult;
+use mscribe_scheduler::StoreResult;
 
 use super::sql;
 use super::store::{PostgresStore, rejected};

@@ -6,7 +6,7 @@ use sqlx::postgres::PgPool;
 
 use super::sql;
 use super::store::PostgresStore;
-use crate::probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
+use crate::probe::{DEFAULT_PROBE_TIMEOUT, DbCheck};
 
 /// Checks that Postgres answers a query through a pool, within a timeout.
 #[derive(Debug, Clone)]
@@ -38,17 +38,16 @@ impl PostgresProbe {
     }
 
     /// One round trip: reads the schema version.
-    pub async fn check(&self) -> ProbeReport {
+    pub async fn check(&self) -> DbCheck {
         let start = Instant::now();
         let query = sqlx::query_scalar::<_, Option<i64>>(sql::SCHEMA_VERSION).fetch_one(&self.pool);
         match tokio::time::timeout(self.timeout, query).await {
-            Ok(Ok(Some(_))) => ProbeReport::ok(start.elapsed()),
-            Ok(Ok(None)) => ProbeReport::failed(
-                start.elapsed(),
-                format!("{}: no migration recorded", self.target),
-            ),
-            Ok(Err(e)) => ProbeReport::failed(start.elapsed(), format!("{}: {e}", self.target)),
-            Err(_) => ProbeReport::failed(
+            Ok(Ok(Some(_))) => DbCheck::ok(start.elapsed()),
+            Ok(Ok(None)) => {
+                DbCheck::failed(start.elapsed(), format!("{}: no migration recorded", self.target))
+            }
+            Ok(Err(e)) => DbCheck::failed(start.elapsed(), format!("{}: {e}", self.target)),
+            Err(_) => DbCheck::failed(
                 start.elapsed(),
                 format!("{}: no answer within {:?}", self.target, self.timeout),
             ),

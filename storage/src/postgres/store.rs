@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::store::{
+use mscribe_scheduler::{
     ExecutionEvent, ExecutionRecord, ExecutionStore, FireClaim, HistoryQuery, PrunePolicy,
     StoreError, StoreResult,
 };

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-use mscribe_scheduler::store::{ExecutionId, StoreResult};
+use mscribe_scheduler::{ExecutionId, StoreResult};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Row as _};
 

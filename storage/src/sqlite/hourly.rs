@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::StoreError;
-use mscribe_scheduler::store::StoreResult;
+use mscribe_scheduler::StoreResult;
 use rusqlite::{TransactionBehavior, params};
 
 use super::error::store_error;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use super::error::store_error;
 use super::sql;
 use super::store::SqliteStore;
-use crate::probe::{DEFAULT_PROBE_TIMEOUT, ProbeReport};
+use crate::probe::{DEFAULT_PROBE_TIMEOUT, DbCheck};
 
 /// Checks that a [`SqliteStore`]'s writer thread answers: a query through
 /// the same queue as the writes, so a writer stuck behind a lock or a long
@@ -34,7 +34,7 @@ impl SqliteProbe {
     }
 
     /// One round trip: reads the schema version through the writer thread.
-    pub async fn check(&self) -> ProbeReport {
+    pub async fn check(&self) -> DbCheck {
         let start = Instant::now();
         // The timer below decides; the writer's own limit is only a backstop.
         let query = self.store.worker().on_writer("probe", self.timeout.saturating_mul(2), |c| {
@@ -45,13 +45,13 @@ impl SqliteProbe {
         let timer = futures_timer::Delay::new(self.timeout);
         futures::pin_mut!(query);
         match select(query, timer).await {
-            Either::Left((Ok(Some(Some(_))), _)) => ProbeReport::ok(start.elapsed()),
-            Either::Left((Ok(_), _)) => ProbeReport::failed(
+            Either::Left((Ok(Some(Some(_))), _)) => DbCheck::ok(start.elapsed()),
+            Either::Left((Ok(_), _)) => DbCheck::failed(
                 start.elapsed(),
                 format!("{}: no migration recorded", self.store.target()),
             ),
-            Either::Left((Err(e), _)) => ProbeReport::failed(start.elapsed(), e.to_string()),
-            Either::Right(((), _)) => ProbeReport::failed(
+            Either::Left((Err(e), _)) => DbCheck::failed(start.elapsed(), e.to_string()),
+            Either::Right(((), _)) => DbCheck::failed(
                 start.elapsed(),
                 format!("{}: no answer within {:?}", self.store.target(), self.timeout),
             ),

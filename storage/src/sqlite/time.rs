@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use mscribe_scheduler::StoreError;
-use mscribe_scheduler::store::StoreResult;
+use mscribe_scheduler::StoreResult;
 
 use crate::codec;
 

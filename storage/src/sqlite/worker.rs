@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::future::{Either, select};
 use mscribe_scheduler::StoreError;
-use mscribe_scheduler::store::StoreResult;
+use mscribe_scheduler::StoreResult;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::error::{shared_store_error, store_error};
@@ -69,7 +69,7 @@ impl Worker {
         spawn_thread("mscribe-sqlite-writer", &target, move || {
             writer_main(open, wtarget, max_group, rx, ready_tx)
         })?;
-        mscribe_scheduler::runtime::external(ready_rx).await.map_err(|_| Error::Open {
+        mscribe_scheduler::external(ready_rx).await.map_err(|_| Error::Open {
             target: target.clone(),
             message: "the writer thread stopped while opening".to_owned(),
             source: None,
@@ -92,7 +92,7 @@ impl Worker {
             spawn_thread(&format!("mscribe-sqlite-reader-{i}"), &self.target, move || {
                 reader_main(open, rrx, ready_tx)
             })?;
-            mscribe_scheduler::runtime::external(ready_rx).await.map_err(|_| Error::Open {
+            mscribe_scheduler::external(ready_rx).await.map_err(|_| Error::Open {
                 target: self.target.clone(),
                 message: "a reader thread stopped while opening".to_owned(),
                 source: None,
@@ -137,7 +137,7 @@ impl Worker {
         let timer = futures_timer::Delay::new(limit);
         // The reply comes from a thread: on a virtual-clock runtime, time
         // waits for it (I/O takes no virtual time).
-        match mscribe_scheduler::runtime::external(select(rx, timer)).await {
+        match mscribe_scheduler::external(select(rx, timer)).await {
             Either::Left((Ok(r), _)) => r,
             Either::Left((Err(_), _)) => Err(self.gone(thread)),
             Either::Right(((), _)) => Err(StoreError::Unavailable {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mscribe_scheduler::store::{
+use mscribe_scheduler::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
     FireClaim, Metrics, SkippedFire,
 };
@@ -31,7 +31,7 @@ pub fn t(ms: i64) -> DateTime<Utc> {
 }
 
 pub fn eid(n: u128) -> ExecutionId {
-    ExecutionId(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) ^ n)
+    ExecutionId::from_u128(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) ^ n)
 }
 
 pub fn start(job: &str, exec: u128, attempt: u32, at: i64, instance: &str) -> ExecutionEvent {

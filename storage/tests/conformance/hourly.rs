@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use mscribe_scheduler::StoreError;
-use mscribe_scheduler::store::{ExecutionStatus, ExecutionStore};
+use mscribe_scheduler::{ExecutionStatus, ExecutionStore};
 use mscribe_storage::{AttemptRow, HourlyMetricsStore, HourlyRow};
 
 use crate::common::*;

@@ -1,5 +1,6 @@
 //! Health probes: the [`Probe`] trait, a scripted probe for tests, and
-//! [`check_all`], which runs probes concurrently, each under a timeout.
+//! [`check_all`], which runs probes concurrently, each under a timeout, on
+//! the engine's [`Clock`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -10,7 +11,20 @@ use async_trait::async_trait;
 use futures::future::{Either, join_all, select};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Clock, after, std_dur};
+use mscribe_scheduler::Clock;
+
+/// `t + d`, saturating at the last instant chrono holds.
+fn after(t: chrono::DateTime<chrono::Utc>, d: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+/// The time from `from` to `to`, zero when `to` is not later.
+fn std_dur(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Duration {
+    (to - from).to_std().unwrap_or_default()
+}
 
 /// The health of one probe, or of the whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -194,7 +208,7 @@ pub async fn check_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::LocalRuntime;
+    use mscribe_scheduler::LocalRuntime;
     use std::sync::Arc;
 
     #[test]
@@ -219,5 +233,21 @@ mod tests {
         let (status, _) =
             rt.block_on(check_all(&[db], &*clock, Duration::from_secs(2), Duration::from_secs(1)));
         assert_eq!(status, HealthStatus::Healthy);
+    }
+
+    #[test]
+    fn a_timeout_or_slowness_at_the_edges_of_duration_never_panics() {
+        let edges =
+            [Duration::ZERO, Duration::from_nanos(1), Duration::from_secs(u64::MAX), Duration::MAX];
+        for d in edges {
+            let rt = LocalRuntime::new();
+            let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+            let probe: Arc<dyn Probe> = Arc::new(
+                ScriptedProbe::new("db", true, ProbeReport::healthy(Duration::ZERO))
+                    .with_delay(clock.clone(), Duration::from_secs(1)),
+            );
+            let (_, reports) = rt.block_on(check_all(&[probe], &*clock, d, d));
+            assert_eq!(reports.len(), 1, "{d:?}");
+        }
     }
 }
