@@ -128,7 +128,7 @@ impl Spawner for TokioSpawner {
 ///
 /// ```
 /// use std::time::Duration;
-/// use mscribe_scheduler::{Clock, runtime::LocalRuntime};
+/// use mscribe_scheduler::{Clock, LocalRuntime};
 ///
 /// let rt = LocalRuntime::new();
 /// let clock = rt.clock();
