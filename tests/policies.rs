@@ -1,70 +1,27 @@
 //! One test per cell of the policy tables in docs/SEMANTICS.md, on the
 //! virtual clock.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mscribe_scheduler::{
-    Clock, ExecutionRecord, ExecutionStatus, JobConfig, JobContext, JobScheduler, LocalRuntime,
-    MemoryStore, MisfirePolicy, OverlapPolicy, RetryPolicy, TriggerOutcome, VirtualClock,
+    ExecutionStatus, JobConfig, JobContext, MemoryStore, MisfirePolicy, OverlapPolicy, RetryPolicy,
+    SchedulerBuilder, TriggerOutcome,
 };
+use support::{Kind, Rt, World};
 
 use ExecutionStatus::{Cancelled, Failed, RetriesExhausted, Skipped, Succeeded};
 
-struct World {
-    rt: LocalRuntime,
-    store: Arc<MemoryStore>,
-    t0: DateTime<Utc>,
+/// Every scheduler here, and each restart, has seed 3.
+fn seeded(b: SchedulerBuilder) -> SchedulerBuilder {
+    b.seed(3)
 }
 
-impl World {
-    fn new() -> Self {
-        Self::at(VirtualClock::at_epoch_2026().now())
-    }
-
-    fn at(t: DateTime<Utc>) -> Self {
-        World {
-            rt: LocalRuntime::with_clock(VirtualClock::new(t)),
-            store: Arc::new(MemoryStore::new()),
-            t0: t,
-        }
-    }
-
-    /// A new scheduler instance over the same clock and store (a restart).
-    fn scheduler(&self) -> JobScheduler {
-        JobScheduler::builder(Arc::new(self.rt.clock()), Arc::new(self.rt.spawner()))
-            .store(self.store.clone())
-            .seed(3)
-            .build()
-    }
-
-    fn start(&self, s: &JobScheduler) {
-        self.rt.block_on(s.start()).unwrap();
-    }
-
-    fn stop(&self, s: &JobScheduler) {
-        self.rt.block_on(s.stop(Duration::from_secs(3600))).unwrap();
-    }
-
-    fn at_secs(&self, s: i64) -> DateTime<Utc> {
-        self.t0 + chrono::Duration::seconds(s)
-    }
-
-    fn secs(&self, t: DateTime<Utc>) -> i64 {
-        (t - self.t0).num_seconds()
-    }
-
-    /// (scheduled, started, status) in seconds from t0, by start then attempt.
-    fn rows(&self, job: &str) -> Vec<(i64, i64, ExecutionStatus)> {
-        let mut rows: Vec<ExecutionRecord> =
-            self.store.all().into_iter().filter(|r| r.job_id == job).collect();
-        rows.sort_by_key(|r| (r.started_at, r.scheduled_at, r.attempt));
-        rows.iter()
-            .map(|r| (self.secs(r.scheduled_at), self.secs(r.started_at), r.status))
-            .collect()
-    }
-}
+/// How long `stop()` waits: every run here ends well within it.
+const GRACE: Duration = Duration::from_secs(3600);
 
 /// A handler that works for `secs` (cooperatively).
 fn works(secs: u64) -> impl Fn(JobContext) -> futures::future::BoxFuture<'static, ()> {
@@ -79,69 +36,69 @@ fn works(secs: u64) -> impl Fn(JobContext) -> futures::future::BoxFuture<'static
 
 #[test]
 fn overlap_skip_records_fires_during_a_run_as_skipped() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(25)).schedule("@every 10s")).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(36));
-    w.stop(&s);
-    assert_eq!(w.rows("j"), vec![(10, 10, Succeeded), (20, 20, Skipped), (30, 30, Skipped)]);
+    w.stop(GRACE);
+    assert_eq!(w.timeline("j"), vec![(10, 10, Succeeded), (20, 20, Skipped), (30, 30, Skipped)]);
 }
 
 #[test]
 fn overlap_queue_buffers_one_fire_of_two_during_a_long_run() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Queue))
         .unwrap();
-    w.start(&s);
+    w.start();
     // Run 10..35; fires at 20 (queued) and 30 (skipped: one is already queued).
     w.rt.advance(Duration::from_secs(36));
     assert_eq!(
-        w.rows("j"),
+        w.timeline("j"),
         vec![(10, 10, Succeeded), (30, 30, Skipped), (20, 35, ExecutionStatus::Running)]
     );
     assert_eq!(s.job("j").unwrap().queued, 0);
-    w.stop(&s);
+    w.stop(GRACE);
 }
 
 #[test]
 fn overlap_allow_runs_concurrently() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Allow))
         .unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(31));
     assert_eq!(s.job("j").unwrap().running, 3);
     w.rt.advance(Duration::from_secs(30));
-    w.stop(&s);
-    let rows = w.rows("j");
+    w.stop(GRACE);
+    let rows = w.timeline("j");
     assert_eq!(&rows[..3], &[(10, 10, Succeeded), (20, 20, Succeeded), (30, 30, Succeeded)]);
 }
 
 #[test]
 fn overlap_replace_cancels_the_old_run() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(
         JobConfig::new("j", works(25)).schedule("@every 10s").overlap(OverlapPolicy::Replace),
     )
     .unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(21));
-    w.stop(&s);
-    let rows = w.rows("j");
+    w.stop(GRACE);
+    let rows = w.timeline("j");
     assert_eq!(rows[0], (10, 10, Cancelled));
     assert_eq!(rows[1].0, 20);
     let first = w.store.all().into_iter().find(|r| r.status == Cancelled).unwrap();
-    assert_eq!(first.completed_at, Some(w.at_secs(20)), "cancelled at the new fire");
+    assert_eq!(first.completed_at, Some(w.secs(20)), "cancelled at the new fire");
 }
 
 #[test]
 fn a_retrying_run_counts_as_running_for_overlap() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     let retry = RetryPolicy::exponential(2).initial_delay(Duration::from_secs(15));
     s.register(
         JobConfig::new("j", |_c: JobContext| async { Err::<(), _>("no") })
@@ -149,21 +106,24 @@ fn a_retrying_run_counts_as_running_for_overlap() {
             .retry(retry),
     )
     .unwrap();
-    w.start(&s);
+    w.start();
     // Attempt 1 at 10 fails, backoff until 25: the fire at 20 finds it running.
     w.rt.advance(Duration::from_secs(26));
-    w.stop(&s);
-    assert_eq!(w.rows("j"), vec![(10, 10, Failed), (20, 20, Skipped), (10, 25, RetriesExhausted)]);
+    w.stop(GRACE);
+    assert_eq!(
+        w.timeline("j"),
+        vec![(10, 10, Failed), (20, 20, Skipped), (10, 25, RetriesExhausted)]
+    );
 }
 
 #[test]
 fn manual_trigger_obeys_the_policy() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("skip", works(30)).schedule("@daily")).unwrap();
     s.register(JobConfig::new("queue", works(30)).schedule("@daily").overlap(OverlapPolicy::Queue))
         .unwrap();
-    w.start(&s);
+    w.start();
     assert!(matches!(s.trigger("skip").unwrap(), TriggerOutcome::Started { .. }));
     assert!(matches!(s.trigger("queue").unwrap(), TriggerOutcome::Started { .. }));
     w.rt.advance(Duration::from_secs(5));
@@ -171,29 +131,28 @@ fn manual_trigger_obeys_the_policy() {
     assert!(matches!(s.trigger("queue").unwrap(), TriggerOutcome::Queued { .. }));
     assert_eq!(s.trigger("queue").unwrap(), TriggerOutcome::Skipped);
     w.rt.advance(Duration::from_secs(60));
-    w.stop(&s);
-    assert_eq!(w.rows("skip"), vec![(0, 0, Succeeded), (5, 5, Skipped)]);
-    assert_eq!(w.rows("queue"), vec![(0, 0, Succeeded), (5, 5, Skipped), (5, 30, Succeeded)]);
+    w.stop(GRACE);
+    assert_eq!(w.timeline("skip"), vec![(0, 0, Succeeded), (5, 5, Skipped)]);
+    assert_eq!(w.timeline("queue"), vec![(0, 0, Succeeded), (5, 5, Skipped), (5, 30, Succeeded)]);
 }
 
 // ---- misfire (a restart after downtime) ---------------------------------
 
 /// Runs a job hourly for 2 h, stops, stays down `down` hours, restarts.
 fn downtime(policy: MisfirePolicy, down: i64) -> Vec<(i64, i64, ExecutionStatus)> {
-    let w = World::new();
+    let mut w = World::local_with(seeded);
     let job = || JobConfig::new("j", works(1)).schedule("0 * * * *").misfire(policy);
-    let a = w.scheduler();
-    a.register(job()).unwrap();
-    w.start(&a);
+    w.sched.register(job()).unwrap();
+    w.start();
     w.rt.advance(Duration::from_secs(2 * 3600 + 60));
-    w.stop(&a);
+    w.stop(GRACE);
     w.rt.advance(Duration::from_secs(down as u64 * 3600));
-    let b = w.scheduler();
-    b.register(job()).unwrap();
-    w.start(&b);
+    w.restart(seeded);
+    w.sched.register(job()).unwrap();
+    w.start();
     w.rt.advance(Duration::from_secs(3600));
-    w.stop(&b);
-    w.rows("j").into_iter().map(|(sch, st, s)| (sch / 3600, st / 60, s)).collect()
+    w.stop(GRACE);
+    w.timeline("j").into_iter().map(|(sch, st, s)| (sch / 3600, st / 60, s)).collect()
 }
 
 #[test]
@@ -256,29 +215,28 @@ fn misfire_run_all_skips_fires_outside_its_window() {
 
 #[test]
 fn a_fire_late_within_grace_runs_normally() {
-    let w = World::new();
+    let mut w = World::local_with(seeded);
     let job = || {
         JobConfig::new("j", works(1))
             .schedule("0 * * * *")
             .misfire(MisfirePolicy::skip().grace(Duration::from_secs(300)))
     };
-    let a = w.scheduler();
-    a.register(job()).unwrap();
-    w.start(&a);
+    w.sched.register(job()).unwrap();
+    w.start();
     w.rt.advance(Duration::from_secs(3600 + 10));
-    w.stop(&a);
+    w.stop(GRACE);
     // Down from 1:00:10 to 2:04: the 2:00 fire is 4 min late, within the 5 min grace.
     w.rt.advance(Duration::from_secs(3600 + 230));
-    let b = w.scheduler();
-    b.register(job()).unwrap();
-    w.start(&b);
-    w.stop(&b);
-    assert_eq!(w.rows("j"), vec![(3600, 3600, Succeeded), (7200, 7440, Succeeded)]);
+    w.restart(seeded);
+    w.sched.register(job()).unwrap();
+    w.start();
+    w.stop(GRACE);
+    assert_eq!(w.timeline("j"), vec![(3600, 3600, Succeeded), (7200, 7440, Succeeded)]);
 }
 
 #[test]
 fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
-    let w = World::new();
+    let mut w = World::local_with(seeded);
     // A run left `running` by a process that died (no heartbeat since).
     let dead = mscribe_scheduler::ExecutionEvent::Started(mscribe_scheduler::AttemptStart {
         job_id: "j".into(),
@@ -288,21 +246,18 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
         started_at: w.t0,
         instance_id: "dead-instance".into(),
     });
-    w.rt.block_on(mscribe_scheduler::ExecutionStore::write(&*w.store, &[dead])).unwrap();
+    w.rt.local().block_on(mscribe_scheduler::ExecutionStore::write(&*w.store, &[dead])).unwrap();
     w.rt.advance(Duration::from_secs(3 * 3600 + 60));
     let log = Arc::new(mscribe_scheduler::sim::EventLog::new(Arc::new(w.rt.clock())));
-    let s = JobScheduler::builder(Arc::new(w.rt.clock()), Arc::new(w.rt.spawner()))
-        .store(w.store.clone())
-        .observer(log.clone())
-        .build();
-    s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
-    w.start(&s);
-    w.stop(&s);
+    w.restart(|b| seeded(b).observer(log.clone()));
+    w.sched.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
+    w.start();
+    w.stop(GRACE);
     // Observers (metrics) see the abandoned attempt end.
     assert!(log.events().iter().any(|e| matches!(&e.event,
         mscribe_scheduler::ExecutionEvent::Finished(f) if f.status == ExecutionStatus::Abandoned)));
     assert_eq!(
-        w.rows("j"),
+        w.timeline("j"),
         vec![
             (0, 0, ExecutionStatus::Abandoned),
             (3600, 10860, Skipped),
@@ -316,17 +271,17 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
 
 #[test]
 fn clock_jump_forward_applies_the_misfire_policy() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(3600 + 60));
     // NTP or a suspend moves the wall clock 3 h ahead.
-    w.rt.clock().set(w.at_secs(4 * 3600 + 120));
+    w.rt.clock().set(w.secs(4 * 3600 + 120));
     w.rt.advance(Duration::from_secs(1));
-    w.stop(&s);
+    w.stop(GRACE);
     assert_eq!(
-        w.rows("j"),
+        w.timeline("j"),
         vec![
             (3600, 3600, Succeeded),
             (7200, 14520, Skipped),
@@ -338,16 +293,16 @@ fn clock_jump_forward_applies_the_misfire_policy() {
 
 #[test]
 fn clock_jump_backward_never_fires_twice() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(1)).schedule("0 * * * *")).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(2 * 3600 + 60));
     // The clock steps back 90 minutes: 1:00 and 2:00 must not run again.
-    w.rt.clock().set(w.at_secs(3600 - 30 * 60));
+    w.rt.clock().set(w.secs(3600 - 30 * 60));
     w.rt.advance(Duration::from_secs(3 * 3600));
-    w.stop(&s);
-    let scheduled: Vec<i64> = w.rows("j").iter().map(|r| r.0 / 3600).collect();
+    w.stop(GRACE);
+    let scheduled: Vec<i64> = w.timeline("j").iter().map(|r| r.0 / 3600).collect();
     assert_eq!(scheduled, vec![1, 2, 3]);
 }
 
@@ -355,40 +310,40 @@ fn clock_jump_backward_never_fires_twice() {
 
 #[test]
 fn pause_across_three_fires_then_resume_does_not_replay() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(1)).schedule("@every 10m")).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(11 * 60));
     s.pause("j").unwrap();
     assert_eq!(s.job("j").unwrap().next_run, None);
     w.rt.advance(Duration::from_secs(30 * 60)); // 20, 30, 40 pass while paused
     s.resume("j").unwrap();
     w.rt.advance(Duration::from_secs(10 * 60));
-    w.stop(&s);
+    w.stop(GRACE);
     // Resumed at 41 min: next fire is the first after resume (41 + 10).
-    assert_eq!(w.rows("j"), vec![(600, 600, Succeeded), (3060, 3060, Succeeded)]);
+    assert_eq!(w.timeline("j"), vec![(600, 600, Succeeded), (3060, 3060, Succeeded)]);
 }
 
 #[test]
 fn pause_then_resume_with_replay_runs_once_per_the_misfire_policy() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(
         JobConfig::new("j", works(1))
             .schedule("*/10 * * * *")
             .misfire(MisfirePolicy::run_once().replay_paused(true)),
     )
     .unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(11 * 60));
     s.pause("j").unwrap();
     w.rt.advance(Duration::from_secs(30 * 60));
     s.resume("j").unwrap();
     w.rt.advance(Duration::from_secs(5 * 60));
-    w.stop(&s);
+    w.stop(GRACE);
     assert_eq!(
-        w.rows("j"),
+        w.timeline("j"),
         vec![
             (600, 600, Succeeded),
             (1200, 2460, Skipped),
@@ -400,17 +355,17 @@ fn pause_then_resume_with_replay_runs_once_per_the_misfire_policy() {
 
 #[test]
 fn unregister_while_running_cancels_and_frees_the_id() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(100)).schedule("@every 1m")).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(70));
     s.unregister("j").unwrap();
     w.rt.advance(Duration::from_secs(1));
     s.register(JobConfig::new("j", works(1)).schedule("@every 1m")).unwrap();
     w.rt.advance(Duration::from_secs(60));
-    w.stop(&s);
-    assert_eq!(w.rows("j"), vec![(60, 60, Cancelled), (131, 131, Succeeded)]);
+    w.stop(GRACE);
+    assert_eq!(w.timeline("j"), vec![(60, 60, Cancelled), (131, 131, Succeeded)]);
 }
 
 // ---- time zones ----------------------------------------------------------
@@ -420,12 +375,12 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 }
 
 fn fires_in_zone(expr: &str, tz: &str, from: DateTime<Utc>, hours: u64) -> Vec<DateTime<Utc>> {
-    let w = World::at(from);
-    let s = w.scheduler();
+    let w = World::on(Rt::at(Kind::Local, from), MemoryStore::new(), seeded);
+    let s = &w.sched;
     s.register(JobConfig::new("j", works(0)).schedule(expr).timezone(tz)).unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(hours * 3600));
-    w.stop(&s);
+    w.stop(GRACE);
     let mut v: Vec<_> = w.store.all().into_iter().map(|r| r.scheduled_at).collect();
     v.sort();
     v
@@ -486,15 +441,15 @@ fn intervals_ignore_time_zones_across_dst() {
 
 #[test]
 fn jitter_never_moves_a_fire_past_the_next_nominal_fire() {
-    let w = World::new();
-    let s = w.scheduler();
+    let w = World::local_with(seeded);
+    let s = &w.sched;
     s.register(
         JobConfig::new("j", works(0)).schedule("@every 10s").jitter(Duration::from_secs(3600)),
     )
     .unwrap();
-    w.start(&s);
+    w.start();
     w.rt.advance(Duration::from_secs(1000));
-    w.stop(&s);
+    w.stop(GRACE);
     let rows = w.store.all();
     assert_eq!(rows.len(), 99, "one run per nominal fire");
     for r in &rows {

@@ -1,53 +1,18 @@
 //! Scheduler behaviour on the virtual clock: retries, timeouts,
 //! cancellation, panics, graceful stop, registry errors.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
-    Clock, Error, ExecutionRecord, ExecutionStatus, JobConfig, JobContext, JobResult, JobScheduler,
-    LocalRuntime, MemoryStore, OverlapPolicy, RetryPolicy, Schedule,
+    Clock, Error, ExecutionStatus, JobConfig, JobContext, JobResult, OverlapPolicy, RetryPolicy,
+    Schedule,
 };
-
-struct World {
-    rt: LocalRuntime,
-    store: Arc<MemoryStore>,
-    sched: JobScheduler,
-    t0: DateTime<Utc>,
-}
-
-fn world() -> World {
-    let rt = LocalRuntime::new();
-    let store = Arc::new(MemoryStore::new());
-    let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-        .store(store.clone())
-        .seed(7)
-        .build();
-    let t0 = rt.clock().now();
-    World { rt, store, sched, t0 }
-}
-
-impl World {
-    fn start(&self) {
-        self.rt.block_on(self.sched.start()).expect("start");
-    }
-
-    fn stop(&self, grace: Duration) -> mscribe_scheduler::StopReport {
-        self.rt.block_on(self.sched.stop(grace)).expect("stop")
-    }
-
-    fn secs(&self, s: i64) -> DateTime<Utc> {
-        self.t0 + chrono::Duration::seconds(s)
-    }
-
-    fn rows(&self, job: &str) -> Vec<ExecutionRecord> {
-        let mut rows: Vec<_> = self.store.all().into_iter().filter(|r| r.job_id == job).collect();
-        rows.sort_by_key(|r| (r.started_at, r.attempt));
-        rows
-    }
-}
+use support::World;
 
 fn failing() -> impl Fn(JobContext) -> futures::future::Ready<Result<(), String>> {
     |_ctx| futures::future::ready(Err("boom".to_owned()))
@@ -55,7 +20,7 @@ fn failing() -> impl Fn(JobContext) -> futures::future::Ready<Result<(), String>
 
 #[test]
 fn attempts_start_at_exactly_the_backoff_instants() {
-    let w = world();
+    let w = World::local();
     let retry = RetryPolicy::exponential(4)
         .initial_delay(Duration::from_secs(2))
         .multiplier(3.0)
@@ -86,7 +51,7 @@ fn attempts_start_at_exactly_the_backoff_instants() {
 
 #[test]
 fn a_hanging_handler_ends_exactly_at_its_timeout() {
-    let w = world();
+    let w = World::local();
     let saw_cancel = Arc::new(AtomicU32::new(0));
     let seen = saw_cancel.clone();
     let hang = move |ctx: JobContext| {
@@ -128,7 +93,7 @@ impl Drop for NoteOnDrop {
 
 #[test]
 fn cancelling_mid_backoff_stops_all_further_attempts() {
-    let w = world();
+    let w = World::local();
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
     let handler = move |_ctx: JobContext| {
@@ -162,7 +127,7 @@ fn cancelling_mid_backoff_stops_all_further_attempts() {
 
 #[test]
 fn stop_during_backoff_stops_attempts_and_leaves_nothing_running() {
-    let w = world();
+    let w = World::local();
     let retry = RetryPolicy::exponential(5).initial_delay(Duration::from_secs(30));
     w.sched.register(JobConfig::new("r", failing()).schedule("@every 1m").retry(retry)).unwrap();
     w.start();
@@ -181,7 +146,7 @@ fn stop_during_backoff_stops_attempts_and_leaves_nothing_running() {
 
 #[test]
 fn a_panicking_handler_is_a_failed_attempt_and_others_keep_firing() {
-    let w = world();
+    let w = World::local();
     let ticks = Arc::new(AtomicU32::new(0));
     let t = ticks.clone();
     w.sched
@@ -216,7 +181,7 @@ fn a_panicking_handler_is_a_failed_attempt_and_others_keep_firing() {
 
 #[test]
 fn stop_waits_for_a_cooperative_handler_and_cuts_off_a_stubborn_one() {
-    let w = world();
+    let w = World::local();
     // Cooperative: works 100 s, but notices cancellation and finishes 2 s later.
     let coop = |ctx: JobContext| async move {
         if ctx.sleep(Duration::from_secs(100)).await {
@@ -249,7 +214,7 @@ fn stop_waits_for_a_cooperative_handler_and_cuts_off_a_stubborn_one() {
 
 #[test]
 fn jobs_reports_next_and_last_run_and_status() {
-    let w = world();
+    let w = World::local();
     w.sched.register(JobConfig::new("a", failing()).name("Job A").schedule("*/5 * * * *")).unwrap();
     w.start();
     let info = w.sched.job("a").unwrap();
@@ -266,7 +231,7 @@ fn jobs_reports_next_and_last_run_and_status() {
 
 #[test]
 fn overlap_skip_records_the_skipped_fire() {
-    let w = world();
+    let w = World::local();
     let slow = |ctx: JobContext| async move {
         ctx.sleep(Duration::from_secs(25)).await;
     };
@@ -290,7 +255,7 @@ fn overlap_skip_records_the_skipped_fire() {
 
 #[test]
 fn many_jobs_register_and_fire_without_scanning() {
-    let w = world();
+    let w = World::local();
     let count = Arc::new(AtomicU32::new(0));
     for i in 0..2_000 {
         let c = count.clone();
@@ -315,9 +280,8 @@ fn many_jobs_register_and_fire_without_scanning() {
 /// is through: a task that becomes ready during it runs before its end.
 #[test]
 fn a_burst_lets_other_tasks_run_before_its_end() {
-    use mscribe_scheduler::Spawner;
     const JOBS: u32 = 5_000;
-    let w = world();
+    let w = World::local();
     let count = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(Mutex::new(None));
     let spawner = w.rt.spawner();
@@ -350,7 +314,7 @@ fn a_burst_lets_other_tasks_run_before_its_end() {
 
 #[test]
 fn registration_errors() {
-    let w = world();
+    let w = World::local();
     let ok = || JobConfig::new("x", |_c: JobContext| async {}).schedule("@hourly");
     w.sched.register(ok()).unwrap();
     let errs: Vec<String> = vec![
@@ -420,7 +384,7 @@ fn registration_errors() {
 
 #[test]
 fn trigger_under_skip_while_running_is_recorded_skipped() {
-    let w = world();
+    let w = World::local();
     let slow = |ctx: JobContext| async move {
         ctx.sleep(Duration::from_secs(30)).await;
     };
@@ -439,17 +403,12 @@ fn trigger_under_skip_while_running_is_recorded_skipped() {
 #[test]
 fn same_seed_same_history() {
     fn run(seed: u64) -> Vec<(String, DateTime<Utc>, ExecutionStatus, String)> {
-        let rt = LocalRuntime::new();
-        let store = Arc::new(MemoryStore::new());
-        let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-            .store(store.clone())
-            .seed(seed)
-            .build();
+        let w = World::local_with(|b| b.seed(seed));
         let log = Arc::new(Mutex::new(0u32));
         for i in 0..20 {
             let log = log.clone();
             let retry = RetryPolicy::exponential(3).jitter(mscribe_scheduler::Jitter::Full);
-            sched
+            w.sched
                 .register(
                     JobConfig::new(format!("j{i}"), move |_c: JobContext| {
                         let mut n = log.lock().unwrap();
@@ -463,10 +422,10 @@ fn same_seed_same_history() {
                 )
                 .unwrap();
         }
-        rt.block_on(sched.start()).unwrap();
-        rt.advance(Duration::from_secs(600));
-        rt.block_on(sched.stop(Duration::ZERO)).unwrap();
-        store
+        w.start();
+        w.rt.advance(Duration::from_secs(600));
+        w.stop(Duration::ZERO);
+        w.store
             .all()
             .into_iter()
             .map(|r| (r.job_id, r.started_at, r.status, r.execution_id.to_string()))
@@ -480,7 +439,7 @@ fn same_seed_same_history() {
 
 #[test]
 fn phased_intervals_fire_on_their_grid_wherever_they_are_registered() {
-    let w = world();
+    let w = World::local();
     // One job registered before start, phased 250 ms into each second; one
     // registered 1.7 s after start, phased 600 ms in, with a start in the
     // past; one whose start is still 3 s ahead.

@@ -3,16 +3,16 @@
 //! (forward past the misfire grace, and backward), checked after every step
 //! against a simple reference model of what must have run.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use mscribe_scheduler::{
-    Clock, Error, ExecutionStatus, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore,
-};
+use mscribe_scheduler::{Clock, Error, ExecutionStatus, JobConfig, JobContext};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use support::{Kind, World};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -183,11 +183,8 @@ impl ReferenceStateMachine for Reference {
 }
 
 struct Sut {
-    rt: LocalRuntime,
-    sched: JobScheduler,
-    store: Arc<MemoryStore>,
+    w: World,
     fail: Arc<Mutex<HashMap<u8, bool>>>,
-    t0: DateTime<Utc>,
 }
 
 struct SchedulerMachine;
@@ -197,16 +194,10 @@ impl StateMachineTest for SchedulerMachine {
     type Reference = Reference;
 
     fn init_test(_: &Model) -> Sut {
-        let rt = LocalRuntime::new();
-        // Unbounded: the invariants count every record of every job.
-        let store = Arc::new(MemoryStore::unbounded());
-        let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-            .store(store.clone())
-            .seed(11)
-            .build();
-        rt.block_on(sched.start()).unwrap();
-        let t0 = rt.clock().now();
-        Sut { rt, sched, store, fail: Arc::default(), t0 }
+        // Its store is unbounded: the invariants count every record of every job.
+        let w = World::with(Kind::Local, |b| b.seed(11));
+        w.start();
+        Sut { w, fail: Arc::default() }
     }
 
     fn apply(sut: Sut, model: &Model, op: Op) -> Sut {
@@ -218,38 +209,38 @@ impl StateMachineTest for SchedulerMachine {
                     let failing = fail.lock().unwrap().get(&id).copied().unwrap_or(false);
                     async move { if failing { Err("told to fail") } else { Ok(()) } }
                 };
-                sut.sched.register(
+                sut.w.sched.register(
                     JobConfig::new(name(id), handler)
                         .schedule(Duration::from_secs(interval as u64)),
                 )
             }
-            Op::Unregister(id) => sut.sched.unregister(&name(id)),
-            Op::Pause(id) => sut.sched.pause(&name(id)),
-            Op::Resume(id) => sut.sched.resume(&name(id)),
-            Op::Trigger(id) => sut.sched.trigger(&name(id)).map(|_| ()),
+            Op::Unregister(id) => sut.w.sched.unregister(&name(id)),
+            Op::Pause(id) => sut.w.sched.pause(&name(id)),
+            Op::Resume(id) => sut.w.sched.resume(&name(id)),
+            Op::Trigger(id) => sut.w.sched.trigger(&name(id)).map(|_| ()),
             Op::SetFail(id, f) => {
                 sut.fail.lock().unwrap().insert(id, f);
                 Ok(())
             }
             Op::Advance(d) => {
-                sut.rt.advance(Duration::from_secs(d as u64));
+                sut.w.rt.advance(Duration::from_secs(d as u64));
                 Ok(())
             }
             Op::Jump(d) => {
-                let clock = sut.rt.clock();
+                let clock = sut.w.rt.clock();
                 clock.set(clock.now() + chrono::Duration::seconds(d));
                 Ok(())
             }
         };
         assert_eq!(result.is_err(), model.expect_err, "{op:?} gave {result:?}");
-        sut.rt.run_until_stalled();
+        sut.w.rt.settle();
         sut
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        assert_eq!(sut.rt.clock().now(), sut.t0 + chrono::Duration::seconds(model.now));
+        assert_eq!(sut.w.rt.clock().now(), sut.w.t0 + chrono::Duration::seconds(model.now));
         let mut got: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
-        for r in sut.store.all() {
+        for r in sut.w.store.all() {
             let id: u8 = r.job_id.trim_start_matches("job-").parse().unwrap();
             let c = got.entry(id).or_default();
             c.0 += 1;
@@ -263,18 +254,18 @@ impl StateMachineTest for SchedulerMachine {
             model.counts.iter().filter(|(_, c)| c.0 > 0).map(|(k, v)| (*k, *v)).collect();
         assert_eq!(got, want, "records per job (all, failed)");
         for (id, j) in &model.jobs {
-            let info = sut.sched.job(&format!("job-{id}")).expect("registered");
-            let next = j.next.map(|s| sut.t0 + chrono::Duration::seconds(s));
+            let info = sut.w.sched.job(&format!("job-{id}")).expect("registered");
+            let next = j.next.map(|s| sut.w.t0 + chrono::Duration::seconds(s));
             assert_eq!(info.next_run, next, "next run of job-{id}");
             assert_eq!(info.paused, j.next.is_none());
         }
-        assert_eq!(sut.sched.jobs().len(), model.jobs.len());
+        assert_eq!(sut.w.sched.jobs().len(), model.jobs.len());
     }
 
     fn teardown(sut: Sut, _model: Model) {
-        let report = sut.rt.block_on(sut.sched.stop(Duration::from_secs(1))).unwrap();
+        let report = sut.w.stop(Duration::from_secs(1));
         assert_eq!(report.dropped, 0);
-        assert!(sut.store.all().iter().all(|r| r.status != ExecutionStatus::Running));
+        assert!(sut.w.store.all().iter().all(|r| r.status != ExecutionStatus::Running));
     }
 }
 
