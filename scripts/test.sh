@@ -71,7 +71,7 @@ for f in migrations/postgres/*.sql; do
 done
 pg_tables="$(psql "$pg_fresh" -X -Atq -v ON_ERROR_STOP=1 -c \
   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")"
-if [ "$pg_tables" != "fire_claims job_metrics_hourly scheduled_job_executions scheduler_instances" ]; then
+if [ "$pg_tables" != "control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: psql-applied migrations left tables: $pg_tables" >&2
   exit 1
 fi
@@ -99,7 +99,7 @@ for f in migrations/sqlite/*.sql; do
 done
 sqlite_tables="$(sqlite3 "$sqlite_dir/plain.db" \
   "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)")"
-if [ "$sqlite_tables" != "fire_claims job_metrics_hourly scheduled_job_executions scheduler_instances" ]; then
+if [ "$sqlite_tables" != "control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: sqlite3-applied migrations left tables: $sqlite_tables" >&2
   exit 1
 fi
@@ -121,3 +121,16 @@ for f in migrations/postgres/*.sql migrations/sqlite/*.sql LICENSE-MIT LICENSE-A
     exit 1
   fi
 done
+
+# The chaos run of issue 20: scripts/chaos.sh --short (3 `mscribe serve` on
+# one Postgres database through a proxy that takes it away for 10 s, 2 on
+# one SQLite file; an instance SIGKILLed and restarted every 4 s; about 70 s).
+# Off unless MSCRIBE_CHAOS=1: it checks the targets of issue 20 (one final
+# record per fire, no unaccounted fire), which today's at-most-once claims
+# miss (each instance records its own skip of a fire during an outage, and a
+# run killed mid-way is never retaken), so it fails on today's code. Turn it
+# on (drop the condition) when leases land: docs/RELIABILITY.md.
+if [ "${MSCRIBE_CHAOS:-0}" = 1 ]; then
+  echo "== chaos (short): scripts/chaos.sh --short"
+  bash scripts/chaos.sh --short
+fi

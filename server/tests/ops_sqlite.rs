@@ -258,8 +258,13 @@ async fn every_table_comes_from_the_migrations() {
     assert_eq!(
         first,
         [
+            "control_audit",
+            "execution_cancels",
             "fire_claims",
+            "job_definitions",
             "job_metrics_hourly",
+            "job_pauses",
+            "job_triggers",
             "mscribe_migrations",
             "scheduled_job_executions",
             "scheduler_instances"

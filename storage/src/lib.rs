@@ -44,9 +44,14 @@
 //! ([`HourlyMetricsStore`]: the rows a rollup reads and writes), so that an
 //! application such as `mscribe-server` holds no SQL of its own.
 //!
+//! And the control plane's state, shared by every instance on one database
+//! ([`ControlStore`]: job definitions, pause state, manual triggers, cancel
+//! requests and the audit log; on Postgres each change is announced with
+//! `NOTIFY`, which a [`ControlListener`] receives).
+//!
 //! The two backends have the same shape, file for file (`open.rs`,
 //! `worker.rs`, `sql.rs`, `time.rs`, `migrate.rs`, `error.rs`, `store.rs`,
-//! `hourly.rs`, `probe.rs`); what differs in encoding values is
+//! `hourly.rs`, `control.rs`, `probe.rs`); what differs in encoding values is
 //! `codec::Dialect`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // With no backend feature only the shared pieces remain, unused.
@@ -54,6 +59,7 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
+mod control;
 mod error;
 mod hourly;
 pub mod migrate;
@@ -64,12 +70,17 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use control::{
+    AuditAction, AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition,
+    MAX_AUDIT_LIMIT, MAX_NOTE_CHARS, MAX_TAKE, NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange,
+    PauseState, Source, TriggerRequest,
+};
 pub use error::{Error, Result};
 pub use hourly::{AttemptRow, HourlyMetricsStore, HourlyRow};
 pub use probe::{DEFAULT_PROBE_TIMEOUT, DbCheck};
 
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresProbe, PostgresStore};
+pub use postgres::{ControlListener, PostgresOptions, PostgresProbe, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     DEFAULT_SQLITE_PATH, SqliteOptions, SqliteProbe, SqliteStore, Synchronous,

@@ -113,6 +113,7 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     migration!("sqlite", "0003", "fire_claims"),
     migration!("sqlite", "0004", "error_kind"),
     migration!("sqlite", "0005", "job_metrics_hourly"),
+    migration!("sqlite", "0006", "control"),
 ];
 
 /// The Postgres migrations of this build, in order.
@@ -133,6 +134,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0005", "fire_claims"),
     migration!("postgres", "0006", "error_kind"),
     migration!("postgres", "0007", "job_metrics_hourly"),
+    migration!("postgres", "0008", "control"),
 ];
 
 /// A row of `mscribe_migrations`.

@@ -2,9 +2,13 @@
 //! `MemoryStore` (the reference), SQLite in a file, SQLite in memory, and
 //! Postgres (a fresh database per test; the tests fail, never skip, when no
 //! server is reachable). The SQL stores also run the cases of
-//! `HourlyMetricsStore` (`conformance/hourly.rs`).
+//! `HourlyMetricsStore` (`conformance/hourly.rs`) and of `ControlStore`
+//! (`conformance/control.rs`, with the cases of two handles on one
+//! database for SQLite in a file and Postgres).
 
 mod common;
+#[path = "conformance/control.rs"]
+mod control;
 #[path = "conformance/hourly.rs"]
 mod hourly;
 
@@ -703,4 +707,74 @@ mod hourly_metrics {
     hourly_conformance!(sqlite_file, Fixture::sqlite_file().await);
     hourly_conformance!(sqlite_memory, Fixture::sqlite_memory().await);
     hourly_conformance!(postgres, Fixture::postgres().await);
+}
+
+/// The `ControlStore` cases, for a SQL store.
+macro_rules! control_conformance {
+    ($backend:ident, $fixture:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let f = $fixture;
+                        control::$name(f.control()).await;
+                    }
+                };
+            }
+
+            case!(empty_store_has_no_control_state);
+            case!(definitions_upsert_by_job);
+            case!(a_bad_definition_writes_nothing);
+            case!(pause_and_resume_with_audit);
+            case!(notes_are_kept_in_full);
+            case!(triggers_are_taken_once_oldest_first);
+            case!(taking_is_capped);
+            case!(cancels_are_handled_once);
+            case!(audit_pages_newest_first);
+            case!(prune_keeps_the_newest_and_the_audit);
+            case!(bad_times_are_rejected);
+        }
+    };
+}
+
+/// The `ControlStore` cases of two handles on one database.
+macro_rules! control_pair_conformance {
+    ($backend:ident, $fixture:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        let f = $fixture;
+                        let other = f.other_control().await;
+                        control::$name(f.control.clone().unwrap(), other).await;
+                    }
+                };
+            }
+
+            case!(racing_instances_take_each_trigger_once);
+            case!(pause_is_visible_from_the_other_handle);
+            case!(a_cancel_is_handled_once_across_handles);
+        }
+    };
+}
+
+mod control_state {
+    use super::*;
+
+    control_conformance!(sqlite_file, Fixture::sqlite_file().await);
+    control_conformance!(sqlite_memory, Fixture::sqlite_memory().await);
+    control_conformance!(postgres, Fixture::postgres().await);
+}
+
+mod control_two_handles {
+    use super::*;
+
+    control_pair_conformance!(sqlite_file, Fixture::sqlite_file().await);
+    control_pair_conformance!(postgres, Fixture::postgres().await);
 }

@@ -457,3 +457,113 @@ async fn writes_fail_within_the_acquire_timeout_when_the_port_is_closed() {
         );
     }
 }
+
+// ----------------------------------------------------------- control plane
+
+/// A change made through one handle wakes a listener on another at once,
+/// with a payload naming it; a rolled-back change (here: refused) sends
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_changes_wake_listeners_on_other_handles() {
+    use mscribe_storage::{ControlStore, NewCancel, NewTrigger, PauseChange, Source};
+    let db = PgTestDb::create().await;
+    let (a, b) = (store_on(&db).await, store_on(&db).await);
+    let mut listener = b.control_listener().await.unwrap();
+    let change = |paused| PauseChange {
+        paused,
+        note: None,
+        source: Source::Api,
+        instance_id: "a".into(),
+        at: t(0),
+    };
+
+    let started = Instant::now();
+    a.set_paused("backup", &change(true)).await.unwrap();
+    let got = listener.recv_timeout(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.as_deref(), Some("pause:backup"));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+
+    let trigger = NewTrigger {
+        job_id: "backup".into(),
+        note: None,
+        source: Source::Api,
+        instance_id: "a".into(),
+        at: t(0),
+        take: false,
+    };
+    a.request_trigger(&trigger).await.unwrap();
+    let got = listener.recv_timeout(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.as_deref(), Some("trigger:backup"));
+    let cancel = NewCancel {
+        execution_id: "e1".into(),
+        job_id: None,
+        note: None,
+        source: Source::Api,
+        instance_id: "a".into(),
+        at: t(0),
+    };
+    a.request_cancel(&cancel).await.unwrap();
+    let got = listener.recv_timeout(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.as_deref(), Some("cancel:e1"));
+
+    // A NUL in the note: refused before anything is sent.
+    let mut bad = change(false);
+    bad.note = Some("a\0b".into());
+    let e = a.set_paused("backup", &bad).await.unwrap_err();
+    assert!(e.to_string().contains("NUL"), "{e}");
+    assert_eq!(listener.recv_timeout(Duration::from_millis(300)).await.unwrap(), None);
+    assert!(b.pause_state("backup").await.unwrap().unwrap().paused);
+
+    // A long job id is cut in the payload, not refused.
+    let long = "j".repeat(5000);
+    a.set_paused(&long, &change(true)).await.unwrap();
+    let got = listener.recv_timeout(Duration::from_secs(5)).await.unwrap().unwrap();
+    assert_eq!(got.chars().count(), 1000);
+    assert!(got.starts_with("pause:jjj"));
+    drop(listener);
+    a.close().await;
+    b.close().await;
+}
+
+/// A listener whose connection is killed reconnects: its next `recv`
+/// answers `None` (notifications may have been missed), and later changes
+/// arrive again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_listener_survives_a_lost_connection() {
+    use mscribe_storage::{ControlStore, PauseChange, Source};
+    let db = PgTestDb::create().await;
+    let (a, b) = (store_on(&db).await, store_on(&db).await);
+    let mut listener = b.control_listener().await.unwrap();
+    let mut admin = db.connect().await;
+    sqlx::raw_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND query LIKE 'LISTEN%'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let mut reconnected = false;
+    let change = PauseChange {
+        paused: true,
+        note: None,
+        source: Source::Cli,
+        instance_id: "a".into(),
+        at: t(0),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no notification after the reconnect");
+        match listener.recv_timeout(Duration::from_millis(500)).await {
+            Ok(Some(p)) if reconnected => {
+                assert_eq!(p, "pause:j");
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                reconnected = true;
+                a.set_paused("j", &change).await.unwrap();
+            }
+        }
+    }
+}

@@ -47,7 +47,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0004_sql_helpers",
             "0005_fire_claims",
             "0006_error_kind",
-            "0007_job_metrics_hourly"
+            "0007_job_metrics_hourly",
+            "0008_control"
         ]
     );
     let checksum: String =
@@ -85,16 +86,19 @@ async fn a_database_from_a_newer_build_is_refused() {
     store_on(&db).await.close().await;
     let mut c = db.connect().await;
     sqlx::query(
-        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (8, 'leases', 'x')",
+        "INSERT INTO mscribe_migrations (version, name, checksum) VALUES (42, 'leases', 'x')",
     )
     .execute(&mut c)
     .await
     .unwrap();
     let err = PostgresStore::connect_with(db.store_options()).await.unwrap_err();
+    let newest = POSTGRES_MIGRATIONS.last().unwrap().label();
     assert_eq!(
         err.to_string(),
-        "database schema is newer than this build: it has migration 0008_leases, \
-         this build knows up to 0007_job_metrics_hourly; upgrade mscribe or use another database"
+        format!(
+            "database schema is newer than this build: it has migration 0042_leases, \
+             this build knows up to {newest}; upgrade mscribe or use another database"
+        )
     );
 }
 
@@ -124,13 +128,18 @@ async fn a_failing_migration_leaves_nothing_behind() {
 /// with this build's checksum.
 async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
     let mut want = vec![
+        "control_audit",
+        "execution_cancels",
         "fire_claims",
+        "job_definitions",
         "job_metrics_hourly",
+        "job_pauses",
+        "job_triggers",
         "scheduled_job_executions",
         "scheduler_instances",
     ];
     if by_runner {
-        want.insert(2, "mscribe_migrations");
+        want.insert(7, "mscribe_migrations");
     }
     let tables: Vec<(String, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity FROM pg_class
@@ -519,6 +528,8 @@ async fn a_login_member_of_service_role_can_run_the_store() {
         s.upsert_hourly(std::slice::from_ref(&row), t(1)).await?;
         assert_eq!(s.hourly(Some("app")).await?, vec![row]);
         assert_eq!(s.prune_hourly(t(1)).await?, 1);
+        // The control plane's tables and sequences (0008_control.sql).
+        control_round_trip(&s).await?;
         s.close().await;
         assert_eq!(attempts, 1);
         Ok::<_, Box<dyn std::error::Error>>(n)
@@ -529,6 +540,99 @@ async fn a_login_member_of_service_role_can_run_the_store() {
     let mut admin = PgConnection::connect(&pg_url()).await.unwrap();
     sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {app}")).execute(&mut admin).await.unwrap();
     assert_eq!(result.unwrap(), 1);
+}
+
+/// Every `ControlStore` method once, as the caller's role.
+async fn control_round_trip(s: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    use mscribe_storage::{
+        AuditAction, AuditEntry, AuditQuery, ControlStore, JobDefinition, NewCancel, NewTrigger,
+        PauseChange, Source,
+    };
+    let def = JobDefinition {
+        job_id: "app".into(),
+        name: "App".into(),
+        schedule: None,
+        timezone: None,
+        kind: "rust".into(),
+        policies: serde_json::json!({}),
+        source: Source::Code,
+        registered_by: "i1".into(),
+        updated_at: t(0),
+    };
+    s.upsert_definitions(std::slice::from_ref(&def)).await?;
+    assert_eq!(s.definitions().await?, vec![def]);
+    let change = PauseChange {
+        paused: true,
+        note: None,
+        source: Source::Api,
+        instance_id: "i1".into(),
+        at: t(0),
+    };
+    s.set_paused("app", &change).await?;
+    assert_eq!(s.pause_states().await?.len(), 1);
+    let trigger = NewTrigger {
+        job_id: "app".into(),
+        note: None,
+        source: Source::Api,
+        instance_id: "i1".into(),
+        at: t(0),
+        take: false,
+    };
+    let id = s.request_trigger(&trigger).await?;
+    assert_eq!(s.take_triggers("i1", &["app".into()], t(1)).await?.len(), 1);
+    assert!(s.finish_trigger(id, None, "skipped", t(2)).await?);
+    let cancel = NewCancel {
+        execution_id: "e".into(),
+        job_id: None,
+        note: None,
+        source: Source::Api,
+        instance_id: "i1".into(),
+        at: t(0),
+    };
+    let id = s.request_cancel(&cancel).await?;
+    assert!(s.finish_cancel(id, "i1", "cancelled", t(1)).await?);
+    let entry = AuditEntry {
+        at: t(3),
+        action: AuditAction::Backfill,
+        job_id: Some("app".into()),
+        execution_id: None,
+        note: None,
+        source: Source::Api,
+        instance_id: "i1".into(),
+        detail: None,
+    };
+    s.record_audit(&entry).await?;
+    assert_eq!(s.audit(&AuditQuery::new(10)).await?.len(), 4);
+    s.prune_control(t(10)).await?;
+    Ok(())
+}
+
+/// The control plane's tables follow the rules of the others:
+/// scheduler_admin reads them and writes none.
+#[tokio::test]
+async fn scheduler_admin_reads_the_control_tables_and_writes_none() {
+    let db = PgTestDb::create().await;
+    store_on(&db).await.close().await;
+    let mut c = db.connect().await;
+    sqlx::raw_sql("SET ROLE scheduler_admin").execute(&mut c).await.unwrap();
+    for table in
+        ["job_definitions", "job_pauses", "job_triggers", "execution_cancels", "control_audit"]
+    {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        let e = sqlx::raw_sql(&format!("DELETE FROM {table}")).execute(&mut c).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42501", "{table}: {e}");
+    }
+    let e = sqlx::raw_sql(
+        "INSERT INTO control_audit (at, action, source, instance_id) VALUES (now(), 'x', 'y', 'z')",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e}");
 }
 
 // -------------------------------------------------------------- SQL helpers

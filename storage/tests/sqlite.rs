@@ -53,7 +53,8 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let names = ["executions", "instances", "fire_claims", "error_kind", "job_metrics_hourly"];
+    let names =
+        ["executions", "instances", "fire_claims", "error_kind", "job_metrics_hourly", "control"];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
     let started: String =
@@ -179,10 +180,13 @@ async fn a_database_from_a_newer_build_is_refused() {
         )
         .unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
+    let newest = mscribe_storage::migrate::SQLITE_MIGRATIONS.last().unwrap().label();
     assert_eq!(
         err.to_string(),
-        "database schema is newer than this build: it has migration 0042_from_the_future, \
-         this build knows up to 0005_job_metrics_hourly; upgrade mscribe or use another database"
+        format!(
+            "database schema is newer than this build: it has migration 0042_from_the_future, \
+             this build knows up to {newest}; upgrade mscribe or use another database"
+        )
     );
 }
 
@@ -215,7 +219,17 @@ fn the_files_apply_in_order_without_the_runner() {
     let tables = texts(&c, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
     assert_eq!(
         tables,
-        ["fire_claims", "job_metrics_hourly", "scheduled_job_executions", "scheduler_instances"]
+        [
+            "control_audit",
+            "execution_cancels",
+            "fire_claims",
+            "job_definitions",
+            "job_metrics_hourly",
+            "job_pauses",
+            "job_triggers",
+            "scheduled_job_executions",
+            "scheduler_instances"
+        ]
     );
     let columns = texts(&c, "SELECT name FROM pragma_table_info('scheduled_job_executions')");
     assert!(columns.iter().any(|n| n == "error_kind"), "{columns:?}");

@@ -11,8 +11,10 @@
 //! | `error.rs` | sqlx errors as the engine's and the crate's |
 //! | `store.rs` | [`PostgresStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
+//! | `control.rs` | its `ControlStore` impl (with `pg_notify`) and [`ControlListener`] |
 //! | `probe.rs` | [`PostgresProbe`] |
 
+mod control;
 mod error;
 mod hourly;
 mod migrate;
@@ -23,6 +25,7 @@ mod store;
 mod time;
 mod worker;
 
+pub use control::ControlListener;
 pub use open::PostgresOptions;
 pub use probe::PostgresProbe;
 pub use store::PostgresStore;

@@ -11,8 +11,10 @@
 //! | `error.rs` | rusqlite errors as the engine's and the crate's |
 //! | `store.rs` | [`SqliteStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
+//! | `control.rs` | its `ControlStore` impl (polled: no notifications) |
 //! | `probe.rs` | [`SqliteProbe`] and [`verify_sqlite_file`] |
 
+mod control;
 mod error;
 mod hourly;
 mod migrate;

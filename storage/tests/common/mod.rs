@@ -11,9 +11,9 @@ use mscribe_scheduler::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
     FireClaim, Metrics, SkippedFire,
 };
-use mscribe_storage::HourlyMetricsStore;
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{Connection, PgConnection};
+use mscribe_storage::{ControlStore, HourlyMetricsStore};
 
 /// The server the Postgres tests use.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -171,6 +171,10 @@ pub struct Fixture {
     /// The same store's hourly metrics; `None` for the memory store, which
     /// keeps none.
     pub hourly: Option<Arc<dyn HourlyMetricsStore>>,
+    /// The same store's control plane state; `None` for the memory store.
+    pub control: Option<Arc<dyn ControlStore>>,
+    /// The SQLite file, for a second handle on it.
+    sqlite_path: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<PgTestDb>,
 }
@@ -180,14 +184,16 @@ impl Fixture {
         // Unbounded: the suite checks what a database keeps (a bounded
         // memory store drops a job's oldest rows; its own tests cover that).
         let store = Arc::new(mscribe_scheduler::MemoryStore::unbounded());
-        Fixture { store, hourly: None, _dir: None, _pg: None }
+        Fixture { store, hourly: None, control: None, sqlite_path: None, _dir: None, _pg: None }
     }
 
     pub async fn sqlite_file() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            mscribe_storage::SqliteStore::open(dir.path().join("conformance.db")).await.unwrap();
-        Fixture::sql(store, Some(dir), None)
+        let path = dir.path().join("conformance.db");
+        let store = mscribe_storage::SqliteStore::open(&path).await.unwrap();
+        let mut f = Fixture::sql(store, Some(dir), None);
+        f.sqlite_path = Some(path);
+        f
     }
 
     pub async fn sqlite_memory() -> Fixture {
@@ -201,17 +207,35 @@ impl Fixture {
         Fixture::sql(store, None, Some(db))
     }
 
-    fn sql<S: ExecutionStore + HourlyMetricsStore + Clone + 'static>(
+    fn sql<S: ExecutionStore + HourlyMetricsStore + ControlStore + Clone + 'static>(
         store: S,
         dir: Option<tempfile::TempDir>,
         pg: Option<PgTestDb>,
     ) -> Fixture {
         Fixture {
             store: Arc::new(store.clone()),
-            hourly: Some(Arc::new(store)),
+            hourly: Some(Arc::new(store.clone())),
+            control: Some(Arc::new(store)),
+            sqlite_path: None,
             _dir: dir,
             _pg: pg,
         }
+    }
+
+    /// The control plane state; panics for the memory store.
+    pub fn control(&self) -> &dyn ControlStore {
+        self.control.as_deref().expect("a SQL store")
+    }
+
+    /// A second store handle on the same database (another instance's
+    /// view): a new `SqliteStore` on the file, a new pool on the Postgres
+    /// database. Panics for in-memory stores.
+    pub async fn other_control(&self) -> Arc<dyn ControlStore> {
+        if let Some(path) = &self.sqlite_path {
+            return Arc::new(mscribe_storage::SqliteStore::open(path).await.unwrap());
+        }
+        let db = self._pg.as_ref().expect("a file or a Postgres database");
+        Arc::new(mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap())
     }
 
     /// The hourly metrics store; panics for the memory store.
