@@ -1,0 +1,273 @@
+//! The jobs API (bearer token): list and show jobs, page through a job's
+//! history, trigger, pause (with a note) and resume.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mscribe_scheduler::{ExecutionRecord, ExecutionStatus, HistoryQuery, JobInfo, TriggerOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::body::parse_json;
+use super::cursor::{self, Cursor};
+use super::reply::{ApiError, json_response};
+use super::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ServerState};
+use mscribe_storage::MAX_NOTE_CHARS;
+
+/// One job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// The id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// The schedule; `null` for a trigger-only job.
+    pub schedule: Option<String>,
+    /// The next nominal fire.
+    pub next_run: Option<chrono::DateTime<chrono::Utc>>,
+    /// The latest `scheduled_at` among the job's fires that ran or were
+    /// skipped, triggers included (docs/SEMANTICS.md §6).
+    pub last_run: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last final status: of this process, else the latest stored row.
+    pub last_status: Option<ExecutionStatus>,
+    /// Whether paused.
+    pub paused: bool,
+    /// Runs in progress.
+    pub running: usize,
+    /// Fires waiting.
+    pub queued: usize,
+    /// The overlap policy.
+    pub overlap: mscribe_scheduler::OverlapPolicy,
+    /// The per-attempt timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Attempts per run.
+    pub max_attempts: u32,
+    /// The latest stored row.
+    pub last_execution: Option<ExecutionRecord>,
+}
+
+async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
+    let last = state
+        .scheduler
+        .store()
+        .history(&HistoryQuery::new(info.id.clone(), 1))
+        .await
+        .ok()
+        .and_then(|mut v| v.pop());
+    // The newest `scheduled_at` of the job's rows, whoever wrote them (another
+    // instance, `mscribe run`), or this process's own if not stored yet.
+    let stored = state.scheduler.store().last_fire(&info.id).await.ok().flatten();
+    let last_run = stored.max(info.last_run);
+    JobView {
+        last_status: info.last_status.or_else(|| last.as_ref().map(|r| r.status)),
+        last_run,
+        id: info.id,
+        name: info.name,
+        schedule: info.schedule,
+        next_run: info.next_run,
+        paused: info.paused,
+        running: info.running,
+        queued: info.queued,
+        overlap: info.overlap,
+        timeout_ms: info.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        max_attempts: info.max_attempts,
+        last_execution: last,
+    }
+}
+
+/// The job `id` as shown, or 404.
+async fn known(state: &ServerState, id: &str) -> Result<JobInfo, ApiError> {
+    state.scheduler.job(id).ok_or_else(|| ApiError::unknown_job(id))
+}
+
+/// `GET /jobs`.
+pub(super) async fn list(state: &ServerState) -> Response {
+    let mut jobs = Vec::new();
+    for info in state.scheduler.jobs() {
+        jobs.push(job_view(state, info).await);
+    }
+    json_response(StatusCode::OK, &json!({ "jobs": jobs }))
+}
+
+/// `GET /jobs/{id}`.
+pub(super) async fn show(state: &ServerState, id: &str) -> Result<Response, ApiError> {
+    let info = known(state, id).await?;
+    Ok(json_response(StatusCode::OK, &job_view(state, info).await))
+}
+
+/// The query of the history route.
+#[derive(Debug, PartialEq)]
+pub(super) struct HistoryParams {
+    pub(super) limit: usize,
+    pub(super) status: Option<ExecutionStatus>,
+    pub(super) cursor: Option<Cursor>,
+}
+
+/// Parses `limit`, `status` and `cursor`; anything else, or one of them
+/// twice, is a 400 naming it.
+pub(super) fn parse_history_query(raw: &str) -> Result<HistoryParams, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        if !matches!(k.as_str(), "limit" | "status" | "cursor") {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter \"{k}\"; expected limit, status or cursor"
+            )));
+        }
+        if map.insert(k.clone(), v).is_some() {
+            return Err(ApiError::bad_request(format!("query parameter \"{k}\" given twice")));
+        }
+    }
+    let limit = match map.get("limit") {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(v) => {
+            let n: i64 = v.parse().map_err(|_| {
+                ApiError::bad_request(format!("limit must be an integer, got \"{v}\""))
+            })?;
+            if !(1..=MAX_HISTORY_LIMIT as i64).contains(&n) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("limit must be between 1 and {MAX_HISTORY_LIMIT}, got {n}"),
+                ));
+            }
+            n as usize
+        }
+    };
+    let status = match map.get("status") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<ExecutionStatus>()
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
+        ),
+    };
+    let cursor = map.get("cursor").map(|c| Cursor::decode(c)).transpose()?;
+    Ok(HistoryParams { limit, status, cursor })
+}
+
+/// `GET /jobs/{id}/executions?limit=&status=&cursor=`: a page, newest
+/// first, with `next_cursor` (`null` on the last page).
+pub(super) async fn executions(
+    state: &ServerState,
+    id: &str,
+    query: &str,
+) -> Result<Response, ApiError> {
+    known(state, id).await?;
+    let p = parse_history_query(query)?;
+    let store = state.scheduler.store();
+    let (rows, next) = cursor::page(&**store, id, p.limit, p.status, p.cursor).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "job_id": id,
+            "executions": rows,
+            "next_cursor": next.map(|c| c.encode()),
+        }),
+    ))
+}
+
+/// `POST /jobs/{id}/trigger`: 202 started or queued, 200 skipped.
+pub(super) async fn trigger(state: &ServerState, id: &str) -> Result<Response, ApiError> {
+    known(state, id).await?;
+    let outcome = state.scheduler.trigger(id).map_err(ApiError::scheduler)?;
+    let code = match outcome {
+        TriggerOutcome::Started { .. } | TriggerOutcome::Queued { .. } => StatusCode::ACCEPTED,
+        TriggerOutcome::Skipped => StatusCode::OK,
+    };
+    let mut body = serde_json::to_value(outcome).unwrap_or(Value::Null);
+    body["job_id"] = json!(id);
+    tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
+    Ok(json_response(code, &body))
+}
+
+/// The body of `POST /jobs/{id}/pause` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PauseBody {
+    /// Why the job is paused: 1 to [`MAX_NOTE_CHARS`] characters.
+    #[serde(default)]
+    pub(super) note: Option<String>,
+}
+
+/// Parses and checks a pause body: empty means no note.
+pub(super) fn parse_pause_body(body: &Bytes, endpoint: &str) -> Result<PauseBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(PauseBody::default());
+    }
+    let b: PauseBody = parse_json(body, endpoint)?;
+    if let Some(note) = &b.note {
+        if note.trim().is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "{endpoint}: field \"note\" is empty; leave it out or say why the job is paused"
+            )));
+        }
+        let n = note.chars().count();
+        if n > MAX_NOTE_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "{endpoint}: field \"note\" has {n} characters, over the limit of {MAX_NOTE_CHARS}"
+            )));
+        }
+    }
+    Ok(b)
+}
+
+/// `POST /jobs/{id}/pause` (body `{"note": ...}` optional) and
+/// `POST /jobs/{id}/resume`: 200 with the job.
+pub(super) async fn pause_or_resume(
+    state: &ServerState,
+    id: &str,
+    pause: Option<PauseBody>,
+) -> Result<Response, ApiError> {
+    known(state, id).await?;
+    match &pause {
+        Some(b) => {
+            state.scheduler.pause(id).map_err(ApiError::scheduler)?;
+            tracing::info!(job_id = %id, note = b.note.as_deref().unwrap_or(""), "paused through the API");
+        }
+        None => {
+            state.scheduler.resume(id).map_err(ApiError::scheduler)?;
+            tracing::info!(job_id = %id, "resumed through the API");
+        }
+    }
+    show(state, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_query_is_strict() {
+        let p = parse_history_query("").unwrap();
+        assert_eq!((p.limit, p.status, p.cursor), (DEFAULT_HISTORY_LIMIT, None, None));
+        let e = parse_history_query("limit=1&limit=2").unwrap_err();
+        assert_eq!(e.message, "query parameter \"limit\" given twice");
+        let e = parse_history_query("cursor=zz").unwrap_err();
+        assert!(e.message.starts_with("invalid cursor \"zz\""), "{e:?}");
+    }
+
+    #[test]
+    fn pause_bodies() {
+        let ep = "POST /jobs/a/pause";
+        assert!(parse_pause_body(&Bytes::new(), ep).unwrap().note.is_none());
+        assert!(parse_pause_body(&Bytes::from_static(b"{}"), ep).unwrap().note.is_none());
+        assert_eq!(
+            parse_pause_body(&Bytes::from_static(br#"{"note":"disk full"}"#), ep)
+                .unwrap()
+                .note
+                .as_deref(),
+            Some("disk full")
+        );
+        let e = parse_pause_body(&Bytes::from_static(br#"{"note":"  "}"#), ep).unwrap_err();
+        assert!(e.message.contains("field \"note\" is empty"), "{e:?}");
+        let long = format!(r#"{{"note":"{}"}}"#, "é".repeat(1001));
+        let e = parse_pause_body(&Bytes::from(long), ep).unwrap_err();
+        assert!(e.message.contains("1001 characters, over the limit of 1000"), "{e:?}");
+        assert!(
+            parse_pause_body(&Bytes::from(format!(r#"{{"note":"{}"}}"#, "é".repeat(1000))), ep)
+                .is_ok()
+        );
+    }
+}

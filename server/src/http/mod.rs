@@ -1,0 +1,327 @@
+//! The HTTP API (warp): one filter takes every request and routes it by
+//! its exact path, so that every answer, errors included, is JSON.
+//!
+//! | route | auth | answer |
+//! |---|---|---|
+//! | `GET`/`HEAD /health-check` | optional | 200 healthy, 503 degraded/unhealthy; messages only with the token |
+//! | `GET`/`HEAD /livez` | none | 200 while the process runs |
+//! | `GET`/`HEAD /readyz` | none | 200 when the scheduler runs and the database answers, else 503 |
+//! | `GET /metrics` | none | Prometheus (OpenMetrics) text |
+//! | `GET /jobs` | bearer | every job with next/last run and status |
+//! | `GET /jobs/{id}` | bearer | one job and its latest execution |
+//! | `GET /jobs/{id}/executions?limit=&status=&cursor=` | bearer | history, newest first, with `next_cursor` |
+//! | `POST /jobs/{id}/trigger` | bearer | runs now per the overlap policy: 202 started/queued, 200 skipped |
+//! | `POST /jobs/{id}/pause` (body `{"note": ...}` optional), `/resume` | bearer | the job afterwards |
+//!
+//! Errors are `{"error": "..."}` with 400 (a bad query, header or body, a
+//! body sent where none is taken), 401 (no or wrong token), 404 (unknown
+//! route or job; paths are matched exactly, so `/jobs//x` is not
+//! `/jobs/x`), 405 (with `Allow`), 413 (a body over `max_body_bytes`,
+//! whatever its framing), 414 (a path and query over [`MAX_URI_BYTES`]),
+//! 422 (a value out of range or unknown), 503 (scheduler stopped).
+//!
+//! Files: `reply.rs` (JSON answers and errors), `body.rs` (reading bodies
+//! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
+//! metrics), `jobs.rs` (the jobs API), `cursor.rs` (history paging).
+
+mod body;
+mod cursor;
+mod jobs;
+mod probes;
+mod reply;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use futures::Stream;
+use warp::http::{HeaderMap, Method, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::config::Secret;
+use crate::health::HealthChecker;
+use crate::metrics::ServerMetrics;
+use crate::token::bearer_matches;
+use reply::ApiError;
+
+pub use jobs::JobView;
+pub use reply::error_response;
+
+/// What the routes need.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The scheduler.
+    pub scheduler: mscribe_scheduler::JobScheduler,
+    /// The health checker.
+    pub health: Arc<HealthChecker>,
+    /// The metrics.
+    pub metrics: Arc<ServerMetrics>,
+    /// The bearer token of the jobs API and of health details.
+    pub admin_token: Secret,
+    /// The largest request body accepted.
+    pub max_body_bytes: u64,
+}
+
+/// The largest `limit` of the executions route.
+pub const MAX_HISTORY_LIMIT: usize = 1000;
+
+/// The default `limit` of the executions route.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+
+/// The longest path and query string answered; a longer one gets a 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+fn with_state(
+    state: Arc<ServerState>,
+) -> impl Filter<Extract = (Arc<ServerState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Every route, with errors rendered as JSON.
+pub fn routes(
+    state: Arc<ServerState>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(with_state(state))
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body,
+             state: Arc<ServerState>| async move {
+                let req = Request { method, path: path.as_str().to_owned(), query, headers };
+                match handle(&req, body, &state).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                }
+            },
+        )
+        .recover(|e: Rejection| reply::recover(e))
+        .unify()
+}
+
+/// What a handler sees of a request (the body apart).
+#[derive(Debug)]
+struct Request {
+    method: Method,
+    /// The path as sent (percent-encoded).
+    path: String,
+    query: String,
+    headers: HeaderMap,
+}
+
+impl Request {
+    /// `METHOD /path`, as errors name the endpoint.
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    fn authorization(&self) -> Option<&str> {
+        self.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Where a path leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Health,
+    Livez,
+    Readyz,
+    Metrics,
+    Jobs,
+    Job(String),
+    Executions(String),
+    Trigger(String),
+    Pause(String),
+    Resume(String),
+}
+
+impl Route {
+    /// The methods the route answers, as `Allow` lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
+            Route::Metrics | Route::Jobs | Route::Job(_) | Route::Executions(_) => "GET",
+            Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) => "POST",
+        }
+    }
+
+    fn needs_token(&self) -> bool {
+        !matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
+    }
+
+    fn takes_body(&self) -> bool {
+        matches!(self, Route::Pause(_))
+    }
+
+    fn takes_query(&self) -> bool {
+        // The probes ignore a query (monitors add cache busters).
+        matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
+            || matches!(self, Route::Executions(_))
+    }
+}
+
+/// The path's segments, percent-decoded, empty ones kept (`/jobs//x` has
+/// three: `jobs`, ``, `x`).
+fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    let Some(rest) = path.strip_prefix('/') else { return Err(ApiError::not_found()) };
+    rest.split('/')
+        .map(|s| {
+            percent_decode(s).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid percent-encoding in path segment \"{s}\""))
+            })
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn route(segments: &[String]) -> Option<Route> {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let id = |x: &str| (!x.is_empty()).then(|| x.to_owned());
+    Some(match s.as_slice() {
+        ["health-check"] => Route::Health,
+        ["livez"] => Route::Livez,
+        ["readyz"] => Route::Readyz,
+        ["metrics"] => Route::Metrics,
+        ["jobs"] => Route::Jobs,
+        ["jobs", x] => Route::Job(id(x)?),
+        ["jobs", x, "executions"] => Route::Executions(id(x)?),
+        ["jobs", x, "trigger"] => Route::Trigger(id(x)?),
+        ["jobs", x, "pause"] => Route::Pause(id(x)?),
+        ["jobs", x, "resume"] => Route::Resume(id(x)?),
+        _ => return None,
+    })
+}
+
+async fn handle<S, B>(
+    req: &Request,
+    body: S,
+    state: &Arc<ServerState>,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let uri_len = req.path.len() + if req.query.is_empty() { 0 } else { req.query.len() + 1 };
+    if uri_len > MAX_URI_BYTES {
+        body::drain(body).await;
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "request path and query of {uri_len} bytes are over the limit of {MAX_URI_BYTES} bytes"
+            ),
+        ));
+    }
+    // Read first, whatever the route: an answer sent before the body was
+    // read reaches a client still sending it as a reset connection.
+    let bytes = body::read_body(&req.headers, body, state.max_body_bytes).await?;
+    let route = segments(&req.path).map(|s| route(&s))?;
+    let is_jobs_api = req.path == "/jobs" || req.path.starts_with("/jobs/");
+    if is_jobs_api || route.as_ref().is_some_and(Route::needs_token) {
+        check_token(req, state)?;
+    }
+    let Some(route) = route else { return Err(ApiError::not_found()) };
+    let allowed = route.allow().split(", ").any(|m| m == req.method.as_str());
+    if !allowed {
+        return Err(ApiError::method_not_allowed(route.allow()));
+    }
+    if !route.takes_body() && !bytes.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{} takes no request body; got {} bytes",
+            req.endpoint(),
+            bytes.len()
+        )));
+    }
+    if !route.takes_query() && !req.query.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{} takes no query string; got \"{}\"",
+            req.endpoint(),
+            req.query
+        )));
+    }
+    dispatch(req, route, bytes, state).await
+}
+
+fn check_token(req: &Request, state: &ServerState) -> Result<(), ApiError> {
+    let auth = req.authorization();
+    if bearer_matches(auth, &state.admin_token) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        if req.headers.contains_key(header::AUTHORIZATION) {
+            "invalid bearer token"
+        } else {
+            "missing bearer token: send Authorization: Bearer <admin token>"
+        },
+    ))
+}
+
+async fn dispatch(
+    req: &Request,
+    route: Route,
+    body: Bytes,
+    state: &Arc<ServerState>,
+) -> Result<Response, ApiError> {
+    let s = &**state;
+    Ok(match route {
+        Route::Health => probes::health_check(&req.method, req.authorization(), s).await,
+        Route::Livez => probes::livez(&req.method),
+        Route::Readyz => probes::readyz(&req.method, state).await,
+        Route::Metrics => probes::metrics(s),
+        Route::Jobs => jobs::list(s).await,
+        Route::Job(id) => jobs::show(s, &id).await?,
+        Route::Executions(id) => jobs::executions(s, &id, &req.query).await?,
+        Route::Trigger(id) => jobs::trigger(s, &id).await?,
+        Route::Pause(id) => {
+            let b = jobs::parse_pause_body(&body, &req.endpoint())?;
+            jobs::pause_or_resume(s, &id, Some(b)).await?
+        }
+        Route::Resume(id) => jobs::pause_or_resume(s, &id, None).await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_matched_exactly() {
+        let r = |p: &str| segments(p).ok().and_then(|s| route(&s));
+        assert_eq!(r("/jobs"), Some(Route::Jobs));
+        assert_eq!(r("/jobs/a"), Some(Route::Job("a".into())));
+        assert_eq!(r("/jobs/a%20b"), Some(Route::Job("a b".into())));
+        assert_eq!(r("/jobs/a%2Fb/executions"), Some(Route::Executions("a/b".into())));
+        for p in ["/jobs/", "/jobs//a", "//jobs/a", "/jobs/a/", "/jobs//executions", "/", ""] {
+            assert_eq!(r(p), None, "{p}");
+        }
+        assert!(segments("/jobs/%zz").is_err());
+        assert!(segments("/jobs/%ff").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! What every answer is made of: JSON bodies, the `{"error": ...}` shape of
+//! every error (405 with `Allow`, 401 with `WWW-Authenticate`, 413 closing
+//! the connection), and the last-resort rendering of warp's rejections.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use serde_json::json;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+pub(super) const NO_CACHE: &str = "no-cache, no-store, must-revalidate";
+
+/// A JSON response with a status.
+pub(super) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut r = warp::reply::with_status(warp::reply::json(body), status).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    r
+}
+
+/// `{"error": msg}` with a status (and `WWW-Authenticate: Bearer` for a
+/// 401).
+pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = json_response(status, &json!({ "error": msg.into() }));
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+/// An error answer: its status, its message, and what it needs beside the
+/// body (the methods of a 405, closing the connection after a 413).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ApiError {
+    pub(super) status: StatusCode,
+    pub(super) message: String,
+    allow: Option<&'static str>,
+    close: bool,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), allow: None, close: false }
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(super) fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
+    pub(super) fn unknown_job(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("unknown job \"{id}\""))
+    }
+
+    /// 405 naming the allowed methods, which also go into `Allow`.
+    pub(super) fn method_not_allowed(allow: &'static str) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"))
+        }
+    }
+
+    /// 413; the connection is closed after it (what is left of the body
+    /// is not read).
+    pub(super) fn too_large(message: impl Into<String>) -> Self {
+        ApiError { close: true, ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, message) }
+    }
+
+    /// The engine's error as an answer: 404 unknown job, 503 scheduler not
+    /// running, else 422.
+    pub(super) fn scheduler(e: mscribe_scheduler::Error) -> Self {
+        match e {
+            mscribe_scheduler::Error::UnknownJob(id) => Self::unknown_job(&id),
+            mscribe_scheduler::Error::NotStarted | mscribe_scheduler::Error::Stopped => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            other => Self::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+        }
+    }
+
+    pub(super) fn into_response(self) -> Response {
+        let mut r = error_response(self.status, self.message);
+        if let Some(allow) = self.allow {
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.close {
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    }
+}
+
+/// Renders a rejection as JSON. The routes reject nothing themselves
+/// (one filter takes every request), so this is a safety net.
+pub(super) async fn recover(err: Rejection) -> Result<Response, Infallible> {
+    let e = if err.is_not_found() {
+        ApiError::not_found()
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request(e.to_string())
+    } else if let Some(e) = err.find::<warp::reject::PayloadTooLarge>() {
+        ApiError::too_large(e.to_string())
+    } else {
+        tracing::warn!(rejection = ?err, "unhandled rejection");
+        ApiError::bad_request("bad request")
+    };
+    Ok(e.into_response())
+}
