@@ -211,7 +211,7 @@ pub struct PauseChange {
 }
 
 /// A job's stored pause state (`job_pauses`): its last change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PauseState {
     /// The job.
     pub job_id: String,
@@ -248,7 +248,7 @@ pub struct NewTrigger {
 }
 
 /// A manual trigger as stored (`job_triggers`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerRequest {
     /// Its id, increasing.
     pub id: i64,
@@ -293,7 +293,7 @@ pub struct NewCancel {
 }
 
 /// A cancel request as stored (`execution_cancels`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CancelRequest {
     /// Its id, increasing.
     pub id: i64,
@@ -316,7 +316,7 @@ pub struct CancelRequest {
 }
 
 /// An audit row to write ([`ControlStore::record_audit`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When the action was taken.
     pub at: DateTime<Utc>,
@@ -337,7 +337,7 @@ pub struct AuditEntry {
 }
 
 /// An audit row as stored (`control_audit`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Its id, increasing: the cursor of [`AuditQuery::before_id`].
     pub id: i64,
@@ -511,6 +511,28 @@ mod tests {
         assert_eq!(AuditAction::from("backfill"), AuditAction::Backfill);
         assert_eq!(serde_json::to_string(&Source::Cli).unwrap(), "\"cli\"");
         assert_eq!(serde_json::from_str::<Source>("\"api\"").unwrap(), Source::Api);
+    }
+
+    #[test]
+    fn audit_records_round_trip_as_json() {
+        let r = AuditRecord {
+            id: 7,
+            entry: AuditEntry {
+                at: DateTime::UNIX_EPOCH,
+                action: AuditAction::Pause,
+                job_id: Some("j".into()),
+                execution_id: None,
+                note: Some("n".into()),
+                source: Source::Api,
+                instance_id: "i1".into(),
+                detail: Some(serde_json::json!({"version": 1})),
+            },
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["action"], "pause");
+        assert_eq!(v["source"], "api");
+        assert_eq!(serde_json::from_value::<AuditRecord>(v).unwrap(), r);
     }
 
     #[test]
