@@ -10,6 +10,7 @@ use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{JobScheduler, StopReport, SystemClock};
 
 use crate::config::Config;
+use crate::control::{ControlPlane, ops_definitions};
 use crate::db::{Database, DbError};
 use crate::health::{AuthProbe, HealthChecker, HealthSettings, SchedulerProbe, StorageProbe};
 use crate::http::{ServerState, routes};
@@ -80,6 +81,9 @@ pub struct App {
     pub db: Database,
     /// The scheduler with the seven jobs registered (not started).
     pub scheduler: JobScheduler,
+    /// Pause, resume, trigger and cancel for every instance on the
+    /// database; its sync loop runs while the server serves.
+    pub control: ControlPlane,
     /// The health checker.
     pub health: Arc<HealthChecker>,
     /// The metrics.
@@ -171,7 +175,10 @@ impl App {
             let job = if opts.pause_all { job.paused(true) } else { job };
             scheduler.register(job)?;
         }
-        Ok(App { config, db, scheduler, health, metrics, admin_token, token_source })
+        // After registration: the jobs registered paused (`enabled = false`)
+        // stay paused whatever the cluster's state says.
+        let control = ControlPlane::for_database(&db, scheduler.clone());
+        Ok(App { config, db, scheduler, control, health, metrics, admin_token, token_source })
     }
 
     /// The HTTP state over this app.
@@ -185,9 +192,11 @@ impl App {
         })
     }
 
-    /// Runs the server until SIGINT or SIGTERM: binds, starts the
-    /// scheduler, serves; then stops accepting connections, drains them,
-    /// stops the scheduler within `shutdown_grace` and flushes the store.
+    /// Runs the server until SIGINT or SIGTERM: binds, applies the
+    /// cluster's stored state (job definitions, pauses), starts the
+    /// scheduler and the control plane's sync loop, serves; then stops
+    /// accepting connections, drains them, stops the sync loop, stops the
+    /// scheduler within `shutdown_grace` and flushes the store.
     /// `on_listening` is called with the bound address.
     pub async fn serve(
         self,
@@ -216,7 +225,13 @@ impl App {
             .await
             .map_err(|source| AppError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| AppError::Bind { addr, source })?;
+        // The stored pauses apply before the first fire; a store that fails
+        // here is logged, and the sync loop applies them at its first round.
+        if let Err(e) = self.control.prepare(ops_definitions(&self.config)).await {
+            tracing::warn!(error = %e, "control plane: could not apply the cluster's state at start");
+        }
         self.scheduler.start().await?;
+        self.control.spawn();
         match &self.token_source {
             TokenSource::Generated(p) | TokenSource::File(p) => {
                 tracing::info!(path = %p.display(), "jobs API token file")
@@ -237,6 +252,8 @@ impl App {
         // Wait for the signal, then give open connections the grace to finish.
         let _ = stopped_rx.await;
         tracing::info!(grace = ?grace, "no longer accepting connections; stopping the scheduler");
+        // No trigger or cancel is taken from the cluster once stopping.
+        self.control.stop().await;
         let (server_done, report) = tokio::join!(
             tokio::time::timeout(grace + Duration::from_secs(1), server),
             self.scheduler.stop(grace)

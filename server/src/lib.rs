@@ -37,13 +37,15 @@
 //! ```
 //!
 //! The binary: `mscribe serve`, `migrate`, `jobs`, `history`, `run`,
-//! `health` ([`cli`]). Configuration: [`config`]. Endpoints: [`http`]. The
-//! seven jobs are the rows of one table, [`ops::JOBS`], which registration,
-//! the configuration and the command line read.
+//! `health` ([`cli`]). Configuration: [`config`]. Endpoints: [`http`].
+//! Pause, resume, trigger and cancel for every instance on one database:
+//! [`control`]. The seven jobs are the rows of one table, [`ops::JOBS`],
+//! which registration, the configuration and the command line read.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod health;
 pub mod http;

@@ -1,0 +1,441 @@
+//! The control plane across instances: two schedulers, each with its own
+//! `ControlPlane` and store handle, on one SQLite file or one Postgres
+//! database (a fresh `mscribe_ctl_<random>`, from
+//! `MSCRIBE_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; an unreachable server fails
+//! the tests). The sync loops run on real time: the tests wait, bounded,
+//! for what they expect, and print the propagation delays they measure.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mscribe_scheduler::{
+    ExecutionStore, JobConfig, JobContext, JobScheduler, SystemClock, TokioSpawner, TriggerOutcome,
+};
+use mscribe_server::control::{
+    CANCELLED, ControlError, ControlPlane, ControlSettings, NOT_RUNNING,
+};
+use mscribe_storage::sqlx::postgres::PgConnectOptions;
+use mscribe_storage::sqlx::{self, Connection, PgConnection};
+use mscribe_storage::{
+    AuditAction, AuditQuery, ControlStore, NewTrigger, PostgresOptions, PostgresStore, Source,
+    SqliteStore,
+};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Where the instances keep their state.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(Box<PgDb>),
+}
+
+/// A database dropped at the end, even after a failed assertion.
+struct PgDb {
+    admin: PgConnectOptions,
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> PgDb {
+        let url = std::env::var("MSCRIBE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PG_URL.to_owned());
+        let admin = PgConnectOptions::from_str(&url).expect("MSCRIBE_TEST_POSTGRES_URL");
+        let mut c = PgConnection::connect_with(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("these tests need Postgres at {url}: {e}"));
+        let name = format!("mscribe_ctl_{:016x}", fastrand_u64());
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+        let _ = c.close().await;
+        PgDb { admin, name }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect_with(&admin).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(&drop).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn fastrand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Backend {
+        Backend::Postgres(Box::new(PgDb::create().await))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    fn settings(&self) -> ControlSettings {
+        let base = match self {
+            Backend::Sqlite(_) => ControlSettings::sqlite(),
+            Backend::Postgres(_) => ControlSettings::postgres(),
+        };
+        ControlSettings { cancel_expiry: Duration::from_secs(1), ..base }
+    }
+
+    /// A store handle of its own, as another process would have.
+    async fn stores(
+        &self,
+    ) -> (Arc<dyn ExecutionStore>, Arc<dyn ControlStore>, Option<PostgresStore>) {
+        match self {
+            Backend::Sqlite(dir) => {
+                let s = SqliteStore::open(dir.path().join("shared.db")).await.unwrap();
+                (Arc::new(s.clone()), Arc::new(s), None)
+            }
+            Backend::Postgres(db) => {
+                let opts = db.admin.clone().database(&db.name);
+                let s = PostgresStore::connect_with(
+                    PostgresOptions::from_connect_options(opts).max_connections(4),
+                )
+                .await
+                .unwrap();
+                (Arc::new(s.clone()), Arc::new(s.clone()), Some(s))
+            }
+        }
+    }
+}
+
+/// How many runs each job had on one instance.
+#[derive(Default)]
+struct Counts {
+    tick: AtomicUsize,
+    shared: AtomicUsize,
+    slow: AtomicUsize,
+}
+
+/// One instance: a scheduler with its jobs, started, and its plane.
+struct Instance {
+    scheduler: JobScheduler,
+    control: ControlPlane,
+    counts: Arc<Counts>,
+}
+
+/// The jobs of an instance: `tick` every 100 ms, `shared` trigger-only
+/// (both instances run it), `slow` trigger-only and a minute long, `off`
+/// registered paused when `off_disabled` (the configuration's `enabled =
+/// false`), and `only-<name>` that no other instance runs.
+async fn instance(backend: &Backend, name: &str, off_disabled: bool) -> Instance {
+    let (exec, control_store, pg) = backend.stores().await;
+    let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
+        .store(exec)
+        .instance_id(name)
+        .build();
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let tick = JobConfig::new("tick", move |_ctx: JobContext| {
+        c.tick.fetch_add(1, Ordering::SeqCst);
+        async {}
+    })
+    .schedule("100ms");
+    let c = counts.clone();
+    let shared = JobConfig::new("shared", move |_ctx: JobContext| {
+        c.shared.fetch_add(1, Ordering::SeqCst);
+        async {}
+    })
+    .overlap(mscribe_scheduler::OverlapPolicy::Allow);
+    let c = counts.clone();
+    let slow = JobConfig::new("slow", move |_ctx: JobContext| {
+        c.slow.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(60))
+    });
+    let off =
+        JobConfig::new("off", |_ctx: JobContext| async {}).schedule("1h").paused(off_disabled);
+    let only = JobConfig::new(format!("only-{name}"), |_ctx: JobContext| async {});
+    for job in [tick, shared, slow, off, only] {
+        scheduler.register(job).unwrap();
+    }
+    let mut control = ControlPlane::new(control_store, scheduler.clone(), backend.settings());
+    if let Some(pg) = pg {
+        control = control.listening(pg);
+    }
+    control.prepare(Vec::new()).await.unwrap();
+    scheduler.start().await.unwrap();
+    control.spawn();
+    Instance { scheduler, control, counts }
+}
+
+impl Instance {
+    async fn stop(self) {
+        self.control.stop().await;
+        self.scheduler.stop(Duration::from_millis(200)).await.unwrap();
+    }
+
+    fn paused(&self, job: &str) -> bool {
+        self.scheduler.job(job).unwrap().paused
+    }
+}
+
+/// Waits (up to 5 s) until `ok` holds; returns how long it took.
+async fn until(what: &str, ok: impl Fn() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{what}: not within 5 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    t0.elapsed()
+}
+
+/// A pause made through A holds on B within 1 s, and after both restart;
+/// a resume through B reaches A; both are in the audit log.
+async fn pause_holds_across_instances_and_restarts(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+    a.control.pause("tick", Some("deploy in progress".into()), Source::Api).await.unwrap();
+    assert!(a.paused("tick"), "applied at once where it was made");
+    let delay = until("the pause reaching b", || b.paused("tick")).await;
+    eprintln!("{}: pause A -> B: {delay:?}", backend.name());
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+    let state = b.control.job_state("tick").await.unwrap().unwrap();
+    assert_eq!((state.paused, state.note.as_deref()), (true, Some("deploy in progress")));
+    assert_eq!(state.instance_id, "a");
+    // Paused everywhere: no fire for a while.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (na, nb) = (a.counts.tick.load(Ordering::SeqCst), b.counts.tick.load(Ordering::SeqCst));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.counts.tick.load(Ordering::SeqCst), na);
+    assert_eq!(b.counts.tick.load(Ordering::SeqCst), nb);
+
+    a.stop().await;
+    b.stop().await;
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+    assert!(a.paused("tick") && b.paused("tick"), "paused again before the first fire");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.counts.tick.load(Ordering::SeqCst) + b.counts.tick.load(Ordering::SeqCst), 0);
+
+    b.control.resume("tick", None, Source::Cli).await.unwrap();
+    let delay = until("the resume reaching a", || !a.paused("tick")).await;
+    eprintln!("{}: resume B -> A: {delay:?}", backend.name());
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+    until("a tick on a", || a.counts.tick.load(Ordering::SeqCst) > 0).await;
+    let audit = a.control.audit(&AuditQuery::new(10).job("tick")).await.unwrap();
+    let got: Vec<_> =
+        audit.iter().map(|r| (r.entry.action.clone(), r.entry.instance_id.as_str())).collect();
+    assert_eq!(got, [(AuditAction::Resume, "b"), (AuditAction::Pause, "a")]);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A trigger requested on A runs once across A and B: at once on A when A
+/// runs the job; on B, taken within 1 s, when only B runs it; and a burst
+/// of pending triggers of a job both run is split between them with each
+/// run once.
+async fn triggers_run_once_across_instances(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+
+    let r = a.control.trigger("shared", Some("by hand".into()), Source::Api).await.unwrap();
+    assert_eq!(r.taken_by.as_deref(), Some("a"));
+    let Some(TriggerOutcome::Started { execution_id }) = r.outcome else { panic!("{r:?}") };
+    until("the run on a", || a.counts.shared.load(Ordering::SeqCst) == 1).await;
+    let row = a.control.store().trigger_request(r.trigger_id).await.unwrap().unwrap();
+    assert_eq!(row.execution_id, Some(execution_id.to_string()));
+    assert_eq!(row.outcome.as_deref(), Some("started"));
+
+    let t0 = Instant::now();
+    let r = a.control.trigger("only-b", None, Source::Api).await.unwrap();
+    assert_eq!((r.taken_by, r.outcome), (None, None));
+    let store = a.control.store().clone();
+    loop {
+        let row = store.trigger_request(r.trigger_id).await.unwrap().unwrap();
+        if row.finished_at.is_some() {
+            assert_eq!(row.taken_by.as_deref(), Some("b"));
+            assert_eq!(row.outcome.as_deref(), Some("started"));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "never taken: {row:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("{}: trigger A -> run on B: {:?}", backend.name(), t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+
+    let before = a.counts.shared.load(Ordering::SeqCst) + b.counts.shared.load(Ordering::SeqCst);
+    for round in 0..5 {
+        for i in 0..10 {
+            let req = NewTrigger {
+                job_id: "shared".into(),
+                note: Some(format!("{round}.{i}")),
+                source: Source::Cli,
+                instance_id: "cli".into(),
+                at: a.control.now(),
+                take: false,
+            };
+            store.request_trigger(&req).await.unwrap();
+        }
+        a.control.wake();
+        b.control.wake();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = || a.counts.shared.load(Ordering::SeqCst) + b.counts.shared.load(Ordering::SeqCst);
+    until("50 runs", || total() == before + 50).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(total(), before + 50, "each trigger ran exactly once");
+    eprintln!(
+        "{}: 50 pending triggers: {} ran on a, {} on b",
+        backend.name(),
+        a.counts.shared.load(Ordering::SeqCst) - 1,
+        b.counts.shared.load(Ordering::SeqCst)
+    );
+    let e = a.control.trigger("nope", None, Source::Api).await.unwrap_err();
+    assert!(matches!(e, ControlError::UnknownJob(_)), "{e}");
+    assert_eq!(e.http_status(), 404);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A cancel requested on A cancels a run that B owns, within the wait; a
+/// cancel of a run no instance has is closed after the expiry.
+async fn a_cancel_reaches_the_instance_that_runs_it(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+    let TriggerOutcome::Started { execution_id } = b.scheduler.trigger("slow").unwrap() else {
+        panic!("slow did not start")
+    };
+    until("the slow run", || b.counts.slow.load(Ordering::SeqCst) == 1).await;
+    let t0 = Instant::now();
+    let r = a
+        .control
+        .cancel(execution_id, Some("slow"), Some("stuck".into()), Source::Api)
+        .await
+        .unwrap();
+    eprintln!("{}: cancel A -> handled on B: {:?}", backend.name(), t0.elapsed());
+    assert_eq!(r.handled_by.as_deref(), Some("b"));
+    assert_eq!(r.outcome.as_deref(), Some(CANCELLED));
+    until("the run gone", || b.scheduler.job("slow").unwrap().running == 0).await;
+    let audit = a.control.audit(&AuditQuery::new(1)).await.unwrap();
+    assert_eq!(audit[0].entry.action, AuditAction::Cancel);
+    assert_eq!(audit[0].entry.execution_id, Some(execution_id.to_string()));
+    assert_eq!(audit[0].entry.note.as_deref(), Some("stuck"));
+
+    // A run of this instance is cancelled at once, here.
+    let TriggerOutcome::Started { execution_id } = a.scheduler.trigger("slow").unwrap() else {
+        panic!("slow did not start")
+    };
+    let r = a.control.cancel(execution_id, None, None, Source::Cli).await.unwrap();
+    assert_eq!((r.handled_by.as_deref(), r.outcome.as_deref()), (Some("a"), Some(CANCELLED)));
+
+    // Nobody runs it: closed after the expiry (1 s here, within the wait of
+    // 2 s; by default 10 s, past it, and the answer says "pending").
+    let gone = mscribe_scheduler::ExecutionId::from_u128(0x1234);
+    let t0 = Instant::now();
+    let r = a.control.cancel(gone, None, None, Source::Api).await.unwrap();
+    assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(r.outcome.as_deref(), Some(NOT_RUNNING));
+    assert!(matches!(r.handled_by.as_deref(), Some("a" | "b")), "{r:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `enabled = false` in one instance's configuration wins over a stored
+/// resume there (and after a restart), while the other instance follows
+/// the store; a resume through the disabled instance is refused.
+async fn the_configuration_wins_over_a_stored_resume(backend: Backend) {
+    let a = instance(&backend, "a", true).await;
+    let b = instance(&backend, "b", false).await;
+    assert!(a.paused("off") && !b.paused("off"));
+    b.control.pause("off", None, Source::Api).await.unwrap();
+    b.control.resume("off", None, Source::Api).await.unwrap();
+    // A round of a's reads the resume (and one of b's).
+    a.control.sync_now().await.unwrap();
+    b.control.sync_now().await.unwrap();
+    assert!(a.paused("off"), "the configuration wins");
+    assert!(!b.paused("off"));
+    let e = a.control.resume("off", None, Source::Api).await.unwrap_err();
+    assert!(matches!(e, ControlError::DisabledInConfig(_)), "{e}");
+    assert_eq!((e.http_status(), e.field()), (409, Some("job")));
+    assert!(a.control.disabled_here("off") && !b.control.disabled_here("off"));
+    // A trigger still runs a disabled job, as before.
+    a.control.trigger("off", None, Source::Api).await.unwrap();
+
+    // Bad notes are refused before anything is written.
+    let long = "x".repeat(1001);
+    let e = a.control.pause("tick", Some(long), Source::Api).await.unwrap_err();
+    assert!(matches!(e, ControlError::NoteTooLong { chars: 1001, max: 1000 }), "{e}");
+    let e = a.control.pause("tick", Some("  ".into()), Source::Api).await.unwrap_err();
+    assert!(matches!(e, ControlError::NoteEmpty), "{e}");
+    assert_eq!((e.http_status(), e.field()), (400, Some("note")));
+    let e = a.control.pause("nope", None, Source::Api).await.unwrap_err();
+    assert!(matches!(e, ControlError::UnknownJob(_)), "{e}");
+
+    a.stop().await;
+    let a = instance(&backend, "a", true).await;
+    assert!(a.paused("off"));
+    a.control.sync_now().await.unwrap();
+    assert!(a.paused("off"));
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Each instance stores the definitions of its jobs; the other sees them.
+async fn definitions_are_shared(backend: Backend) {
+    let a = instance(&backend, "a", true).await;
+    let b = instance(&backend, "b", false).await;
+    let defs = a.control.definitions().await.unwrap();
+    let ids: Vec<&str> = defs.iter().map(|d| d.job_id.as_str()).collect();
+    assert_eq!(ids, ["off", "only-a", "only-b", "shared", "slow", "tick"]);
+    let tick = defs.iter().find(|d| d.job_id == "tick").unwrap();
+    assert_eq!((tick.kind.as_str(), &tick.source), ("rust", &Source::Code));
+    assert_eq!(tick.schedule.as_deref(), Some("@every 100ms"));
+    assert_eq!(defs.iter().find(|d| d.job_id == "only-a").unwrap().registered_by, "a");
+    a.stop().await;
+    b.stop().await;
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(Backend::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(Backend::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    pause_holds_across_instances_and_restarts,
+    triggers_run_once_across_instances,
+    a_cancel_reaches_the_instance_that_runs_it,
+    the_configuration_wins_over_a_stored_resume,
+    definitions_are_shared,
+);
