@@ -5,8 +5,13 @@
 //! The server holds no SQL: every table comes from the storage crate's
 //! migrations (applied when a database is opened), and every query and
 //! write goes through the stores ([`ExecutionStore`] for the executions,
-//! [`HourlyMetricsStore`] for `job_metrics_hourly`), on the SQLite store's
-//! threads or the Postgres store's pool.
+//! [`HourlyMetricsStore`] for `job_metrics_hourly`, [`ControlStore`] for the
+//! control plane), on the SQLite store's threads or the Postgres store's
+//! pool. One exception: [`Database::open_existing`], for the commands that
+//! only read, first reads the storage crate's own `mscribe_migrations`
+//! (read-only, one query) to refuse a database that is missing, was never
+//! migrated or has another schema than this build, before the store opens
+//! it (the storage crate has no read-only open yet).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,8 +21,10 @@ use crate::probe::{Probe, ProbeReport};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionStore, StoreError};
+use mscribe_storage::migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use mscribe_storage::{
-    HourlyMetricsStore, PostgresProbe, PostgresStore, SqliteOptions, SqliteProbe, SqliteStore,
+    ControlStore, HourlyMetricsStore, PostgresOptions, PostgresProbe, PostgresStore, SqliteOptions,
+    SqliteProbe, SqliteStore,
 };
 
 use crate::config::is_postgres_url;
@@ -46,6 +53,31 @@ pub enum DbError {
     /// The operation needs a database file and this one is in memory.
     #[error("{0} is in memory; {1} needs a database file")]
     InMemory(String, &'static str),
+    /// [`Database::open_existing`]: the SQLite file does not exist.
+    #[error(
+        "database file {} does not exist; create it with `mscribe migrate` or `mscribe serve`, \
+         check database_url (MSCRIBE_DATABASE_URL), or pass --url to ask a running server",
+        .0.display()
+    )]
+    Missing(PathBuf),
+    /// [`Database::open_existing`]: the database was never migrated, or its
+    /// schema is older or newer than this build's.
+    #[error("{target}: {message}")]
+    Schema {
+        /// The database.
+        target: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl DbError {
+    /// Whether the error is the caller's to fix (a missing database, one
+    /// with another schema) rather than a failure of the database itself:
+    /// the command line exits 2 for these, 1 for the others.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, DbError::Missing(_) | DbError::Schema { .. })
+    }
 }
 
 /// An open database.
@@ -104,8 +136,43 @@ impl Database {
         Ok(Database::Sqlite { store, path })
     }
 
+    /// Opens a database that must already exist with this build's schema,
+    /// for commands that only read it: a missing SQLite file is
+    /// [`DbError::Missing`] (nothing is created), a database never migrated
+    /// or migrated by another version is [`DbError::Schema`] (nothing is
+    /// migrated). An in-memory database opens as with [`open`](Self::open).
+    pub async fn open_existing(url: &str) -> Result<Database, DbError> {
+        if is_postgres_url(url) {
+            let applied = postgres_applied(url).await?;
+            let target = PostgresOptions::new(url).map(|o| o.target().to_owned())?;
+            check_schema(&target, POSTGRES_MIGRATIONS, applied)?;
+            return Database::open(url).await;
+        }
+        let opts = SqliteOptions::from_url(url)?;
+        let Some(path) = opts.path().map(Path::to_path_buf) else {
+            return Database::open(url).await;
+        };
+        if !path.is_file() {
+            return Err(DbError::Missing(path));
+        }
+        let target = format!("sqlite database {}", path.display());
+        let applied = sqlite_applied(&path)
+            .map_err(|message| DbError::Schema { target: target.clone(), message })?;
+        check_schema(&target, SQLITE_MIGRATIONS, applied)?;
+        Database::open(url).await
+    }
+
     /// The execution store.
     pub fn store(&self) -> Arc<dyn ExecutionStore> {
+        match self {
+            Database::Sqlite { store, .. } => Arc::new(store.clone()),
+            Database::Postgres { store, .. } => Arc::new(store.clone()),
+        }
+    }
+
+    /// The control plane's store: pauses, triggers, cancel requests, the
+    /// audit log.
+    pub fn control(&self) -> Arc<dyn ControlStore> {
         match self {
             Database::Sqlite { store, .. } => Arc::new(store.clone()),
             Database::Postgres { store, .. } => Arc::new(store.clone()),
@@ -226,6 +293,122 @@ impl Database {
         };
         s.prune_hourly(before).await.map_err(|e| self.store_error("pruning job_metrics_hourly", e))
     }
+}
+
+/// A row of `mscribe_migrations`: version, name, checksum.
+type AppliedRow = (i64, String, String);
+
+const APPLIED: &str = "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version";
+
+/// The migrations recorded in a SQLite file, read through a read-only
+/// connection; `None` when it has no `mscribe_migrations` table.
+fn sqlite_applied(path: &Path) -> Result<Option<Vec<AppliedRow>>, String> {
+    use rusqlite::{Connection, OpenFlags};
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open read-only: {e}"))?;
+    let _ = c.busy_timeout(Duration::from_secs(5));
+    let exists: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = 'mscribe_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("cannot read it (is it an SQLite database?): {e}"))?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut st = c.prepare(APPLIED).map_err(|e| format!("reading mscribe_migrations: {e}"))?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<AppliedRow>>>())
+        .map_err(|e| format!("reading mscribe_migrations: {e}"))?;
+    Ok(Some(rows))
+}
+
+/// The migrations recorded in a Postgres database; `None` when it has no
+/// `mscribe_migrations` table.
+async fn postgres_applied(url: &str) -> Result<Option<Vec<AppliedRow>>, DbError> {
+    use sqlx::Connection as _;
+    let target = PostgresOptions::new(url).map(|o| o.target().to_owned())?;
+    let query = |message: String| DbError::Query { target: target.clone(), message, source: None };
+    let mut c = tokio::time::timeout(Duration::from_secs(30), sqlx::PgConnection::connect(url))
+        .await
+        .map_err(|_| query("no connection within 30s".to_owned()))?
+        .map_err(|e| query(format!("cannot connect: {e}")))?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('mscribe_migrations') IS NOT NULL")
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| query(format!("reading mscribe_migrations: {e}")))?;
+    let rows = if exists {
+        Some(
+            sqlx::query_as::<_, AppliedRow>(APPLIED)
+                .fetch_all(&mut c)
+                .await
+                .map_err(|e| query(format!("reading mscribe_migrations: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let _ = c.close().await;
+    Ok(rows)
+}
+
+/// Refuses a schema other than `known`, with what to do.
+fn check_schema(
+    target: &str,
+    known: &[Migration],
+    applied: Option<Vec<AppliedRow>>,
+) -> Result<(), DbError> {
+    let schema = |message: String| DbError::Schema { target: target.to_owned(), message };
+    let latest = known.last().map(Migration::label).unwrap_or_default();
+    let applied = match applied {
+        Some(a) if !a.is_empty() => a,
+        _ => {
+            return Err(schema(format!(
+                "not an mscribe database, or never migrated (no mscribe_migrations rows); \
+                 run `mscribe migrate` first (this build's schema is {latest})"
+            )));
+        }
+    };
+    let label = |v: i64, name: &str| format!("{v:04}_{name}");
+    for (version, name, checksum) in &applied {
+        match known.iter().find(|m| m.version == *version) {
+            None if *version > known.len() as i64 => {
+                return Err(schema(format!(
+                    "the schema is newer than this build: it has migration {}, this build \
+                     knows up to {latest}; use a newer mscribe",
+                    label(*version, name)
+                )));
+            }
+            None => {
+                return Err(schema(format!(
+                    "migration {} is applied but missing from this build",
+                    label(*version, name)
+                )));
+            }
+            Some(m) if m.checksum() != *checksum && !m.superseded.contains(&checksum.as_str()) => {
+                return Err(schema(format!(
+                    "migration {} was applied from another text than this build's",
+                    m.label()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(missing) = known.iter().find(|m| !applied.iter().any(|a| a.0 == m.version)) {
+        let newest =
+            applied.iter().max_by_key(|a| a.0).map(|a| label(a.0, &a.1)).unwrap_or_default();
+        return Err(schema(format!(
+            "the schema is older than this build: it has migrations up to {newest}, this build \
+             needs {} (and up to {latest}); run `mscribe migrate` with this build, then retry",
+            missing.label()
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

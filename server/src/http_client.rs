@@ -1,11 +1,12 @@
 //! A minimal HTTP/1.1 client over hyper (which warp already brings): one
-//! request per connection, plain `http://` only. Used by the auth probe and
-//! by `mscribe health`.
+//! request per connection, plain `http://` only. Used by the auth probe, by
+//! `mscribe health` and by the commands that talk to a running server
+//! (`--url`).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
@@ -99,7 +100,20 @@ pub async fn request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpResponse, String> {
-    match tokio::time::timeout(timeout, request_inner(method, url, headers)).await {
+    request_with_body(method, url, headers, None, timeout).await
+}
+
+/// Sends one request with `body` (sent with `Content-Length`; headers such
+/// as `content-type` are the caller's) and reads the whole response, all
+/// within `timeout`.
+pub async fn request_with_body(
+    method: &str,
+    url: &HttpUrl,
+    headers: &[(&str, &str)],
+    body: Option<Bytes>,
+    timeout: Duration,
+) -> Result<HttpResponse, String> {
+    match tokio::time::timeout(timeout, request_inner(method, url, headers, body)).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer from {} within {timeout:?}", url.authority())),
     }
@@ -109,6 +123,7 @@ async fn request_inner(
     method: &str,
     url: &HttpUrl,
     headers: &[(&str, &str)],
+    body: Option<Bytes>,
 ) -> Result<HttpResponse, String> {
     let stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
         .await
@@ -129,7 +144,8 @@ async fn request_inner(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| format!("bad request: {e}"))?;
+    let req =
+        req.body(Full::new(body.unwrap_or_default())).map_err(|e| format!("bad request: {e}"))?;
     let resp = sender
         .send_request(req)
         .await

@@ -92,7 +92,8 @@ pub fn env_keys() -> Vec<EnvKey> {
 
 /// Variables with the `MSCRIBE_` prefix that are not config keys but are
 /// read elsewhere.
-pub const OTHER_ENV_VARS: &[&str] = &[CONFIG_ENV, "MSCRIBE_LOG", "MSCRIBE_TEST_POSTGRES_URL"];
+pub const OTHER_ENV_VARS: &[&str] =
+    &[CONFIG_ENV, "MSCRIBE_LOG", "MSCRIBE_TEST_POSTGRES_URL", "MSCRIBE_URL", "MSCRIBE_TOKEN"];
 
 /// The `MSCRIBE_*` variables of the process that are neither config keys
 /// nor [`OTHER_ENV_VARS`] (a typo, most likely).

@@ -24,13 +24,13 @@ use super::reply::ApiError;
 
 /// The deepest a page may start, in rows, while the server pages over the
 /// store's newest rows.
-pub(super) const MAX_SCAN_ROWS: usize = 50_000;
+pub(crate) const MAX_SCAN_ROWS: usize = 50_000;
 
 const VERSION: &str = "h1";
 
 /// The position after one row in the history's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Cursor {
+pub(crate) struct Cursor {
     started_at: DateTime<Utc>,
     attempt: u32,
     execution_id: ExecutionId,
@@ -51,7 +51,7 @@ impl Cursor {
     }
 
     /// The opaque text: base64url of `h1|<started_at ns>|<attempt>|<id>|<seen>`.
-    pub(super) fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let nanos =
             self.started_at.timestamp_nanos_opt().map(|n| n.to_string()).unwrap_or_else(|| {
                 format!(
@@ -71,7 +71,7 @@ impl Cursor {
 
     /// Parses [`encode`](Self::encode)'s text; a 400 naming the cursor
     /// otherwise.
-    pub(super) fn decode(s: &str) -> Result<Cursor, ApiError> {
+    pub(crate) fn decode(s: &str) -> Result<Cursor, ApiError> {
         let bad = || {
             ApiError::bad_request(format!(
                 "invalid cursor \"{}\": pass the next_cursor of a previous page unchanged",
@@ -115,7 +115,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// One page of a job's history, newest first, and the cursor of the next
 /// page when there is one.
-pub(super) async fn page(
+pub(crate) async fn page(
     store: &dyn ExecutionStore,
     job_id: &str,
     limit: usize,

@@ -25,10 +25,10 @@
 //! metrics), `jobs.rs` (the jobs API), `cursor.rs` (history paging).
 
 mod body;
-mod cursor;
+pub(crate) mod cursor;
 mod jobs;
 mod probes;
-mod reply;
+pub(crate) mod reply;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -32,9 +32,9 @@ pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response {
 /// An error answer: its status, its message, and what it needs beside the
 /// body (the methods of a 405, closing the connection after a 413).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ApiError {
-    pub(super) status: StatusCode,
-    pub(super) message: String,
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     allow: Option<&'static str>,
     close: bool,
 }
