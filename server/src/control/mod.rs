@@ -588,3 +588,37 @@ impl ControlPlane {
         self.inner.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_checked_by_characters() {
+        assert!(check_note(None).is_ok());
+        assert!(check_note(Some(&"é".repeat(MAX_NOTE_CHARS))).is_ok());
+        let e = check_note(Some(&"é".repeat(MAX_NOTE_CHARS + 1))).unwrap_err();
+        assert!(matches!(e, ControlError::NoteTooLong { chars: 1001, max: 1000 }), "{e}");
+        assert_eq!(e.to_string(), "note is 1001 characters long; at most 1000 are allowed");
+        assert!(matches!(check_note(Some(" \n\t")), Err(ControlError::NoteEmpty)));
+        assert!(matches!(check_note(Some("a\0b")), Err(ControlError::NoteNul)));
+        assert!(check_note(Some(" kept as given ")).is_ok());
+    }
+
+    #[test]
+    fn errors_map_to_http_statuses_and_fields() {
+        let unavailable = StoreError::Unavailable { message: "down".into(), source: None };
+        let rejected = StoreError::Rejected { message: "bad".into(), source: None };
+        let cases = [
+            (ControlError::UnknownJob("j".into()), 404, Some("job")),
+            (ControlError::NoteEmpty, 400, Some("note")),
+            (ControlError::DisabledInConfig("j".into()), 409, Some("job")),
+            (ControlError::Store(unavailable), 503, None),
+            (ControlError::Store(rejected), 500, None),
+            (ControlError::Scheduler(mscribe_scheduler::Error::Stopped), 503, None),
+        ];
+        for (e, status, field) in cases {
+            assert_eq!((e.http_status(), e.field()), (status, field), "{e}");
+        }
+    }
+}
