@@ -10,8 +10,7 @@
 //! Every change that other instances must see (a pause or resume, a
 //! trigger, a cancel request) writes its audit row in the same transaction;
 //! on Postgres it also sends `pg_notify('mscribe_control', ..)` there, so
-//! that listeners ([`ControlListener`](crate::ControlListener)) wake at
-//! once. SQLite has no notifications: instances poll, and the polling
+//! that listeners (`ControlListener`, feature `postgres`) wake at once. SQLite has no notifications: instances poll, and the polling
 //! queries read only paused jobs, untaken triggers and unhandled cancels.
 
 use std::fmt;
@@ -19,7 +18,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mscribe_scheduler::{StoreError, StoreResult};
+use mscribe_scheduler::StoreResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -388,8 +387,9 @@ impl AuditQuery {
 ///
 /// Text a caller gives (notes, ids) is stored in full. A value a database
 /// cannot hold (a time outside years 1 to 9999, a NUL character for
-/// Postgres) fails the call as [`StoreError::Rejected`], and nothing is
-/// written.
+/// Postgres) fails the call as
+/// [`StoreError::Rejected`](mscribe_scheduler::StoreError::Rejected), and
+/// nothing is written.
 #[async_trait]
 pub trait ControlStore: Send + Sync + fmt::Debug {
     /// Inserts or replaces the definitions (keyed by job id), in one
@@ -472,14 +472,14 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
 
 /// A value the store cannot hold.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn rejected(message: String) -> StoreError {
-    StoreError::Rejected { message, source: None }
+pub(crate) fn rejected(message: String) -> mscribe_scheduler::StoreError {
+    mscribe_scheduler::StoreError::Rejected { message, source: None }
 }
 
 /// A stored JSON text.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_json(what: &str, text: &str) -> StoreResult<Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+    serde_json::from_str(text).map_err(|e| mscribe_scheduler::StoreError::Corrupt {
         message: format!("{what} is not JSON ({e}): {text:.200}"),
     })
 }
