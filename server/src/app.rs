@@ -189,6 +189,7 @@ impl App {
             metrics: self.metrics.clone(),
             admin_token: self.admin_token.clone(),
             max_body_bytes: self.config.max_body_bytes,
+            control: Some(self.control.clone()),
         })
     }
 

@@ -90,6 +90,7 @@ fn fixture() -> Fixture {
         metrics,
         admin_token: Secret::new(TOKEN),
         max_body_bytes: 1024,
+        control: None,
     });
     Fixture { state, store, clock, db, auth }
 }
@@ -233,6 +234,7 @@ async fn a_flood_of_requests_probes_the_database_once_per_ttl() {
         metrics: state.metrics.clone(),
         admin_token: Secret::new(TOKEN),
         max_body_bytes: 1024,
+        control: None,
     });
     let filter = routes(f.state.clone());
     let flood = (0..200).map(|_| warp::test::request().path("/health-check").reply(&filter));

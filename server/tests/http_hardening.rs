@@ -14,6 +14,7 @@ use mscribe_scheduler::{
     JobConfig, JobContext, JobScheduler, MemoryStore, TokioSpawner, VirtualClock,
 };
 use mscribe_server::config::Secret;
+use mscribe_server::control::{ControlPlane, ControlSettings};
 use mscribe_server::health::{HealthChecker, HealthSettings};
 use mscribe_server::http::{ServerState, routes};
 use mscribe_server::metrics::ServerMetrics;
@@ -31,6 +32,16 @@ struct Served {
 }
 
 async fn serve() -> Served {
+    serve_with(false).await
+}
+
+/// A server whose state has a control plane over an in-memory SQLite
+/// control store (cancel requests are not waited for).
+async fn serve_with_control() -> Served {
+    serve_with(true).await
+}
+
+async fn serve_with(with_control: bool) -> Served {
     let clock = VirtualClock::at_epoch_2026();
     let store = Arc::new(MemoryStore::new());
     let metrics = ServerMetrics::new();
@@ -46,12 +57,20 @@ async fn serve() -> Served {
         .unwrap();
     scheduler.start().await.unwrap();
     let health = HealthChecker::new(Vec::new(), Arc::new(clock), HealthSettings::default());
+    let control = if with_control {
+        let store = mscribe_storage::SqliteStore::open_memory().await.unwrap();
+        let settings = ControlSettings { cancel_wait: Duration::ZERO, ..ControlSettings::sqlite() };
+        Some(ControlPlane::new(Arc::new(store), scheduler.clone(), settings))
+    } else {
+        None
+    };
     let state = Arc::new(ServerState {
         scheduler: scheduler.clone(),
         health,
         metrics,
         admin_token: Secret::new(TOKEN),
         max_body_bytes: LIMIT,
+        control,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -447,4 +466,101 @@ async fn rows_written_between_pages_do_not_shift_them() {
     let r = send(&s, "GET", "/jobs/quick/executions?cursor=bm9wZQ", "").await;
     assert_eq!(r.status, 400);
     assert!(r.error().starts_with("invalid cursor \"bm9wZQ\""), "{r:?}");
+}
+
+#[tokio::test]
+async fn control_routes_go_through_the_control_plane() {
+    let s = serve_with_control().await;
+    let r = send(&s, "POST", "/jobs/quick/pause", r#"{"note": "disk replacement"}"#).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["paused"].as_bool(), r.body["pause"]["note"].as_str()),
+        (Some(true), Some("disk replacement"))
+    );
+    assert_eq!(r.body["pause"]["source"], "api");
+    assert!(s.scheduler.job("quick").unwrap().paused);
+    let r = send(&s, "GET", "/jobs", "").await;
+    assert_eq!(r.body["jobs"][0]["pause"]["note"], "disk replacement");
+    let r = send(&s, "POST", "/jobs/quick/pause", "{\"note\": \"a\\u0000b\"}").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "POST /jobs/quick/pause: field \"note\": note contains a NUL character")
+    );
+    let r = send(&s, "POST", "/jobs/quick/resume", "").await;
+    assert_eq!(
+        (r.status, r.body["paused"].as_bool(), &r.body["pause"]),
+        (200, Some(false), &Value::Null)
+    );
+    let r = send(&s, "POST", "/jobs/quick/trigger", "").await;
+    assert_eq!((r.status, r.body["outcome"].as_str()), (202, Some("started")), "{r:?}");
+    assert!(r.body["trigger_id"].is_i64(), "{r:?}");
+    let r = send(&s, "POST", "/jobs/nope/pause", "").await;
+    assert_eq!((r.status, r.error()), (404, "unknown job \"nope\""));
+
+    // Cancel: a bad id names itself; a run no instance has stays pending.
+    let r = send(&s, "POST", "/executions/xyz/cancel", "").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "invalid execution id \"xyz\": expected 32 hex digits, hyphens allowed")
+    );
+    let r = send(&s, "POST", "/executions/00000000-0000-0000-0000-00000000002a/cancel", "").await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!((r.body["handled_by"].clone(), r.body["cancel_id"].is_i64()), (Value::Null, true));
+    let r = send(&s, "POST", "/executions/00000000-0000-0000-0000-00000000002a/cancel", "{}").await;
+    assert_eq!(r.status, 400, "a cancel takes no body");
+
+    // The audit log, newest first, a page at a time.
+    let r = send(&s, "GET", "/audit", "").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let actions: Vec<&str> = r.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["cancel", "trigger", "resume", "pause"]);
+    assert_eq!(r.body["entries"][3]["note"], "disk replacement");
+    assert_eq!(r.body["next_before"], Value::Null);
+    let mut seen = Vec::new();
+    let mut path = "/audit?limit=1".to_owned();
+    loop {
+        let r = send(&s, "GET", &path, "").await;
+        // A full page has a next_before; the page after the last is empty.
+        let Some(action) = r.body["entries"][0]["action"].as_str() else { break };
+        seen.push(action.to_owned());
+        match r.body["next_before"].as_i64() {
+            Some(b) => path = format!("/audit?limit=1&before={b}"),
+            None => break,
+        }
+        assert!(seen.len() < 10);
+    }
+    assert_eq!(seen, ["cancel", "trigger", "resume", "pause"]);
+    let r = send(&s, "GET", "/audit?job=quick", "").await;
+    assert_eq!(r.body["entries"].as_array().unwrap().len(), 3);
+    for (path, code, error) in [
+        ("/audit?limit=0", 422, "limit must be between 1 and 1000, got 0"),
+        (
+            "/audit?color=red",
+            400,
+            "unknown query parameter \"color\"; expected limit, job or before",
+        ),
+        ("/audit?before=x", 400, "before must be an audit id (an integer), got \"x\""),
+    ] {
+        let r = send(&s, "GET", path, "").await;
+        assert_eq!((r.status, r.error()), (code, error), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_control_plane_cancel_and_audit_are_404() {
+    let s = serve().await;
+    let r = send(&s, "GET", "/audit", "").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "the audit log needs the control plane, which this server has not")
+    );
+    let r = send(&s, "POST", "/executions/00000000-0000-0000-0000-00000000002a/cancel", "").await;
+    assert_eq!(r.status, 404);
+    // Pause and resume act on the local scheduler.
+    assert_eq!(send(&s, "POST", "/jobs/quick/pause", "").await.body["paused"], true);
 }

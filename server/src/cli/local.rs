@@ -363,6 +363,9 @@ pub(super) fn check_note(note: Option<&str>) -> Result<(), Failure> {
         if n.trim().is_empty() {
             return Err(Failure::Usage("--note is empty; leave it out or say why".to_owned()));
         }
+        if n.contains('\0') {
+            return Err(Failure::Usage("--note contains a NUL character".to_owned()));
+        }
         let count = n.chars().count();
         if count > MAX_NOTE_CHARS {
             return Err(Failure::Usage(format!(

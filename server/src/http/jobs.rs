@@ -11,10 +11,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::body::parse_json;
+use super::control::control_error;
 use super::cursor::{self, Cursor};
 use super::reply::{ApiError, json_response};
 use super::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ServerState};
 use mscribe_storage::MAX_NOTE_CHARS;
+use mscribe_storage::{PauseState, Source};
 
 /// One job as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -46,9 +48,12 @@ pub struct JobView {
     pub max_attempts: u32,
     /// The latest stored row.
     pub last_execution: Option<ExecutionRecord>,
+    /// The cluster's pause of the job (note, source, instance, time), while
+    /// it is paused through the API or the command line.
+    pub pause: Option<PauseState>,
 }
 
-async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
+async fn job_view(state: &ServerState, info: JobInfo, pauses: &[PauseState]) -> JobView {
     let last = state
         .scheduler
         .store()
@@ -60,7 +65,9 @@ async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
     // instance, `mscribe run`), or this process's own if not stored yet.
     let stored = state.scheduler.store().last_fire(&info.id).await.ok().flatten();
     let last_run = stored.max(info.last_run);
+    let pause = pauses.iter().find(|p| p.job_id == info.id && p.paused).cloned();
     JobView {
+        pause,
         last_status: info.last_status.or_else(|| last.as_ref().map(|r| r.status)),
         last_run,
         id: info.id,
@@ -77,6 +84,18 @@ async fn job_view(state: &ServerState, info: JobInfo) -> JobView {
     }
 }
 
+/// The jobs paused in the cluster (none without a control plane, or when
+/// the store does not answer: the view shows the local scheduler then).
+async fn pauses(state: &ServerState) -> Vec<PauseState> {
+    match &state.control {
+        Some(c) => c.states().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the cluster's pauses");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    }
+}
+
 /// The job `id` as shown, or 404.
 async fn known(state: &ServerState, id: &str) -> Result<JobInfo, ApiError> {
     state.scheduler.job(id).ok_or_else(|| ApiError::unknown_job(id))
@@ -84,9 +103,10 @@ async fn known(state: &ServerState, id: &str) -> Result<JobInfo, ApiError> {
 
 /// `GET /jobs`.
 pub(super) async fn list(state: &ServerState) -> Response {
+    let pauses = pauses(state).await;
     let mut jobs = Vec::new();
     for info in state.scheduler.jobs() {
-        jobs.push(job_view(state, info).await);
+        jobs.push(job_view(state, info, &pauses).await);
     }
     json_response(StatusCode::OK, &json!({ "jobs": jobs }))
 }
@@ -94,7 +114,8 @@ pub(super) async fn list(state: &ServerState) -> Response {
 /// `GET /jobs/{id}`.
 pub(super) async fn show(state: &ServerState, id: &str) -> Result<Response, ApiError> {
     let info = known(state, id).await?;
-    Ok(json_response(StatusCode::OK, &job_view(state, info).await))
+    let pauses = pauses(state).await;
+    Ok(json_response(StatusCode::OK, &job_view(state, info, &pauses).await))
 }
 
 /// The query of the history route.
@@ -168,18 +189,38 @@ pub(super) async fn executions(
     ))
 }
 
-/// `POST /jobs/{id}/trigger`: 202 started or queued, 200 skipped.
+/// `POST /jobs/{id}/trigger`: 202 started or queued (here) or requested
+/// (another instance runs the job and takes it), 200 skipped.
 pub(super) async fn trigger(state: &ServerState, id: &str) -> Result<Response, ApiError> {
+    if let Some(plane) = &state.control {
+        let endpoint = format!("POST /jobs/{id}/trigger");
+        let receipt =
+            plane.trigger(id, None, Source::Api).await.map_err(|e| control_error(&endpoint, e))?;
+        let (code, mut body) = match &receipt.outcome {
+            Some(outcome) => outcome_body(outcome),
+            None => (StatusCode::ACCEPTED, json!({ "outcome": "requested" })),
+        };
+        body["job_id"] = json!(id);
+        body["trigger_id"] = json!(receipt.trigger_id);
+        body["taken_by"] = json!(receipt.taken_by);
+        tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
+        return Ok(json_response(code, &body));
+    }
     known(state, id).await?;
     let outcome = state.scheduler.trigger(id).map_err(ApiError::scheduler)?;
+    let (code, mut body) = outcome_body(&outcome);
+    body["job_id"] = json!(id);
+    tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
+    Ok(json_response(code, &body))
+}
+
+/// A trigger's status and body: 202 started or queued, 200 skipped.
+fn outcome_body(outcome: &TriggerOutcome) -> (StatusCode, Value) {
     let code = match outcome {
         TriggerOutcome::Started { .. } | TriggerOutcome::Queued { .. } => StatusCode::ACCEPTED,
         TriggerOutcome::Skipped => StatusCode::OK,
     };
-    let mut body = serde_json::to_value(outcome).unwrap_or(Value::Null);
-    body["job_id"] = json!(id);
-    tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
-    Ok(json_response(code, &body))
+    (code, serde_json::to_value(outcome).unwrap_or(Value::Null))
 }
 
 /// The body of `POST /jobs/{id}/pause` (optional).
@@ -220,6 +261,24 @@ pub(super) async fn pause_or_resume(
     id: &str,
     pause: Option<PauseBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(plane) = &state.control {
+        let (endpoint, res) = match pause {
+            Some(b) => {
+                (format!("POST /jobs/{id}/pause"), plane.pause(id, b.note, Source::Api).await)
+            }
+            None => (format!("POST /jobs/{id}/resume"), plane.resume(id, None, Source::Api).await),
+        };
+        let st = res.map_err(|e| control_error(&endpoint, e))?;
+        tracing::info!(job_id = %id, paused = st.paused, note = st.note.as_deref().unwrap_or(""), "paused or resumed through the API");
+        // A job that only other instances run has no local view: the state.
+        return match state.scheduler.job(id) {
+            Some(info) => {
+                let pauses = if st.paused { vec![st] } else { Vec::new() };
+                Ok(json_response(StatusCode::OK, &job_view(state, info, &pauses).await))
+            }
+            None => Ok(json_response(StatusCode::OK, &st)),
+        };
+    }
     known(state, id).await?;
     match &pause {
         Some(b) => {

@@ -10,8 +10,16 @@
 //! | `GET /jobs` | bearer | every job with next/last run and status |
 //! | `GET /jobs/{id}` | bearer | one job and its latest execution |
 //! | `GET /jobs/{id}/executions?limit=&status=&cursor=` | bearer | history, newest first, with `next_cursor` |
-//! | `POST /jobs/{id}/trigger` | bearer | runs now per the overlap policy: 202 started/queued, 200 skipped |
-//! | `POST /jobs/{id}/pause` (body `{"note": ...}` optional), `/resume` | bearer | the job afterwards |
+//! | `POST /jobs/{id}/trigger` | bearer | runs once in the cluster, here if this instance runs the job (per its overlap policy): 202 started/queued/requested, 200 skipped |
+//! | `POST /jobs/{id}/pause` (body `{"note": ...}` optional), `/resume` | bearer | the job afterwards, paused or resumed on every instance |
+//! | `POST /executions/{id}/cancel` | bearer | cancels the run wherever it runs: 200 handled, 202 pending |
+//! | `GET /audit?limit=&job=&before=` | bearer | the audit log of control actions, newest first |
+//!
+//! Pause, resume, trigger, cancel and the audit log go through the
+//! [`ControlPlane`] when the state has one (the server always does); without
+//! one (an embedding with an execution store only) pause, resume and
+//! trigger act on the local scheduler, and cancel and the audit log answer
+//! 404.
 //!
 //! Errors are `{"error": "..."}` with 400 (a bad query, header or body, a
 //! body sent where none is taken), 401 (no or wrong token), 404 (unknown
@@ -22,9 +30,11 @@
 //!
 //! Files: `reply.rs` (JSON answers and errors), `body.rs` (reading bodies
 //! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
-//! metrics), `jobs.rs` (the jobs API), `cursor.rs` (history paging).
+//! metrics), `jobs.rs` (the jobs API), `control.rs` (cancel and the audit
+//! log), `cursor.rs` (history paging).
 
 mod body;
+mod control;
 pub(crate) mod cursor;
 mod jobs;
 mod probes;
@@ -40,6 +50,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::config::Secret;
+use crate::control::ControlPlane;
 use crate::health::HealthChecker;
 use crate::metrics::ServerMetrics;
 use crate::token::bearer_matches;
@@ -61,6 +72,9 @@ pub struct ServerState {
     pub admin_token: Secret,
     /// The largest request body accepted.
     pub max_body_bytes: u64,
+    /// The cluster's control plane: pause, resume, trigger and cancel for
+    /// every instance, and the audit log. `None`: the local scheduler only.
+    pub control: Option<ControlPlane>,
 }
 
 /// The largest `limit` of the executions route.
@@ -141,6 +155,8 @@ enum Route {
     Trigger(String),
     Pause(String),
     Resume(String),
+    Cancel(String),
+    Audit,
 }
 
 impl Route {
@@ -149,7 +165,8 @@ impl Route {
         match self {
             Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
             Route::Metrics | Route::Jobs | Route::Job(_) | Route::Executions(_) => "GET",
-            Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) => "POST",
+            Route::Audit => "GET",
+            Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) | Route::Cancel(_) => "POST",
         }
     }
 
@@ -164,7 +181,7 @@ impl Route {
     fn takes_query(&self) -> bool {
         // The probes ignore a query (monitors add cache busters).
         matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
-            || matches!(self, Route::Executions(_))
+            || matches!(self, Route::Executions(_) | Route::Audit)
     }
 }
 
@@ -215,6 +232,8 @@ fn route(segments: &[String]) -> Option<Route> {
         ["jobs", x, "trigger"] => Route::Trigger(id(x)?),
         ["jobs", x, "pause"] => Route::Pause(id(x)?),
         ["jobs", x, "resume"] => Route::Resume(id(x)?),
+        ["executions", x, "cancel"] => Route::Cancel(id(x)?),
+        ["audit"] => Route::Audit,
         _ => return None,
     })
 }
@@ -242,7 +261,9 @@ where
     // read reaches a client still sending it as a reset connection.
     let bytes = body::read_body(&req.headers, body, state.max_body_bytes).await?;
     let route = segments(&req.path).map(|s| route(&s))?;
-    let is_jobs_api = req.path == "/jobs" || req.path.starts_with("/jobs/");
+    let is_jobs_api = ["/jobs", "/executions", "/audit"]
+        .iter()
+        .any(|p| req.path == *p || req.path.starts_with(&format!("{p}/")));
     if is_jobs_api || route.as_ref().is_some_and(Route::needs_token) {
         check_token(req, state)?;
     }
@@ -304,6 +325,8 @@ async fn dispatch(
             jobs::pause_or_resume(s, &id, Some(b)).await?
         }
         Route::Resume(id) => jobs::pause_or_resume(s, &id, None).await?,
+        Route::Cancel(id) => control::cancel(s, &id).await?,
+        Route::Audit => control::audit(s, &req.query).await?,
     })
 }
 
