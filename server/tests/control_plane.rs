@@ -439,3 +439,158 @@ on_both!(
     the_configuration_wins_over_a_stored_resume,
     definitions_are_shared,
 );
+
+/// A control store that is always down.
+#[derive(Debug)]
+struct DownStore;
+
+fn down<T>() -> mscribe_scheduler::StoreResult<T> {
+    Err(mscribe_scheduler::StoreError::Unavailable { message: "down".into(), source: None })
+}
+
+#[async_trait::async_trait]
+impl ControlStore for DownStore {
+    async fn upsert_definitions(
+        &self,
+        _: &[mscribe_storage::JobDefinition],
+    ) -> mscribe_scheduler::StoreResult<()> {
+        down()
+    }
+    async fn definitions(
+        &self,
+    ) -> mscribe_scheduler::StoreResult<Vec<mscribe_storage::JobDefinition>> {
+        down()
+    }
+    async fn set_paused(
+        &self,
+        _: &str,
+        _: &mscribe_storage::PauseChange,
+    ) -> mscribe_scheduler::StoreResult<mscribe_storage::PauseState> {
+        down()
+    }
+    async fn pause_states(
+        &self,
+    ) -> mscribe_scheduler::StoreResult<Vec<mscribe_storage::PauseState>> {
+        down()
+    }
+    async fn pause_state(
+        &self,
+        _: &str,
+    ) -> mscribe_scheduler::StoreResult<Option<mscribe_storage::PauseState>> {
+        down()
+    }
+    async fn request_trigger(&self, _: &NewTrigger) -> mscribe_scheduler::StoreResult<i64> {
+        down()
+    }
+    async fn take_triggers(
+        &self,
+        _: &str,
+        _: &[String],
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> mscribe_scheduler::StoreResult<Vec<mscribe_storage::TriggerRequest>> {
+        down()
+    }
+    async fn finish_trigger(
+        &self,
+        _: i64,
+        _: Option<&str>,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> mscribe_scheduler::StoreResult<bool> {
+        down()
+    }
+    async fn trigger_request(
+        &self,
+        _: i64,
+    ) -> mscribe_scheduler::StoreResult<Option<mscribe_storage::TriggerRequest>> {
+        down()
+    }
+    async fn request_cancel(
+        &self,
+        _: &mscribe_storage::NewCancel,
+    ) -> mscribe_scheduler::StoreResult<i64> {
+        down()
+    }
+    async fn pending_cancels(
+        &self,
+    ) -> mscribe_scheduler::StoreResult<Vec<mscribe_storage::CancelRequest>> {
+        down()
+    }
+    async fn finish_cancel(
+        &self,
+        _: i64,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> mscribe_scheduler::StoreResult<bool> {
+        down()
+    }
+    async fn cancel_request(
+        &self,
+        _: i64,
+    ) -> mscribe_scheduler::StoreResult<Option<mscribe_storage::CancelRequest>> {
+        down()
+    }
+    async fn record_audit(
+        &self,
+        _: &mscribe_storage::AuditEntry,
+    ) -> mscribe_scheduler::StoreResult<i64> {
+        down()
+    }
+    async fn audit(
+        &self,
+        _: &AuditQuery,
+    ) -> mscribe_scheduler::StoreResult<Vec<mscribe_storage::AuditRecord>> {
+        down()
+    }
+    async fn prune_control(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> mscribe_scheduler::StoreResult<u64> {
+        down()
+    }
+}
+
+/// With the database down, every action fails as unavailable (503) and
+/// changes nothing locally; a round fails without panicking; the loop
+/// keeps running and stops cleanly; the jobs keep firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_is_down_fails_actions_and_changes_nothing() {
+    let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
+        .instance_id("lonely")
+        .build();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let tick = JobConfig::new("tick", move |_ctx: JobContext| {
+        r.fetch_add(1, Ordering::SeqCst);
+        async {}
+    })
+    .schedule("50ms");
+    scheduler.register(tick).unwrap();
+    let control =
+        ControlPlane::new(Arc::new(DownStore), scheduler.clone(), ControlSettings::sqlite());
+    assert!(control.prepare(Vec::new()).await.is_err());
+    scheduler.start().await.unwrap();
+    control.spawn();
+    for e in [
+        control.pause("tick", None, Source::Api).await.unwrap_err(),
+        control.resume("tick", None, Source::Api).await.unwrap_err(),
+        control.trigger("tick", None, Source::Api).await.unwrap_err(),
+        control
+            .cancel(mscribe_scheduler::ExecutionId::from_u128(1), None, None, Source::Api)
+            .await
+            .unwrap_err(),
+        control.audit(&AuditQuery::new(5)).await.unwrap_err(),
+    ] {
+        assert!(matches!(e, ControlError::Store(_)), "{e}");
+        assert_eq!(e.http_status(), 503);
+    }
+    assert!(!scheduler.job("tick").unwrap().paused);
+    assert!(control.sync_now().await.is_err());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(runs.load(Ordering::SeqCst) > 3, "the job keeps firing");
+    let t0 = Instant::now();
+    control.stop().await;
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    scheduler.stop(Duration::from_millis(100)).await.unwrap();
+}
