@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::control::{ControlPlane, ops_definitions};
 use crate::db::{Database, DbError};
 use crate::health::{AuthProbe, HealthChecker, HealthSettings, SchedulerProbe, StorageProbe};
-use crate::http::{ServerState, routes};
+use crate::http::ServerState;
 use crate::http_client::parse_http_url;
 use crate::metrics::ServerMetrics;
 use crate::ops::{JOBS, OpsContext, ops_jobs};
@@ -246,8 +246,9 @@ impl App {
             shutdown.await;
             let _ = stopped_tx.send(());
         };
-        let server =
-            warp::serve(routes(self.server_state())).incoming(listener).graceful(signalled).run();
+        // hyper with a graceful shutdown, as warp::serve, and JSON bodies on
+        // the errors hyper answers itself (http/serve.rs).
+        let server = crate::http::serve(listener, self.server_state(), signalled);
         let grace = self.config.shutdown_grace;
         let server = tokio::spawn(server);
         // Wait for the signal, then give open connections the grace to finish.

@@ -1,5 +1,5 @@
 //! The HTTP API against bad input, over real TCP connections to a real
-//! server (warp and hyper as `mscribe serve` runs them): oversized bodies
+//! server (`http::serve`, as `mscribe serve` runs it): oversized bodies
 //! with `Content-Length` and chunked, bodies where none is taken, exact
 //! paths, long URIs and headers, strict JSON bodies, and history paging
 //! with a cursor. The scheduler runs on a virtual clock: nothing fires by
@@ -16,7 +16,7 @@ use mscribe_scheduler::{
 use mscribe_server::config::Secret;
 use mscribe_server::control::{ControlPlane, ControlSettings};
 use mscribe_server::health::{HealthChecker, HealthSettings};
-use mscribe_server::http::{ServerState, routes};
+use mscribe_server::http::ServerState;
 use mscribe_server::metrics::ServerMetrics;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,7 +74,7 @@ async fn serve_with(with_control: bool) -> Served {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(routes(state)).incoming(listener).run());
+    tokio::spawn(mscribe_server::http::serve(listener, state, std::future::pending()));
     Served { addr, store, scheduler }
 }
 
@@ -563,4 +563,37 @@ async fn without_a_control_plane_cancel_and_audit_are_404() {
     assert_eq!(r.status, 404);
     // Pause and resume act on the local scheduler.
     assert_eq!(send(&s, "POST", "/jobs/quick/pause", "").await.body["paused"], true);
+}
+
+#[tokio::test]
+async fn what_hyper_refuses_itself_is_json_too() {
+    let s = serve().await;
+    let check = |r: Raw, code: u16, error: &str| {
+        assert_eq!((r.status, r.error()), (code, error), "{r:?}");
+        assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+    };
+    let path = format!("/jobs/{}", "a".repeat(70_000));
+    check(send(&s, "GET", &path, "").await, 414, "request URI is over 65534 bytes");
+    let big = format!("x-big: {}", "b".repeat(500_000));
+    let too_large = "request headers are too large: over 100 headers, or about 400 KiB of them";
+    check(exchange(s.addr, request("GET", "/jobs", &[&big]), Vec::new()).await, 431, too_large);
+    let many: Vec<String> = (0..120).map(|i| format!("x-h{i}: v")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    check(exchange(s.addr, request("GET", "/jobs", &many), Vec::new()).await, 431, too_large);
+    let r = exchange(
+        s.addr,
+        "GET /jobs HTTP/1.1\r\nhost: x\r\ncontent-length: zz\r\n\r\n".into(),
+        Vec::new(),
+    )
+    .await;
+    check(
+        r,
+        400,
+        "malformed request: the request line or a header could not be parsed (e.g. an invalid \
+         Content-Length or Transfer-Encoding)",
+    );
+    // The routes' own answers pass unchanged.
+    let r = send(&s, "GET", "/nope", "").await;
+    assert_eq!((r.status, r.error()), (404, "not found"));
 }

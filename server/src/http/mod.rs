@@ -26,12 +26,15 @@
 //! route or job; paths are matched exactly, so `/jobs//x` is not
 //! `/jobs/x`), 405 (with `Allow`), 413 (a body over `max_body_bytes`,
 //! whatever its framing), 414 (a path and query over [`MAX_URI_BYTES`]),
-//! 422 (a value out of range or unknown), 503 (scheduler stopped).
+//! 422 (a value out of range or unknown), 503 (scheduler stopped). Served
+//! by [`serve`], the 400, 414 and 431 that hyper answers itself (a request
+//! it cannot parse, a URI over 64 KiB, headers too large) are JSON too.
 //!
 //! Files: `reply.rs` (JSON answers and errors), `body.rs` (reading bodies
 //! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
 //! metrics), `jobs.rs` (the jobs API), `control.rs` (cancel and the audit
-//! log), `cursor.rs` (history paging).
+//! log), `cursor.rs` (history paging), `serve.rs` (the TCP server, hyper's
+//! own errors as JSON).
 
 mod body;
 mod control;
@@ -39,6 +42,7 @@ pub(crate) mod cursor;
 mod jobs;
 mod probes;
 pub(crate) mod reply;
+mod serve;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -58,6 +62,7 @@ use reply::ApiError;
 
 pub use jobs::JobView;
 pub use reply::error_response;
+pub use serve::serve;
 
 /// What the routes need.
 #[derive(Debug)]
