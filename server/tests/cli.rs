@@ -199,6 +199,25 @@ async fn commands_with_url_talk_to_a_running_server() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["executions"].as_array().unwrap().len(), 1);
 
+    // Cancel and the audit log through the server's control plane.
+    let (code, out, err) = cli(&["audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ID") && out.contains("moving disks"), "{out}");
+    let (code, out, err) = cli(&["cancel", "00000000-0000-0000-0000-00000000002a"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(json(&out)["cancel_id"].is_i64(), "{out}");
+    let (code, _, err) = cli(&["cancel", "xyz"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("400 invalid execution id \"xyz\""), "{err}");
+    let (_, out, _) = cli(&["audit", "--json", "--job", "temp-cleanup"]);
+    let actions: Vec<String> = json(&out)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["resume", "pause"]);
+
     // The server's errors: its JSON message, exit 2 for a 4xx.
     let (code, _, err) = cli(&["history", "nope"]);
     assert_eq!(code, 2);
