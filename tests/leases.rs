@@ -127,7 +127,7 @@ fn an_event_with_a_stale_fence_is_refused_and_the_rest_of_the_batch_written() {
         max_running: None,
     };
     let lease = Duration::from_secs(10);
-    let won = block_on(store.claim_fires("a", &[claim.clone()], at, lease)).unwrap();
+    let won = block_on(store.claim_fires("a", std::slice::from_ref(&claim), at, lease)).unwrap();
     assert_eq!(won, vec![ClaimOutcome::Won { fence: 1 }]);
     assert_eq!(
         block_on(store.claim_fires("b", &[claim], at, lease)).unwrap(),

@@ -203,6 +203,7 @@ impl SchedulerBuilder {
                     background: 0,
                     launches: Vec::new(),
                     claims: Vec::new(),
+                    claim_retry: Vec::new(),
                     leases: HashMap::new(),
                     tokens: Vec::new(),
                     crons: HashMap::default(),

@@ -33,6 +33,10 @@ pub(super) enum OnClaim {
     Skip(String),
 }
 
+/// How many failed claims wait for the store at most (a day of a job every
+/// second); past that a fire is logged and left without a row.
+const CLAIM_RETRY_CAP: usize = 100_000;
+
 impl State {
     /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
     /// released.
@@ -62,8 +66,9 @@ impl JobScheduler {
     /// under the lock, does with each fire won what was decided for it (see
     /// [`SchedulerBuilder::claim_fires`](super::SchedulerBuilder::claim_fires))
     /// and launches the runs that started. A fire another instance won is
-    /// left to it, with no row. When the claim fails, each fire is recorded
-    /// `skipped` with the error.
+    /// left to it, with no row. When the claim fails, each fire waits in
+    /// `claim_retry`: the lease loop claims it again, to be recorded
+    /// `skipped` with the error by whichever instance wins it then.
     pub(super) fn send_claims(&self, claims: Vec<PendingClaim>) {
         if claims.is_empty() {
             return;
@@ -109,13 +114,25 @@ impl JobScheduler {
                     Err(why) => Err(why),
                 };
                 match (outcome, c.then) {
-                    (Err(why), OnClaim::Skip(reason)) => {
-                        this.record_skip(&mut st, key, fire, now, &format!("{reason} ({why})"))
-                    }
-                    (Err(why), _) => {
-                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run");
-                        let reason = format!("claim failed, not run: {why}");
-                        this.record_skip(&mut st, key, fire, now, &reason);
+                    // Another instance may have won it: this one claims it again
+                    // later, to record the skip only if nobody did.
+                    (Err(why), then) => {
+                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run here");
+                        let reason = match then {
+                            OnClaim::Skip(reason) => format!("{reason} ({why})"),
+                            _ => format!("claim failed, not run: {why}"),
+                        };
+                        let retry = PendingClaim {
+                            spec: c.spec.clone(),
+                            slot: c.slot,
+                            fire,
+                            then: OnClaim::Skip(reason),
+                        };
+                        if st.claim_retry.len() < CLAIM_RETRY_CAP {
+                            st.claim_retry.push(retry);
+                        } else {
+                            tracing::error!(job_id = &**key, scheduled_at = %at, "too many failed claims waiting; this fire is left unrecorded");
+                        }
                     }
                     (Ok(ClaimOutcome::Taken), _) => {
                         tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");

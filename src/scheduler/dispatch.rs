@@ -67,8 +67,11 @@ impl JobScheduler {
                 self.start_run(st, slot, fire)
             }
             OverlapPolicy::Queue if job.backlog.is_empty() => {
-                st.next_exec += 1;
-                fire.seq = st.next_exec;
+                // A claimed fire has its id already: the claim records it.
+                if fire.seq == 0 {
+                    st.next_exec += 1;
+                    fire.seq = st.next_exec;
+                }
                 let job = st.jobs.get_mut(slot).expect("checked above");
                 job.backlog.push_back(fire);
                 tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");

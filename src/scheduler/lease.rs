@@ -49,9 +49,21 @@ impl JobScheduler {
             }
             self.renew().await;
             self.retake().await;
+            self.reclaim();
         }
         self.inner.lock().background -= 1;
         self.inner.idle.notify(usize::MAX);
+    }
+
+    /// Claims again the fires whose claim failed.
+    fn reclaim(&self) {
+        let mut st = self.inner.lock();
+        if st.claim_retry.is_empty() || st.phase != Phase::Running {
+            return;
+        }
+        let retry = std::mem::take(&mut st.claim_retry);
+        st.claims.extend(retry);
+        self.release(st);
     }
 
     /// Renews every lease held; stops the runs whose lease was lost.

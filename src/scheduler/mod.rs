@@ -121,6 +121,9 @@ struct State {
     /// Fires decided under the lock that wait for their claims, sent once
     /// it is released.
     claims: Vec<PendingClaim>,
+    /// Fires whose claim failed, claimed again by the lease loop so that
+    /// one instance records each (see `claim`).
+    claim_retry: Vec<PendingClaim>,
     /// The leases this instance holds on claimed fires, renewed by the
     /// lease loop until the fire ends (see `lease`).
     leases: HashMap<(Arc<str>, DateTime<Utc>), lease::Held>,
