@@ -204,6 +204,7 @@ impl SchedulerBuilder {
                     launches: Vec::new(),
                     claims: Vec::new(),
                     claim_retry: Vec::new(),
+                    waiters: HashMap::new(),
                     leases: HashMap::new(),
                     tokens: Vec::new(),
                     crons: HashMap::default(),

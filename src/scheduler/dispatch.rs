@@ -126,7 +126,7 @@ impl JobScheduler {
     /// Marks a run as started and queues its launch; whoever holds the lock
     /// launches it after releasing it ([`release`](Self::release), or the
     /// driver's batches), so no handler runs under the lock.
-    fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
+    pub(super) fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
         let id = match fire.seq {
             0 => st.new_exec_id(self.inner.instance_bits),
             seq => exec_id(self.inner.instance_bits, seq),
@@ -231,6 +231,11 @@ impl JobScheduler {
             st.live_runs -= 1;
             if let Some(at) = leased {
                 st.leases.remove(&(spec.id.clone(), at));
+            }
+            if !st.waiters.is_empty()
+                && let Some(tx) = st.waiters.remove(&(id.0 as u64))
+            {
+                let _ = tx.send(status);
             }
             let mut next = None;
             let mut handle = None;

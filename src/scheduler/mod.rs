@@ -20,6 +20,7 @@
 //!   launch once the lock is released and are settled when they end.
 //! - `run`: one run's attempts, with timeout and retry, and what each
 //!   records.
+//! - `backfill`: a job's fires ahead, and a backfill of a past range.
 //! - `info`: what the API reports ([`JobInfo`], [`TriggerOutcome`],
 //!   [`StopReport`], [`Phase`]) and the [`Observer`] hook.
 
@@ -45,6 +46,7 @@ use crate::store::{
     AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, FireKind,
 };
 
+mod backfill;
 mod builder;
 mod claim;
 mod dispatch;
@@ -56,6 +58,10 @@ mod registry;
 mod run;
 mod timeline;
 
+pub use backfill::{
+    BackfillReport, BackfillRequest, BackfillRun, MAX_BACKFILL_FIRES, MAX_UPCOMING_FIRES,
+    PlannedFire,
+};
 pub use builder::SchedulerBuilder;
 use builder::Settings;
 use claim::PendingClaim;
@@ -124,6 +130,8 @@ struct State {
     /// Fires whose claim failed, claimed again by the lease loop so that
     /// one instance records each (see `claim`).
     claim_retry: Vec<PendingClaim>,
+    /// Who waits for a run's end (a backfill), by execution id counter.
+    waiters: HashMap<u64, futures::channel::oneshot::Sender<crate::store::ExecutionStatus>>,
     /// The leases this instance holds on claimed fires, renewed by the
     /// lease loop until the fire ends (see `lease`).
     leases: HashMap<(Arc<str>, DateTime<Utc>), lease::Held>,
