@@ -45,6 +45,8 @@ pub(crate) enum CancelReason {
     Replace = 3,
     /// [`JobScheduler::cancel`](crate::JobScheduler::cancel) asked for it.
     Request = 4,
+    /// Another instance took the fire over: this one lost its lease.
+    LeaseLost = 5,
 }
 
 impl CancelReason {
@@ -54,6 +56,7 @@ impl CancelReason {
             2 => CancelReason::Unregister,
             3 => CancelReason::Replace,
             4 => CancelReason::Request,
+            5 => CancelReason::LeaseLost,
             _ => return None,
         })
     }
@@ -65,6 +68,9 @@ impl CancelReason {
             CancelReason::Unregister => "the job was unregistered",
             CancelReason::Replace => "a newer fire replaced it (overlap policy replace)",
             CancelReason::Request => "cancelled on request",
+            CancelReason::LeaseLost => {
+                "this instance lost the fire's lease: another instance took it over"
+            }
         }
     }
 }

@@ -103,6 +103,18 @@ pub enum Error {
     /// (it ended, or another instance runs it).
     #[error("unknown execution \"{0}\": no run with this id is running or queued here")]
     UnknownExecution(String),
+    /// A backfill request that cannot be planned: `from` after `to`, a
+    /// range over [`MAX_BACKFILL_FIRES`](crate::MAX_BACKFILL_FIRES) fires,
+    /// a job with no schedule. `field` names the bad input.
+    #[error("invalid backfill of job \"{job}\": {field}: {reason}")]
+    InvalidBackfill {
+        /// The job.
+        job: String,
+        /// Which input: `from`, `to`, `range`, `schedule`, `concurrency`.
+        field: &'static str,
+        /// What is wrong, with the value.
+        reason: String,
+    },
     /// `start()` on a scheduler that is already running.
     #[error("scheduler is already started")]
     AlreadyStarted,

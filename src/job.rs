@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use crate::cancel::CancellationToken;
 use crate::clock::Clock;
 use crate::failure::{ErrorKind, JobError};
-use crate::policy::{MisfirePolicy, OverlapPolicy};
+use crate::policy::{MisfirePolicy, OverlapPolicy, OverlapScope};
 use crate::retry::RetryPolicy;
 use crate::schedule::Schedule;
 use crate::store::{ExecutionId, Metrics};
@@ -35,7 +35,33 @@ pub struct JobContext {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
+/// The fire a run serves: its job and nominal time. It is the same for
+/// every attempt of the run, and for an instance that takes the fire over
+/// after its owner died (docs/SEMANTICS.md §12), so a handler can use it to
+/// deduplicate its side effects (an idempotency key, a unique row).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FireKey {
+    /// The job's id.
+    pub job_id: Arc<str>,
+    /// The fire's nominal time.
+    pub scheduled_at: DateTime<Utc>,
+}
+
+impl fmt::Display for FireKey {
+    /// `job@2026-12-05T10:00:00.000Z`: milliseconds, always in UTC.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.scheduled_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        write!(f, "{}@{at}", self.job_id)
+    }
+}
+
 impl JobContext {
+    /// The fire this run serves ([`FireKey`]): stable across attempts and
+    /// take-overs.
+    pub fn fire_key(&self) -> FireKey {
+        FireKey { job_id: self.job_id.clone(), scheduled_at: self.scheduled_at }
+    }
+
     /// The scheduler's clock: virtual in tests, so a handler that waits
     /// through it runs in simulated time.
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -306,6 +332,8 @@ pub struct JobConfig {
     pub(crate) jitter: Option<Duration>,
     pub(crate) paused: bool,
     pub(crate) per_instance: bool,
+    pub(crate) overlap_scope: OverlapScope,
+    pub(crate) max_concurrent: Option<u32>,
 }
 
 impl fmt::Debug for JobConfig {
@@ -322,6 +350,8 @@ impl fmt::Debug for JobConfig {
             .field("jitter", &self.jitter)
             .field("paused", &self.paused)
             .field("per_instance", &self.per_instance)
+            .field("overlap_scope", &self.overlap_scope)
+            .field("max_concurrent", &self.max_concurrent)
             .finish_non_exhaustive()
     }
 }
@@ -365,6 +395,8 @@ impl JobConfig {
             jitter: None,
             paused: false,
             per_instance: false,
+            overlap_scope: OverlapScope::Instance,
+            max_concurrent: None,
         }
     }
 
@@ -442,6 +474,22 @@ impl JobConfig {
     /// cleaning its temporary files. Default off; no effect without claims.
     pub fn per_instance(mut self, on: bool) -> Self {
         self.per_instance = on;
+        self
+    }
+
+    /// Where the overlap policy holds when instances claim fires (default
+    /// [`OverlapScope::Instance`]); see [`OverlapScope::Cluster`].
+    pub fn overlap_scope(mut self, scope: OverlapScope) -> Self {
+        self.overlap_scope = scope;
+        self
+    }
+
+    /// At most `n` runs of the job at once: across every instance for a
+    /// job whose fires are claimed (by the fires holding live leases), on
+    /// this instance otherwise. A fire over the limit is recorded `skipped`
+    /// with the reason. `n` must be at least 1 (checked at registration).
+    pub fn max_concurrent(mut self, n: u32) -> Self {
+        self.max_concurrent = Some(n);
         self
     }
 }

@@ -79,8 +79,8 @@ pub use clock::SystemClock;
 pub use clock::{Clock, VirtualClock};
 pub use error::{Error, Result};
 pub use failure::{ErrorKind, JobError, JobResultExt};
-pub use job::{IntoJobResult, JobConfig, JobContext, JobHandler, JobResult, ScheduleSpec};
-pub use policy::{MisfireMode, MisfirePolicy, OverlapPolicy};
+pub use job::{FireKey, IntoJobResult, JobConfig, JobContext, JobHandler, JobResult, ScheduleSpec};
+pub use policy::{MisfireMode, MisfirePolicy, OverlapPolicy, OverlapScope};
 pub use recorder::StoreHealth;
 pub use retry::{Jitter, RetryPolicy};
 #[cfg(feature = "tokio")]
@@ -88,10 +88,12 @@ pub use runtime::TokioSpawner;
 pub use runtime::{FnSpawner, LocalRuntime, LocalSpawner, Spawner, external};
 pub use schedule::Schedule;
 pub use scheduler::{
-    JobInfo, JobScheduler, Observer, Phase, SchedulerBuilder, StopReport, TriggerOutcome,
+    BackfillReport, BackfillRequest, BackfillRun, JobInfo, JobScheduler, MAX_BACKFILL_FIRES,
+    MAX_UPCOMING_FIRES, Observer, Phase, PlannedFire, SchedulerBuilder, StopReport, TriggerOutcome,
 };
 pub use store::{
-    AttemptEnd, AttemptStart, BoxError, ExecutionEvent, ExecutionId, ExecutionRecord,
-    ExecutionStatus, ExecutionStore, FireClaim, HistoryQuery, MemoryStore, Metrics,
-    ParseExecutionIdError, ParseStatusError, PrunePolicy, SkippedFire, StoreError, StoreResult,
+    AttemptEnd, AttemptStart, BoxError, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
+    ExecutionStatus, ExecutionStore, ExpiredLease, FireClaim, FireKind, FireLease, HistoryQuery,
+    MemoryStore, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire,
+    SkippedFire, StoreError, StoreResult, abandoned_for_retake,
 };

@@ -25,6 +25,24 @@ pub enum OverlapPolicy {
     Replace,
 }
 
+/// Where a job's [`OverlapPolicy`] holds when several instances share a
+/// store and claim fires
+/// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapScope {
+    /// Among this instance's runs of the job (the default): another
+    /// instance may run the job's next fire while this one still runs.
+    #[default]
+    Instance,
+    /// Among the runs of every instance, by the fires that hold live
+    /// leases: a fire that finds the job running anywhere is recorded
+    /// `skipped` by the instance that claimed it, with the reason. (Across
+    /// instances, `Queue` and `Replace` act as `Skip`; on the instance that
+    /// runs the job they keep their meaning.)
+    Cluster,
+}
+
 /// How fires missed while the process was down or stalled are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]

@@ -37,6 +37,9 @@ pub struct StoreHealth {
     pub rejected: u64,
     /// Events written (since start).
     pub written: u64,
+    /// Events the store refused for a stale fencing token (since start):
+    /// another instance had taken their fire over, and its records stand.
+    pub fenced: u64,
     /// Writes that failed, a store that panicked included (since start);
     /// their events were kept and written again.
     pub failed_writes: u64,
@@ -93,6 +96,7 @@ impl Recorder {
                     dropped_since_drained: 0,
                     rejected: 0,
                     written: 0,
+                    fenced: 0,
                     failed_writes: 0,
                     failing: false,
                     last_error: None,
@@ -213,6 +217,13 @@ impl Recorder {
                     if g.spare.capacity() < batch.capacity() {
                         g.spare = batch;
                     }
+                }
+                Err(StoreError::Fenced { refused, message }) => {
+                    tracing::warn!(refused, fires = %message, "the store refused records of fires another instance took over");
+                    self.lock().health.fenced += refused;
+                    self.finish_batch(batch.len(), Some(refused), clock.now());
+                    self.lock().health.rejected -= refused;
+                    batch.clear();
                 }
                 Err(e) if e.is_transient() => {
                     self.requeue(batch, &e, clock.now());

@@ -173,6 +173,9 @@ fn missed_fires_are_claimed_too() {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: mscribe_scheduler::FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         };
         rt.block_on(store.write(&[ExecutionEvent::Finished(ended)])).unwrap();
     }
@@ -291,7 +294,7 @@ fn a_store_that_cannot_claim_is_refused_at_start() {
     assert!(matches!(err, Error::ClaimsUnsupported(_)), "{err:?}");
     assert!(err.to_string().contains("NoClaims"), "{err}");
     let now = rt.clock().now();
-    let e = rt.block_on(store.claim_fires("a", &[], now)).unwrap_err();
+    let e = rt.block_on(store.claim_fires("a", &[], now, Duration::from_secs(1))).unwrap_err();
     assert!(e.to_string().contains("cannot claim fires"), "{e}");
     // Without claims the same store runs the scheduler.
     let b =

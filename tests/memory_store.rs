@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::executor::block_on;
-use mscribe_scheduler::{AttemptEnd, AttemptStart};
+use mscribe_scheduler::{AttemptEnd, AttemptStart, FireKind};
 use mscribe_scheduler::{
     ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore, HistoryQuery, MemoryStore,
     PrunePolicy,
@@ -25,6 +25,8 @@ fn attempt(job: &str, run: u128, at: i64) -> AttemptStart {
         scheduled_at: t(at),
         started_at: t(at),
         instance_id: Arc::from("i1"),
+        kind: FireKind::Schedule,
+        fence: None,
     }
 }
 
@@ -34,8 +36,16 @@ fn start(job: &str, run: u128, at: i64) -> ExecutionEvent {
 
 /// The end of [`start`]'s attempt: a success one second long.
 fn end(job: &str, run: u128, at: i64) -> ExecutionEvent {
-    let AttemptStart { job_id, execution_id, attempt, scheduled_at, started_at, instance_id } =
-        attempt(job, run, at);
+    let AttemptStart {
+        job_id,
+        execution_id,
+        attempt,
+        scheduled_at,
+        started_at,
+        instance_id,
+        kind,
+        fence,
+    } = attempt(job, run, at);
     ExecutionEvent::Finished(AttemptEnd {
         job_id,
         execution_id,
@@ -50,6 +60,9 @@ fn end(job: &str, run: u128, at: i64) -> ExecutionEvent {
         error_kind: None,
         result: None,
         metrics: None,
+        kind,
+        fence,
+        ends_run: true,
     })
 }
 

@@ -245,6 +245,8 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
         scheduled_at: w.t0,
         started_at: w.t0,
         instance_id: "dead-instance".into(),
+        kind: mscribe_scheduler::FireKind::Schedule,
+        fence: None,
     });
     w.rt.local().block_on(mscribe_scheduler::ExecutionStore::write(&*w.store, &[dead])).unwrap();
     w.rt.advance(Duration::from_secs(3 * 3600 + 60));

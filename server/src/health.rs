@@ -636,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_watched_job_that_failed_last_degrades_until_it_succeeds() {
-        use mscribe_scheduler::AttemptEnd;
+        use mscribe_scheduler::{AttemptEnd, FireKind};
         use mscribe_scheduler::{
             ExecutionEvent, ExecutionId, ExecutionStore, JobConfig, JobContext, JobResult,
             MemoryStore,
@@ -714,6 +714,9 @@ mod tests {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         };
         rt.block_on(store.write(&[ExecutionEvent::Finished(ok)])).unwrap();
         assert_eq!(check(&probe).status, HealthStatus::Healthy);
@@ -745,6 +748,9 @@ mod tests {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         };
         rt.block_on(store.write(&[ExecutionEvent::Finished(failed)])).unwrap();
         assert_eq!(check(&probe).status, HealthStatus::Healthy, "alone, its own run decides");

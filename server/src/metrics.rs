@@ -312,7 +312,7 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
     use mscribe_scheduler::ExecutionStatus;
-    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
+    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, FireKind, SkippedFire};
     use std::time::Duration;
 
     #[test]
@@ -326,6 +326,8 @@ mod tests {
             scheduled_at: t0,
             started_at: t0 + chrono::Duration::milliseconds(20),
             instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         };
         m.on_event(&ExecutionEvent::Started(start.clone()));
         m.on_event(&ExecutionEvent::Finished(AttemptEnd {
@@ -342,6 +344,9 @@ mod tests {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         }));
         m.on_event(&ExecutionEvent::Skipped(SkippedFire {
             job_id: "database-backup".into(),
@@ -350,6 +355,8 @@ mod tests {
             decided_at: t0,
             reason: "overlap".into(),
             instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         }));
         let text = m.encode();
         assert!(text.contains("mscribe_job_fires_total{job=\"database-backup\"} 2"), "{text}");

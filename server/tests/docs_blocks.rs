@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::docs::{
     DOCS, SHELL_LANGS, doc_blocks, end_event, shell_marker, sql_blocks, sql_marker,
 };
-use mscribe_scheduler::{AttemptStart, ExecutionId, SkippedFire};
+use mscribe_scheduler::{AttemptStart, ExecutionId, FireKind, SkippedFire};
 use mscribe_scheduler::{ExecutionEvent, ExecutionStatus};
 use mscribe_server::db::Database;
 
@@ -79,6 +79,8 @@ fn seed_events() -> Vec<ExecutionEvent> {
             decided_at: now - min(30),
             reason: "misfire: missed while down or stalled".into(),
             instance_id: "docs-test".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         }),
         ExecutionEvent::Started(AttemptStart {
             job_id: "temp-cleanup".into(),
@@ -87,6 +89,8 @@ fn seed_events() -> Vec<ExecutionEvent> {
             scheduled_at: now - min(1),
             started_at: now - min(1),
             instance_id: "docs-test".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         }),
     ]
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::docs::{DOCS, end_event, read, root};
-use mscribe_scheduler::{AttemptStart, ExecutionId, SkippedFire};
+use mscribe_scheduler::{AttemptStart, ExecutionId, FireKind, SkippedFire};
 use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, Observer};
 use mscribe_server::health::HealthSnapshot;
 use mscribe_server::metrics::ServerMetrics;
@@ -28,6 +28,8 @@ fn exposed_metric_names() -> BTreeSet<String> {
         scheduled_at: now,
         started_at: now,
         instance_id: "i".into(),
+        kind: FireKind::Schedule,
+        fence: None,
     };
     m.on_event(&ExecutionEvent::Started(start));
     m.on_event(&ExecutionEvent::Finished(end_event("j", 1, 1, now, ExecutionStatus::Failed)));
@@ -38,6 +40,8 @@ fn exposed_metric_names() -> BTreeSet<String> {
         decided_at: now,
         reason: "r".into(),
         instance_id: "i".into(),
+        kind: FireKind::Schedule,
+        fence: None,
     }));
     m.record_health(&HealthSnapshot {
         status: HealthStatus::Healthy,

@@ -354,6 +354,9 @@ fn finished(id: u128, attempt: u32, started: DateTime<Utc>) -> ExecutionEvent {
         error_kind: None,
         result: None,
         metrics: None,
+        kind: mscribe_scheduler::FireKind::Schedule,
+        fence: None,
+        ends_run: true,
     })
 }
 
@@ -419,6 +422,8 @@ async fn history_pages_with_a_cursor_across_equal_start_times() {
             scheduled_at: at(30),
             started_at: at(30),
             instance_id: "i".into(),
+            kind: mscribe_scheduler::FireKind::Schedule,
+            fence: None,
         })])
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId};
+use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, FireKind};
 use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HistoryQuery};
 use mscribe_server::config::{BackupOptions, RetentionOptions};
 use mscribe_server::db::Database;
@@ -35,6 +35,9 @@ fn end(
         error_kind: None,
         result: None,
         metrics: None,
+        kind: FireKind::Schedule,
+        fence: None,
+        ends_run: true,
     })
 }
 
@@ -162,6 +165,8 @@ async fn hourly_rollup_is_idempotent_and_retention_prunes_both_tables() {
         scheduled_at: m(70),
         started_at: m(70),
         instance_id: "test".into(),
+        kind: FireKind::Schedule,
+        fence: None,
     }));
     store.write(&evs).await.unwrap();
     let agg = MetricsAggregation::new(db.clone(), Duration::from_secs(48 * 3600));

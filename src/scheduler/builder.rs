@@ -29,6 +29,7 @@ pub(super) struct Settings {
     pub(super) stale_after: Duration,
     pub(super) inline: bool,
     pub(super) claim: bool,
+    pub(super) lease: Duration,
 }
 
 /// Builds a [`JobScheduler`] from its parts.
@@ -152,6 +153,17 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long the lease on a claimed fire lasts (default 15 s, at least
+    /// 1 ms). The owner renews its leases every third of it while their runs
+    /// go on. Once a lease has run out without the fire ending, another
+    /// instance takes the fire over (docs/SEMANTICS.md §12): a shorter
+    /// lease recovers sooner from a crash, a longer one survives longer
+    /// pauses of the owner (or of the database) without a second start.
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.settings.lease = d.max(Duration::from_millis(1));
+        self
+    }
+
     /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
     pub fn build(self) -> JobScheduler {
         let clock: Arc<dyn Clock> = Arc::new(GuardedClock::new(self.clock));
@@ -191,6 +203,9 @@ impl SchedulerBuilder {
                     background: 0,
                     launches: Vec::new(),
                     claims: Vec::new(),
+                    claim_retry: Vec::new(),
+                    waiters: HashMap::new(),
+                    leases: HashMap::new(),
                     tokens: Vec::new(),
                     crons: HashMap::default(),
                 }),
@@ -240,6 +255,7 @@ impl JobScheduler {
                 stale_after: Duration::from_secs(60),
                 inline: true,
                 claim: false,
+                lease: Duration::from_secs(15),
             },
         }
     }

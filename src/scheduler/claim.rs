@@ -1,16 +1,19 @@
 //! Claims: a fire of a claimed job waits for its claim in the store, sent
 //! in one batch once the lock is released, and is decided by the instance
-//! that wins it (see `SchedulerBuilder::claim_fires`).
+//! that wins it, which then holds the fire's lease (see
+//! `SchedulerBuilder::claim_fires` and `lease`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
 
-use super::registry::{Fire, Slot, Spec};
+use super::lease::Held;
+use super::registry::{Fire, Slot, Spec, exec_id};
 use super::{JobScheduler, Phase, State};
+use crate::clock::after;
 use crate::recorder::error_chain;
-use crate::store::FireClaim;
+use crate::store::{ClaimOutcome, FireClaim};
 
 /// A fire of a claimed job that waits for its claim, and what this
 /// instance does with it once the claim is won.
@@ -30,10 +33,20 @@ pub(super) enum OnClaim {
     Skip(String),
 }
 
+/// How many failed claims wait for the store at most (a day of a job every
+/// second); past that a fire is logged and left without a row.
+const CLAIM_RETRY_CAP: usize = 100_000;
+
 impl State {
     /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
     /// released.
-    pub(super) fn claim(&mut self, spec: &Arc<Spec>, slot: Slot, fire: Fire, then: OnClaim) {
+    /// The fire gets its execution id now: the claim records it, so that an
+    /// instance that takes the fire over continues the same run.
+    pub(super) fn claim(&mut self, spec: &Arc<Spec>, slot: Slot, mut fire: Fire, then: OnClaim) {
+        if fire.seq == 0 {
+            self.next_exec += 1;
+            fire.seq = self.next_exec;
+        }
         self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then });
     }
 }
@@ -53,8 +66,9 @@ impl JobScheduler {
     /// under the lock, does with each fire won what was decided for it (see
     /// [`SchedulerBuilder::claim_fires`](super::SchedulerBuilder::claim_fires))
     /// and launches the runs that started. A fire another instance won is
-    /// left to it, with no row. When the claim fails, each fire is recorded
-    /// `skipped` with the error.
+    /// left to it, with no row. When the claim fails, each fire waits in
+    /// `claim_retry`: the lease loop claims it again, to be recorded
+    /// `skipped` with the error by whichever instance wins it then.
     pub(super) fn send_claims(&self, claims: Vec<PendingClaim>) {
         if claims.is_empty() {
             return;
@@ -64,9 +78,16 @@ impl JobScheduler {
             let inner = &this.inner;
             let fires: Vec<FireClaim> = claims
                 .iter()
-                .map(|c| FireClaim { job_id: c.spec.id.clone(), scheduled_at: c.fire.nominal })
+                .map(|c| FireClaim {
+                    job_id: c.spec.id.clone(),
+                    scheduled_at: c.fire.nominal,
+                    execution_id: exec_id(inner.instance_bits, c.fire.seq),
+                    max_running: c.spec.cluster_limit,
+                })
                 .collect();
-            let claim = inner.store.claim_fires(&inner.instance_id, &fires, inner.clock.now());
+            let lease = inner.settings.lease;
+            let claimed_at = inner.clock.now();
+            let claim = inner.store.claim_fires(&inner.instance_id, &fires, claimed_at, lease);
             // A store that panics fails the claim; the batch is still settled.
             let won = match AssertUnwindSafe(claim).catch_unwind().await {
                 Ok(Ok(won)) if won.len() == claims.len() => Ok(won),
@@ -88,26 +109,58 @@ impl JobScheduler {
                 let key = &c.spec.id;
                 let at = c.fire.nominal;
                 let fire = c.fire;
-                match (&won, c.then) {
-                    (Err(why), OnClaim::Skip(reason)) => {
-                        this.record_skip(&mut st, key, fire, now, &format!("{reason} ({why})"))
+                let outcome = match &won {
+                    Ok(won) => Ok(won[i]),
+                    Err(why) => Err(why),
+                };
+                match (outcome, c.then) {
+                    // Another instance may have won it: this one claims it again
+                    // later, to record the skip only if nobody did.
+                    (Err(why), then) => {
+                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run here");
+                        let reason = match then {
+                            OnClaim::Skip(reason) => format!("{reason} ({why})"),
+                            _ => format!("claim failed, not run: {why}"),
+                        };
+                        let retry = PendingClaim {
+                            spec: c.spec.clone(),
+                            slot: c.slot,
+                            fire,
+                            then: OnClaim::Skip(reason),
+                        };
+                        if st.claim_retry.len() < CLAIM_RETRY_CAP {
+                            st.claim_retry.push(retry);
+                        } else {
+                            tracing::error!(job_id = &**key, scheduled_at = %at, "too many failed claims waiting; this fire is left unrecorded");
+                        }
                     }
-                    (Err(why), _) => {
-                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run");
-                        let reason = format!("claim failed, not run: {why}");
-                        this.record_skip(&mut st, key, fire, now, &reason);
-                    }
-                    (Ok(won), _) if !won[i] => {
+                    (Ok(ClaimOutcome::Taken), _) => {
                         tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
                     }
-                    (Ok(_), OnClaim::Skip(reason)) => {
+                    (Ok(ClaimOutcome::Busy { fence, running }), then) => {
+                        let fire = Fire { claimed: true, fence, ..fire };
+                        let reason = match then {
+                            OnClaim::Skip(reason) => reason,
+                            _ => format!(
+                                "{running} run(s) of the job hold live leases across the cluster (limit {})",
+                                c.spec.cluster_limit.unwrap_or(0)
+                            ),
+                        };
+                        this.record_skip(&mut st, key, fire, now, &reason);
+                    }
+                    (Ok(ClaimOutcome::Won { fence }), OnClaim::Skip(reason)) => {
+                        let fire = Fire { claimed: true, fence, ..fire };
                         this.record_skip(&mut st, key, fire, now, &reason)
                     }
-                    (Ok(_), _) if st.phase != Phase::Running => {
+                    (Ok(ClaimOutcome::Won { fence }), _) if st.phase != Phase::Running => {
+                        let fire = Fire { claimed: true, fence, ..fire };
                         this.record_skip(&mut st, key, fire, now, "scheduler stopping");
                     }
-                    (Ok(_), then) => {
-                        let fire = Fire { claimed: true, ..c.fire };
+                    (Ok(ClaimOutcome::Won { fence }), then) => {
+                        let fire = Fire { claimed: true, fence, ..fire };
+                        let expires = after(claimed_at, lease);
+                        let held = Held { fence, slot: c.slot, seq: fire.seq, expires };
+                        st.leases.insert((key.clone(), at), held);
                         let job = st.jobs.get_mut(c.slot).expect("checked above");
                         let idle = job.running.is_empty() && job.backlog.is_empty();
                         match then {

@@ -33,11 +33,11 @@ impl JobScheduler {
         now: DateTime<Utc>,
     ) -> TriggerOutcome {
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
-        if !fire.manual {
+        if fire.is_scheduled() {
             job.last_fire = job.last_fire.max(Some(fire.nominal));
         }
         job.last_run = job.last_run.max(Some(fire.nominal));
-        if job.claimed && !fire.manual && !fire.claimed {
+        if job.claimed && fire.is_scheduled() && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
             // (Triggers are never claimed: nobody reads this outcome.)
             let spec = job.spec.clone();
@@ -46,6 +46,15 @@ impl JobScheduler {
         }
         if job.running.is_empty() {
             return self.start_run(st, slot, fire);
+        }
+        if let Some(max) = job.spec.max_concurrent
+            && job.running.len() >= max as usize
+            && job.overlap == OverlapPolicy::Allow
+        {
+            let key = job.spec.id.clone();
+            let reason = format!("max_concurrent {max}: {max} run(s) of the job already running");
+            self.record_skip(st, &key, fire, now, &reason);
+            return TriggerOutcome::Skipped;
         }
         match job.overlap {
             OverlapPolicy::Allow => self.start_run(st, slot, fire),
@@ -58,8 +67,11 @@ impl JobScheduler {
                 self.start_run(st, slot, fire)
             }
             OverlapPolicy::Queue if job.backlog.is_empty() => {
-                st.next_exec += 1;
-                fire.seq = st.next_exec;
+                // A claimed fire has its id already: the claim records it.
+                if fire.seq == 0 {
+                    st.next_exec += 1;
+                    fire.seq = st.next_exec;
+                }
                 let job = st.jobs.get_mut(slot).expect("checked above");
                 job.backlog.push_back(fire);
                 tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");
@@ -103,13 +115,18 @@ impl JobScheduler {
             decided_at: now,
             reason: reason.to_owned(),
             instance_id: self.inner.instance_id.clone(),
+            kind: fire.kind,
+            fence: fire.fence(),
         }));
+        if fire.fence > 0 {
+            st.leases.remove(&(key.clone(), nominal));
+        }
     }
 
     /// Marks a run as started and queues its launch; whoever holds the lock
     /// launches it after releasing it ([`release`](Self::release), or the
     /// driver's batches), so no handler runs under the lock.
-    fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
+    pub(super) fn start_run(&self, st: &mut State, slot: Slot, fire: Fire) -> TriggerOutcome {
         let id = match fire.seq {
             0 => st.new_exec_id(self.inner.instance_bits),
             seq => exec_id(self.inner.instance_bits, seq),
@@ -145,7 +162,8 @@ impl JobScheduler {
             let status = this.run(&l, resume).await;
             // The run's own handle goes first, so the token can be reused.
             drop(l.cancel);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status)));
+            let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
+            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status, leased)));
         }));
     }
 
@@ -165,7 +183,8 @@ impl JobScheduler {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
-            let mut flight = self.begin_attempt(&l, 1, now, true);
+            let first = l.fire.first_attempt;
+            let mut flight = self.begin_attempt(&l, first, now, true);
             let outcome = if l.cancel.is_killed() {
                 Outcome::Killed
             } else {
@@ -177,7 +196,8 @@ impl JobScheduler {
                         // its own waker, as a spawned future is always polled.
                         l.spec.inline.store(false, Ordering::Relaxed);
                         if std::mem::take(&mut flight.start_unwritten) {
-                            self.inner.recorder.push(self.start_event(&l, 1, flight.started_at));
+                            let start = self.start_event(&l, first, flight.started_at);
+                            self.inner.recorder.push(start);
                         }
                         self.spawn_run(l, Resume::InFlight(Box::new(flight)));
                         now = clock.now();
@@ -186,14 +206,15 @@ impl JobScheduler {
                 }
             };
             now = clock.now();
-            let end = self.end_attempt(&l, 1, flight, outcome, now);
+            let end = self.end_attempt(&l, first, flight, outcome, now);
             if end.duration > INLINE_LIMIT {
                 l.spec.inline.store(false, Ordering::Relaxed);
             }
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
-                ended.push((l.spec, l.slot, l.id, end.status));
+                let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
+                ended.push((l.spec, l.slot, l.id, end.status, leased));
             }
         }
         self.runs_ended(ended.drain(..));
@@ -206,8 +227,16 @@ impl JobScheduler {
             return;
         }
         let mut st = self.inner.lock();
-        for (spec, slot, id, status) in ended {
+        for (spec, slot, id, status, leased) in ended {
             st.live_runs -= 1;
+            if let Some(at) = leased {
+                st.leases.remove(&(spec.id.clone(), at));
+            }
+            if !st.waiters.is_empty()
+                && let Some(tx) = st.waiters.remove(&(id.0 as u64))
+            {
+                let _ = tx.send(status);
+            }
             let mut next = None;
             let mut handle = None;
             // The slot holds another job once this one was unregistered.
@@ -247,8 +276,9 @@ pub(super) struct Launch {
     pub(super) seed: u64,
 }
 
-/// A run that ended, with its final status, to settle under the lock.
-type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus);
+/// A run that ended, with its final status and, when it held a lease, its
+/// fire's nominal time, to settle under the lock.
+type Ended = (Arc<Spec>, Slot, ExecutionId, ExecutionStatus, Option<DateTime<Utc>>);
 
 /// How long a handler's first poll may take on the driver before its job's
 /// runs go to the spawner instead.

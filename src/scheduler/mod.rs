@@ -14,10 +14,13 @@
 //! - `driver`: the task that pops due fires and sleeps until the next; the
 //!   heartbeat loop.
 //! - `claim`: fires of claimed jobs wait for their claim in the store.
+//! - `lease`: the leases on claimed fires, renewed while their runs go on,
+//!   and the fires of dead owners taken over.
 //! - `dispatch`: the overlap policy starts, queues or skips a fire; runs
 //!   launch once the lock is released and are settled when they end.
 //! - `run`: one run's attempts, with timeout and retry, and what each
 //!   records.
+//! - `backfill`: a job's fires ahead, and a backfill of a past range.
 //! - `info`: what the API reports ([`JobInfo`], [`TriggerOutcome`],
 //!   [`StopReport`], [`Phase`]) and the [`Observer`] hook.
 
@@ -39,18 +42,26 @@ use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::runtime::Spawner;
 use crate::schedule::Schedule;
 use crate::signal::Signal;
-use crate::store::{AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore};
+use crate::store::{
+    AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, FireKind,
+};
 
+mod backfill;
 mod builder;
 mod claim;
 mod dispatch;
 mod driver;
 mod info;
+mod lease;
 mod plan;
 mod registry;
 mod run;
 mod timeline;
 
+pub use backfill::{
+    BackfillReport, BackfillRequest, BackfillRun, MAX_BACKFILL_FIRES, MAX_UPCOMING_FIRES,
+    PlannedFire,
+};
 pub use builder::SchedulerBuilder;
 use builder::Settings;
 use claim::PendingClaim;
@@ -116,6 +127,14 @@ struct State {
     /// Fires decided under the lock that wait for their claims, sent once
     /// it is released.
     claims: Vec<PendingClaim>,
+    /// Fires whose claim failed, claimed again by the lease loop so that
+    /// one instance records each (see `claim`).
+    claim_retry: Vec<PendingClaim>,
+    /// Who waits for a run's end (a backfill), by execution id counter.
+    waiters: HashMap<u64, futures::channel::oneshot::Sender<crate::store::ExecutionStatus>>,
+    /// The leases this instance holds on claimed fires, renewed by the
+    /// lease loop until the fire ends (see `lease`).
+    leases: HashMap<(Arc<str>, DateTime<Utc>), lease::Held>,
     /// Ended runs' tokens, made new for the next runs (at most
     /// [`TOKEN_POOL`](dispatch::TOKEN_POOL)).
     tokens: Vec<CancellationToken>,
@@ -152,6 +171,9 @@ impl Inner {
                 error_kind: r.error_kind,
                 result: None,
                 metrics: None,
+                kind: r.kind,
+                fence: r.fence,
+                ends_run: true,
             });
             self.observe(&ended);
         }
@@ -330,7 +352,7 @@ impl JobScheduler {
             });
         }
         let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
-        let fire = Fire { nominal: now, manual: true, claimed: false, seq: 0 };
+        let fire = Fire::new(now, FireKind::Manual);
         let outcome = self.dispatch(&mut st, slot, fire, now);
         self.release(st);
         Ok(outcome)
@@ -370,9 +392,12 @@ impl JobScheduler {
         let job = st.jobs.get_mut(slot).expect("found above");
         let fire = job.backlog.remove(i).expect("found above");
         let id = job.spec.id.clone();
+        if fire.fence > 0 {
+            st.leases.remove(&(id.clone(), fire.nominal));
+        }
         drop(st);
         let error = format!("cancelled while queued ({})", CancelReason::Request.as_str());
-        self.record_unstarted(&id, execution_id, 1, fire.nominal, now, error);
+        self.record_unstarted(&id, execution_id, fire.first_attempt, &fire, now, error);
         Ok(())
     }
 
@@ -442,8 +467,12 @@ impl JobScheduler {
             for (slot, last) in slots {
                 self.plan_first(&mut st, slot, last, now, "the scheduler started");
             }
-            st.background += 2;
+            st.background += if inner.settings.claim { 3 } else { 2 };
             self.release(st);
+        }
+        if inner.settings.claim {
+            let this = self.clone();
+            inner.spawner.spawn(Box::pin(async move { this.lease_loop().await }));
         }
         let this = self.clone();
         inner.spawner.spawn(Box::pin(async move { this.drive().await }));

@@ -13,10 +13,10 @@ use super::JobScheduler;
 use crate::cancel::CancellationToken;
 use crate::error::{Error, Result};
 use crate::job::{JobConfig, JobHandler};
-use crate::policy::{MisfirePolicy, OverlapPolicy};
+use crate::policy::{MisfirePolicy, OverlapPolicy, OverlapScope};
 use crate::retry::RetryPolicy;
 use crate::schedule::Schedule;
-use crate::store::{ExecutionId, ExecutionStatus};
+use crate::store::{ExecutionId, ExecutionStatus, FireKind};
 
 /// A job's place in [`Jobs`].
 pub(super) type Slot = u32;
@@ -105,6 +105,11 @@ pub(super) struct Spec {
     /// cleared for good once the handler returned `Pending` there or took
     /// longer than [`INLINE_LIMIT`](super::dispatch::INLINE_LIMIT).
     pub(super) inline: AtomicBool,
+    /// At most this many runs at once ([`JobConfig::max_concurrent`]).
+    pub(super) max_concurrent: Option<u32>,
+    /// The limit of live leases a claim of its fires carries (see
+    /// [`FireClaim::max_running`](crate::FireClaim::max_running)).
+    pub(super) cluster_limit: Option<u32>,
 }
 
 pub(super) struct Job {
@@ -170,19 +175,39 @@ pub(super) fn exec_id(instance_bits: u64, seq: u64) -> ExecutionId {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Fire {
     pub(super) nominal: DateTime<Utc>,
-    pub(super) manual: bool,
+    pub(super) kind: FireKind,
     /// Won by this instance's claim (see
     /// [`SchedulerBuilder::claim_fires`](super::SchedulerBuilder::claim_fires)).
     pub(super) claimed: bool,
-    /// The execution id's counter once one is given (a queued fire has
-    /// its id already); 0 before.
+    /// The attempt its run starts with: 1, or more for a fire taken over
+    /// from an instance that died during an attempt.
+    pub(super) first_attempt: u32,
+    /// The execution id's counter once one is given (a queued or claimed
+    /// fire has its id already); 0 before.
     pub(super) seq: u64,
+    /// The fencing token of the lease this instance holds on it; 0 for none.
+    pub(super) fence: u64,
 }
 
 impl Fire {
+    /// A fire of `kind` at `nominal`, not claimed yet.
+    pub(super) fn new(nominal: DateTime<Utc>, kind: FireKind) -> Self {
+        Fire { nominal, kind, claimed: false, first_attempt: 1, seq: 0, fence: 0 }
+    }
+
     /// A scheduled fire at `nominal`, not claimed yet.
     pub(super) fn scheduled(nominal: DateTime<Utc>) -> Self {
-        Fire { nominal, manual: false, claimed: false, seq: 0 }
+        Fire::new(nominal, FireKind::Schedule)
+    }
+
+    /// Whether it comes from the schedule (not a trigger or a backfill).
+    pub(super) fn is_scheduled(&self) -> bool {
+        self.kind == FireKind::Schedule
+    }
+
+    /// The fence its events carry.
+    pub(super) fn fence(&self) -> Option<u64> {
+        (self.fence > 0).then_some(self.fence)
     }
 }
 
@@ -236,6 +261,19 @@ impl JobScheduler {
                 reason: format!("jitter must be at most {MAX_JITTER:?} (365 days), got {j:?}"),
             });
         }
+        if cfg.max_concurrent == Some(0) {
+            return Err(Error::InvalidPolicy {
+                policy: "max_concurrent",
+                job: cfg.id,
+                reason: "max_concurrent must be at least 1, got 0".to_owned(),
+            });
+        }
+        let cluster_limit = match (claimed, cfg.overlap_scope, cfg.overlap) {
+            (false, _, _) => None,
+            (true, OverlapScope::Cluster, OverlapPolicy::Allow)
+            | (true, OverlapScope::Instance, _) => cfg.max_concurrent,
+            (true, OverlapScope::Cluster, _) => Some(1),
+        };
         if let Some(t) = cfg.timeout
             && t.is_zero()
         {
@@ -261,6 +299,8 @@ impl JobScheduler {
                 timeout: cfg.timeout,
                 retry: cfg.retry,
                 inline: AtomicBool::new(true),
+                max_concurrent: cfg.max_concurrent,
+                cluster_limit,
             }),
             name,
             schedule,

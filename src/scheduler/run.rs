@@ -14,6 +14,7 @@ use futures::{Future, FutureExt};
 
 use super::JobScheduler;
 use super::dispatch::Launch;
+use super::registry::Fire;
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::clock::{after, checked_after, std_dur};
 use crate::failure::ErrorKind;
@@ -88,6 +89,8 @@ impl JobScheduler {
             scheduled_at: l.fire.nominal,
             started_at,
             instance_id: self.inner.instance_id.clone(),
+            kind: l.fire.kind,
+            fence: l.fire.fence(),
         })
     }
 
@@ -200,6 +203,9 @@ impl JobScheduler {
             error_kind,
             result: result.data,
             metrics: result.metrics,
+            kind: l.fire.kind,
+            fence: l.fire.fence(),
+            ends_run: !retry,
         }));
         AttemptOver { status, retry, at: ended_at, duration }
     }
@@ -212,7 +218,7 @@ impl JobScheduler {
         let now = self.inner.clock.now();
         let why = cancel_reason(&l.cancel);
         let error = format!("cancelled {when} ({why}); attempt {attempt} never started");
-        self.record_unstarted(&l.spec.id, l.id, attempt, l.fire.nominal, now, error);
+        self.record_unstarted(&l.spec.id, l.id, attempt, &l.fire, now, error);
     }
 
     /// Records an attempt that never started as `cancelled` for `error`.
@@ -221,7 +227,7 @@ impl JobScheduler {
         job_id: &Arc<str>,
         execution_id: ExecutionId,
         attempt: u32,
-        scheduled_at: DateTime<Utc>,
+        fire: &Fire,
         now: DateTime<Utc>,
         error: String,
     ) {
@@ -231,7 +237,7 @@ impl JobScheduler {
             job_id: job_id.clone(),
             execution_id,
             attempt,
-            scheduled_at,
+            scheduled_at: fire.nominal,
             started_at: now,
             instance_id: self.inner.instance_id.clone(),
             status,
@@ -241,6 +247,9 @@ impl JobScheduler {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: fire.kind,
+            fence: fire.fence(),
+            ends_run: true,
         }));
     }
 
@@ -250,7 +259,7 @@ impl JobScheduler {
         let clock = &self.inner.clock;
         let spec = &l.spec;
         let mut rng = fastrand::Rng::with_seed(l.seed);
-        let mut attempt = 1u32;
+        let mut attempt = l.fire.first_attempt;
         let (mut flight, mut backoff_from) = match resume {
             Resume::Fresh => (None, None),
             Resume::InFlight(f) => (Some(*f), None),

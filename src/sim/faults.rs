@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Clock, after};
 use crate::job::{JobContext, JobHandler, JobResult};
 use crate::store::{
-    ExecutionEvent, ExecutionRecord, ExecutionStore, FireClaim, HistoryQuery, PrunePolicy,
-    StoreError, StoreResult,
+    ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
+    FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreError, StoreResult,
 };
 
 /// Installs (once per process) a panic hook that stays silent for the
@@ -184,9 +184,53 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         instance_id: &str,
         fires: &[FireClaim],
         now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        self.fault().await?;
+        self.inner.claim_fires(instance_id, fires, now, lease).await
+    }
+
+    /// Fails or stalls like [`write`](ExecutionStore::write).
+    async fn renew_leases(
+        &self,
+        instance_id: &str,
+        leases: &[FireLease],
+        now: DateTime<Utc>,
+        lease: Duration,
     ) -> StoreResult<Vec<bool>> {
         self.fault().await?;
-        self.inner.claim_fires(instance_id, fires, now).await
+        self.inner.renew_leases(instance_id, leases, now, lease).await
+    }
+
+    async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        self.fault().await?;
+        self.inner.expired_leases(now, limit).await
+    }
+
+    async fn retake_fire(
+        &self,
+        instance_id: &str,
+        expired: &ExpiredLease,
+        new_execution_id: ExecutionId,
+        now: DateTime<Utc>,
+        lease: Duration,
+        rerun: bool,
+    ) -> StoreResult<Option<RetakenFire>> {
+        self.fault().await?;
+        self.inner.retake_fire(instance_id, expired, new_execution_id, now, lease, rerun).await
+    }
+
+    async fn recorded_fires(
+        &self,
+        job_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        self.inner.recorded_fires(job_id, from, to).await
     }
 }
 

@@ -39,6 +39,7 @@ use crate::scheduler::{JobScheduler, StopReport};
 use crate::store::{ExecutionRecord, MemoryStore};
 
 mod check;
+mod cluster;
 mod faults;
 mod log;
 mod seed;
@@ -46,6 +47,7 @@ mod workload;
 
 pub use check::{CheckReport, Violation};
 use check::{JobModel, check_invariants};
+pub use cluster::{ClusterConfig, ClusterReport, ClusterSim, ClusterViolation, Start};
 use faults::FaultyHandler;
 pub use faults::{Faults, FaultyStore, StoreFaults, quiet_injected_panics};
 pub use log::{EventLog, LoggedEvent};

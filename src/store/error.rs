@@ -29,6 +29,16 @@ pub enum StoreError {
         #[source]
         source: Option<BoxError>,
     },
+    /// Some events carried a fencing token that is no longer the fire's:
+    /// another instance took the fire over. The other events of the batch
+    /// were written; these never will be.
+    #[error("store refused {refused} event(s) with a stale fencing token: {message}")]
+    Fenced {
+        /// How many events were refused.
+        refused: u64,
+        /// Which fires, for the log.
+        message: String,
+    },
     /// A value read back from the backend could not be decoded.
     #[error("corrupt record in store: {message}")]
     Corrupt {

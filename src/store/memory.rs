@@ -6,9 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::leases::Leases;
 use super::{
-    AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore,
-    FireClaim, HistoryQuery, PrunePolicy, StoreResult, duration_ms,
+    AttemptEnd, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
+    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire,
+    StoreError, StoreResult, duration_ms,
 };
 
 /// An in-memory store: the reference implementation, and the default when
@@ -48,8 +50,8 @@ type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 #[derive(Debug, Default)]
 struct MemoryRows {
     heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
-    /// Fires claimed (see [`ExecutionStore::claim_fires`]).
-    claims: std::collections::HashSet<FireClaim>,
+    /// Fires claimed, with their leases (see [`ExecutionStore::claim_fires`]).
+    leases: Leases,
     /// The rows, each with its insertion number; a dropped row's place is
     /// reused (`free`).
     rows: Vec<Option<(u64, ExecutionRecord)>>,
@@ -220,7 +222,12 @@ impl MemoryStore {
 impl ExecutionStore for MemoryStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
         let mut g = self.rows.lock().expect("memory store lock");
+        let mut refused = Vec::new();
         for ev in events {
+            if !g.leases.admit(ev) {
+                refused.push(format!("{} at {}", ev.job_id(), ev.scheduled_at()));
+                continue;
+            }
             match ev {
                 ExecutionEvent::Started(s) => g.upsert(ExecutionRecord::from_start(s)),
                 ExecutionEvent::Skipped(s) => g.upsert(ExecutionRecord::from_skip(s)),
@@ -230,7 +237,11 @@ impl ExecutionStore for MemoryStore {
                 },
             }
         }
-        Ok(())
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced { refused: refused.len() as u64, message: refused.join(", ") })
+        }
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
@@ -318,7 +329,7 @@ impl ExecutionStore for MemoryStore {
             .map(|(_, r)| r.instance_id.as_str())
             .collect();
         g.heartbeats.retain(|id, at| *at >= p.older_than || running.contains(id.as_str()));
-        g.claims.retain(|c| c.scheduled_at >= p.older_than);
+        g.leases.prune(p.older_than);
         Ok(removed)
     }
 
@@ -328,13 +339,105 @@ impl ExecutionStore for MemoryStore {
 
     async fn claim_fires(
         &self,
-        _instance_id: &str,
+        instance_id: &str,
         fires: &[FireClaim],
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        Ok(g.leases.claim(instance_id, fires, now, lease))
+    }
+
+    async fn renew_leases(
+        &self,
+        instance_id: &str,
+        leases: &[FireLease],
+        now: DateTime<Utc>,
+        lease: Duration,
     ) -> StoreResult<Vec<bool>> {
         let mut g = self.rows.lock().expect("memory store lock");
-        Ok(fires.iter().map(|f| g.claims.insert(f.clone())).collect())
+        Ok(g.leases.renew(instance_id, leases, now, lease))
     }
+
+    async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        let g = self.rows.lock().expect("memory store lock");
+        Ok(g.leases.expired(now, limit))
+    }
+
+    async fn retake_fire(
+        &self,
+        instance_id: &str,
+        expired: &ExpiredLease,
+        new_execution_id: ExecutionId,
+        now: DateTime<Utc>,
+        lease: Duration,
+        rerun: bool,
+    ) -> StoreResult<Option<RetakenFire>> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        let g = &mut *g;
+        let Some(fence) = g.leases.retake(instance_id, expired, new_execution_id, now, lease)
+        else {
+            return Ok(None);
+        };
+        // The run's rows move to the new id; a `running` one is abandoned.
+        let old: Vec<(u32, usize)> = g
+            .by_key
+            .iter()
+            .filter(|((id, _), _)| *id == expired.execution_id)
+            .map(|((_, attempt), i)| (*attempt, *i))
+            .collect();
+        let mut last = 0;
+        for (attempt, i) in &old {
+            last = last.max(*attempt);
+            g.by_key.remove(&(expired.execution_id, *attempt));
+            g.by_key.insert((new_execution_id, *attempt), *i);
+            let Some((_, r)) = g.rows.get_mut(*i).and_then(|r| r.as_mut()) else { continue };
+            r.execution_id = new_execution_id;
+            if r.status == ExecutionStatus::Running {
+                r.status = ExecutionStatus::Abandoned;
+                r.completed_at = Some(now);
+                r.duration_ms =
+                    Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
+                r.error = Some(abandoned_for_retake(&expired.owner, instance_id, fence));
+                g.running.remove(i);
+            }
+        }
+        let had_rows = !old.is_empty();
+        if !rerun && had_rows {
+            g.leases.end(&expired.job_id, expired.scheduled_at);
+        }
+        Ok(Some(RetakenFire { fence, next_attempt: last + 1, had_rows }))
+    }
+
+    async fn recorded_fires(
+        &self,
+        job_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let mut out: Vec<DateTime<Utc>> = g
+            .of_job(job_id)
+            .filter(|r| r.status.is_final() && r.scheduled_at >= from && r.scheduled_at <= to)
+            .map(|r| r.scheduled_at)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// The error of an attempt whose instance stopped renewing the fire's
+/// lease, as every store words it.
+pub fn abandoned_for_retake(owner: &str, taker: &str, fence: u64) -> String {
+    format!(
+        "instance {owner} stopped renewing the fire's lease while the attempt ran; \
+         instance {taker} took the fire over (fence {fence})"
+    )
 }
 
 #[cfg(test)]
@@ -359,6 +462,8 @@ mod tests {
                 scheduled_at: t(0),
                 started_at: t(0),
                 instance_id: Arc::from("busy"),
+                kind: crate::store::FireKind::Schedule,
+                fence: None,
             };
             store.write(&[ExecutionEvent::Started(start)]).await.unwrap();
             let policy = PrunePolicy { older_than: t(500), failures_older_than: None };

@@ -13,16 +13,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod error;
+mod leases;
 mod memory;
 mod record;
+mod shared;
 
 pub use error::{BoxError, StoreError, StoreResult};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, abandoned_for_retake};
 pub(crate) use record::duration_ms;
 pub use record::{
-    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    FireClaim, HistoryQuery, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy,
-    SkippedFire,
+    AttemptEnd, AttemptStart, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
+    ExecutionStatus, ExpiredLease, FireClaim, FireKind, FireLease, HistoryQuery, Metrics,
+    ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire, SkippedFire,
 };
 
 /// Where execution records live.
@@ -91,26 +93,104 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
         false
     }
 
-    /// Claims each fire for `instance_id`, at `now`, and answers, fire by
-    /// fire in order, whether this call took it. A fire is taken once: a
-    /// later claim of the same `(job_id, scheduled_at)`, by any instance
-    /// (this one included), gets `false`. The batch is one transaction
-    /// where the backend allows.
+    /// Claims each fire for `instance_id`, at `now`, with a lease until
+    /// `now + lease`, and answers fire by fire, in order. A fire is taken
+    /// once: a later claim of the same `(job_id, scheduled_at)`, by any
+    /// instance (this one included), gets [`ClaimOutcome::Taken`]. A claim
+    /// with [`FireClaim::max_running`] gets [`ClaimOutcome::Busy`] when that
+    /// many fires of the job hold live leases (not ended, not expired); the
+    /// fire is then the claimer's to record as skipped. The batch is one
+    /// transaction where the backend allows.
+    ///
+    /// A won fire's lease lasts until the claimer writes the event that ends
+    /// it (an [`AttemptEnd`] with `ends_run`, or a [`SkippedFire`], carrying
+    /// the fence), or until it expires. Events that carry a fence which is
+    /// not the fire's current one are refused: [`write`](Self::write)
+    /// writes the others and answers [`StoreError::Fenced`].
     ///
     /// Claims older than a prune's `older_than` are forgotten by
     /// [`prune`](Self::prune). The default refuses: a store must override
-    /// both this and [`supports_claims`](Self::supports_claims).
+    /// this, [`supports_claims`](Self::supports_claims) and the lease methods.
     async fn claim_fires(
         &self,
         instance_id: &str,
         fires: &[FireClaim],
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<bool>> {
-        let _ = (instance_id, fires, now);
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        let _ = (instance_id, fires, now, lease);
         Err(StoreError::Rejected {
             message: format!("{self:?} cannot claim fires for several instances"),
             source: None,
         })
+    }
+
+    /// Extends to `now + lease` each lease `instance_id` holds, and answers
+    /// in order whether it still held it. `false` means the fire ended or
+    /// another instance took it over (its fence changed): the run must stop.
+    async fn renew_leases(
+        &self,
+        instance_id: &str,
+        leases: &[FireLease],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let _ = (instance_id, leases, now, lease);
+        Err(StoreError::Rejected { message: format!("{self:?} cannot lease fires"), source: None })
+    }
+
+    /// Up to `limit` fires whose lease expired before `now` without the
+    /// fire ending, oldest first.
+    async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        let _ = (now, limit);
+        Ok(Vec::new())
+    }
+
+    /// Takes over `expired` for `instance_id`, in one transaction, if it is
+    /// still expired with the same fence: the fence goes up by one, the
+    /// lease runs to `now + lease`, the fire's rows move to
+    /// `new_execution_id`, and its `running` rows become `abandoned` with an
+    /// error naming both instances. With `rerun` false the fire ends there
+    /// when it had rows (the `abandoned` row is its last); without rows the
+    /// caller records it skipped with the new fence. `None`: another
+    /// instance took it first, or it ended.
+    async fn retake_fire(
+        &self,
+        instance_id: &str,
+        expired: &ExpiredLease,
+        new_execution_id: ExecutionId,
+        now: DateTime<Utc>,
+        lease: Duration,
+        rerun: bool,
+    ) -> StoreResult<Option<RetakenFire>> {
+        let _ = (instance_id, expired, new_execution_id, now, lease, rerun);
+        Err(StoreError::Rejected { message: format!("{self:?} cannot lease fires"), source: None })
+    }
+
+    /// The nominal times in `[from, to]` at which the job has a row in a
+    /// final status (run or skipped), ascending: what a backfill does not
+    /// run again unless forced. The default reads the job's latest 100,000
+    /// rows through [`history`](Self::history); backends override it with
+    /// one indexed query.
+    async fn recorded_fires(
+        &self,
+        job_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let rows = self.history(&HistoryQuery::new(job_id, 100_000)).await?;
+        let mut out: Vec<DateTime<Utc>> = rows
+            .iter()
+            .filter(|r| r.status.is_final() && r.scheduled_at >= from && r.scheduled_at <= to)
+            .map(|r| r.scheduled_at)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// Records an attempt start (one-event `write`).

@@ -187,6 +187,14 @@ pub struct AttemptStart {
     pub started_at: DateTime<Utc>,
     /// The scheduler instance running it (for abandonment detection).
     pub instance_id: Arc<str>,
+    /// What made the fire: its schedule, a trigger or a backfill.
+    #[serde(default)]
+    pub kind: FireKind,
+    /// The fencing token of the lease this instance holds on the fire, for
+    /// a fire claimed in a shared store ([`FireLease`]); `None` otherwise.
+    /// A store refuses an event whose token is not the fire's current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 /// An attempt has ended.
@@ -224,6 +232,20 @@ pub struct AttemptEnd {
     pub result: Option<serde_json::Value>,
     /// The handler's metrics.
     pub metrics: Option<Metrics>,
+    /// What made the fire.
+    #[serde(default)]
+    pub kind: FireKind,
+    /// The fencing token of the fire's lease, as in [`AttemptStart::fence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
+    /// Whether this attempt is the run's last: no retry follows. A store
+    /// that leases fires ends the fire's lease with it.
+    #[serde(default = "yes")]
+    pub ends_run: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A fire that was not run; stored as one row with status `skipped`.
@@ -241,6 +263,12 @@ pub struct SkippedFire {
     pub reason: String,
     /// The scheduler instance that decided.
     pub instance_id: Arc<str>,
+    /// What made the fire.
+    #[serde(default)]
+    pub kind: FireKind,
+    /// The fencing token of the fire's lease, as in [`AttemptStart::fence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 /// One thing the scheduler writes to the store.
@@ -262,6 +290,15 @@ impl ExecutionEvent {
             ExecutionEvent::Started(s) => &s.job_id,
             ExecutionEvent::Finished(e) => &e.job_id,
             ExecutionEvent::Skipped(s) => &s.job_id,
+        }
+    }
+
+    /// The nominal fire time the event is about.
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        match self {
+            ExecutionEvent::Started(s) => s.scheduled_at,
+            ExecutionEvent::Finished(e) => e.scheduled_at,
+            ExecutionEvent::Skipped(s) => s.scheduled_at,
         }
     }
 }
@@ -297,6 +334,14 @@ pub struct ExecutionRecord {
     pub metrics: Option<Metrics>,
     /// The instance that ran it.
     pub instance_id: String,
+    /// What made the fire: `schedule`, `manual` or `backfill`.
+    #[serde(default)]
+    pub kind: FireKind,
+    /// The fencing token of the fire's lease when the fire was claimed in a
+    /// shared store: 1 for the instance that claimed it, one more for each
+    /// instance that took it over after its owner stopped renewing the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 impl ExecutionRecord {
@@ -317,6 +362,8 @@ impl ExecutionRecord {
             result: None,
             metrics: None,
             instance_id: s.instance_id.to_string(),
+            kind: s.kind,
+            fence: s.fence,
         }
     }
 
@@ -336,6 +383,8 @@ impl ExecutionRecord {
             result: None,
             metrics: None,
             instance_id: s.instance_id.to_string(),
+            kind: s.kind,
+            fence: s.fence,
         }
     }
 
@@ -348,6 +397,8 @@ impl ExecutionRecord {
             scheduled_at: e.scheduled_at,
             started_at: e.started_at,
             instance_id: e.instance_id.clone(),
+            kind: e.kind,
+            fence: e.fence,
         });
         rec.apply_end(e);
         rec
@@ -404,6 +455,49 @@ pub struct PrunePolicy {
     pub failures_older_than: Option<DateTime<Utc>>,
 }
 
+/// What made a fire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FireKind {
+    /// The job's schedule.
+    #[default]
+    Schedule,
+    /// A manual trigger ([`JobScheduler::trigger`](crate::JobScheduler::trigger)).
+    Manual,
+    /// A backfill of a past fire ([`JobScheduler::backfill`](crate::JobScheduler::backfill)).
+    Backfill,
+}
+
+impl FireKind {
+    /// Every kind, in order.
+    pub const ALL: [FireKind; 3] = [FireKind::Schedule, FireKind::Manual, FireKind::Backfill];
+
+    /// The kind's name as stored: `schedule`, `manual` or `backfill`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FireKind::Schedule => "schedule",
+            FireKind::Manual => "manual",
+            FireKind::Backfill => "backfill",
+        }
+    }
+}
+
+impl fmt::Display for FireKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FireKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FireKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            format!("unknown fire kind \"{s}\": expected schedule, manual or backfill")
+        })
+    }
+}
+
 /// A scheduled fire that an instance asks to run: see
 /// [`ExecutionStore::claim_fires`](super::ExecutionStore::claim_fires).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -412,4 +506,74 @@ pub struct FireClaim {
     pub job_id: Arc<str>,
     /// The fire's nominal time.
     pub scheduled_at: DateTime<Utc>,
+    /// The id the claimer gives the fire's run (kept in the claim, so that
+    /// an instance that takes the fire over continues it).
+    pub execution_id: ExecutionId,
+    /// At most this many fires of the job may hold live leases at once,
+    /// across every instance (a job whose overlap holds across the
+    /// cluster); `None`: no limit.
+    pub max_running: Option<u32>,
+}
+
+/// A store's answer to one [`FireClaim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This instance holds the fire's lease, with this fencing token.
+    Won {
+        /// The token: 1 for a fresh claim.
+        fence: u64,
+    },
+    /// Another instance (or an earlier claim of this one) took the fire.
+    Taken,
+    /// The job's limit of live leases was reached: this instance holds the
+    /// fire (token `fence`) only to record it as skipped, which ends it.
+    Busy {
+        /// The token to record the skip with.
+        fence: u64,
+        /// How many fires of the job held live leases.
+        running: u32,
+    },
+}
+
+/// A lease this instance holds on a fire, to renew
+/// ([`ExecutionStore::renew_leases`](super::ExecutionStore::renew_leases)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FireLease {
+    /// The job.
+    pub job_id: Arc<str>,
+    /// The fire's nominal time.
+    pub scheduled_at: DateTime<Utc>,
+    /// The fencing token the lease was taken with.
+    pub fence: u64,
+}
+
+/// A fire whose lease ran out before it ended: its owner stopped renewing
+/// it ([`ExecutionStore::expired_leases`](super::ExecutionStore::expired_leases)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredLease {
+    /// The job.
+    pub job_id: String,
+    /// The fire's nominal time.
+    pub scheduled_at: DateTime<Utc>,
+    /// The run's id, as its owner gave it.
+    pub execution_id: ExecutionId,
+    /// The lease's fencing token.
+    pub fence: u64,
+    /// The instance that held it.
+    pub owner: String,
+    /// When the lease ran out.
+    pub expired_at: DateTime<Utc>,
+}
+
+/// A fire this instance took over
+/// ([`ExecutionStore::retake_fire`](super::ExecutionStore::retake_fire)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetakenFire {
+    /// The new fencing token (the old one plus one).
+    pub fence: u64,
+    /// The attempt the run continues with: one more than its last recorded
+    /// attempt (whose `running` row the store marked `abandoned`), or 1.
+    pub next_attempt: u32,
+    /// Whether the run had recorded rows (now under the new execution id).
+    pub had_rows: bool,
 }

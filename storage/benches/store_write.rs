@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId, ExecutionStore};
+use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId, ExecutionStore, FireKind};
 use mscribe_storage::rusqlite::{self, params};
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{self, Connection, PgConnection, QueryBuilder};
@@ -38,6 +38,8 @@ fn events() -> Vec<ExecutionEvent> {
                 scheduled_at: at,
                 started_at: at + chrono::Duration::milliseconds(3),
                 instance_id: "bench-instance".into(),
+                kind: FireKind::Schedule,
+                fence: None,
             })
         })
         .collect()

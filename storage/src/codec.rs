@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
-use mscribe_scheduler::{ExecutionEvent, ExecutionId, Metrics, StoreResult};
+use mscribe_scheduler::{ExecutionEvent, ExecutionId, FireKind, Metrics, StoreResult};
 use serde_json::Value;
 
 /// A duration in whole milliseconds, saturating (as the engine counts it).
@@ -152,6 +152,16 @@ pub(crate) fn cutoff(now: DateTime<Utc>, stale_after: std::time::Duration) -> Da
         .map_or_else(min_ts, clamp_ts)
 }
 
+/// When a lease taken at `now` for `lease` runs out: `now + lease`, at the
+/// latest supported time when that is later (every stored time compares as
+/// it would with the memory store's saturated one).
+pub(crate) fn lease_until(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .map_or_else(max_ts, clamp_ts)
+}
+
 /// Milliseconds as stored (a signed 64-bit column), saturating.
 pub(crate) fn ms_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
@@ -200,6 +210,72 @@ pub(crate) struct Row {
     pub(crate) result: Option<String>,
     pub(crate) metrics: Option<String>,
     pub(crate) instance_id: String,
+    /// `schedule`, `manual` or `backfill` ([`FireKind::as_str`]).
+    pub(crate) kind: &'static str,
+    /// The fencing token the event carries: the store writes the row only
+    /// when it is the fire's current one (see [`Row::fenced`]).
+    pub(crate) fence: Option<i64>,
+    /// Whether the event ends its fire's lease (a skip, or an end with
+    /// `ends_run`), when it carries a fence that is still current.
+    pub(crate) ends_lease: bool,
+}
+
+impl Row {
+    /// The fence to check, with whether the event ends the lease: `None`
+    /// for an event of a fire that was not claimed (written unchecked).
+    pub(crate) fn fenced(&self) -> Option<(i64, bool)> {
+        self.fence.map(|f| (f, self.ends_lease))
+    }
+
+    /// How a refused event's fire is named in [`StoreError::Fenced`], as
+    /// the engine's `MemoryStore` names it.
+    pub(crate) fn fire_label(&self) -> String {
+        format!("{} at {}", self.job_id, self.scheduled_at)
+    }
+}
+
+/// The error of a `write` whose events `refused` (their fires named) carried
+/// a stale fence; the others were written.
+pub(crate) fn fenced_error(refused: Vec<String>) -> Option<StoreError> {
+    (!refused.is_empty())
+        .then(|| StoreError::Fenced { refused: refused.len() as u64, message: refused.join(", ") })
+}
+
+/// The outcome of a `write`: events that could not be encoded (`bad`) win
+/// over events refused for their fence, which the message then names too
+/// (the engine writes such a batch again event by event, and each refused
+/// one answers `Fenced` on its own).
+pub(crate) fn write_outcome(
+    bad: Option<StoreError>,
+    fenced: Option<StoreError>,
+) -> StoreResult<()> {
+    match (bad, fenced) {
+        (None, None) => Ok(()),
+        (Some(e), None) | (None, Some(e)) => Err(e),
+        (Some(StoreError::Rejected { message, source }), Some(f)) => {
+            Err(StoreError::Rejected { message: format!("{message}; and {f}"), source })
+        }
+        (Some(e), Some(_)) => Err(e),
+    }
+}
+
+/// A fencing token as stored (a signed 64-bit column).
+pub(crate) fn fence_i64(fence: u64) -> Result<i64, String> {
+    i64::try_from(fence)
+        .map_err(|_| format!("fence {fence} exceeds the largest storable {}", i64::MAX))
+}
+
+/// A stored fencing token.
+pub(crate) fn decode_fence(v: i64) -> StoreResult<u64> {
+    u64::try_from(v)
+        .ok()
+        .filter(|f| *f >= 1)
+        .ok_or_else(|| StoreError::Corrupt { message: format!("fence {v} is out of range") })
+}
+
+/// Parses a stored fire kind.
+pub(crate) fn decode_kind(text: &str) -> StoreResult<FireKind> {
+    text.parse().map_err(|message| StoreError::Corrupt { message })
 }
 
 #[cfg(feature = "postgres")]
@@ -286,6 +362,9 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             result: None,
             metrics: None,
             instance_id: d.id("instance id", &s.instance_id)?,
+            kind: s.kind.as_str(),
+            fence: s.fence.map(fence_i64).transpose()?,
+            ends_lease: false,
         }),
         ExecutionEvent::Skipped(s) => Op::Insert(Row {
             job_id: d.id("job id", &s.job_id)?,
@@ -301,6 +380,9 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             result: None,
             metrics: None,
             instance_id: d.id("instance id", &s.instance_id)?,
+            kind: s.kind.as_str(),
+            fence: s.fence.map(fence_i64).transpose()?,
+            ends_lease: true,
         }),
         ExecutionEvent::Finished(e) => Op::Upsert(Row {
             job_id: d.id("job id", &e.job_id)?,
@@ -316,6 +398,9 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             result: e.result.as_ref().map(|v| d.json(v)),
             metrics: e.metrics.as_ref().map(|m| d.metrics(m)),
             instance_id: d.id("instance id", &e.instance_id)?,
+            kind: e.kind.as_str(),
+            fence: e.fence.map(fence_i64).transpose()?,
+            ends_lease: e.ends_run,
         }),
     })
 }
@@ -360,6 +445,17 @@ pub(crate) fn decode_execution_id(text: &str) -> StoreResult<ExecutionId> {
     text.parse().map_err(|e: mscribe_scheduler::ParseExecutionIdError| StoreError::Corrupt {
         message: e.to_string(),
     })
+}
+
+/// The execution id of job `job`'s claim, which claims made before leases
+/// lack (such a claim is ended, so no lease query finds it).
+pub(crate) fn decode_claim_execution_id(job: &str, text: Option<&str>) -> StoreResult<ExecutionId> {
+    match text {
+        Some(t) => decode_execution_id(t),
+        None => Err(StoreError::Corrupt {
+            message: format!("a lease of job {job:?} has no execution id"),
+        }),
+    }
 }
 
 /// Parses a stored error kind (`transient` or `permanent`).
@@ -429,6 +525,8 @@ mod tests {
             scheduled_at: at,
             started_at: at,
             instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         };
         let ended = AttemptEnd {
             job_id: "j".into(),
@@ -444,6 +542,9 @@ mod tests {
             error_kind: Some(ErrorKind::Permanent),
             result: None,
             metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         };
         let skipped = SkippedFire {
             job_id: "j".into(),
@@ -452,6 +553,8 @@ mod tests {
             decided_at: at,
             reason: "overlap".into(),
             instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         };
         let (ops, bad) = encode(
             &[

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use chrono::Utc;
-//! use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId};
+//! use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId, FireKind};
 //! use mscribe_scheduler::{ExecutionStatus, ExecutionStore, HistoryQuery};
 //! use mscribe_storage::SqliteStore;
 //!
@@ -19,6 +19,8 @@
 //!         scheduled_at: now,
 //!         started_at: now,
 //!         instance_id: "host-a".into(),
+//!         kind: FireKind::Schedule,
+//!         fence: None,
 //!     })])
 //!     .await?;
 //! let runs = store.history(&HistoryQuery::new("backup", 10)).await?;

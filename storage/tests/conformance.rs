@@ -11,14 +11,16 @@ mod common;
 mod control;
 #[path = "conformance/hourly.rs"]
 mod hourly;
+#[path = "conformance/leases.rs"]
+mod leases;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
 use mscribe_scheduler::{
-    AttemptEnd, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
-    PrunePolicy,
+    AttemptEnd, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim,
+    HistoryQuery, PrunePolicy,
 };
 use mscribe_scheduler::{ErrorKind, MemoryStore};
 
@@ -531,15 +533,18 @@ mod suite {
     pub(crate) async fn claims_take_each_fire_once(s: &dyn ExecutionStore) {
         assert!(s.supports_claims());
         let now = t(10_000);
-        let first = [fire("a", 1000), fire("b", 1000), fire("a", 2000), fire("a", 1000)];
-        assert_eq!(s.claim_fires("i1", &first, now).await.unwrap(), [true, true, true, false]);
-        let again = [fire("a", 1000), fire("a", 3000), fire("b", 2000)];
-        assert_eq!(s.claim_fires("i2", &again, now).await.unwrap(), [false, true, true]);
-        assert_eq!(s.claim_fires("i1", &[fire("a", 3000)], now).await.unwrap(), [false]);
-        assert!(s.claim_fires("i1", &[], now).await.unwrap().is_empty());
+        let claim = |who: &'static str, fires: Vec<FireClaim>| async move {
+            won(&s.claim_fires(who, &fires, now, LEASE).await.unwrap())
+        };
+        let first = vec![fire("a", 1000), fire("b", 1000), fire("a", 2000), fire("a", 1000)];
+        assert_eq!(claim("i1", first).await, [true, true, true, false]);
+        let again = vec![fire("a", 1000), fire("a", 3000), fire("b", 2000)];
+        assert_eq!(claim("i2", again).await, [false, true, true]);
+        assert_eq!(claim("i1", vec![fire("a", 3000)]).await, [false]);
+        assert!(claim("i1", vec![]).await.is_empty());
         s.prune(PrunePolicy { older_than: t(2000), failures_older_than: None }).await.unwrap();
-        let after = [fire("a", 1000), fire("b", 1000), fire("a", 2000)];
-        assert_eq!(s.claim_fires("i2", &after, now).await.unwrap(), [true, true, false]);
+        let after = vec![fire("a", 1000), fire("b", 1000), fire("a", 2000)];
+        assert_eq!(claim("i2", after).await, [true, true, false]);
     }
 
     /// Many tasks claim the same fires at once: each fire is won once.
@@ -650,6 +655,44 @@ macro_rules! conformance {
             case!(matches_the_memory_store);
 
             case!(claims_take_each_fire_once);
+
+            macro_rules! lease_case {
+                ($name2:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name2() {
+                        let f = $fixture;
+                        leases::$name2(&*f.store).await;
+                    }
+                };
+            }
+
+            lease_case!(claims_hold_leases_with_fence_one);
+            lease_case!(max_running_counts_live_leases);
+            lease_case!(renewals_keep_only_held_leases);
+            lease_case!(expired_leases_are_oldest_first);
+            lease_case!(a_take_over_moves_the_run_and_fences_the_old_owner);
+            lease_case!(a_take_over_without_rerun);
+            lease_case!(an_event_with_a_stale_fence_is_refused_and_the_rest_of_the_batch_written);
+            lease_case!(events_that_end_a_fire_end_its_lease);
+            lease_case!(a_big_batch_with_a_few_stale_events);
+            lease_case!(recorded_fires_are_final_rows_in_range);
+            lease_case!(kind_and_fence_round_trip);
+            lease_case!(leases_match_the_memory_store);
+
+            /// Two tasks on the store retake the same expired leases while
+            /// the old owner writes: one take-over per fire.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_retakes() {
+                let f = $fixture;
+                retake_race(f.store.clone(), f.store.clone(), 20).await;
+            }
+
+            /// Two tasks claim fires of a job limited to one live lease.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_limited_claims() {
+                let f = $fixture;
+                limited_claims_race(f.store.clone(), f.store.clone(), 20).await;
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writers() {

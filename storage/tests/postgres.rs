@@ -49,6 +49,35 @@ async fn two_instances_claim_each_fire_once() {
     assert_eq!(sqlstate(&e), "42501", "{e}");
 }
 
+/// Two stores on one database take over the same expired leases at the
+/// same moment, round after round, while the old owner writes: one
+/// take-over per fire (the claim row's lock), and the owner's late record
+/// written before it (then moved and abandoned by it) or refused after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_take_a_fire_over_once() {
+    let db = PgTestDb::create().await;
+    let (a, b) = (store_on(&db).await, store_on(&db).await);
+    retake_race(Arc::new(a), Arc::new(b), 100).await;
+    let mut c = db.connect().await;
+    let fences: Vec<(i64, bool, i64)> = sqlx::query_as(
+        "SELECT fence, ended, count(*) FROM fire_claims
+         WHERE execution_id IS NOT NULL GROUP BY 1, 2",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(fences, [(2, true, 100)]);
+}
+
+/// Two stores on one database claim fires of a job limited to one live
+/// lease: the job's advisory lock makes them count one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_hold_a_cluster_limit() {
+    let db = PgTestDb::create().await;
+    let (a, b) = (store_on(&db).await, store_on(&db).await);
+    limited_claims_race(Arc::new(a), Arc::new(b), 100).await;
+}
+
 /// The column takes only the two kinds, with the other columns' access
 /// rules (service_role writes it, scheduler_admin only reads it); a stored
 /// text the store does not know (the CHECK dropped) reads as corrupt.

@@ -48,7 +48,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0005_fire_claims",
             "0006_error_kind",
             "0007_job_metrics_hourly",
-            "0008_control"
+            "0008_control",
+            "0009_leases"
         ]
     );
     let checksum: String =
@@ -174,6 +175,42 @@ async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
     .await
     .unwrap();
     assert!(error_kind);
+    // 0009_leases: the lease columns, the fire's kind and fence, the index.
+    let lease_columns: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name || '.' || column_name FROM information_schema.columns
+         WHERE (table_name = 'fire_claims'
+                AND column_name IN ('execution_id', 'fence', 'lease_expires_at', 'ended'))
+            OR (table_name = 'scheduled_job_executions' AND column_name IN ('kind', 'fence'))
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(
+        lease_columns,
+        [
+            "fire_claims.ended",
+            "fire_claims.execution_id",
+            "fire_claims.fence",
+            "fire_claims.lease_expires_at",
+            "scheduled_job_executions.fence",
+            "scheduled_job_executions.kind",
+        ]
+    );
+    let open_leases: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname || ' ' || split_part(indexdef, ' USING btree ', 2) FROM pg_indexes
+         WHERE indexname LIKE 'fire_claims_open_leases%' ORDER BY 1",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(
+        open_leases,
+        [
+            "fire_claims_open_leases (lease_expires_at) WHERE (NOT ended)",
+            "fire_claims_open_leases_by_job (job_id, lease_expires_at) WHERE (NOT ended)",
+        ]
+    );
     if by_runner {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT version, checksum FROM mscribe_migrations ORDER BY version")

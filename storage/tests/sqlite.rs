@@ -53,8 +53,15 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let names =
-        ["executions", "instances", "fire_claims", "error_kind", "job_metrics_hourly", "control"];
+    let names = [
+        "executions",
+        "instances",
+        "fire_claims",
+        "error_kind",
+        "job_metrics_hourly",
+        "control",
+        "leases",
+    ];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
     let started: String =
@@ -85,6 +92,36 @@ async fn two_instances_on_one_file_claim_each_fire_once() {
         "SELECT scheduled_at FROM fire_claims WHERE job_id = 'w' ORDER BY 1 LIMIT 1",
     );
     assert_eq!(claimed, ["2026-01-01T00:00:00.000000Z"]);
+}
+
+/// Two stores on one file take over the same expired leases at the same
+/// moment, round after round, while the old owner writes: one take-over
+/// per fire, and the owner's late record written before it or refused
+/// after it. The leases are readable rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_file_take_a_fire_over_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("retake.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    retake_race(Arc::new(a), Arc::new(b), 100).await;
+    let fences = texts(
+        &raw(&path),
+        "SELECT DISTINCT fence || ' ' || ended || ' ' || (execution_id IS NOT NULL)
+         FROM fire_claims",
+    );
+    assert_eq!(fences, ["2 1 1"]);
+}
+
+/// Two stores on one file claim fires of a job limited to one live lease:
+/// the immediate transactions count one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_file_hold_a_cluster_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limit.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    limited_claims_race(Arc::new(a), Arc::new(b), 100).await;
 }
 
 #[test]

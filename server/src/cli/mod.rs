@@ -495,7 +495,7 @@ mod tests {
     fn cli_last_run_is_the_newest_scheduled_at_of_the_jobs_rows_not_a_start_time() {
         use chrono::TimeZone;
         use mscribe_scheduler::ExecutionEvent;
-        use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, SkippedFire};
+        use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, FireKind, SkippedFire};
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap();
         let end = |job: &str, id: u128, attempt: u32, fired: DateTime<Utc>, started, status| {
             ExecutionEvent::Finished(AttemptEnd {
@@ -512,6 +512,9 @@ mod tests {
                 error_kind: None,
                 result: None,
                 metrics: None,
+                kind: FireKind::Schedule,
+                fence: None,
+                ends_run: true,
             })
         };
         let store = MemoryStore::new();
@@ -527,6 +530,8 @@ mod tests {
                 scheduled_at: at(1, 0),
                 started_at: at(1, 0),
                 instance_id: "i".into(),
+                kind: FireKind::Manual,
+                fence: None,
             }),
             // The 03:00 log rotation was skipped, decided at 03:05; the
             // 02:00 one ran.
@@ -538,6 +543,8 @@ mod tests {
                 decided_at: at(3, 5),
                 reason: "overlap policy skip".into(),
                 instance_id: "i".into(),
+                kind: FireKind::Schedule,
+                fence: None,
             }),
         ];
         futures::executor::block_on(store.write(&events)).unwrap();

@@ -109,7 +109,7 @@ impl OpsJob for HistoryRetention {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId};
+    use mscribe_scheduler::{AttemptEnd, AttemptStart, ExecutionId, FireKind};
     use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, HistoryQuery, MemoryStore};
     use std::time::Duration;
 
@@ -121,6 +121,8 @@ mod tests {
             scheduled_at: started,
             started_at: started,
             instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
         };
         if status == ExecutionStatus::Running {
             return vec![ExecutionEvent::Started(s)];
@@ -139,6 +141,9 @@ mod tests {
             error_kind: None,
             result: None,
             metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
         })]
     }
 

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::ExecutionStatus;
-use mscribe_scheduler::{AttemptEnd, ExecutionId};
+use mscribe_scheduler::{AttemptEnd, ExecutionId, FireKind};
 
 use super::BIN;
 
@@ -491,5 +491,8 @@ pub fn end_event(
             "file": "backups/mscribe-20260101T020000.000Z.db", "bytes": 4096, "status": "healthy"
         })),
         metrics: None,
+        kind: FireKind::Schedule,
+        fence: None,
+        ends_run: true,
     }
 }

@@ -38,7 +38,7 @@ macro_rules! columns {
     () => {
         "job_id, execution_id::text AS execution_id, attempt, status, scheduled_at, \
          started_at, completed_at, duration_ms, error, error_kind, result::text AS result, \
-         metrics::text AS metrics, instance_id"
+         metrics::text AS metrics, instance_id, kind, fence"
     };
 }
 
@@ -47,11 +47,11 @@ macro_rules! insert_rows {
     () => {
         "INSERT INTO scheduled_job_executions
     (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-     duration_ms, error, error_kind, result, metrics, instance_id)
+     duration_ms, error, error_kind, result, metrics, instance_id, kind, fence)
     SELECT * FROM UNNEST(
         $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
         $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
-        $13::text[])
+        $13::text[], $14::text[], $15::int8[])
     ON CONFLICT (execution_id, attempt) DO NOTHING"
     };
 }
@@ -63,7 +63,7 @@ pub(crate) const INSERT_ROWS_RETURNING: &str =
     concat!(insert_rows!(), " RETURNING execution_id::text, attempt");
 
 /// The end fields of existing rows, from arrays keyed by
-/// `(execution_id, attempt)`.
+/// `(execution_id, attempt)` (the start's kind and fence stay).
 pub(crate) const UPDATE_ENDS: &str = "UPDATE scheduled_job_executions AS e
     SET status = v.status, completed_at = v.completed_at, duration_ms = v.duration_ms,
         error = v.error, error_kind = v.error_kind, result = v.result, metrics = v.metrics
@@ -141,15 +141,119 @@ pub(crate) const FORGET_SILENT_INSTANCES: &str = "DELETE FROM scheduler_instance
 
 pub(crate) const PRUNE_CLAIMS: &str = "DELETE FROM fire_claims WHERE scheduled_at < $1";
 
-/// A batch of fires (`$1` jobs, `$2` nominal times) for instance `$3` at
-/// `$4`, in key order; answers the fires this batch won.
-pub(crate) const CLAIM_FIRES: &str =
-    "INSERT INTO fire_claims (job_id, scheduled_at, instance_id, claimed_at)
-     SELECT f.job_id, f.scheduled_at, $3, $4
-     FROM UNNEST($1::text[], $2::timestamptz[]) AS f(job_id, scheduled_at)
+/// The fires of job `$1` recorded in a final status (run or skipped) with a
+/// nominal time in `[$2, $3]`, ascending, each once.
+pub(crate) const RECORDED_FIRES: &str = "SELECT DISTINCT scheduled_at FROM scheduled_job_executions
+     WHERE job_id = $1 AND scheduled_at >= $2 AND scheduled_at <= $3 AND status <> 'running'
+     ORDER BY scheduled_at";
+
+// ------------------------------------------------------- claims and leases
+
+/// A batch of fires (`$1` jobs, `$2` nominal times, `$3` execution ids, `$4`
+/// ended), each listed once, for instance `$5` at `$6` with leases to `$7`,
+/// in key order; answers the fires this batch won. Fence 1.
+pub(crate) const CLAIM_FIRES: &str = "INSERT INTO fire_claims
+       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at, ended)
+     SELECT f.job_id, f.scheduled_at, $5, $6, f.execution_id, 1, $7, f.ended
+     FROM UNNEST($1::text[], $2::timestamptz[], $3::uuid[], $4::bool[])
+          AS f(job_id, scheduled_at, execution_id, ended)
      ORDER BY f.job_id, f.scheduled_at
      ON CONFLICT DO NOTHING
      RETURNING job_id, scheduled_at";
+
+/// Takes the transaction-level advisory lock of each job in `$1` (jobs
+/// whose claims count live leases), in one order for every caller, so that
+/// two instances claiming fires of one job count one after the other.
+/// `hashtext` keys in the lock class 0x6d736372 ("mscr"); the migration
+/// lock is a one-key lock, a space of its own.
+pub(crate) const LOCK_JOBS: &str = "SELECT count(pg_advisory_xact_lock(1836278642, k.key))
+     FROM (SELECT DISTINCT hashtext(j) AS key FROM UNNEST($1::text[]) AS j
+           ORDER BY 1 OFFSET 0) AS k";
+
+/// For a batch of fires (`$1` jobs, `$2` nominal times): the claims that
+/// exist among them (a job and a time), and per job of `$4` the number of
+/// its live leases at `$3` (a job and a count; the partial index
+/// `fire_claims_open_leases_by_job`).
+pub(crate) const CLAIMS_AND_LIVE_LEASES: &str = "SELECT c.job_id, c.scheduled_at, NULL::int8
+     FROM fire_claims AS c
+     JOIN UNNEST($1::text[], $2::timestamptz[]) AS f(job_id, scheduled_at)
+       ON c.job_id = f.job_id AND c.scheduled_at = f.scheduled_at
+     UNION ALL
+     SELECT job_id, NULL::timestamptz, count(*) FROM fire_claims
+     WHERE NOT ended AND lease_expires_at > $3 AND job_id = ANY($4)
+     GROUP BY job_id";
+
+/// Extends to `$5` (never shortening) the leases of instance `$4` on the
+/// fires `$1` jobs, `$2` nominal times, with fences `$3`, that have not
+/// ended, locking them in key order; answers the leases renewed.
+pub(crate) const RENEW_LEASES: &str = "WITH held AS (
+         SELECT c.job_id, c.scheduled_at FROM fire_claims AS c
+         JOIN UNNEST($1::text[], $2::timestamptz[], $3::int8[]) AS l(job_id, scheduled_at, fence)
+           ON c.job_id = l.job_id AND c.scheduled_at = l.scheduled_at AND c.fence = l.fence
+         WHERE c.instance_id = $4 AND NOT c.ended
+         ORDER BY c.job_id, c.scheduled_at
+         FOR UPDATE OF c)
+     UPDATE fire_claims AS c SET lease_expires_at = greatest(c.lease_expires_at, $5)
+     FROM held WHERE c.job_id = held.job_id AND c.scheduled_at = held.scheduled_at
+     RETURNING c.job_id, c.scheduled_at, c.fence";
+
+/// Up to `$2` leases that ran out by `$1` without their fire ending, oldest
+/// first (the partial index `fire_claims_open_leases`).
+pub(crate) const EXPIRED_LEASES: &str = "SELECT job_id, scheduled_at, execution_id::text,
+            fence, instance_id, lease_expires_at
+     FROM fire_claims
+     WHERE NOT ended AND lease_expires_at <= $1
+     ORDER BY lease_expires_at, job_id, scheduled_at LIMIT $2";
+
+/// The claim of job `$1`'s fire at `$2`, locked until the transaction ends:
+/// its fence, expiry and whether it ended.
+pub(crate) const LOCK_CLAIM: &str = "SELECT fence, lease_expires_at, ended FROM fire_claims
+     WHERE job_id = $1 AND scheduled_at = $2 FOR UPDATE";
+
+/// Takes over the (locked) claim of job `$1`'s fire at `$2` for instance
+/// `$3`: fence one up, execution id `$4`, lease to `$5`; moves the rows of
+/// execution `$8` to `$4`, the `running` ones abandoned at `$6` with error
+/// `$7`; ends the claim when `$9` (no rerun) and the run had rows. Answers
+/// the new fence, the run's last attempt and how many rows moved. Run after
+/// [`LOCK_CLAIM`], in its transaction, so that this statement's snapshot
+/// holds every row written before the lock was had.
+pub(crate) const RETAKE_FIRE: &str = "WITH moved AS (
+         UPDATE scheduled_job_executions AS e
+         SET execution_id = $4::uuid,
+             status = CASE WHEN e.status = 'running' THEN 'abandoned' ELSE e.status END,
+             completed_at = CASE WHEN e.status = 'running' THEN $6::timestamptz
+                                 ELSE e.completed_at END,
+             duration_ms = CASE WHEN e.status = 'running'
+                 THEN greatest(0, floor(extract(epoch FROM ($6::timestamptz - e.started_at)) * 1000))::bigint
+                 ELSE e.duration_ms END,
+             error = CASE WHEN e.status = 'running' THEN $7 ELSE e.error END
+         WHERE e.execution_id = $8::uuid
+         RETURNING e.attempt),
+     claim AS (
+         UPDATE fire_claims
+         SET fence = fence + 1, instance_id = $3, execution_id = $4::uuid,
+             lease_expires_at = $5,
+             ended = ($9 AND EXISTS (SELECT 1 FROM moved))
+         WHERE job_id = $1 AND scheduled_at = $2
+         RETURNING fence)
+     SELECT (SELECT fence FROM claim), (SELECT max(attempt) FROM moved),
+            (SELECT count(*) FROM moved)";
+
+/// The claims of the fires `$1` jobs, `$2` nominal times, locked in key
+/// order until the write's transaction ends (a take-over waits, or is
+/// waited for): their current fences.
+pub(crate) const LOCK_FENCES: &str = "SELECT c.job_id, c.scheduled_at, c.fence
+     FROM fire_claims AS c
+     JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::timestamptz[])) AS f(job_id, scheduled_at)
+       ON c.job_id = f.job_id AND c.scheduled_at = f.scheduled_at
+     ORDER BY c.job_id, c.scheduled_at
+     FOR NO KEY UPDATE OF c";
+
+/// Ends the leases of the fires `$1` jobs, `$2` nominal times, whose fence
+/// is `$3` (written with the rows of their last events).
+pub(crate) const END_LEASES: &str = "UPDATE fire_claims AS c SET ended = true
+     FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[]) AS l(job_id, scheduled_at, fence)
+     WHERE c.job_id = l.job_id AND c.scheduled_at = l.scheduled_at AND c.fence = l.fence";
 
 // ---------------------------------------------------------- hourly metrics
 

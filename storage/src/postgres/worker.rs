@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionId, StoreResult};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Row as _};
@@ -30,7 +31,79 @@ pub(crate) async fn timed<T>(
     }
 }
 
-/// Writes a batch of rows.
+/// Writes a batch of rows; answers the fires of the events refused for a
+/// stale fence (the others were written).
+///
+/// Rows without a fence (the common case) go as [`write_rows`] says. When
+/// some rows carry one, the batch is one transaction that first locks the
+/// claims of their fires, in key order, and reads their fences: a take-over
+/// ([`sql::RETAKE_FIRE`]) is then wholly before or after it. A row whose
+/// fence is not its fire's current one is left out; an admitted row that
+/// ends its fire ends the claim's lease, in the same transaction.
+pub(crate) async fn write_ops(pool: &PgPool, ops: &[Op]) -> Result<Vec<String>, sqlx::Error> {
+    if ops.iter().all(|op| op.row().fence.is_none()) {
+        write_rows(pool, ops.iter()).await?;
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    let current = lock_fences(&mut tx, ops).await?;
+    let mut refused = Vec::new();
+    let mut kept = Vec::with_capacity(ops.len());
+    let (mut end_jobs, mut end_times, mut end_fences) = (Vec::new(), Vec::new(), Vec::new());
+    for op in ops {
+        let r = op.row();
+        if let Some((fence, ends)) = r.fenced() {
+            if current.get(&(r.job_id.as_str(), r.scheduled_at)) != Some(&fence) {
+                refused.push(r.fire_label());
+                continue;
+            }
+            if ends {
+                end_jobs.push(r.job_id.as_str());
+                end_times.push(r.scheduled_at);
+                end_fences.push(fence);
+            }
+        }
+        kept.push(op);
+    }
+    write_rows_in(&mut tx, kept.into_iter()).await?;
+    if !end_jobs.is_empty() {
+        sqlx::query(sql::END_LEASES)
+            .bind(end_jobs)
+            .bind(end_times)
+            .bind(end_fences)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(refused)
+}
+
+/// Locks the claims of the fires of the rows that carry a fence; their
+/// current fences, by fire.
+async fn lock_fences<'o>(
+    conn: &mut PgConnection,
+    ops: &'o [Op],
+) -> Result<HashMap<(&'o str, DateTime<Utc>), i64>, sqlx::Error> {
+    let (mut jobs, mut times) = (Vec::new(), Vec::new());
+    for op in ops {
+        let r = op.row();
+        if r.fence.is_some() {
+            jobs.push(r.job_id.as_str());
+            times.push(r.scheduled_at);
+        }
+    }
+    let rows: Vec<(String, DateTime<Utc>, i64)> =
+        sqlx::query_as(sql::LOCK_FENCES).bind(&jobs).bind(&times).fetch_all(conn).await?;
+    let by_fire: HashMap<(String, DateTime<Utc>), i64> =
+        rows.into_iter().map(|(j, t, f)| ((j, t), f)).collect();
+    Ok(jobs
+        .into_iter()
+        .zip(times)
+        .filter_map(|(j, t)| by_fire.get(&(j.to_owned(), t)).map(|f| ((j, t), *f)))
+        .collect())
+}
+
+/// Which rows a batch inserts, and which ends it then applies.
 ///
 /// The final state of a key after a sequence of "insert or ignore" (start,
 /// skip) and "insert or set the end fields" (end) is: the first event's
@@ -38,38 +111,82 @@ pub(crate) async fn timed<T>(
 /// INSERT .. DO NOTHING of each key's first row, then one UPDATE with each
 /// key's last end, skipping the keys whose last end is the very row just
 /// inserted.
-pub(crate) async fn write_ops(pool: &PgPool, ops: &[Op]) -> Result<(), sqlx::Error> {
-    let mut seen = HashSet::with_capacity(ops.len());
-    let mut first: Vec<(usize, &Row)> = Vec::with_capacity(ops.len());
-    let mut last_end: HashMap<(ExecutionId, i32), (usize, &Row)> = HashMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        let row = op.row();
-        if seen.insert(row.key()) {
-            first.push((i, row));
+struct Plan<'r> {
+    first: Vec<(usize, &'r Row)>,
+    last_end: HashMap<(ExecutionId, i32), (usize, &'r Row)>,
+}
+
+impl<'r> Plan<'r> {
+    fn new(ops: impl Iterator<Item = &'r Op>) -> Self {
+        let (lower, _) = ops.size_hint();
+        let mut seen = HashSet::with_capacity(lower);
+        let mut first: Vec<(usize, &Row)> = Vec::with_capacity(lower);
+        let mut last_end: HashMap<(ExecutionId, i32), (usize, &Row)> = HashMap::new();
+        for (i, op) in ops.enumerate() {
+            let row = op.row();
+            if seen.insert(row.key()) {
+                first.push((i, row));
+            }
+            if let Op::Upsert(r) = op {
+                last_end.insert(r.key(), (i, r));
+            }
         }
-        if let Op::Upsert(r) = op {
-            last_end.insert(r.key(), (i, r));
-        }
+        Plan { first, last_end }
     }
-    if last_end.is_empty() {
+
+    /// The ends to apply once the first rows are in (`inserted`: the keys
+    /// the insert added), in batch order.
+    fn updates(self, inserted: &HashSet<(ExecutionId, i32)>) -> Vec<&'r Row> {
+        let first_index: HashMap<(ExecutionId, i32), usize> =
+            self.first.iter().map(|(i, r)| (r.key(), *i)).collect();
+        let mut updates: Vec<(usize, &Row)> = self
+            .last_end
+            .into_iter()
+            .filter(|(key, (i, _))| !(inserted.contains(key) && first_index.get(key) == Some(i)))
+            .map(|(_, v)| v)
+            .collect();
+        updates.sort_by_key(|(i, _)| *i);
+        updates.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// Writes rows without a fence: a batch of starts and skips is one
+/// statement, atomic on its own; with ends, a transaction of two.
+async fn write_rows<'r>(
+    pool: &PgPool,
+    ops: impl Iterator<Item = &'r Op>,
+) -> Result<(), sqlx::Error> {
+    let plan = Plan::new(ops);
+    if plan.last_end.is_empty() {
         // One statement is atomic on its own: no transaction needed.
-        insert_rows(pool, first.iter().map(|(_, r)| *r), false).await?;
+        insert_rows(pool, plan.first.iter().map(|(_, r)| *r), false).await?;
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    let inserted = insert_rows(&mut *tx, first.iter().map(|(_, r)| *r), true).await?;
-    let first_index: HashMap<(ExecutionId, i32), usize> =
-        first.iter().map(|(i, r)| (r.key(), *i)).collect();
-    let mut updates: Vec<(usize, &Row)> = last_end
-        .into_iter()
-        .filter(|(key, (i, _))| !(inserted.contains(key) && first_index.get(key) == Some(i)))
-        .map(|(_, v)| v)
-        .collect();
-    if !updates.is_empty() {
-        updates.sort_by_key(|(i, _)| *i);
-        update_ends(&mut tx, updates.iter().map(|(_, r)| *r)).await?;
-    }
+    apply_plan(&mut tx, plan).await?;
     tx.commit().await
+}
+
+/// [`write_rows`] inside a transaction the caller holds.
+async fn write_rows_in<'r>(
+    conn: &mut PgConnection,
+    ops: impl Iterator<Item = &'r Op>,
+) -> Result<(), sqlx::Error> {
+    let plan = Plan::new(ops);
+    if plan.first.is_empty() {
+        return Ok(());
+    }
+    apply_plan(conn, plan).await
+}
+
+async fn apply_plan(conn: &mut PgConnection, plan: Plan<'_>) -> Result<(), sqlx::Error> {
+    let returning = !plan.last_end.is_empty();
+    let inserted = insert_rows(&mut *conn, plan.first.iter().map(|(_, r)| *r), returning).await?;
+    let updates = plan.updates(&inserted);
+    if !updates.is_empty() {
+        update_ends(conn, updates.into_iter()).await?;
+    }
+    Ok(())
 }
 
 /// Inserts rows, ignoring existing keys; with `returning`, gives the keys
@@ -94,6 +211,8 @@ async fn insert_rows<'e, 'r>(
     let mut result = Vec::with_capacity(n);
     let mut metrics = Vec::with_capacity(n);
     let mut instance_id = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut fence = Vec::with_capacity(n);
     for r in rows {
         job_id.push(r.job_id.as_str());
         execution_id.push(r.execution_id.to_string());
@@ -108,6 +227,8 @@ async fn insert_rows<'e, 'r>(
         result.push(r.result.as_deref());
         metrics.push(r.metrics.as_deref());
         instance_id.push(r.instance_id.as_str());
+        kind.push(r.kind);
+        fence.push(r.fence);
     }
     let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
     let q = sqlx::query(sql)
@@ -123,7 +244,9 @@ async fn insert_rows<'e, 'r>(
         .bind(error_kind)
         .bind(result)
         .bind(metrics)
-        .bind(instance_id);
+        .bind(instance_id)
+        .bind(kind)
+        .bind(fence);
     if !returning {
         q.execute(exec).await?;
         return Ok(HashSet::new());

@@ -41,7 +41,7 @@ pub(crate) const SCHEMA_VERSION: &str = "SELECT max(version) FROM mscribe_migrat
 macro_rules! columns {
     () => {
         "job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at, \
-         duration_ms, error, error_kind, result, metrics, instance_id"
+         duration_ms, error, error_kind, result, metrics, instance_id, kind, fence"
     };
 }
 
@@ -50,16 +50,17 @@ pub(crate) const INSERT_IGNORE: &str = concat!(
     "INSERT INTO scheduled_job_executions (",
     columns!(),
     ")
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
     ON CONFLICT (execution_id, attempt) DO NOTHING"
 );
 
-/// An end: insert the whole row, or on conflict set its end fields.
+/// An end: insert the whole row, or on conflict set its end fields (the
+/// start's kind and fence stay).
 pub(crate) const UPSERT_END: &str = concat!(
     "INSERT INTO scheduled_job_executions (",
     columns!(),
     ")
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
     ON CONFLICT (execution_id, attempt) DO UPDATE SET
         status = excluded.status,
         completed_at = excluded.completed_at,
@@ -134,11 +135,70 @@ pub(crate) const FORGET_SILENT_INSTANCES: &str = "DELETE FROM scheduler_instance
 
 pub(crate) const PRUNE_CLAIMS: &str = "DELETE FROM fire_claims WHERE scheduled_at < ?1";
 
-/// One fire: `?1` job, `?2` nominal time, `?3` instance, `?4` now; changes
-/// one row when this claim won.
-pub(crate) const CLAIM_FIRE: &str =
-    "INSERT INTO fire_claims (job_id, scheduled_at, instance_id, claimed_at)
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+/// The fires of job `?1` recorded in a final status (run or skipped) with a
+/// nominal time in `[?2, ?3]`, ascending, each once.
+pub(crate) const RECORDED_FIRES: &str = "SELECT DISTINCT scheduled_at FROM scheduled_job_executions
+     WHERE job_id = ?1 AND scheduled_at >= ?2 AND scheduled_at <= ?3 AND status <> 'running'
+     ORDER BY scheduled_at";
+
+// ------------------------------------------------------- claims and leases
+
+/// One fire: `?1` job, `?2` nominal time, `?3` instance, `?4` now, `?5`
+/// execution id, `?6` lease expiry, `?7` ended (1 for a fire claimed only
+/// to be recorded skipped); changes one row when this claim won. Fence 1.
+pub(crate) const CLAIM_FIRE: &str = "INSERT INTO fire_claims
+       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at, ended)
+     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7) ON CONFLICT DO NOTHING";
+
+/// How many fires of job `?1` hold live leases at `?2` (not ended, not
+/// expired): the partial index `fire_claims_open_leases_by_job`.
+pub(crate) const LIVE_LEASES: &str = "SELECT count(*) FROM fire_claims
+     WHERE job_id = ?1 AND ended = 0 AND lease_expires_at > ?2";
+
+/// Extends the lease of job `?1`'s fire at `?2` held by instance `?3` with
+/// fence `?4` to `?5` (never shortening it); changes one row when it was
+/// still held.
+pub(crate) const RENEW_LEASE: &str = "UPDATE fire_claims
+     SET lease_expires_at = CASE WHEN lease_expires_at >= ?5 THEN lease_expires_at ELSE ?5 END
+     WHERE job_id = ?1 AND scheduled_at = ?2 AND instance_id = ?3 AND fence = ?4 AND ended = 0";
+
+/// Up to `?2` leases that ran out by `?1` without their fire ending, oldest
+/// first (the partial index `fire_claims_open_leases`).
+pub(crate) const EXPIRED_LEASES: &str =
+    "SELECT job_id, scheduled_at, execution_id, fence, instance_id, lease_expires_at
+     FROM fire_claims
+     WHERE ended = 0 AND lease_expires_at <= ?1
+     ORDER BY lease_expires_at, job_id, scheduled_at LIMIT ?2";
+
+/// Takes over job `?1`'s fire at `?2` for instance `?3`, with execution id
+/// `?4` and a lease to `?5`, if it has not ended and still has fence `?6`
+/// and a lease run out by `?7`: answers the new fence, or no row.
+pub(crate) const RETAKE_CLAIM: &str = "UPDATE fire_claims
+     SET fence = fence + 1, instance_id = ?3, execution_id = ?4, lease_expires_at = ?5
+     WHERE job_id = ?1 AND scheduled_at = ?2 AND ended = 0 AND fence = ?6
+       AND lease_expires_at <= ?7
+     RETURNING fence";
+
+/// The rows of execution `?1`, to move: id, attempt, status, started_at.
+pub(crate) const RUN_ROWS: &str = "SELECT id, attempt, status, started_at
+     FROM scheduled_job_executions WHERE execution_id = ?1";
+
+/// Moves the rows of execution `?1` to execution id `?2`.
+pub(crate) const MOVE_RUN: &str =
+    "UPDATE scheduled_job_executions SET execution_id = ?2 WHERE execution_id = ?1";
+
+/// Ends the lease of job `?1`'s fire at `?2`.
+pub(crate) const END_CLAIM: &str =
+    "UPDATE fire_claims SET ended = 1 WHERE job_id = ?1 AND scheduled_at = ?2";
+
+/// Whether job `?1`'s fire at `?2` has fence `?3`: a row when it has.
+pub(crate) const FENCE_IS_CURRENT: &str =
+    "SELECT 1 FROM fire_claims WHERE job_id = ?1 AND scheduled_at = ?2 AND fence = ?3";
+
+/// Ends the lease of job `?1`'s fire at `?2` if its fence is `?3`; changes
+/// one row when the fence was current (a row already ended included).
+pub(crate) const END_LEASE_IF_CURRENT: &str = "UPDATE fire_claims SET ended = 1
+     WHERE job_id = ?1 AND scheduled_at = ?2 AND fence = ?3";
 
 // ---------------------------------------------------------- hourly metrics
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
-    ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim, HistoryQuery,
-    PrunePolicy, StoreError, StoreResult,
+    ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore,
+    ExpiredLease, FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreError,
+    StoreResult, abandoned_for_retake,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -92,6 +93,8 @@ struct RawRow {
     result: Option<String>,
     metrics: Option<String>,
     instance_id: String,
+    kind: String,
+    fence: Option<i64>,
 }
 
 /// The columns of `sql::columns!`, in order.
@@ -110,6 +113,8 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         result: r.get(10)?,
         metrics: r.get(11)?,
         instance_id: r.get(12)?,
+        kind: r.get(13)?,
+        fence: r.get(14)?,
     })
 }
 
@@ -133,6 +138,8 @@ impl RawRow {
             metrics: self.metrics.as_deref().map(codec::decode_metrics).transpose()?,
             job_id: self.job_id,
             instance_id: self.instance_id,
+            kind: codec::decode_kind(&self.kind)?,
+            fence: self.fence.map(codec::decode_fence).transpose()?,
         })
     }
 }
@@ -162,10 +169,8 @@ fn rejected(message: String) -> StoreError {
 impl ExecutionStore for SqliteStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
         let (ops, bad) = codec::encode(events, Dialect::Sqlite);
-        if !ops.is_empty() {
-            self.worker().write(ops).await?;
-        }
-        bad.map_or(Ok(()), Err)
+        let refused = if ops.is_empty() { Vec::new() } else { self.worker().write(ops).await? };
+        codec::write_outcome(bad, codec::fenced_error(refused))
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
@@ -272,17 +277,23 @@ impl ExecutionStore for SqliteStore {
         true
     }
 
-    /// One immediate transaction: processes sharing the file take turns.
+    /// One immediate transaction: processes sharing the file take turns, so
+    /// the live leases a claim with `max_running` counts are the file's.
     async fn claim_fires(
         &self,
         instance_id: &str,
         fires: &[FireClaim],
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<bool>> {
-        let now = ts_param("claim time", now).map_err(rejected)?;
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        let now = codec::check_ts("claim time", now).map_err(rejected)?;
+        let (now_text, until) = (ts_text(now), ts_text(codec::lease_until(now, lease)));
         let fires = fires
             .iter()
-            .map(|f| Ok((f.job_id.clone(), ts_text(Dialect::Sqlite.check_claim(f)?))))
+            .map(|f| {
+                let at = ts_text(Dialect::Sqlite.check_claim(f)?);
+                Ok((f.job_id.clone(), at, f.execution_id.to_string(), f.max_running))
+            })
             .collect::<Result<Vec<_>, String>>()
             .map_err(rejected)?;
         let instance = instance_id.to_owned();
@@ -290,18 +301,205 @@ impl ExecutionStore for SqliteStore {
         w.on_writer("claim_fires", w.limits().operation_timeout, move |c| {
             let failed = |e| store_error("claim_fires", e);
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-            let won = {
-                let mut stmt = tx.prepare_cached(sql::CLAIM_FIRE).map_err(failed)?;
-                fires
+            let mut out = Vec::with_capacity(fires.len());
+            {
+                let mut claim = tx.prepare_cached(sql::CLAIM_FIRE).map_err(failed)?;
+                let mut live = tx.prepare_cached(sql::LIVE_LEASES).map_err(failed)?;
+                for (job, at, exec, max) in &fires {
+                    let running = match max {
+                        Some(_) => live
+                            .query_row(params![&**job, now_text], |r| r.get::<_, i64>(0))
+                            .map_err(failed)?,
+                        None => 0,
+                    };
+                    let running = u32::try_from(running).unwrap_or(u32::MAX);
+                    let busy = max.is_some_and(|max| running >= max);
+                    let won = claim
+                        .execute(params![&**job, at, instance, now_text, exec, until, busy])
+                        .map_err(failed)?
+                        == 1;
+                    out.push(match (won, busy) {
+                        (false, _) => ClaimOutcome::Taken,
+                        (true, true) => ClaimOutcome::Busy { fence: 1, running },
+                        (true, false) => ClaimOutcome::Won { fence: 1 },
+                    });
+                }
+            }
+            tx.commit().map_err(failed)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// One immediate transaction, one `UPDATE` per lease.
+    async fn renew_leases(
+        &self,
+        instance_id: &str,
+        leases: &[FireLease],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        let now = codec::check_ts("renewal time", now).map_err(rejected)?;
+        let until = ts_text(codec::lease_until(now, lease));
+        let leases: Vec<(String, String, i64)> = leases
+            .iter()
+            .map(|l| {
+                let at = codec::check_ts("scheduled_at", l.scheduled_at)?;
+                Ok((l.job_id.to_string(), ts_text(at), codec::fence_i64(l.fence)?))
+            })
+            .collect::<Result<_, String>>()
+            .map_err(rejected)?;
+        let instance = instance_id.to_owned();
+        let w = self.worker();
+        w.on_writer("renew_leases", w.limits().operation_timeout, move |c| {
+            let failed = |e| store_error("renew_leases", e);
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+            let kept = {
+                let mut renew = tx.prepare_cached(sql::RENEW_LEASE).map_err(failed)?;
+                leases
                     .iter()
-                    .map(|(job, at)| {
-                        stmt.execute(params![&**job, at, instance, now]).map(|n| n == 1)
+                    .map(|(job, at, fence)| {
+                        renew.execute(params![job, at, instance, fence, until]).map(|n| n == 1)
                     })
                     .collect::<rusqlite::Result<Vec<bool>>>()
                     .map_err(failed)?
             };
             tx.commit().map_err(failed)?;
-            Ok(won)
+            Ok(kept)
+        })
+        .await
+    }
+
+    async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        let now = cutoff_param(now);
+        let limit = limit_i64(limit);
+        let w = self.worker();
+        w.on_reader("expired_leases", w.limits().operation_timeout, move |c| {
+            let failed = |e| store_error("expired_leases", e);
+            let mut stmt = c.prepare_cached(sql::EXPIRED_LEASES).map_err(failed)?;
+            let raw = stmt
+                .query_map(params![now, limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(failed)?;
+            raw.into_iter()
+                .map(|(job_id, at, exec, fence, owner, expired)| {
+                    Ok(ExpiredLease {
+                        scheduled_at: parse_ts("scheduled_at", &at)?,
+                        execution_id: codec::decode_claim_execution_id(&job_id, exec.as_deref())?,
+                        fence: codec::decode_fence(fence)?,
+                        expired_at: parse_ts("lease_expires_at", &expired)?,
+                        job_id,
+                        owner,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// One immediate transaction: the claim (if its fence and expiry still
+    /// hold), then the run's rows.
+    async fn retake_fire(
+        &self,
+        instance_id: &str,
+        expired: &ExpiredLease,
+        new_execution_id: ExecutionId,
+        now: DateTime<Utc>,
+        lease: Duration,
+        rerun: bool,
+    ) -> StoreResult<Option<RetakenFire>> {
+        let now = codec::check_ts("retake time", now).map_err(rejected)?;
+        let until = ts_text(codec::lease_until(now, lease));
+        let at = ts_text(codec::check_ts("scheduled_at", expired.scheduled_at).map_err(rejected)?);
+        let old_fence = codec::fence_i64(expired.fence).map_err(rejected)?;
+        let (job, old_id, new_id) = (
+            expired.job_id.clone(),
+            expired.execution_id.to_string(),
+            new_execution_id.to_string(),
+        );
+        let (owner, taker) = (expired.owner.clone(), instance_id.to_owned());
+        let w = self.worker();
+        w.on_writer("retake_fire", w.limits().operation_timeout, move |c| {
+            let failed = |e| store_error("retake_fire", e);
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+            let fence: Option<i64> = tx
+                .prepare_cached(sql::RETAKE_CLAIM)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![job, at, taker, new_id, until, old_fence, ts_text(now)],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
+                .map_err(failed)?;
+            let Some(fence) = fence else {
+                return Ok(None);
+            };
+            let fence = codec::decode_fence(fence)?;
+            let rows: Vec<(i64, i64, String, String)> = tx
+                .prepare_cached(sql::RUN_ROWS)
+                .and_then(|mut s| {
+                    s.query_map(params![old_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .and_then(|rows| rows.collect())
+                })
+                .map_err(failed)?;
+            let error = abandoned_for_retake(&owner, &taker, fence);
+            let mut last = 0;
+            {
+                let mut abandon = tx.prepare_cached(sql::MARK_ABANDONED).map_err(failed)?;
+                for (id, attempt, status, started_at) in &rows {
+                    last = last.max(codec::decode_u32("attempt", *attempt)?);
+                    if status == ExecutionStatus::Running.as_str() {
+                        let ms = codec::abandoned_ms(parse_ts("started_at", started_at)?, now);
+                        abandon.execute(params![id, ts_text(now), ms, error]).map_err(failed)?;
+                    }
+                }
+            }
+            let had_rows = !rows.is_empty();
+            if had_rows {
+                tx.execute(sql::MOVE_RUN, params![old_id, new_id]).map_err(failed)?;
+            }
+            if !rerun && had_rows {
+                tx.execute(sql::END_CLAIM, params![job, at]).map_err(failed)?;
+            }
+            tx.commit().map_err(failed)?;
+            Ok(Some(RetakenFire { fence, next_attempt: last + 1, had_rows }))
+        })
+        .await
+    }
+
+    async fn recorded_fires(
+        &self,
+        job_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let (job, from, to) = (job_id.to_owned(), cutoff_param(from), cutoff_param(to));
+        let w = self.worker();
+        w.on_reader("recorded_fires", w.limits().operation_timeout, move |c| {
+            let texts: Vec<String> = c
+                .prepare_cached(sql::RECORDED_FIRES)
+                .and_then(|mut s| {
+                    s.query_map(params![job, from, to], |r| r.get(0))
+                        .and_then(|rows| rows.collect())
+                })
+                .map_err(|e| store_error("recorded_fires", e))?;
+            texts.iter().map(|t| parse_ts("scheduled_at", t)).collect()
         })
         .await
     }

@@ -20,10 +20,12 @@ use crate::codec::{Op, Row};
 use crate::error::{Error, Result};
 
 type WriterJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// The fires of the events a `write` refused for their stale fence.
+pub(crate) type Refused = Vec<String>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 enum Command {
-    Write { ops: Vec<Op>, reply: oneshot::Sender<StoreResult<()>> },
+    Write { ops: Vec<Op>, reply: oneshot::Sender<StoreResult<Refused>> },
     Run(WriterJob),
 }
 
@@ -151,8 +153,9 @@ impl Worker {
     }
 
     /// Queues rows for the writer's next group commit and awaits the
-    /// outcome, up to the operation timeout.
-    pub(crate) async fn write(&self, ops: Vec<Op>) -> StoreResult<()> {
+    /// outcome, up to the operation timeout: the fires of the events
+    /// refused for a stale fence (the others were written).
+    pub(crate) async fn write(&self, ops: Vec<Op>) -> StoreResult<Refused> {
         let (tx, rx) = oneshot::channel();
         self.writer.send(Command::Write { ops, reply: tx }).map_err(|_| self.gone("writer"))?;
         self.reply(rx, "write", "writer", self.limits.operation_timeout).await
@@ -283,22 +286,24 @@ fn reader_main(
 
 /// Commits a group of `write` calls in one transaction, each in its own
 /// savepoint so that one failing call does not undo the others.
-fn write_group(conn: &mut Connection, group: Vec<(Vec<Op>, oneshot::Sender<StoreResult<()>>)>) {
+fn write_group(
+    conn: &mut Connection,
+    group: Vec<(Vec<Op>, oneshot::Sender<StoreResult<Refused>>)>,
+) {
     let single = group.len() == 1;
-    let outcome = (|| -> rusqlite::Result<Vec<StoreResult<()>>> {
+    let outcome = (|| -> rusqlite::Result<Vec<StoreResult<Refused>>> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(group.len());
         for (ops, _) in &group {
             if single {
-                apply_ops(&tx, ops)?;
-                results.push(Ok(()));
+                results.push(Ok(apply_ops(&tx, ops)?));
                 continue;
             }
             let sp = tx.savepoint()?;
             match apply_ops(&sp, ops) {
-                Ok(()) => {
+                Ok(refused) => {
                     sp.commit()?;
-                    results.push(Ok(()));
+                    results.push(Ok(refused));
                 }
                 Err(e) => {
                     drop(sp); // rolls back this call only
@@ -324,11 +329,31 @@ fn write_group(conn: &mut Connection, group: Vec<(Vec<Op>, oneshot::Sender<Store
     }
 }
 
-fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
+/// Writes the rows of one `write` call. A row whose event carries a fence
+/// is written only when the fence is its fire's current one (checked here,
+/// in the writer's immediate transaction, so a take-over is either before
+/// or after it); a current fence that ends the fire ends its lease. The
+/// rows refused are answered by fire; events without a fence pay nothing.
+fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<Refused> {
     let mut insert = conn.prepare_cached(sql::INSERT_IGNORE)?;
     let mut upsert = conn.prepare_cached(sql::UPSERT_END)?;
+    let mut refused = Vec::new();
     for op in ops {
         let r: &Row = op.row();
+        if let Some((fence, ends)) = r.fenced() {
+            let at = ts_text(r.scheduled_at);
+            let current = if ends {
+                conn.prepare_cached(sql::END_LEASE_IF_CURRENT)?
+                    .execute(params![r.job_id, at, fence])?
+                    == 1
+            } else {
+                conn.prepare_cached(sql::FENCE_IS_CURRENT)?.exists(params![r.job_id, at, fence])?
+            };
+            if !current {
+                refused.push(r.fire_label());
+                continue;
+            }
+        }
         let stmt = match op {
             Op::Insert(_) => &mut insert,
             Op::Upsert(_) => &mut upsert,
@@ -347,7 +372,9 @@ fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
             r.result,
             r.metrics,
             r.instance_id,
+            r.kind,
+            r.fence,
         ])?;
     }
-    Ok(())
+    Ok(refused)
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mscribe_scheduler::{
-    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
-    FireClaim, Metrics, SkippedFire,
+    AttemptEnd, AttemptStart, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionStatus,
+    ExecutionStore, FireClaim, FireKind, Metrics, SkippedFire,
 };
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{Connection, PgConnection};
@@ -42,6 +42,8 @@ pub fn start(job: &str, exec: u128, attempt: u32, at: i64, instance: &str) -> Ex
         scheduled_at: t(at - 5),
         started_at: t(at),
         instance_id: instance.into(),
+        kind: FireKind::Schedule,
+        fence: None,
     })
 }
 
@@ -71,6 +73,9 @@ pub fn end_with(
             serde_json::json!({"attempt": attempt, "ok": status == ExecutionStatus::Succeeded}),
         ),
         metrics: Some(Metrics::from([("rows".to_owned(), 12.5), ("files".to_owned(), 3.0)])),
+        kind: FireKind::Schedule,
+        fence: None,
+        ends_run: true,
     }
 }
 
@@ -92,6 +97,8 @@ pub fn skip(job: &str, exec: u128, at: i64, instance: &str) -> ExecutionEvent {
         decided_at: t(at),
         reason: "overlap policy skip: previous run still running".to_owned(),
         instance_id: instance.into(),
+        kind: FireKind::Schedule,
+        fence: None,
     })
 }
 
@@ -244,9 +251,24 @@ impl Fixture {
     }
 }
 
-/// The fire of `job` at `t(ms)`, to claim.
+/// The lease of the tests' claims.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+/// The fire of `job` at `t(ms)`, to claim, with no limit of live leases;
+/// its execution id is made of the job's bytes and the time.
 pub fn fire(job: &str, ms: i64) -> FireClaim {
-    FireClaim { job_id: Arc::from(job), scheduled_at: t(ms) }
+    let bits = job.bytes().fold(0u128, |h, b| h.wrapping_mul(131).wrapping_add(u128::from(b)));
+    FireClaim {
+        job_id: Arc::from(job),
+        scheduled_at: t(ms),
+        execution_id: eid((bits << 64) ^ ms as u128),
+        max_running: None,
+    }
+}
+
+/// Whether a claim was won (a busy fire is not).
+pub fn won(outcomes: &[ClaimOutcome]) -> Vec<bool> {
+    outcomes.iter().map(|o| matches!(o, ClaimOutcome::Won { .. })).collect()
 }
 
 /// Eight tasks, half on each store, claim the same 50 fires of four jobs
@@ -264,8 +286,9 @@ pub async fn claims_race(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>)
         tasks.push(tokio::spawn(async move {
             let mut won = Vec::new();
             for batch in mine.chunks(25) {
-                let got = s.claim_fires(&format!("i{k}"), batch, t(0)).await.unwrap();
+                let got = s.claim_fires(&format!("i{k}"), batch, t(0), LEASE).await.unwrap();
                 assert_eq!(got.len(), batch.len());
+                let got = self::won(&got);
                 won.extend(batch.iter().zip(got).filter(|(_, w)| *w).map(|(f, _)| f.clone()));
             }
             won
@@ -318,4 +341,180 @@ pub async fn bad_events_are_rejected_but_the_rest_written(s: &dyn ExecutionStore
     let mut want = vec![eid(1), eid(4)];
     want.sort();
     assert_eq!(ids, want);
+}
+
+/// `rounds` times: instance `owner` claims a fire (through `a`) and starts
+/// it, then stops renewing; once its lease has run out, instance `ta`
+/// (through `a`) and instance `tb` (through `b`) take it over at the same
+/// moment while `owner` writes a second attempt with its old fence. Exactly
+/// one take-over wins, with fence 2; the run's rows all move to the
+/// winner's id; the owner's late start is written (before the take-over,
+/// and then abandoned by it) or refused (after), never left behind.
+pub async fn retake_race(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>, rounds: u32) {
+    use mscribe_scheduler::{ExpiredLease, StoreError};
+    let lease = Duration::from_secs(1);
+    for r in 0..rounds {
+        let now = i64::from(r) * 10_000;
+        let at = t(now);
+        let old = eid(100_000 + u128::from(r));
+        let fire = FireClaim {
+            job_id: Arc::from("race"),
+            scheduled_at: at,
+            execution_id: old,
+            max_running: None,
+        };
+        let got = a.claim_fires("owner", &[fire], t(now), lease).await.unwrap();
+        assert_eq!(got, [ClaimOutcome::Won { fence: 1 }], "round {r}");
+        let attempt = |n: u32, id, instance: &str, fence| {
+            ExecutionEvent::Started(AttemptStart {
+                job_id: "race".into(),
+                execution_id: id,
+                attempt: n,
+                scheduled_at: at,
+                started_at: t(now + i64::from(n)),
+                instance_id: instance.into(),
+                kind: FireKind::Schedule,
+                fence: Some(fence),
+            })
+        };
+        a.write(&[attempt(1, old, "owner", 1)]).await.unwrap();
+        let later = t(now + 2_000);
+        let expired: Vec<ExpiredLease> = a
+            .expired_leases(later, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.scheduled_at == at)
+            .collect();
+        assert_eq!(expired.len(), 1, "round {r}: {expired:?}");
+        let go = Arc::new(tokio::sync::Barrier::new(3));
+        let ids = [eid(200_000 + u128::from(r)), eid(300_000 + u128::from(r))];
+        let takers: Vec<_> = [(a.clone(), "ta", ids[0]), (b.clone(), "tb", ids[1])]
+            .into_iter()
+            .map(|(s, who, id)| {
+                let (go, e) = (go.clone(), expired[0].clone());
+                tokio::spawn(async move {
+                    go.wait().await;
+                    s.retake_fire(who, &e, id, later, Duration::from_secs(10), true).await.unwrap()
+                })
+            })
+            .collect();
+        let late = {
+            let (go, s, ev) = (go.clone(), b.clone(), attempt(2, old, "owner", 1));
+            tokio::spawn(async move {
+                go.wait().await;
+                s.write(&[ev]).await
+            })
+        };
+        let mut won = Vec::new();
+        for (i, task) in takers.into_iter().enumerate() {
+            if let Some(taken) = task.await.unwrap() {
+                won.push((i, taken));
+            }
+        }
+        assert_eq!(won.len(), 1, "round {r}: exactly one take-over: {won:?}");
+        let (winner, taken) = won[0];
+        let late = late.await.unwrap();
+        let written = match &late {
+            Ok(()) => true,
+            Err(StoreError::Fenced { refused: 1, .. }) => false,
+            Err(e) => panic!("round {r}: {e:?}"),
+        };
+        assert_eq!(taken.fence, 2, "round {r}");
+        assert!(taken.had_rows);
+        assert_eq!(taken.next_attempt, if written { 3 } else { 2 }, "round {r}: {late:?}");
+        let rows: Vec<mscribe_scheduler::ExecutionRecord> = a
+            .history(&mscribe_scheduler::HistoryQuery::new("race", 1000))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.scheduled_at == at)
+            .collect();
+        assert_eq!(rows.len(), if written { 2 } else { 1 }, "round {r}: {rows:#?}");
+        for row in &rows {
+            assert_eq!(row.execution_id, ids[winner], "round {r}: {rows:#?}");
+            assert_eq!(row.status, ExecutionStatus::Abandoned, "round {r}: {rows:#?}");
+            assert_eq!(row.fence, Some(1));
+        }
+        // The winner ends the fire; the loser's view is stale.
+        let store = if winner == 0 { &a } else { &b };
+        let next = attempt(taken.next_attempt, ids[winner], ["ta", "tb"][winner], 2);
+        store.write(&[next]).await.unwrap();
+        assert!(
+            a.expired_leases(t(now + 5_000), 1000)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.scheduled_at != at)
+        );
+        let ExecutionEvent::Started(s) = attempt(taken.next_attempt, ids[winner], "x", 2) else {
+            unreachable!()
+        };
+        let end = AttemptEnd {
+            job_id: s.job_id,
+            execution_id: s.execution_id,
+            attempt: s.attempt,
+            scheduled_at: s.scheduled_at,
+            started_at: s.started_at,
+            instance_id: ["ta", "tb"][winner].into(),
+            status: ExecutionStatus::Succeeded,
+            completed_at: s.started_at,
+            duration: Duration::ZERO,
+            error: None,
+            error_kind: None,
+            result: None,
+            metrics: None,
+            kind: FireKind::Schedule,
+            fence: Some(2),
+            ends_run: true,
+        };
+        store.write(&[ExecutionEvent::Finished(end)]).await.unwrap();
+        assert!(
+            a.expired_leases(t(now + 50_000), 1000)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.scheduled_at != at)
+        );
+    }
+}
+
+/// `rounds` times, two instances (`ia` through `a`, `ib` through `b`) at
+/// once claim two fires of a job whose live leases are limited to one:
+/// one wins, the other is busy.
+pub async fn limited_claims_race(
+    a: Arc<dyn ExecutionStore>,
+    b: Arc<dyn ExecutionStore>,
+    rounds: u32,
+) {
+    for r in 0..rounds {
+        let now = i64::from(r) * 100_000;
+        let go = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks: Vec<_> = [(a.clone(), "ia", 1), (b.clone(), "ib", 2)]
+            .into_iter()
+            .map(|(s, who, k)| {
+                let go = go.clone();
+                let fire = FireClaim {
+                    job_id: Arc::from("limited"),
+                    scheduled_at: t(now + k),
+                    execution_id: eid(u128::from(r) * 10 + k as u128),
+                    max_running: Some(1),
+                };
+                tokio::spawn(async move {
+                    go.wait().await;
+                    s.claim_fires(who, &[fire], t(now), LEASE).await.unwrap()
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for task in tasks {
+            got.extend(task.await.unwrap());
+        }
+        got.sort_by_key(|o| matches!(o, ClaimOutcome::Busy { .. }));
+        assert_eq!(
+            got,
+            [ClaimOutcome::Won { fence: 1 }, ClaimOutcome::Busy { fence: 1, running: 1 }],
+            "round {r}"
+        );
+    }
 }

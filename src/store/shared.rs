@@ -1,0 +1,104 @@
+//! A store shared behind an `Arc` is a store: every call goes to the one
+//! inside (so a wrapper such as `sim::FaultyStore` can hold a store that
+//! other schedulers use directly).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
+    FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreResult,
+};
+
+#[async_trait]
+impl<S: ExecutionStore + ?Sized> ExecutionStore for Arc<S> {
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+        (**self).write(events).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
+        (**self).history(query).await
+    }
+
+    async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        (**self).last_fire(job_id).await
+    }
+
+    async fn last_fires(&self, job_ids: &[String]) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        (**self).last_fires(job_ids).await
+    }
+
+    async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        (**self).heartbeat(instance_id, now).await
+    }
+
+    async fn mark_abandoned(
+        &self,
+        own_instance: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        (**self).mark_abandoned(own_instance, now, stale_after).await
+    }
+
+    async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64> {
+        (**self).prune(policy).await
+    }
+
+    fn supports_claims(&self) -> bool {
+        (**self).supports_claims()
+    }
+
+    async fn claim_fires(
+        &self,
+        instance_id: &str,
+        fires: &[FireClaim],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimOutcome>> {
+        (**self).claim_fires(instance_id, fires, now, lease).await
+    }
+
+    async fn renew_leases(
+        &self,
+        instance_id: &str,
+        leases: &[FireLease],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<bool>> {
+        (**self).renew_leases(instance_id, leases, now, lease).await
+    }
+
+    async fn expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        (**self).expired_leases(now, limit).await
+    }
+
+    async fn retake_fire(
+        &self,
+        instance_id: &str,
+        expired: &ExpiredLease,
+        new_execution_id: ExecutionId,
+        now: DateTime<Utc>,
+        lease: Duration,
+        rerun: bool,
+    ) -> StoreResult<Option<RetakenFire>> {
+        (**self).retake_fire(instance_id, expired, new_execution_id, now, lease, rerun).await
+    }
+
+    async fn recorded_fires(
+        &self,
+        job_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        (**self).recorded_fires(job_id, from, to).await
+    }
+}
