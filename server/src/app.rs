@@ -128,6 +128,7 @@ impl App {
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
                 .store(db.store())
                 .claim_fires(config.claim_fires)
+                .lease(config.lease)
                 .observer(metrics.clone())
                 .build();
         metrics.attach(scheduler.clone());

@@ -43,6 +43,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("log_level", EnvKind::Str),
     ("log_to_file", EnvKind::Bool),
     ("claim_fires", EnvKind::Bool),
+    ("lease", EnvKind::Str),
     ("health.ttl", EnvKind::Str),
     ("health.probe_timeout", EnvKind::Str),
     ("health.slow_threshold", EnvKind::Str),

@@ -11,7 +11,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mscribe_scheduler::{Jitter, MisfireMode, MisfirePolicy, OverlapPolicy, RetryPolicy, Schedule};
+use mscribe_scheduler::{
+    Jitter, MisfireMode, MisfirePolicy, OverlapPolicy, OverlapScope, RetryPolicy, Schedule,
+};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
@@ -144,6 +146,8 @@ pub const COMMON_JOB_KEYS: &[(&str, EnvKind)] = &[
     ("timeout", EnvKind::Str),
     ("enabled", EnvKind::Bool),
     ("overlap", EnvKind::Str),
+    ("overlap_scope", EnvKind::Str),
+    ("max_concurrent", EnvKind::Int),
     ("retry.attempts", EnvKind::Int),
     ("retry.initial_delay", EnvKind::Str),
     ("retry.multiplier", EnvKind::Float),
@@ -176,6 +180,14 @@ pub struct JobSection<O> {
     pub enabled: bool,
     /// `skip`, `queue`, `allow` or `replace` (`overlap`, default `skip`).
     pub overlap: OverlapPolicy,
+    /// Where the overlap policy holds under `claim_fires`: `instance`
+    /// (default) or `cluster` (`overlap_scope`; see
+    /// `JobConfig::overlap_scope`).
+    pub overlap_scope: OverlapScope,
+    /// At most this many runs of the job at once, across the cluster under
+    /// `claim_fires` (`max_concurrent`, at least 1; default no limit but the
+    /// overlap policy's; see `JobConfig::max_concurrent`).
+    pub max_concurrent: Option<u32>,
     /// The retry policy (`retry`).
     pub retry: RetryConfig,
     /// The misfire policy (`misfire`).
@@ -193,6 +205,8 @@ impl<O: JobOptions> JobSection<O> {
             timeout: kind.timeout,
             enabled: true,
             overlap: OverlapPolicy::Skip,
+            overlap_scope: OverlapScope::Instance,
+            max_concurrent: None,
             retry: RetryConfig::from_policy(&(kind.retry)()),
             misfire: MisfireConfig::default(),
             options: O::default(),
@@ -207,6 +221,8 @@ impl<O: JobOptions> JobSection<O> {
             timeout: self.timeout,
             enabled: self.enabled,
             overlap: self.overlap,
+            overlap_scope: self.overlap_scope,
+            max_concurrent: self.max_concurrent,
             retry: &self.retry,
             misfire: &self.misfire,
         }
@@ -229,6 +245,13 @@ impl<O: JobOptions> JobSection<O> {
                 "timeout" => self.timeout = de::duration(value).map_err(field)?,
                 "enabled" => self.enabled = bool::deserialize(value).map_err(field)?,
                 "overlap" => self.overlap = OverlapPolicy::deserialize(value).map_err(field)?,
+                "overlap_scope" => {
+                    self.overlap_scope = OverlapScope::deserialize(value).map_err(field)?;
+                }
+                "max_concurrent" => {
+                    self.max_concurrent =
+                        Some(max_concurrent(&value).map_err(|r| (key.clone(), r))?);
+                }
                 "retry" => self.retry = sub_table(&key, value)?,
                 "misfire" => self.misfire = sub_table(&key, value)?,
                 k if O::KEYS.iter().any(|(o, _)| o.split('.').next() == Some(k)) => {
@@ -251,6 +274,21 @@ impl<O: JobOptions> JobSection<O> {
             self.options = sub_table("", toml::Value::Table(options))?;
         }
         Ok(())
+    }
+}
+
+/// A job's `max_concurrent`: an integer from 1 to `u32::MAX`; the error
+/// names the value.
+fn max_concurrent(value: &toml::Value) -> Result<u32, String> {
+    match value {
+        toml::Value::Integer(n) => match u32::try_from(*n) {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("must be an integer from 1 to {}, got {n}", u32::MAX)),
+        },
+        other => Err(format!(
+            "expected an integer of at least 1 (runs at once), got {} {other}",
+            other.type_str()
+        )),
     }
 }
 
@@ -523,6 +561,10 @@ pub struct CommonSettings<'a> {
     pub enabled: bool,
     /// The overlap policy.
     pub overlap: OverlapPolicy,
+    /// Where the overlap policy holds.
+    pub overlap_scope: OverlapScope,
+    /// The cap on simultaneous runs, if any.
+    pub max_concurrent: Option<u32>,
     /// The retry settings.
     pub retry: &'a RetryConfig,
     /// The misfire settings.
@@ -604,6 +646,93 @@ mod tests {
         assert!(!c.jobs.health_snapshot.enabled);
         assert_eq!(c.jobs.health_snapshot.overlap, OverlapPolicy::Queue);
         assert_eq!(c.jobs.health_snapshot.schedule, "*/5 * * * *");
+    }
+
+    #[test]
+    fn overlap_scope_and_max_concurrent_are_read_from_file_and_environment() {
+        let c = Config::from_toml_str(
+            "[jobs.database-backup]\noverlap_scope = \"cluster\"\nmax_concurrent = 2\n",
+            "x",
+            no_env,
+        )
+        .unwrap();
+        let b = c.jobs.common("database-backup").unwrap();
+        assert_eq!((b.overlap_scope, b.max_concurrent), (OverlapScope::Cluster, Some(2)));
+        // The defaults: per instance, no cap.
+        let r = c.jobs.common("history-retention").unwrap();
+        assert_eq!((r.overlap_scope, r.max_concurrent), (OverlapScope::Instance, None));
+        // The environment wins over the file.
+        let c = Config::from_toml_str(
+            "[jobs.database-backup]\noverlap_scope = \"cluster\"\n",
+            "x",
+            |k: &str| match k {
+                "MSCRIBE_JOBS_DATABASE_BACKUP_OVERLAP_SCOPE" => Some("instance".to_owned()),
+                "MSCRIBE_JOBS_HEALTH_SNAPSHOT_MAX_CONCURRENT" => Some(" 3 ".to_owned()),
+                _ => None,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.jobs.database_backup.overlap_scope, OverlapScope::Instance);
+        assert_eq!(c.jobs.health_snapshot.max_concurrent, Some(3));
+        // Both reach the job the server registers.
+        let defs = crate::control::ops_definitions(&c);
+        let snap = defs.iter().find(|d| d.job_id == "health-snapshot").unwrap();
+        assert_eq!(snap.policies["max_concurrent"], 3);
+        assert_eq!(snap.policies["overlap_scope"], "instance");
+    }
+
+    #[test]
+    fn bad_overlap_scope_and_max_concurrent_name_the_key_and_the_value() {
+        let cases = [
+            (
+                "[jobs.log-rotation]\noverlap_scope = \"global\"",
+                "invalid config: key `jobs.log-rotation.overlap_scope` in file mscribe.toml: \
+                 unknown variant `global`, expected `instance` or `cluster`",
+            ),
+            (
+                "[jobs.log-rotation]\nmax_concurrent = 0",
+                "invalid config: key `jobs.log-rotation.max_concurrent` in file mscribe.toml: \
+                 must be an integer from 1 to 4294967295, got 0",
+            ),
+            (
+                "[jobs.log-rotation]\nmax_concurrent = -2",
+                "invalid config: key `jobs.log-rotation.max_concurrent` in file mscribe.toml: \
+                 must be an integer from 1 to 4294967295, got -2",
+            ),
+            (
+                "[jobs.log-rotation]\nmax_concurrent = \"two\"",
+                "invalid config: key `jobs.log-rotation.max_concurrent` in file mscribe.toml: \
+                 expected an integer of at least 1 (runs at once), got string \"two\"",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(err(text, no_env), want, "{text}");
+        }
+        let env_cases = [
+            (
+                "MSCRIBE_JOBS_TEMP_CLEANUP_MAX_CONCURRENT",
+                "0",
+                "invalid config: key `jobs.temp-cleanup.max_concurrent` in environment variable \
+                 MSCRIBE_JOBS_TEMP_CLEANUP_MAX_CONCURRENT: must be an integer from 1 to \
+                 4294967295, got 0",
+            ),
+            (
+                "MSCRIBE_JOBS_TEMP_CLEANUP_MAX_CONCURRENT",
+                "many",
+                "invalid config: key `jobs.temp-cleanup.max_concurrent` in environment variable \
+                 MSCRIBE_JOBS_TEMP_CLEANUP_MAX_CONCURRENT: expected an integer, got \"many\"",
+            ),
+            (
+                "MSCRIBE_JOBS_TEMP_CLEANUP_OVERLAP_SCOPE",
+                "Cluster",
+                "invalid config: key `jobs.temp-cleanup.overlap_scope` in environment variable \
+                 MSCRIBE_JOBS_TEMP_CLEANUP_OVERLAP_SCOPE: unknown variant `Cluster`, expected \
+                 `instance` or `cluster`",
+            ),
+        ];
+        for (var, val, want) in env_cases {
+            assert_eq!(err("", |k: &str| (k == var).then(|| val.to_owned())), want, "{var}={val}");
+        }
     }
 
     #[test]

@@ -62,6 +62,12 @@ pub use jobs::{
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "mscribe.toml";
 
+/// The default `lease`: the engine's.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// The shortest `lease` accepted.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
 /// The environment variable naming the config file (like `--config`).
 pub const CONFIG_ENV: &str = "MSCRIBE_CONFIG";
 
@@ -156,6 +162,11 @@ pub struct Config {
     /// for several servers on one database (`claim_fires`, default false;
     /// see `SchedulerBuilder::claim_fires`).
     pub claim_fires: bool,
+    /// How long the lease on a claimed fire lasts before another instance
+    /// may take the fire over (`lease`, default `15s`, at least `1s`; see
+    /// `SchedulerBuilder::lease`). Only with `claim_fires`.
+    #[serde(deserialize_with = "de::duration")]
+    pub lease: Duration,
     /// The health check (`[health]`).
     pub health: HealthConfig,
     /// The seven operational jobs (`[jobs.<id>]`).
@@ -183,6 +194,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             log_to_file: true,
             claim_fires: false,
+            lease: DEFAULT_LEASE,
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
             source: None,
@@ -395,6 +407,37 @@ mod tests {
         let out: Vec<String> =
             cases.iter().map(|c| format!("{c}\n=> {}\n", err(c, no_env))).collect();
         insta::assert_snapshot!("config_file_errors", out.join("\n"));
+    }
+
+    #[test]
+    fn lease_is_a_duration_of_at_least_a_second() {
+        assert_eq!(Config::from_toml_str("", "x", no_env).unwrap().lease, DEFAULT_LEASE);
+        let c = Config::from_toml_str("lease = \"4s\"", "x", no_env).unwrap();
+        assert_eq!(c.lease, Duration::from_secs(4));
+        let c = Config::from_toml_str("lease = \"4s\"", "x", |k: &str| {
+            (k == "MSCRIBE_LEASE").then(|| "1m".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.lease, Duration::from_secs(60));
+        assert_eq!(
+            err("lease = \"500ms\"", no_env),
+            "invalid config: key `lease` in file mscribe.toml: must be at least 1s, got \"500ms\""
+        );
+        assert_eq!(
+            err("lease = 15", no_env),
+            "invalid config: key `lease` in file mscribe.toml: expected a duration as a string, \
+             such as \"30s\", \"5m\" or \"7d\""
+        );
+        assert_eq!(
+            err("", |k: &str| (k == "MSCRIBE_LEASE").then(|| "soon".to_owned())),
+            "invalid config: key `lease` in environment variable MSCRIBE_LEASE: invalid duration \
+             \"soon\": expected number at 0; expected e.g. \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\""
+        );
+        assert_eq!(
+            err("", |k: &str| (k == "MSCRIBE_LEASE").then(|| "0s".to_owned())),
+            "invalid config: key `lease` in environment variable MSCRIBE_LEASE: must be at least \
+             1s, got \"0s\""
+        );
     }
 
     #[test]

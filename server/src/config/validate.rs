@@ -2,11 +2,12 @@
 //! but the server cannot use.
 //!
 //! A database URL it cannot open, an empty directory or token, a log filter
-//! that does not parse, out-of-range health settings; for every job (from
-//! the table of jobs) a schedule or time zone that does not parse, a zero
-//! timeout or attempt count, an invalid retry policy, `run_all` without
-//! runs; then each job's own options ([`JobOptions::check`](super::JobOptions::check)). An error
-//! names the key and, through `origin`, where its value came from.
+//! that does not parse, a `lease` under 1 s, out-of-range health settings;
+//! for every job (from the table of jobs) a schedule or time zone that does
+//! not parse, a zero timeout, attempt count or `max_concurrent`, an invalid
+//! retry policy, `run_all` without runs; then each job's own options
+//! ([`JobOptions::check`](super::JobOptions::check)). An error names the key
+//! and, through `origin`, where its value came from.
 
 use mscribe_scheduler::Schedule;
 
@@ -55,6 +56,16 @@ impl Config {
                 format!("invalid log filter \"{}\": {e}", self.log_level),
             ));
         }
+        if self.lease < super::MIN_LEASE {
+            return Err(bad(
+                "lease",
+                format!(
+                    "must be at least {}, got \"{}\"",
+                    humantime::format_duration(super::MIN_LEASE),
+                    humantime::format_duration(self.lease)
+                ),
+            ));
+        }
         let h = &self.health;
         if h.probe_timeout.is_zero() {
             return Err(bad("health.probe_timeout", "must be greater than zero".to_owned()));
@@ -81,6 +92,9 @@ impl Config {
             }
             if c.timeout.is_zero() {
                 return Err(bad(&key("timeout"), "must be greater than zero".to_owned()));
+            }
+            if c.max_concurrent == Some(0) {
+                return Err(bad(&key("max_concurrent"), "must be at least 1, got 0".to_owned()));
             }
             if c.retry.attempts == 0 {
                 return Err(bad(

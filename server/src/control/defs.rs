@@ -11,10 +11,10 @@ use crate::ops::JOBS;
 
 /// The definitions of the seven operational jobs as configured: kind
 /// `ops:<id>`, source `config`, the schedule and time zone of their
-/// section, and as policies the overlap, timeout, retry and misfire
-/// policies, `enabled` and `per_instance`. `registered_by` and
-/// `updated_at` are left for [`ControlPlane::prepare`](super::ControlPlane::prepare)
-/// to fill.
+/// section, and as policies the overlap policy and its scope,
+/// `max_concurrent`, the timeout, retry and misfire policies, `enabled` and
+/// `per_instance`. `registered_by` and `updated_at` are left for
+/// [`ControlPlane::prepare`](super::ControlPlane::prepare) to fill.
 pub fn ops_definitions(config: &Config) -> Vec<JobDefinition> {
     JOBS.iter()
         .filter_map(|kind| {
@@ -27,6 +27,8 @@ pub fn ops_definitions(config: &Config) -> Vec<JobDefinition> {
                 kind: format!("ops:{}", kind.id),
                 policies: json!({
                     "overlap": c.overlap,
+                    "overlap_scope": c.overlap_scope,
+                    "max_concurrent": c.max_concurrent,
                     "timeout_ms": duration_ms(c.timeout),
                     "retry": c.retry.policy(),
                     "misfire": c.misfire.policy(),

@@ -171,8 +171,12 @@ pub fn job_config(
         .timeout(settings.timeout)
         .retry(settings.retry.policy())
         .overlap(settings.overlap)
+        .overlap_scope(settings.overlap_scope)
         .misfire(settings.misfire.policy())
         .paused(!settings.enabled);
+    if let Some(n) = settings.max_concurrent {
+        cfg = cfg.max_concurrent(n);
+    }
     if let Some(tz) = settings.timezone {
         cfg = cfg.timezone(tz);
     }
