@@ -43,7 +43,10 @@
 # outage does not match server/README.md (today it does not).
 #
 # Needs: cargo, python3 (3.11+), curl, psql (and a Postgres that
-# scripts/ensure-postgres.sh can reach or start).
+# scripts/ensure-postgres.sh can reach or start). On a Postgres server that
+# others load (tests, benchmarks using up max_connections), give the run a
+# cluster of its own, created and started by ensure-postgres.sh:
+#   MSCRIBE_PG_PORT=5434 MSCRIBE_PG_CLUSTER=chaos scripts/chaos.sh --long
 set -euo pipefail
 export LC_ALL=C
 
@@ -105,6 +108,7 @@ LEASE_SECONDS=15
 POLL_AFTER=10       # /health-check is polled this long after an outage
 RESTART_DELAY=0.5   # between a kill and the restart
 READY_TIMEOUT=30    # seconds for an instance to answer /livez
+START_PATIENCE=60   # seconds of failed starts before giving up
 STOP_TIMEOUT=20     # seconds for a graceful stop (shutdown_grace is 3 s)
 TOKEN="chaos-admin-token-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 
@@ -228,9 +232,13 @@ event() { # type slot [extra-json]
 }
 
 start_instance() { # slot
-  local i="$1" dir="$RUN_DIR/$BACKEND/i$1" try
+  local i="$1" dir="$RUN_DIR/$BACKEND/i$1" try=0 give_up
   mkdir -p "$dir"
-  for try in 1 2 3; do
+  # A start can fail for a while (the database server full of other
+  # clients, say): try again for START_PATIENCE seconds.
+  give_up=$(($(now_ms) + START_PATIENCE * 1000))
+  while [ "$try" = 0 ] || [ "$(now_ms)" -lt "$give_up" ]; do
+    try=$((try + 1))
     event start "$i"
     start_group "$dir/serve.log" env \
       MSCRIBE_LISTEN="127.0.0.1:${PORTS[$i]}" \
@@ -253,7 +261,7 @@ start_instance() { # slot
       sleep 0.1
     done
     log "instance $i did not become ready (try $try); its log ends:"
-    tail -n 5 "$dir/serve.log" >&2 || true
+    tail -n 2 "$dir/serve.log" >&2 || true
     kill -KILL "${PIDS[$i]}" 2>/dev/null || true
     wait_exit "${PIDS[$i]}" 5 || true
     event start_failed "$i"
