@@ -13,8 +13,9 @@ run's events (starts, kills, outages: JSON lines written by chaos.sh).
 Per job and scheduled instant (a "slot" on the job's grid between its first
 and last recorded fire):
 
-- a record is one execution (execution_id) whose last attempt's row is
-  final (any status but `running`);
+- a record is one execution (execution_id) whose last row is final (any
+  status but `running`); its last row is the one with the highest fencing
+  token (leases), then the highest attempt;
 - duplicate: a slot with more than one record;
 - accounted: a slot with a record that ran (succeeded, failed, timed_out,
   cancelled, retries_exhausted) or a `skipped` record with a reason;
@@ -40,6 +41,7 @@ import csv
 import io
 import json
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -83,27 +85,34 @@ def ms(v):
 def load(backend, db):
     if backend == "postgres":
         ep = "(extract(epoch FROM {0}) * 1000)::float8"
+        has_fence = pg_query(db, (
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'scheduled_job_executions' "
+            "AND column_name = 'fence'"))[0][0] != "0"
+        fence = "coalesce(fence, 0)" if has_fence else "0"
         rows = pg_query(db, (
             "SELECT job_id, execution_id::text, attempt, status, "
             f"{ep.format('scheduled_at')}, {ep.format('started_at')}, "
-            f"{ep.format('completed_at')}, instance_id, left(coalesce(error, ''), 300) "
-            "FROM scheduled_job_executions"))
+            f"{ep.format('completed_at')}, instance_id, left(coalesce(error, ''), 300), "
+            f"{fence} FROM scheduled_job_executions"))
         claims = pg_query(db, (
             f"SELECT job_id, {ep.format('scheduled_at')}, instance_id, "
             f"{ep.format('claimed_at')} FROM fire_claims"))
         insts = pg_query(db, (
             f"SELECT instance_id, {ep.format('started_at')} FROM scheduler_instances"))
-        rows = [(r[0], r[1], int(r[2]), r[3], ms(r[4]), ms(r[5]), ms(r[6]), r[7], r[8])
-                for r in rows]
+        rows = [(r[0], r[1], int(r[2]), r[3], ms(r[4]), ms(r[5]), ms(r[6]), r[7], r[8],
+                 int(r[9])) for r in rows]
         claims = [(c[0], ms(c[1]), c[2], ms(c[3])) for c in claims]
         insts = [(i[0], ms(i[1])) for i in insts]
     else:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        cols = {c[1] for c in con.execute("PRAGMA table_info(scheduled_job_executions)")}
+        fence = "coalesce(fence, 0)" if "fence" in cols else "0"
         rows = [(r[0], r[1], int(r[2]), r[3], parse_ts(r[4]), parse_ts(r[5]),
-                 parse_ts(r[6]), r[7], (r[8] or "")[:300])
+                 parse_ts(r[6]), r[7], (r[8] or "")[:300], int(r[9]))
                 for r in con.execute(
                     "SELECT job_id, execution_id, attempt, status, scheduled_at, "
-                    "started_at, completed_at, instance_id, error "
+                    f"started_at, completed_at, instance_id, error, {fence} "
                     "FROM scheduled_job_executions")]
         claims = [(c[0], parse_ts(c[1]), c[2], parse_ts(c[3]))
                   for c in con.execute(
@@ -112,7 +121,7 @@ def load(backend, db):
                  for i in con.execute("SELECT instance_id, started_at FROM scheduler_instances")]
         con.close()
     # Round nominal times to the millisecond: the grid is in whole ms.
-    rows = [(r[0], r[1], r[2], r[3], round(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
+    rows = [(r[0], r[1], r[2], r[3], round(r[4]), r[5], r[6], r[7], r[8], r[9]) for r in rows]
     claims = [(c[0], round(c[1]), c[2], c[3]) for c in claims]
     return rows, claims, insts
 
@@ -215,7 +224,11 @@ def analyze_job(job, period, rows, claims, kills, outages):
         execs = by_slot.get(slot, {})
         finals = []
         for ex_rows in execs.values():
-            final = max(ex_rows, key=lambda r: r[2])
+            # The run's last word: the row written under the newest lease
+            # (fence), then the latest attempt. A new owner that took the
+            # fire over writes under a higher fence, and may record the
+            # fire as skipped (attempt 0) after the dead owner's attempt 1.
+            final = max(ex_rows, key=lambda r: (r[9], r[2]))
             finals.append(final)
         terminal = [f for f in finals if f[3] != "running"]
         ran = [f for f in terminal if f[3] in RAN]
@@ -238,7 +251,7 @@ def analyze_job(job, period, rows, claims, kills, outages):
             c["ran"] += 1
         elif skipped_reason:
             c["skipped"] += 1
-            reasons[skipped_reason[0][8].split(":")[0][:60]] += 1
+            reasons[re.sub(r"\b[0-9a-f]{16}\b", "<id>", skipped_reason[0][8]).split(":")[0][:70]] += 1
         else:
             if not execs:
                 kind = "missing_claimed" if slot in claim_of else "missing_unclaimed"
