@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use super::leases::Leases;
 use super::{
     AttemptEnd, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire,
-    StoreError, StoreResult, duration_ms,
+    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryPosition, HistoryQuery, PrunePolicy,
+    RetakenFire, StoreError, StoreResult, duration_ms,
 };
 
 /// An in-memory store: the reference implementation, and the default when
@@ -246,18 +246,9 @@ impl ExecutionStore for MemoryStore {
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
         let g = self.rows.lock().expect("memory store lock");
-        let mut out: Vec<ExecutionRecord> = g
-            .of_job(&q.job_id)
-            .filter(|r| q.status.is_none_or(|s| r.status == s))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            (b.started_at, b.attempt, b.execution_id).cmp(&(
-                a.started_at,
-                a.attempt,
-                a.execution_id,
-            ))
-        });
+        let mut out: Vec<ExecutionRecord> =
+            g.of_job(&q.job_id).filter(|r| q.matches(r)).cloned().collect();
+        out.sort_by_key(|r| std::cmp::Reverse(HistoryPosition::of(r)));
         out.truncate(q.limit);
         Ok(out)
     }

@@ -23,8 +23,8 @@ pub use memory::{MemoryStore, abandoned_for_retake};
 pub(crate) use record::duration_ms;
 pub use record::{
     AttemptEnd, AttemptStart, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
-    ExecutionStatus, ExpiredLease, FireClaim, FireKind, FireLease, HistoryQuery, Metrics,
-    ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire, SkippedFire,
+    ExecutionStatus, ExpiredLease, FireClaim, FireKind, FireLease, HistoryPosition, HistoryQuery,
+    Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire, SkippedFire,
 };
 
 /// Where execution records live.
@@ -39,7 +39,11 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
     /// Must be idempotent per event (see the module docs).
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()>;
 
-    /// The latest rows of a job, newest first (by `started_at`, then attempt).
+    /// The latest rows of a job, newest first: `started_at` descending,
+    /// then attempt, then execution id (the [`HistoryPosition`] order), at
+    /// most `query.limit`, only those of `query.status` if set, and only
+    /// those strictly older than `query.before` if set (one page after
+    /// another, see [`HistoryQuery`]).
     async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>>;
 
     /// The latest nominal fire time recorded for a job (run or skipped).

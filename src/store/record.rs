@@ -422,6 +422,15 @@ pub(crate) fn duration_ms(d: Duration) -> u64 {
 }
 
 /// A history query: newest first.
+///
+/// The history order is `started_at` descending, then `attempt`
+/// descending, then `execution_id` descending: every row has its own place
+/// in it (its [`HistoryPosition`]). A page starts at the newest row, or
+/// right after a position ([`before`](Self::before)), so a reader pages
+/// through a job's history by passing the position of the last row of one
+/// page to the query of the next: rows sharing a `started_at` are neither
+/// skipped nor repeated, and rows written meanwhile (newer) do not shift the
+/// pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// The job whose rows to read.
@@ -430,18 +439,79 @@ pub struct HistoryQuery {
     pub limit: usize,
     /// Only rows with this status.
     pub status: Option<ExecutionStatus>,
+    /// Only rows strictly older than this position in the history order
+    /// (see [`HistoryPosition`]); `None`: from the newest row.
+    pub before: Option<HistoryPosition>,
 }
 
 impl HistoryQuery {
     /// The latest `limit` rows of a job, any status.
     pub fn new(job_id: impl Into<String>, limit: usize) -> Self {
-        HistoryQuery { job_id: job_id.into(), limit, status: None }
+        HistoryQuery { job_id: job_id.into(), limit, status: None, before: None }
     }
 
     /// Only rows with `status`.
     pub fn with_status(mut self, status: ExecutionStatus) -> Self {
         self.status = Some(status);
         self
+    }
+
+    /// Only rows strictly older than `position` in the history order: the
+    /// page after the row at `position` (which need not exist any more).
+    ///
+    /// ```
+    /// use mscribe_scheduler::{HistoryPosition, HistoryQuery};
+    /// # fn page(rows: &[mscribe_scheduler::ExecutionRecord]) -> Option<HistoryQuery> {
+    /// // The query of the page after `rows`, a page of 50.
+    /// let last = rows.last()?;
+    /// Some(HistoryQuery::new(&last.job_id, 50).before(HistoryPosition::of(last)))
+    /// # }
+    /// ```
+    pub fn before(mut self, position: HistoryPosition) -> Self {
+        self.before = Some(position);
+        self
+    }
+
+    /// Whether `record` belongs to the rows this query selects, the limit
+    /// aside: its job, its status if one is asked for, and older than
+    /// [`before`](Self::before) if set.
+    pub fn matches(&self, record: &ExecutionRecord) -> bool {
+        record.job_id == self.job_id
+            && self.status.is_none_or(|s| record.status == s)
+            && self.before.is_none_or(|p| HistoryPosition::of(record) < p)
+    }
+}
+
+/// A row's place in the history order of [`HistoryQuery`]: its
+/// `(started_at, attempt, execution_id)`, which no two rows share.
+///
+/// Positions compare in that order, field by field, so a smaller position
+/// is an older row; history lists rows from the greatest position down.
+/// [`HistoryQuery::before`] selects the rows with a smaller position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistoryPosition {
+    /// When the row's attempt started.
+    pub started_at: DateTime<Utc>,
+    /// The row's attempt.
+    pub attempt: u32,
+    /// The row's run.
+    pub execution_id: ExecutionId,
+}
+
+impl HistoryPosition {
+    /// The position of `record`.
+    pub fn of(record: &ExecutionRecord) -> Self {
+        HistoryPosition {
+            started_at: record.started_at,
+            attempt: record.attempt,
+            execution_id: record.execution_id,
+        }
+    }
+}
+
+impl From<&ExecutionRecord> for HistoryPosition {
+    fn from(record: &ExecutionRecord) -> Self {
+        HistoryPosition::of(record)
     }
 }
 

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
-use mscribe_scheduler::{ExecutionEvent, ExecutionId, FireKind, Metrics, StoreResult};
+use mscribe_scheduler::{
+    ExecutionEvent, ExecutionId, FireKind, HistoryPosition, Metrics, StoreResult,
+};
 use serde_json::Value;
 
 /// A duration in whole milliseconds, saturating (as the engine counts it).
@@ -26,6 +28,50 @@ pub(crate) fn max_ts() -> DateTime<Utc> {
 pub(crate) fn trunc_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = t.nanosecond();
     t.with_nanosecond(nanos - nanos % 1000).unwrap_or(t)
+}
+
+/// Where a history page starts (`HistoryQuery::before`), as the SQL stores
+/// compare it with what they hold: times in whole microseconds within
+/// [`min_ts`]..=[`max_ts`], attempts that fit an `int4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HistoryBound {
+    /// Every row (no position, or one after every storable row).
+    All,
+    /// No row (a position before every storable row).
+    Nothing,
+    /// The rows strictly older than this key, whose values the store holds
+    /// as they are: no row is older than the position and not older than
+    /// this key, or the other way round.
+    Before { started_at: DateTime<Utc>, attempt: i32, execution_id: ExecutionId },
+}
+
+/// The [`HistoryBound`] of a position.
+///
+/// A position with a time finer than a microsecond, or an attempt past any
+/// storable one, has every stored row of its microsecond older than it:
+/// the bound is then the start of the next microsecond.
+pub(crate) fn history_bound(before: Option<HistoryPosition>) -> HistoryBound {
+    let Some(p) = before else { return HistoryBound::All };
+    if p.started_at > max_ts() {
+        return HistoryBound::All;
+    }
+    if p.started_at < min_ts() {
+        return HistoryBound::Nothing;
+    }
+    let t = trunc_micros(p.started_at);
+    match i32::try_from(p.attempt) {
+        Ok(attempt) if t == p.started_at => {
+            HistoryBound::Before { started_at: t, attempt, execution_id: p.execution_id }
+        }
+        _ => match t.checked_add_signed(chrono::Duration::microseconds(1)) {
+            Some(next) if next <= max_ts() => HistoryBound::Before {
+                started_at: next,
+                attempt: 0,
+                execution_id: ExecutionId::from_u128(0),
+            },
+            _ => HistoryBound::All,
+        },
+    }
 }
 
 /// Checks that a timestamp is within the supported range, truncated to
@@ -490,6 +536,35 @@ pub(crate) fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A position the stores hold as it is stays; a finer time or an
+    /// attempt past `int4` becomes the next microsecond; positions past
+    /// either end of the supported range select every row or none.
+    #[test]
+    fn history_bounds_are_values_the_stores_hold() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
+        let id = ExecutionId::from_u128(7);
+        let pos =
+            |started_at, attempt| Some(HistoryPosition { started_at, attempt, execution_id: id });
+        let before = |started_at, attempt: i32, execution_id| HistoryBound::Before {
+            started_at,
+            attempt,
+            execution_id,
+        };
+        let zero = ExecutionId::from_u128(0);
+        let us = chrono::Duration::microseconds(1);
+        assert_eq!(history_bound(None), HistoryBound::All);
+        assert_eq!(history_bound(pos(at, 3)), before(at, 3, id));
+        assert_eq!(history_bound(pos(at + us, i32::MAX as u32)), before(at + us, i32::MAX, id));
+        let finer = at + chrono::Duration::nanoseconds(1500);
+        assert_eq!(history_bound(pos(finer, 3)), before(at + us * 2, 0, zero));
+        assert_eq!(history_bound(pos(at, i32::MAX as u32 + 1)), before(at + us, 0, zero));
+        assert_eq!(history_bound(pos(max_ts(), 1)), before(max_ts(), 1, id));
+        assert_eq!(history_bound(pos(max_ts(), u32::MAX)), HistoryBound::All);
+        assert_eq!(history_bound(pos(DateTime::<Utc>::MAX_UTC, 0)), HistoryBound::All);
+        assert_eq!(history_bound(pos(min_ts(), 0)), before(min_ts(), 0, id));
+        assert_eq!(history_bound(pos(DateTime::<Utc>::MIN_UTC, 9)), HistoryBound::Nothing);
+    }
 
     #[test]
     fn failure_statuses_match_the_engine() {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::*;
 use mscribe_scheduler::{
     AttemptEnd, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireClaim,
-    HistoryQuery, PrunePolicy,
+    HistoryPosition, HistoryQuery, PrunePolicy,
 };
 use mscribe_scheduler::{ErrorKind, MemoryStore};
 
@@ -262,6 +262,151 @@ mod suite {
         let mut sorted = ids.clone();
         sorted.sort_by(|a, b| b.cmp(a));
         assert_eq!(ids, sorted);
+    }
+
+    /// Every page of `query` (whose `before` is where the first starts),
+    /// each read with the position of the last row of the one before.
+    async fn pages(s: &dyn ExecutionStore, query: HistoryQuery) -> Vec<Vec<ExecutionRecord>> {
+        let mut out: Vec<Vec<ExecutionRecord>> = Vec::new();
+        let mut q = query;
+        loop {
+            let page = s.history(&q).await.unwrap();
+            assert!(page.len() <= q.limit);
+            let Some(last) = page.last() else { break };
+            q = q.clone().before(HistoryPosition::of(last));
+            out.push(page);
+        }
+        out
+    }
+
+    /// Groups of rows that share a `started_at` (attempts and runs of the
+    /// same instant), paged with every page size: the pages, put together,
+    /// are the history, each row once and in order, the page boundaries
+    /// falling inside the groups. A position is a place in the order, not a
+    /// row: one of another job's row, or one between two rows, pages as
+    /// well; rows written after a page was read (newer) do not shift the
+    /// next.
+    pub(crate) async fn history_pages_across_equal_start_times(s: &dyn ExecutionStore) {
+        let mut events = Vec::new();
+        let mut n = 0u128;
+        for (at, runs, attempts) in [(500, 4, 1), (400, 3, 3), (300, 1, 1), (200, 5, 2)] {
+            for _ in 0..runs {
+                n += 1;
+                for a in 1..=attempts {
+                    events.push(start("j", n, a, at, "i1"));
+                }
+            }
+            events.push(start("other", 1000 + n, 1, at, "i1"));
+        }
+        events.push(skip("j", 2000, 300, "i1"));
+        fastrand::Rng::with_seed(11).shuffle(&mut events);
+        s.write(&events).await.unwrap();
+        let all = s.history(&q("j")).await.unwrap();
+        assert_eq!(all.len(), 4 + 9 + 2 + 10);
+        let positions: Vec<HistoryPosition> = all.iter().map(HistoryPosition::of).collect();
+        assert!(positions.windows(2).all(|w| w[0] > w[1]), "newest first, no two alike");
+
+        for limit in 1..=all.len() + 1 {
+            let got = pages(s, HistoryQuery::new("j", limit)).await;
+            assert_eq!(got.len(), all.len().div_ceil(limit), "limit {limit}");
+            assert_eq!(got.concat(), all, "limit {limit}");
+        }
+        // Every row's position: exactly the rows after it.
+        for (i, p) in positions.iter().enumerate() {
+            let after = s.history(&HistoryQuery::new("j", 1000).before(*p)).await.unwrap();
+            assert_eq!(after, all[i + 1..], "after row {i}");
+            let two = s.history(&HistoryQuery::new("j", 2).before(*p)).await.unwrap();
+            assert_eq!(two, all[i + 1..(i + 3).min(all.len())], "two after row {i}");
+        }
+        // A position of another job's row, between this job's rows.
+        let other = s.history(&q("other")).await.unwrap();
+        let p = HistoryPosition::of(&other[1]);
+        let after = s.history(&q("j").before(p)).await.unwrap();
+        let want: Vec<_> = all.iter().filter(|r| HistoryPosition::of(r) < p).cloned().collect();
+        assert_eq!(after, want);
+        assert!(!want.is_empty() && want.len() < all.len());
+        // Between two rows of one instant: a finer time, a higher attempt.
+        let at_400 = |r: &&ExecutionRecord| r.started_at == t(400);
+        let p = HistoryPosition {
+            started_at: t(400) + chrono::Duration::nanoseconds(1),
+            ..positions[0]
+        };
+        let got = s.history(&q("j").before(p)).await.unwrap();
+        assert_eq!(got, all[4..], "every row of t(400) and older");
+        assert_eq!(got.iter().filter(at_400).count(), 9);
+        let p = HistoryPosition { started_at: t(400), attempt: u32::MAX, ..positions[0] };
+        assert_eq!(s.history(&q("j").before(p)).await.unwrap(), all[4..]);
+        let p = HistoryPosition { started_at: t(400), attempt: 2, ..positions[4] };
+        let got = s.history(&q("j").before(p)).await.unwrap();
+        let want: Vec<_> = all.iter().filter(|r| HistoryPosition::of(r) < p).cloned().collect();
+        assert_eq!(got, want);
+        assert!(got[0].started_at == t(400) && got[0].attempt <= 2);
+        // The ends of time.
+        let first = positions[0];
+        let max = HistoryPosition { started_at: chrono::DateTime::<chrono::Utc>::MAX_UTC, ..first };
+        assert_eq!(s.history(&q("j").before(max)).await.unwrap(), all);
+        let min = HistoryPosition { started_at: chrono::DateTime::<chrono::Utc>::MIN_UTC, ..first };
+        assert!(s.history(&q("j").before(min)).await.unwrap().is_empty());
+        // Past the last row: nothing.
+        let last = *positions.last().unwrap();
+        assert!(s.history(&q("j").before(last)).await.unwrap().is_empty());
+
+        // A page read, then newer rows and a row of the same instant as the
+        // page's last but before it in the order: the next page is where it
+        // was.
+        let page = s.history(&HistoryQuery::new("j", 6)).await.unwrap();
+        let p = HistoryPosition::of(page.last().unwrap());
+        let same_ms = (p.started_at - t(0)).num_milliseconds();
+        s.write(&[start("j", 3000, 1, 900, "i1"), start("j", 3001, 9, same_ms, "i1")])
+            .await
+            .unwrap();
+        let next = s.history(&HistoryQuery::new("j", 6).before(p)).await.unwrap();
+        assert_eq!(next, all[6..12]);
+    }
+
+    /// Paging with a status filter: only that status's rows, across equal
+    /// start times, each once; a position taken from a row of another
+    /// status pages as well.
+    pub(crate) async fn history_pages_with_a_status_filter(s: &dyn ExecutionStore) {
+        let statuses = [
+            ExecutionStatus::Failed,
+            ExecutionStatus::Succeeded,
+            ExecutionStatus::TimedOut,
+            ExecutionStatus::Failed,
+        ];
+        let mut events = Vec::new();
+        let mut n = 0u128;
+        for at in [100, 200, 200, 200, 300, 300, 400, 500, 500, 500, 500] {
+            n += 1;
+            for a in 1..=2u32 {
+                let st = statuses[(n as usize + a as usize) % statuses.len()];
+                events.push(start("j", n, a, at, "i1"));
+                events.push(end("j", n, a, at, st));
+            }
+        }
+        events.push(start("j", 99, 1, 500, "i1"));
+        s.write(&events).await.unwrap();
+        let all = s.history(&q("j")).await.unwrap();
+        for status in
+            [ExecutionStatus::Failed, ExecutionStatus::Succeeded, ExecutionStatus::Running]
+        {
+            let want: Vec<_> = all.iter().filter(|r| r.status == status).cloned().collect();
+            assert_eq!(s.history(&q("j").with_status(status)).await.unwrap(), want);
+            for limit in [1, 2, 3, 5] {
+                let got = pages(s, HistoryQuery::new("j", limit).with_status(status)).await;
+                assert_eq!(got.concat(), want, "{status}, limit {limit}");
+                assert!(got.iter().all(|p| !p.is_empty() && p.len() <= limit));
+            }
+            // From each row of any status: the rows of `status` after it.
+            for (i, r) in all.iter().enumerate() {
+                let p = HistoryPosition::of(r);
+                let got = s.history(&HistoryQuery::new("j", 3).with_status(status).before(p)).await;
+                let after: Vec<_> =
+                    all[i + 1..].iter().filter(|r| r.status == status).take(3).cloned().collect();
+                assert_eq!(got.unwrap(), after, "{status} after row {i}");
+            }
+        }
+        assert!(all.iter().filter(|r| r.status == ExecutionStatus::Failed).count() > 5);
     }
 
     pub(crate) async fn history_filters_by_status(s: &dyn ExecutionStore) {
@@ -643,6 +788,8 @@ macro_rules! conformance {
             case!(history_is_newest_first_with_limit);
             case!(history_ties_break_on_execution_id);
             case!(history_filters_by_status);
+            case!(history_pages_across_equal_start_times);
+            case!(history_pages_with_a_status_filter);
             case!(job_ids_match_exactly);
             case!(every_status_round_trips);
             case!(skipped_fires_are_rows);

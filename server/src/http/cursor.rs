@@ -1,39 +1,33 @@
-//! History paging: the opaque `cursor` of `GET /jobs/{id}/executions` and
-//! the page it selects.
+//! History paging: the opaque `cursor` of `GET /jobs/{id}/executions` (and
+//! of `mscribe history --cursor`) and the page it selects.
 //!
-//! Rows come newest first, ordered by `(started_at, attempt, execution_id)`
-//! descending (the stores' order). A cursor holds the key of the last row
-//! of a page, so the next page is the rows strictly after it in that order:
-//! rows sharing a `started_at` are neither skipped nor repeated, and rows
-//! written meanwhile (newer, so before the cursor) do not shift the pages.
+//! Rows come newest first, in the stores' history order: `started_at`, then
+//! attempt, then execution id, all descending ([`HistoryPosition`]). A
+//! cursor holds the position of the last row of a page, and the next page
+//! is the store's [`HistoryQuery::before`] that position: rows sharing a
+//! `started_at` are neither skipped nor repeated, rows written meanwhile
+//! (newer, so before the cursor) do not shift the pages, and a page deep in
+//! a long history costs the store one indexed read like the first.
 //!
-//! The stores' [`HistoryQuery`] has no position yet, so the server reads
-//! the newest rows up to the cursor and past it. The cursor also carries
-//! how many rows came before it (a hint, so that one read usually
-//! suffices); the key alone decides the page. The key's three fields are
-//! what a `HistoryQuery::before` would take once the stores page
-//! themselves, and the text stays the same then.
+//! The cursor also carries how many rows came before it and up to it (its
+//! fifth field, which earlier servers used as a hint); the position alone
+//! decides the page.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use mscribe_scheduler::{
-    ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
+    ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryPosition, HistoryQuery,
 };
 use warp::http::StatusCode;
 
 use super::reply::ApiError;
-
-/// The deepest a page may start, in rows, while the server pages over the
-/// store's newest rows.
-pub(crate) const MAX_SCAN_ROWS: usize = 50_000;
 
 const VERSION: &str = "h1";
 
 /// The position after one row in the history's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cursor {
-    started_at: DateTime<Utc>,
-    attempt: u32,
-    execution_id: ExecutionId,
+    /// The last row's position: the next page is the rows older than it.
+    position: HistoryPosition,
     /// How many rows of the job (with the query's status) came up to and
     /// including this one, when the cursor was made.
     seen: usize,
@@ -41,31 +35,17 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     fn after(r: &ExecutionRecord, seen: usize) -> Self {
-        Cursor { started_at: r.started_at, attempt: r.attempt, execution_id: r.execution_id, seen }
-    }
-
-    /// Whether `r` comes after this position (is older in the order).
-    fn precedes(&self, r: &ExecutionRecord) -> bool {
-        (r.started_at, r.attempt, r.execution_id)
-            < (self.started_at, self.attempt, self.execution_id)
+        Cursor { position: HistoryPosition::of(r), seen }
     }
 
     /// The opaque text: base64url of `h1|<started_at ns>|<attempt>|<id>|<seen>`.
     pub(crate) fn encode(&self) -> String {
-        let nanos =
-            self.started_at.timestamp_nanos_opt().map(|n| n.to_string()).unwrap_or_else(|| {
-                format!(
-                    "s{}.{}",
-                    self.started_at.timestamp(),
-                    self.started_at.timestamp_subsec_nanos()
-                )
-            });
-        let text = format!(
-            "{VERSION}|{nanos}|{}|{:032x}|{}",
-            self.attempt,
-            self.execution_id.as_u128(),
-            self.seen
-        );
+        let HistoryPosition { started_at, attempt, execution_id } = self.position;
+        let nanos = started_at.timestamp_nanos_opt().map(|n| n.to_string()).unwrap_or_else(|| {
+            format!("s{}.{}", started_at.timestamp(), started_at.timestamp_subsec_nanos())
+        });
+        let text =
+            format!("{VERSION}|{nanos}|{attempt}|{:032x}|{}", execution_id.as_u128(), self.seen);
         base64url_encode(text.as_bytes())
     }
 
@@ -97,9 +77,13 @@ impl Cursor {
             return Err(bad());
         }
         Ok(Cursor {
-            started_at,
-            attempt: attempt.parse().map_err(|_| bad())?,
-            execution_id: ExecutionId::from_u128(u128::from_str_radix(id, 16).map_err(|_| bad())?),
+            position: HistoryPosition {
+                started_at,
+                attempt: attempt.parse().map_err(|_| bad())?,
+                execution_id: ExecutionId::from_u128(
+                    u128::from_str_radix(id, 16).map_err(|_| bad())?,
+                ),
+            },
             seen: seen.parse().map_err(|_| bad())?,
         })
     }
@@ -114,7 +98,8 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// One page of a job's history, newest first, and the cursor of the next
-/// page when there is one.
+/// page when there is one: one read of the store, `limit + 1` rows after
+/// the cursor (the row past the page tells whether another follows).
 pub(crate) async fn page(
     store: &dyn ExecutionStore,
     job_id: &str,
@@ -122,47 +107,20 @@ pub(crate) async fn page(
     status: Option<ExecutionStatus>,
     cursor: Option<Cursor>,
 ) -> Result<(Vec<ExecutionRecord>, Option<Cursor>), ApiError> {
-    // One row past the page tells whether another page follows; rows
-    // written since the cursor was made come before it: room for as many.
-    let mut fetch = match cursor {
-        None => limit + 1,
-        Some(c) => c.seen.saturating_add(2 * limit + 1),
-    }
-    .min(MAX_SCAN_ROWS + limit + 1);
-    loop {
-        let mut q = HistoryQuery::new(job_id, fetch);
-        q.status = status;
-        let rows = store.history(&q).await.map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("execution store: {e}"))
-        })?;
-        let exhausted = rows.len() < fetch;
-        let start = match cursor {
-            None => 0,
-            Some(c) => rows.iter().position(|r| c.precedes(r)).unwrap_or(rows.len()),
-        };
-        let after = rows.len() - start;
-        if after > limit || exhausted {
-            let more = after > limit;
-            let mut rows = rows;
-            rows.truncate(start + limit);
-            let next = match (more, rows.last()) {
-                (true, Some(last)) => Some(Cursor::after(last, rows.len())),
-                _ => None,
-            };
-            rows.drain(..start);
-            return Ok((rows, next));
-        }
-        if fetch > MAX_SCAN_ROWS {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "cursor is more than {MAX_SCAN_ROWS} rows deep; the server pages only so far \
-                     into a job's history (narrow it with status=)"
-                ),
-            ));
-        }
-        fetch = fetch.saturating_mul(2).min(MAX_SCAN_ROWS + limit + 1);
-    }
+    let mut q = HistoryQuery::new(job_id, limit.saturating_add(1));
+    q.status = status;
+    q.before = cursor.map(|c| c.position);
+    let mut rows = store.history(&q).await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("execution store: {e}"))
+    })?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let seen = cursor.map_or(0, |c| c.seen).saturating_add(rows.len());
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(Cursor::after(last, seen)),
+        _ => None,
+    };
+    Ok((rows, next))
 }
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -199,6 +157,9 @@ fn base64url_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
+    use mscribe_scheduler::{AttemptStart, ExecutionEvent, FireKind, MemoryStore};
+    use std::sync::Mutex;
 
     #[test]
     fn base64url_round_trips() {
@@ -214,17 +175,147 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_bad_ones_name_themselves() {
         let c = Cursor {
-            started_at: DateTime::from_timestamp(1_772_330_400, 123_456_789).unwrap(),
-            attempt: 3,
-            execution_id: ExecutionId::from_u128(0xabc),
+            position: HistoryPosition {
+                started_at: DateTime::from_timestamp(1_772_330_400, 123_456_789).unwrap(),
+                attempt: 3,
+                execution_id: ExecutionId::from_u128(0xabc),
+            },
             seen: 40,
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        let far = Cursor { started_at: DateTime::<Utc>::MAX_UTC, ..c };
+        let far = Cursor {
+            position: HistoryPosition { started_at: DateTime::<Utc>::MAX_UTC, ..c.position },
+            ..c
+        };
         assert_eq!(Cursor::decode(&far.encode()).unwrap(), far);
         for bad in ["", "x", "aGVsbG8", &base64url_encode(b"h2|1|1|00|1")] {
             let e = Cursor::decode(bad).unwrap_err();
             assert!(e.message.starts_with("invalid cursor"), "{bad}: {e:?}");
+        }
+    }
+
+    fn start(id: u128, attempt: u32, secs: i64) -> ExecutionEvent {
+        let at = DateTime::from_timestamp(1_772_330_400 + secs, 0).unwrap();
+        ExecutionEvent::Started(AttemptStart {
+            job_id: "j".into(),
+            execution_id: ExecutionId::from_u128(id),
+            attempt,
+            scheduled_at: at,
+            started_at: at,
+            instance_id: "i".into(),
+            kind: FireKind::Schedule,
+            fence: None,
+        })
+    }
+
+    /// A memory store that records the history queries it answers.
+    #[derive(Debug, Default)]
+    struct Recording {
+        inner: MemoryStore,
+        queries: Mutex<Vec<HistoryQuery>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ExecutionStore for Recording {
+        async fn write(&self, events: &[ExecutionEvent]) -> mscribe_scheduler::StoreResult<()> {
+            self.inner.write(events).await
+        }
+        async fn history(
+            &self,
+            q: &HistoryQuery,
+        ) -> mscribe_scheduler::StoreResult<Vec<ExecutionRecord>> {
+            self.queries.lock().unwrap().push(q.clone());
+            self.inner.history(q).await
+        }
+        async fn last_fire(
+            &self,
+            job_id: &str,
+        ) -> mscribe_scheduler::StoreResult<Option<DateTime<Utc>>> {
+            self.inner.last_fire(job_id).await
+        }
+        async fn heartbeat(
+            &self,
+            instance_id: &str,
+            now: DateTime<Utc>,
+        ) -> mscribe_scheduler::StoreResult<()> {
+            self.inner.heartbeat(instance_id, now).await
+        }
+        async fn mark_abandoned(
+            &self,
+            own: &str,
+            now: DateTime<Utc>,
+            stale: std::time::Duration,
+        ) -> mscribe_scheduler::StoreResult<Vec<ExecutionRecord>> {
+            self.inner.mark_abandoned(own, now, stale).await
+        }
+        async fn prune(
+            &self,
+            policy: mscribe_scheduler::PrunePolicy,
+        ) -> mscribe_scheduler::StoreResult<u64> {
+            self.inner.prune(policy).await
+        }
+    }
+
+    /// Each page is one read of the store, from the cursor's position:
+    /// `limit + 1` rows, the status passed on. Pages put together are the
+    /// history, across rows that share a start time.
+    #[tokio::test]
+    async fn each_page_is_one_store_read_from_the_cursor() {
+        let store = Recording::default();
+        let mut events = Vec::new();
+        for id in 1..=12u128 {
+            events.push(start(id, 1, (id as i64) / 4));
+            events.push(start(id, 2, (id as i64) / 4));
+        }
+        store.write(&events).await.unwrap();
+        let all = store.inner.history(&HistoryQuery::new("j", 100)).await.unwrap();
+        assert_eq!(all.len(), 24);
+        for limit in 1..=25 {
+            store.queries.lock().unwrap().clear();
+            let (mut got, mut cursor, mut reads) = (Vec::new(), None, 0);
+            loop {
+                let (rows, next) = page(&store, "j", limit, None, cursor).await.unwrap();
+                reads += 1;
+                got.extend(rows);
+                match next {
+                    Some(c) => {
+                        assert_eq!(c.seen, got.len());
+                        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+                        cursor = Some(c);
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(got, all, "limit {limit}");
+            assert_eq!(reads, 24usize.div_ceil(limit), "limit {limit}");
+            let queries = store.queries.lock().unwrap().clone();
+            assert_eq!(queries.len(), reads, "one store read a page");
+            assert!(queries.iter().all(|q| q.limit == limit + 1 && q.status.is_none()));
+            assert_eq!(queries[0].before, None);
+            for (q, i) in queries[1..].iter().zip(1..) {
+                assert_eq!(q.before, Some(HistoryPosition::of(&all[i * limit - 1])));
+            }
+        }
+        store.queries.lock().unwrap().clear();
+        let (rows, _) = page(&store, "j", 3, Some(ExecutionStatus::Running), None).await.unwrap();
+        assert_eq!(rows, all[..3]);
+        assert_eq!(store.queries.lock().unwrap()[0].status, Some(ExecutionStatus::Running));
+    }
+
+    /// A cursor deep in a long history (it used to be refused past 50,000
+    /// rows) selects its page like any other, whatever count it carries.
+    #[tokio::test]
+    async fn a_cursor_deep_in_a_long_history_gets_its_page() {
+        let store = MemoryStore::unbounded();
+        let events: Vec<_> = (0..60_000u128).map(|id| start(id, 1, (id / 3) as i64)).collect();
+        store.write(&events).await.unwrap();
+        let all = store.history(&HistoryQuery::new("j", 100_000)).await.unwrap();
+        for (deep, seen) in [(55_000, 55_000), (59_990, 0), (59_999, 7)] {
+            let cursor = Cursor { position: HistoryPosition::of(&all[deep - 1]), seen };
+            let cursor = Cursor::decode(&cursor.encode()).unwrap();
+            let (rows, next) = page(&store, "j", 5, None, Some(cursor)).await.unwrap();
+            assert_eq!(rows, all[deep..(deep + 5).min(60_000)], "after row {deep}");
+            assert_eq!(next.is_some(), deep + 5 < 60_000);
         }
     }
 }

@@ -73,20 +73,73 @@ pub(crate) const UPDATE_ENDS: &str = "UPDATE scheduled_job_executions AS e
               result, metrics)
     WHERE e.execution_id = v.execution_id AND e.attempt = v.attempt";
 
+/// The history order, newest first (`HistoryPosition`'s, descending), on
+/// the table's columns (`execution_id` alone would name the text the
+/// select list makes of it).
+macro_rules! history_order {
+    () => {
+        " ORDER BY e.started_at DESC, e.attempt DESC, e.execution_id DESC"
+    };
+}
+
+/// The rows strictly older than a position (`$A` started_at, `$B` attempt,
+/// `$C` execution id as text, the macro's arguments): a row comparison, whose
+/// `(started_at, attempt)` prefix bounds the scan of the index
+/// `scheduled_job_executions_job_started` (job_id, started_at DESC, attempt
+/// DESC); uuids compare as their 128 bits.
+macro_rules! older_than {
+    ($t:literal, $a:literal, $id:literal) => {
+        concat!(
+            " AND (e.started_at, e.attempt, e.execution_id) < (",
+            $t,
+            "::timestamptz, ",
+            $a,
+            "::int4, ",
+            $id,
+            "::uuid)"
+        )
+    };
+}
+
 /// A job's rows, newest first: `$1` job, `$2` limit.
 pub(crate) const HISTORY: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM scheduled_job_executions WHERE job_id = $1
-    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT $2"
+    " FROM scheduled_job_executions AS e WHERE e.job_id = $1",
+    history_order!(),
+    " LIMIT $2"
 );
 
 /// A job's rows of one status, newest first: `$1` job, `$2` status, `$3` limit.
 pub(crate) const HISTORY_BY_STATUS: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM scheduled_job_executions WHERE job_id = $1 AND status = $2
-    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT $3"
+    " FROM scheduled_job_executions AS e WHERE e.job_id = $1 AND e.status = $2",
+    history_order!(),
+    " LIMIT $3"
+);
+
+/// A job's rows older than a position, newest first: `$1` job, `$2`
+/// started_at, `$3` attempt, `$4` execution id, `$5` limit.
+pub(crate) const HISTORY_BEFORE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions AS e WHERE e.job_id = $1",
+    older_than!("$2", "$3", "$4"),
+    history_order!(),
+    " LIMIT $5"
+);
+
+/// A job's rows of one status older than a position, newest first: `$1`
+/// job, `$2` status, `$3` started_at, `$4` attempt, `$5` execution id, `$6`
+/// limit.
+pub(crate) const HISTORY_BY_STATUS_BEFORE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions AS e WHERE e.job_id = $1 AND e.status = $2",
+    older_than!("$3", "$4", "$5"),
+    history_order!(),
+    " LIMIT $6"
 );
 
 pub(crate) const LAST_FIRE: &str =

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use super::sql;
 use super::time::{cutoff_param, ts_param};
 use super::worker::{timed, write_ops};
-use crate::codec::{self, Dialect};
+use crate::codec::{self, Dialect, HistoryBound};
 
 /// An [`ExecutionStore`] in Postgres.
 ///
@@ -139,25 +139,31 @@ impl ExecutionStore for PostgresStore {
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
         let limit = limit_i64(q.limit);
+        let before = match codec::history_bound(q.before) {
+            HistoryBound::Nothing => return Ok(Vec::new()),
+            HistoryBound::All => None,
+            HistoryBound::Before { started_at, attempt, execution_id } => {
+                Some((started_at, attempt, execution_id.to_string()))
+            }
+        };
         let rows = self
             .op("history", async {
-                match q.status {
-                    None => {
-                        sqlx::query(sql::HISTORY)
-                            .bind(&q.job_id)
-                            .bind(limit)
-                            .fetch_all(&self.pool)
-                            .await
+                let query = match (q.status, &before) {
+                    (None, None) => sqlx::query(sql::HISTORY).bind(&q.job_id),
+                    (Some(s), None) => {
+                        sqlx::query(sql::HISTORY_BY_STATUS).bind(&q.job_id).bind(s.as_str())
                     }
-                    Some(s) => {
-                        sqlx::query(sql::HISTORY_BY_STATUS)
-                            .bind(&q.job_id)
-                            .bind(s.as_str())
-                            .bind(limit)
-                            .fetch_all(&self.pool)
-                            .await
+                    (None, Some((t, a, id))) => {
+                        sqlx::query(sql::HISTORY_BEFORE).bind(&q.job_id).bind(t).bind(a).bind(id)
                     }
-                }
+                    (Some(s), Some((t, a, id))) => sqlx::query(sql::HISTORY_BY_STATUS_BEFORE)
+                        .bind(&q.job_id)
+                        .bind(s.as_str())
+                        .bind(t)
+                        .bind(a)
+                        .bind(id),
+                };
+                query.bind(limit).fetch_all(&self.pool).await
             })
             .await?;
         rows.iter().map(decode_row).collect()

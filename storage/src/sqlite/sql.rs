@@ -71,20 +71,76 @@ pub(crate) const UPSERT_END: &str = concat!(
         metrics = excluded.metrics"
 );
 
+/// The history order, newest first (`HistoryPosition`'s, descending).
+macro_rules! history_order {
+    () => {
+        " ORDER BY started_at DESC, attempt DESC, execution_id DESC"
+    };
+}
+
+/// The rows strictly older than a position (`?A` started_at, `?B` attempt,
+/// `?C` execution id, as the macro's arguments): a range on
+/// `(job_id, started_at)` of the index `scheduled_job_executions_job_started`
+/// (`started_at <=`), the rows of that very time filtered by the rest of
+/// the key. Execution ids are fixed-width lowercase hex text, so text order
+/// is id order.
+macro_rules! older_than {
+    ($t:literal, $a:literal, $id:literal) => {
+        concat!(
+            " AND started_at <= ",
+            $t,
+            " AND (started_at < ",
+            $t,
+            " OR attempt < ",
+            $a,
+            " OR (attempt = ",
+            $a,
+            " AND execution_id < ",
+            $id,
+            "))"
+        )
+    };
+}
+
 /// A job's rows, newest first: `?1` job, `?2` limit.
 pub(crate) const HISTORY: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM scheduled_job_executions WHERE job_id = ?1
-    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT ?2"
+    " FROM scheduled_job_executions WHERE job_id = ?1",
+    history_order!(),
+    " LIMIT ?2"
 );
 
 /// A job's rows of one status, newest first: `?1` job, `?2` status, `?3` limit.
 pub(crate) const HISTORY_BY_STATUS: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM scheduled_job_executions WHERE job_id = ?1 AND status = ?2
-    ORDER BY started_at DESC, attempt DESC, execution_id DESC LIMIT ?3"
+    " FROM scheduled_job_executions WHERE job_id = ?1 AND status = ?2",
+    history_order!(),
+    " LIMIT ?3"
+);
+
+/// A job's rows older than a position, newest first: `?1` job, `?2`
+/// started_at, `?3` attempt, `?4` execution id, `?5` limit.
+pub(crate) const HISTORY_BEFORE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions WHERE job_id = ?1",
+    older_than!("?2", "?3", "?4"),
+    history_order!(),
+    " LIMIT ?5"
+);
+
+/// A job's rows of one status older than a position, newest first: `?1`
+/// job, `?2` status, `?3` started_at, `?4` attempt, `?5` execution id, `?6`
+/// limit.
+pub(crate) const HISTORY_BY_STATUS_BEFORE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions WHERE job_id = ?1 AND status = ?2",
+    older_than!("?3", "?4", "?5"),
+    history_order!(),
+    " LIMIT ?6"
 );
 
 pub(crate) const LAST_FIRE: &str =

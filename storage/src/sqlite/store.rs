@@ -19,7 +19,7 @@ use super::error::store_error;
 use super::sql;
 use super::time::{cutoff_param, parse_ts, ts_param, ts_text};
 use super::worker::Worker;
-use crate::codec::{self, Dialect};
+use crate::codec::{self, Dialect, HistoryBound};
 
 /// An [`ExecutionStore`] in a SQLite file (or in memory).
 ///
@@ -176,11 +176,24 @@ impl ExecutionStore for SqliteStore {
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
         let job = q.job_id.clone();
         let limit = limit_i64(q.limit);
-        let status = q.status;
+        let status = q.status.map(|s| s.as_str());
+        let before = match codec::history_bound(q.before) {
+            HistoryBound::Nothing => return Ok(Vec::new()),
+            HistoryBound::All => None,
+            HistoryBound::Before { started_at, attempt, execution_id } => {
+                Some((ts_text(started_at), attempt, execution_id.to_string()))
+            }
+        };
         let w = self.worker();
-        w.on_reader("history", w.limits().operation_timeout, move |c| match status {
-            None => query_records(c, sql::HISTORY, params![job, limit]),
-            Some(s) => query_records(c, sql::HISTORY_BY_STATUS, params![job, s.as_str(), limit]),
+        w.on_reader("history", w.limits().operation_timeout, move |c| match (status, before) {
+            (None, None) => query_records(c, sql::HISTORY, params![job, limit]),
+            (Some(s), None) => query_records(c, sql::HISTORY_BY_STATUS, params![job, s, limit]),
+            (None, Some((t, a, id))) => {
+                query_records(c, sql::HISTORY_BEFORE, params![job, t, a, id, limit])
+            }
+            (Some(s), Some((t, a, id))) => {
+                query_records(c, sql::HISTORY_BY_STATUS_BEFORE, params![job, s, t, a, id, limit])
+            }
         })
         .await
     }
