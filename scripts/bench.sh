@@ -11,12 +11,18 @@
 # --profile:         also samples the dispatch path with perf (on by default
 #                    in --full when perf is installed).
 #
+# Claims on Postgres (benches/src/bin/claims.rs): 3 instances as child
+# processes on one fresh database, 10,000 jobs on 1 s each with claims on;
+# a 20 s window (--quick) or 60 s (--full), about 30 s or 90 s. Without a
+# Postgres server its section says so.
+#
 # Sections: the real-clock comparison with tokio-cron-scheduler, apalis-cron
 # and a plain tokio loop (benches/src/bin/compare.rs, one child process per
 # contender and size), the dispatch-rate sweep, simulation speed, the
 # criterion benches (benches/benches/*.rs and storage/benches/store_write.rs,
-# the latter against Postgres when one can be had), and the health endpoint
-# of the real `mscribe serve` under wrk on 127.0.0.1. Raw results go to
+# the latter against Postgres when one can be had), the health endpoint
+# of the real `mscribe serve` under wrk on 127.0.0.1, and the claim path on
+# Postgres with 3 instances (benches/src/bin/claims.rs). Raw results go to
 # target/bench/. Run it on an otherwise idle machine: the load average is
 # written into the report.
 set -euo pipefail
@@ -30,7 +36,7 @@ for a in "$@"; do
     --full) MODE=full ;;
     --profile) PROFILE=yes ;;
     --no-profile) PROFILE=no ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $a (use --quick, --full, --profile)" >&2; exit 2 ;;
   esac
 done
@@ -57,16 +63,19 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
-# Postgres for the store bench (SQLite rows are measured regardless).
+# Postgres for the store bench (SQLite rows are measured regardless) and the
+# claims bench (which says in its section when there is none).
+PG_URL=""
 if [ -x scripts/ensure-postgres.sh ] && PG_URL="$(scripts/ensure-postgres.sh)"; then
   export MSCRIBE_TEST_POSTGRES_URL="$PG_URL"
 else
-  log "no Postgres server: the store bench measures SQLite only"
+  PG_URL=""
+  log "no Postgres server: the store bench measures SQLite only, the claims bench nothing"
 fi
 
 log "building (release)"
 B0=$(date +%s)
-cargo build --release -p mscribe-bench --bin compare
+cargo build --release -p mscribe-bench --bin compare --bin claims
 cargo build --release -p mscribe-server --bin mscribe
 cargo bench --no-run -q -p mscribe-bench
 cargo bench --no-run -q -p mscribe-storage --bench store_write
@@ -87,6 +96,23 @@ CRIT_S=$(($(date +%s) - C0))
 
 log "comparison (real clock, simulation, health)"
 target/release/compare run "--$MODE" --out "$OUT" --mscribe-bin target/release/mscribe
+
+log "claims on Postgres, 3 instances"
+CLAIMS_MD="$OUT/claims.md"
+rm -f "$CLAIMS_MD"
+if [ -n "$PG_URL" ]; then
+  target/release/claims run "--$MODE" --url "$PG_URL" --out "$OUT/claims.json" --md "$CLAIMS_MD" \
+    --command "scripts/bench.sh --$MODE" >/dev/null ||
+    log "the claims bench failed (its section says why)"
+else
+  target/release/claims unavailable --md "$CLAIMS_MD" \
+    --why "no Postgres server could be had (scripts/ensure-postgres.sh found none, could start none, or could not install one; its messages are in the run's log)."
+fi
+if [ -s "$CLAIMS_MD" ]; then
+  cat "$CLAIMS_MD" >>"$EXTRA"
+else
+  printf '### 7. Claims on Postgres, 3 instances\n\nNot measured: the claims bench wrote no section (see the messages of `scripts/bench.sh`).\n\n' >>"$EXTRA"
+fi
 
 if [ "$PROFILE" = yes ] && command -v perf >/dev/null 2>&1; then
   log "perf profile of the dispatch path: mscribe, 50,000 jobs on 1 s, 5 s window"

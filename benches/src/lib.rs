@@ -10,6 +10,9 @@
 //!   contender in its own child process), the dispatch-rate sweep, the
 //!   simulation speed runs and the health-endpoint load, and writes
 //!   `docs/BENCHMARKS.md`;
+//! - the `claims` binary: the claim path on Postgres, several scheduler
+//!   instances (child processes) sharing one fresh database with
+//!   `claim_fires(true)`, each fire counted in the database ([`claims`]);
 //! - the measuring tools they share, in this library.
 //!
 //! Run everything with `scripts/bench.sh --quick` (or `--full`).
@@ -27,11 +30,13 @@
 //! assert_eq!(h.max(), Duration::from_millis(100));
 //! ```
 
+pub mod claims;
 pub mod health;
 pub mod measure;
 pub mod null_store;
 pub mod report;
 pub mod scale;
 pub mod sim_speed;
+pub mod timed_store;
 
 pub use null_store::NullStore;

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// Values below this many microseconds get a bucket each.
 const LINEAR: u64 = 32;
 /// Sub-buckets per power of two above [`LINEAR`] (relative error <= 1/32).
@@ -118,6 +120,57 @@ impl LatencyHistogram {
     }
 }
 
+/// A [`LatencyHistogram`]'s counts, to send from a child process and merge
+/// into another histogram ([`LatencyHistogram::merge`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HistogramSnapshot {
+    /// `(bucket, count)` of every bucket that holds a value.
+    pub buckets: Vec<(u32, u64)>,
+    /// The sum of the values, in nanoseconds.
+    pub sum_ns: u64,
+    /// The largest value, in nanoseconds.
+    pub max_ns: u64,
+}
+
+impl LatencyHistogram {
+    /// Its counts now.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let buckets = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match b.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some((i as u32, n)),
+            })
+            .collect();
+        HistogramSnapshot {
+            buckets,
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+            max_ns: self.max_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Adds the counts of `s` (another histogram's snapshot) to this one.
+    pub fn merge(&self, s: &HistogramSnapshot) {
+        for &(i, n) in &s.buckets {
+            if let Some(b) = self.buckets.get(i as usize) {
+                b.fetch_add(n, Ordering::Relaxed);
+                self.count.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.sum_ns.fetch_add(s.sum_ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(s.max_ns, Ordering::Relaxed);
+    }
+
+    /// A histogram holding the counts of `s`.
+    pub fn from_snapshot(s: &HistogramSnapshot) -> Self {
+        let h = Self::new();
+        h.merge(s);
+        h
+    }
+}
+
 /// User plus system CPU time of this process (all threads) so far, from
 /// `getrusage(RUSAGE_SELF)`.
 pub fn cpu_time() -> Duration {
@@ -179,6 +232,21 @@ mod tests {
             assert!((got - want).abs() / want < 0.03, "q {q}: {got} vs {want}");
         }
         assert_eq!(h.count(), 10_000);
+    }
+
+    #[test]
+    fn snapshots_merge() {
+        let (a, b) = (LatencyHistogram::new(), LatencyHistogram::new());
+        for us in 1..=1_000u64 {
+            a.record(Duration::from_micros(us));
+            b.record(Duration::from_micros(us + 1_000));
+        }
+        let m = LatencyHistogram::from_snapshot(&a.snapshot());
+        m.merge(&b.snapshot());
+        assert_eq!(m.count(), 2_000);
+        assert_eq!(m.max(), Duration::from_micros(2_000));
+        let p50 = m.percentile(0.5).as_micros() as f64;
+        assert!((p50 - 1_000.0).abs() / 1_000.0 < 0.03, "{p50}");
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn mem_total() -> String {
         .unwrap_or_default()
 }
 
-fn us(v: f64) -> String {
+pub(crate) fn us(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} s", v / 1e6)
     } else if v >= 1e3 {
@@ -177,11 +177,11 @@ fn us(v: f64) -> String {
     }
 }
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v >= 1e3 { format!("{:.2} s", v / 1e3) } else { format!("{v:.1} ms") }
 }
 
-fn pct(v: f64) -> String {
+pub(crate) fn pct(v: f64) -> String {
     if (0.9995..1.0).contains(&v) {
         format!("{:.3}%", v * 100.0)
     } else {
@@ -189,7 +189,7 @@ fn pct(v: f64) -> String {
     }
 }
 
-fn count(v: f64) -> String {
+pub(crate) fn count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e4 {
@@ -208,7 +208,7 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn mark(ok: bool) -> &'static str {
+pub(crate) fn mark(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
