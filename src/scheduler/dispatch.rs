@@ -151,15 +151,22 @@ impl JobScheduler {
 
     /// Launches runs from the driver: each handler's first poll happens
     /// here, and a run that ends on it costs no task. The rest are spawned.
-    /// Ended runs are settled under one hold of the lock.
-    pub(super) fn launch_batch(&self, launches: &mut Vec<Launch>, ended: &mut Vec<Ended>) {
+    /// Ended runs are settled under one hold of the lock. `last` is the
+    /// driver's latest clock reading, the fallback of a panicking clock.
+    pub(super) fn launch_batch(
+        &self,
+        launches: &mut Vec<Launch>,
+        ended: &mut Vec<Ended>,
+        last: DateTime<Utc>,
+    ) {
         if launches.is_empty() {
             return;
         }
         let clock = &self.inner.clock;
         let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-        // One clock read per run: a run's end is the next one's start.
-        let mut now = clock.now();
+        // One clock read per run: a run's end is the next one's start. A
+        // panicking read gives the one before it.
+        let mut now = clock.now_or(last);
         for l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
@@ -180,12 +187,12 @@ impl JobScheduler {
                             self.inner.recorder.push(self.start_event(&l, 1, flight.started_at));
                         }
                         self.spawn_run(l, Resume::InFlight(Box::new(flight)));
-                        now = clock.now();
+                        now = clock.now_or(now);
                         continue;
                     }
                 }
             };
-            now = clock.now();
+            now = clock.now_or(now);
             let end = self.end_attempt(&l, 1, flight, outcome, now);
             if end.duration > INLINE_LIMIT {
                 l.spec.inline.store(false, Ordering::Relaxed);

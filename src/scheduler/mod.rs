@@ -33,7 +33,7 @@ use futures::future::{Either, select};
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
-use crate::guard;
+use crate::guard::{self, GuardedClock};
 use crate::job::JobConfig;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::runtime::Spawner;
@@ -82,7 +82,11 @@ impl fmt::Debug for JobScheduler {
 }
 
 struct Inner {
-    clock: Arc<dyn Clock>,
+    /// The user's clock behind its guard; the engine calls it through the
+    /// concrete type (see [`GuardedClock`]).
+    clock: Arc<GuardedClock>,
+    /// The same clock as a trait object, for the API and for handlers.
+    dyn_clock: Arc<dyn Clock>,
     spawner: Arc<dyn Spawner>,
     store: Arc<dyn ExecutionStore>,
     recorder: Arc<Recorder>,
@@ -187,7 +191,7 @@ impl JobScheduler {
 
     /// The scheduler's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
+        &self.inner.dyn_clock
     }
 
     /// The store records go to.
@@ -450,7 +454,7 @@ impl JobScheduler {
         let this = self.clone();
         inner.spawner.spawn(Box::pin(async move { this.heartbeat_loop().await }));
         let rec = inner.recorder.clone();
-        inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.clock.clone())));
+        inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.dyn_clock.clone())));
         tracing::info!(instance_id = %inner.instance_id, jobs = ids.len(), "scheduler started");
         Ok(())
     }
