@@ -33,10 +33,7 @@ impl JobScheduler {
         now: DateTime<Utc>,
     ) -> TriggerOutcome {
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
-        if !fire.manual {
-            job.last_fire = job.last_fire.max(Some(fire.nominal));
-        }
-        job.last_run = job.last_run.max(Some(fire.nominal));
+        job.decided(fire.nominal, fire.manual);
         if job.claimed && !fire.manual && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
             // (Triggers are never claimed: nobody reads this outcome.)
@@ -91,10 +88,9 @@ impl JobScheduler {
             0 => st.new_exec_id(self.inner.instance_bits),
             seq => exec_id(self.inner.instance_bits, seq),
         };
+        // The job's `last_run` has this fire already: it was noted when it
+        // was decided (`Job::decided`, or the newest of a catch-up).
         let nominal = fire.nominal;
-        if let Some(job) = st.jobs.slot(key).and_then(|slot| st.jobs.get_mut(slot)) {
-            job.last_run = job.last_run.max(Some(nominal));
-        }
         tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
         self.inner.record(ExecutionEvent::Skipped(SkippedFire {
             job_id: key.clone(),

@@ -115,7 +115,10 @@ pub(super) struct Job {
     pub(super) schedule: Option<Schedule>,
     pub(super) overlap: OverlapPolicy,
     pub(super) misfire: MisfirePolicy,
-    pub(super) jitter: Option<Duration>,
+    /// The start jitter's bound in whole milliseconds (what planning
+    /// draws in), [`NO_JITTER`] for none: 8 bytes where an
+    /// `Option<Duration>` takes 16.
+    pub(super) jitter_ms: u64,
     pub(super) paused: bool,
     /// Whether its scheduled fires are claimed in the store before they are
     /// decided (see
@@ -129,15 +132,39 @@ pub(super) struct Job {
     /// The latest scheduled fire decided (run, queued or skipped): no
     /// planning goes back to it or before, whatever the clock does.
     pub(super) last_fire: Option<DateTime<Utc>>,
-    /// What [`JobInfo::last_run`](super::JobInfo::last_run) reports:
-    /// `last_fire` or a later trigger.
-    pub(super) last_run: Option<DateTime<Utc>>,
+    /// The latest manual trigger dispatched. With `last_fire` it makes
+    /// [`JobInfo::last_run`](super::JobInfo::last_run) (see
+    /// [`last_run`](Self::last_run)), so a scheduled fire updates one field.
+    pub(super) last_trigger: Option<DateTime<Utc>>,
     pub(super) last_status: Option<ExecutionStatus>,
     /// Inline for the usual one run: a separate buffer per job would be
     /// one more cold allocation touched per fire.
     pub(super) running: SmallVec<[RunHandle; 1]>,
     pub(super) backlog: VecDeque<Fire>,
 }
+
+impl Job {
+    /// The latest fire that ran or was recorded `skipped`, triggers
+    /// included. Every scheduled fire that is skipped, queued or run was
+    /// first decided, which raised `last_fire`; a trigger raises
+    /// `last_trigger` when it is dispatched.
+    pub(super) fn last_run(&self) -> Option<DateTime<Utc>> {
+        self.last_fire.max(self.last_trigger)
+    }
+
+    /// Notes a fire decided at `nominal` (see `last_fire` and
+    /// `last_trigger`).
+    #[inline]
+    pub(super) fn decided(&mut self, nominal: DateTime<Utc>, manual: bool) {
+        let last = if manual { &mut self.last_trigger } else { &mut self.last_fire };
+        if last.is_none_or(|l| l < nominal) {
+            *last = Some(nominal);
+        }
+    }
+}
+
+/// No start jitter, in [`Job::jitter_ms`].
+pub(super) const NO_JITTER: u64 = u64::MAX;
 
 /// A run in progress: its id and its token, which also carries its kill
 /// switch. The id is kept as its low half, this instance's counter (the
@@ -266,14 +293,19 @@ impl JobScheduler {
             schedule,
             overlap: cfg.overlap,
             misfire: cfg.misfire,
-            jitter: cfg.jitter.filter(|j| !j.is_zero()),
+            // A jitter under a millisecond stays a jitter (of 0 ms, which
+            // still draws from the generator, as simulations replay).
+            jitter_ms: match cfg.jitter.filter(|j| !j.is_zero()) {
+                Some(j) => u64::try_from(j.as_millis()).unwrap_or(u64::MAX - 1),
+                None => NO_JITTER,
+            },
             paused: cfg.paused,
             claimed,
             paused_at: None,
             generation: 0,
             next_nominal: None,
             last_fire: None,
-            last_run: None,
+            last_trigger: None,
             last_status: None,
             running: SmallVec::new(),
             backlog: VecDeque::new(),
@@ -293,6 +325,6 @@ mod tests {
         // Every registered job is one slot of the slab: its size is most of
         // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
         assert_eq!(size_of::<RunHandle>(), 16);
-        assert!(size_of::<Option<Job>>() <= 248, "{} B", size_of::<Option<Job>>());
+        assert!(size_of::<Option<Job>>() <= 240, "{} B", size_of::<Option<Job>>());
     }
 }
