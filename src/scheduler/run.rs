@@ -318,6 +318,7 @@ pub(super) enum Outcome {
     Killed,
 }
 
+#[inline(always)]
 fn log_end(
     job: &str,
     id: ExecutionId,
