@@ -226,7 +226,6 @@ impl JobScheduler {
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
         let mut job = self.validate(cfg)?;
         let cron_key = job.schedule.as_ref().filter(|s| s.is_cron()).map(Schedule::to_string);
-        let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
             return Err(Error::Stopped);
@@ -241,6 +240,9 @@ impl JobScheduler {
         }
         let slot = st.jobs.insert(job);
         if st.phase == Phase::Running {
+            // Read only here: jobs registered before the start (the usual
+            // bulk) need no time. The guarded clock cannot poison the lock.
+            let now = self.inner.clock.now();
             self.plan_first(&mut st, slot, None, now, "registered");
             self.release(st);
         }

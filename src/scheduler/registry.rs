@@ -215,10 +215,11 @@ impl Fire {
 
 impl JobScheduler {
     pub(super) fn validate(&self, cfg: JobConfig) -> Result<Job> {
-        if cfg.id.trim().is_empty() {
+        // `chars().all` stops at the first letter; `trim` looks at both ends.
+        if cfg.id.chars().all(char::is_whitespace) {
             return Err(Error::EmptyId(cfg.name));
         }
-        if cfg.name.trim().is_empty() {
+        if cfg.name.chars().all(char::is_whitespace) {
             return Err(Error::EmptyName(cfg.id));
         }
         let field = |field: &'static str, e: Error| Error::InvalidJob {
