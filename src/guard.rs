@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Utc};
-use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::clock::Clock;
@@ -32,16 +31,36 @@ pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
 /// A store call whose panic becomes a transient [`StoreError`] naming the
 /// operation, so that the caller's usual failure path (retry, log, count)
 /// takes it.
-pub(crate) async fn store_call<T>(
+pub(crate) fn store_call<F, T>(what: &'static str, call: F) -> StoreCall<F>
+where
+    F: Future<Output = StoreResult<T>> + Unpin,
+{
+    StoreCall { what, call }
+}
+
+/// The future of [`store_call`]: each poll of the store's future under
+/// `catch_unwind`, with no state machine of its own around it (an `async
+/// fn` here cost every write about 60 instructions).
+pub(crate) struct StoreCall<F> {
     what: &'static str,
-    call: impl Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    match AssertUnwindSafe(call).catch_unwind().await {
-        Ok(r) => r,
-        Err(p) => Err(StoreError::Unavailable {
-            message: format!("the store panicked in {what}: {}", panic_message(&*p)),
-            source: None,
-        }),
+    call: F,
+}
+
+impl<F, T> Future for StoreCall<F>
+where
+    F: Future<Output = StoreResult<T>> + Unpin,
+{
+    type Output = StoreResult<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StoreResult<T>> {
+        let this = &mut *self;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.call).poll(cx))) {
+            Ok(p) => p,
+            Err(p) => Poll::Ready(Err(StoreError::Unavailable {
+                message: format!("the store panicked in {}: {}", this.what, panic_message(&*p)),
+                source: None,
+            })),
+        }
     }
 }
 
