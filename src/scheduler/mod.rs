@@ -281,7 +281,7 @@ impl JobScheduler {
         let job = st.jobs.get_mut(slot).expect("indexed");
         if !job.paused {
             job.paused = true;
-            job.paused_at = Some(now);
+            job.cold().paused_at = Some(now);
             job.generation = fresh;
             job.next_nominal = None;
             tracing::info!(job_id = id, "job paused");
@@ -301,7 +301,7 @@ impl JobScheduler {
             return Ok(());
         }
         job.paused = false;
-        let paused_at = job.paused_at.take();
+        let paused_at = job.cold.as_mut().and_then(|c| c.paused_at.take());
         tracing::info!(job_id = id, "job resumed");
         if st.phase == Phase::Running {
             let job = st.jobs.get(slot).expect("indexed");

@@ -126,16 +126,14 @@ pub(super) struct Job {
     /// Here rather than in the `Spec`, which a fire otherwise reaches only to
     /// start a run.
     pub(super) claimed: bool,
-    pub(super) paused_at: Option<DateTime<Utc>>,
     pub(super) generation: u64,
     pub(super) next_nominal: Option<DateTime<Utc>>,
     /// The latest scheduled fire decided (run, queued or skipped): no
     /// planning goes back to it or before, whatever the clock does.
     pub(super) last_fire: Option<DateTime<Utc>>,
-    /// The latest manual trigger dispatched. With `last_fire` it makes
-    /// [`JobInfo::last_run`](super::JobInfo::last_run) (see
-    /// [`last_run`](Self::last_run)), so a scheduled fire updates one field.
-    pub(super) last_trigger: Option<DateTime<Utc>>,
+    /// What a job needs only once paused or triggered, boxed on first
+    /// use: a job's size is most of its memory (`Cold`).
+    pub(super) cold: Option<Box<Cold>>,
     pub(super) last_status: Option<ExecutionStatus>,
     /// Inline for the usual one run: a separate buffer per job would be
     /// one more cold allocation touched per fire.
@@ -143,20 +141,46 @@ pub(super) struct Job {
     pub(super) backlog: VecDeque<Fire>,
 }
 
+/// A job's rarely set state (see `Job::cold`).
+#[derive(Default)]
+pub(super) struct Cold {
+    /// When it was paused, while it is.
+    pub(super) paused_at: Option<DateTime<Utc>>,
+    /// The latest manual trigger dispatched. With `last_fire` it makes
+    /// [`JobInfo::last_run`](super::JobInfo::last_run) (see
+    /// [`Job::last_run`]), so a scheduled fire updates one field.
+    pub(super) last_trigger: Option<DateTime<Utc>>,
+}
+
 impl Job {
+    /// The job's `Cold` state, made on first use.
+    pub(super) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
     /// The latest fire that ran or was recorded `skipped`, triggers
     /// included. Every scheduled fire that is skipped, queued or run was
     /// first decided, which raised `last_fire`; a trigger raises
     /// `last_trigger` when it is dispatched.
     pub(super) fn last_run(&self) -> Option<DateTime<Utc>> {
-        self.last_fire.max(self.last_trigger)
+        self.last_fire.max(self.cold.as_ref().and_then(|c| c.last_trigger))
     }
 
     /// Notes a fire decided at `nominal` (see `last_fire` and
     /// `last_trigger`).
     #[inline]
     pub(super) fn decided(&mut self, nominal: DateTime<Utc>, manual: bool) {
-        let last = if manual { &mut self.last_trigger } else { &mut self.last_fire };
+        if manual {
+            return self.triggered(nominal);
+        }
+        if self.last_fire.is_none_or(|l| l < nominal) {
+            self.last_fire = Some(nominal);
+        }
+    }
+
+    #[cold]
+    fn triggered(&mut self, nominal: DateTime<Utc>) {
+        let last = &mut self.cold().last_trigger;
         if last.is_none_or(|l| l < nominal) {
             *last = Some(nominal);
         }
@@ -302,11 +326,10 @@ impl JobScheduler {
             },
             paused: cfg.paused,
             claimed,
-            paused_at: None,
             generation: 0,
             next_nominal: None,
             last_fire: None,
-            last_trigger: None,
+            cold: None,
             last_status: None,
             running: SmallVec::new(),
             backlog: VecDeque::new(),
@@ -326,6 +349,6 @@ mod tests {
         // Every registered job is one slot of the slab: its size is most of
         // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
         assert_eq!(size_of::<RunHandle>(), 16);
-        assert!(size_of::<Option<Job>>() <= 240, "{} B", size_of::<Option<Job>>());
+        assert!(size_of::<Option<Job>>() <= 224, "{} B", size_of::<Option<Job>>());
     }
 }
