@@ -10,6 +10,9 @@
 //!   contender in its own child process), the dispatch-rate sweep, the
 //!   simulation speed runs and the health-endpoint load, and writes
 //!   `docs/BENCHMARKS.md`;
+//! - the `cost` binary, the engine's hot paths one at a time on the virtual
+//!   clock, for callgrind's instruction counts and for resident memory
+//!   (`scripts/callgrind.sh`);
 //! - the measuring tools they share, in this library.
 //!
 //! Run everything with `scripts/bench.sh --quick` (or `--full`).
