@@ -13,6 +13,9 @@
 //! - the `claims` binary: the claim path on Postgres, several scheduler
 //!   instances (child processes) sharing one fresh database with
 //!   `claim_fires(true)`, each fire counted in the database ([`claims`]);
+//! - the `cost` binary, the engine's hot paths one at a time on the virtual
+//!   clock, for callgrind's instruction counts and for resident memory
+//!   (`scripts/callgrind.sh`);
 //! - the measuring tools they share, in this library.
 //!
 //! Run everything with `scripts/bench.sh --quick` (or `--full`).

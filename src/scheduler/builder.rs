@@ -166,7 +166,8 @@ impl SchedulerBuilder {
 
     /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
     pub fn build(self) -> JobScheduler {
-        let clock: Arc<dyn Clock> = Arc::new(GuardedClock::new(self.clock));
+        let clock = Arc::new(GuardedClock::new(self.clock));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
         let mut rng = match self.seed {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
@@ -183,6 +184,7 @@ impl SchedulerBuilder {
         JobScheduler {
             inner: Arc::new(Inner {
                 clock,
+                dyn_clock,
                 spawner: self.spawner,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 recorder,

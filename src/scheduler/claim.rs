@@ -175,7 +175,7 @@ impl JobScheduler {
             st.background -= 1;
             let mut launches = std::mem::take(&mut st.launches);
             drop(st);
-            this.launch_batch(&mut launches, &mut Vec::new());
+            this.launch_batch(&mut launches, &mut Vec::new(), now);
             inner.idle.notify(usize::MAX);
         }));
     }

@@ -33,10 +33,7 @@ impl JobScheduler {
         now: DateTime<Utc>,
     ) -> TriggerOutcome {
         let Some(job) = st.jobs.get_mut(slot) else { return TriggerOutcome::Skipped };
-        if fire.is_scheduled() {
-            job.last_fire = job.last_fire.max(Some(fire.nominal));
-        }
-        job.last_run = job.last_run.max(Some(fire.nominal));
+        job.decided(fire.nominal, !fire.is_scheduled());
         if job.claimed && fire.is_scheduled() && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
             // (Triggers are never claimed: nobody reads this outcome.)
@@ -103,10 +100,9 @@ impl JobScheduler {
             0 => st.new_exec_id(self.inner.instance_bits),
             seq => exec_id(self.inner.instance_bits, seq),
         };
+        // The job's `last_run` has this fire already: it was noted when it
+        // was decided (`Job::decided`, or the newest of a catch-up).
         let nominal = fire.nominal;
-        if let Some(job) = st.jobs.slot(key).and_then(|slot| st.jobs.get_mut(slot)) {
-            job.last_run = job.last_run.max(Some(nominal));
-        }
         tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
         self.inner.record(ExecutionEvent::Skipped(SkippedFire {
             job_id: key.clone(),
@@ -169,15 +165,22 @@ impl JobScheduler {
 
     /// Launches runs from the driver: each handler's first poll happens
     /// here, and a run that ends on it costs no task. The rest are spawned.
-    /// Ended runs are settled under one hold of the lock.
-    pub(super) fn launch_batch(&self, launches: &mut Vec<Launch>, ended: &mut Vec<Ended>) {
+    /// Ended runs are settled under one hold of the lock. `last` is the
+    /// driver's latest clock reading, the fallback of a panicking clock.
+    pub(super) fn launch_batch(
+        &self,
+        launches: &mut Vec<Launch>,
+        ended: &mut Vec<Ended>,
+        last: DateTime<Utc>,
+    ) {
         if launches.is_empty() {
             return;
         }
         let clock = &self.inner.clock;
         let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-        // One clock read per run: a run's end is the next one's start.
-        let mut now = clock.now();
+        // One clock read per run: a run's end is the next one's start. A
+        // panicking read gives the one before it.
+        let mut now = clock.now_or(last);
         for l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
@@ -200,12 +203,12 @@ impl JobScheduler {
                             self.inner.recorder.push(start);
                         }
                         self.spawn_run(l, Resume::InFlight(Box::new(flight)));
-                        now = clock.now();
+                        now = clock.now_or(now);
                         continue;
                     }
                 }
             };
-            now = clock.now();
+            now = clock.now_or(now);
             let end = self.end_attempt(&l, first, flight, outcome, now);
             if end.duration > INLINE_LIMIT {
                 l.spec.inline.store(false, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use super::registry::Fire;
 use super::timeline::Entry;
 use super::{JobScheduler, Phase, State};
 use crate::clock::{checked_after, std_dur};
-use crate::guard;
+use crate::guard::{self, GuardedSleep};
 use crate::recorder::error_chain;
 
 impl JobScheduler {
@@ -48,7 +48,7 @@ impl JobScheduler {
             // The chunk's claims go out and its runs start here, outside
             // the lock.
             self.send_claims(claims);
-            self.launch_batch(&mut launches, &mut ended);
+            self.launch_batch(&mut launches, &mut ended, now);
             if more_due {
                 // A burst: yield now and then, so other tasks (and the runs
                 // handed to the spawner) get their turn. A yield costs a
@@ -56,7 +56,9 @@ impl JobScheduler {
                 // worker: not after every chunk.
                 let (since, chunks) = busy.get_or_insert((now, 0));
                 *chunks += 1;
-                if *chunks >= YIELD_CHUNKS || std_dur(*since, inner.clock.now()) >= YIELD_AFTER {
+                if *chunks >= YIELD_CHUNKS
+                    || std_dur(*since, inner.clock.now_or(now)) >= YIELD_AFTER
+                {
                     busy = None;
                     yield_now().await;
                 }
@@ -104,7 +106,7 @@ impl JobScheduler {
             // At the end of the calendar no beat comes due: wait for the stop.
             let sleep = match checked_after(inner.clock.now(), inner.settings.heartbeat_interval) {
                 Some(wake) => inner.clock.sleep_until(wake),
-                None => Box::pin(futures::future::pending()),
+                None => GuardedSleep::never(),
             };
             if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;

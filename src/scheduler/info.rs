@@ -104,7 +104,7 @@ impl JobScheduler {
             name: job.name.to_string(),
             schedule: job.schedule.as_ref().map(Schedule::to_string),
             next_run: job.next_nominal,
-            last_run: job.last_run,
+            last_run: job.last_run(),
             last_status: job.last_status,
             paused: job.paused,
             running: job.running.len(),

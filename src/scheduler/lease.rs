@@ -42,7 +42,7 @@ impl JobScheduler {
         loop {
             let sleep = match checked_after(inner.clock.now(), period) {
                 Some(wake) => inner.clock.sleep_until(wake),
-                None => Box::pin(futures::future::pending()),
+                None => crate::guard::GuardedSleep::never(),
             };
             if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;

@@ -36,7 +36,7 @@ use futures::future::{Either, select};
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::clock::{Clock, after, checked_after, std_dur};
 use crate::error::{Error, Result};
-use crate::guard;
+use crate::guard::{self, GuardedClock};
 use crate::job::JobConfig;
 use crate::recorder::{Recorder, StoreHealth, error_chain};
 use crate::runtime::Spawner;
@@ -93,7 +93,11 @@ impl fmt::Debug for JobScheduler {
 }
 
 struct Inner {
-    clock: Arc<dyn Clock>,
+    /// The user's clock behind its guard; the engine calls it through the
+    /// concrete type (see [`GuardedClock`]).
+    clock: Arc<GuardedClock>,
+    /// The same clock as a trait object, for the API and for handlers.
+    dyn_clock: Arc<dyn Clock>,
     spawner: Arc<dyn Spawner>,
     store: Arc<dyn ExecutionStore>,
     recorder: Arc<Recorder>,
@@ -209,7 +213,7 @@ impl JobScheduler {
 
     /// The scheduler's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
+        &self.inner.dyn_clock
     }
 
     /// The store records go to.
@@ -244,7 +248,6 @@ impl JobScheduler {
     pub fn register(&self, cfg: JobConfig) -> Result<()> {
         let mut job = self.validate(cfg)?;
         let cron_key = job.schedule.as_ref().filter(|s| s.is_cron()).map(Schedule::to_string);
-        let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if matches!(st.phase, Phase::Stopping | Phase::Stopped) {
             return Err(Error::Stopped);
@@ -259,6 +262,9 @@ impl JobScheduler {
         }
         let slot = st.jobs.insert(job);
         if st.phase == Phase::Running {
+            // Read only here: jobs registered before the start (the usual
+            // bulk) need no time. The guarded clock cannot poison the lock.
+            let now = self.inner.clock.now();
             self.plan_first(&mut st, slot, None, now, "registered");
             self.release(st);
         }
@@ -297,7 +303,7 @@ impl JobScheduler {
         let job = st.jobs.get_mut(slot).expect("indexed");
         if !job.paused {
             job.paused = true;
-            job.paused_at = Some(now);
+            job.cold().paused_at = Some(now);
             job.generation = fresh;
             job.next_nominal = None;
             tracing::info!(job_id = id, "job paused");
@@ -317,7 +323,7 @@ impl JobScheduler {
             return Ok(());
         }
         job.paused = false;
-        let paused_at = job.paused_at.take();
+        let paused_at = job.cold.as_mut().and_then(|c| c.paused_at.take());
         tracing::info!(job_id = id, "job resumed");
         if st.phase == Phase::Running {
             let job = st.jobs.get(slot).expect("indexed");
@@ -479,7 +485,7 @@ impl JobScheduler {
         let this = self.clone();
         inner.spawner.spawn(Box::pin(async move { this.heartbeat_loop().await }));
         let rec = inner.recorder.clone();
-        inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.clock.clone())));
+        inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.dyn_clock.clone())));
         tracing::info!(instance_id = %inner.instance_id, jobs = ids.len(), "scheduler started");
         Ok(())
     }

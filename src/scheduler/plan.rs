@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::claim::OnClaim;
-use super::registry::{Fire, Slot};
+use super::registry::{Fire, NO_JITTER, Slot};
 use super::{JobScheduler, State};
 use crate::clock::std_dur;
 use crate::schedule::Schedule;
@@ -27,7 +27,6 @@ impl JobScheduler {
         let Some(job) = st.jobs.get_mut(slot) else { return };
         if let Some(l) = last {
             job.last_fire = Some(l);
-            job.last_run = Some(l);
             return self.catch_up(st, slot, l, now, "misfire: missed while down or stalled");
         }
         match job.schedule.as_ref().and_then(Schedule::once_at) {
@@ -76,12 +75,13 @@ impl JobScheduler {
             return;
         };
         let mut due = nominal;
-        if let Some(max) = job.jitter {
+        if job.jitter_ms != NO_JITTER {
+            let max = job.jitter_ms;
             let room = schedule
                 .next_after_fire(nominal)
                 .map(|n| std_dur(nominal, n).saturating_sub(Duration::from_millis(1)))
-                .unwrap_or(max);
-            let bound = u64::try_from(max.min(room).as_millis()).unwrap_or(u64::MAX);
+                .map_or(max, |room| u64::try_from(room.as_millis()).unwrap_or(u64::MAX));
+            let bound = max.min(room);
             let delay = Duration::from_millis(st.rng.u64(0..=bound));
             due = crate::clock::after(nominal, delay);
         }
@@ -144,7 +144,7 @@ impl JobScheduler {
             if i == 0 {
                 self.dispatch(st, slot, fire, now);
             } else if let Some(job) = st.jobs.get_mut(slot) {
-                job.last_run = job.last_run.max(Some(*t));
+                // `last_fire` is past `t` already (the newest above).
                 match &claimed {
                     Some(spec) => st.claim(spec, slot, fire, OnClaim::Backlog),
                     None => job.backlog.push_back(fire),

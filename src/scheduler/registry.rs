@@ -120,7 +120,10 @@ pub(super) struct Job {
     pub(super) schedule: Option<Schedule>,
     pub(super) overlap: OverlapPolicy,
     pub(super) misfire: MisfirePolicy,
-    pub(super) jitter: Option<Duration>,
+    /// The start jitter's bound in whole milliseconds (what planning
+    /// draws in), [`NO_JITTER`] for none: 8 bytes where an
+    /// `Option<Duration>` takes 16.
+    pub(super) jitter_ms: u64,
     pub(super) paused: bool,
     /// Whether its scheduled fires are claimed in the store before they are
     /// decided (see
@@ -128,21 +131,69 @@ pub(super) struct Job {
     /// Here rather than in the `Spec`, which a fire otherwise reaches only to
     /// start a run.
     pub(super) claimed: bool,
-    pub(super) paused_at: Option<DateTime<Utc>>,
     pub(super) generation: u64,
     pub(super) next_nominal: Option<DateTime<Utc>>,
     /// The latest scheduled fire decided (run, queued or skipped): no
     /// planning goes back to it or before, whatever the clock does.
     pub(super) last_fire: Option<DateTime<Utc>>,
-    /// What [`JobInfo::last_run`](super::JobInfo::last_run) reports:
-    /// `last_fire` or a later trigger.
-    pub(super) last_run: Option<DateTime<Utc>>,
+    /// What a job needs only once paused or triggered, boxed on first
+    /// use: a job's size is most of its memory (`Cold`).
+    pub(super) cold: Option<Box<Cold>>,
     pub(super) last_status: Option<ExecutionStatus>,
     /// Inline for the usual one run: a separate buffer per job would be
     /// one more cold allocation touched per fire.
     pub(super) running: SmallVec<[RunHandle; 1]>,
     pub(super) backlog: VecDeque<Fire>,
 }
+
+/// A job's rarely set state (see `Job::cold`).
+#[derive(Default)]
+pub(super) struct Cold {
+    /// When it was paused, while it is.
+    pub(super) paused_at: Option<DateTime<Utc>>,
+    /// The latest manual trigger dispatched. With `last_fire` it makes
+    /// [`JobInfo::last_run`](super::JobInfo::last_run) (see
+    /// [`Job::last_run`]), so a scheduled fire updates one field.
+    pub(super) last_trigger: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// The job's `Cold` state, made on first use.
+    pub(super) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// The latest fire that ran or was recorded `skipped`, triggers
+    /// included. Every scheduled fire that is skipped, queued or run was
+    /// first decided, which raised `last_fire`; a trigger raises
+    /// `last_trigger` when it is dispatched.
+    pub(super) fn last_run(&self) -> Option<DateTime<Utc>> {
+        self.last_fire.max(self.cold.as_ref().and_then(|c| c.last_trigger))
+    }
+
+    /// Notes a fire decided at `nominal` (see `last_fire` and
+    /// `last_trigger`).
+    #[inline]
+    pub(super) fn decided(&mut self, nominal: DateTime<Utc>, manual: bool) {
+        if manual {
+            return self.triggered(nominal);
+        }
+        if self.last_fire.is_none_or(|l| l < nominal) {
+            self.last_fire = Some(nominal);
+        }
+    }
+
+    #[cold]
+    fn triggered(&mut self, nominal: DateTime<Utc>) {
+        let last = &mut self.cold().last_trigger;
+        if last.is_none_or(|l| l < nominal) {
+            *last = Some(nominal);
+        }
+    }
+}
+
+/// No start jitter, in [`Job::jitter_ms`].
+pub(super) const NO_JITTER: u64 = u64::MAX;
 
 /// A run in progress: its id and its token, which also carries its kill
 /// switch. The id is kept as its low half, this instance's counter (the
@@ -213,10 +264,11 @@ impl Fire {
 
 impl JobScheduler {
     pub(super) fn validate(&self, cfg: JobConfig) -> Result<Job> {
-        if cfg.id.trim().is_empty() {
+        // `chars().all` stops at the first letter; `trim` looks at both ends.
+        if cfg.id.chars().all(char::is_whitespace) {
             return Err(Error::EmptyId(cfg.name));
         }
-        if cfg.name.trim().is_empty() {
+        if cfg.name.chars().all(char::is_whitespace) {
             return Err(Error::EmptyName(cfg.id));
         }
         let field = |field: &'static str, e: Error| Error::InvalidJob {
@@ -306,14 +358,18 @@ impl JobScheduler {
             schedule,
             overlap: cfg.overlap,
             misfire: cfg.misfire,
-            jitter: cfg.jitter.filter(|j| !j.is_zero()),
+            // A jitter under a millisecond stays a jitter (of 0 ms, which
+            // still draws from the generator, as simulations replay).
+            jitter_ms: match cfg.jitter.filter(|j| !j.is_zero()) {
+                Some(j) => u64::try_from(j.as_millis()).unwrap_or(u64::MAX - 1),
+                None => NO_JITTER,
+            },
             paused: cfg.paused,
             claimed,
-            paused_at: None,
             generation: 0,
             next_nominal: None,
             last_fire: None,
-            last_run: None,
+            cold: None,
             last_status: None,
             running: SmallVec::new(),
             backlog: VecDeque::new(),
@@ -333,6 +389,6 @@ mod tests {
         // Every registered job is one slot of the slab: its size is most of
         // the memory per job (docs/BENCHMARKS.md, target 600 B at 200k).
         assert_eq!(size_of::<RunHandle>(), 16);
-        assert!(size_of::<Option<Job>>() <= 248, "{} B", size_of::<Option<Job>>());
+        assert!(size_of::<Option<Job>>() <= 224, "{} B", size_of::<Option<Job>>());
     }
 }

@@ -18,7 +18,7 @@ use super::registry::Fire;
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::clock::{after, checked_after, std_dur};
 use crate::failure::ErrorKind;
-use crate::guard::panic_message;
+use crate::guard::{GuardedSleep, panic_message};
 use crate::job::{JobContext, JobResult};
 use crate::store::{AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus};
 
@@ -58,7 +58,7 @@ impl JobScheduler {
             attempt,
             scheduled_at: l.fire.nominal,
             cancel: child.clone().unwrap_or_else(|| l.cancel.clone()),
-            clock: inner.clock.clone(),
+            clock: inner.dyn_clock.clone(),
         };
         // A handler may panic before it returns its future (in a closure's
         // synchronous part, or a `run_owned` of its own): that panic comes
@@ -108,7 +108,7 @@ impl JobScheduler {
         // A timeout past the end of time is no timeout.
         let timer = match l.spec.timeout.and_then(|t| checked_after(flight.started_at, t)) {
             Some(deadline) => self.inner.clock.sleep_until(deadline),
-            None => Box::pin(futures::future::pending()),
+            None => GuardedSleep::never(),
         };
         let killed = l.cancel.killed();
         futures::pin_mut!(killed);
@@ -327,6 +327,7 @@ pub(super) enum Outcome {
     Killed,
 }
 
+#[inline(always)]
 fn log_end(
     job: &str,
     id: ExecutionId,

@@ -1,0 +1,98 @@
+//! The engine's own costs on the virtual clock, one measure per run, for
+//! callgrind and for resident memory (`scripts/callgrind.sh` runs them):
+//!
+//! - `cost register N`: registering N interval jobs;
+//! - `cost fires JOBS SECS`: JOBS jobs every second for SECS virtual seconds
+//!   (the work of criterion's `dispatch/virtual_10k_fires` at 1,000 and 10);
+//! - `cost rss N`: resident bytes per job after registering N jobs, and
+//!   after starting them.
+//!
+//! Only `measured` does the measured work, so
+//! `valgrind --tool=callgrind --toggle-collect='*measured*'` counts it alone.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mscribe_bench::NullStore;
+use mscribe_scheduler::{JobConfig, JobContext, JobScheduler, LocalRuntime};
+
+fn scheduler(rt: &LocalRuntime) -> JobScheduler {
+    JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+        .store(Arc::new(NullStore::new()))
+        .seed(1)
+        .build()
+}
+
+fn configs(n: usize, every: Duration) -> Vec<JobConfig> {
+    (0..n)
+        .map(|i| JobConfig::new(format!("job-{i}"), |_ctx: JobContext| async {}).schedule(every))
+        .collect()
+}
+
+/// The measured work: callgrind collects inside this function only.
+#[inline(never)]
+fn measured<R>(f: impl FnOnce() -> R) -> R {
+    black_box(f())
+}
+
+/// `VmRSS` of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number") * 1024
+}
+
+fn arg(args: &[String], i: usize) -> u64 {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage())
+}
+
+fn usage() -> ! {
+    panic!("usage: cost register N | cost fires JOBS SECS | cost rss N")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("register") => {
+            let rt = LocalRuntime::new();
+            let s = scheduler(&rt);
+            let cfgs = configs(arg(&args, 2) as usize, Duration::from_secs(1));
+            measured(|| {
+                for cfg in cfgs {
+                    s.register(cfg).expect("valid");
+                }
+            });
+        }
+        Some("fires") => {
+            let rt = LocalRuntime::new();
+            let s = scheduler(&rt);
+            for cfg in configs(arg(&args, 2) as usize, Duration::from_secs(1)) {
+                s.register(cfg).expect("valid");
+            }
+            rt.block_on(s.start()).expect("starts");
+            // Past the first fires, so every measured second is the same.
+            rt.advance(Duration::from_millis(1500));
+            measured(|| rt.advance(Duration::from_secs(arg(&args, 3))));
+            rt.block_on(s.stop(Duration::from_secs(1))).expect("stops");
+        }
+        Some("rss") => {
+            let n = arg(&args, 2);
+            let rt = LocalRuntime::new();
+            let s = scheduler(&rt);
+            let before = rss();
+            for cfg in configs(n as usize, Duration::from_secs(1)) {
+                s.register(cfg).expect("valid");
+            }
+            let registered = rss();
+            rt.block_on(s.start()).expect("starts");
+            println!(
+                "resident bytes per job: {} registered, {} started",
+                (registered - before) / n,
+                (rss() - before) / n
+            );
+        }
+        _ => usage(),
+    }
+}
