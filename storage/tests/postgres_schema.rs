@@ -103,6 +103,49 @@ async fn a_database_from_a_newer_build_is_refused() {
     );
 }
 
+/// A database from before the leases (the runner applied 0001 to 0007),
+/// with a claim of that time: opening applies 0009_leases, which marks the
+/// claim ended (it holds no lease), and the fire stays taken.
+#[tokio::test]
+async fn a_claim_from_before_the_leases_holds_no_lease() {
+    let db = PgTestDb::create().await;
+    let mut c = db.connect().await;
+    sqlx::raw_sql(
+        "CREATE TABLE mscribe_migrations (version bigint PRIMARY KEY, name text NOT NULL,
+         checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for m in POSTGRES_MIGRATIONS.iter().filter(|m| m.version <= 7) {
+        sqlx::raw_sql(m.sql).execute(&mut c).await.unwrap();
+        sqlx::query("INSERT INTO mscribe_migrations (version, name, checksum) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(m.checksum())
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO fire_claims VALUES ('j', $1, 'old', $1)")
+        .bind(t(0))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let s = store_on(&db).await;
+    assert!(s.expired_leases(t(1_000_000), 10).await.unwrap().is_empty());
+    let got = s.claim_fires("new", &[fire("j", 0)], t(10), LEASE).await.unwrap();
+    assert_eq!(got, [mscribe_scheduler::ClaimOutcome::Taken]);
+    s.close().await;
+    let row: (i64, bool, String, Option<String>) =
+        sqlx::query_as("SELECT fence, ended, instance_id, execution_id::text FROM fire_claims")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(row, (1, true, "old".to_owned(), None));
+    assert_schema_complete(&mut c, true).await;
+}
+
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind() {
     let db = PgTestDb::create().await;

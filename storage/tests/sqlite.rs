@@ -227,6 +227,40 @@ async fn a_database_from_a_newer_build_is_refused() {
     );
 }
 
+/// A database from before the leases, with a claim of that time: opening
+/// applies 0007_leases, which marks the claim ended (it holds no lease),
+/// and the fire stays taken.
+#[tokio::test]
+async fn a_claim_from_before_the_leases_holds_no_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let c = raw(&path);
+    c.execute_batch(
+        "CREATE TABLE mscribe_migrations (version INTEGER PRIMARY KEY NOT NULL,
+         name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .unwrap();
+    for m in mscribe_storage::migrate::SQLITE_MIGRATIONS.iter().filter(|m| m.version <= 5) {
+        c.execute_batch(m.sql).unwrap();
+        c.execute(
+            "INSERT INTO mscribe_migrations VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000000Z')",
+            rusqlite::params![m.version, m.name, m.checksum()],
+        )
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO fire_claims VALUES ('j', ?1, 'old', ?1)",
+        [mscribe_storage::sqlite_ts_text(t(0))],
+    )
+    .unwrap();
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert!(s.expired_leases(t(1_000_000), 10).await.unwrap().is_empty());
+    let got = s.claim_fires("new", &[fire("j", 0)], t(10), LEASE).await.unwrap();
+    assert_eq!(got, [mscribe_scheduler::ClaimOutcome::Taken]);
+    let row = texts(&c, "SELECT fence || ' ' || ended || ' ' || instance_id FROM fire_claims");
+    assert_eq!(row, ["1 1 old"]);
+}
+
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 //! | file | role |
 //! |---|---|
 //! | `open.rs` | [`PostgresOptions`], [`PostgresStore`]'s constructors |
-//! | `worker.rs` | the write path (a batch in at most two statements) and deadlines |
+//! | `worker.rs` | the write path (a batch in at most two statements, plus the fence check of claimed fires) and deadlines |
 //! | `sql.rs` | the SQL text |
 //! | `time.rs` | timestamps as `timestamptz` |
 //! | `migrate.rs` | applying the migrations at open, under an advisory lock |

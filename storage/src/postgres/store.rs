@@ -1,5 +1,7 @@
 //! [`PostgresStore`] and its [`ExecutionStore`] impl: each `write` is at
-//! most two multi-row statements, whatever the number of events.
+//! most two multi-row statements, whatever the number of events (and, for
+//! events of claimed fires, the fence check in the same transaction); the
+//! claims and leases of fires.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! How the Postgres store runs operations: every one under a deadline
 //! ([`timed`]), and the write path, which turns a batch of rows into at
-//! most two multi-row statements, whatever its size.
+//! most two multi-row statements, whatever its size, plus the fence check
+//! when rows carry fences.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
