@@ -18,7 +18,10 @@ and last recorded fire):
   token (leases), then the highest attempt;
 - duplicate: a slot with more than one record;
 - accounted: a slot with a record that ran (succeeded, failed, timed_out,
-  cancelled, retries_exhausted) or a `skipped` record with a reason;
+  cancelled, retries_exhausted), a run cut by a kill whose `abandoned` row
+  says the instance that took the fire over did not run it again (its
+  misfire policy) (counted also as cut_not_rerun), or a `skipped` record
+  with a reason;
 - unaccounted: every other slot of the grid: no row at all (missing; with
   or without a claim), only `running` rows (left running), or only an
   `abandoned` row (an instance died mid-run and nobody retook the fire).
@@ -247,8 +250,16 @@ def analyze_job(job, period, rows, claims, kills, outages):
             if len(dup_examples) < 5:
                 dup_examples.append({"scheduled_ms": slot, "records": [
                     {"status": f[3], "instance": f[7], "error": f[8][:120]} for f in terminal]})
+        # A run cut by a kill that the instance taking the fire over did not
+        # run again (its misfire policy), with the row saying so: a run
+        # that ended, and its final record.
+        cut = [f for f in terminal if f[3] == "abandoned"
+               and "took the fire over" in f[8] and "not run again" in f[8]]
         if ran:
             c["ran"] += 1
+        elif cut:
+            c["ran"] += 1
+            c["cut_not_rerun"] += 1
         elif skipped_reason:
             c["skipped"] += 1
             reasons[re.sub(r"\b[0-9a-f]{16}\b", "<id>", skipped_reason[0][8]).split(":")[0][:70]] += 1
@@ -292,7 +303,7 @@ def analyze_job(job, period, rows, claims, kills, outages):
         left_running=c["left_running"],
         unaccounted=len(unaccounted),
         missing_claimed=c["missing_claimed"], missing_unclaimed=c["missing_unclaimed"],
-        abandoned=c["abandoned"], running_only=c["running_only"],
+        abandoned=c["abandoned"], running_only=c["running_only"], cut_not_rerun=c["cut_not_rerun"],
         skipped_without_reason=c["skipped_without_reason"],
         unaccounted_where=dict(where),
         unaccounted_examples=[{"scheduled_ms": s, "kind": k,

@@ -393,7 +393,7 @@ impl ExecutionStore for MemoryStore {
                 r.completed_at = Some(now);
                 r.duration_ms =
                     Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
-                r.error = Some(abandoned_for_retake(&expired.owner, instance_id, fence));
+                r.error = Some(abandoned_for_retake(&expired.owner, instance_id, fence, rerun));
                 g.running.remove(i);
             }
         }
@@ -423,11 +423,18 @@ impl ExecutionStore for MemoryStore {
 }
 
 /// The error of an attempt whose instance stopped renewing the fire's
-/// lease, as every store words it.
-pub fn abandoned_for_retake(owner: &str, taker: &str, fence: u64) -> String {
+/// lease, as every store words it: who owned it, who took it over, and
+/// whether the fire runs again (`rerun`) or ends with this row.
+pub fn abandoned_for_retake(owner: &str, taker: &str, fence: u64, rerun: bool) -> String {
+    let then = if rerun {
+        "the fire runs again as the next attempt"
+    } else {
+        "the fire is not run again: its misfire policy does not allow it (a later fire ran, \
+         or it is past the window), and this row is its final record"
+    };
     format!(
         "instance {owner} stopped renewing the fire's lease while the attempt ran; \
-         instance {taker} took the fire over (fence {fence})"
+         instance {taker} took the fire over (fence {fence}); {then}"
     )
 }
 

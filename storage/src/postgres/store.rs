@@ -378,8 +378,12 @@ impl ExecutionStore for PostgresStore {
         let new_fence = expired.fence.checked_add(1).ok_or_else(|| {
             rejected(format!("fence {} of job {job:?} cannot go higher", expired.fence))
         })?;
-        let error =
-            Dialect::Postgres.free_text(&abandoned_for_retake(&expired.owner, &taker, new_fence));
+        let error = Dialect::Postgres.free_text(&abandoned_for_retake(
+            &expired.owner,
+            &taker,
+            new_fence,
+            rerun,
+        ));
         let retake = async {
             let mut tx = self.pool.begin().await?;
             let claim: Option<(i64, Option<DateTime<Utc>>, bool)> = sqlx::query_as(sql::LOCK_CLAIM)

@@ -471,7 +471,7 @@ impl ExecutionStore for SqliteStore {
                     .and_then(|rows| rows.collect())
                 })
                 .map_err(failed)?;
-            let error = abandoned_for_retake(&owner, &taker, fence);
+            let error = abandoned_for_retake(&owner, &taker, fence, rerun);
             let mut last = 0;
             {
                 let mut abandon = tx.prepare_cached(sql::MARK_ABANDONED).map_err(failed)?;

@@ -341,7 +341,7 @@ pub(crate) async fn a_take_over_moves_the_run_and_fences_the_old_owner(s: &dyn E
     want_second.status = ExecutionStatus::Abandoned;
     want_second.completed_at = Some(t(12 * SECS));
     want_second.duration_ms = Some(10_000);
-    want_second.error = Some(abandoned_for_retake("a", "b", 2));
+    want_second.error = Some(abandoned_for_retake("a", "b", 2, true));
     let mut want = vec![want_first, want_second];
     want.sort_by_key(|r| (r.scheduled_at, r.execution_id, r.attempt));
     assert_eq!(got, want);
