@@ -120,15 +120,28 @@ pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8], endpoint: &str) -> Re
         let inner = e.into_inner();
         let syntax = !matches!(inner.classify(), serde_json::error::Category::Data);
         if syntax || path.is_empty() || path == "." || path == "?" {
-            ApiError::bad_request(format!("{endpoint}: invalid JSON body: {inner}"))
+            let e = ApiError::bad_request(format!("{endpoint}: invalid JSON body: {inner}"));
+            match (syntax, named_field(&inner.to_string())) {
+                (false, Some(f)) => e.with_field(f),
+                _ => e,
+            }
         } else {
-            ApiError::bad_request(format!("{endpoint}: field \"{path}\": {inner}"))
+            ApiError::bad_request(format!("{endpoint}: field \"{path}\": {inner}")).with_field(path)
         }
     })?;
     de.end().map_err(|e| {
         ApiError::bad_request(format!("{endpoint}: invalid JSON body: trailing characters: {e}"))
     })?;
     Ok(value)
+}
+
+/// The field serde names in an unknown or missing field error
+/// (``unknown field `x`, expected ...``, ``missing field `x` ``).
+fn named_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split_once('`').map(|(f, _)| f.to_owned())
 }
 
 #[cfg(test)]
@@ -146,8 +159,10 @@ mod tests {
     fn strict_json_names_the_field() {
         let e = parse_json::<Note>(br#"{"note": 5}"#, "POST /jobs/x/pause").unwrap_err();
         assert!(e.message.starts_with("POST /jobs/x/pause: field \"note\": invalid type"), "{e:?}");
+        assert_eq!(e.field.as_deref(), Some("note"));
         let e = parse_json::<Note>(br#"{"nope": 1}"#, "E").unwrap_err();
         assert!(e.message.contains("unknown field `nope`"), "{e:?}");
+        assert_eq!(e.field.as_deref(), Some("nope"));
         let e = parse_json::<Note>(br#"{"note": "a""#, "E").unwrap_err();
         assert!(e.message.contains("invalid JSON body"), "{e:?}");
         let e = parse_json::<Note>(br#"{"note": "a"} x"#, "E").unwrap_err();

@@ -12,6 +12,8 @@
 //! | `GET /jobs/{id}/executions?limit=&status=&cursor=` | bearer | history, newest first, with `next_cursor` |
 //! | `POST /jobs/{id}/trigger` | bearer | runs once in the cluster, here if this instance runs the job (per its overlap policy): 202 started/queued/requested, 200 skipped |
 //! | `POST /jobs/{id}/pause` (body `{"note": ...}` optional), `/resume` | bearer | the job afterwards, paused or resumed on every instance |
+//! | `GET /jobs/{id}/upcoming?n=` | bearer | the job's next `n` fires (default 10, at most 1000) with DST notes |
+//! | `POST /jobs/{id}/backfill` (body `{"from", "to", "dry_run", "force", "concurrency"}`) | bearer | dry run: 200 with the plan; else 202, runs in the background here, audited |
 //! | `POST /executions/{id}/cancel` | bearer | cancels the run wherever it runs: 200 handled, 202 pending |
 //! | `GET /audit?limit=&job=&before=` | bearer | the audit log of control actions, newest first |
 //!
@@ -21,10 +23,12 @@
 //! trigger act on the local scheduler, and cancel and the audit log answer
 //! 404.
 //!
-//! Errors are `{"error": "..."}` with 400 (a bad query, header or body, a
+//! Errors are `{"error": "..."}` (and `"field"` when one body field or
+//! query parameter is at fault) with 400 (a bad query, header or body, a
 //! body sent where none is taken), 401 (no or wrong token), 404 (unknown
 //! route or job; paths are matched exactly, so `/jobs//x` is not
-//! `/jobs/x`), 405 (with `Allow`), 413 (a body over `max_body_bytes`,
+//! `/jobs/x`), 405 (with `Allow`), 409 (a backfill of the job already runs
+//! here), 413 (a body over `max_body_bytes`,
 //! whatever its framing), 414 (a path and query over [`MAX_URI_BYTES`]),
 //! 422 (a value out of range or unknown), 503 (scheduler stopped). Served
 //! by [`serve`], the 400, 414 and 431 that hyper answers itself (a request
@@ -32,13 +36,15 @@
 //!
 //! Files: `reply.rs` (JSON answers and errors), `body.rs` (reading bodies
 //! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
-//! metrics), `jobs.rs` (the jobs API), `control.rs` (cancel and the audit
-//! log), `cursor.rs` (history paging), `serve.rs` (the TCP server, hyper's
+//! metrics), `jobs.rs` (the jobs API), `fires.rs` (upcoming fires and
+//! backfills), `control.rs` (cancel and the audit log), `cursor.rs`
+//! (history paging), `serve.rs` (the TCP server, hyper's
 //! own errors as JSON).
 
 mod body;
 mod control;
 pub(crate) mod cursor;
+mod fires;
 mod jobs;
 mod probes;
 pub(crate) mod reply;
@@ -160,6 +166,8 @@ enum Route {
     Trigger(String),
     Pause(String),
     Resume(String),
+    Upcoming(String),
+    Backfill(String),
     Cancel(String),
     Audit,
 }
@@ -170,8 +178,9 @@ impl Route {
         match self {
             Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
             Route::Metrics | Route::Jobs | Route::Job(_) | Route::Executions(_) => "GET",
-            Route::Audit => "GET",
+            Route::Audit | Route::Upcoming(_) => "GET",
             Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) | Route::Cancel(_) => "POST",
+            Route::Backfill(_) => "POST",
         }
     }
 
@@ -180,13 +189,13 @@ impl Route {
     }
 
     fn takes_body(&self) -> bool {
-        matches!(self, Route::Pause(_))
+        matches!(self, Route::Pause(_) | Route::Backfill(_))
     }
 
     fn takes_query(&self) -> bool {
         // The probes ignore a query (monitors add cache busters).
         matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
-            || matches!(self, Route::Executions(_) | Route::Audit)
+            || matches!(self, Route::Executions(_) | Route::Audit | Route::Upcoming(_))
     }
 }
 
@@ -237,6 +246,8 @@ fn route(segments: &[String]) -> Option<Route> {
         ["jobs", x, "trigger"] => Route::Trigger(id(x)?),
         ["jobs", x, "pause"] => Route::Pause(id(x)?),
         ["jobs", x, "resume"] => Route::Resume(id(x)?),
+        ["jobs", x, "upcoming"] => Route::Upcoming(id(x)?),
+        ["jobs", x, "backfill"] => Route::Backfill(id(x)?),
         ["executions", x, "cancel"] => Route::Cancel(id(x)?),
         ["audit"] => Route::Audit,
         _ => return None,
@@ -330,6 +341,8 @@ async fn dispatch(
             jobs::pause_or_resume(s, &id, Some(b)).await?
         }
         Route::Resume(id) => jobs::pause_or_resume(s, &id, None).await?,
+        Route::Upcoming(id) => fires::upcoming(s, &id, &req.query).await?,
+        Route::Backfill(id) => fires::backfill(s, &id, &body).await?,
         Route::Cancel(id) => control::cancel(s, &id).await?,
         Route::Audit => control::audit(s, &req.query).await?,
     })
@@ -346,6 +359,8 @@ mod tests {
         assert_eq!(r("/jobs/a"), Some(Route::Job("a".into())));
         assert_eq!(r("/jobs/a%20b"), Some(Route::Job("a b".into())));
         assert_eq!(r("/jobs/a%2Fb/executions"), Some(Route::Executions("a/b".into())));
+        assert_eq!(r("/jobs/a/upcoming"), Some(Route::Upcoming("a".into())));
+        assert_eq!(r("/jobs/a/backfill"), Some(Route::Backfill("a".into())));
         for p in ["/jobs/", "/jobs//a", "//jobs/a", "/jobs/a/", "/jobs//executions", "/", ""] {
             assert_eq!(r(p), None, "{p}");
         }

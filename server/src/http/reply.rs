@@ -1,6 +1,7 @@
 //! What every answer is made of: JSON bodies, the `{"error": ...}` shape of
-//! every error (405 with `Allow`, 401 with `WWW-Authenticate`, 413 closing
-//! the connection), and the last-resort rendering of warp's rejections.
+//! every error (with `"field"` when one input field is at fault; 405 with
+//! `Allow`, 401 with `WWW-Authenticate`, 413 closing the connection), and
+//! the last-resort rendering of warp's rejections.
 
 use std::convert::Infallible;
 
@@ -30,22 +31,38 @@ pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// An error answer: its status, its message, and what it needs beside the
-/// body (the methods of a 405, closing the connection after a 413).
+/// body (the input field it is about, the methods of a 405, closing the
+/// connection after a 413).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// The body field or query parameter at fault, answered as `"field"`
+    /// beside `"error"`.
+    pub(crate) field: Option<String>,
     allow: Option<&'static str>,
     close: bool,
 }
 
 impl ApiError {
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), allow: None, close: false }
+        ApiError { status, message: message.into(), field: None, allow: None, close: false }
     }
 
     pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 400 about one input `field` of `endpoint`:
+    /// `{endpoint}: field "{field}": {reason}`, with `"field"` in the body.
+    pub(super) fn bad_field(endpoint: &str, field: &str, reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("{endpoint}: field \"{field}\": {reason}")).with_field(field)
+    }
+
+    /// The same error, naming `field` in its body.
+    pub(super) fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     pub(super) fn not_found() -> Self {
@@ -83,7 +100,12 @@ impl ApiError {
     }
 
     pub(super) fn into_response(self) -> Response {
-        let mut r = error_response(self.status, self.message);
+        let mut r = match self.field {
+            None => error_response(self.status, self.message),
+            Some(field) => {
+                json_response(self.status, &json!({ "error": self.message, "field": field }))
+            }
+        };
         if let Some(allow) = self.allow {
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
