@@ -7,11 +7,11 @@
 //! write goes through the stores ([`ExecutionStore`] for the executions,
 //! [`HourlyMetricsStore`] for `job_metrics_hourly`, [`ControlStore`] for the
 //! control plane), on the SQLite store's threads or the Postgres store's
-//! pool. One exception: [`Database::open_existing`], for the commands that
-//! only read, first reads the storage crate's own `mscribe_migrations`
-//! (read-only, one query) to refuse a database that is missing, was never
-//! migrated or has another schema than this build, before the store opens
-//! it (the storage crate has no read-only open yet).
+//! pool. [`Database::open_existing`], for the commands that must not create
+//! or migrate a database, opens it with the stores' read-only opens
+//! ([`SqliteStore::open_existing`], [`PostgresStore::connect_existing`]),
+//! which refuse a database that is missing, was never migrated or has
+//! another schema than this build.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +21,6 @@ use crate::probe::{Probe, ProbeReport};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionStore, StoreError};
-use mscribe_storage::migrate::{Migration, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use mscribe_storage::{
     ControlStore, HourlyMetricsStore, PostgresOptions, PostgresProbe, PostgresStore, SqliteOptions,
     SqliteProbe, SqliteStore,
@@ -137,29 +136,25 @@ impl Database {
     }
 
     /// Opens a database that must already exist with this build's schema,
-    /// for commands that only read it: a missing SQLite file is
-    /// [`DbError::Missing`] (nothing is created), a database never migrated
-    /// or migrated by another version is [`DbError::Schema`] (nothing is
-    /// migrated). An in-memory database opens as with [`open`](Self::open).
+    /// for commands that must not create or migrate it: a missing SQLite
+    /// file is [`DbError::Missing`] (nothing is created), a database never
+    /// migrated or migrated by another version is [`DbError::Schema`]
+    /// (nothing is migrated). The storage crate's read-only opens do the
+    /// checking. An in-memory database opens as with [`open`](Self::open).
     pub async fn open_existing(url: &str) -> Result<Database, DbError> {
         if is_postgres_url(url) {
-            let applied = postgres_applied(url).await?;
-            let target = PostgresOptions::new(url).map(|o| o.target().to_owned())?;
-            check_schema(&target, POSTGRES_MIGRATIONS, applied)?;
-            return Database::open(url).await;
+            let opts = PostgresOptions::new(url)?;
+            let target = opts.target().to_owned();
+            let store = PostgresStore::connect_existing(opts)
+                .await
+                .map_err(|e| existing_error(&target, e))?;
+            return Ok(Database::Postgres { store, url: url.to_owned() });
         }
         let opts = SqliteOptions::from_url(url)?;
-        let Some(path) = opts.path().map(Path::to_path_buf) else {
-            return Database::open(url).await;
-        };
-        if !path.is_file() {
-            return Err(DbError::Missing(path));
-        }
-        let target = format!("sqlite database {}", path.display());
-        let applied = sqlite_applied(&path)
-            .map_err(|message| DbError::Schema { target: target.clone(), message })?;
-        check_schema(&target, SQLITE_MIGRATIONS, applied)?;
-        Database::open(url).await
+        let (path, target) = (opts.path().map(Path::to_path_buf), opts.target());
+        let store =
+            SqliteStore::open_existing(opts).await.map_err(|e| existing_error(&target, e))?;
+        Ok(Database::Sqlite { store, path })
     }
 
     /// The execution store.
@@ -295,120 +290,26 @@ impl Database {
     }
 }
 
-/// A row of `mscribe_migrations`: version, name, checksum.
-type AppliedRow = (i64, String, String);
-
-const APPLIED: &str = "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version";
-
-/// The migrations recorded in a SQLite file, read through a read-only
-/// connection; `None` when it has no `mscribe_migrations` table.
-fn sqlite_applied(path: &Path) -> Result<Option<Vec<AppliedRow>>, String> {
-    use rusqlite::{Connection, OpenFlags};
-    let c = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("cannot open read-only: {e}"))?;
-    let _ = c.busy_timeout(Duration::from_secs(5));
-    let exists: bool = c
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-             AND name = 'mscribe_migrations')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| format!("cannot read it (is it an SQLite database?): {e}"))?;
-    if !exists {
-        return Ok(None);
-    }
-    let mut st = c.prepare(APPLIED).map_err(|e| format!("reading mscribe_migrations: {e}"))?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<AppliedRow>>>())
-        .map_err(|e| format!("reading mscribe_migrations: {e}"))?;
-    Ok(Some(rows))
-}
-
-/// The migrations recorded in a Postgres database; `None` when it has no
-/// `mscribe_migrations` table.
-async fn postgres_applied(url: &str) -> Result<Option<Vec<AppliedRow>>, DbError> {
-    use sqlx::Connection as _;
-    let target = PostgresOptions::new(url).map(|o| o.target().to_owned())?;
-    let query = |message: String| DbError::Query { target: target.clone(), message, source: None };
-    let mut c = tokio::time::timeout(Duration::from_secs(30), sqlx::PgConnection::connect(url))
-        .await
-        .map_err(|_| query("no connection within 30s".to_owned()))?
-        .map_err(|e| query(format!("cannot connect: {e}")))?;
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('mscribe_migrations') IS NOT NULL")
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| query(format!("reading mscribe_migrations: {e}")))?;
-    let rows = if exists {
-        Some(
-            sqlx::query_as::<_, AppliedRow>(APPLIED)
-                .fetch_all(&mut c)
-                .await
-                .map_err(|e| query(format!("reading mscribe_migrations: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let _ = c.close().await;
-    Ok(rows)
-}
-
-/// Refuses a schema other than `known`, with what to do.
-fn check_schema(
-    target: &str,
-    known: &[Migration],
-    applied: Option<Vec<AppliedRow>>,
-) -> Result<(), DbError> {
+/// What a read-only open's refusal means for the command line: a missing
+/// file or another schema is the caller's to fix ([`DbError::Missing`],
+/// [`DbError::Schema`], with what to do); anything else failed opening.
+fn existing_error(target: &str, e: mscribe_storage::Error) -> DbError {
+    use mscribe_storage::Error;
     let schema = |message: String| DbError::Schema { target: target.to_owned(), message };
-    let latest = known.last().map(Migration::label).unwrap_or_default();
-    let applied = match applied {
-        Some(a) if !a.is_empty() => a,
-        _ => {
-            return Err(schema(format!(
-                "not an mscribe database, or never migrated (no mscribe_migrations rows); \
-                 run `mscribe migrate` first (this build's schema is {latest})"
-            )));
-        }
-    };
-    let label = |v: i64, name: &str| format!("{v:04}_{name}");
-    for (version, name, checksum) in &applied {
-        match known.iter().find(|m| m.version == *version) {
-            None if *version > known.len() as i64 => {
-                return Err(schema(format!(
-                    "the schema is newer than this build: it has migration {}, this build \
-                     knows up to {latest}; use a newer mscribe",
-                    label(*version, name)
-                )));
-            }
-            None => {
-                return Err(schema(format!(
-                    "migration {} is applied but missing from this build",
-                    label(*version, name)
-                )));
-            }
-            Some(m) if m.checksum() != *checksum && !m.superseded.contains(&checksum.as_str()) => {
-                return Err(schema(format!(
-                    "migration {} was applied from another text than this build's",
-                    m.label()
-                )));
-            }
-            Some(_) => {}
-        }
+    match e {
+        Error::NotFound { path } => DbError::Missing(path),
+        Error::NotMigrated { known, .. } => schema(format!(
+            "not an mscribe database, or never migrated (no mscribe_migrations rows); run \
+             `mscribe migrate` first (this build's schema is {known})"
+        )),
+        Error::DatabaseTooOld { found, missing, known, .. } => schema(format!(
+            "the schema is older than this build: it has migrations up to {found}, this build \
+             needs {missing} (and up to {known}); run `mscribe migrate` with this build, then \
+             retry"
+        )),
+        e if e.is_schema() => schema(e.to_string()),
+        e => DbError::Open(e),
     }
-    if let Some(missing) = known.iter().find(|m| !applied.iter().any(|a| a.0 == m.version)) {
-        let newest =
-            applied.iter().max_by_key(|a| a.0).map(|a| label(a.0, &a.1)).unwrap_or_default();
-        return Err(schema(format!(
-            "the schema is older than this build: it has migrations up to {newest}, this build \
-             needs {} (and up to {latest}); run `mscribe migrate` with this build, then retry",
-            missing.label()
-        )));
-    }
-    Ok(())
 }
 
 #[derive(Debug)]

@@ -3,6 +3,8 @@
 //! Operations on an open store return the engine's [`StoreError`]
 //! (`Unavailable` for transient failures, `Rejected` for permanent ones).
 
+use std::path::PathBuf;
+
 use mscribe_scheduler::BoxError;
 use mscribe_scheduler::StoreError;
 
@@ -88,12 +90,69 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// A read-only open ([`SqliteStore::open_existing`]): the database file
+    /// does not exist. Nothing was created.
+    ///
+    /// [`SqliteStore::open_existing`]: crate::SqliteStore::open_existing
+    #[error("database file {} does not exist", .path.display())]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A read-only open ([`SqliteStore::open_existing`],
+    /// [`PostgresStore::connect_existing`]): the database has no
+    /// `mscribe_migrations` rows, so it was never migrated, or is another
+    /// application's. Nothing was created or migrated.
+    ///
+    /// [`SqliteStore::open_existing`]: crate::SqliteStore::open_existing
+    /// [`PostgresStore::connect_existing`]: crate::PostgresStore::connect_existing
+    #[error(
+        "{target} is not an mscribe database, or was never migrated (no mscribe_migrations \
+         rows); this build's schema is {known}"
+    )]
+    NotMigrated {
+        /// The database: a path, or `host:port/dbname`.
+        target: String,
+        /// The newest migration this build knows, e.g. `0007_leases`.
+        known: String,
+    },
+    /// A read-only open: the database lacks migrations this build has.
+    /// Nothing was migrated.
+    #[error(
+        "{target} has an older schema than this build: it has migrations up to {found}, \
+         this build needs {missing} (and up to {known})"
+    )]
+    DatabaseTooOld {
+        /// The database: a path, or `host:port/dbname`.
+        target: String,
+        /// The newest migration in the database, e.g. `0006_control`.
+        found: String,
+        /// The first migration this build has and the database lacks.
+        missing: String,
+        /// The newest migration this build knows.
+        known: String,
+    },
     /// An operation failed while opening (reading the migration table, ...).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl Error {
+    /// Whether the database's schema is not this build's: never migrated,
+    /// older, newer, or with a migration edited or unknown here. Opening
+    /// the same database with the same build fails the same way until it
+    /// is migrated (or the right build is used).
+    pub fn is_schema(&self) -> bool {
+        matches!(
+            self,
+            Error::NotMigrated { .. }
+                | Error::DatabaseTooOld { .. }
+                | Error::DatabaseTooNew { .. }
+                | Error::MigrationModified { .. }
+                | Error::MigrationMissing(_)
+        )
+    }
+
     /// Whether opening again later may succeed (the server was unreachable
     /// or busy).
     pub fn is_transient(&self) -> bool {

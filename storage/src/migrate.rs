@@ -191,6 +191,27 @@ pub(crate) fn plan<'a>(known: &'a [Migration], applied: &[Applied]) -> Result<Ve
     Ok(pending)
 }
 
+/// Checks that a database with the migrations `applied` has exactly this
+/// build's schema, for a read-only open: [`Error::NotMigrated`] when it has
+/// none, [`Error::DatabaseTooOld`] when it lacks some of `known`, and
+/// [`plan`]'s errors (newer, edited, unknown). `target` names the database.
+pub(crate) fn check_current(known: &[Migration], applied: &[Applied], target: &str) -> Result<()> {
+    let newest_known = || known.last().map(Migration::label).unwrap_or_else(|| "none".to_owned());
+    if applied.is_empty() {
+        return Err(Error::NotMigrated { target: target.to_owned(), known: newest_known() });
+    }
+    let pending = plan(known, applied)?;
+    match (pending.first(), applied.iter().max_by_key(|a| a.version)) {
+        (Some(missing), Some(newest)) => Err(Error::DatabaseTooOld {
+            target: target.to_owned(),
+            found: label(newest.version, &newest.name),
+            missing: missing.label(),
+            known: newest_known(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +223,42 @@ mod tests {
 
     fn applied(m: &Migration) -> Applied {
         Applied { version: m.version, name: m.name.to_owned(), checksum: m.checksum() }
+    }
+
+    /// A read-only open takes exactly this build's schema: none, fewer,
+    /// newer or edited migrations are refused, naming the database and the
+    /// versions.
+    #[test]
+    fn a_read_only_open_takes_only_the_current_schema() {
+        let all = [applied(&KNOWN[0]), applied(&KNOWN[1])];
+        assert!(check_current(KNOWN, &all, "db").is_ok());
+        let e = check_current(KNOWN, &[], "sqlite database x.db").unwrap_err();
+        assert!(matches!(&e, Error::NotMigrated { known, .. } if known == "0002_two"));
+        assert!(e.is_schema());
+        assert_eq!(
+            e.to_string(),
+            "sqlite database x.db is not an mscribe database, or was never migrated \
+             (no mscribe_migrations rows); this build's schema is 0002_two"
+        );
+        let e = check_current(KNOWN, &all[..1], "sqlite database x.db").unwrap_err();
+        assert!(e.is_schema());
+        assert_eq!(
+            e.to_string(),
+            "sqlite database x.db has an older schema than this build: it has migrations up to \
+             0001_one, this build needs 0002_two (and up to 0002_two)"
+        );
+        let newer = Applied { version: 3, name: "three".into(), checksum: "x".into() };
+        let e = check_current(KNOWN, &[all[0].clone(), all[1].clone(), newer], "db").unwrap_err();
+        assert!(matches!(&e, Error::DatabaseTooNew { found, .. } if found == "0003_three"));
+        let mut edited = all.clone();
+        edited[1].checksum = checksum("something else");
+        let e = check_current(KNOWN, &edited, "db").unwrap_err();
+        assert!(matches!(&e, Error::MigrationModified { .. }) && e.is_schema());
+        // Only the second applied: the first is what it lacks.
+        let e = check_current(KNOWN, &all[1..], "db").unwrap_err();
+        assert!(matches!(&e, Error::DatabaseTooOld { found, missing, .. }
+            if found == "0002_two" && missing == "0001_one"));
+        assert!(!Error::NotFound { path: "x".into() }.is_schema());
     }
 
     #[test]

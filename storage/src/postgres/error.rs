@@ -66,7 +66,13 @@ pub(crate) fn describe_in_full(e: &sqlx::Error) -> String {
 /// lock") failed: the error [`connect_error`] gives, its message led by the
 /// step and holding the server's own text.
 pub(crate) fn migration_step_error(target: &str, step: &str, e: sqlx::Error) -> Error {
-    let message = format!("migrating: {step}: {}", describe_in_full(&e));
+    step_error(target, "migrating", step, e)
+}
+
+/// A step of `doing` (migrating, checking the schema) at open failed:
+/// classified and worded as [`migration_step_error`] says.
+pub(crate) fn step_error(target: &str, doing: &str, step: &str, e: sqlx::Error) -> Error {
+    let message = format!("{doing}: {step}: {}", describe_in_full(&e));
     let target = target.to_owned();
     match &e {
         sqlx::Error::Configuration(_) => {

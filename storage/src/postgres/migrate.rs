@@ -1,11 +1,12 @@
-//! Applying the Postgres migrations at open, on a connection of their own.
+//! Applying the Postgres migrations at open, on a connection of their own,
+//! or checking them, changing nothing, for a read-only open.
 
 use sqlx::{Connection, Executor as _, PgConnection};
 
-use super::error::{migration_failed, migration_step_error};
+use super::error::{migration_failed, migration_step_error, step_error};
 use super::sql;
 use crate::error::Result;
-use crate::migrate::{Applied, Migration, plan};
+use crate::migrate::{Applied, Migration, check_current, plan};
 
 /// The advisory lock taken while migrating, so that instances starting
 /// together migrate one after the other ("mscribe" in ASCII).
@@ -75,4 +76,33 @@ pub(crate) async fn migrate(
         tracing::info!(migration = %m.label(), database = target, "applied postgres migration");
     }
     tx.commit().await.map_err(step("committing"))
+}
+
+/// Checks, reading only (no lock, no table created), that the database on
+/// `conn` has exactly the migrations `known` (see [`check_current`]); a
+/// database without `mscribe_migrations` was never migrated.
+pub(crate) async fn check(
+    conn: &mut PgConnection,
+    target: &str,
+    known: &[Migration],
+) -> Result<()> {
+    let step = |step: &'static str| {
+        move |e: sqlx::Error| step_error(target, "checking the schema", step, e)
+    };
+    let exists: bool = sqlx::query_scalar(sql::MIGRATIONS_TABLE_EXISTS)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(step("looking for mscribe_migrations"))?;
+    let applied: Vec<Applied> = if exists {
+        sqlx::query_as::<_, (i64, String, String)>(sql::APPLIED_MIGRATIONS)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(step("reading mscribe_migrations"))?
+            .into_iter()
+            .map(|(version, name, checksum)| Applied { version, name, checksum })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    check_current(known, &applied, target)
 }

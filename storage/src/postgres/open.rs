@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
 use super::error::connect_error;
-use super::migrate::migrate;
+use super::migrate::{check, migrate};
 use super::store::PostgresStore;
 use crate::codec;
 use crate::error::{Error, Result, redact_url};
@@ -153,6 +153,35 @@ impl PostgresStore {
 
     /// Connects, migrates, and builds the pool.
     pub async fn connect_with(opts: PostgresOptions) -> Result<Self> {
+        Self::connect_as(opts, true).await
+    }
+
+    /// Connects to a database that must already have this build's schema,
+    /// creating and migrating nothing (no migration lock is taken, no
+    /// table created): for tools that read a database (or act on one) which
+    /// a server or `migrate` made.
+    ///
+    /// One connection reads `mscribe_migrations` first:
+    ///
+    /// - [`Error::NotMigrated`] when the database has no
+    ///   `mscribe_migrations` rows (never migrated, or another
+    ///   application's);
+    /// - [`Error::DatabaseTooOld`] when it lacks migrations this build has;
+    /// - [`Error::DatabaseTooNew`], [`Error::MigrationModified`] and
+    ///   [`Error::MigrationMissing`] as for
+    ///   [`connect_with`](Self::connect_with);
+    /// - [`Error::Connect`] and [`Error::Open`] as for
+    ///   [`connect_with`](Self::connect_with).
+    ///
+    /// Then the pool is built as [`connect_with`](Self::connect_with)
+    /// builds it, and the store reads and writes as usual.
+    pub async fn connect_existing(opts: PostgresOptions) -> Result<Self> {
+        Self::connect_as(opts, false).await
+    }
+
+    /// Connects; applies the migrations (`migrate_it`) or checks that the
+    /// database has exactly this build's; builds the pool.
+    async fn connect_as(opts: PostgresOptions, migrate_it: bool) -> Result<Self> {
         let target = opts.target.clone();
         let mut conn =
             tokio::time::timeout(opts.connect_timeout, PgConnection::connect_with(&opts.connect))
@@ -163,19 +192,27 @@ impl PostgresStore {
                     source: None,
                 })?
                 .map_err(|e| connect_error(&target, e))?;
-        tokio::time::timeout(
-            opts.migration_timeout,
-            migrate(&mut conn, &target, POSTGRES_MIGRATIONS),
-        )
-        .await
-        .map_err(|_| Error::Connect {
-            target: target.clone(),
-            message: format!(
-                "migrations did not finish within {:?} (waiting for another instance that \
-                 holds the migration lock included)",
-                opts.migration_timeout
-            ),
-            source: None,
+        let schema = async {
+            if migrate_it {
+                migrate(&mut conn, &target, POSTGRES_MIGRATIONS).await
+            } else {
+                check(&mut conn, &target, POSTGRES_MIGRATIONS).await
+            }
+        };
+        tokio::time::timeout(opts.migration_timeout, schema).await.map_err(|_| {
+            Error::Connect {
+                target: target.clone(),
+                message: if migrate_it {
+                    format!(
+                        "migrations did not finish within {:?} (waiting for another instance that \
+                     holds the migration lock included)",
+                        opts.migration_timeout
+                    )
+                } else {
+                    format!("reading mscribe_migrations took over {:?}", opts.migration_timeout)
+                },
+                source: None,
+            }
         })??;
         if let Err(e) = conn.close().await {
             tracing::debug!(error = %e, "closing the migration connection failed");

@@ -81,7 +81,19 @@ pub(crate) fn open_error(target: &str, e: rusqlite::Error) -> Error {
 /// locked database may clear), its message led by the step and holding
 /// SQLite's own text.
 pub(crate) fn migration_step_error(target: &str, step: &str, e: rusqlite::Error) -> Error {
-    let message = format!("migrating: {step}: {e}");
+    step_error(target, "migrating", step, e)
+}
+
+/// A step of `doing` (migrating, checking the schema) at open failed:
+/// classified and worded as [`migration_step_error`] says; a file that is
+/// not a database says so.
+pub(crate) fn step_error(target: &str, doing: &str, step: &str, e: rusqlite::Error) -> Error {
+    let message = match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::NotADatabase => {
+            format!("{doing}: {step}: the file exists but is not a SQLite database")
+        }
+        _ => format!("{doing}: {step}: {e}"),
+    };
     let busy = matches!(
         &e,
         rusqlite::Error::SqliteFailure(f, _)

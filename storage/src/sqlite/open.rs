@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::open_error;
-use super::migrate::migrate;
+use super::migrate::{check, migrate};
 use super::sql;
 use super::store::SqliteStore;
 use super::worker::{Limits, Worker};
@@ -169,7 +169,9 @@ impl SqliteOptions {
         }
     }
 
-    fn target(&self) -> String {
+    /// `sqlite database PATH` (or `sqlite in-memory database`), as messages
+    /// name it.
+    pub fn target(&self) -> String {
         match &self.location {
             Location::File(p) => format!("sqlite database {}", p.display()),
             Location::Memory => "sqlite in-memory database".to_owned(),
@@ -196,15 +198,66 @@ impl SqliteStore {
     /// Opens with options. The file is opened and migrated on the writer
     /// thread; this future only waits for it.
     pub async fn open_with(opts: SqliteOptions) -> Result<Self> {
+        Self::open_as(opts, Mode::Migrate).await
+    }
+
+    /// Opens a database file that must already exist with this build's
+    /// schema, creating and migrating nothing: for tools that read a
+    /// database (or act on one) which a server or `migrate` made.
+    ///
+    /// Before anything else, a read-only connection checks the file and its
+    /// `mscribe_migrations`, so a database that is refused is left exactly
+    /// as it was (not even switched to WAL):
+    ///
+    /// - [`Error::NotFound`] when the file does not exist;
+    /// - [`Error::NotMigrated`] when it has no `mscribe_migrations` rows
+    ///   (never migrated, or another application's database);
+    /// - [`Error::DatabaseTooOld`] when it lacks migrations this build has;
+    /// - [`Error::DatabaseTooNew`], [`Error::MigrationModified`] and
+    ///   [`Error::MigrationMissing`] as for [`open_with`](Self::open_with);
+    /// - [`Error::Open`] for a path that is not a file or a file that is
+    ///   not a SQLite database.
+    ///
+    /// The store then opens as [`open_with`](Self::open_with) does, minus
+    /// the migrations, and reads and writes as usual. An in-memory location
+    /// has nothing to check: it opens as with [`open_with`](Self::open_with).
+    ///
+    /// ```
+    /// use mscribe_storage::{Error, SqliteOptions, SqliteStore};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("mscribe.db");
+    /// let e = SqliteStore::open_existing(SqliteOptions::file(&path)).await.unwrap_err();
+    /// assert!(matches!(e, Error::NotFound { .. }));
+    /// assert!(!path.exists());
+    /// SqliteStore::open(&path).await?; // creates and migrates it
+    /// let store = SqliteStore::open_existing(SqliteOptions::file(&path)).await?;
+    /// # let _ = store;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open_existing(opts: SqliteOptions) -> Result<Self> {
+        Self::open_as(opts, Mode::Existing).await
+    }
+
+    async fn open_as(opts: SqliteOptions, mode: Mode) -> Result<Self> {
         let target = opts.target();
         let limits = Limits {
             max_group: opts.max_group,
             operation_timeout: opts.operation_timeout,
             maintenance_timeout: opts.maintenance_timeout,
         };
+        let existing = mode == Mode::Existing && matches!(opts.location, Location::File(_));
         let (wopts, wtarget) = (opts.clone(), target.clone());
         let mut worker = Worker::start(target.clone(), limits, move || {
-            let mut c = open_connection(&wopts, &wtarget)?;
+            if existing {
+                if let Location::File(path) = &wopts.location {
+                    check_existing(path, wopts.busy_timeout, &wtarget)?;
+                }
+                return open_connection(&wopts, &wtarget, false);
+            }
+            let mut c = open_connection(&wopts, &wtarget, true)?;
             migrate(&mut c, &wtarget, SQLITE_MIGRATIONS)?;
             Ok(c)
         })
@@ -223,16 +276,55 @@ impl SqliteStore {
     }
 }
 
-/// The writer's connection: WAL for a file, the `synchronous` setting.
-fn open_connection(opts: &SqliteOptions, target: &str) -> Result<Connection> {
+/// How a store opens its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Create the file if missing, apply the migrations.
+    Migrate,
+    /// The file must exist with this build's schema; nothing is changed.
+    Existing,
+}
+
+/// Checks, on a read-only connection of its own that changes nothing, that
+/// `path` is an existing database with exactly this build's migrations.
+fn check_existing(path: &Path, busy: Duration, target: &str) -> Result<()> {
+    let not_a_file =
+        |message: String| Error::Open { target: target.to_owned(), message, source: None };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(not_a_file("the path exists but is not a file".to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound { path: path.to_owned() });
+        }
+        Err(e) => {
+            return Err(Error::Open {
+                target: target.to_owned(),
+                message: format!("cannot read the file's metadata: {e}"),
+                source: Some(Box::new(e)),
+            });
+        }
+    }
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_error(target, e))?;
+    c.busy_timeout(busy).map_err(|e| open_error(target, e))?;
+    check(&c, target, SQLITE_MIGRATIONS)
+}
+
+/// The writer's connection: WAL for a file, the `synchronous` setting;
+/// `create`: the file is created if missing.
+fn open_connection(opts: &SqliteOptions, target: &str, create: bool) -> Result<Connection> {
     let conn = match &opts.location {
         Location::Memory => Connection::open_in_memory(),
-        Location::File(path) => Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        ),
+        Location::File(path) => {
+            let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if create {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+            Connection::open_with_flags(path, flags)
+        }
     }
     .map_err(|e| open_error(target, e))?;
     conn.busy_timeout(opts.busy_timeout).map_err(|e| open_error(target, e))?;

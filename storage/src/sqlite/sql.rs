@@ -26,6 +26,10 @@ pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS msc
     applied_at  TEXT NOT NULL
 )";
 
+/// Whether the runner's table exists (one row, 0 or 1).
+pub(crate) const MIGRATIONS_TABLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master
+    WHERE type = 'table' AND name = 'mscribe_migrations')";
+
 pub(crate) const APPLIED_MIGRATIONS: &str =
     "SELECT version, name, checksum FROM mscribe_migrations ORDER BY version";
 
