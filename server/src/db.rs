@@ -281,6 +281,15 @@ impl Database {
         s.hourly(job_id).await.map_err(|e| self.store_error("reading job_metrics_hourly", e))
     }
 
+    /// Deletes the control audit rows older than `before` (never the
+    /// newest, so ids keep increasing); returns how many.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
+        self.control()
+            .prune_audit(before)
+            .await
+            .map_err(|e| self.store_error("pruning control_audit", e))
+    }
+
     /// Deletes hourly rows older than `before`; returns how many.
     pub async fn prune_hourly(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
         let Some(s) = self.hourly_store() else {

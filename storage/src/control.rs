@@ -466,8 +466,25 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
 
     /// Deletes the finished triggers and handled cancel requests from
     /// before `before` (never the newest of each, so ids keep increasing);
-    /// returns how many. The audit log is kept.
+    /// returns how many. The audit log is kept: see
+    /// [`prune_audit`](Self::prune_audit).
     async fn prune_control(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Deletes the audit rows whose `at` is before `before`, except the
+    /// newest row (so ids keep increasing and an [`AuditQuery::before`]
+    /// cursor never meets a reused id); returns how many. The server's
+    /// `history-retention` job calls it with its `keep` cutoff.
+    ///
+    /// The default refuses ([`StoreError::Rejected`](mscribe_scheduler::StoreError::Rejected)):
+    /// a store that keeps its audit log forever says so. The SQLite and
+    /// Postgres stores implement it.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let _ = before;
+        Err(mscribe_scheduler::StoreError::Rejected {
+            message: "this control store does not prune its audit log".to_owned(),
+            source: None,
+        })
+    }
 }
 
 /// A value the store cannot hold.

@@ -925,6 +925,7 @@ macro_rules! control_conformance {
             case!(cancels_are_handled_once);
             case!(audit_pages_newest_first);
             case!(prune_keeps_the_newest_and_the_audit);
+            case!(prune_audit_keeps_the_newest_and_the_requests);
             case!(bad_times_are_rejected);
         }
     };

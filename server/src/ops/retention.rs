@@ -13,7 +13,9 @@ use crate::db::Database;
 
 /// Deletes finished execution rows older than `keep`, failures older than
 /// `keep_failures`, and (with a database) hourly metric rows older than
-/// `keep_metrics`. Running rows are never deleted.
+/// `keep_metrics` and control audit entries (`GET /audit`, `mscribe audit`)
+/// older than `keep`, always leaving the newest audit entry. Running rows
+/// are never deleted.
 #[derive(Debug, Clone)]
 pub struct HistoryRetention {
     store: Arc<dyn ExecutionStore>,
@@ -27,7 +29,7 @@ impl HistoryRetention {
         HistoryRetention { store, db: None, options }
     }
 
-    /// Also prunes `job_metrics_hourly` in `db`.
+    /// Also prunes `job_metrics_hourly` and `control_audit` in `db`.
     pub fn with_database(mut self, db: Database) -> Self {
         self.db = Some(db);
         self
@@ -86,7 +88,7 @@ impl OpsJob for HistoryRetention {
             }
         };
         data["deleted"] = json!(deleted);
-        let mut metrics_deleted = 0;
+        let (mut metrics_deleted, mut audit_deleted) = (0, 0);
         if let Some(db) = &self.db {
             match db.prune_hourly(metrics_older_than).await {
                 Ok(n) => metrics_deleted = n,
@@ -99,8 +101,23 @@ impl OpsJob for HistoryRetention {
                 }
             }
             data["metrics_deleted"] = json!(metrics_deleted);
+            match db.prune_audit(older_than).await {
+                Ok(n) => audit_deleted = n,
+                Err(e) => {
+                    data["audit_deleted"] = json!(0);
+                    return OpsOutcome::failed(data, format!("pruning control_audit failed: {e}"));
+                }
+            }
+            data["audit_deleted"] = json!(audit_deleted);
         }
-        tracing::info!(deleted, metrics_deleted, %older_than, %failures_older_than, "history pruned");
+        tracing::info!(
+            deleted,
+            metrics_deleted,
+            audit_deleted,
+            %older_than,
+            %failures_older_than,
+            "history pruned"
+        );
         OpsOutcome::ok(data).metric("deleted", deleted as f64)
     }
 }
@@ -227,6 +244,51 @@ mod tests {
             run(|| StoreError::Rejected { message: "permission denied".into(), source: None });
         assert_eq!(out.error_kind(), Some(ErrorKind::Permanent), "{:?}", out.error);
         assert!(out.error.unwrap().starts_with("pruning execution history failed: "));
+    }
+
+    /// With a database, audit entries older than `keep` go too, except the
+    /// newest; younger ones stay.
+    #[tokio::test]
+    async fn prunes_audit_entries_older_than_keep() {
+        use mscribe_storage::{AuditAction, AuditEntry, AuditQuery, Source};
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 3, 30, 0).unwrap();
+        let days = |d: i64| now - chrono::Duration::days(d);
+        let db = Database::open("sqlite::memory:").await.unwrap();
+        let control = db.control();
+        let entry = |at: DateTime<Utc>, note: &str| AuditEntry {
+            at,
+            action: AuditAction::Backfill,
+            job_id: Some("j".to_owned()),
+            execution_id: None,
+            note: Some(note.to_owned()),
+            source: Source::Api,
+            instance_id: "i".to_owned(),
+            detail: None,
+        };
+        for (d, note) in [(90, "old"), (45, "older than keep"), (29, "young"), (1, "new")] {
+            control.record_audit(&entry(days(d), note)).await.unwrap();
+        }
+        let job = HistoryRetention::new(db.store(), RetentionOptions::default())
+            .with_database(db.clone());
+        let out = job.run_at(now).await;
+        assert_eq!(out.error, None, "{}", out.data);
+        assert_eq!(out.data["audit_deleted"], 2);
+        let left: Vec<String> = control
+            .audit(&AuditQuery::new(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry.note.unwrap())
+            .collect();
+        assert_eq!(left, ["new", "young"]);
+        // Idempotent; the newest entry stays even when it is old.
+        assert_eq!(job.run_at(now).await.data["audit_deleted"], 0);
+        let much_later = now + chrono::Duration::days(365);
+        assert_eq!(job.run_at(much_later).await.data["audit_deleted"], 1);
+        assert_eq!(control.audit(&AuditQuery::new(10)).await.unwrap().len(), 1);
+        // Without a database, no audit is pruned nor reported.
+        let out = HistoryRetention::new(db.store(), RetentionOptions::default()).run_at(now).await;
+        assert!(out.data.get("audit_deleted").is_none(), "{}", out.data);
     }
 
     #[test]

@@ -126,6 +126,11 @@ mod sql {
 
     pub(super) const PRUNE_CANCELS: &str = "DELETE FROM execution_cancels
     WHERE requested_at < $1 AND id < (SELECT max(id) FROM execution_cancels)";
+
+    /// Audit rows from before `$1`, never the newest (a scan of a small
+    /// table, run once a day by history retention).
+    pub(super) const PRUNE_AUDIT: &str = "DELETE FROM control_audit
+    WHERE at < $1 AND id < (SELECT max(id) FROM control_audit)";
 }
 
 /// Checks a text for Postgres (no NUL character), naming `what`.
@@ -577,6 +582,15 @@ impl ControlStore for PostgresStore {
             let a = sqlx::query(sql::PRUNE_TRIGGERS).bind(before).execute(&self.pool).await?;
             let b = sqlx::query(sql::PRUNE_CANCELS).bind(before).execute(&self.pool).await?;
             Ok(a.rows_affected() + b.rows_affected())
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let before = cutoff_param(before);
+        self.maintenance("pruning control_audit", async {
+            let r = sqlx::query(sql::PRUNE_AUDIT).bind(before).execute(&self.pool).await?;
+            Ok(r.rows_affected())
         })
         .await
     }

@@ -113,6 +113,11 @@ mod sql {
 
     pub(super) const PRUNE_CANCELS: &str = "DELETE FROM execution_cancels
     WHERE requested_at < ?1 AND id < (SELECT max(id) FROM execution_cancels)";
+
+    /// Audit rows from before `?1`, never the newest (a scan of a small
+    /// table, run once a day by history retention).
+    pub(super) const PRUNE_AUDIT: &str = "DELETE FROM control_audit
+    WHERE at < ?1 AND id < (SELECT max(id) FROM control_audit)";
 }
 
 /// A `job_pauses` row before decoding.
@@ -641,6 +646,14 @@ impl ControlStore for SqliteStore {
             let a = c.execute(sql::PRUNE_TRIGGERS, params![before])?;
             let b = c.execute(sql::PRUNE_CANCELS, params![before])?;
             Ok((a + b) as u64)
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let before = cutoff_param(before);
+        self.in_write_tx("pruning control_audit", move |c| {
+            Ok(c.execute(sql::PRUNE_AUDIT, params![before])? as u64)
         })
         .await
     }

@@ -315,6 +315,49 @@ pub(crate) async fn prune_keeps_the_newest_and_the_audit(c: &dyn ControlStore) {
     assert_eq!(c.audit(&AuditQuery::new(100)).await.unwrap().len(), 6);
 }
 
+/// Pruning the audit log deletes the rows from before the cutoff, never the
+/// newest by id (even one whose time is old: ids keep increasing), and
+/// leaves triggers and cancel requests alone.
+pub(crate) async fn prune_audit_keeps_the_newest_and_the_requests(c: &dyn ControlStore) {
+    let entry = |at: i64, note: &str| AuditEntry {
+        at: t(at),
+        action: AuditAction::Backfill,
+        job_id: Some("j".to_owned()),
+        execution_id: None,
+        note: Some(note.to_owned()),
+        source: Source::Api,
+        instance_id: "i1".to_owned(),
+        detail: None,
+    };
+    assert_eq!(c.prune_audit(DateTime::<Utc>::MAX_UTC).await.unwrap(), 0, "empty");
+    let tr = c.request_trigger(&trigger("j", "i1", 0)).await.unwrap();
+    let ca = c.request_cancel(&cancel("e1", "i1", 0)).await.unwrap();
+    let before = c.audit(&AuditQuery::new(100)).await.unwrap().len();
+    assert_eq!(before, 2, "a trigger and a cancel are audited");
+    let mut ids = Vec::new();
+    for (at, note) in [(100, "a"), (200, "b"), (300, "c"), (400, "d")] {
+        ids.push(c.record_audit(&entry(at, note)).await.unwrap());
+    }
+    // The trigger's and cancel's rows (at 0) and a, b go.
+    assert_eq!(c.prune_audit(t(250)).await.unwrap(), 4);
+    let notes = |rows: Vec<mscribe_storage::AuditRecord>| -> Vec<String> {
+        rows.into_iter().map(|r| r.entry.note.unwrap_or_default()).collect()
+    };
+    assert_eq!(notes(c.audit(&AuditQuery::new(100)).await.unwrap()), ["d", "c"]);
+    assert_eq!(c.prune_audit(t(250)).await.unwrap(), 0, "idempotent");
+    // A row written late with an old time is the newest: kept.
+    let late = c.record_audit(&entry(50, "late")).await.unwrap();
+    assert!(late > ids[3]);
+    assert_eq!(c.prune_audit(DateTime::<Utc>::MAX_UTC).await.unwrap(), 2);
+    assert_eq!(notes(c.audit(&AuditQuery::new(100)).await.unwrap()), ["late"]);
+    assert_eq!(c.prune_audit(DateTime::<Utc>::MAX_UTC).await.unwrap(), 0);
+    assert!(c.record_audit(&entry(60, "next")).await.unwrap() > late, "ids keep increasing");
+    // The requests themselves stay.
+    assert!(c.trigger_request(tr).await.unwrap().is_some());
+    assert!(c.cancel_request(ca).await.unwrap().is_some());
+    assert_eq!(c.prune_audit(DateTime::<Utc>::MIN_UTC).await.unwrap(), 0);
+}
+
 /// A time the database cannot hold is refused, and nothing is written.
 pub(crate) async fn bad_times_are_rejected(c: &dyn ControlStore) {
     let mut p = pause(true, None, "i1", 0);
