@@ -37,8 +37,9 @@
 //! ```
 //!
 //! The binary: `mscribe serve`, `migrate`, `jobs`, `history`, `run`,
-//! `trigger`, `pause`, `resume`, `cancel`, `audit`, `health` ([`cli`]; with
-//! `--url` they ask a running server). Configuration: [`config`]. Endpoints: [`http`].
+//! `trigger`, `pause`, `resume`, `cancel`, `audit`, `backfill`, `upcoming`,
+//! `health` ([`cli`]; with `--url` they ask a running server).
+//! Configuration: [`config`]. Endpoints: [`http`].
 //! Pause, resume, trigger and cancel for every instance on one database:
 //! [`control`]. The seven jobs are the rows of one table, [`ops::JOBS`],
 //! which registration, the configuration and the command line read.

@@ -95,7 +95,7 @@ async fn open_for_migrate(cli: &Cli) -> Result<(Config, Database), Failure> {
 /// The preamble of the commands that use an existing database: the
 /// config, warnings only, the database opened without creating or
 /// migrating it.
-async fn open_existing(cli: &Cli) -> Result<(Config, Database), Failure> {
+pub(super) async fn open_existing(cli: &Cli) -> Result<(Config, Database), Failure> {
     let cfg = load(cli)?;
     crate::logging::init("warn", None);
     let db = Database::open_existing(&cfg.database_url).await?;
@@ -242,7 +242,7 @@ async fn job_is_known(db: &Database, job: &str) -> Result<bool, Failure> {
     Ok(!db.store().history(&HistoryQuery::new(job, 1)).await?.is_empty())
 }
 
-fn unknown_job(job: &str) -> Failure {
+pub(super) fn unknown_job(job: &str) -> Failure {
     Failure::Usage(format!(
         "unknown job \"{job}\": not configured, never registered by a server and no executions \
          recorded (the built-in jobs are {})",

@@ -1,7 +1,8 @@
 //! The `mscribe` command line: the arguments ([`Cli`], [`Command`]), the
 //! exit codes, and the dispatch to `local.rs` (this process and the
-//! database), `remote.rs` (a running server's HTTP API, with `--url`) and
-//! `health.rs` (`mscribe health`).
+//! database), `remote.rs` (a running server's HTTP API, with `--url`),
+//! `fires.rs` (`backfill` and `upcoming`, either way) and `health.rs`
+//! (`mscribe health`).
 //!
 //! Exit codes: 0 success; 1 a failure of the server or of I/O (the server
 //! answered 5xx or could not be reached, the database could not be read or
@@ -10,6 +11,7 @@
 //! a missing or un-migrated database, an unknown job, a 4xx answer of the
 //! server), or an unhealthy health check.
 
+mod fires;
 mod health;
 mod local;
 mod remote;
@@ -52,10 +54,11 @@ fn print_line(args: std::fmt::Arguments<'_>) {
 /// run in SQLite or Postgres, and serves a health check, a jobs API and
 /// Prometheus metrics over HTTP.
 ///
-/// jobs, history, trigger, pause, resume, cancel and audit act on the
-/// database directly, or, with --url (or MSCRIBE_URL), on a running
-/// server through its HTTP API with the admin token. The read-only ones
-/// (jobs, history, audit) never create or migrate a database.
+/// jobs, history, trigger, pause, resume, cancel, audit, backfill and
+/// upcoming act on the database directly, or, with --url (or MSCRIBE_URL),
+/// on a running server through its HTTP API with the admin token. The
+/// read-only ones (jobs, history, audit, upcoming, backfill --dry-run)
+/// never create or migrate a database.
 #[derive(Debug, Parser)]
 #[command(
     name = "mscribe",
@@ -207,6 +210,56 @@ pub enum Command {
         /// Only rows older than this id (the last id of a previous page).
         #[arg(long)]
         before: Option<i64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where to act: `--url`, or the database.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a job for every fire its schedule had over a past range.
+    ///
+    /// The runs go oldest first, each recorded with the backfill kind;
+    /// fires that already have a final record are left unless --force. With --url the server runs
+    /// it in the background (answering at once; the audit log records its
+    /// start and its end) or, with --dry-run, lists the plan. Without
+    /// --url only --dry-run works: it plans from the configured job and
+    /// the database, read-only. At most 10000 fires per request.
+    Backfill {
+        /// The job id.
+        job: String,
+        /// The start of the range, included: an RFC 3339 time such as
+        /// 2026-03-01T00:00:00Z or 2026-03-01T01:00:00+01:00.
+        #[arg(long, value_parser = fires::parse_time, value_name = "TIME")]
+        from: DateTime<Utc>,
+        /// The end of the range, included, not in the future (RFC 3339).
+        #[arg(long, value_parser = fires::parse_time, value_name = "TIME")]
+        to: DateTime<Utc>,
+        /// List the fires (with local times, DST notes and whether each is
+        /// recorded) and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run fires that already have a final record too.
+        #[arg(long)]
+        force: bool,
+        /// How many runs at once (1 to 64).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where to act: `--url`, or the database (dry run only).
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List a job's next fires, with their local times and daylight-saving
+    /// notes.
+    Upcoming {
+        /// The job id.
+        job: String,
+        /// How many fires (1 to 1000).
+        #[arg(short = 'n', long = "limit", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        n: u16,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -368,6 +421,28 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Backfill { job, from, to, dry_run, force, concurrency, json, target } => {
+            let a = fires::BackfillArgs {
+                job,
+                from: *from,
+                to: *to,
+                dry_run: *dry_run,
+                force: *force,
+                concurrency: usize::from(*concurrency),
+                json: *json,
+            };
+            match target.url() {
+                Some(url) => fires::backfill_remote(&cli, &url, &a).await,
+                None => fires::backfill_local(&cli, &a).await,
+            }
+        }
+        Command::Upcoming { job, n, json, target } => {
+            let a = fires::UpcomingArgs { job, n: usize::from(*n), json: *json };
+            match target.url() {
+                Some(url) => fires::upcoming_remote(&cli, &url, &a).await,
+                None => fires::upcoming_local(&cli, &a).await,
+            }
+        }
     };
     res.unwrap_or_else(Failure::report)
 }
@@ -453,7 +528,7 @@ mod tests {
         insta::assert_snapshot!("help_mscribe", cmd.render_long_help().to_string());
         for sub in [
             "serve", "migrate", "jobs", "history", "run", "trigger", "pause", "resume", "cancel",
-            "audit", "health",
+            "audit", "backfill", "upcoming", "health",
         ] {
             let mut cmd = Cli::command();
             let sc = cmd.find_subcommand_mut(sub).expect("subcommand");

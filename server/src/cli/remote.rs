@@ -20,13 +20,13 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A server and the token to show it.
 #[derive(Debug)]
-struct Server {
+pub(super) struct Server {
     base: HttpUrl,
     token: String,
 }
 
 impl Server {
-    fn new(cli: &Cli, url: &str) -> Result<Server, Failure> {
+    pub(super) fn new(cli: &Cli, url: &str) -> Result<Server, Failure> {
         let base = parse_http_url(url).map_err(|e| Failure::Usage(format!("--url: {e}")))?;
         if base.path.contains('?') {
             return Err(Failure::Usage(format!("--url \"{url}\": leave out the query string")));
@@ -70,7 +70,12 @@ impl Server {
 
     /// One request; the answer's JSON on a 2xx, else the failure naming
     /// the server's message.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    pub(super) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
         let url = self.url(path);
         let auth = format!("Bearer {}", self.token);
         let mut headers = vec![("authorization", auth.as_str()), ("accept", "application/json")];
@@ -104,7 +109,7 @@ impl Server {
 }
 
 /// Percent-encodes a path segment (a job or execution id).
-fn segment(s: &str) -> String {
+pub(super) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -116,7 +121,7 @@ fn segment(s: &str) -> String {
     out
 }
 
-fn print_json(v: &Value) {
+pub(super) fn print_json(v: &Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
