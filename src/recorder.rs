@@ -49,6 +49,18 @@ pub struct StoreHealth {
     pub last_error: Option<String>,
     /// When the current failure began.
     pub failing_since: Option<DateTime<Utc>>,
+    /// When the write under way began; `None` while no write is under way.
+    /// A store that does not answer (a network partition) fails a write
+    /// only at its own timeout: until then this is how long it has hung.
+    pub writing_since: Option<DateTime<Utc>>,
+    /// With claimed fires: fires whose claim failed, waiting to be claimed
+    /// again (they do not run here meanwhile, and are recorded `skipped`
+    /// by whichever instance claims them once the store answers).
+    pub unclaimed: usize,
+    /// The last claim's error, while claims fail.
+    pub claim_error: Option<String>,
+    /// When the oldest claim under way was sent; `None` while none is.
+    pub claiming_since: Option<DateTime<Utc>>,
 }
 
 impl StoreHealth {
@@ -101,6 +113,10 @@ impl Recorder {
                     failing: false,
                     last_error: None,
                     failing_since: None,
+                    writing_since: None,
+                    unclaimed: 0,
+                    claim_error: None,
+                    claiming_since: None,
                 },
                 closed: false,
             }),
@@ -206,7 +222,10 @@ impl Recorder {
                     return;
                 }
             };
-            match guard::store_call("write", store.write(batch.make_contiguous())).await {
+            self.lock().health.writing_since = Some(clock.now());
+            let written = guard::store_call("write", store.write(batch.make_contiguous())).await;
+            self.lock().health.writing_since = None;
+            match written {
                 Ok(()) => {
                     self.finish_batch(batch.len(), None, clock.now());
                     backoff = Duration::from_millis(100);
@@ -243,7 +262,7 @@ impl Recorder {
                 }
                 Err(e) => {
                     // Permanent: isolate the bad events one by one.
-                    self.write_one_by_one(&*store, batch, &e, clock.now()).await;
+                    self.write_one_by_one(&*store, batch, &e, &*clock).await;
                 }
             }
         }
@@ -316,12 +335,16 @@ impl Recorder {
         store: &dyn ExecutionStore,
         batch: VecDeque<ExecutionEvent>,
         first: &StoreError,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) {
+        let now = clock.now();
         let mut rejected = 0;
         let mut pending = batch.clone().into_iter();
         for ev in pending.by_ref() {
-            match guard::store_call("write", store.write(std::slice::from_ref(&ev))).await {
+            self.lock().health.writing_since = Some(clock.now());
+            let written = guard::store_call("write", store.write(std::slice::from_ref(&ev))).await;
+            self.lock().health.writing_since = None;
+            match written {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     // The store went down mid-way: requeue the rest.

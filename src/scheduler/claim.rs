@@ -87,6 +87,13 @@ impl JobScheduler {
                 .collect();
             let lease = inner.settings.lease;
             let claimed_at = inner.clock.now();
+            let batch = {
+                let mut st = inner.lock();
+                st.claim_batches += 1;
+                let batch = st.claim_batches;
+                st.claiming.push((batch, claimed_at));
+                batch
+            };
             let claim = inner.store.claim_fires(&inner.instance_id, &fires, claimed_at, lease);
             // A store that panics fails the claim; the batch is still settled.
             let won = match AssertUnwindSafe(claim).catch_unwind().await {
@@ -101,6 +108,8 @@ impl JobScheduler {
             };
             let now = inner.clock.now();
             let mut st = inner.lock();
+            st.claiming.retain(|c| c.0 != batch);
+            st.claim_error = won.as_ref().err().cloned();
             for (i, c) in claims.into_iter().enumerate() {
                 // The slot holds another job once this one was unregistered.
                 if !st.jobs.get(c.slot).is_some_and(|j| Arc::ptr_eq(&j.spec, &c.spec)) {

@@ -134,6 +134,12 @@ struct State {
     /// Fires whose claim failed, claimed again by the lease loop so that
     /// one instance records each (see `claim`).
     claim_retry: Vec<PendingClaim>,
+    /// The claim batches under way: their number and when each was sent.
+    claiming: Vec<(u64, DateTime<Utc>)>,
+    /// Claim batches sent so far (numbers `claiming`).
+    claim_batches: u64,
+    /// The last claim's error, while claims fail.
+    claim_error: Option<String>,
     /// Who waits for a run's end (a backfill), by execution id counter.
     waiters: HashMap<u64, futures::channel::oneshot::Sender<crate::store::ExecutionStatus>>,
     /// The leases this instance holds on claimed fires, renewed by the
@@ -221,9 +227,15 @@ impl JobScheduler {
         &self.inner.store
     }
 
-    /// The state of the buffer in front of the store.
+    /// The state of the buffer in front of the store, and of the claims
+    /// sent to it.
     pub fn store_health(&self) -> StoreHealth {
-        self.inner.recorder.health()
+        let mut h = self.inner.recorder.health();
+        let st = self.inner.lock();
+        h.unclaimed = st.claim_retry.len();
+        h.claim_error.clone_from(&st.claim_error);
+        h.claiming_since = st.claiming.iter().map(|c| c.1).min();
+        h
     }
 
     /// How far the earliest pending fire is behind the clock: zero while the
