@@ -134,11 +134,19 @@ impl App {
         metrics.attach(scheduler.clone());
 
         let h = &config.health;
-        let mut scheduler_probe =
-            SchedulerProbe::new(scheduler.clone(), h.max_overdue).shared(config.claim_fires);
+        let spawner: Arc<dyn mscribe_scheduler::Spawner> = Arc::new(TokioSpawner::current());
+        // The scheduler probe never waits for the store: the watched jobs'
+        // rows are read in the background, and once now (the database has
+        // just answered), so that the first check after a restart knows how
+        // the last backup ended.
+        let mut scheduler_probe = SchedulerProbe::new(scheduler.clone(), h.max_overdue)
+            .shared(config.claim_fires)
+            .store_timeout(h.probe_timeout)
+            .spawner(spawner.clone());
         for job in JOBS.iter().filter(|job| job.watch_failures) {
             scheduler_probe = scheduler_probe.watch_failures(job.id);
         }
+        scheduler_probe.read_store().await;
         let mut probes: Vec<Arc<dyn Probe>> = vec![
             db.probe(h.probe_timeout),
             Arc::new(scheduler_probe),
@@ -155,7 +163,9 @@ impl App {
             }
         }
         let m = metrics.clone();
-        let health = HealthChecker::with_hooks(
+        // Refreshes run in the background: an answer never waits for a
+        // hung probe longer than the answer budget.
+        let health = HealthChecker::in_background(
             probes,
             Arc::new(SystemClock),
             HealthSettings {
@@ -164,6 +174,7 @@ impl App {
                 slow_threshold: h.slow_threshold,
             },
             vec![Box::new(move |s| m.record_health(s))],
+            spawner,
         );
         let ctx = OpsContext {
             config: config.clone(),
@@ -234,6 +245,10 @@ impl App {
         }
         self.scheduler.start().await?;
         self.control.spawn();
+        // A first health result before the first request, so that every
+        // answer can be served within the answer budget (a request that
+        // finds no result at all waits for the probes).
+        self.health.refresh().await;
         match &self.token_source {
             TokenSource::Generated(p) | TokenSource::File(p) => {
                 tracing::info!(path = %p.display(), "jobs API token file")

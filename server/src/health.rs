@@ -1,10 +1,18 @@
 //! The health check: the server's probes, and a [`HealthChecker`] that runs
 //! them concurrently (each under a timeout, through the engine's
-//! [`check_all`]) and caches the result for a TTL with single flight.
+//! [`check_all`]) and caches the result for a TTL (counted from when its
+//! probes started) with single flight.
 //!
-//! Single flight: while a refresh runs, every caller awaits that same
+//! Single flight: while a refresh runs, every caller joins that same
 //! refresh, so a flood of requests reaches each dependency at most once per
-//! TTL.
+//! TTL. With the refreshes in the [background](HealthChecker::in_background)
+//! (the server), a caller waits for one at most the
+//! [answer budget](HealthSettings::answer_budget) and then gets the cached
+//! result: a hung dependency never holds an answer up to the probe timeout.
+//!
+//! No probe waits for the database outside its own timeout: the
+//! [`SchedulerProbe`] reads the scheduler's memory only, so a database
+//! outage leaves it degraded (records waiting), not timed out.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,12 +40,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::probe::{HealthStatus, Probe, ProbeReport};
-use crate::probe::{NamedReport, check_all};
+use crate::probe::{NamedReport, after, check_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use mscribe_scheduler::{Clock, ExecutionStatus, HistoryQuery, JobScheduler, Phase};
+use futures::future::{Either, select};
+use mscribe_scheduler::{Clock, ExecutionStatus, HistoryQuery, JobScheduler, Phase, Spawner};
 use serde_json::{Map, Value, json};
 
 use crate::http_client::{HttpUrl, request};
@@ -51,6 +60,17 @@ pub struct HealthSettings {
     pub probe_timeout: Duration,
     /// A healthy probe slower than this degrades the whole.
     pub slow_threshold: Duration,
+}
+
+impl HealthSettings {
+    /// How long a request waits for a refresh under way before it gets the
+    /// cached result ([`HealthChecker::in_background`]): the slow
+    /// threshold, a refresh slower than that being slow anyway, and at most
+    /// half the probe timeout, so that an answer comes well within it while
+    /// a probe hangs.
+    pub fn answer_budget(&self) -> Duration {
+        self.slow_threshold.min(self.probe_timeout / 2)
+    }
 }
 
 impl Default for HealthSettings {
@@ -113,6 +133,9 @@ type Refresh = Shared<BoxFuture<'static, Arc<HealthSnapshot>>>;
 #[derive(Default)]
 struct CacheState {
     last: Option<Arc<HealthSnapshot>>,
+    /// When the probes of `last` started: its TTL counts from then, so
+    /// that the probes run once per TTL however long they take.
+    last_started: Option<DateTime<Utc>>,
     inflight: Option<Refresh>,
 }
 
@@ -124,6 +147,7 @@ pub struct HealthChecker {
     state: Mutex<CacheState>,
     refreshes: AtomicU64,
     hooks: Vec<HealthHook>,
+    spawner: Option<Arc<dyn Spawner>>,
 }
 
 impl fmt::Debug for HealthChecker {
@@ -153,6 +177,33 @@ impl HealthChecker {
         settings: HealthSettings,
         hooks: Vec<HealthHook>,
     ) -> Arc<Self> {
+        Self::build(probes, clock, settings, hooks, None)
+    }
+
+    /// A checker whose refreshes run on `spawner`, so that a request need
+    /// not wait for one: a request that finds the cached result older than
+    /// the TTL waits for the refresh at most the
+    /// [answer budget](HealthSettings::answer_budget), then gets the cached
+    /// result while the refresh goes on, and its result serves the next
+    /// requests. The first request of all, with nothing cached, waits for
+    /// the probes (each cut at the probe timeout).
+    pub fn in_background(
+        probes: Vec<Arc<dyn Probe>>,
+        clock: Arc<dyn Clock>,
+        settings: HealthSettings,
+        hooks: Vec<HealthHook>,
+        spawner: Arc<dyn Spawner>,
+    ) -> Arc<Self> {
+        Self::build(probes, clock, settings, hooks, Some(spawner))
+    }
+
+    fn build(
+        probes: Vec<Arc<dyn Probe>>,
+        clock: Arc<dyn Clock>,
+        settings: HealthSettings,
+        hooks: Vec<HealthHook>,
+        spawner: Option<Arc<dyn Spawner>>,
+    ) -> Arc<Self> {
         Arc::new(HealthChecker {
             probes,
             clock,
@@ -160,6 +211,7 @@ impl HealthChecker {
             state: Mutex::new(CacheState::default()),
             refreshes: AtomicU64::new(0),
             hooks,
+            spawner,
         })
     }
 
@@ -183,19 +235,31 @@ impl HealthChecker {
     }
 
     /// The cached result if younger than the TTL, else a fresh one (joining
-    /// a refresh already under way).
+    /// a refresh already under way). With refreshes in the
+    /// [background](Self::in_background), a refresh that outlasts the
+    /// answer budget leaves the request with the cached result.
     pub async fn check(self: &Arc<Self>) -> Arc<HealthSnapshot> {
-        let refresh = {
+        let asked = self.clock.now();
+        let (refresh, last) = {
             let mut st = self.lock();
-            if let Some(last) = &st.last {
-                let age = (self.clock.now() - last.checked_at).to_std().unwrap_or_default();
-                if age < self.settings.ttl {
-                    return last.clone();
+            if let (Some(last), Some(started)) = (&st.last, st.last_started)
+                && crate::probe::std_dur(started, asked) < self.settings.ttl
+            {
+                return last.clone();
+            }
+            (self.join_or_start(&mut st), st.last.clone())
+        };
+        let refresh = self.drive(refresh);
+        match last {
+            Some(last) if self.spawner.is_some() => {
+                let budget = after(asked, self.settings.answer_budget());
+                match select(refresh, self.clock.sleep_until(budget)).await {
+                    Either::Left((fresh, _)) => fresh,
+                    Either::Right(_) => last,
                 }
             }
-            self.join_or_start(&mut st)
-        };
-        refresh.await
+            _ => refresh.await,
+        }
     }
 
     /// A fresh result, whatever the cache holds (a refresh under way is
@@ -205,16 +269,27 @@ impl HealthChecker {
             let mut st = self.lock();
             self.join_or_start(&mut st)
         };
-        refresh.await
+        self.drive(refresh).await
     }
 
-    fn join_or_start(self: &Arc<Self>, st: &mut CacheState) -> Refresh {
+    /// Hands a refresh just started to the spawner, if any, once the
+    /// state's lock is released; returns the refresh to await.
+    fn drive(&self, (refresh, started): (Refresh, bool)) -> Refresh {
+        if started && let Some(spawner) = &self.spawner {
+            spawner.spawn(Box::pin(refresh.clone().map(drop)));
+        }
+        refresh
+    }
+
+    /// The refresh under way, or a new one (`true`: not started yet).
+    fn join_or_start(self: &Arc<Self>, st: &mut CacheState) -> (Refresh, bool) {
         if let Some(r) = &st.inflight {
-            return r.clone();
+            return (r.clone(), false);
         }
         let this = self.clone();
         let fut: BoxFuture<'static, Arc<HealthSnapshot>> = Box::pin(async move {
             this.refreshes.fetch_add(1, Ordering::Relaxed);
+            let started = this.clock.now();
             let (status, checks) = check_all(
                 &this.probes,
                 &*this.clock,
@@ -226,6 +301,7 @@ impl HealthChecker {
             let previous = {
                 let mut st = this.lock();
                 st.inflight = None;
+                st.last_started = Some(started);
                 st.last.replace(snap.clone()).map(|s| s.status)
             };
             if previous.is_some_and(|p| p != status) {
@@ -244,7 +320,7 @@ impl HealthChecker {
         });
         let shared = fut.shared();
         st.inflight = Some(shared.clone());
-        shared
+        (shared, true)
     }
 }
 
@@ -373,13 +449,23 @@ impl Probe for AuthProbe {
 }
 
 /// The `scheduler` probe: unhealthy unless running; degraded while the
-/// store buffer fails or fills, while the driver is behind by more than
-/// `max_overdue`, or while the last run of a [watched](Self::watch_failures)
-/// job failed. Critical.
+/// store buffer fails or fills, while a store write or claim has hung for
+/// longer than the [store timeout](Self::store_timeout), while claims fail
+/// (`claim_fires`), while the driver is behind by more than `max_overdue`,
+/// or while the last run of a [watched](Self::watch_failures) job failed.
+/// Critical.
+///
+/// A check reads the scheduler's memory only and never waits for the
+/// store: a database that does not answer makes this probe degraded (its
+/// records wait in the buffer), not unhealthy, and the `database` probe
+/// says unhealthy. The store reads of the watched jobs run in the
+/// background, on the [spawner](Self::spawner).
 #[derive(Debug, Clone)]
 pub struct SchedulerProbe {
     scheduler: JobScheduler,
     max_overdue: Duration,
+    store_timeout: Duration,
+    spawner: Option<Arc<dyn Spawner>>,
     watched: Vec<Arc<Watched>>,
     shared: bool,
 }
@@ -388,23 +474,73 @@ pub struct SchedulerProbe {
 #[derive(Debug)]
 struct Watched {
     job: String,
-    /// The last run's status as the store had it when last read (`None`
-    /// until read; `Some(None)` when the job had no finished run). It
-    /// stands in until a run ends in this process: after a restart, a
-    /// nightly job may not run for hours.
-    stored: Mutex<Option<Option<ExecutionStatus>>>,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// The last store read that finished: this process's own last status
+    /// when the read began, and the store's verdict (`None` when the job
+    /// had no finished run). It stands in until a run ends in this process:
+    /// after a restart, a nightly job may not run for hours.
+    read: Option<(Option<ExecutionStatus>, Option<ExecutionStatus>)>,
+    /// A read is under way.
+    reading: bool,
+}
+
+/// Clears [`WatchState::reading`] however the read ends (a panicking
+/// store, a runtime dropping the task).
+struct ReadingGuard(Arc<Watched>);
+
+impl Drop for ReadingGuard {
+    fn drop(&mut self) {
+        self.0.lock().reading = false;
+    }
+}
+
+impl Watched {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl SchedulerProbe {
-    /// A probe of `scheduler`.
+    /// A probe of `scheduler`, with a store timeout of 1 s and no spawner.
     pub fn new(scheduler: JobScheduler, max_overdue: Duration) -> Self {
-        SchedulerProbe { scheduler, max_overdue, watched: Vec::new(), shared: false }
+        SchedulerProbe {
+            scheduler,
+            max_overdue,
+            store_timeout: HealthSettings::default().probe_timeout,
+            spawner: None,
+            watched: Vec::new(),
+            shared: false,
+        }
+    }
+
+    /// How long a store write or claim may hang before the probe is
+    /// degraded ("execution store not answering"), and how long a read of a
+    /// watched job's rows may take before it is given up. The server passes
+    /// `health.probe_timeout`: a store slower than that is as good as down
+    /// for the `database` probe too.
+    pub fn store_timeout(mut self, d: Duration) -> Self {
+        self.store_timeout = d;
+        self
+    }
+
+    /// Where the watched jobs' store reads run, in the background: a check
+    /// starts one (at most one per job at a time) and goes on with the last
+    /// verdict read. Without a spawner the store is read only by
+    /// [`read_store`](Self::read_store).
+    pub fn spawner(mut self, spawner: Arc<dyn Spawner>) -> Self {
+        self.spawner = Some(spawner);
+        self
     }
 
     /// Whether other instances run the watched jobs too (the scheduler
     /// claims fires, `claim_fires`): then this process's own last run says
-    /// nothing of the last run, and every check reads the job's latest rows
-    /// from the store (at most once per health TTL, through the cache).
+    /// nothing of the last run, and every check starts a read of the job's
+    /// latest rows from the store (at most once per health TTL, through the
+    /// cache).
     pub fn shared(mut self, on: bool) -> Self {
         self.shared = on;
         self
@@ -417,38 +553,89 @@ impl SchedulerProbe {
     /// that is not registered is ignored.
     pub fn watch_failures(mut self, job: impl Into<String>) -> Self {
         let job = job.into();
-        self.watched.push(Arc::new(Watched { job, stored: Mutex::new(None) }));
+        self.watched.push(Arc::new(Watched { job, state: Mutex::default() }));
         self
     }
 
-    /// The failed status of the last run of `w`'s job, if it failed.
+    /// Reads every watched job's last rows from the store now, each read
+    /// cut at the store timeout (the server calls it once at start, so that
+    /// the first check after a restart knows how the last backup ended).
+    pub async fn read_store(&self) {
+        let reads: Vec<_> = self
+            .watched
+            .iter()
+            .filter_map(|w| {
+                let own = self.scheduler.job(&w.job).and_then(|i| i.last_status);
+                self.read(w, own)
+            })
+            .collect();
+        futures::future::join_all(reads).await;
+    }
+
+    /// A read of `w`'s last rows into its state, cut at the store timeout;
+    /// `None` while one is under way.
+    fn read(
+        &self,
+        w: &Arc<Watched>,
+        own: Option<ExecutionStatus>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        {
+            let mut st = w.lock();
+            if st.reading {
+                return None;
+            }
+            st.reading = true;
+        }
+        let guard = ReadingGuard(w.clone());
+        let store = self.scheduler.store().clone();
+        let clock = self.scheduler.clock().clone();
+        let timeout = self.store_timeout;
+        Some(Box::pin(async move {
+            let query = HistoryQuery::new(&guard.0.job, 10);
+            let deadline = crate::probe::after(clock.now(), timeout);
+            let rows = match select(store.history(&query), clock.sleep_until(deadline)).await {
+                Either::Left((Ok(rows), _)) => rows,
+                // A store error or no answer: what was known stands.
+                Either::Left((Err(_), _)) | Either::Right(_) => return,
+            };
+            let verdict = rows
+                .iter()
+                .map(|r| r.status)
+                .find(|s| !matches!(s, ExecutionStatus::Running | ExecutionStatus::Skipped));
+            guard.0.lock().read = Some((own, verdict));
+        }))
+    }
+
+    /// The failed status of the last run of `w`'s job, if it failed, from
+    /// what is known now; starts a store read when the store may know
+    /// better.
     ///
     /// A success known to this process (its own last run, or the store's
-    /// verdict read once after a restart) costs no query. Otherwise the
-    /// store has the last word, since `mscribe run` in another process may
-    /// have run the job since: so while a failure stands, each check reads
-    /// the job's latest rows. Running and skipped rows are no verdict; a
-    /// store error keeps what this process knew.
-    async fn failure(&self, w: &Watched) -> Option<ExecutionStatus> {
-        let info = self.scheduler.job(&w.job)?;
-        let stored = *w.stored.lock().expect("watch lock");
-        let known = info.last_status.or(stored.flatten());
-        match known {
-            _ if self.shared => {}
-            Some(s) if !s.is_failure() => return None,
-            // Read already: the job has no finished run.
-            None if stored.is_some() => return None,
-            _ => {}
+    /// verdict read after a restart) needs no read. Otherwise the store has
+    /// the last word, since `mscribe run` in another process (or, shared,
+    /// another instance) may have run the job since: so while a failure
+    /// stands, each check starts a read, and the next check uses it. A read
+    /// counts only while no run has ended in this process since it began;
+    /// running and skipped rows are no verdict; a store error or a read cut
+    /// at the timeout keeps what was known.
+    fn failure(&self, w: &Arc<Watched>) -> Option<ExecutionStatus> {
+        let own = self.scheduler.job(&w.job)?.last_status;
+        let read = w.lock().read.filter(|(basis, _)| *basis == own).map(|(_, v)| v);
+        let known = own.or(read.flatten());
+        let wants_read = self.shared
+            || match known {
+                Some(s) => s.is_failure(),
+                None => read.is_none(),
+            };
+        if !wants_read {
+            return None;
         }
-        let Ok(rows) = self.scheduler.store().history(&HistoryQuery::new(&w.job, 10)).await else {
-            return known;
-        };
-        let verdict = rows
-            .iter()
-            .map(|r| r.status)
-            .find(|s| !matches!(s, ExecutionStatus::Running | ExecutionStatus::Skipped));
-        *w.stored.lock().expect("watch lock") = Some(verdict);
-        verdict.filter(|s| s.is_failure())
+        if let Some(spawner) = &self.spawner
+            && let Some(fut) = self.read(w, own)
+        {
+            spawner.spawn(fut);
+        }
+        read.unwrap_or(known).filter(|s| s.is_failure())
     }
 }
 
@@ -487,6 +674,35 @@ impl Probe for SchedulerProbe {
                     .unwrap_or_default()
             ));
         }
+        // A store that does not answer fails a call only at its own
+        // timeout: until then, a write or a claim waiting longer than the
+        // store timeout says it.
+        let now = self.scheduler.clock().now();
+        let hung = |since: Option<DateTime<Utc>>| {
+            since.map(|t| crate::probe::std_dur(t, now)).filter(|d| *d > self.store_timeout)
+        };
+        if let Some(d) = hung(store.writing_since).filter(|_| !store.failing) {
+            problems.push(format!(
+                "execution store not answering: a write has waited {:.1}s (limit {:?}), {} of {} records buffered",
+                d.as_secs_f64(),
+                self.store_timeout,
+                store.buffered,
+                store.capacity,
+            ));
+        }
+        if let Some(d) = hung(store.claiming_since) {
+            problems.push(format!(
+                "execution store not answering: a claim of fires has waited {:.1}s (limit {:?}); claimed fires do not run meanwhile",
+                d.as_secs_f64(),
+                self.store_timeout,
+            ));
+        }
+        if let Some(e) = &store.claim_error {
+            problems.push(format!(
+                "claims failing: {} fire(s) not run here, to be claimed again; last error: {e}",
+                store.unclaimed
+            ));
+        }
         let overdue = self.scheduler.overdue();
         if overdue > self.max_overdue {
             problems.push(format!(
@@ -495,7 +711,7 @@ impl Probe for SchedulerProbe {
             ));
         }
         for w in &self.watched {
-            if let Some(status) = self.failure(w).await {
+            if let Some(status) = self.failure(w) {
                 problems.push(format!(
                     "the last run of {} ended {status}; see `mscribe history {}`",
                     w.job, w.job
@@ -665,10 +881,14 @@ mod tests {
         };
         let probe_of = |s: &JobScheduler| {
             SchedulerProbe::new(s.clone(), Duration::from_secs(60))
+                .spawner(Arc::new(rt.spawner()))
                 .watch_failures("database-backup")
                 .watch_failures("not-registered")
         };
+        // A check never waits for the store: the read it starts runs on the
+        // runtime, and the next check uses it.
         let check = |p: &SchedulerProbe| rt.block_on(p.check());
+        let read_in_background = || rt.run_until_stalled();
         let run = |s: &JobScheduler| {
             s.trigger("database-backup").unwrap();
             rt.run_until_stalled();
@@ -689,11 +909,13 @@ mod tests {
             )
         );
 
-        // A restart: no run in the new process, the store's verdict stands.
+        // A restart: no run in the new process, the store's verdict stands,
+        // read once at start (as the server does) before the first check.
         rt.block_on(s.stop(Duration::from_secs(1))).unwrap();
         let s = build();
         rt.block_on(s.start()).unwrap();
         let probe = probe_of(&s);
+        rt.block_on(probe.read_store());
         assert_eq!(check(&probe).status, HealthStatus::Degraded);
 
         // Another process (`mscribe run`) backs up successfully: the row it
@@ -719,6 +941,8 @@ mod tests {
             ends_run: true,
         };
         rt.block_on(store.write(&[ExecutionEvent::Finished(ok)])).unwrap();
+        assert_eq!(check(&probe).status, HealthStatus::Degraded, "not read yet");
+        read_in_background();
         assert_eq!(check(&probe).status, HealthStatus::Healthy);
 
         // This process's own runs, after that one: a failure degrades, a
@@ -754,8 +978,403 @@ mod tests {
         };
         rt.block_on(store.write(&[ExecutionEvent::Finished(failed)])).unwrap();
         assert_eq!(check(&probe).status, HealthStatus::Healthy, "alone, its own run decides");
+        read_in_background();
+        assert_eq!(check(&probe).status, HealthStatus::Healthy, "alone, its own run decides");
         let shared = probe_of(&s).shared(true);
+        assert_eq!(check(&shared).status, HealthStatus::Healthy, "not read yet");
+        read_in_background();
         assert_eq!(check(&shared).status, HealthStatus::Degraded);
+        let shared = probe_of(&s).shared(true);
+        rt.block_on(shared.read_store());
+        assert_eq!(check(&shared).status, HealthStatus::Degraded);
+    }
+
+    /// How the database behaves in [`OutageStore`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Outage {
+        /// It answers.
+        Up,
+        /// Connections are refused: every call fails at once.
+        Refusing,
+        /// A network partition: every call waits, and fails only when the
+        /// database is back (the connection was lost meanwhile).
+        Hanging,
+    }
+
+    /// A [`MemoryStore`](mscribe_scheduler::MemoryStore) behind a database
+    /// that can be taken away, as `scripts/chaos.sh` does through its proxy.
+    #[derive(Debug)]
+    struct OutageStore {
+        inner: mscribe_scheduler::MemoryStore,
+        mode: Mutex<Outage>,
+        clock: Arc<dyn Clock>,
+        /// `history` calls, and how many of them are under way.
+        reads: AtomicU64,
+        reading: AtomicU64,
+    }
+
+    impl OutageStore {
+        fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+            Arc::new(OutageStore {
+                inner: mscribe_scheduler::MemoryStore::new(),
+                mode: Mutex::new(Outage::Up),
+                clock,
+                reads: AtomicU64::new(0),
+                reading: AtomicU64::new(0),
+            })
+        }
+
+        fn set(&self, m: Outage) {
+            *self.mode.lock().unwrap() = m;
+        }
+
+        fn mode(&self) -> Outage {
+            *self.mode.lock().unwrap()
+        }
+
+        async fn gate(&self) -> mscribe_scheduler::StoreResult<()> {
+            let unavailable = |message: &str| {
+                Err(mscribe_scheduler::StoreError::Unavailable {
+                    message: message.to_owned(),
+                    source: None,
+                })
+            };
+            let mut hung = false;
+            loop {
+                match self.mode() {
+                    Outage::Up if hung => return unavailable("connection lost"),
+                    Outage::Up => return Ok(()),
+                    Outage::Refusing => return unavailable("connection refused"),
+                    Outage::Hanging => {
+                        hung = true;
+                        let next =
+                            crate::probe::after(self.clock.now(), Duration::from_millis(100));
+                        self.clock.sleep_until(next).await;
+                    }
+                }
+            }
+        }
+    }
+
+    #[async_trait]
+    impl mscribe_scheduler::ExecutionStore for OutageStore {
+        async fn write(
+            &self,
+            events: &[mscribe_scheduler::ExecutionEvent],
+        ) -> mscribe_scheduler::StoreResult<()> {
+            self.gate().await?;
+            self.inner.write(events).await
+        }
+        async fn history(
+            &self,
+            query: &HistoryQuery,
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.reading.fetch_add(1, Ordering::SeqCst);
+            struct Done<'a>(&'a AtomicU64);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _done = Done(&self.reading);
+            self.gate().await?;
+            self.inner.history(query).await
+        }
+        async fn last_fire(
+            &self,
+            job_id: &str,
+        ) -> mscribe_scheduler::StoreResult<Option<DateTime<Utc>>> {
+            self.gate().await?;
+            self.inner.last_fire(job_id).await
+        }
+        async fn heartbeat(
+            &self,
+            instance_id: &str,
+            now: DateTime<Utc>,
+        ) -> mscribe_scheduler::StoreResult<()> {
+            self.gate().await?;
+            self.inner.heartbeat(instance_id, now).await
+        }
+        async fn mark_abandoned(
+            &self,
+            own_instance: &str,
+            now: DateTime<Utc>,
+            stale_after: Duration,
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ExecutionRecord>> {
+            self.gate().await?;
+            self.inner.mark_abandoned(own_instance, now, stale_after).await
+        }
+        async fn prune(
+            &self,
+            policy: mscribe_scheduler::PrunePolicy,
+        ) -> mscribe_scheduler::StoreResult<u64> {
+            self.gate().await?;
+            self.inner.prune(policy).await
+        }
+        fn supports_claims(&self) -> bool {
+            true
+        }
+        async fn claim_fires(
+            &self,
+            instance_id: &str,
+            fires: &[mscribe_scheduler::FireClaim],
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ClaimOutcome>> {
+            self.gate().await?;
+            self.inner.claim_fires(instance_id, fires, now, lease).await
+        }
+        async fn renew_leases(
+            &self,
+            instance_id: &str,
+            leases: &[mscribe_scheduler::FireLease],
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> mscribe_scheduler::StoreResult<Vec<bool>> {
+            self.gate().await?;
+            self.inner.renew_leases(instance_id, leases, now, lease).await
+        }
+        async fn expired_leases(
+            &self,
+            now: DateTime<Utc>,
+            limit: usize,
+        ) -> mscribe_scheduler::StoreResult<Vec<mscribe_scheduler::ExpiredLease>> {
+            self.gate().await?;
+            self.inner.expired_leases(now, limit).await
+        }
+        async fn retake_fire(
+            &self,
+            instance_id: &str,
+            expired: &mscribe_scheduler::ExpiredLease,
+            new_execution_id: mscribe_scheduler::ExecutionId,
+            now: DateTime<Utc>,
+            lease: Duration,
+            rerun: bool,
+        ) -> mscribe_scheduler::StoreResult<Option<mscribe_scheduler::RetakenFire>> {
+            self.gate().await?;
+            self.inner.retake_fire(instance_id, expired, new_execution_id, now, lease, rerun).await
+        }
+    }
+
+    /// A probe that is one round trip through the store, as the server's
+    /// `database` probe is through its pool.
+    #[derive(Debug)]
+    struct ThroughStore {
+        name: &'static str,
+        critical: bool,
+        store: Arc<OutageStore>,
+    }
+
+    #[async_trait]
+    impl Probe for ThroughStore {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn critical(&self) -> bool {
+            self.critical
+        }
+        async fn check(&self) -> ProbeReport {
+            use mscribe_scheduler::ExecutionStore;
+            match self.store.history(&HistoryQuery::new("probe", 1)).await {
+                Ok(_) => ProbeReport::healthy(Duration::ZERO),
+                Err(e) => ProbeReport::unhealthy(Duration::ZERO, e.to_string()),
+            }
+        }
+    }
+
+    /// A started scheduler over `store` with a job firing every 250 ms (its
+    /// records reach the store, or wait in the buffer; with `claim`, each
+    /// fire is claimed in the store first, as with `claim_fires`) and the
+    /// watched `database-backup`.
+    fn scheduler_over(rt: &LocalRuntime, store: &Arc<OutageStore>, claim: bool) -> JobScheduler {
+        use mscribe_scheduler::{JobConfig, JobContext};
+        let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+            .store(store.clone())
+            .claim_fires(claim)
+            .build();
+        s.register(
+            JobConfig::new("tick", |_ctx: JobContext| async {})
+                .schedule(Duration::from_millis(250)),
+        )
+        .unwrap();
+        s.register(
+            JobConfig::new("database-backup", |_ctx: JobContext| async {}).schedule("0 2 * * *"),
+        )
+        .unwrap();
+        rt.block_on(s.start()).unwrap();
+        s
+    }
+
+    /// server/README.md, "Database outages": while the database is away the
+    /// `database` check is unhealthy and the `scheduler` check degraded (its
+    /// records wait in the buffer, or its claims fail; the scheduler runs).
+    /// The scheduler check read the watched job's rows from the store in
+    /// the check itself (every check, with `claim_fires`), so a database
+    /// that did not answer made it time out: unhealthy, "timed out after
+    /// 1s". Whether the database refuses or holds connections, with or
+    /// without `claim_fires`.
+    #[test]
+    fn the_scheduler_check_is_degraded_not_unhealthy_while_the_database_is_unreachable() {
+        let cases = [
+            (false, Outage::Refusing, "execution store failing: "),
+            (false, Outage::Hanging, "execution store not answering: a write has waited "),
+            (true, Outage::Refusing, "claims failing: "),
+            (true, Outage::Hanging, "execution store not answering: a claim of fires has waited "),
+        ];
+        for (claim, outage, expected) in cases {
+            let rt = LocalRuntime::new();
+            let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+            let store = OutageStore::new(clock.clone());
+            let scheduler = scheduler_over(&rt, &store, claim);
+            let probes: Vec<Arc<dyn Probe>> = vec![
+                Arc::new(ThroughStore { name: "database", critical: true, store: store.clone() }),
+                Arc::new(
+                    SchedulerProbe::new(scheduler.clone(), Duration::from_secs(60))
+                        .shared(true)
+                        .watch_failures("database-backup"),
+                ),
+            ];
+            let checker = HealthChecker::new(probes, clock.clone(), HealthSettings::default());
+            assert_eq!(rt.block_on(checker.refresh()).status, HealthStatus::Healthy);
+
+            store.set(outage);
+            rt.advance(Duration::from_secs(3));
+            let snap = rt.block_on(checker.refresh());
+            let scheduler_check = snap.check("scheduler").unwrap();
+            assert_eq!(
+                snap.check("database").unwrap().status,
+                HealthStatus::Unhealthy,
+                "{outage:?}"
+            );
+            assert_eq!(
+                scheduler_check.status,
+                HealthStatus::Degraded,
+                "{outage:?}: {scheduler_check:?}"
+            );
+            let message = scheduler_check.message.as_deref().unwrap_or_default();
+            assert!(message.contains(expected), "claim {claim}, {outage:?}: {message}");
+            assert_eq!(snap.status, HealthStatus::Unhealthy, "{outage:?}");
+
+            // Back: the buffered records are written and the failed claims
+            // claimed again (every third of the lease), all healthy again.
+            store.set(Outage::Up);
+            rt.advance(Duration::from_secs(10));
+            let snap = rt.block_on(checker.refresh());
+            assert_eq!(snap.status, HealthStatus::Healthy, "claim {claim}, {outage:?}: {snap:?}");
+            let health = scheduler.store_health();
+            assert_eq!((health.buffered, health.unclaimed), (0, 0), "{health:?}");
+        }
+    }
+
+    /// Polls `/health-check` every 250 ms, as `scripts/chaos.sh` does, from
+    /// 2 s before a 10 s outage that hangs every probe touching the
+    /// database (the critical `database` one and a non-critical one) to 6 s
+    /// after it, with the server's settings and wiring. Every answer comes
+    /// within the probe timeout (in fact within the answer budget): a
+    /// request that finds the cache expired waits for the refresh at most
+    /// that long, then gets the cached result, while the refresh goes on.
+    /// The answers match the README once the last result from before the
+    /// outage has expired.
+    #[test]
+    fn the_health_answer_comes_within_its_timeout_while_the_database_hangs() {
+        let rt = LocalRuntime::new();
+        let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+        let spawner: Arc<dyn Spawner> = Arc::new(rt.spawner());
+        let settings = HealthSettings::default();
+        let store = OutageStore::new(clock.clone());
+        let scheduler = scheduler_over(&rt, &store, true);
+        let probes: Vec<Arc<dyn Probe>> = vec![
+            Arc::new(ThroughStore { name: "database", critical: true, store: store.clone() }),
+            Arc::new(
+                SchedulerProbe::new(scheduler.clone(), Duration::from_secs(60))
+                    .shared(true)
+                    .store_timeout(settings.probe_timeout)
+                    .spawner(spawner.clone())
+                    .watch_failures("database-backup"),
+            ),
+            Arc::new(ThroughStore { name: "auth", critical: false, store: store.clone() }),
+        ];
+        let checker =
+            HealthChecker::in_background(probes, clock.clone(), settings, Vec::new(), spawner);
+        // The server refreshes once before it listens.
+        assert_eq!(rt.block_on(checker.refresh()).status, HealthStatus::Healthy);
+
+        let start = clock.now();
+        let outage = (start + chrono::Duration::seconds(2), start + chrono::Duration::seconds(12));
+        let settled =
+            outage.0 + chrono::Duration::from_std(settings.ttl + settings.probe_timeout).unwrap();
+        let mut answers = Vec::new();
+        while clock.now() < start + chrono::Duration::seconds(18) {
+            let asked = clock.now();
+            if asked >= outage.1 {
+                store.set(Outage::Up);
+            } else if asked >= outage.0 {
+                store.set(Outage::Hanging);
+            }
+            let snap = rt.block_on(checker.check());
+            let took = crate::probe::std_dur(asked, clock.now());
+            assert!(
+                took < settings.probe_timeout,
+                "the answer asked {:?} after the start took {took:?}",
+                crate::probe::std_dur(start, asked)
+            );
+            answers.push((asked, took, snap));
+            rt.run_until(asked + chrono::Duration::milliseconds(250));
+        }
+        let during: Vec<_> = answers.iter().filter(|a| a.0 >= settled && a.0 < outage.1).collect();
+        assert!(during.len() >= 20, "{}", during.len());
+        for (asked, _, snap) in during {
+            let at = crate::probe::std_dur(outage.0, *asked);
+            let status = |name| snap.check(name).map(|r| r.status);
+            assert_eq!(snap.status, HealthStatus::Unhealthy, "{at:?} in: {snap:?}");
+            assert_eq!(status("database"), Some(HealthStatus::Unhealthy), "{at:?} in");
+            assert_eq!(status("scheduler"), Some(HealthStatus::Degraded), "{at:?} in: {snap:?}");
+        }
+        let waited = answers.iter().map(|a| a.1).max().unwrap();
+        assert!(waited <= settings.answer_budget(), "{waited:?}");
+        assert!(waited > Duration::ZERO, "some answers waited for a refresh");
+        let (_, _, last) = answers.last().unwrap();
+        assert_eq!(last.status, HealthStatus::Healthy, "after the outage: {last:?}");
+        // The hung probes were cut: one refresh per TTL, not one per request.
+        assert!(checker.refreshes() <= 1 + 18 / 2, "{}", checker.refreshes());
+    }
+
+    /// The watched job's rows are read off the check: a check starts a read
+    /// and answers at once with the verdict it has; a read that hangs is
+    /// given up at the store timeout, and no second read starts while one
+    /// is under way.
+    #[test]
+    fn a_watched_job_is_read_in_the_background_and_a_hung_read_is_given_up() {
+        let rt = LocalRuntime::new();
+        let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+        let store = OutageStore::new(clock.clone());
+        let scheduler = scheduler_over(&rt, &store, true);
+        let probe = SchedulerProbe::new(scheduler.clone(), Duration::from_secs(60))
+            .shared(true)
+            .store_timeout(Duration::from_secs(1))
+            .spawner(Arc::new(rt.spawner()))
+            .watch_failures("database-backup");
+        rt.block_on(probe.read_store());
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+
+        store.set(Outage::Hanging);
+        let asked = clock.now();
+        for _ in 0..4 {
+            assert_eq!(rt.block_on(probe.check()).status, HealthStatus::Healthy);
+            rt.advance(Duration::from_millis(200));
+        }
+        assert_eq!(crate::probe::std_dur(asked, clock.now()), Duration::from_millis(800));
+        assert_eq!(store.reads.load(Ordering::SeqCst), 2, "one read at a time");
+        assert_eq!(store.reading.load(Ordering::SeqCst), 1);
+        rt.advance(Duration::from_millis(250));
+        assert_eq!(store.reading.load(Ordering::SeqCst), 0, "given up at the store timeout");
+        rt.block_on(probe.check());
+        rt.advance(Duration::from_millis(100));
+        assert_eq!(store.reads.load(Ordering::SeqCst), 3, "the next check reads again");
+        store.set(Outage::Up);
+        rt.advance(Duration::from_secs(2));
+        assert_eq!(store.reading.load(Ordering::SeqCst), 0);
     }
 
     #[test]

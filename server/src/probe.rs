@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use mscribe_scheduler::Clock;
 
 /// `t + d`, saturating at the last instant chrono holds.
-fn after(t: chrono::DateTime<chrono::Utc>, d: Duration) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn after(
+    t: chrono::DateTime<chrono::Utc>,
+    d: Duration,
+) -> chrono::DateTime<chrono::Utc> {
     chrono::Duration::from_std(d)
         .ok()
         .and_then(|d| t.checked_add_signed(d))
@@ -22,7 +25,10 @@ fn after(t: chrono::DateTime<chrono::Utc>, d: Duration) -> chrono::DateTime<chro
 }
 
 /// The time from `from` to `to`, zero when `to` is not later.
-fn std_dur(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Duration {
+pub(crate) fn std_dur(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Duration {
     (to - from).to_std().unwrap_or_default()
 }
 
