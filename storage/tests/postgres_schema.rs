@@ -2,6 +2,10 @@
 //! skip, when it cannot be reached): the migrations (with the runner, with
 //! plain SQL, concurrently, on databases from earlier builds), row-level
 //! security with SET ROLE, and the SQL helpers.
+//!
+//! Just over 800 lines: migrations, row-level security and SQL helpers share
+//! one per-test database fixture; splitting the migration cases into their
+//! own file is the next change here.
 
 mod common;
 
