@@ -7,7 +7,7 @@
 //! database for SQLite in a file and Postgres).
 //!
 //! Over 800 lines because every case must be listed once per backend in the
-//! `suite!` macro body next to its store constructors; the lease, control and
+//! `conformance!` macro body next to its store constructors; the lease, control and
 //! hourly cases already live in `conformance/`, and the execution cases are
 //! the next to move there.
 
