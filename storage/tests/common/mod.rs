@@ -172,6 +172,16 @@ impl Drop for PgTestDb {
     }
 }
 
+/// A store on `db`, migrated by its runner.
+pub async fn store_on(db: &PgTestDb) -> mscribe_storage::PostgresStore {
+    mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap()
+}
+
+/// The SQLSTATE of a database error; empty for any other error.
+pub fn sqlstate(e: &mscribe_storage::sqlx::Error) -> String {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default()
+}
+
 /// A store under test, with what keeps its database alive.
 pub struct Fixture {
     pub store: Arc<dyn ExecutionStore>,
