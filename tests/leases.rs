@@ -125,6 +125,7 @@ fn an_event_with_a_stale_fence_is_refused_and_the_rest_of_the_batch_written() {
         scheduled_at: at,
         execution_id: ExecutionId::from_u128(7),
         max_running: None,
+        kind: FireKind::Schedule,
     };
     let lease = Duration::from_secs(10);
     let won = block_on(store.claim_fires("a", std::slice::from_ref(&claim), at, lease)).unwrap();

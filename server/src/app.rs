@@ -60,7 +60,8 @@ pub enum AppError {
 /// How [`App::build`] sets things up.
 #[derive(Default, Clone)]
 pub struct BuildOptions {
-    /// Register every job paused (for `mscribe run`).
+    /// Register every job paused, and claim no fire: `mscribe run` runs one
+    /// job here, now, whatever other instances do.
     pub pause_all: bool,
     /// Called after log rotation renamed a log file.
     pub on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -127,7 +128,7 @@ impl App {
         let scheduler =
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
                 .store(db.store())
-                .claim_fires(config.claim_fires)
+                .claim_fires(config.claim_fires && !opts.pause_all)
                 .lease(config.lease)
                 .observer(metrics.clone())
                 .build();

@@ -13,7 +13,7 @@ use super::registry::{Fire, Slot, Spec, exec_id};
 use super::{JobScheduler, Phase, State};
 use crate::clock::after;
 use crate::recorder::error_chain;
-use crate::store::{ClaimOutcome, FireClaim};
+use crate::store::{ClaimOutcome, FireClaim, FireKind};
 
 /// A fire of a claimed job that waits for its claim, and what this
 /// instance does with it once the claim is won.
@@ -22,6 +22,11 @@ pub(super) struct PendingClaim {
     slot: Slot,
     fire: Fire,
     then: OnClaim,
+    /// Its instant is fixed: a trigger at an instant the caller chose, or a
+    /// claim sent again after a failure (which may have been written). A
+    /// trigger whose instant is not fixed moves to the next millisecond
+    /// when another trigger of its job has it.
+    fixed: bool,
 }
 
 pub(super) enum OnClaim {
@@ -33,6 +38,11 @@ pub(super) enum OnClaim {
     Skip(String),
 }
 
+/// How far a trigger moves when another trigger of its job claimed its
+/// instant: the stores keep instants to the microsecond, the engine's
+/// triggers to the millisecond.
+pub(super) const MANUAL_STEP: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How many failed claims wait for the store at most (a day of a job every
 /// second); past that a fire is logged and left without a row.
 const CLAIM_RETRY_CAP: usize = 100_000;
@@ -40,14 +50,38 @@ const CLAIM_RETRY_CAP: usize = 100_000;
 impl State {
     /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
     /// released.
-    /// The fire gets its execution id now: the claim records it, so that an
-    /// instance that takes the fire over continues the same run.
-    pub(super) fn claim(&mut self, spec: &Arc<Spec>, slot: Slot, mut fire: Fire, then: OnClaim) {
+    /// The fire gets its execution id now (its counter is returned): the
+    /// claim records it, so that an instance that takes the fire over
+    /// continues the same run.
+    pub(super) fn claim(
+        &mut self,
+        spec: &Arc<Spec>,
+        slot: Slot,
+        mut fire: Fire,
+        then: OnClaim,
+    ) -> u64 {
         if fire.seq == 0 {
             self.next_exec += 1;
             fire.seq = self.next_exec;
         }
-        self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then });
+        self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then, fixed: false });
+        fire.seq
+    }
+
+    /// Holds a trigger for its claim, as [`claim`](Self::claim) does; its
+    /// instant is `fixed` when the caller chose it.
+    pub(super) fn claim_trigger(
+        &mut self,
+        spec: &Arc<Spec>,
+        slot: Slot,
+        fire: Fire,
+        fixed: bool,
+    ) -> u64 {
+        let seq = self.claim(spec, slot, fire, OnClaim::Dispatch);
+        if let Some(c) = self.claims.last_mut() {
+            c.fixed = fixed;
+        }
+        seq
     }
 }
 
@@ -83,6 +117,7 @@ impl JobScheduler {
                     scheduled_at: c.fire.nominal,
                     execution_id: exec_id(inner.instance_bits, c.fire.seq),
                     max_running: c.spec.cluster_limit,
+                    kind: c.fire.kind,
                 })
                 .collect();
             let lease = inner.settings.lease;
@@ -127,21 +162,40 @@ impl JobScheduler {
                     // later, to record the skip only if nobody did.
                     (Err(why), then) => {
                         tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run here");
-                        let reason = match then {
-                            OnClaim::Skip(reason) => format!("{reason} ({why})"),
-                            _ => format!("claim failed, not run: {why}"),
+                        let then = match then {
+                            // A trigger is still wanted once the store answers.
+                            OnClaim::Dispatch if fire.kind == FireKind::Manual => then,
+                            OnClaim::Skip(reason) => OnClaim::Skip(format!("{reason} ({why})")),
+                            _ => OnClaim::Skip(format!("claim failed, not run: {why}")),
                         };
                         let retry = PendingClaim {
                             spec: c.spec.clone(),
                             slot: c.slot,
                             fire,
-                            then: OnClaim::Skip(reason),
+                            then,
+                            fixed: true,
                         };
                         if st.claim_retry.len() < CLAIM_RETRY_CAP {
                             st.claim_retry.push(retry);
                         } else {
                             tracing::error!(job_id = &**key, scheduled_at = %at, "too many failed claims waiting; this fire is left unrecorded");
                         }
+                    }
+                    // Another trigger of the job took this instant (two
+                    // instances in one millisecond): this one moves to the
+                    // next. Not after a failed claim, which may have been
+                    // this one's, written: its lease runs it.
+                    (Ok(ClaimOutcome::Taken), then)
+                        if fire.kind == FireKind::Manual && !c.fixed =>
+                    {
+                        let nominal = after(at, MANUAL_STEP);
+                        tracing::debug!(job_id = &**key, scheduled_at = %at, next = %nominal, "trigger instant taken; claiming the next");
+                        let fire = Fire { nominal, ..fire };
+                        if let Some(job) = st.jobs.get_mut(c.slot) {
+                            job.decided(nominal, true);
+                        }
+                        let spec = c.spec.clone();
+                        st.claims.push(PendingClaim { spec, slot: c.slot, fire, then, fixed: false });
                     }
                     (Ok(ClaimOutcome::Taken), _) => {
                         tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
@@ -183,8 +237,10 @@ impl JobScheduler {
             }
             st.background -= 1;
             let mut launches = std::mem::take(&mut st.launches);
+            let again = Self::take_claims(&mut st);
             drop(st);
             this.launch_batch(&mut launches, &mut Vec::new(), now);
+            this.send_claims(again);
             inner.idle.notify(usize::MAX);
         }));
     }

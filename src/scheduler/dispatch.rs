@@ -36,7 +36,7 @@ impl JobScheduler {
         job.decided(fire.nominal, !fire.is_scheduled());
         if job.claimed && fire.is_scheduled() && !fire.claimed {
             // The overlap policy is applied by the instance that wins it.
-            // (Triggers are never claimed: nobody reads this outcome.)
+            // (Triggers are claimed before: nobody reads this outcome.)
             let spec = job.spec.clone();
             st.claim(&spec, slot, fire, OnClaim::Dispatch);
             return TriggerOutcome::Skipped;

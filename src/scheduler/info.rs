@@ -62,6 +62,17 @@ pub enum TriggerOutcome {
     },
     /// The trigger was recorded as `skipped` (`Skip` with a run in progress).
     Skipped,
+    /// The trigger of a job whose fires are claimed
+    /// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires))
+    /// waits for its claim in the store. Once the claim is won, the overlap
+    /// policy decides as for [`Started`](Self::Started),
+    /// [`Queued`](Self::Queued) or [`Skipped`](Self::Skipped), under this
+    /// execution id; the claim's lease makes the trigger run again on
+    /// another instance if this one dies before the run ends.
+    Pending {
+        /// The id its run or skip is recorded under.
+        execution_id: ExecutionId,
+    },
 }
 
 /// What [`stop`](JobScheduler::stop) did.

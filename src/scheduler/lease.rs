@@ -129,8 +129,8 @@ impl JobScheduler {
     }
 
     /// Takes over the fires of this instance's jobs whose lease expired: a
-    /// fire still within its misfire policy runs again, with the next
-    /// attempt; one past it ends with its `abandoned` row (or, without
+    /// trigger, or a scheduled fire still within its misfire policy, runs
+    /// again, with the next attempt; one past it ends with its `abandoned` row (or, without
     /// rows, a `skipped` one).
     async fn retake(&self) {
         let inner = &self.inner;
@@ -150,10 +150,14 @@ impl JobScheduler {
                     return;
                 }
                 let Some(job) = st.jobs.by_id(&e.job_id) else { continue };
-                if !job.claimed || job.paused {
+                // A trigger was asked for by someone: it runs again, as
+                // triggers do, paused or not.
+                let manual = e.kind != FireKind::Schedule;
+                if !job.claimed || (job.paused && !manual) {
                     continue;
                 }
                 let rerun = match job.misfire.mode {
+                    _ if manual => true,
                     MisfireMode::Skip => false,
                     // Only while it is still the job's latest fire.
                     MisfireMode::RunOnce => job.last_fire.is_none_or(|l| l <= e.scheduled_at),
@@ -193,7 +197,7 @@ impl JobScheduler {
             first_attempt: taken.next_attempt,
             seq,
             fence: taken.fence,
-            ..Fire::new(e.scheduled_at, FireKind::Schedule)
+            ..Fire::new(e.scheduled_at, e.kind)
         };
         tracing::warn!(job_id = %e.job_id, scheduled_at = %e.scheduled_at, owner = %e.owner, fence = taken.fence, rerun, "took over a fire whose owner stopped renewing its lease");
         if rerun && st.phase == Phase::Running {

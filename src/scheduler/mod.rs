@@ -360,7 +360,33 @@ impl JobScheduler {
     /// policy: with a run in progress, `Skip` records the trigger as
     /// `skipped`, `Queue` queues it, `Allow` starts beside, `Replace` cancels
     /// the old run. A paused job can be triggered.
+    ///
+    /// A job whose fires are claimed
+    /// ([`SchedulerBuilder::claim_fires`](crate::SchedulerBuilder::claim_fires))
+    /// claims its trigger too, as a fire at the current millisecond (or the
+    /// next one free for the job): the outcome is
+    /// [`TriggerOutcome::Pending`], and the policy decides once the claim
+    /// is won. The claim's lease makes another instance run the trigger
+    /// again, with the same fire key, should this one die before it ends.
     pub fn trigger(&self, id: &str) -> Result<TriggerOutcome> {
+        self.trigger_fire(id, None)
+    }
+
+    /// Runs a job now as the manual fire at `at`, whose fire key
+    /// ([`JobContext::fire_key`](crate::JobContext::fire_key)) is the job
+    /// and `at`, as [`trigger`](Self::trigger) does otherwise.
+    ///
+    /// It makes a trigger requested elsewhere (a queue, a control table)
+    /// run once across instances: with claims, an instant already claimed,
+    /// by this instance or another, is not run again (the outcome is still
+    /// [`TriggerOutcome::Pending`]; the claim's owner, or the instance that
+    /// takes its lease over, runs it). Without claims it runs, recorded at
+    /// `at`.
+    pub fn trigger_at(&self, id: &str, at: DateTime<Utc>) -> Result<TriggerOutcome> {
+        self.trigger_fire(id, Some(at))
+    }
+
+    fn trigger_fire(&self, id: &str, at: Option<DateTime<Utc>>) -> Result<TriggerOutcome> {
         let now = self.inner.clock.now();
         let mut st = self.inner.lock();
         if st.phase != Phase::Running {
@@ -370,8 +396,17 @@ impl JobScheduler {
             });
         }
         let slot = st.jobs.slot(id).ok_or_else(|| Error::UnknownJob(id.to_owned()))?;
-        let fire = Fire::new(now, FireKind::Manual);
-        let outcome = self.dispatch(&mut st, slot, fire, now);
+        let job = st.jobs.get_mut(slot).expect("indexed");
+        let outcome = if job.claimed {
+            let nominal = at.unwrap_or_else(|| job.trigger_instant(now));
+            job.decided(nominal, true);
+            let spec = job.spec.clone();
+            let fire = Fire::new(nominal, FireKind::Manual);
+            let seq = st.claim_trigger(&spec, slot, fire, at.is_some());
+            TriggerOutcome::Pending { execution_id: exec_id(self.inner.instance_bits, seq) }
+        } else {
+            self.dispatch(&mut st, slot, Fire::new(at.unwrap_or(now), FireKind::Manual), now)
+        };
         self.release(st);
         Ok(outcome)
     }

@@ -121,7 +121,9 @@ impl JobScheduler {
         // A claimed job's missed fires are claimed too: one instance records
         // each skip and runs each catch-up fire.
         let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
-            Some(spec) => st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason)),
+            Some(spec) => {
+                st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason));
+            }
             None => this.record_skip(st, key, Fire::scheduled(at), now, &reason),
         };
         if plan.skipped_unlisted > 0 {
@@ -146,7 +148,9 @@ impl JobScheduler {
             } else if let Some(job) = st.jobs.get_mut(slot) {
                 // `last_fire` is past `t` already (the newest above).
                 match &claimed {
-                    Some(spec) => st.claim(spec, slot, fire, OnClaim::Backlog),
+                    Some(spec) => {
+                        st.claim(spec, slot, fire, OnClaim::Backlog);
+                    }
                     None => job.backlog.push_back(fire),
                 }
             }

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 
 use super::JobScheduler;
+use super::claim::MANUAL_STEP;
 use crate::cancel::CancellationToken;
+use crate::clock::after;
 use crate::error::{Error, Result};
 use crate::job::{JobConfig, JobHandler};
 use crate::policy::{MisfirePolicy, OverlapPolicy, OverlapScope};
@@ -180,6 +182,18 @@ impl Job {
         }
         if self.last_fire.is_none_or(|l| l < nominal) {
             self.last_fire = Some(nominal);
+        }
+    }
+
+    /// The instant a claimed trigger at `now` is claimed at: `now` to the
+    /// millisecond, after the job's latest trigger, so that two triggers of
+    /// one instance never share a fire key.
+    pub(super) fn trigger_instant(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let ms = now.timestamp_millis();
+        let now_ms = DateTime::from_timestamp_millis(ms).unwrap_or(now);
+        match self.cold.as_ref().and_then(|c| c.last_trigger) {
+            Some(last) if last >= now_ms => after(last, MANUAL_STEP),
+            _ => now_ms,
         }
     }
 

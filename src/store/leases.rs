@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{ClaimOutcome, ExecutionEvent, ExecutionId, ExpiredLease, FireClaim, FireLease};
+use super::{
+    ClaimOutcome, ExecutionEvent, ExecutionId, ExpiredLease, FireClaim, FireKind, FireLease,
+};
 use crate::clock::after;
 
 /// One claimed fire.
@@ -20,6 +22,7 @@ struct Claim {
     expires_at: DateTime<Utc>,
     /// Its final event was written (or it was let go): no lease any more.
     ended: bool,
+    kind: FireKind,
 }
 
 /// Every claim, by job and nominal time.
@@ -58,6 +61,7 @@ impl Leases {
                         fence: 1,
                         expires_at,
                         ended: busy,
+                        kind: f.kind,
                     },
                 );
                 if busy {
@@ -103,6 +107,7 @@ impl Leases {
                         fence: c.fence,
                         owner: c.owner.clone(),
                         expired_at: c.expires_at,
+                        kind: c.kind,
                     }
                 })
             })

@@ -583,6 +583,9 @@ pub struct FireClaim {
     /// across every instance (a job whose overlap holds across the
     /// cluster); `None`: no limit.
     pub max_running: Option<u32>,
+    /// What made the fire: a scheduled fire or a manual trigger (kept in
+    /// the claim, so that an instance that takes the fire over knows it).
+    pub kind: FireKind,
 }
 
 /// A store's answer to one [`FireClaim`].
@@ -633,6 +636,8 @@ pub struct ExpiredLease {
     pub owner: String,
     /// When the lease ran out.
     pub expired_at: DateTime<Utc>,
+    /// What made the fire, as claimed.
+    pub kind: FireKind,
 }
 
 /// A fire this instance took over

@@ -33,6 +33,25 @@ pub const MAX_AUDIT_LIMIT: usize = 1000;
 /// this many requests per [`ControlStore::pending_cancels`] call.
 pub const MAX_TAKE: usize = 100;
 
+/// A trigger taken this long ago, neither claimed nor finished, is taken
+/// again by the next instance that runs its job
+/// ([`ControlStore::take_triggers`]).
+pub const TRIGGER_RETAKE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A trigger taken longer ago than this is never taken again (its claim may
+/// have been pruned since).
+pub const TRIGGER_RETAKE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The bounds of [`ControlStore::take_triggers`]'s second chance at `now`:
+/// a trigger taken at or before the first and after the second may be
+/// taken again.
+pub(crate) fn retake_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let back = |d: std::time::Duration| {
+        chrono::TimeDelta::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(now)
+    };
+    (back(TRIGGER_RETAKE_AFTER), back(TRIGGER_RETAKE_WINDOW))
+}
+
 /// The Postgres channel every change is announced on.
 pub const NOTIFY_CHANNEL: &str = "mscribe_control";
 
@@ -418,6 +437,14 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
     /// Takes up to [`MAX_TAKE`] pending triggers of `job_ids` for
     /// `instance_id`, oldest first. Atomic: each trigger is taken by exactly
     /// one call, whatever the number of instances racing.
+    ///
+    /// Also taken again: a trigger taken between [`TRIGGER_RETAKE_WINDOW`]
+    /// and [`TRIGGER_RETAKE_AFTER`] before `now` that is not finished, or
+    /// finished as `pending` (waiting for its claim), and whose fire (its
+    /// job at its `requested_at`) has no claim in `fire_claims`: its taker
+    /// died before claiming it. A trigger is run as the fire at its
+    /// `requested_at`, whose claim lets one instance only run it, so a
+    /// trigger taken twice still runs once.
     async fn take_triggers(
         &self,
         instance_id: &str,

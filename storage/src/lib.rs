@@ -75,7 +75,7 @@ mod sqlite;
 pub use control::{
     AuditAction, AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition,
     MAX_AUDIT_LIMIT, MAX_NOTE_CHARS, MAX_TAKE, NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange,
-    PauseState, Source, TriggerRequest,
+    PauseState, Source, TRIGGER_RETAKE_AFTER, TRIGGER_RETAKE_WINDOW, TriggerRequest,
 };
 pub use error::{Error, Result};
 pub use hourly::{AttemptRow, HourlyMetricsStore, HourlyRow};

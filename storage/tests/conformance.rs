@@ -143,6 +143,9 @@ macro_rules! control_conformance {
                 prune_audit_keeps_the_newest_and_the_requests,
                 bad_times_are_rejected,
             );
+            cases!(2, $fixture, |f| control(f.control(), &*f.store):
+                a_trigger_taken_and_never_claimed_is_taken_again,
+            );
         }
     };
 }

@@ -40,7 +40,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0006_error_kind",
             "0007_job_metrics_hourly",
             "0008_control",
-            "0009_leases"
+            "0009_leases",
+            "0010_trigger_claims"
         ]
     );
     let checksum: String =

@@ -243,6 +243,9 @@ pub(crate) struct Local {
     pub(crate) last_prune: Option<std::time::Instant>,
     /// Whether the last round failed (to log the change only).
     pub(crate) failing: bool,
+    /// The instant of the last trigger requested here: each is later, so
+    /// that two triggers never share a fire key.
+    pub(crate) last_trigger_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -320,6 +323,20 @@ impl ControlPlane {
     /// The time now, by the scheduler's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.scheduler.clock().now()
+    }
+
+    /// The instant of a trigger requested now: to the microsecond (as the
+    /// stores keep it), after the last one requested here.
+    fn trigger_instant(&self) -> DateTime<Utc> {
+        use chrono::SubsecRound;
+        let now = self.now().trunc_subsecs(6);
+        let mut local = self.local();
+        let at = match local.last_trigger_at {
+            Some(last) if last >= now => last + chrono::TimeDelta::microseconds(1),
+            _ => now,
+        };
+        local.last_trigger_at = Some(at);
+        at
     }
 
     pub(crate) fn local(&self) -> std::sync::MutexGuard<'_, Local> {
@@ -406,6 +423,12 @@ impl ControlPlane {
     /// trigger is recorded as taken here and run at once (the receipt has
     /// the outcome and execution id); otherwise it is left for an instance
     /// that runs the job, which takes it within a second.
+    ///
+    /// The trigger runs as the manual fire at its request instant
+    /// ([`JobScheduler::trigger_at`]): with claims, the fire's claim and
+    /// lease make it run once even if the instance that took it dies (its
+    /// lease is taken over; a trigger taken and never claimed is taken
+    /// again after [`TRIGGER_RETAKE_AFTER`](mscribe_storage::TRIGGER_RETAKE_AFTER)).
     pub async fn trigger(
         &self,
         job: &str,
@@ -417,12 +440,13 @@ impl ControlPlane {
         if !local {
             self.check_job(job).await?;
         }
+        let at = self.trigger_instant();
         let req = NewTrigger {
             job_id: job.to_owned(),
             note,
             source,
             instance_id: self.instance_id().to_owned(),
-            at: self.now(),
+            at,
             take: local,
         };
         let trigger_id = self.inner.store.request_trigger(&req).await?;
@@ -434,7 +458,7 @@ impl ControlPlane {
                 outcome: None,
             });
         }
-        let result = self.inner.scheduler.trigger(job);
+        let result = self.inner.scheduler.trigger_at(job, at);
         let (exec, text) = sync::describe_trigger(&result);
         if let Err(e) =
             self.inner.store.finish_trigger(trigger_id, exec.as_deref(), &text, self.now()).await

@@ -28,7 +28,8 @@ pub struct SyncReport {
 }
 
 /// A trigger's outcome as stored: the execution id, and `started`,
-/// `queued`, `skipped` or `failed: <why>`.
+/// `queued`, `pending` (waiting for its claim), `skipped` or
+/// `failed: <why>`.
 pub(crate) fn describe_trigger(
     r: &Result<TriggerOutcome, SchedulerError>,
 ) -> (Option<String>, String) {
@@ -38,6 +39,9 @@ pub(crate) fn describe_trigger(
         }
         Ok(TriggerOutcome::Queued { execution_id }) => {
             (Some(execution_id.to_string()), "queued".to_owned())
+        }
+        Ok(TriggerOutcome::Pending { execution_id }) => {
+            (Some(execution_id.to_string()), "pending".to_owned())
         }
         Ok(TriggerOutcome::Skipped) => (None, "skipped".to_owned()),
         Err(e) => (None, format!("failed: {e}")),
@@ -160,7 +164,7 @@ impl ControlPlane {
     }
 
     async fn run_trigger(&self, t: TriggerRequest) {
-        let result = self.inner.scheduler.trigger(&t.job_id);
+        let result = self.inner.scheduler.trigger_at(&t.job_id, t.requested_at);
         let (exec, outcome) = describe_trigger(&result);
         tracing::info!(
             job_id = %t.job_id, trigger_id = t.id, requested_by = %t.requested_by,

@@ -214,10 +214,13 @@ pub(super) async fn trigger(state: &ServerState, id: &str) -> Result<Response, A
     Ok(json_response(code, &body))
 }
 
-/// A trigger's status and body: 202 started or queued, 200 skipped.
+/// A trigger's status and body: 202 started, queued or pending (waiting for
+/// its claim), 200 skipped.
 fn outcome_body(outcome: &TriggerOutcome) -> (StatusCode, Value) {
     let code = match outcome {
-        TriggerOutcome::Started { .. } | TriggerOutcome::Queued { .. } => StatusCode::ACCEPTED,
+        TriggerOutcome::Started { .. }
+        | TriggerOutcome::Queued { .. }
+        | TriggerOutcome::Pending { .. } => StatusCode::ACCEPTED,
         TriggerOutcome::Skipped => StatusCode::OK,
     };
     (code, serde_json::to_value(outcome).unwrap_or(Value::Null))

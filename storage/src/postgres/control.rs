@@ -18,7 +18,7 @@ use crate::codec::Dialect;
 use crate::control::{
     AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition, MAX_TAKE,
     NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange, PauseState, TriggerRequest, decode_json,
-    decode_version, id_detail, rejected,
+    decode_version, id_detail, rejected, retake_bounds,
 };
 
 /// The SQL text of the control tables.
@@ -88,9 +88,15 @@ mod sql {
     /// scan the subquery again and take more than the limit.
     pub(super) const TAKE_TRIGGERS: &str = concat!(
         "WITH picked AS MATERIALIZED (
-        SELECT id FROM job_triggers
-        WHERE taken_by IS NULL AND job_id = ANY($3)
-        ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+        SELECT t.id FROM job_triggers AS t
+        WHERE t.job_id = ANY($3)
+          AND (t.taken_by IS NULL
+               OR (t.taken_by IS NOT NULL AND (t.finished_at IS NULL OR t.outcome = 'pending')
+                   AND t.taken_at <= $5 AND t.taken_at > $6
+                   AND NOT EXISTS (SELECT 1 FROM fire_claims AS c
+                                   WHERE c.job_id = t.job_id
+                                     AND c.scheduled_at = t.requested_at)))
+        ORDER BY t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED)
     UPDATE job_triggers t SET taken_by = $1, taken_at = $2
     FROM picked WHERE t.id = picked.id
     RETURNING ",
@@ -428,6 +434,7 @@ impl ControlStore for PostgresStore {
             return Ok(Vec::new());
         }
         let instance = text("instance id", instance_id)?;
+        let (before, after) = retake_bounds(now);
         let now = ts_param("take time", now).map_err(rejected)?;
         let rows = self
             .op(
@@ -437,6 +444,8 @@ impl ControlStore for PostgresStore {
                     .bind(now)
                     .bind(job_ids)
                     .bind(MAX_TAKE as i64)
+                    .bind(before)
+                    .bind(after)
                     .fetch_all(&self.pool),
             )
             .await?;

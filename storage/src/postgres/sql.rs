@@ -203,13 +203,14 @@ pub(crate) const RECORDED_FIRES: &str = "SELECT DISTINCT scheduled_at FROM sched
 // ------------------------------------------------------- claims and leases
 
 /// A batch of fires (`$1` jobs, `$2` nominal times, `$3` execution ids, `$4`
-/// ended), each listed once, for instance `$5` at `$6` with leases to `$7`,
-/// in key order; answers the fires this batch won. Fence 1.
+/// ended, `$8` kinds), each listed once, for instance `$5` at `$6` with
+/// leases to `$7`, in key order; answers the fires this batch won. Fence 1.
 pub(crate) const CLAIM_FIRES: &str = "INSERT INTO fire_claims
-       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at, ended)
-     SELECT f.job_id, f.scheduled_at, $5, $6, f.execution_id, 1, $7, f.ended
-     FROM UNNEST($1::text[], $2::timestamptz[], $3::uuid[], $4::bool[])
-          AS f(job_id, scheduled_at, execution_id, ended)
+       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at,
+        ended, kind)
+     SELECT f.job_id, f.scheduled_at, $5, $6, f.execution_id, 1, $7, f.ended, f.kind
+     FROM UNNEST($1::text[], $2::timestamptz[], $3::uuid[], $4::bool[], $8::text[])
+          AS f(job_id, scheduled_at, execution_id, ended, kind)
      ORDER BY f.job_id, f.scheduled_at
      ON CONFLICT DO NOTHING
      RETURNING job_id, scheduled_at";
@@ -253,7 +254,7 @@ pub(crate) const RENEW_LEASES: &str = "WITH held AS (
 /// Up to `$2` leases that ran out by `$1` without their fire ending, oldest
 /// first (the partial index `fire_claims_open_leases`).
 pub(crate) const EXPIRED_LEASES: &str = "SELECT job_id, scheduled_at, execution_id::text,
-            fence, instance_id, lease_expires_at
+            fence, instance_id, lease_expires_at, kind
      FROM fire_claims
      WHERE NOT ended AND lease_expires_at <= $1
      ORDER BY lease_expires_at, job_id, scheduled_at LIMIT $2";

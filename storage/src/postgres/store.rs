@@ -334,7 +334,7 @@ impl ExecutionStore for PostgresStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<ExpiredLease>> {
-        type Raw = (String, DateTime<Utc>, Option<String>, i64, String, DateTime<Utc>);
+        type Raw = (String, DateTime<Utc>, Option<String>, i64, String, DateTime<Utc>, String);
         let rows: Vec<Raw> = self
             .op(
                 "expired_leases",
@@ -345,8 +345,9 @@ impl ExecutionStore for PostgresStore {
             )
             .await?;
         rows.into_iter()
-            .map(|(job_id, scheduled_at, exec, fence, owner, expired_at)| {
+            .map(|(job_id, scheduled_at, exec, fence, owner, expired_at, kind)| {
                 Ok(ExpiredLease {
+                    kind: codec::decode_kind(&kind)?,
                     execution_id: codec::decode_claim_execution_id(&job_id, exec.as_deref())?,
                     fence: codec::decode_fence(fence)?,
                     job_id,
@@ -460,14 +461,20 @@ impl Claim<'_> {
         ended: &[bool],
     ) -> Result<Vec<bool>, sqlx::Error> {
         let n = insert.iter().filter(|i| **i).count();
-        let (mut jobs, mut times, mut ids, mut ends) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        let (mut jobs, mut times, mut ids, mut ends, mut kinds) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::new(),
+            Vec::with_capacity(n),
+        );
         for (i, ((job, at), f)) in self.keys.iter().zip(self.fires).enumerate() {
             if insert[i] {
                 jobs.push(job.as_str());
                 times.push(*at);
                 ids.push(f.execution_id.to_string());
                 ends.push(ended.get(i).copied().unwrap_or(false));
+                kinds.push(f.kind.as_str());
             }
         }
         if jobs.is_empty() {
@@ -481,6 +488,7 @@ impl Claim<'_> {
             .bind(self.instance_id)
             .bind(self.now)
             .bind(self.until)
+            .bind(&kinds)
             .fetch_all(exec)
             .await?;
         let won: HashSet<(String, DateTime<Utc>)> = won.into_iter().collect();

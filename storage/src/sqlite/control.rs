@@ -15,7 +15,7 @@ use super::time::{cutoff_param, parse_ts, ts_param};
 use crate::control::{
     AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition, MAX_TAKE,
     NewCancel, NewTrigger, PauseChange, PauseState, TriggerRequest, decode_json, decode_version,
-    id_detail, rejected,
+    id_detail, rejected, retake_bounds,
 };
 
 /// The SQL text of the control tables.
@@ -72,14 +72,40 @@ mod sql {
 
     /// Whether any of the jobs (a JSON array) has an untaken trigger: a
     /// read, so that an idle poll never takes the write lock.
-    pub(super) const ANY_PENDING_TRIGGER: &str = "SELECT EXISTS (SELECT 1 FROM job_triggers
-    WHERE taken_by IS NULL AND job_id IN (SELECT value FROM json_each(?1)))";
+    /// A trigger `t` taken in `($after, $before]`, neither finished nor
+    /// claimed since (the index `job_triggers_unsettled`).
+    macro_rules! unsettled {
+        ($before:literal, $after:literal) => {
+            concat!(
+                "t.taken_by IS NOT NULL AND (t.finished_at IS NULL OR t.outcome = 'pending')
+             AND t.taken_at <= ",
+                $before,
+                " AND t.taken_at > ",
+                $after,
+                "
+             AND NOT EXISTS (SELECT 1 FROM fire_claims AS c
+                             WHERE c.job_id = t.job_id AND c.scheduled_at = t.requested_at)"
+            )
+        };
+    }
+
+    /// Whether a trigger of the jobs `?1` is to take: never taken, or taken
+    /// in `(?3, ?2]` and not claimed.
+    pub(super) const ANY_PENDING_TRIGGER: &str = concat!(
+        "SELECT EXISTS (SELECT 1 FROM job_triggers AS t
+    WHERE t.job_id IN (SELECT value FROM json_each(?1)) AND (t.taken_by IS NULL OR (",
+        unsettled!("?2", "?3"),
+        ")))"
+    );
 
     pub(super) const TAKE_TRIGGERS: &str = concat!(
         "UPDATE job_triggers SET taken_by = ?1, taken_at = ?2
-    WHERE id IN (SELECT id FROM job_triggers
-                 WHERE taken_by IS NULL AND job_id IN (SELECT value FROM json_each(?3))
-                 ORDER BY id LIMIT ?4)
+    WHERE id IN (SELECT t.id FROM job_triggers AS t
+                 WHERE t.job_id IN (SELECT value FROM json_each(?3))
+                   AND (t.taken_by IS NULL OR (",
+        unsettled!("?5", "?6"),
+        "))
+                 ORDER BY t.id LIMIT ?4)
     RETURNING ",
         trigger_columns!()
     );
@@ -512,12 +538,16 @@ impl ControlStore for SqliteStore {
         if job_ids.is_empty() {
             return Ok(Vec::new());
         }
+        let (before, after) = retake_bounds(now);
         let now = ts_param("take time", now).map_err(rejected)?;
+        let before = ts_param("take time", before).map_err(rejected)?;
+        let after = ts_param("take time", after).map_err(rejected)?;
         let jobs = serde_json::to_string(job_ids).map_err(|e| rejected(e.to_string()))?;
-        let probe = jobs.clone();
+        let (probe, b, a) = (jobs.clone(), before.clone(), after.clone());
         let any: bool = self
             .read("reading job_triggers", move |c| {
-                c.prepare_cached(sql::ANY_PENDING_TRIGGER)?.query_row(params![probe], |r| r.get(0))
+                c.prepare_cached(sql::ANY_PENDING_TRIGGER)?
+                    .query_row(params![probe, b, a], |r| r.get(0))
             })
             .await?;
         if !any {
@@ -527,7 +557,10 @@ impl ControlStore for SqliteStore {
         let raw: Vec<RawTrigger> = self
             .in_write_tx("taking job_triggers", move |c| {
                 c.prepare_cached(sql::TAKE_TRIGGERS)?
-                    .query_map(params![instance, now, jobs, MAX_TAKE as i64], raw_trigger)?
+                    .query_map(
+                        params![instance, now, jobs, MAX_TAKE as i64, before, after],
+                        raw_trigger,
+                    )?
                     .collect()
             })
             .await?;

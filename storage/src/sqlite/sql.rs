@@ -205,10 +205,12 @@ pub(crate) const RECORDED_FIRES: &str = "SELECT DISTINCT scheduled_at FROM sched
 
 /// One fire: `?1` job, `?2` nominal time, `?3` instance, `?4` now, `?5`
 /// execution id, `?6` lease expiry, `?7` ended (1 for a fire claimed only
-/// to be recorded skipped); changes one row when this claim won. Fence 1.
+/// to be recorded skipped), `?8` kind; changes one row when this claim won.
+/// Fence 1.
 pub(crate) const CLAIM_FIRE: &str = "INSERT INTO fire_claims
-       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at, ended)
-     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7) ON CONFLICT DO NOTHING";
+       (job_id, scheduled_at, instance_id, claimed_at, execution_id, fence, lease_expires_at,
+        ended, kind)
+     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
 
 /// How many fires of job `?1` hold live leases at `?2` (not ended, not
 /// expired): the partial index `fire_claims_open_leases_by_job`.
@@ -225,7 +227,7 @@ pub(crate) const RENEW_LEASE: &str = "UPDATE fire_claims
 /// Up to `?2` leases that ran out by `?1` without their fire ending, oldest
 /// first (the partial index `fire_claims_open_leases`).
 pub(crate) const EXPIRED_LEASES: &str =
-    "SELECT job_id, scheduled_at, execution_id, fence, instance_id, lease_expires_at
+    "SELECT job_id, scheduled_at, execution_id, fence, instance_id, lease_expires_at, kind
      FROM fire_claims
      WHERE ended = 0 AND lease_expires_at <= ?1
      ORDER BY lease_expires_at, job_id, scheduled_at LIMIT ?2";

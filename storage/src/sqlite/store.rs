@@ -305,7 +305,8 @@ impl ExecutionStore for SqliteStore {
             .iter()
             .map(|f| {
                 let at = ts_text(Dialect::Sqlite.check_claim(f)?);
-                Ok((f.job_id.clone(), at, f.execution_id.to_string(), f.max_running))
+                let exec = f.execution_id.to_string();
+                Ok((f.job_id.clone(), at, exec, f.max_running, f.kind.as_str()))
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(rejected)?;
@@ -318,7 +319,7 @@ impl ExecutionStore for SqliteStore {
             {
                 let mut claim = tx.prepare_cached(sql::CLAIM_FIRE).map_err(failed)?;
                 let mut live = tx.prepare_cached(sql::LIVE_LEASES).map_err(failed)?;
-                for (job, at, exec, max) in &fires {
+                for (job, at, exec, max, kind) in &fires {
                     let running = match max {
                         Some(_) => live
                             .query_row(params![&**job, now_text], |r| r.get::<_, i64>(0))
@@ -328,7 +329,7 @@ impl ExecutionStore for SqliteStore {
                     let running = u32::try_from(running).unwrap_or(u32::MAX);
                     let busy = max.is_some_and(|max| running >= max);
                     let won = claim
-                        .execute(params![&**job, at, instance, now_text, exec, until, busy])
+                        .execute(params![&**job, at, instance, now_text, exec, until, busy, kind])
                         .map_err(failed)?
                         == 1;
                     out.push(match (won, busy) {
@@ -403,13 +404,15 @@ impl ExecutionStore for SqliteStore {
                         r.get::<_, i64>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
                     ))
                 })
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(failed)?;
             raw.into_iter()
-                .map(|(job_id, at, exec, fence, owner, expired)| {
+                .map(|(job_id, at, exec, fence, owner, expired, kind)| {
                     Ok(ExpiredLease {
+                        kind: codec::decode_kind(&kind)?,
                         scheduled_at: parse_ts("scheduled_at", &at)?,
                         execution_id: codec::decode_claim_execution_id(&job_id, exec.as_deref())?,
                         fence: codec::decode_fence(fence)?,

@@ -273,6 +273,7 @@ pub fn fire(job: &str, ms: i64) -> FireClaim {
         scheduled_at: t(ms),
         execution_id: eid((bits << 64) ^ ms as u128),
         max_running: None,
+        kind: FireKind::Schedule,
     }
 }
 
@@ -372,6 +373,7 @@ pub async fn retake_race(a: Arc<dyn ExecutionStore>, b: Arc<dyn ExecutionStore>,
             scheduled_at: at,
             execution_id: old,
             max_running: None,
+            kind: FireKind::Schedule,
         };
         let got = a.claim_fires("owner", &[fire], t(now), lease).await.unwrap();
         assert_eq!(got, [ClaimOutcome::Won { fence: 1 }], "round {r}");
@@ -509,6 +511,7 @@ pub async fn limited_claims_race(
                     scheduled_at: t(now + k),
                     execution_id: eid(u128::from(r) * 10 + k as u128),
                     max_running: Some(1),
+                    kind: FireKind::Schedule,
                 };
                 tokio::spawn(async move {
                     go.wait().await;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mscribe_scheduler::StoreError;
+use mscribe_scheduler::{ExecutionStore, FireClaim, FireKind, StoreError};
 use mscribe_storage::{
     AuditAction, AuditEntry, AuditQuery, ControlStore, JobDefinition, MAX_TAKE, NewCancel,
-    NewTrigger, PauseChange, Source,
+    NewTrigger, PauseChange, Source, TRIGGER_RETAKE_AFTER, TRIGGER_RETAKE_WINDOW,
 };
 use serde_json::json;
 
@@ -217,6 +217,53 @@ pub(crate) async fn triggers_are_taken_once_oldest_first(c: &dyn ControlStore) {
 }
 
 /// One call takes at most `MAX_TAKE` triggers.
+/// A trigger taken by an instance that died before its fire (the job at
+/// the trigger's `requested_at`) was claimed is taken again once
+/// `TRIGGER_RETAKE_AFTER` has passed, as often as that goes on, and while
+/// it is finished only as `pending`; one whose fire was claimed, or that
+/// finished otherwise, is not; nor one taken longer ago than
+/// `TRIGGER_RETAKE_WINDOW`.
+pub(crate) async fn a_trigger_taken_and_never_claimed_is_taken_again(
+    c: &dyn ControlStore,
+    s: &dyn ExecutionStore,
+) {
+    let after = TRIGGER_RETAKE_AFTER.as_millis() as i64;
+    let window = TRIGGER_RETAKE_WINDOW.as_millis() as i64;
+    let now = 10 * window;
+    let mut ids = Vec::new();
+    for at in [now - 3, now - 2, now - 1] {
+        ids.push(c.request_trigger(&trigger("a", "i9", at)).await.unwrap());
+    }
+    let take = |who: &'static str, at: i64| async move {
+        let got = c.take_triggers(who, &["a".to_owned()], t(at)).await.unwrap();
+        got.into_iter()
+            .map(|r| (r.id, r.taken_by.unwrap(), r.taken_at.unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(take("i1", now).await.len(), 3);
+    // i1 claimed the second trigger's fire, and ran the third unclaimed.
+    let claimed = FireClaim { kind: FireKind::Manual, ..fire("a", now - 2) };
+    s.claim_fires("i1", &[claimed], t(now), LEASE).await.unwrap();
+    assert!(c.finish_trigger(ids[2], Some("e3"), "started", t(now)).await.unwrap());
+
+    assert_eq!(take("i2", now + after - 1).await, []);
+    assert_eq!(take("i2", now + after).await, [(ids[0], "i2".to_owned(), t(now + after))]);
+    // Its new taker may die too; finished as pending, it is not settled.
+    assert!(c.finish_trigger(ids[0], Some("e1"), "pending", t(now + after)).await.unwrap());
+    assert_eq!(take("i3", 2 * after + now - 1).await, []);
+    assert_eq!(take("i3", 2 * after + now).await, [(ids[0], "i3".to_owned(), t(now + 2 * after))]);
+    // Claimed at last: settled.
+    let claimed = FireClaim { kind: FireKind::Manual, ..fire("a", now - 3) };
+    s.claim_fires("i3", &[claimed], t(now + 2 * after), LEASE).await.unwrap();
+    assert_eq!(take("i4", now + 4 * after).await, []);
+
+    // Past the window, a trigger is never taken again.
+    let late = c.request_trigger(&trigger("a", "i9", now + 5 * after)).await.unwrap();
+    assert_eq!(take("i5", now + 5 * after).await.len(), 1);
+    assert_eq!(take("i6", now + 5 * after + window).await, []);
+    assert_eq!(c.trigger_request(late).await.unwrap().unwrap().taken_by.as_deref(), Some("i5"));
+}
+
 pub(crate) async fn taking_is_capped(c: &dyn ControlStore) {
     for i in 0..(MAX_TAKE as i64 + 20) {
         c.request_trigger(&trigger("j", "i1", i)).await.unwrap();

@@ -19,7 +19,13 @@ use crate::common::*;
 const SECS: i64 = 1000;
 
 fn claim(job: &str, at: i64, exec: u128, max_running: Option<u32>) -> FireClaim {
-    FireClaim { job_id: Arc::from(job), scheduled_at: t(at), execution_id: eid(exec), max_running }
+    FireClaim {
+        job_id: Arc::from(job),
+        scheduled_at: t(at),
+        execution_id: eid(exec),
+        max_running,
+        kind: FireKind::Schedule,
+    }
 }
 
 fn lease_of(job: &str, at: i64, fence: u64) -> FireLease {
@@ -112,13 +118,14 @@ async fn expired_keys(s: &dyn ExecutionStore, now: i64) -> Vec<(String, DateTime
 
 /// A claim holds a lease with fence 1 and the claimer's execution id; the
 /// fire is taken by the first claim, of any instance, or the first listing
-/// within a batch.
+/// within a batch. An expired lease tells what made its fire.
 pub(crate) async fn claims_hold_leases_with_fence_one(s: &dyn ExecutionStore) {
     let now = 100 * SECS;
+    let trigger = FireClaim { kind: FireKind::Manual, ..claim("k", 0, 2, None) };
     let got = s
         .claim_fires(
             "a",
-            &[claim("j", 0, 1, None), claim("k", 0, 2, None), claim("j", 0, 3, None)],
+            &[claim("j", 0, 1, None), trigger, claim("j", 0, 3, None)],
             t(now),
             secs(10),
         )
@@ -132,15 +139,16 @@ pub(crate) async fn claims_hold_leases_with_fence_one(s: &dyn ExecutionStore) {
     // The lease runs out at now + 10 s exactly, and the first claim's id
     // and owner are kept.
     let expired = s.expired_leases(t(now + 10 * SECS), 10).await.unwrap();
-    let want = |job: &str, exec| ExpiredLease {
+    let want = |job: &str, exec, kind| ExpiredLease {
         job_id: job.to_owned(),
         scheduled_at: t(0),
         execution_id: eid(exec),
         fence: 1,
         owner: "a".to_owned(),
         expired_at: t(now + 10 * SECS),
+        kind,
     };
-    assert_eq!(expired, [want("j", 1), want("k", 2)]);
+    assert_eq!(expired, [want("j", 1, FireKind::Schedule), want("k", 2, FireKind::Manual)]);
     assert!(s.claim_fires("a", &[], t(now), secs(10)).await.unwrap().is_empty());
 }
 
@@ -311,6 +319,7 @@ pub(crate) async fn a_take_over_moves_the_run_and_fences_the_old_owner(s: &dyn E
         fence: 1,
         owner: "a".to_owned(),
         expired_at: t(10 * SECS),
+        kind: FireKind::Schedule,
     };
     assert_eq!(
         s.retake_fire("b", &expired, eid(2), t(9 * SECS), secs(10), true).await.unwrap(),
@@ -442,6 +451,7 @@ pub(crate) async fn an_event_with_a_stale_fence_is_refused_and_the_rest_of_the_b
         scheduled_at: at,
         execution_id: ExecutionId::from_u128(7),
         max_running: None,
+        kind: FireKind::Schedule,
     };
     let lease = Duration::from_secs(10);
     let won = store.claim_fires("a", std::slice::from_ref(&claim), at, lease).await.unwrap();
