@@ -450,6 +450,27 @@ fn down<T>() -> mscribe_scheduler::StoreResult<T> {
 
 #[async_trait::async_trait]
 impl ControlStore for DownStore {
+    async fn lock_backfill(
+        &self,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Duration,
+    ) -> mscribe_scheduler::StoreResult<mscribe_storage::BackfillLockOutcome> {
+        down()
+    }
+    async fn renew_backfill(
+        &self,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Duration,
+    ) -> mscribe_scheduler::StoreResult<bool> {
+        down()
+    }
+    async fn unlock_backfill(&self, _: &str, _: &str) -> mscribe_scheduler::StoreResult<bool> {
+        down()
+    }
     async fn upsert_definitions(
         &self,
         _: &[mscribe_storage::JobDefinition],

@@ -310,6 +310,37 @@ async fn a_second_backfill_of_a_job_waits_for_the_first() {
 }
 
 #[tokio::test]
+async fn a_backfill_waits_for_one_running_on_another_instance() {
+    let f = fixture(at(2026, 3, 10, 12, 30)).await;
+    let store = f.plane.store().clone();
+    let ttl = Duration::from_secs(60);
+    let now = f.plane.now();
+    let held = store.lock_backfill("hourly", "other-instance#7", now, ttl).await.unwrap();
+    assert_eq!(held, mscribe_storage::BackfillLockOutcome::Acquired);
+    let body = json!({ "from": t(at(2026, 3, 10, 8, 0)), "to": t(at(2026, 3, 10, 9, 0)) });
+    let (code, err) = backfill(&f, "hourly", body.clone()).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{err}");
+    let msg = err["error"].as_str().unwrap();
+    assert!(
+        msg.contains("running on another instance") && msg.contains("other-instance#7"),
+        "{msg}"
+    );
+    assert!(audit_rows(&f).await.is_empty(), "nothing started, nothing audited");
+    // Given back: this instance runs it, and gives the lock back at its end.
+    assert!(store.unlock_backfill("hourly", "other-instance#7").await.unwrap());
+    assert_eq!(backfill(&f, "hourly", body).await.0, StatusCode::ACCEPTED);
+    wait_audit(&f, 2).await;
+    for _ in 0..500 {
+        let got = store.lock_backfill("hourly", "probe#1", now, ttl).await.unwrap();
+        if got == mscribe_storage::BackfillLockOutcome::Acquired {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the backfill never gave its lock back");
+}
+
+#[tokio::test]
 async fn upcoming_lists_the_next_fires_with_dst_notes() {
     // Before the spring change of 2026-03-29 in Berlin.
     let f = fixture(at(2026, 3, 26, 12, 0)).await;

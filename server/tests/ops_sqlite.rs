@@ -263,6 +263,7 @@ async fn every_table_comes_from_the_migrations() {
     assert_eq!(
         first,
         [
+            "backfill_locks",
             "control_audit",
             "execution_cancels",
             "fire_claims",

@@ -247,6 +247,31 @@ pub struct PauseState {
     pub version: u64,
 }
 
+/// The lock that lets one backfill of a job run at a time in the cluster
+/// ([`ControlStore::lock_backfill`]), as stored (`backfill_locks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackfillLock {
+    /// The job.
+    pub job_id: String,
+    /// Who holds it: the holder's own text (the server: its instance id and
+    /// a number of its own).
+    pub holder: String,
+    /// When it was taken.
+    pub acquired_at: DateTime<Utc>,
+    /// When it runs out unless renewed; after that another backfill may
+    /// take it.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What [`ControlStore::lock_backfill`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackfillLockOutcome {
+    /// The caller holds the lock now.
+    Acquired,
+    /// Someone else holds it, live: this lock.
+    Held(BackfillLock),
+}
+
 /// A manual trigger to record ([`ControlStore::request_trigger`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTrigger {
@@ -483,6 +508,32 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
 
     /// One cancel request by id.
     async fn cancel_request(&self, id: i64) -> StoreResult<Option<CancelRequest>>;
+
+    /// Takes the backfill lock of `job_id` for `holder` until `now + ttl`,
+    /// if nobody holds it or its lease ran out by `now`; otherwise answers
+    /// the live lock. Atomic across instances: of two callers racing, one
+    /// gets it.
+    async fn lock_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<BackfillLockOutcome>;
+
+    /// Extends the lock `holder` holds on `job_id` to `now + ttl`; `false`
+    /// when it does not hold it any more (it ran out and was taken).
+    async fn renew_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+
+    /// Gives back the lock `holder` holds on `job_id`; `false` when it held
+    /// none.
+    async fn unlock_backfill(&self, job_id: &str, holder: &str) -> StoreResult<bool>;
 
     /// Writes an audit row for an action recorded elsewhere (e.g. a
     /// backfill); returns its id.

@@ -73,9 +73,10 @@ mod postgres;
 mod sqlite;
 
 pub use control::{
-    AuditAction, AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition,
-    MAX_AUDIT_LIMIT, MAX_NOTE_CHARS, MAX_TAKE, NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange,
-    PauseState, Source, TRIGGER_RETAKE_AFTER, TRIGGER_RETAKE_WINDOW, TriggerRequest,
+    AuditAction, AuditEntry, AuditQuery, AuditRecord, BackfillLock, BackfillLockOutcome,
+    CancelRequest, ControlStore, JobDefinition, MAX_AUDIT_LIMIT, MAX_NOTE_CHARS, MAX_TAKE,
+    NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange, PauseState, Source, TRIGGER_RETAKE_AFTER,
+    TRIGGER_RETAKE_WINDOW, TriggerRequest,
 };
 pub use error::{Error, Result};
 pub use hourly::{AttemptRow, HourlyMetricsStore, HourlyRow};

@@ -142,6 +142,7 @@ macro_rules! control_conformance {
                 prune_keeps_the_newest_and_the_audit,
                 prune_audit_keeps_the_newest_and_the_requests,
                 bad_times_are_rejected,
+                backfill_locks_admit_one_holder_until_they_run_out,
             );
             cases!(2, $fixture, |f| control(f.control(), &*f.store):
                 a_trigger_taken_and_never_claimed_is_taken_again,
@@ -158,6 +159,7 @@ macro_rules! control_pair_conformance {
 
             cases!(4, $fixture, |f| control(f.control.clone().unwrap(), f.other_control().await):
                 racing_instances_take_each_trigger_once,
+                racing_instances_get_one_backfill_lock,
                 pause_is_visible_from_the_other_handle,
                 a_cancel_is_handled_once_across_handles,
             );

@@ -41,7 +41,7 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0007_job_metrics_hourly",
             "0008_control",
             "0009_leases",
-            "0010_trigger_claims"
+            "0010_once_per_cluster"
         ]
     );
     let checksum: String =
@@ -164,6 +164,7 @@ async fn a_failing_migration_leaves_nothing_behind() {
 /// with this build's checksum.
 async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
     let mut want = vec![
+        "backfill_locks",
         "control_audit",
         "execution_cancels",
         "fire_claims",
@@ -175,7 +176,7 @@ async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
         "scheduler_instances",
     ];
     if by_runner {
-        want.insert(7, "mscribe_migrations");
+        want.insert(8, "mscribe_migrations");
     }
     let tables: Vec<(String, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity FROM pg_class

@@ -266,9 +266,14 @@ async fn scheduler_admin_reads_the_control_tables_and_writes_none() {
     store_on(&db).await.close().await;
     let mut c = db.connect().await;
     sqlx::raw_sql("SET ROLE scheduler_admin").execute(&mut c).await.unwrap();
-    for table in
-        ["job_definitions", "job_pauses", "job_triggers", "execution_cancels", "control_audit"]
-    {
+    for table in [
+        "job_definitions",
+        "job_pauses",
+        "job_triggers",
+        "execution_cancels",
+        "control_audit",
+        "backfill_locks",
+    ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut c)
             .await

@@ -291,6 +291,7 @@ fn the_files_apply_in_order_without_the_runner() {
     assert_eq!(
         tables,
         [
+            "backfill_locks",
             "control_audit",
             "execution_cancels",
             "fire_claims",

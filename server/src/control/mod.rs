@@ -7,6 +7,7 @@
 //! | `mod.rs` | [`ControlPlane`], its settings, errors and receipts; the API the HTTP layer and the CLI call |
 //! | `sync.rs` | the sync loop: one round applies the stored pauses, runs the triggers this instance takes, handles cancels; the Postgres listener that wakes it |
 //! | `defs.rs` | the job definitions the plane stores at start |
+//! | `backfill.rs` | the backfill lock: one backfill of a job at a time in the cluster |
 //!
 //! A change made through any instance is written first, with its audit row,
 //! in one transaction, then applied locally at once; the other instances
@@ -17,8 +18,11 @@
 //! paused (`enabled = false` in its configuration) stays paused whatever the
 //! store says: the configuration wins.
 
+mod backfill;
 mod defs;
 mod sync;
+
+pub use backfill::{BACKFILL_LOCK_TTL, BackfillGuard, BackfillLocking};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -18,7 +18,7 @@ use super::ServerState;
 use super::body::parse_json;
 use super::control::control_error;
 use super::reply::{ApiError, json_response};
-use crate::control::ControlPlane;
+use crate::control::{BackfillGuard, BackfillLocking, ControlPlane};
 
 /// The default `n` of `GET /jobs/{id}/upcoming`.
 pub(crate) const DEFAULT_UPCOMING: usize = 10;
@@ -246,7 +246,8 @@ async fn audit(
 /// run answers 202 with the plan, `state: "running"` and the `audit_id` of
 /// its first audit row, and goes on in the background on this instance;
 /// its end is a second audit row with the runs' statuses. 409 while a
-/// backfill of the job runs here.
+/// backfill of the job runs here, or on another instance (the cluster's
+/// backfill lock, see [`ControlPlane::lock_backfill`]).
 pub(super) async fn backfill(
     state: &ServerState,
     id: &str,
@@ -292,6 +293,27 @@ pub(super) async fn backfill(
             ),
         ));
     };
+    let lock = match &state.control {
+        Some(plane) => {
+            match plane.lock_backfill(id).await.map_err(|e| control_error(&endpoint, e))? {
+                BackfillLocking::Locked(guard) => Some(guard),
+                BackfillLocking::Busy(lock) => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "{endpoint}: a backfill of job \"{id}\" is running on another instance \
+                         (lock holder {}, since {}; the lock runs out at {} unless renewed); wait \
+                         for it to end (its audit rows: GET /audit?job={id})",
+                            lock.holder,
+                            lock.acquired_at.to_rfc3339(),
+                            lock.expires_at.to_rfc3339()
+                        ),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
     let audit_id = match &state.control {
         Some(plane) => {
             let note = format!(
@@ -317,7 +339,7 @@ pub(super) async fn backfill(
         id.to_owned(),
         req,
         audit_id,
-        slot,
+        (slot, lock),
     ));
     let mut body = serde_json::to_value(&plan).unwrap_or(Value::Null);
     body["state"] = json!("running");
@@ -334,9 +356,21 @@ async fn run_backfill(
     job: String,
     req: BackfillRequest,
     started: Option<i64>,
-    slot: Slot,
+    (slot, lock): (Slot, Option<BackfillGuard>),
 ) {
-    let result = scheduler.backfill(&job, &req).await;
+    // A backfill that lost its cluster lock stops before its next fire:
+    // another backfill may run the same fires.
+    let result: Result<BackfillReport, String> = match &lock {
+        Some(guard) => tokio::select! {
+            r = scheduler.backfill(&job, &req) => r.map_err(|e| e.to_string()),
+            () = guard.lost() => Err(format!(
+                "lost the cluster's backfill lock ({}); stopped before running every fire",
+                guard.holder()
+            )),
+        },
+        None => scheduler.backfill(&job, &req).await.map_err(|e| e.to_string()),
+    };
+    drop(lock);
     drop(slot);
     let (note, detail) = match &result {
         Ok(report) => {
@@ -364,7 +398,7 @@ async fn run_backfill(
                 "phase": "stopped",
                 "from": req.from,
                 "to": req.to,
-                "error": e.to_string(),
+                "error": e,
             });
             (note, detail)
         }

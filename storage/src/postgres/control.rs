@@ -16,9 +16,9 @@ use super::store::PostgresStore;
 use super::time::{cutoff_param, ts_param};
 use crate::codec::Dialect;
 use crate::control::{
-    AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition, MAX_TAKE,
-    NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange, PauseState, TriggerRequest, decode_json,
-    decode_version, id_detail, rejected, retake_bounds,
+    AuditEntry, AuditQuery, AuditRecord, BackfillLockOutcome, CancelRequest, ControlStore,
+    JobDefinition, MAX_TAKE, NOTIFY_CHANNEL, NewCancel, NewTrigger, PauseChange, PauseState,
+    TriggerRequest, decode_json, decode_version, id_detail, rejected, retake_bounds,
 };
 
 /// The SQL text of the control tables.
@@ -560,6 +560,30 @@ impl ControlStore for PostgresStore {
             )
             .await?;
         row.as_ref().map(decode_cancel).transpose()
+    }
+
+    async fn lock_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<BackfillLockOutcome> {
+        self.lock_backfill_row(job_id, holder, now, ttl).await
+    }
+
+    async fn renew_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        self.renew_backfill_row(job_id, holder, now, ttl).await
+    }
+
+    async fn unlock_backfill(&self, job_id: &str, holder: &str) -> StoreResult<bool> {
+        self.unlock_backfill_row(job_id, holder).await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {

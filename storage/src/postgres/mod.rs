@@ -11,9 +11,11 @@
 //! | `error.rs` | sqlx errors as the engine's and the crate's |
 //! | `store.rs` | [`PostgresStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
+//! | `backfill.rs` | its backfill locks (`ControlStore::lock_backfill`) |
 //! | `control.rs` | its `ControlStore` impl (with `pg_notify`) and [`ControlListener`] |
 //! | `probe.rs` | [`PostgresProbe`] |
 
+mod backfill;
 mod control;
 mod error;
 mod hourly;

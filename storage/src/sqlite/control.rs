@@ -13,9 +13,9 @@ use super::error::store_error;
 use super::store::SqliteStore;
 use super::time::{cutoff_param, parse_ts, ts_param};
 use crate::control::{
-    AuditEntry, AuditQuery, AuditRecord, CancelRequest, ControlStore, JobDefinition, MAX_TAKE,
-    NewCancel, NewTrigger, PauseChange, PauseState, TriggerRequest, decode_json, decode_version,
-    id_detail, rejected, retake_bounds,
+    AuditEntry, AuditQuery, AuditRecord, BackfillLockOutcome, CancelRequest, ControlStore,
+    JobDefinition, MAX_TAKE, NewCancel, NewTrigger, PauseChange, PauseState, TriggerRequest,
+    decode_json, decode_version, id_detail, rejected, retake_bounds,
 };
 
 /// The SQL text of the control tables.
@@ -353,7 +353,7 @@ impl AuditParams {
 
 impl SqliteStore {
     /// Runs `f` in one immediate transaction on the writer thread.
-    async fn in_write_tx<T: Send + 'static>(
+    pub(super) async fn in_write_tx<T: Send + 'static>(
         &self,
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -654,6 +654,30 @@ impl ControlStore for SqliteStore {
             })
             .await?;
         raw.map(decode_cancel).transpose()
+    }
+
+    async fn lock_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<BackfillLockOutcome> {
+        self.lock_backfill_row(job_id, holder, now, ttl).await
+    }
+
+    async fn renew_backfill(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        self.renew_backfill_row(job_id, holder, now, ttl).await
+    }
+
+    async fn unlock_backfill(&self, job_id: &str, holder: &str) -> StoreResult<bool> {
+        self.unlock_backfill_row(job_id, holder).await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {

@@ -11,9 +11,11 @@
 //! | `error.rs` | rusqlite errors as the engine's and the crate's |
 //! | `store.rs` | [`SqliteStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
+//! | `backfill.rs` | its backfill locks (`ControlStore::lock_backfill`) |
 //! | `control.rs` | its `ControlStore` impl (polled: no notifications) |
 //! | `probe.rs` | [`SqliteProbe`] and [`verify_sqlite_file`] |
 
+mod backfill;
 mod control;
 mod error;
 mod hourly;

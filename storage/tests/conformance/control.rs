@@ -10,8 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use mscribe_scheduler::{ExecutionStore, FireClaim, FireKind, StoreError};
 use mscribe_storage::{
-    AuditAction, AuditEntry, AuditQuery, ControlStore, JobDefinition, MAX_TAKE, NewCancel,
-    NewTrigger, PauseChange, Source, TRIGGER_RETAKE_AFTER, TRIGGER_RETAKE_WINDOW,
+    AuditAction, AuditEntry, AuditQuery, BackfillLock, BackfillLockOutcome, ControlStore,
+    JobDefinition, MAX_TAKE, NewCancel, NewTrigger, PauseChange, Source, TRIGGER_RETAKE_AFTER,
+    TRIGGER_RETAKE_WINDOW,
 };
 use serde_json::json;
 
@@ -264,6 +265,34 @@ pub(crate) async fn a_trigger_taken_and_never_claimed_is_taken_again(
     assert_eq!(c.trigger_request(late).await.unwrap().unwrap().taken_by.as_deref(), Some("i5"));
 }
 
+/// A backfill lock has one holder per job until it is given back or runs
+/// out; renewing extends it, and a holder whose lock was taken can neither
+/// renew nor give it back.
+pub(crate) async fn backfill_locks_admit_one_holder_until_they_run_out(c: &dyn ControlStore) {
+    let ttl = std::time::Duration::from_secs(10);
+    let lock =
+        |job: &'static str, who: &'static str, at: i64| c.lock_backfill(job, who, t(at), ttl);
+    assert_eq!(lock("a", "h1", 0).await.unwrap(), BackfillLockOutcome::Acquired);
+    let held = BackfillLock {
+        job_id: "a".to_owned(),
+        holder: "h1".to_owned(),
+        acquired_at: t(0),
+        expires_at: t(10_000),
+    };
+    assert_eq!(lock("a", "h2", 5_000).await.unwrap(), BackfillLockOutcome::Held(held.clone()));
+    assert_eq!(lock("b", "h2", 5_000).await.unwrap(), BackfillLockOutcome::Acquired);
+    assert!(!c.renew_backfill("a", "h2", t(8_000), ttl).await.unwrap());
+    assert!(c.renew_backfill("a", "h1", t(8_000), ttl).await.unwrap());
+    let renewed = BackfillLock { expires_at: t(18_000), ..held };
+    assert_eq!(lock("a", "h2", 12_000).await.unwrap(), BackfillLockOutcome::Held(renewed));
+    // Run out (at its expiry exactly): the next caller takes it.
+    assert_eq!(lock("a", "h2", 18_000).await.unwrap(), BackfillLockOutcome::Acquired);
+    assert!(!c.renew_backfill("a", "h1", t(19_000), ttl).await.unwrap());
+    assert!(!c.unlock_backfill("a", "h1").await.unwrap());
+    assert!(c.unlock_backfill("a", "h2").await.unwrap());
+    assert_eq!(lock("a", "h3", 19_000).await.unwrap(), BackfillLockOutcome::Acquired);
+}
+
 pub(crate) async fn taking_is_capped(c: &dyn ControlStore) {
     for i in 0..(MAX_TAKE as i64 + 20) {
         c.request_trigger(&trigger("j", "i1", i)).await.unwrap();
@@ -427,6 +456,33 @@ pub(crate) async fn bad_times_are_rejected(c: &dyn ControlStore) {
 /// Eight tasks, half on each handle, take the triggers of three jobs while
 /// they are requested, over many rounds: each trigger is taken by exactly
 /// one call, and the row names its taker.
+/// Two instances asking for one job's backfill lock at once: one gets it.
+pub(crate) async fn racing_instances_get_one_backfill_lock(
+    a: Arc<dyn ControlStore>,
+    b: Arc<dyn ControlStore>,
+) {
+    let ttl = std::time::Duration::from_secs(10);
+    for round in 0..20i64 {
+        let job = format!("job{round}");
+        let tasks: Vec<_> = [(a.clone(), "ha"), (b.clone(), "hb"), (a.clone(), "hc")]
+            .into_iter()
+            .map(|(s, who)| {
+                let job = job.clone();
+                tokio::spawn(
+                    async move { s.lock_backfill(&job, who, t(round), ttl).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut acquired = 0;
+        for task in tasks {
+            if task.await.unwrap() == BackfillLockOutcome::Acquired {
+                acquired += 1;
+            }
+        }
+        assert_eq!(acquired, 1, "round {round}");
+    }
+}
+
 pub(crate) async fn racing_instances_take_each_trigger_once(
     a: Arc<dyn ControlStore>,
     b: Arc<dyn ControlStore>,

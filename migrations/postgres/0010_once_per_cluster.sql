@@ -1,6 +1,7 @@
--- Triggers claimed like scheduled fires, so that one survives the death of
--- the instance that took it: the claim keeps its kind, and the triggers
--- taken but not yet claimed are indexed to be taken again.
+-- What runs once per cluster, also when an instance dies: triggers are
+-- claimed like scheduled fires (the claim keeps its kind, and the triggers
+-- taken but not yet claimed are indexed to be taken again), and one
+-- backfill of a job runs at a time (`backfill_locks`).
 --
 -- What made each claimed fire (`FireKind`): `schedule`, or `manual` for a
 -- trigger. Kept in the claim so that an instance that takes over a fire
@@ -34,3 +35,36 @@ $$;
 
 COMMENT ON COLUMN fire_claims.kind IS
     'What made the fire: schedule, manual (a trigger) or backfill; a take-over runs it as that';
+
+-- One backfill of a job at a time in the cluster (`ControlStore::
+-- lock_backfill`): its holder renews the lock while the backfill runs; a
+-- lock whose holder died runs out at `expires_at` and may be taken. Access
+-- as for the other control tables (0008_control.sql).
+CREATE TABLE IF NOT EXISTS backfill_locks (
+    job_id       text        NOT NULL PRIMARY KEY,
+    holder       text        NOT NULL,
+    acquired_at  timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL
+);
+
+COMMENT ON TABLE backfill_locks IS
+    'mscribe-scheduler: one backfill of a job at a time in the cluster';
+
+ALTER TABLE backfill_locks ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON backfill_locks FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON backfill_locks TO service_role;
+GRANT SELECT ON backfill_locks TO scheduler_admin;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                   WHERE tablename = 'backfill_locks' AND policyname = 'service_role_all') THEN
+        CREATE POLICY service_role_all ON backfill_locks
+            FOR ALL TO service_role USING (true) WITH CHECK (true);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                   WHERE tablename = 'backfill_locks' AND policyname = 'scheduler_admin_read') THEN
+        CREATE POLICY scheduler_admin_read ON backfill_locks
+            FOR SELECT TO scheduler_admin USING (true);
+    END IF;
+END
+$$;
