@@ -1,6 +1,6 @@
 //! The multi-instance simulation: seeded clusters of three instances on one
 //! store, with crashes at any await point, store outages of one instance,
-//! and clock skew of up to 1 s, checked against the lease guarantee
+//! clock skew of up to 1 s and manual triggers, checked against the lease guarantee
 //! (docs/SEMANTICS.md §12). `MSCRIBE_CLUSTER_SEEDS` sets how many seeds
 //! (default 1,000); `MSCRIBE_SIM_SEED` replays one.
 
@@ -36,6 +36,7 @@ fn every_fire_ends_once_and_restarts_only_after_its_owner_died_across_seeds() {
         total.restarts += r.restarts;
         total.crashes += r.crashes;
         total.outages += r.outages;
+        total.triggers += r.triggers;
     }
     println!("{seeds} seeds: {total:?}");
     assert!(total.crashes > 0 && total.restarts > 0, "{total:?}");

@@ -241,3 +241,46 @@ fn max_concurrent_limits_runs_across_the_cluster() {
     }
     assert!(rows.iter().any(|r| r.status == ExecutionStatus::Skipped), "{rows:#?}");
 }
+
+#[test]
+fn an_owner_cut_off_from_the_store_stops_its_run_before_its_lease_runs_out() {
+    let rt = LocalRuntime::new();
+    let shared = Arc::new(MemoryStore::unbounded());
+    let cut = Arc::new(FaultyStore::new(
+        shared.clone(),
+        StoreFaults::default(),
+        1,
+        Arc::new(rt.clock()) as Arc<dyn Clock>,
+    ));
+    // When the run's future was dropped (stopped), by the clock.
+    let stopped: Arc<Mutex<Option<DateTime<Utc>>>> = Arc::default();
+    struct OnDrop(Arc<Mutex<Option<DateTime<Utc>>>>, LocalRuntime);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(self.1.clock().now());
+        }
+    }
+    let (flag, rt2) = (stopped.clone(), rt.clone());
+    let job = JobConfig::new("long", move |ctx: JobContext| {
+        let guard = OnDrop(flag.clone(), rt2.clone());
+        async move {
+            let _guard = guard;
+            ctx.sleep(Duration::from_secs(3600)).await;
+        }
+    })
+    .schedule(Duration::from_secs(3600));
+    let a = instance(&rt, cut.clone(), "a", vec![job]);
+    rt.block_on(a.start()).unwrap();
+    let first = rt.clock().now();
+    rt.advance(Duration::from_secs(3600) - Duration::from_secs(first.timestamp() as u64 % 3600));
+    rt.advance(Duration::from_millis(10));
+    let lease_from = rt.clock().now();
+    cut.set_faults(StoreFaults { error: 1.0, ..StoreFaults::default() });
+    rt.advance(Duration::from_secs(60));
+    let at = stopped.lock().unwrap().expect("the run was never stopped while cut off");
+    // The lease (15 s) runs out at lease_from + 15 s: the run stops before.
+    assert!(
+        at <= lease_from + chrono::TimeDelta::seconds(15),
+        "stopped at {at}, lease from {lease_from}"
+    );
+}

@@ -252,6 +252,18 @@ impl JobScheduler {
                     next = job.backlog.pop_front();
                 }
             }
+            // A queued fire whose lease ran out while it waited (its store
+            // unreachable) may be another instance's now: not started here.
+            while let Some(fire) = next.filter(|f| f.fence > 0) {
+                let key = (spec.id.clone(), fire.nominal);
+                let now = self.inner.clock.now();
+                if st.leases.get(&key).is_some_and(|h| h.fence == fire.fence && h.expires > now) {
+                    break;
+                }
+                tracing::warn!(job_id = %spec.id, scheduled_at = %fire.nominal, fence = fire.fence, "a queued fire's lease ran out before it could start; left to the instance that takes it over");
+                st.leases.remove(&key);
+                next = st.jobs.get_mut(slot).and_then(|j| j.backlog.pop_front());
+            }
             if let Some(h) = handle.filter(|_| st.tokens.len() < TOKEN_POOL) {
                 st.tokens.extend(h.cancel.recycle());
             }

@@ -47,7 +47,7 @@ impl JobScheduler {
             if let Either::Right(_) = select(sleep, stop.as_mut()).await {
                 break;
             }
-            self.renew().await;
+            self.renew(period).await;
             self.retake().await;
             self.reclaim();
         }
@@ -66,8 +66,9 @@ impl JobScheduler {
         self.release(st);
     }
 
-    /// Renews every lease held; stops the runs whose lease was lost.
-    async fn renew(&self) {
+    /// Renews every lease held; stops the runs whose lease was lost, or
+    /// will run out before the next renewal, `period` from now.
+    async fn renew(&self, period: Duration) {
         let inner = &self.inner;
         let held: Vec<(FireLease, Held)> = inner
             .lock()
@@ -84,6 +85,7 @@ impl JobScheduler {
         let now = inner.clock.now();
         let renew =
             inner.store.renew_leases(&inner.instance_id, &leases, now, inner.settings.lease);
+        let mut renewed = true;
         let kept = match guard::store_call("renew_leases", renew).await {
             Ok(kept) if kept.len() == leases.len() => kept,
             Ok(kept) => {
@@ -96,9 +98,12 @@ impl JobScheduler {
             }
             Err(e) => {
                 // Past its expiry another instance may take a fire over and
-                // this one's writes are refused: its run stops here first.
+                // this one's writes are refused: its run stops here first,
+                // at the last renewal that comes before the expiry.
                 tracing::warn!(error = %error_chain(&e), leases = leases.len(), "lease renewal failed");
-                held.iter().map(|(l, h)| h.expires > now || l.fence == 0).collect()
+                renewed = false;
+                let next_round = after(now, period);
+                held.iter().map(|(l, h)| h.expires > next_round || l.fence == 0).collect()
             }
         };
         let renewed_until = after(now, inner.settings.lease);
@@ -106,7 +111,8 @@ impl JobScheduler {
         for ((lease, h), kept) in held.into_iter().zip(kept) {
             let key = (lease.job_id.clone(), lease.scheduled_at);
             if kept {
-                if let Some(h) = st.leases.get_mut(&key).filter(|x| x.fence == h.fence) {
+                // Kept through a failed renewal: its expiry stands.
+                if renewed && let Some(h) = st.leases.get_mut(&key).filter(|x| x.fence == h.fence) {
                     h.expires = h.expires.max(renewed_until);
                 }
                 continue;

@@ -1,8 +1,9 @@
 //! A simulated cluster: several scheduler instances sharing one
 //! [`MemoryStore`], each with its own skewed clock and its own faulty path
 //! to the store, crashed at any await point (every task of the instance is
-//! dropped where it stands) and restarted under a new id; then the checker
-//! of the lease guarantee (docs/SEMANTICS.md §12).
+//! dropped where it stands) and restarted under a new id, while instances
+//! trigger jobs by hand; then the checker of the lease guarantee
+//! (docs/SEMANTICS.md §12).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -20,6 +21,9 @@ use crate::policy::{MisfirePolicy, OverlapPolicy};
 use crate::runtime::{LocalRuntime, Spawner};
 use crate::scheduler::JobScheduler;
 use crate::store::{ExecutionId, ExecutionStatus, ExecutionStore, MemoryStore};
+
+/// The jobs every instance runs (see `ClusterSim::jobs`).
+const JOBS: [&str; 4] = ["tick", "slow", "wide", "queued"];
 
 /// The settings of a [`ClusterSim`].
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct ClusterConfig {
     /// The chance, per step, that an instance's path to the store fails
     /// for a while.
     pub store_outage: f64,
+    /// The chance, per step, that an instance triggers one of its jobs.
+    pub trigger: f64,
 }
 
 impl Default for ClusterConfig {
@@ -51,6 +57,7 @@ impl Default for ClusterConfig {
             duration: Duration::from_secs(3600),
             crash: 0.05,
             store_outage: 0.03,
+            trigger: 0.2,
         }
     }
 }
@@ -82,6 +89,8 @@ pub struct ClusterReport {
     pub crashes: usize,
     /// Store outages of one instance.
     pub outages: usize,
+    /// Manual triggers made (each claimed, so run once in the cluster).
+    pub triggers: usize,
 }
 
 /// A broken guarantee, with what shows it.
@@ -166,9 +175,12 @@ pub struct ClusterSim {
     rng: fastrand::Rng,
     members: Vec<Member>,
     starts: Arc<Mutex<Vec<Start>>>,
-    /// When each instance stopped renewing for good (crash) or for a while
-    /// (outage start): a restart of its fire is allowed after that.
-    lost: BTreeMap<String, Vec<DateTime<Utc>>>,
+    /// When each instance could not renew its leases: from its crash on,
+    /// or for the length of an outage (a crash is the instant it happened).
+    /// A restart of its fire is allowed once that overlaps its run.
+    lost: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+    /// The triggers made, by job: the instance that made each.
+    triggers: BTreeMap<&'static str, Vec<String>>,
     next_id: usize,
     report: ClusterReport,
 }
@@ -191,6 +203,7 @@ impl ClusterSim {
             members: Vec::new(),
             starts: Arc::default(),
             lost: BTreeMap::new(),
+            triggers: BTreeMap::new(),
             next_id: 0,
             report: ClusterReport::default(),
         };
@@ -203,7 +216,7 @@ impl ClusterSim {
     /// The jobs every instance runs: fast and slow, with runs that often
     /// outlast the lease, on several misfire and overlap policies.
     fn jobs(&self, instance: &str) -> Vec<JobConfig> {
-        let specs: [(&str, u64, u64, MisfirePolicy, OverlapPolicy); 4] = [
+        let specs: [(&str, u64, u64, MisfirePolicy, OverlapPolicy); JOBS.len()] = [
             ("tick", 7, 2, MisfirePolicy::run_once(), OverlapPolicy::Skip),
             (
                 "slow",
@@ -294,6 +307,15 @@ impl ClusterSim {
     pub fn run(&mut self) {
         let end = after(self.rt.clock().now(), self.cfg.duration);
         while self.rt.clock().now() < end {
+            if self.rng.f64() < self.cfg.trigger {
+                let m = &self.members[self.rng.usize(..self.members.len())];
+                let job = JOBS[self.rng.usize(..JOBS.len())];
+                // Claimed: the claim is sent as the clock moves on.
+                if m.scheduler.trigger(job).is_ok() {
+                    self.triggers.entry(job).or_default().push(m.id.clone());
+                    self.report.triggers += 1;
+                }
+            }
             let step = Duration::from_millis(self.rng.u64(1_000..20_000));
             self.rt.advance(step);
             let now = self.rt.clock().now();
@@ -307,7 +329,7 @@ impl ClusterSim {
                 let i = self.rng.usize(..self.members.len());
                 let m = self.members.remove(i);
                 m.spawner.crash();
-                self.lost.entry(m.id.clone()).or_default().push(now);
+                self.lost.entry(m.id.clone()).or_default().push((now, now));
                 self.report.crashes += 1;
                 self.launch();
             }
@@ -318,7 +340,7 @@ impl ClusterSim {
                     let len = Duration::from_millis(self.rng.u64(1_000..60_000));
                     m.store.set_faults(StoreFaults { error: 1.0, ..StoreFaults::default() });
                     m.outage_until = Some(after(now, len));
-                    self.lost.entry(m.id.clone()).or_default().push(now);
+                    self.lost.entry(m.id.clone()).or_default().push((now, after(now, len)));
                     self.report.outages += 1;
                 }
             }
@@ -375,13 +397,33 @@ impl ClusterSim {
                 if a.instance == b.instance && b.attempt > a.attempt {
                     continue; // A retry on the same instance.
                 }
+                // Its owner could not renew at some time between the two
+                // starts (an outage may have begun before the first).
                 let lost = self.lost.get(&a.instance).into_iter().flatten();
-                if !lost.into_iter().any(|t| *t >= a.at && *t <= b.at) {
+                if !lost.into_iter().any(|(from, to)| *from <= b.at && *to >= a.at) {
                     bad.push(ClusterViolation(format!(
                         "fire {fire} started again on {} at {} while {} (started {}) neither crashed nor lost the store",
                         b.instance, b.at, a.instance, a.at
                     )));
                 }
+            }
+        }
+        // Each trigger is one manual fire: none twice, and none lost but
+        // those of an instance that crashed or lost the store before its
+        // claim was written (the server's control plane takes them again).
+        for (job, by) in &self.triggers {
+            let manual: BTreeSet<DateTime<Utc>> = rows
+                .iter()
+                .filter(|r| r.job_id == *job && r.kind == crate::store::FireKind::Manual)
+                .map(|r| r.scheduled_at)
+                .collect();
+            let sure = by.iter().filter(|i| !self.lost.contains_key(*i)).count();
+            if manual.len() < sure || manual.len() > by.len() {
+                bad.push(ClusterViolation(format!(
+                    "job {job}: {} triggers ({sure} by instances that never crashed or lost the store) made {} manual fires",
+                    by.len(),
+                    manual.len()
+                )));
             }
         }
         self.report.fires = fires.len();
