@@ -4,6 +4,8 @@
 //! writes are refused by their stale fence; cluster-wide overlap and
 //! `max_concurrent` hold across instances.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,45 +14,16 @@ use futures::executor::block_on;
 use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
 use mscribe_scheduler::{
     AttemptStart, ClaimOutcome, Clock, ExecutionEvent, ExecutionId, ExecutionRecord,
-    ExecutionStatus, ExecutionStore, FireClaim, FireKind, JobConfig, JobContext, JobScheduler,
-    LocalRuntime, MemoryStore, MisfirePolicy, OverlapPolicy, OverlapScope, StoreError,
+    ExecutionStatus, ExecutionStore, FireClaim, FireKind, JobConfig, JobContext, LocalRuntime,
+    MemoryStore, MisfirePolicy, OverlapPolicy, OverlapScope, StoreError,
 };
+use support::cluster::{Log, instance, slow_job};
 
-type Log = Arc<Mutex<Vec<(String, String, u32)>>>;
-
-fn instance(
-    rt: &LocalRuntime,
-    store: Arc<dyn ExecutionStore>,
-    id: &str,
-    jobs: Vec<JobConfig>,
-) -> JobScheduler {
-    let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-        .store(store)
-        .instance_id(id)
-        .claim_fires(true)
-        .lease(Duration::from_secs(15))
-        .build();
-    for job in jobs {
-        sched.register(job).unwrap();
-    }
-    sched
-}
-
-/// An hourly job whose run takes 20 minutes; each start logs its fire key,
-/// instance and attempt. Missed fires within 2 h run again.
+/// An hourly [`slow_job`]. Missed fires within 2 h run again.
 fn slow(log: &Log, instance: &str) -> JobConfig {
-    let log = log.clone();
-    let me = instance.to_owned();
-    JobConfig::new("slow", move |ctx: JobContext| {
-        let log = log.clone();
-        let me = me.clone();
-        async move {
-            log.lock().unwrap().push((ctx.fire_key().to_string(), me, ctx.attempt));
-            ctx.sleep(Duration::from_secs(20 * 60)).await;
-        }
-    })
-    .schedule(Duration::from_secs(3600))
-    .misfire(MisfirePolicy::run_all(Duration::from_secs(7200), 1))
+    slow_job(log, instance)
+        .schedule(Duration::from_secs(3600))
+        .misfire(MisfirePolicy::run_all(Duration::from_secs(7200), 1))
 }
 
 fn rows(store: &MemoryStore, job: &str) -> Vec<ExecutionRecord> {

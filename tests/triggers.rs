@@ -4,47 +4,27 @@
 //! in one millisecond both run; a trigger at a chosen instant runs once in
 //! the cluster.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
 use mscribe_scheduler::{
-    Clock, ExecutionStatus, ExecutionStore, FireKind, JobConfig, JobContext, JobScheduler,
-    LocalRuntime, MemoryStore, TriggerOutcome,
+    Clock, ExecutionStatus, ExecutionStore, FireKind, JobScheduler, LocalRuntime, MemoryStore,
+    OverlapPolicy, TriggerOutcome,
 };
+use support::cluster::{Log, instance, slow_job};
 
-type Log = Arc<Mutex<Vec<(String, String, u32)>>>;
-
-fn instance(
+/// A trigger-only [`slow_job`] that may run beside itself, on an
+/// instance of its own.
+fn instance_of(
     rt: &LocalRuntime,
     store: Arc<dyn ExecutionStore>,
     id: &str,
     log: &Log,
 ) -> JobScheduler {
-    let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-        .store(store)
-        .instance_id(id)
-        .claim_fires(true)
-        .lease(Duration::from_secs(15))
-        .build();
-    sched.register(slow(log, id)).unwrap();
-    sched
-}
-
-/// A trigger-only job whose run takes 20 minutes; each start logs its fire
-/// key, instance and attempt.
-fn slow(log: &Log, instance: &str) -> JobConfig {
-    let log = log.clone();
-    let me = instance.to_owned();
-    JobConfig::new("slow", move |ctx: JobContext| {
-        let log = log.clone();
-        let me = me.clone();
-        async move {
-            log.lock().unwrap().push((ctx.fire_key().to_string(), me, ctx.attempt));
-            ctx.sleep(Duration::from_secs(20 * 60)).await;
-        }
-    })
-    .overlap(mscribe_scheduler::OverlapPolicy::Allow)
+    instance(rt, store, id, vec![slow_job(log, id).overlap(OverlapPolicy::Allow)])
 }
 
 fn starts(log: &Log) -> Vec<(String, String, u32)> {
@@ -62,8 +42,8 @@ fn a_trigger_whose_instance_dies_runs_again_on_another_instance_with_the_same_fi
         Arc::new(rt.clock()) as Arc<dyn Clock>,
     ));
     let log: Log = Arc::default();
-    let a = instance(&rt, cut.clone(), "a", &log);
-    let b = instance(&rt, shared.clone(), "b", &log);
+    let a = instance_of(&rt, cut.clone(), "a", &log);
+    let b = instance_of(&rt, shared.clone(), "b", &log);
     rt.block_on(a.start()).unwrap();
     rt.block_on(b.start()).unwrap();
     let out = a.trigger("slow").unwrap();
@@ -98,8 +78,8 @@ fn two_triggers_of_one_job_in_one_millisecond_on_two_instances_both_run() {
     let rt = LocalRuntime::new();
     let shared: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::unbounded());
     let log: Log = Arc::default();
-    let a = instance(&rt, shared.clone(), "a", &log);
-    let b = instance(&rt, shared.clone(), "b", &log);
+    let a = instance_of(&rt, shared.clone(), "a", &log);
+    let b = instance_of(&rt, shared.clone(), "b", &log);
     rt.block_on(a.start()).unwrap();
     rt.block_on(b.start()).unwrap();
     for s in [&a, &b, &a] {
@@ -117,8 +97,8 @@ fn a_trigger_at_one_instant_runs_once_in_the_cluster() {
     let rt = LocalRuntime::new();
     let shared: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::unbounded());
     let log: Log = Arc::default();
-    let a = instance(&rt, shared.clone(), "a", &log);
-    let b = instance(&rt, shared.clone(), "b", &log);
+    let a = instance_of(&rt, shared.clone(), "a", &log);
+    let b = instance_of(&rt, shared.clone(), "b", &log);
     rt.block_on(a.start()).unwrap();
     rt.block_on(b.start()).unwrap();
     let at = rt.clock().now() - chrono::TimeDelta::seconds(5);
@@ -139,7 +119,7 @@ fn a_trigger_without_claims_starts_at_once() {
     let sched = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
         .store(Arc::new(MemoryStore::unbounded()))
         .build();
-    sched.register(slow(&log, "solo")).unwrap();
+    sched.register(slow_job(&log, "solo")).unwrap();
     rt.block_on(sched.start()).unwrap();
     assert!(matches!(sched.trigger("slow").unwrap(), TriggerOutcome::Started { .. }));
 }

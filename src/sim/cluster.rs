@@ -22,6 +22,9 @@ use crate::runtime::{LocalRuntime, Spawner};
 use crate::scheduler::JobScheduler;
 use crate::store::{ExecutionId, ExecutionStatus, ExecutionStore, MemoryStore};
 
+/// A stretch of time, from and to (the same instant for a crash).
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// The jobs every instance runs (see `ClusterSim::jobs`).
 const JOBS: [&str; 4] = ["tick", "slow", "wide", "queued"];
 
@@ -178,7 +181,7 @@ pub struct ClusterSim {
     /// When each instance could not renew its leases: from its crash on,
     /// or for the length of an outage (a crash is the instant it happened).
     /// A restart of its fire is allowed once that overlaps its run.
-    lost: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+    lost: BTreeMap<String, Vec<Span>>,
     /// The triggers made, by job: the instance that made each.
     triggers: BTreeMap<&'static str, Vec<String>>,
     next_id: usize,

@@ -3,6 +3,8 @@
 //! runtime, with one API for both.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
