@@ -6,7 +6,11 @@
 //! (a [`JobOptions`] type with its keys, defaults and checks). Which jobs
 //! there are, their ids, default schedules and which options type each
 //! section has come from the table of jobs, [`JOBS`] (`ops/defs.rs`).
+//! A section whose id is no built-in job's and that has a `kind` is a job
+//! of your own ([`UserJobDef`], `user.rs`), kept by id in
+//! [`JobsConfig::user`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use serde::{Deserialize, Deserializer};
 use super::EnvKind;
 use super::de;
 use super::file::sub_table;
+use super::user::UserJobDef;
 use crate::ops::{JOBS, JobKind, defs, job_kind};
 
 /// `retry = { ... }` of a job.
@@ -491,8 +496,9 @@ impl JobOptions for SnapshotOptions {
     const KEYS: &'static [(&'static str, EnvKind)] = &[("fail_when_unhealthy", EnvKind::Bool)];
 }
 
-/// `[jobs]`: the seven operational jobs, by id. Each field is the section
-/// of one row of [`JOBS`], whose defaults it starts with.
+/// `[jobs]`: the seven built-in jobs, by id, and the jobs of your own. Each
+/// field is the section of one built-in row of [`JOBS`], whose defaults it
+/// starts with.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     /// `[jobs.history-retention]`.
@@ -509,14 +515,33 @@ pub struct JobsConfig {
     pub metrics_aggregation: JobSection<AggregationOptions>,
     /// `[jobs.health-snapshot]`.
     pub health_snapshot: JobSection<SnapshotOptions>,
+    /// The jobs of your own (`[jobs.<id>]` with a `kind`), by id.
+    pub user: BTreeMap<String, UserJobDef>,
 }
 
-/// The seven job ids, in the order they are documented: those of [`JOBS`].
-pub const JOB_IDS: [&str; JOBS.len()] = {
-    let mut ids = [""; JOBS.len()];
+/// How many rows of [`JOBS`] are built-in jobs.
+const BUILTIN_JOBS: usize = {
+    let mut n = 0;
     let mut i = 0;
     while i < JOBS.len() {
-        ids[i] = JOBS[i].id;
+        if JOBS[i].is_builtin() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The seven built-in job ids, in the order they are documented: those of
+/// the built-in rows of [`JOBS`].
+pub const JOB_IDS: [&str; BUILTIN_JOBS] = {
+    let mut ids = [""; BUILTIN_JOBS];
+    let (mut i, mut n) = (0, 0);
+    while i < JOBS.len() {
+        if JOBS[i].is_builtin() {
+            ids[n] = JOBS[i].id;
+            n += 1;
+        }
         i += 1;
     }
     ids
@@ -532,19 +557,68 @@ impl Default for JobsConfig {
             security_scan: JobSection::for_kind(&defs::SECURITY_SCAN),
             metrics_aggregation: JobSection::for_kind(&defs::METRICS_AGGREGATION),
             health_snapshot: JobSection::for_kind(&defs::HEALTH_SNAPSHOT),
+            user: BTreeMap::new(),
         }
     }
 }
 
+/// One configured job, built-in or of your own: its id, display name, the
+/// row of its kind and its scheduling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfiguredJob<'a> {
+    /// The id.
+    pub id: &'a str,
+    /// The display name: the row's for a built-in job, the id for a job of
+    /// your own.
+    pub name: &'a str,
+    /// The row of its kind in [`JOBS`].
+    pub kind: &'static JobKind,
+    /// The scheduling settings.
+    pub common: CommonSettings<'a>,
+}
+
 impl JobsConfig {
-    /// The keys of the section of job `id` (none for an unknown id).
+    /// The keys of the section of built-in job `id` (none for another id).
     pub fn keys_of(id: &str) -> Vec<(&'static str, EnvKind)> {
         job_kind(id).map(|k| k.keys()).unwrap_or_default()
     }
 
     /// The scheduling settings of job `id`, without its options.
     pub fn common(&self, id: &str) -> Option<CommonSettings<'_>> {
-        job_kind(id).map(|k| k.common(self))
+        self.get(id).map(|j| j.common)
+    }
+
+    /// Job `id`, built-in or of your own.
+    pub fn get(&self, id: &str) -> Option<ConfiguredJob<'_>> {
+        match job_kind(id) {
+            Some(kind) => kind.builtin_common(self).map(|common| ConfiguredJob {
+                id: kind.id,
+                name: kind.name,
+                kind,
+                common,
+            }),
+            None => self.user.get_key_value(id).map(|(id, def)| ConfiguredJob {
+                id,
+                name: id,
+                kind: def.kind(),
+                common: def.common(),
+            }),
+        }
+    }
+
+    /// Every job: the built-in ones in the order of [`JOBS`], then the jobs
+    /// of your own by id.
+    pub fn all(&self) -> Vec<ConfiguredJob<'_>> {
+        JOBS.iter()
+            .filter(|k| k.is_builtin())
+            .filter_map(|k| self.get(k.id))
+            .chain(self.user.keys().filter_map(|id| self.get(id)))
+            .collect()
+    }
+
+    /// The ids of every job, as [`all`](Self::all) lists them.
+    pub fn ids(&self) -> Vec<String> {
+        self.all().iter().map(|j| j.id.to_owned()).collect()
     }
 }
 
@@ -580,6 +654,35 @@ impl<'a> CommonSettings<'a> {
             None => Ok(s),
         }
     }
+
+    /// Checks what the types allow but the engine does not: a schedule or
+    /// time zone that does not parse, a zero timeout, attempt count or
+    /// `max_concurrent`, an invalid retry policy, `run_all` without runs.
+    /// An error is `(key, reason)`, the key relative to the section.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Err(e) = Schedule::parse(self.schedule) {
+            return Err(("schedule", e.to_string()));
+        }
+        if let Err(e) = self.parsed_schedule() {
+            return Err(("timezone", e.to_string()));
+        }
+        if self.timeout.is_zero() {
+            return Err(("timeout", "must be greater than zero".to_owned()));
+        }
+        if self.max_concurrent == Some(0) {
+            return Err(("max_concurrent", "must be at least 1, got 0".to_owned()));
+        }
+        if self.retry.attempts == 0 {
+            return Err(("retry.attempts", "must be at least 1 (1 means no retry)".to_owned()));
+        }
+        if let Err(e) = self.retry.policy().validate() {
+            return Err(("retry", e));
+        }
+        if self.misfire.mode == MisfireModeName::RunAll && self.misfire.max_runs == 0 {
+            return Err(("misfire.max_runs", "must be at least 1 for run_all".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 impl<'de> Deserialize<'de> for JobsConfig {
@@ -596,11 +699,28 @@ impl<'de> Deserialize<'de> for JobsConfig {
             let err =
                 |(key, reason): (String, String)| D::Error::custom(format!("{id}.{key}: {reason}"));
             let Some(kind) = job_kind(&id) else {
-                return Err(D::Error::custom(format!(
-                    "{id}: unknown job `{id}`, expected one of {}",
-                    JOB_IDS.map(|j| format!("`{j}`")).join(", ")
-                )));
+                if !t.contains_key("kind") {
+                    return Err(D::Error::custom(format!(
+                        "{id}: unknown job `{id}`, expected one of {}, or a job of your own \
+                         with kind = \"command\" or kind = \"http\"",
+                        JOB_IDS.map(|j| format!("`{j}`")).join(", ")
+                    )));
+                }
+                let def = UserJobDef::from_toml(&id, t).map_err(|e| {
+                    let key = if e.key.is_empty() { id.clone() } else { format!("{id}.{}", e.key) };
+                    D::Error::custom(format!("{key}: {}", e.reason))
+                })?;
+                jobs.user.insert(id, def);
+                continue;
             };
+            if t.contains_key("kind") {
+                return Err(err((
+                    "kind".to_owned(),
+                    format!(
+                        "`{id}` is a built-in job, whose kind is fixed; a job of your own needs another id"
+                    ),
+                )));
+            }
             kind.overlay(&mut jobs, t).map_err(err)?;
         }
         Ok(jobs)
