@@ -125,6 +125,32 @@ pub fn user_job_env_keys(table: &toml::Table) -> Vec<EnvKey> {
     out
 }
 
+/// Refuses jobs of your own whose environment variables are another
+/// job's too (`a-b` and `a_b`, `My-Job` and `my-job`, `database_backup`
+/// and `database-backup`): an override could not say which it means. The
+/// error names the later job's section.
+pub(super) fn check_unique_vars(table: &toml::Table, origin: &str) -> Result<(), ConfigError> {
+    let mut seen: std::collections::HashMap<String, String> =
+        env_keys().into_iter().map(|k| (k.var, k.path)).collect();
+    for key in user_job_env_keys(table) {
+        if let Some(other) = seen.get(&key.var) {
+            let job = |path: &str| path.split('.').nth(1).unwrap_or_default().to_owned();
+            let (mine, theirs) = (job(&key.path), job(other));
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: format!("jobs.{mine}"),
+                reason: format!(
+                    "its environment variables ({}_*) are those of job `{theirs}` too; choose \
+                     an id that differs from it by more than case, `-` and `_`",
+                    env_var_of(&format!("jobs.{mine}"))
+                ),
+            });
+        }
+        seen.insert(key.var, key.path);
+    }
+    Ok(())
+}
+
 /// Variables with the `MSCRIBE_` prefix that are not config keys but are
 /// read elsewhere.
 pub const OTHER_ENV_VARS: &[&str] =

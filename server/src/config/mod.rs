@@ -295,6 +295,7 @@ impl Config {
         // The file alone first, so its errors name the file.
         let cfg = file::deserialize_table(table.clone(), &file_origin)?;
         cfg.validate(&|_| file_origin.clone())?;
+        env::check_unique_vars(&table, &file_origin)?;
 
         let mut merged = table;
         let applied = env::apply(&mut merged, env)?;

@@ -621,6 +621,9 @@ mod tests {
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nheaders = { a = \"${TOKEN\" }",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nbody = \"${1X}\"",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nshell = \"x\"",
+            "[jobs.a-b]\nkind = \"command\"\nschedule = \"@daily\"\nshell = \"x\"\n\
+             [jobs.a_b]\nkind = \"command\"\nschedule = \"@daily\"\nshell = \"y\"",
+            "[jobs.Database_Backup]\nkind = \"command\"\nschedule = \"@daily\"\nshell = \"x\"",
         ];
         let out: Vec<String> =
             cases.iter().map(|c| format!("{c}\n=> {}\n", err(c, no_env))).collect();
