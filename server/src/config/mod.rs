@@ -20,7 +20,8 @@
 //! | this one | the [`Config`] types, [`Config::load`], [`Config::from_toml_str`] |
 //! | `file` | the TOML text, its syntax errors, unknown keys and their errors |
 //! | `env` | the `MSCRIBE_*` overrides: [`env_keys`], [`env_var_of`], [`EnvKind`] |
-//! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], each job's options |
+//! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], [`CommonSettings`] |
+//! | `options` | the options of each built-in job ([`BackupOptions`], ...) |
 //! | `user` | the jobs of your own (`kind = "command"`, `"http"`): [`UserJobDef`], their options and checks |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
@@ -42,6 +43,7 @@
 mod env;
 mod file;
 mod jobs;
+mod options;
 mod user;
 mod validate;
 
@@ -58,9 +60,12 @@ pub use env::{
     ENV_PREFIX, EnvKey, EnvKind, OTHER_ENV_VARS, env_keys, env_var_of, user_job_env_keys,
 };
 pub use jobs::{
-    AggregationOptions, BackupOptions, COMMON_JOB_KEYS, CleanupOptions, CommonSettings,
-    ConfiguredJob, JOB_IDS, JobOptions, JobSection, JobsConfig, LogRotationOptions, MisfireConfig,
-    MisfireModeName, RetentionOptions, RetryConfig, SecurityOptions, SnapshotOptions,
+    COMMON_JOB_KEYS, CommonSettings, ConfiguredJob, JOB_IDS, JobOptions, JobSection, JobsConfig,
+    MisfireConfig, MisfireModeName, RetryConfig,
+};
+pub use options::{
+    AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
+    SecurityOptions, SnapshotOptions,
 };
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
