@@ -11,20 +11,24 @@ use bytes::Bytes;
 pub use reqwest::Url;
 
 /// The shared client: connections are pooled across requests. Redirects
-/// are followed (at most 10); timeouts are per request.
-pub fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .user_agent(concat!("mscribe/", env!("CARGO_PKG_VERSION")))
+/// are followed (at most 10); timeouts are per request. It trusts the
+/// webpki roots and the system's; system roots that cannot be read leave
+/// the webpki ones (logged once). The error says why no client could be
+/// built at all.
+pub fn client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let built = CLIENT.get_or_init(|| {
+        let builder =
+            || reqwest::Client::builder().user_agent(concat!("mscribe/", env!("CARGO_PKG_VERSION")));
+        builder()
             .build()
-            // Only a TLS back end that cannot start fails here; without one
-            // the plain client still serves http:// URLs.
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "HTTP client: TLS setup failed; using the defaults");
-                reqwest::Client::new()
+            .or_else(|e| {
+                tracing::warn!(error = %e, "HTTP client: the system's root certificates cannot be used; trusting the webpki roots only");
+                builder().tls_built_in_native_certs(false).build()
             })
-    })
+            .map_err(|e| format!("the HTTP client cannot start: {e}"))
+    });
+    built.as_ref().map_err(Clone::clone)
 }
 
 /// Parses an `http://` or `https://` URL with a host and no credentials in
@@ -96,7 +100,7 @@ pub async fn request_with_body(
 ) -> Result<HttpResponse, String> {
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| format!("invalid HTTP method \"{method}\""))?;
-    let mut req = client().request(method, url.clone()).timeout(timeout);
+    let mut req = client()?.request(method, url.clone()).timeout(timeout);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

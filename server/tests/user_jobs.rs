@@ -190,14 +190,14 @@ async fn a_command_that_times_out_leaves_no_process_behind() {
 [jobs.hang]
 kind = "command"
 shell = "sleep 300 & echo $! > child.pid; echo $$ > main.pid; wait"
-timeout = "1s"
+timeout = "3s"
 kill_grace = "1s"
 schedule = "@daily"
 
 [jobs.stubborn]
 kind = "command"
 shell = "trap '' TERM; sleep 300 & echo $! > stubborn-child.pid; wait; wait; wait"
-timeout = "1s"
+timeout = "3s"
 kill_grace = "1s"
 schedule = "@daily"
 "#,

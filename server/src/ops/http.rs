@@ -61,13 +61,17 @@ impl HttpJob {
     pub async fn execute(&self, cancel: &CancellationToken) -> OpsOutcome {
         let o = &self.options;
         let mut data = json!({ "method": o.method.to_ascii_uppercase(), "url": o.url });
-        let request = match self.request() {
+        let client = match client() {
+            Ok(c) => c,
+            Err(e) => return OpsOutcome::failed(data, e),
+        };
+        let request = match self.request(client) {
             Ok(r) => r,
             Err(e) => return OpsOutcome::failed_permanently(data, e),
         };
         let url = request.url().clone();
         let exchange = async {
-            let resp = client().execute(request).await?;
+            let resp = client.execute(request).await?;
             let status = resp.status();
             let (body, total) = read_start(resp, HTTP_BODY_LIMIT).await?;
             Ok::<_, reqwest::Error>((status, body, total))
@@ -103,7 +107,7 @@ impl HttpJob {
 
     /// The request, with `${VAR}` expanded; an error names the header or
     /// the body and the variable, never a value.
-    fn request(&self) -> Result<reqwest::Request, String> {
+    fn request(&self, client: &reqwest::Client) -> Result<reqwest::Request, String> {
         let o = &self.options;
         let url = parse_http_url(&o.url).map_err(|e| format!("url: {e}"))?;
         let method = reqwest::Method::from_bytes(o.method.to_ascii_uppercase().as_bytes())
@@ -120,7 +124,7 @@ impl HttpJob {
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        let mut req = client().request(method, url).headers(headers);
+        let mut req = client.request(method, url).headers(headers);
         if let Some(body) = &o.body {
             req = req.body(expand(body, |v| (self.env)(v)).map_err(|e| format!("body: {e}"))?);
         }
