@@ -245,12 +245,14 @@ fn security_scan(ctx: &OpsContext, o: &SecurityOptions) -> SecurityScan {
 /// by it.
 #[derive(Clone, Copy)]
 pub struct JobKind {
-    /// The id: the job's id, its section `[jobs.<id>]`, the `job` label of
-    /// its metrics, the `MSCRIBE_JOBS_<ID>_*` of its keys.
+    /// A built-in job's id: its section `[jobs.<id>]`, the `job` label of
+    /// its metrics, the `MSCRIBE_JOBS_<ID>_*` of its keys. For a kind of
+    /// jobs of your own, the kind (`kind = "command"`).
     pub id: &'static str,
     /// The display name (`mscribe jobs --json`, `GET /jobs`).
     pub name: &'static str,
-    /// The default schedule (`schedule`).
+    /// The default schedule (`schedule`); empty for the kinds of jobs of
+    /// your own, whose schedule is required.
     pub schedule: &'static str,
     /// The default per-attempt timeout (`timeout`).
     pub timeout: Duration,

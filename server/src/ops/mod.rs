@@ -1,5 +1,6 @@
-//! The seven operational jobs, as a library: each is a struct with an
-//! async `run(now)` that does the work and returns its report as JSON, and
+//! The seven operational jobs and the jobs of your own (`command`, `http`),
+//! as a library: each is a struct with an async `run_at(now)` that does the
+//! work and returns its report as JSON, and, through [`OpsHandler`],
 //! implements the engine's [`JobHandler`] so it can be registered in any
 //! [`JobScheduler`](mscribe_scheduler::JobScheduler).
 //!
