@@ -223,6 +223,14 @@ schedule = "@daily"
     }
     let (status, log) = srv.terminate();
     assert!(status.success(), "{log}");
+
+    // `mscribe run` exits right after the run: not before the SIGKILL of a
+    // group that ignores SIGTERM.
+    std::fs::remove_file(dir.join("stubborn-child.pid")).unwrap();
+    let (code, record) = run(dir, &env, "stubborn").await;
+    assert_eq!((code, &record["status"]), (1, &Value::from("timed_out")), "{record}");
+    let pid = pid_in(&dir.join("stubborn-child.pid"));
+    assert!(!running(pid), "process {pid} outlived mscribe run");
 }
 
 /// Exit codes and statuses map to retries: a transient failure is retried

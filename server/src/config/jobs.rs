@@ -421,6 +421,19 @@ impl JobsConfig {
             .collect()
     }
 
+    /// The longest `kill_grace` of the command jobs (zero without any): how
+    /// long a process group may still need to be killed after a stop.
+    pub fn max_kill_grace(&self) -> std::time::Duration {
+        self.user
+            .values()
+            .filter_map(|d| match d {
+                UserJobDef::Command(s) => Some(s.options.kill_grace),
+                UserJobDef::Http(_) => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The ids of every job, as [`all`](Self::all) lists them.
     pub fn ids(&self) -> Vec<String> {
         self.all().iter().map(|j| j.id.to_owned()).collect()

@@ -20,6 +20,7 @@ use std::io::ErrorKind as IoKind;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -317,9 +318,24 @@ async fn terminate(
     }
 }
 
+/// How many groups a [`GroupGuard`] thread is still to SIGKILL.
+static PENDING_KILLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits, at most `limit`, until no dropped attempt's process group is
+/// left to SIGKILL: a process that exits right after stopping its
+/// scheduler calls this, so a group that ignores SIGTERM is not left
+/// running once the process is gone.
+pub async fn wait_for_group_kills(limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while PENDING_KILLS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Kills the process group when the attempt is dropped before its end (its
 /// timeout, a stop that did not wait): SIGTERM at once, SIGKILL after
-/// `grace` from a thread, which needs no runtime.
+/// `grace` from a thread, which needs no runtime
+/// ([`wait_for_group_kills`] waits for it).
 #[derive(Debug)]
 struct GroupGuard {
     group: Pid,
@@ -339,9 +355,12 @@ impl Drop for GroupGuard {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = killpg(group, Signal::SIGKILL);
+            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
         };
+        PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
         if std::thread::Builder::new().name("mscribe-kill".to_owned()).spawn(kill).is_err() {
             let _ = killpg(group, Signal::SIGKILL);
+            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -58,7 +58,7 @@ use serde_json::Value;
 
 pub use backup::{DatabaseBackup, backup_sqlite_file, verify_sqlite_backup};
 pub use cleanup::TempCleanup;
-pub use command::{CommandJob, parse_env_file};
+pub use command::{CommandJob, parse_env_file, wait_for_group_kills};
 pub use defs::{JOBS, JobKind, job_kind};
 pub use http::HttpJob;
 pub use logrotate::LogRotation;
