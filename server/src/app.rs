@@ -280,6 +280,12 @@ impl App {
         if server_done.is_err() {
             tracing::warn!("open HTTP connections did not close within the grace; dropping them");
         }
+        // A command whose attempt was dropped (its timeout, or the stop
+        // grace) may still be getting its SIGKILL: not left behind.
+        crate::ops::wait_for_group_kills(
+            self.config.jobs.max_kill_grace() + Duration::from_secs(1),
+        )
+        .await;
         let report = report?;
         if report.unwritten > 0 {
             tracing::error!(

@@ -49,7 +49,7 @@ use futures::future::{Either, select};
 use mscribe_scheduler::{Clock, ExecutionStatus, HistoryQuery, JobScheduler, Phase, Spawner};
 use serde_json::{Map, Value, json};
 
-use crate::http_client::{HttpUrl, request};
+use crate::http_client::{Url, request};
 
 /// How the checker runs probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,13 +412,13 @@ impl Probe for StorageProbe {
 /// The `auth` probe: an HTTP GET that must answer 2xx. Not critical.
 #[derive(Debug, Clone)]
 pub struct AuthProbe {
-    url: HttpUrl,
+    url: Url,
     timeout: Duration,
 }
 
 impl AuthProbe {
     /// A probe of `url` (the request itself is cut at `timeout`).
-    pub fn new(url: HttpUrl, timeout: Duration) -> Self {
+    pub fn new(url: Url, timeout: Duration) -> Self {
         AuthProbe { url, timeout }
     }
 }

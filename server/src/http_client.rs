@@ -1,84 +1,69 @@
-//! A minimal HTTP/1.1 client over hyper (which warp already brings): one
-//! request per connection, plain `http://` only. Used by the auth probe, by
-//! `mscribe health` and by the commands that talk to a running server
-//! (`--url`).
+//! The server's HTTP client: one shared reqwest client (rustls, with the
+//! webpki and the system's root certificates; no OpenSSL), `http://` and
+//! `https://`. Used by the auth probe, by `mscribe health`, by the commands
+//! that talk to a running server (`--url`) and by the HTTP jobs.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 
-/// A parsed `http://host[:port]/path` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
-    /// The host name or address.
-    pub host: String,
-    /// The port (default 80).
-    pub port: u16,
-    /// The path and query, at least `/`.
-    pub path: String,
+pub use reqwest::Url;
+
+/// The shared client: connections are pooled across requests. Redirects
+/// are followed (at most 10); timeouts are per request. It trusts the
+/// webpki roots and the system's; system roots that cannot be read leave
+/// the webpki ones (logged once). The error says why no client could be
+/// built at all.
+pub fn client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let built = CLIENT.get_or_init(|| {
+        let builder =
+            || reqwest::Client::builder().user_agent(concat!("mscribe/", env!("CARGO_PKG_VERSION")));
+        builder()
+            .build()
+            .or_else(|e| {
+                tracing::warn!(error = %e, "HTTP client: the system's root certificates cannot be used; trusting the webpki roots only");
+                builder().tls_built_in_native_certs(false).build()
+            })
+            .map_err(|e| format!("the HTTP client cannot start: {e}"))
+    });
+    built.as_ref().map_err(Clone::clone)
 }
 
-impl HttpUrl {
-    /// `host:port`, as used for the `Host` header and in messages.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
+/// Parses an `http://` or `https://` URL with a host and no credentials in
+/// it; the error quotes the URL and says what is wrong.
+pub fn parse_http_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url.trim()).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            format!("\"{url}\" is not an http:// or https:// URL")
         }
+        other => format!("\"{url}\" is not a valid URL: {other}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "\"{url}\" is not an http:// or https:// URL (scheme \"{}\")",
+            parsed.scheme()
+        ));
     }
-}
-
-impl std::fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
-    }
-}
-
-/// Parses an `http://` URL. `https://` is refused with an explanation: the
-/// server carries no TLS client, to keep its build small.
-pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
-    let rest = match url.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => {
-            return Err(format!(
-                "\"{url}\": https is not supported (mscribe has no TLS client); \
-                 use an http:// address, e.g. an internal endpoint or a local proxy"
-            ));
-        }
-        _ => return Err(format!("\"{url}\" is not an http:// URL")),
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_owned()),
-    };
-    if authority.contains('@') {
-        return Err(format!("\"{url}\": credentials in the URL are not supported"));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) =
-            v6.split_once(']').ok_or_else(|| format!("\"{url}\": unclosed [ in the host"))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("\"{url}\": invalid port \"{p}\""))?,
-            None => 80,
-        };
-        (h.to_owned(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => {
-                (h.to_owned(), p.parse().map_err(|_| format!("\"{url}\": invalid port \"{p}\""))?)
-            }
-            None => (authority.to_owned(), 80),
-        }
-    };
-    if host.is_empty() {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("\"{url}\" has no host"));
     }
-    Ok(HttpUrl { host, port, path })
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "\"{url}\": credentials in the URL are not supported; send them in a header"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// `host:port` of a URL, as messages name a server.
+pub fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
 }
 
 /// A response: status, headers and body.
@@ -87,7 +72,7 @@ pub struct HttpResponse {
     /// The status code.
     pub status: u16,
     /// The headers.
-    pub headers: hyper::HeaderMap,
+    pub headers: reqwest::header::HeaderMap,
     /// The body.
     pub body: Bytes,
 }
@@ -96,70 +81,64 @@ pub struct HttpResponse {
 /// all within `timeout`.
 pub async fn request(
     method: &str,
-    url: &HttpUrl,
+    url: &Url,
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpResponse, String> {
     request_with_body(method, url, headers, None, timeout).await
 }
 
-/// Sends one request with `body` (sent with `Content-Length`; headers such
-/// as `content-type` are the caller's) and reads the whole response, all
-/// within `timeout`.
+/// Sends one request with `body` (headers such as `content-type` are the
+/// caller's) and reads the whole response, all within `timeout`. The error
+/// names the server and what failed (no answer in time, no connection, ...).
 pub async fn request_with_body(
     method: &str,
-    url: &HttpUrl,
+    url: &Url,
     headers: &[(&str, &str)],
     body: Option<Bytes>,
     timeout: Duration,
 ) -> Result<HttpResponse, String> {
-    match tokio::time::timeout(timeout, request_inner(method, url, headers, body)).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer from {} within {timeout:?}", url.authority())),
-    }
-}
-
-async fn request_inner(
-    method: &str,
-    url: &HttpUrl,
-    headers: &[(&str, &str)],
-    body: Option<Bytes>,
-) -> Result<HttpResponse, String> {
-    let stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", url.authority()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {} failed: {e}", url.authority()))?;
-    let conn = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "http client connection ended with an error");
-        }
-    });
-    let mut req = Request::builder()
-        .method(method)
-        .uri(url.path.as_str())
-        .header(hyper::header::HOST, url.authority())
-        .header(hyper::header::USER_AGENT, concat!("mscribe/", env!("CARGO_PKG_VERSION")));
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("invalid HTTP method \"{method}\""))?;
+    let mut req = client()?.request(method, url.clone()).timeout(timeout);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req =
-        req.body(Full::new(body.unwrap_or_default())).map_err(|e| format!("bad request: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request to {} failed: {e}", url.authority()))?;
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let fail = |e: reqwest::Error| describe_error(url, Some(timeout), &e);
+    let resp = req.send().await.map_err(fail)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("reading the response of {} failed: {e}", url.authority()))?
-        .to_bytes();
-    conn.abort();
+    let body = resp.bytes().await.map_err(fail)?;
     Ok(HttpResponse { status, headers, body })
+}
+
+/// A reqwest error as one line naming the server: no answer within
+/// `timeout` (the request's, if it had one), no connection, or the error
+/// with its causes.
+pub fn describe_error(url: &Url, timeout: Option<Duration>, e: &reqwest::Error) -> String {
+    let server = authority(url);
+    if e.is_timeout() {
+        return match timeout {
+            Some(t) => format!("no answer from {server} within {}", humantime::format_duration(t)),
+            None => format!("no answer from {server} in time"),
+        };
+    }
+    // The causes say what failed; reqwest's own line only repeats the URL.
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    let text = if causes.is_empty() { e.to_string() } else { causes.join(": ") };
+    if e.is_connect() {
+        format!("cannot connect to {server}: {text}")
+    } else {
+        format!("request to {server} failed: {text}")
+    }
 }
 
 #[cfg(test)]
@@ -167,21 +146,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_http_urls() {
+    fn parses_http_and_https_urls() {
         let u = parse_http_url("http://auth.internal:9000/health?x=1").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("auth.internal", 9000, "/health?x=1")
+            (u.host_str(), u.port_or_known_default(), u.path(), u.query()),
+            (Some("auth.internal"), Some(9000), "/health", Some("x=1"))
         );
-        assert_eq!(u.to_string(), "http://auth.internal:9000/health?x=1");
+        assert_eq!(u.as_str(), "http://auth.internal:9000/health?x=1");
         let u = parse_http_url("http://127.0.0.1").unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
+        assert_eq!((u.port_or_known_default(), u.path()), (Some(80), "/"));
         let u = parse_http_url("http://[::1]:81/h").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.authority()), ("::1", 81, "[::1]:81".to_owned()));
-        assert!(parse_http_url("https://x/").unwrap_err().contains("https is not supported"));
-        assert!(parse_http_url("ftp://x/").is_err());
-        assert!(parse_http_url("http://:80/").is_err());
-        assert!(parse_http_url("http://h:port/").is_err());
-        assert!(parse_http_url("http://u:p@h/").is_err());
+        assert_eq!(authority(&u), "[::1]:81");
+        let u = parse_http_url("https://example.test/hook").unwrap();
+        assert_eq!((u.scheme(), authority(&u)), ("https", "example.test:443".to_owned()));
+
+        let err = |u: &str| parse_http_url(u).unwrap_err();
+        assert_eq!(
+            err("ftp://x/"),
+            "\"ftp://x/\" is not an http:// or https:// URL (scheme \"ftp\")"
+        );
+        assert_eq!(
+            err("localhost:8080"),
+            "\"localhost:8080\" is not an http:// or https:// URL (scheme \"localhost\")"
+        );
+        assert_eq!(err("/health"), "\"/health\" is not an http:// or https:// URL");
+        assert_eq!(err("http://:80/"), "\"http://:80/\" is not a valid URL: empty host");
+        assert_eq!(
+            err("http://h:port/"),
+            "\"http://h:port/\" is not a valid URL: invalid port number"
+        );
+        assert_eq!(
+            err("https://u:p@h/"),
+            "\"https://u:p@h/\": credentials in the URL are not supported; send them in a header"
+        );
+    }
+
+    /// An https URL is accepted, and a server that does not answer is a
+    /// connection error naming it (here: a closed port on the loopback).
+    #[tokio::test]
+    async fn https_needs_no_openssl_and_a_closed_port_is_a_connect_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = parse_http_url(&format!("https://127.0.0.1:{port}/")).unwrap();
+        let e = request("GET", &url, &[], Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")), "{e}");
     }
 }

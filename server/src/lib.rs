@@ -41,8 +41,10 @@
 //! `health` ([`cli`]; with `--url` they ask a running server).
 //! Configuration: [`config`]. Endpoints: [`http`].
 //! Pause, resume, trigger and cancel for every instance on one database:
-//! [`control`]. The seven jobs are the rows of one table, [`ops::JOBS`],
-//! which registration, the configuration and the command line read.
+//! [`control`]. The seven jobs, and the kinds `command` and `http` of the
+//! jobs of your own (`[jobs.<id>] kind = ...`, [`config::UserJobDef`]), are
+//! the rows of one table, [`ops::JOBS`], which registration, the
+//! configuration and the command line read.
 
 pub mod app;
 pub mod cli;

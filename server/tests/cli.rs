@@ -239,14 +239,17 @@ async fn commands_with_url_talk_to_a_running_server() {
     by_env.push(("MSCRIBE_URL".into(), url.clone()));
     assert_eq!(run_cli(dir, &by_env, &["jobs"]).0, 0);
 
-    // No server there: exit 1. An https URL: exit 2.
+    // No server there, over http or https: exit 1. Another scheme: exit 2.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (code, _, err) = run_cli(dir, &env, &["jobs", "--url", &format!("http://{closed}")]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot connect"), "{err}");
-    let (code, _, err) = run_cli(dir, &env, &["jobs", "--url", "https://example.invalid"]);
+    for scheme in ["http", "https"] {
+        let (code, _, err) =
+            run_cli(dir, &env, &["jobs", "--url", &format!("{scheme}://{closed}")]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&format!("cannot connect to {closed}")), "{err}");
+    }
+    let (code, _, err) = run_cli(dir, &env, &["jobs", "--url", &format!("ftp://{closed}")]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("https is not supported"), "{err}");
+    assert!(err.contains("is not an http:// or https:// URL"), "{err}");
     let (status, stderr) = srv.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }

@@ -51,8 +51,8 @@ pub(super) async fn health(cli: &Cli, url: Option<&str>) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    if parsed.path == "/" {
-        parsed.path = "/health-check".to_owned();
+    if parsed.path() == "/" {
+        parsed.set_path("/health-check");
     }
     // The token, if one is known (never generated here).
     let token =

@@ -29,7 +29,6 @@ use crate::config::{Config, JOB_IDS};
 use crate::db::Database;
 use crate::http::cursor::{self, Cursor};
 use crate::logging::{LOG_FILE_NAME, LogFile};
-use crate::ops::JOBS;
 
 pub(super) async fn serve(cli: &Cli) -> CliResult {
     let cfg = load(cli)?;
@@ -188,15 +187,15 @@ pub async fn job_lines(
     control: Option<&dyn ControlStore>,
     now: DateTime<Utc>,
 ) -> Result<Vec<JobLine>, StoreError> {
-    let ids: Vec<String> = JOBS.iter().map(|job| job.id.to_owned()).collect();
+    let ids = cfg.jobs.ids();
     let last_runs = store.last_fires(&ids).await?;
     let pauses = match control {
         Some(c) => c.pause_states().await?,
         None => Vec::new(),
     };
     let mut lines = Vec::new();
-    for job in JOBS {
-        let (id, c) = (job.id, job.common(&cfg.jobs));
+    for job in cfg.jobs.all() {
+        let (id, c) = (job.id, job.common);
         let next =
             if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
         let last: Option<ExecutionRecord> = store.history(&HistoryQuery::new(id, 1)).await?.pop();
@@ -230,10 +229,10 @@ pub(super) async fn jobs(cli: &Cli, as_json: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `job` is known: configured, registered by an instance, or with
-/// rows in the history.
-async fn job_is_known(db: &Database, job: &str) -> Result<bool, Failure> {
-    if JOB_IDS.contains(&job) {
+/// Whether `job` is known: configured (built-in or of your own),
+/// registered by an instance, or with rows in the history.
+async fn job_is_known(cfg: &Config, db: &Database, job: &str) -> Result<bool, Failure> {
+    if cfg.jobs.get(job).is_some() {
         return Ok(true);
     }
     if db.control().definitions().await?.iter().any(|d| d.job_id == job) {
@@ -245,7 +244,8 @@ async fn job_is_known(db: &Database, job: &str) -> Result<bool, Failure> {
 pub(super) fn unknown_job(job: &str) -> Failure {
     Failure::Usage(format!(
         "unknown job \"{job}\": not configured, never registered by a server and no executions \
-         recorded (the built-in jobs are {})",
+         recorded (the built-in jobs are {}; a job of your own is a [jobs.<id>] section with \
+         kind = \"command\" or \"http\")",
         JOB_IDS.join(", ")
     ))
 }
@@ -256,7 +256,7 @@ pub(super) async fn history(cli: &Cli, q: &HistoryArgs<'_>) -> CliResult {
         .map(Cursor::decode)
         .transpose()
         .map_err(|e| Failure::Usage(format!("--cursor: {}", e.message)))?;
-    let (_, db) = open_existing(cli).await?;
+    let (cfg, db) = open_existing(cli).await?;
     let store = db.store();
     let (rows, next) =
         cursor::page(&*store, q.job, q.limit, q.status, cursor).await.map_err(|e| {
@@ -266,7 +266,7 @@ pub(super) async fn history(cli: &Cli, q: &HistoryArgs<'_>) -> CliResult {
                 Failure::Io(e.message)
             }
         })?;
-    if rows.is_empty() && cursor.is_none() && !job_is_known(&db, q.job).await? {
+    if rows.is_empty() && cursor.is_none() && !job_is_known(&cfg, &db, q.job).await? {
         db.close().await;
         return Err(unknown_job(q.job));
     }
@@ -295,10 +295,10 @@ pub(super) fn print_history(q: &HistoryArgs<'_>, rows: &[ExecutionRecord], next:
 
 pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
     let cfg = load(cli)?;
-    if !JOB_IDS.contains(&job) {
+    if cfg.jobs.get(job).is_none() {
         return Err(Failure::Usage(format!(
-            "unknown job \"{job}\"; the jobs are {}",
-            JOB_IDS.join(", ")
+            "unknown job \"{job}\"; the configured jobs are {}",
+            cfg.jobs.ids().join(", ")
         )));
     }
     crate::logging::init(&cfg.log_level, None);
@@ -320,6 +320,9 @@ pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
         }
     }
     let report = app.scheduler.stop(app.config.shutdown_grace).await;
+    // A command that timed out may still be getting its SIGKILL.
+    crate::ops::wait_for_group_kills(app.config.jobs.max_kill_grace() + Duration::from_secs(1))
+        .await;
     if let Ok(r) = &report
         && r.unwritten > 0
     {
@@ -378,8 +381,8 @@ pub(super) fn check_note(note: Option<&str>) -> Result<(), Failure> {
 
 /// Opens the database for a control action on `job`, which must be known.
 async fn open_for_job(cli: &Cli, job: &str) -> Result<Database, Failure> {
-    let (_, db) = open_existing(cli).await?;
-    if !job_is_known(&db, job).await? {
+    let (cfg, db) = open_existing(cli).await?;
+    if !job_is_known(&cfg, &db, job).await? {
         db.close().await;
         return Err(unknown_job(job));
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::local::{check_note, print_history};
 use super::{AUDIT_HEADERS, AuditArgs, Cli, CliResult, Failure, HistoryArgs, load, out, table, ts};
-use crate::http_client::{HttpUrl, parse_http_url, request_with_body};
+use crate::http_client::{Url, parse_http_url, request_with_body};
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,14 +21,14 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// A server and the token to show it.
 #[derive(Debug)]
 pub(super) struct Server {
-    base: HttpUrl,
+    base: Url,
     token: String,
 }
 
 impl Server {
     pub(super) fn new(cli: &Cli, url: &str) -> Result<Server, Failure> {
         let base = parse_http_url(url).map_err(|e| Failure::Usage(format!("--url: {e}")))?;
-        if base.path.contains('?') {
+        if base.query().is_some() || base.fragment().is_some() {
             return Err(Failure::Usage(format!("--url \"{url}\": leave out the query string")));
         }
         let token = match std::env::var("MSCRIBE_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
@@ -61,11 +61,10 @@ impl Server {
         Ok(Server { base, token })
     }
 
-    /// `path` (already encoded) under the base URL's path.
-    fn url(&self, path: &str) -> HttpUrl {
-        let mut u = self.base.clone();
-        u.path = format!("{}{path}", self.base.path.trim_end_matches('/'));
-        u
+    /// `path` (already encoded, with its query) under the base URL's path.
+    fn url(&self, path: &str) -> Result<Url, Failure> {
+        let text = format!("{}{path}", self.base.as_str().trim_end_matches('/'));
+        Url::parse(&text).map_err(|e| Failure::Usage(format!("--url: \"{text}\": {e}")))
     }
 
     /// One request; the answer's JSON on a 2xx, else the failure naming
@@ -76,7 +75,7 @@ impl Server {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Failure> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let auth = format!("Bearer {}", self.token);
         let mut headers = vec![("authorization", auth.as_str()), ("accept", "application/json")];
         let body = body.map(|b| Bytes::from(b.to_string()));

@@ -6,9 +6,15 @@
 //! jobs) with how its text is read ([`EnvKind`]). The overrides are merged
 //! into the file's table before it is deserialized again, and an error
 //! names the variable it came from.
+//!
+//! A job of your own is defined in the file (its `kind` is there); the
+//! environment overrides its scalar keys, `MSCRIBE_JOBS_<ID>_<KEY>` as for
+//! a built-in job ([`user_job_env_keys`]). Its lists and tables
+//! (`command`, `env`, `permanent_exit_codes`, `headers`, `expect_status`)
+//! are set in the file only ([`EnvKind::FileOnly`]).
 
 use super::{CONFIG_ENV, ConfigError};
-use crate::ops::JOBS;
+use crate::ops::{JOBS, JobKind, job_kind};
 
 /// The prefix of every environment override.
 pub const ENV_PREFIX: &str = "MSCRIBE_";
@@ -28,6 +34,9 @@ pub enum EnvKind {
     List,
     /// An integer when all digits, else text such as `100MiB`.
     Bytes,
+    /// Not read from the environment: set in the file only (a table, or a
+    /// list whose items a comma-separated text cannot say unambiguously).
+    FileOnly,
 }
 
 /// The top-level and `[health]` keys with their environment kinds.
@@ -82,13 +91,64 @@ pub fn env_keys() -> Vec<EnvKey> {
         .iter()
         .map(|(p, k)| EnvKey { path: (*p).to_owned(), var: env_var_of(p), kind: *k })
         .collect();
-    for job in JOBS {
-        for (key, kind) in job.keys() {
-            let path = format!("jobs.{}.{key}", job.id);
-            out.push(EnvKey { var: env_var_of(&path), path, kind });
+    for job in JOBS.iter().filter(|j| j.is_builtin()) {
+        out.extend(job_env_keys(job.id, job));
+    }
+    out
+}
+
+/// The overridable keys of job `id` of kind `kind`.
+fn job_env_keys(id: &str, kind: &JobKind) -> impl Iterator<Item = EnvKey> {
+    kind.keys().into_iter().filter(|(_, k)| *k != EnvKind::FileOnly).map(move |(key, kind)| {
+        let path = format!("jobs.{id}.{key}");
+        EnvKey { var: env_var_of(&path), path, kind }
+    })
+}
+
+/// The overridable keys of the jobs of your own that the file's `[jobs]`
+/// defines: its sections whose id is no built-in job's and whose `kind`
+/// names a kind of jobs of your own.
+pub fn user_job_env_keys(table: &toml::Table) -> Vec<EnvKey> {
+    let Some(jobs) = table.get("jobs").and_then(toml::Value::as_table) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (id, section) in jobs {
+        if job_kind(id).is_some() {
+            continue;
+        }
+        let Some(kind) = section.get("kind").and_then(toml::Value::as_str) else { continue };
+        if let Some(row) = JOBS.iter().find(|k| !k.is_builtin() && k.id == kind) {
+            out.extend(job_env_keys(id, row));
         }
     }
     out
+}
+
+/// Refuses jobs of your own whose environment variables are another
+/// job's too (`a-b` and `a_b`, `My-Job` and `my-job`, `database_backup`
+/// and `database-backup`): an override could not say which it means. The
+/// error names the later job's section.
+pub(super) fn check_unique_vars(table: &toml::Table, origin: &str) -> Result<(), ConfigError> {
+    let mut seen: std::collections::HashMap<String, String> =
+        env_keys().into_iter().map(|k| (k.var, k.path)).collect();
+    for key in user_job_env_keys(table) {
+        if let Some(other) = seen.get(&key.var) {
+            let job = |path: &str| path.split('.').nth(1).unwrap_or_default().to_owned();
+            let (mine, theirs) = (job(&key.path), job(other));
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: format!("jobs.{mine}"),
+                reason: format!(
+                    "its environment variables ({}_*) are those of job `{theirs}` too; choose \
+                     an id that differs from it by more than case, `-` and `_`",
+                    env_var_of(&format!("jobs.{mine}"))
+                ),
+            });
+        }
+        seen.insert(key.var, key.path);
+    }
+    Ok(())
 }
 
 /// Variables with the `MSCRIBE_` prefix that are not config keys but are
@@ -97,9 +157,11 @@ pub const OTHER_ENV_VARS: &[&str] =
     &[CONFIG_ENV, "MSCRIBE_LOG", "MSCRIBE_TEST_POSTGRES_URL", "MSCRIBE_URL", "MSCRIBE_TOKEN"];
 
 /// The `MSCRIBE_*` variables of the process that are neither config keys
-/// nor [`OTHER_ENV_VARS`] (a typo, most likely).
-pub(super) fn unknown_vars() -> Vec<String> {
-    let known = env_keys();
+/// (those of the jobs of your own of `table` included) nor
+/// [`OTHER_ENV_VARS`] (a typo, most likely).
+pub(super) fn unknown_vars(table: &toml::Table) -> Vec<String> {
+    let mut known = env_keys();
+    known.extend(user_job_env_keys(table));
     std::env::vars()
         .map(|(name, _)| name)
         .filter(|name| {
@@ -117,7 +179,8 @@ pub(super) fn apply(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<EnvKey>, ConfigError> {
     let mut applied: Vec<EnvKey> = Vec::new();
-    for key in env_keys() {
+    let user = user_job_env_keys(table);
+    for key in env_keys().into_iter().chain(user) {
         let Some(raw) = env(&key.var) else { continue };
         let value = env_value(&key, &raw)?;
         set_path(table, &key.path, value);
@@ -177,6 +240,9 @@ fn env_value(key: &EnvKey, raw: &str) -> Result<toml::Value, ConfigError> {
             Ok(n) => toml::Value::Integer(n),
             Err(_) => toml::Value::String(t.to_owned()),
         },
+        EnvKind::FileOnly => {
+            return Err(bad("cannot be set from the environment; set it in the file".to_owned()));
+        }
     })
 }
 

@@ -1,14 +1,18 @@
-//! The `[jobs.<id>]` sections: what every job's section has, each job's own
-//! options, and [`JobsConfig`].
+//! The `[jobs.<id>]` sections: what every job's section has
+//! ([`JobSection`], [`CommonSettings`]), and [`JobsConfig`]. The options of
+//! the built-in jobs are in `options.rs`, the jobs of your own in `user.rs`.
 //!
 //! Every section has the scheduling settings ([`COMMON_JOB_KEYS`]:
 //! `schedule`, `timeout`, `retry`, `misfire`, ...) and the job's options
 //! (a [`JobOptions`] type with its keys, defaults and checks). Which jobs
 //! there are, their ids, default schedules and which options type each
 //! section has come from the table of jobs, [`JOBS`] (`ops/defs.rs`).
+//! A section whose id is no built-in job's and that has a `kind` is a job
+//! of your own ([`UserJobDef`], `user.rs`), kept by id in
+//! [`JobsConfig::user`].
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mscribe_scheduler::{
@@ -20,6 +24,11 @@ use serde::{Deserialize, Deserializer};
 use super::EnvKind;
 use super::de;
 use super::file::sub_table;
+use super::options::{
+    AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
+    SecurityOptions, SnapshotOptions,
+};
+use super::user::UserJobDef;
 use crate::ops::{JOBS, JobKind, defs, job_kind};
 
 /// `retry = { ... }` of a job.
@@ -292,207 +301,9 @@ fn max_concurrent(value: &toml::Value) -> Result<u32, String> {
     }
 }
 
-/// `[jobs.history-retention]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionOptions {
-    /// Finished runs older than this are deleted (`keep`, default `30d`).
-    #[serde(deserialize_with = "de::duration")]
-    pub keep: Duration,
-    /// Failed runs are kept this long instead (`keep_failures`, default `90d`).
-    #[serde(deserialize_with = "de::duration")]
-    pub keep_failures: Duration,
-    /// Hourly metric rows older than this are deleted (`keep_metrics`, default `400d`).
-    #[serde(deserialize_with = "de::duration")]
-    pub keep_metrics: Duration,
-}
-
-impl Default for RetentionOptions {
-    fn default() -> Self {
-        RetentionOptions {
-            keep: Duration::from_secs(30 * 86_400),
-            keep_failures: Duration::from_secs(90 * 86_400),
-            keep_metrics: Duration::from_secs(400 * 86_400),
-        }
-    }
-}
-
-impl JobOptions for RetentionOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] =
-        &[("keep", EnvKind::Str), ("keep_failures", EnvKind::Str), ("keep_metrics", EnvKind::Str)];
-}
-
-/// `[jobs.database-backup]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackupOptions {
-    /// How many backups to keep (`keep`, default 7).
-    pub keep: usize,
-    /// Whether each backup is opened and checked (`verify`, default true).
-    pub verify: bool,
-    /// The `pg_dump` program for Postgres (`pg_dump`, default `pg_dump` on PATH).
-    pub pg_dump: String,
-}
-
-impl Default for BackupOptions {
-    fn default() -> Self {
-        BackupOptions { keep: 7, verify: true, pg_dump: "pg_dump".to_owned() }
-    }
-}
-
-impl JobOptions for BackupOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] =
-        &[("keep", EnvKind::Int), ("verify", EnvKind::Bool), ("pg_dump", EnvKind::Str)];
-
-    fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.keep == 0 {
-            return Err(("keep", "must be at least 1".to_owned()));
-        }
-        Ok(())
-    }
-}
-
-/// `[jobs.log-rotation]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogRotationOptions {
-    /// Rotate a log once it is this large (`max_size`, default `10MiB`).
-    #[serde(deserialize_with = "de::bytes")]
-    pub max_size: u64,
-    /// Rotate a non-empty log once its current segment is this old (`max_age`, default `1d`).
-    #[serde(deserialize_with = "de::duration")]
-    pub max_age: Duration,
-    /// Rotated files to keep per log (`keep`, default 10).
-    pub keep: usize,
-    /// Whether rotated files are gzipped (`compress`, default true).
-    pub compress: bool,
-}
-
-impl Default for LogRotationOptions {
-    fn default() -> Self {
-        LogRotationOptions {
-            max_size: 10 * 1024 * 1024,
-            max_age: Duration::from_secs(86_400),
-            keep: 10,
-            compress: true,
-        }
-    }
-}
-
-impl JobOptions for LogRotationOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] = &[
-        ("max_size", EnvKind::Bytes),
-        ("max_age", EnvKind::Str),
-        ("keep", EnvKind::Int),
-        ("compress", EnvKind::Bool),
-    ];
-
-    fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.keep == 0 {
-            return Err(("keep", "must be at least 1".to_owned()));
-        }
-        if self.max_size == 0 {
-            return Err(("max_size", "must be greater than zero".to_owned()));
-        }
-        Ok(())
-    }
-}
-
-/// `[jobs.temp-cleanup]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CleanupOptions {
-    /// Directories to clean (`dirs`, default `data_dir/tmp` and `data_dir/cache`).
-    pub dirs: Option<Vec<PathBuf>>,
-    /// Files not modified for this long are deleted (`max_age`, default `7d`).
-    #[serde(deserialize_with = "de::duration")]
-    pub max_age: Duration,
-    /// Whether emptied subdirectories are removed (`remove_empty_dirs`, default true).
-    pub remove_empty_dirs: bool,
-}
-
-impl Default for CleanupOptions {
-    fn default() -> Self {
-        CleanupOptions {
-            dirs: None,
-            max_age: Duration::from_secs(7 * 86_400),
-            remove_empty_dirs: true,
-        }
-    }
-}
-
-impl JobOptions for CleanupOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] =
-        &[("dirs", EnvKind::List), ("max_age", EnvKind::Str), ("remove_empty_dirs", EnvKind::Bool)];
-}
-
-/// `[jobs.security-scan]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SecurityOptions {
-    /// The shortest acceptable admin token (`min_token_length`, default 32).
-    pub min_token_length: usize,
-    /// More secret files to check (`extra_paths`).
-    pub extra_paths: Vec<PathBuf>,
-}
-
-impl Default for SecurityOptions {
-    fn default() -> Self {
-        SecurityOptions { min_token_length: 32, extra_paths: Vec::new() }
-    }
-}
-
-impl JobOptions for SecurityOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] =
-        &[("min_token_length", EnvKind::Int), ("extra_paths", EnvKind::List)];
-}
-
-/// `[jobs.metrics-aggregation]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AggregationOptions {
-    /// How far back each run recomputes hours (`lookback`, default `48h`).
-    #[serde(deserialize_with = "de::duration")]
-    pub lookback: Duration,
-}
-
-impl Default for AggregationOptions {
-    fn default() -> Self {
-        AggregationOptions { lookback: Duration::from_secs(48 * 3600) }
-    }
-}
-
-impl JobOptions for AggregationOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] = &[("lookback", EnvKind::Str)];
-
-    fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.lookback < Duration::from_secs(3600) {
-            return Err(("lookback", "must be at least 1h".to_owned()));
-        }
-        Ok(())
-    }
-}
-
-/// `[jobs.health-snapshot]` options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SnapshotOptions {
-    /// Whether the run fails while the health is unhealthy (`fail_when_unhealthy`, default true).
-    pub fail_when_unhealthy: bool,
-}
-
-impl Default for SnapshotOptions {
-    fn default() -> Self {
-        SnapshotOptions { fail_when_unhealthy: true }
-    }
-}
-
-impl JobOptions for SnapshotOptions {
-    const KEYS: &'static [(&'static str, EnvKind)] = &[("fail_when_unhealthy", EnvKind::Bool)];
-}
-
-/// `[jobs]`: the seven operational jobs, by id. Each field is the section
-/// of one row of [`JOBS`], whose defaults it starts with.
+/// `[jobs]`: the seven built-in jobs, by id, and the jobs of your own. Each
+/// field is the section of one built-in row of [`JOBS`], whose defaults it
+/// starts with.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     /// `[jobs.history-retention]`.
@@ -509,14 +320,33 @@ pub struct JobsConfig {
     pub metrics_aggregation: JobSection<AggregationOptions>,
     /// `[jobs.health-snapshot]`.
     pub health_snapshot: JobSection<SnapshotOptions>,
+    /// The jobs of your own (`[jobs.<id>]` with a `kind`), by id.
+    pub user: BTreeMap<String, UserJobDef>,
 }
 
-/// The seven job ids, in the order they are documented: those of [`JOBS`].
-pub const JOB_IDS: [&str; JOBS.len()] = {
-    let mut ids = [""; JOBS.len()];
+/// How many rows of [`JOBS`] are built-in jobs.
+const BUILTIN_JOBS: usize = {
+    let mut n = 0;
     let mut i = 0;
     while i < JOBS.len() {
-        ids[i] = JOBS[i].id;
+        if JOBS[i].is_builtin() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The seven built-in job ids, in the order they are documented: those of
+/// the built-in rows of [`JOBS`].
+pub const JOB_IDS: [&str; BUILTIN_JOBS] = {
+    let mut ids = [""; BUILTIN_JOBS];
+    let (mut i, mut n) = (0, 0);
+    while i < JOBS.len() {
+        if JOBS[i].is_builtin() {
+            ids[n] = JOBS[i].id;
+            n += 1;
+        }
         i += 1;
     }
     ids
@@ -532,19 +362,81 @@ impl Default for JobsConfig {
             security_scan: JobSection::for_kind(&defs::SECURITY_SCAN),
             metrics_aggregation: JobSection::for_kind(&defs::METRICS_AGGREGATION),
             health_snapshot: JobSection::for_kind(&defs::HEALTH_SNAPSHOT),
+            user: BTreeMap::new(),
         }
     }
 }
 
+/// One configured job, built-in or of your own: its id, display name, the
+/// row of its kind and its scheduling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfiguredJob<'a> {
+    /// The id.
+    pub id: &'a str,
+    /// The display name: the row's for a built-in job, the id for a job of
+    /// your own.
+    pub name: &'a str,
+    /// The row of its kind in [`JOBS`].
+    pub kind: &'static JobKind,
+    /// The scheduling settings.
+    pub common: CommonSettings<'a>,
+}
+
 impl JobsConfig {
-    /// The keys of the section of job `id` (none for an unknown id).
+    /// The keys of the section of built-in job `id` (none for another id).
     pub fn keys_of(id: &str) -> Vec<(&'static str, EnvKind)> {
         job_kind(id).map(|k| k.keys()).unwrap_or_default()
     }
 
     /// The scheduling settings of job `id`, without its options.
     pub fn common(&self, id: &str) -> Option<CommonSettings<'_>> {
-        job_kind(id).map(|k| k.common(self))
+        self.get(id).map(|j| j.common)
+    }
+
+    /// Job `id`, built-in or of your own.
+    pub fn get(&self, id: &str) -> Option<ConfiguredJob<'_>> {
+        match job_kind(id) {
+            Some(kind) => kind.builtin_common(self).map(|common| ConfiguredJob {
+                id: kind.id,
+                name: kind.name,
+                kind,
+                common,
+            }),
+            None => self.user.get_key_value(id).map(|(id, def)| ConfiguredJob {
+                id,
+                name: id,
+                kind: def.kind(),
+                common: def.common(),
+            }),
+        }
+    }
+
+    /// Every job: the built-in ones in the order of [`JOBS`], then the jobs
+    /// of your own by id.
+    pub fn all(&self) -> Vec<ConfiguredJob<'_>> {
+        JOBS.iter()
+            .filter(|k| k.is_builtin())
+            .filter_map(|k| self.get(k.id))
+            .chain(self.user.keys().filter_map(|id| self.get(id)))
+            .collect()
+    }
+
+    /// The longest `kill_grace` of the command jobs (zero without any): how
+    /// long a process group may still need to be killed after a stop.
+    pub fn max_kill_grace(&self) -> std::time::Duration {
+        self.user
+            .values()
+            .filter_map(|d| match d {
+                UserJobDef::Command(s) => Some(s.options.kill_grace),
+                UserJobDef::Http(_) => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The ids of every job, as [`all`](Self::all) lists them.
+    pub fn ids(&self) -> Vec<String> {
+        self.all().iter().map(|j| j.id.to_owned()).collect()
     }
 }
 
@@ -580,6 +472,35 @@ impl<'a> CommonSettings<'a> {
             None => Ok(s),
         }
     }
+
+    /// Checks what the types allow but the engine does not: a schedule or
+    /// time zone that does not parse, a zero timeout, attempt count or
+    /// `max_concurrent`, an invalid retry policy, `run_all` without runs.
+    /// An error is `(key, reason)`, the key relative to the section.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Err(e) = Schedule::parse(self.schedule) {
+            return Err(("schedule", e.to_string()));
+        }
+        if let Err(e) = self.parsed_schedule() {
+            return Err(("timezone", e.to_string()));
+        }
+        if self.timeout.is_zero() {
+            return Err(("timeout", "must be greater than zero".to_owned()));
+        }
+        if self.max_concurrent == Some(0) {
+            return Err(("max_concurrent", "must be at least 1, got 0".to_owned()));
+        }
+        if self.retry.attempts == 0 {
+            return Err(("retry.attempts", "must be at least 1 (1 means no retry)".to_owned()));
+        }
+        if let Err(e) = self.retry.policy().validate() {
+            return Err(("retry", e));
+        }
+        if self.misfire.mode == MisfireModeName::RunAll && self.misfire.max_runs == 0 {
+            return Err(("misfire.max_runs", "must be at least 1 for run_all".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 impl<'de> Deserialize<'de> for JobsConfig {
@@ -596,11 +517,28 @@ impl<'de> Deserialize<'de> for JobsConfig {
             let err =
                 |(key, reason): (String, String)| D::Error::custom(format!("{id}.{key}: {reason}"));
             let Some(kind) = job_kind(&id) else {
-                return Err(D::Error::custom(format!(
-                    "{id}: unknown job `{id}`, expected one of {}",
-                    JOB_IDS.map(|j| format!("`{j}`")).join(", ")
-                )));
+                if !t.contains_key("kind") {
+                    return Err(D::Error::custom(format!(
+                        "{id}: unknown job `{id}`, expected one of {}, or a job of your own \
+                         with kind = \"command\" or kind = \"http\"",
+                        JOB_IDS.map(|j| format!("`{j}`")).join(", ")
+                    )));
+                }
+                let def = UserJobDef::from_toml(&id, t).map_err(|e| {
+                    let key = if e.key.is_empty() { id.clone() } else { format!("{id}.{}", e.key) };
+                    D::Error::custom(format!("{key}: {}", e.reason))
+                })?;
+                jobs.user.insert(id, def);
+                continue;
             };
+            if t.contains_key("kind") {
+                return Err(err((
+                    "kind".to_owned(),
+                    format!(
+                        "`{id}` is a built-in job, whose kind is fixed; a job of your own needs another id"
+                    ),
+                )));
+            }
             kind.overlay(&mut jobs, t).map_err(err)?;
         }
         Ok(jobs)

@@ -20,7 +20,9 @@
 //! | this one | the [`Config`] types, [`Config::load`], [`Config::from_toml_str`] |
 //! | `file` | the TOML text, its syntax errors, unknown keys and their errors |
 //! | `env` | the `MSCRIBE_*` overrides: [`env_keys`], [`env_var_of`], [`EnvKind`] |
-//! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], each job's options |
+//! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], [`CommonSettings`] |
+//! | `options` | the options of each built-in job ([`BackupOptions`], ...) |
+//! | `user` | the jobs of your own (`kind = "command"`, `"http"`): [`UserJobDef`], their options and checks |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
 //!
@@ -41,6 +43,8 @@
 mod env;
 mod file;
 mod jobs;
+mod options;
+mod user;
 mod validate;
 
 pub mod de;
@@ -52,11 +56,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use env::{ENV_PREFIX, EnvKey, EnvKind, OTHER_ENV_VARS, env_keys, env_var_of};
+pub use env::{
+    ENV_PREFIX, EnvKey, EnvKind, OTHER_ENV_VARS, env_keys, env_var_of, user_job_env_keys,
+};
 pub use jobs::{
-    AggregationOptions, BackupOptions, COMMON_JOB_KEYS, CleanupOptions, CommonSettings, JOB_IDS,
-    JobOptions, JobSection, JobsConfig, LogRotationOptions, MisfireConfig, MisfireModeName,
-    RetentionOptions, RetryConfig, SecurityOptions, SnapshotOptions,
+    COMMON_JOB_KEYS, CommonSettings, ConfiguredJob, JOB_IDS, JobOptions, JobSection, JobsConfig,
+    MisfireConfig, MisfireModeName, RetryConfig,
+};
+pub use options::{
+    AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
+    SecurityOptions, SnapshotOptions,
+};
+pub use user::{
+    CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
+    MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_env_name, check_id, expand,
+    template_vars,
 };
 
 /// The file read when `--config` is not given, if it exists.
@@ -169,7 +183,7 @@ pub struct Config {
     pub lease: Duration,
     /// The health check (`[health]`).
     pub health: HealthConfig,
-    /// The seven operational jobs (`[jobs.<id>]`).
+    /// The seven built-in jobs and the jobs of your own (`[jobs.<id>]`).
     pub jobs: JobsConfig,
     /// The file this was read from, if any.
     #[serde(skip)]
@@ -261,16 +275,16 @@ impl Config {
             Some(p) => Some(p),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
-        let mut cfg = match &file {
-            Some(p) => {
-                let text = file::read(p)?;
-                let mut cfg = Config::from_toml_str(&text, &p.display().to_string(), env)?;
-                cfg.source = Some(p.clone());
-                cfg
-            }
-            None => Config::from_toml_str("", "(defaults)", env)?,
+        let text = match &file {
+            Some(p) => file::read(p)?,
+            None => String::new(),
         };
-        cfg.unknown_env = env::unknown_vars();
+        let origin = file.as_ref().map_or("(defaults)".to_owned(), |p| p.display().to_string());
+        let mut cfg = Config::from_toml_str(&text, &origin, env)?;
+        cfg.source = file;
+        // Parsed already: the keys of the jobs of your own it defines.
+        let table = file::parse(&text, &origin)?;
+        cfg.unknown_env = env::unknown_vars(&table);
         Ok(cfg)
     }
 
@@ -286,6 +300,7 @@ impl Config {
         // The file alone first, so its errors name the file.
         let cfg = file::deserialize_table(table.clone(), &file_origin)?;
         cfg.validate(&|_| file_origin.clone())?;
+        env::check_unique_vars(&table, &file_origin)?;
 
         let mut merged = table;
         let applied = env::apply(&mut merged, env)?;

@@ -3,15 +3,14 @@
 //!
 //! A database URL it cannot open, an empty directory or token, a log filter
 //! that does not parse, a `lease` under 1 s, out-of-range health settings;
-//! for every job (from the table of jobs) a schedule or time zone that does
-//! not parse, a zero timeout, attempt count or `max_concurrent`, an invalid
-//! retry policy, `run_all` without runs; then each job's own options
-//! ([`JobOptions::check`](super::JobOptions::check)). An error names the key
+//! for every job, built-in or of your own, a schedule or time zone that
+//! does not parse, a zero timeout, attempt count or `max_concurrent`, an
+//! invalid retry policy, `run_all` without runs
+//! ([`CommonSettings::check`](super::CommonSettings::check)); then each
+//! job's own options ([`JobOptions::check`](super::JobOptions::check)). An error names the key
 //! and, through `origin`, where its value came from.
 
-use mscribe_scheduler::Schedule;
-
-use super::{Config, ConfigError, MisfireModeName, is_postgres_url};
+use super::{Config, ConfigError, is_postgres_url};
 use crate::ops::JOBS;
 
 impl Config {
@@ -81,41 +80,27 @@ impl Config {
         {
             return Err(bad("health.auth_url", reason));
         }
-        for job in JOBS {
-            let c = job.common(&self.jobs);
-            let key = |k: &str| format!("jobs.{}.{k}", job.id);
-            if let Err(e) = Schedule::parse(c.schedule) {
-                return Err(bad(&key("schedule"), e.to_string()));
-            }
-            if let Err(e) = c.parsed_schedule() {
-                return Err(bad(&key("timezone"), e.to_string()));
-            }
-            if c.timeout.is_zero() {
-                return Err(bad(&key("timeout"), "must be greater than zero".to_owned()));
-            }
-            if c.max_concurrent == Some(0) {
-                return Err(bad(&key("max_concurrent"), "must be at least 1, got 0".to_owned()));
-            }
-            if c.retry.attempts == 0 {
-                return Err(bad(
-                    &key("retry.attempts"),
-                    "must be at least 1 (1 means no retry)".to_owned(),
-                ));
-            }
-            if let Err(e) = c.retry.policy().validate() {
-                return Err(bad(&key("retry"), e));
-            }
-            if c.misfire.mode == MisfireModeName::RunAll && c.misfire.max_runs == 0 {
-                return Err(bad(
-                    &key("misfire.max_runs"),
-                    "must be at least 1 for run_all".to_owned(),
-                ));
+        for job in self.jobs.all() {
+            if let Err((k, reason)) = job.common.check() {
+                return Err(bad(&format!("jobs.{}.{k}", job.id), reason));
             }
         }
         // Each job's own options, after every job's scheduling settings.
         for job in JOBS {
             if let Err((k, reason)) = job.check(&self.jobs) {
                 return Err(bad(&format!("jobs.{}.{k}", job.id), reason));
+            }
+        }
+        // The jobs of your own check themselves (as they would from the
+        // API): their schedule is required, their options are checked.
+        for (id, def) in &self.jobs.user {
+            if let Err(e) = def.check() {
+                let key = if e.key.is_empty() {
+                    format!("jobs.{id}")
+                } else {
+                    format!("jobs.{id}.{}", e.key)
+                };
+                return Err(bad(&key, e.reason));
             }
         }
         Ok(())

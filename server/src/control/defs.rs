@@ -7,24 +7,31 @@ use mscribe_storage::{JobDefinition, Source};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::ops::JOBS;
 
-/// The definitions of the seven operational jobs as configured: kind
-/// `ops:<id>`, source `config`, the schedule and time zone of their
+/// The definitions of the configured jobs: the seven built-in ones (kind
+/// `ops:<id>`) and the jobs of your own (kind `command` or `http`; their
+/// options, which may hold secrets, are not stored), source `config`, the schedule and time zone of their
 /// section, and as policies the overlap policy and its scope,
 /// `max_concurrent`, the timeout, retry and misfire policies, `enabled` and
 /// `per_instance`. `registered_by` and `updated_at` are left for
 /// [`ControlPlane::prepare`](super::ControlPlane::prepare) to fill.
 pub fn ops_definitions(config: &Config) -> Vec<JobDefinition> {
-    JOBS.iter()
-        .filter_map(|kind| {
-            let c = config.jobs.common(kind.id)?;
-            Some(JobDefinition {
-                job_id: kind.id.to_owned(),
-                name: kind.name.to_owned(),
+    config
+        .jobs
+        .all()
+        .into_iter()
+        .map(|job| {
+            let (kind, c) = (job.kind, job.common);
+            JobDefinition {
+                job_id: job.id.to_owned(),
+                name: job.name.to_owned(),
                 schedule: Some(c.schedule.to_owned()),
                 timezone: c.timezone.map(str::to_owned),
-                kind: format!("ops:{}", kind.id),
+                kind: if kind.is_builtin() {
+                    format!("ops:{}", kind.id)
+                } else {
+                    kind.id.to_owned()
+                },
                 policies: json!({
                     "overlap": c.overlap,
                     "overlap_scope": c.overlap_scope,
@@ -38,7 +45,7 @@ pub fn ops_definitions(config: &Config) -> Vec<JobDefinition> {
                 source: Source::Config,
                 registered_by: String::new(),
                 updated_at: chrono::DateTime::UNIX_EPOCH,
-            })
+            }
         })
         .collect()
 }
@@ -77,7 +84,7 @@ mod tests {
         cfg.jobs.health_snapshot.enabled = false;
         cfg.jobs.database_backup.timezone = Some("Europe/Paris".into());
         let defs = ops_definitions(&cfg);
-        assert_eq!(defs.len(), JOBS.len());
+        assert_eq!(defs.len(), crate::config::JOB_IDS.len());
         let backup = defs.iter().find(|d| d.job_id == "database-backup").unwrap();
         assert_eq!(backup.kind, "ops:database-backup");
         assert_eq!(backup.source, Source::Config);

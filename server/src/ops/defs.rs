@@ -30,27 +30,32 @@
 //! in [`JobsConfig`] (and its `Default`), a row here, and a line in [`JOBS`].
 //!
 //! The rows are kinds of job. The seven built-in kinds have one job each,
-//! whose id is the kind's, with a fixed section in [`JobsConfig`]. Later
-//! user-defined jobs (`[jobs.<id>] kind = "command"` or `"http"`) fit the same
-//! shape: a `command` row would pair a `CommandOptions: JobOptions` with a
-//! constructor `|ctx, o| Box::new(CommandJob::new(o.clone()))`, its sections
-//! kept by id in [`JobsConfig`] instead of in a field; the defaults, keys,
-//! overlay, checks and registration above work per row unchanged.
+//! whose id is the kind's, with a fixed section in [`JobsConfig`]
+//! ([`Sections::Builtin`]). The kinds `command` and `http` have the jobs of
+//! your own (`[jobs.<id>] kind = "command"` or `"http"`,
+//! [`UserJobDef`]), their sections kept by id in [`JobsConfig::user`]
+//! ([`Sections::User`]); their rows give the defaults (no default
+//! schedule: one is required), the keys, whether every instance runs them
+//! (no: once per cluster under `claim_fires`) and the constructor of the
+//! handler from the job's id and options. [`JobsConfig::all`] lists every
+//! job, built-in or not, with the row of its kind.
 
 use std::time::Duration;
 
 use mscribe_scheduler::{JobConfig, RetryPolicy};
 
 use super::{
-    DatabaseBackup, HealthSnapshotJob, HistoryRetention, LogRotation, MetricsAggregation,
-    OpsContext, OpsJob, SecurityScan, TempCleanup, job_config,
+    CommandJob, DatabaseBackup, HealthSnapshotJob, HistoryRetention, HttpJob, LogRotation,
+    MetricsAggregation, OpsContext, OpsJob, SecurityScan, TempCleanup, job_config,
 };
 use crate::config::{
-    AggregationOptions, BackupOptions, CleanupOptions, CommonSettings, EnvKind, JobOptions,
-    JobSection, JobsConfig, LogRotationOptions, RetentionOptions, SecurityOptions, SnapshotOptions,
+    AggregationOptions, BackupOptions, CleanupOptions, CommandOptions, CommonSettings, EnvKind,
+    HttpOptions, JobOptions, JobSection, JobsConfig, LogRotationOptions, RetentionOptions,
+    SecurityOptions, SnapshotOptions, UserJobDef,
 };
 
-/// Every job the server runs, in the order they are documented and listed.
+/// Every kind of job, in the order they are documented and listed: the
+/// seven built-in jobs, then the kinds of the jobs of your own.
 pub const JOBS: &[JobKind] = &[
     HISTORY_RETENTION,
     DATABASE_BACKUP,
@@ -59,6 +64,8 @@ pub const JOBS: &[JobKind] = &[
     SECURITY_SCAN,
     METRICS_AGGREGATION,
     HEALTH_SNAPSHOT,
+    COMMAND,
+    HTTP,
 ];
 
 const fn minutes(m: u64) -> Duration {
@@ -73,13 +80,13 @@ pub(crate) const HISTORY_RETENTION: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: false,
     watch_failures: false,
-    settings: &Settings::<RetentionOptions> {
+    settings: Sections::Builtin(&Settings::<RetentionOptions> {
         section: |j| &j.history_retention,
         section_mut: |j| &mut j.history_retention,
         build: |ctx, o| {
             Box::new(HistoryRetention::new(ctx.db.store(), o.clone()).with_database(ctx.db.clone()))
         },
-    },
+    }),
 };
 
 pub(crate) const DATABASE_BACKUP: JobKind = JobKind {
@@ -92,13 +99,13 @@ pub(crate) const DATABASE_BACKUP: JobKind = JobKind {
     },
     per_instance: false,
     watch_failures: true,
-    settings: &Settings::<BackupOptions> {
+    settings: Sections::Builtin(&Settings::<BackupOptions> {
         section: |j| &j.database_backup,
         section_mut: |j| &mut j.database_backup,
         build: |ctx, o| {
             Box::new(DatabaseBackup::new(ctx.db.clone(), ctx.config.backup_dir.clone(), o.clone()))
         },
-    },
+    }),
 };
 
 pub(crate) const LOG_ROTATION: JobKind = JobKind {
@@ -109,7 +116,7 @@ pub(crate) const LOG_ROTATION: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: true,
     watch_failures: false,
-    settings: &Settings::<LogRotationOptions> {
+    settings: Sections::Builtin(&Settings::<LogRotationOptions> {
         section: |j| &j.log_rotation,
         section_mut: |j| &mut j.log_rotation,
         build: |ctx, o| {
@@ -118,7 +125,7 @@ pub(crate) const LOG_ROTATION: JobKind = JobKind {
                     .on_rotated_opt(ctx.on_log_rotated.clone()),
             )
         },
-    },
+    }),
 };
 
 pub(crate) const TEMP_CLEANUP: JobKind = JobKind {
@@ -129,13 +136,13 @@ pub(crate) const TEMP_CLEANUP: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: true,
     watch_failures: false,
-    settings: &Settings::<CleanupOptions> {
+    settings: Sections::Builtin(&Settings::<CleanupOptions> {
         section: |j| &j.temp_cleanup,
         section_mut: |j| &mut j.temp_cleanup,
         build: |ctx, o| {
             Box::new(TempCleanup::new(ctx.config.cleanup_dirs(), o.max_age, o.remove_empty_dirs))
         },
-    },
+    }),
 };
 
 pub(crate) const SECURITY_SCAN: JobKind = JobKind {
@@ -146,11 +153,11 @@ pub(crate) const SECURITY_SCAN: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: true,
     watch_failures: false,
-    settings: &Settings::<SecurityOptions> {
+    settings: Sections::Builtin(&Settings::<SecurityOptions> {
         section: |j| &j.security_scan,
         section_mut: |j| &mut j.security_scan,
         build: |ctx, o| Box::new(security_scan(ctx, o)),
-    },
+    }),
 };
 
 pub(crate) const METRICS_AGGREGATION: JobKind = JobKind {
@@ -161,11 +168,11 @@ pub(crate) const METRICS_AGGREGATION: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: false,
     watch_failures: false,
-    settings: &Settings::<AggregationOptions> {
+    settings: Sections::Builtin(&Settings::<AggregationOptions> {
         section: |j| &j.metrics_aggregation,
         section_mut: |j| &mut j.metrics_aggregation,
         build: |ctx, o| Box::new(MetricsAggregation::new(ctx.db.clone(), o.lookback)),
-    },
+    }),
 };
 
 pub(crate) const HEALTH_SNAPSHOT: JobKind = JobKind {
@@ -176,11 +183,45 @@ pub(crate) const HEALTH_SNAPSHOT: JobKind = JobKind {
     retry: RetryPolicy::none,
     per_instance: true,
     watch_failures: false,
-    settings: &Settings::<SnapshotOptions> {
+    settings: Sections::Builtin(&Settings::<SnapshotOptions> {
         section: |j| &j.health_snapshot,
         section_mut: |j| &mut j.health_snapshot,
         build: |ctx, o| Box::new(HealthSnapshotJob::new(ctx.health.clone(), o.fail_when_unhealthy)),
-    },
+    }),
+};
+
+pub(crate) const COMMAND: JobKind = JobKind {
+    id: "command",
+    name: "Command",
+    schedule: "",
+    timeout: minutes(10),
+    retry: RetryPolicy::none,
+    per_instance: false,
+    watch_failures: false,
+    settings: Sections::User(&UserRow::<CommandOptions> {
+        options: |d| match d {
+            UserJobDef::Command(s) => Some(&s.options),
+            UserJobDef::Http(_) => None,
+        },
+        build: |id, o| Box::new(CommandJob::new(id, o.clone())),
+    }),
+};
+
+pub(crate) const HTTP: JobKind = JobKind {
+    id: "http",
+    name: "HTTP request",
+    schedule: "",
+    timeout: Duration::from_secs(30),
+    retry: RetryPolicy::none,
+    per_instance: false,
+    watch_failures: false,
+    settings: Sections::User(&UserRow::<HttpOptions> {
+        options: |d| match d {
+            UserJobDef::Http(s) => Some(&s.options),
+            UserJobDef::Command(_) => None,
+        },
+        build: |id, o| Box::new(HttpJob::new(id, o.clone())),
+    }),
 };
 
 /// The security scan of the process: the config file, the SQLite file, the
@@ -204,12 +245,14 @@ fn security_scan(ctx: &OpsContext, o: &SecurityOptions) -> SecurityScan {
 /// by it.
 #[derive(Clone, Copy)]
 pub struct JobKind {
-    /// The id: the job's id, its section `[jobs.<id>]`, the `job` label of
-    /// its metrics, the `MSCRIBE_JOBS_<ID>_*` of its keys.
+    /// A built-in job's id: its section `[jobs.<id>]`, the `job` label of
+    /// its metrics, the `MSCRIBE_JOBS_<ID>_*` of its keys. For a kind of
+    /// jobs of your own, the kind (`kind = "command"`).
     pub id: &'static str,
     /// The display name (`mscribe jobs --json`, `GET /jobs`).
     pub name: &'static str,
-    /// The default schedule (`schedule`).
+    /// The default schedule (`schedule`); empty for the kinds of jobs of
+    /// your own, whose schedule is required.
     pub schedule: &'static str,
     /// The default per-attempt timeout (`timeout`).
     pub timeout: Duration,
@@ -222,8 +265,17 @@ pub struct JobKind {
     /// Whether the `scheduler` health check is degraded while the job's last
     /// run failed ([`SchedulerProbe::watch_failures`](crate::health::SchedulerProbe::watch_failures)).
     pub watch_failures: bool,
-    /// The settings type, where its section lives, the constructor.
-    pub(crate) settings: &'static dyn AnySettings,
+    /// The settings type, where its sections live, the constructor.
+    pub(crate) settings: Sections,
+}
+
+/// Where the sections of a kind live, with their typed settings.
+#[derive(Clone, Copy)]
+pub(crate) enum Sections {
+    /// A built-in job: one section, a field of [`JobsConfig`].
+    Builtin(&'static dyn AnySettings),
+    /// Jobs of your own: sections by id in [`JobsConfig::user`].
+    User(&'static dyn UserSettings),
 }
 
 impl std::fmt::Debug for JobKind {
@@ -235,54 +287,88 @@ impl std::fmt::Debug for JobKind {
             .field("timeout", &self.timeout)
             .field("per_instance", &self.per_instance)
             .field("watch_failures", &self.watch_failures)
+            .field("builtin", &self.is_builtin())
             .finish_non_exhaustive()
     }
 }
 
-/// The row of job `id`, if there is one.
+/// The row of built-in job `id`, if there is one (the rows of the kinds
+/// `command` and `http` are no job's).
 pub fn job_kind(id: &str) -> Option<&'static JobKind> {
-    JOBS.iter().find(|k| k.id == id)
+    JOBS.iter().find(|k| k.is_builtin() && k.id == id)
 }
 
 impl JobKind {
-    /// Every key of the job's section: the common ones, then its options'
-    /// ([`JobSection::keys`]).
+    /// Whether the row is a built-in job (else a kind of jobs of your own).
+    pub const fn is_builtin(&self) -> bool {
+        matches!(self.settings, Sections::Builtin(_))
+    }
+
+    /// Every key of a section of this kind: the common ones, then its
+    /// options' ([`JobSection::keys`]).
     pub fn keys(&self) -> Vec<(&'static str, EnvKind)> {
-        self.settings.keys()
+        match self.settings {
+            Sections::Builtin(s) => s.keys(),
+            Sections::User(u) => u.keys(),
+        }
     }
 
-    /// The job's scheduling settings in `jobs`.
-    pub fn common<'a>(&self, jobs: &'a JobsConfig) -> CommonSettings<'a> {
-        self.settings.common(jobs)
+    /// A built-in job's scheduling settings in `jobs`; `None` for the kind
+    /// of jobs of your own (see [`JobsConfig::get`]).
+    pub(crate) fn builtin_common<'a>(&self, jobs: &'a JobsConfig) -> Option<CommonSettings<'a>> {
+        match self.settings {
+            Sections::Builtin(s) => Some(s.common(jobs)),
+            Sections::User(_) => None,
+        }
     }
 
-    /// The job, configured from `ctx.config`: its handler built from its
-    /// options, its scheduling settings, [`per_instance`](Self::per_instance).
-    pub fn job_config(&self, ctx: &OpsContext) -> JobConfig {
-        let handler = self.settings.handler(ctx);
-        job_config(self.id, self.name, self.common(&ctx.config.jobs), handler)
-            .per_instance(self.per_instance)
+    /// Job `id` of this kind, configured from `ctx.config`: its handler
+    /// built from its options, its scheduling settings,
+    /// [`per_instance`](Self::per_instance). `None` when `ctx.config` has no
+    /// such job of this kind.
+    pub fn job_config(&self, ctx: &OpsContext, id: &str) -> Option<JobConfig> {
+        let (name, common, handler) = match self.settings {
+            Sections::Builtin(s) if id == self.id => {
+                (self.name, s.common(&ctx.config.jobs), s.handler(ctx))
+            }
+            Sections::Builtin(_) => return None,
+            Sections::User(u) => {
+                let (id, def) = ctx.config.jobs.user.get_key_value(id)?;
+                (id.as_str(), def.common(), u.handler(id, def)?)
+            }
+        };
+        Some(job_config(id, name, common, handler).per_instance(self.per_instance))
     }
 
-    /// Overlays the keys of `table` on the job's section in `jobs`. An
-    /// error is `(key, reason)`, the key relative to the section.
+    /// Overlays the keys of `table` on a built-in job's section in `jobs`.
+    /// An error is `(key, reason)`, the key relative to the section.
     pub(crate) fn overlay(
         &self,
         jobs: &mut JobsConfig,
         table: toml::Table,
     ) -> Result<(), (String, String)> {
-        self.settings.overlay(jobs, table)
+        match self.settings {
+            Sections::Builtin(s) => s.overlay(jobs, table),
+            Sections::User(_) => {
+                Err(("kind".to_owned(), format!("`{}` is a kind of job, not a job", self.id)))
+            }
+        }
     }
 
-    /// Checks the job's options in `jobs` ([`JobOptions::check`]).
+    /// Checks a built-in job's options in `jobs` ([`JobOptions::check`]);
+    /// the jobs of your own check themselves ([`UserJobDef::check`]).
     pub(crate) fn check(&self, jobs: &JobsConfig) -> Result<(), (&'static str, String)> {
-        self.settings.check(jobs)
+        match self.settings {
+            Sections::Builtin(s) => s.check(jobs),
+            Sections::User(_) => Ok(()),
+        }
     }
 }
 
-/// The typed part of a row: the options type `O` of the job's section
-/// (a [`JobSection<O>`]), where that section lives in [`JobsConfig`], and
-/// the constructor of the job's handler from the process and the options.
+/// The typed part of a built-in row: the options type `O` of the job's
+/// section (a [`JobSection<O>`]), where that section lives in
+/// [`JobsConfig`], and the constructor of the job's handler from the
+/// process and the options.
 pub(crate) struct Settings<O: 'static> {
     /// The job's section.
     pub(crate) section: fn(&JobsConfig) -> &JobSection<O>,
@@ -329,6 +415,34 @@ impl<O: JobOptions> AnySettings for Settings<O> {
     }
 }
 
+/// The typed part of a row of a kind of jobs of your own: the options type
+/// `O`, how to find it in a [`UserJobDef`], and the constructor of a job's
+/// handler from its id and options.
+pub(crate) struct UserRow<O: 'static> {
+    /// The options of a definition of this kind.
+    pub(crate) options: fn(&UserJobDef) -> Option<&O>,
+    /// The constructor.
+    pub(crate) build: fn(&str, &O) -> Box<dyn OpsJob>,
+}
+
+/// [`UserRow`] with the options type erased.
+pub(crate) trait UserSettings: Sync {
+    /// The keys of a section of the kind ([`JobSection::keys`]).
+    fn keys(&self) -> Vec<(&'static str, EnvKind)>;
+    /// Builds the handler of job `id`; `None` when `def` is of another kind.
+    fn handler(&self, id: &str, def: &UserJobDef) -> Option<Box<dyn OpsJob>>;
+}
+
+impl<O: JobOptions> UserSettings for UserRow<O> {
+    fn keys(&self) -> Vec<(&'static str, EnvKind)> {
+        JobSection::<O>::keys().collect()
+    }
+
+    fn handler(&self, id: &str, def: &UserJobDef) -> Option<Box<dyn OpsJob>> {
+        (self.options)(def).map(|o| (self.build)(id, o))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,11 +454,18 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), JOBS.len());
         for k in JOBS {
-            assert_eq!(job_kind(k.id).map(|f| f.id), Some(k.id));
+            let found = job_kind(k.id).map(|f| f.id);
+            assert_eq!(found, k.is_builtin().then_some(k.id));
             // Job ids contain no dots, so `jobs.<id>.<key>` splits cleanly.
             assert!(!k.id.contains('.'), "{}", k.id);
         }
         assert!(job_kind("backup").is_none());
+        let user: Vec<&str> = JOBS.iter().filter(|k| !k.is_builtin()).map(|k| k.id).collect();
+        assert_eq!(user, crate::config::USER_KINDS);
+        // The jobs of your own have no default schedule and run once per
+        // cluster.
+        assert!(JOBS.iter().filter(|k| !k.is_builtin()).all(|k| k.schedule.is_empty()));
+        assert!(JOBS.iter().filter(|k| !k.is_builtin()).all(|k| !k.per_instance));
         assert_eq!(JOBS.iter().filter(|k| k.watch_failures).count(), 1);
     }
 }

@@ -1,5 +1,6 @@
-//! The seven operational jobs, as a library: each is a struct with an
-//! async `run(now)` that does the work and returns its report as JSON, and
+//! The seven operational jobs and the jobs of your own (`command`, `http`),
+//! as a library: each is a struct with an async `run_at(now)` that does the
+//! work and returns its report as JSON, and, through [`OpsHandler`],
 //! implements the engine's [`JobHandler`] so it can be registered in any
 //! [`JobScheduler`](mscribe_scheduler::JobScheduler).
 //!
@@ -13,8 +14,16 @@
 //! | `metrics-aggregation` | [`MetricsAggregation`] | hourly runs, success rate, p50/p95 per job into `job_metrics_hourly` |
 //! | `health-snapshot` | [`HealthSnapshotJob`] | runs the probes, records the result, alerts on unhealthy |
 //!
-//! Each job is one row of [`JOBS`] (in `defs.rs`): its id, name, defaults,
-//! settings type and constructor. [`ops_jobs`] builds all seven from a
+//! The jobs of your own are of two kinds:
+//!
+//! | kind | struct | what it does |
+//! |---|---|---|
+//! | `command` | [`CommandJob`] | runs a program (or a `/bin/sh -c` script) in its own process group, records its exit and the end of its output |
+//! | `http` | [`HttpJob`] | sends one request, checks the status, records the status and the start of the body |
+//!
+//! Each built-in job is one row of [`JOBS`] (in `defs.rs`): its id, name,
+//! defaults, settings type and constructor; each kind of jobs of your own
+//! is one row too. [`ops_jobs`] builds every configured job from a
 //! [`crate::config::Config`], as `mscribe serve` does;
 //! `examples/scheduled_jobs.rs` shows them in an application of your own.
 //!
@@ -31,7 +40,9 @@
 
 mod backup;
 mod cleanup;
+mod command;
 pub(crate) mod defs;
+mod http;
 mod logrotate;
 mod metrics;
 mod retention;
@@ -47,7 +58,9 @@ use serde_json::Value;
 
 pub use backup::{DatabaseBackup, backup_sqlite_file, verify_sqlite_backup};
 pub use cleanup::TempCleanup;
+pub use command::{CommandJob, parse_env_file, wait_for_group_kills};
 pub use defs::{JOBS, JobKind, job_kind};
+pub use http::HttpJob;
 pub use logrotate::LogRotation;
 pub use metrics::{MetricsAggregation, rollup};
 pub use retention::HistoryRetention;
@@ -135,6 +148,13 @@ impl OpsOutcome {
 pub trait OpsJob: Send + Sync + 'static {
     /// Does the work once.
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome;
+
+    /// Does the work once for the attempt `ctx`. The default runs
+    /// [`run_at`](Self::run_at) at the scheduler clock's now; a job that
+    /// stops when the attempt is cancelled (its token) overrides it.
+    async fn run(&self, ctx: &JobContext) -> OpsOutcome {
+        self.run_at(ctx.clock().now()).await
+    }
 }
 
 #[async_trait]
@@ -142,18 +162,21 @@ impl OpsJob for Box<dyn OpsJob> {
     async fn run_at(&self, now: DateTime<Utc>) -> OpsOutcome {
         (**self).run_at(now).await
     }
+
+    async fn run(&self, ctx: &JobContext) -> OpsOutcome {
+        (**self).run(ctx).await
+    }
 }
 
-/// Adapts an [`OpsJob`] to the engine: reads `now` from the scheduler's
-/// clock, runs, and turns the outcome into a [`JobResult`].
+/// Adapts an [`OpsJob`] to the engine: runs it for the attempt
+/// ([`OpsJob::run`]) and turns the outcome into a [`JobResult`].
 #[derive(Debug)]
 pub struct OpsHandler<J>(pub J);
 
 #[async_trait]
 impl<J: OpsJob> JobHandler for OpsHandler<J> {
     async fn run(&self, ctx: JobContext) -> JobResult {
-        let now = ctx.clock().now();
-        self.0.run_at(now).await.into_job_result()
+        self.0.run(&ctx).await.into_job_result()
     }
 }
 
@@ -207,14 +230,17 @@ impl std::fmt::Debug for OpsContext {
     }
 }
 
-/// The display name of job `id` ([`JobKind::name`]), `""` for an unknown id.
+/// The display name of built-in job `id` ([`JobKind::name`]), `""` for
+/// another id.
 pub fn job_name(id: &str) -> &'static str {
     job_kind(id).map_or("", |k| k.name)
 }
 
-/// The seven jobs, configured from `ctx.config`, in the order of [`JOBS`].
+/// Every configured job, from `ctx.config`: the seven built-in ones in the
+/// order of [`JOBS`], then the jobs of your own by id
+/// ([`JobsConfig::all`](crate::config::JobsConfig::all)).
 pub fn ops_jobs(ctx: &OpsContext) -> Vec<JobConfig> {
-    JOBS.iter().map(|k| k.job_config(ctx)).collect()
+    ctx.config.jobs.all().iter().filter_map(|j| j.kind.job_config(ctx, j.id)).collect()
 }
 
 /// Whether an I/O error on a configured path is one that no retry fixes:
