@@ -191,6 +191,7 @@ impl App {
         // After registration: the jobs registered paused (`enabled = false`)
         // stay paused whatever the cluster's state says.
         let control = ControlPlane::for_database(&db, scheduler.clone());
+        control.allow_command_jobs(config.api.allow_command_jobs);
         Ok(App { config, db, scheduler, control, health, metrics, admin_token, token_source })
     }
 

@@ -432,7 +432,38 @@ macro_rules! on_both {
     };
 }
 
+/// A job defined through A's API is registered on B within 1 s, by a new
+/// instance at its start, and deleted from every instance through B; a job
+/// B has from its own code cannot be redefined or deleted that way.
+async fn jobs_defined_through_the_api_reach_every_instance(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+    let def = serde_json::json!({
+        "kind": "http", "url": "http://127.0.0.1:9/never", "schedule": "@every 1h"
+    });
+    let t0 = Instant::now();
+    let r = a.control.define_job("defined", def.clone(), Source::Api).await.unwrap();
+    assert!(r.created);
+    assert!(a.scheduler.job("defined").is_some(), "registered where it was defined at once");
+    until("defined on b", || b.scheduler.job("defined").is_some()).await;
+    eprintln!("{}: define on A -> registered on B: {:?}", backend.name(), t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let c = instance(&backend, "c", false).await;
+    assert!(c.scheduler.job("defined").is_some(), "registered at start");
+    let e = b.control.define_job("tick", def.clone(), Source::Api).await.unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    let e = b.control.delete_job("tick", Source::Api).await.unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    b.control.delete_job("defined", Source::Api).await.unwrap();
+    assert!(b.scheduler.job("defined").is_none());
+    until("gone from a", || a.scheduler.job("defined").is_none()).await;
+    until("gone from c", || c.scheduler.job("defined").is_none()).await;
+    let e = a.control.delete_job("defined", Source::Api).await.unwrap_err();
+    assert_eq!(e.http_status(), 404, "{e}");
+}
+
 on_both!(
+    jobs_defined_through_the_api_reach_every_instance,
     pause_holds_across_instances_and_restarts,
     triggers_run_once_across_instances,
     a_cancel_reaches_the_instance_that_runs_it,
@@ -469,6 +500,20 @@ impl ControlStore for DownStore {
         down()
     }
     async fn unlock_backfill(&self, _: &str, _: &str) -> mscribe_scheduler::StoreResult<bool> {
+        down()
+    }
+    async fn put_definition(
+        &self,
+        _: &mscribe_storage::JobDefinition,
+        _: &mscribe_storage::AuditEntry,
+    ) -> mscribe_scheduler::StoreResult<()> {
+        down()
+    }
+    async fn delete_definition(
+        &self,
+        _: &str,
+        _: &mscribe_storage::AuditEntry,
+    ) -> mscribe_scheduler::StoreResult<bool> {
         down()
     }
     async fn upsert_definitions(

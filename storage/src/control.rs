@@ -140,13 +140,17 @@ pub enum AuditAction {
     Cancel,
     /// A backfill was started.
     Backfill,
+    /// A job was defined or redefined through the API or the CLI.
+    Define,
+    /// A job defined through the API or the CLI was deleted.
+    Delete,
     /// Any other action, by its name.
     Other(String),
 }
 
 impl AuditAction {
     /// The stored text: `pause`, `resume`, `trigger`, `cancel`, `backfill`,
-    /// or the text of [`Other`](Self::Other).
+    /// `define`, `delete`, or the text of [`Other`](Self::Other).
     pub fn as_str(&self) -> &str {
         match self {
             AuditAction::Pause => "pause",
@@ -154,6 +158,8 @@ impl AuditAction {
             AuditAction::Trigger => "trigger",
             AuditAction::Cancel => "cancel",
             AuditAction::Backfill => "backfill",
+            AuditAction::Define => "define",
+            AuditAction::Delete => "delete",
             AuditAction::Other(s) => s,
         }
     }
@@ -167,6 +173,8 @@ impl From<&str> for AuditAction {
             "trigger" => AuditAction::Trigger,
             "cancel" => AuditAction::Cancel,
             "backfill" => AuditAction::Backfill,
+            "define" => AuditAction::Define,
+            "delete" => AuditAction::Delete,
             other => AuditAction::Other(other.to_owned()),
         }
     }
@@ -508,6 +516,17 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
 
     /// One cancel request by id.
     async fn cancel_request(&self, id: i64) -> StoreResult<Option<CancelRequest>>;
+
+    /// Writes the definition of a job defined through the API or the CLI
+    /// (its `source` is [`Source::Api`] or [`Source::Cli`]) with its audit
+    /// row, in one transaction; a definition of the same id is replaced.
+    async fn put_definition(&self, def: &JobDefinition, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// Deletes the definition of `job_id` if it was defined through the API
+    /// or the CLI, with its stored pause state, writing `audit` in the same
+    /// transaction; returns whether there was one. A definition from the
+    /// configuration or from code is left alone (`false`).
+    async fn delete_definition(&self, job_id: &str, audit: &AuditEntry) -> StoreResult<bool>;
 
     /// Takes the backfill lock of `job_id` for `holder` until `now + ttl`,
     /// if nobody holds it or its lease ran out by `now`; otherwise answers

@@ -133,6 +133,7 @@ macro_rules! control_conformance {
                 empty_store_has_no_control_state,
                 definitions_upsert_by_job,
                 a_bad_definition_writes_nothing,
+                api_definitions_are_put_and_deleted_with_audit,
                 pause_and_resume_with_audit,
                 notes_are_kept_in_full,
                 triggers_are_taken_once_oldest_first,

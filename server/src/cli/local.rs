@@ -350,7 +350,7 @@ pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
 }
 
 /// How the command line names itself in the control tables: `cli@HOST`.
-fn instance_id() -> String {
+pub(super) fn instance_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -11,6 +11,7 @@
 //! a missing or un-migrated database, an unknown job, a 4xx answer of the
 //! server), or an unhealthy health check.
 
+mod define;
 mod fires;
 mod health;
 mod local;
@@ -113,6 +114,33 @@ impl Target {
             .or_else(|| std::env::var("MSCRIBE_URL").ok())
             .filter(|u| !u.trim().is_empty())
     }
+}
+
+/// What `mscribe job` does.
+#[derive(Debug, Subcommand)]
+pub enum JobAction {
+    /// Define (or redefine) every job of a TOML file of `[jobs.<id>]`
+    /// sections, the keys of a job of your own in the configuration
+    /// (`kind = "command"` or `"http"`, `schedule`, ...). All are checked
+    /// before any is stored; every running server runs them within 1 s,
+    /// and they survive restarts. A job of the configuration is refused,
+    /// and so is a command job unless `[api] allow_command_jobs = true`.
+    Apply {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Where to act: `--url`, or the database.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a job defined through the API or `job apply`, on every
+    /// instance (its history stays).
+    Delete {
+        /// The job id.
+        job: String,
+        /// Where to act: `--url`, or the database.
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// The subcommands.
@@ -251,6 +279,13 @@ pub enum Command {
         /// Where to act: `--url`, or the database (dry run only).
         #[command(flatten)]
         target: Target,
+    },
+    /// Define or delete jobs of your own (kind command or http) for the
+    /// whole cluster, as `PUT`/`DELETE /jobs/{id}` do.
+    Job {
+        /// What to do.
+        #[command(subcommand)]
+        action: JobAction,
     },
     /// List a job's next fires, with their local times and daylight-saving
     /// notes.
@@ -435,6 +470,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Some(url) => fires::backfill_remote(&cli, &url, &a).await,
                 None => fires::backfill_local(&cli, &a).await,
             }
+        }
+        Command::Job { action: JobAction::Apply { file, target } } => {
+            define::apply(&cli, file, target.url().as_deref()).await
+        }
+        Command::Job { action: JobAction::Delete { job, target } } => {
+            define::delete(&cli, job, target.url().as_deref()).await
         }
         Command::Upcoming { job, n, json, target } => {
             let a = fires::UpcomingArgs { job, n: usize::from(*n), json: *json };

@@ -39,7 +39,7 @@ pub enum EnvKind {
     FileOnly,
 }
 
-/// The top-level and `[health]` keys with their environment kinds.
+/// The top-level, `[health]` and `[api]` keys with their environment kinds.
 const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("database_url", EnvKind::Str),
@@ -61,6 +61,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("health.min_free_bytes", EnvKind::Bytes),
     ("health.min_free_percent", EnvKind::Float),
     ("health.max_overdue", EnvKind::Str),
+    ("api.allow_command_jobs", EnvKind::Bool),
 ];
 
 /// One overridable key: its dotted path, its environment variable and kind.

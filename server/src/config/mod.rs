@@ -183,6 +183,8 @@ pub struct Config {
     pub lease: Duration,
     /// The health check (`[health]`).
     pub health: HealthConfig,
+    /// The jobs API (`[api]`).
+    pub api: ApiConfig,
     /// The seven built-in jobs and the jobs of your own (`[jobs.<id>]`).
     pub jobs: JobsConfig,
     /// The file this was read from, if any.
@@ -210,11 +212,23 @@ impl Default for Config {
             claim_fires: false,
             lease: DEFAULT_LEASE,
             health: HealthConfig::default(),
+            api: ApiConfig::default(),
             jobs: JobsConfig::default(),
             source: None,
             unknown_env: Vec::new(),
         }
     }
+}
+
+/// `[api]`: what the jobs API may do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Whether `PUT /jobs/{id}` (and `mscribe job apply`) may define jobs
+    /// of kind `command` (`allow_command_jobs`, default false): a command
+    /// job runs any program on the server, so remote command execution is
+    /// the operator's choice, not a default. HTTP jobs are always allowed.
+    pub allow_command_jobs: bool,
 }
 
 /// `[health]`: the health check.

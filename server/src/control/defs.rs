@@ -4,9 +4,10 @@
 
 use mscribe_scheduler::JobInfo;
 use mscribe_storage::{JobDefinition, Source};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{CommonSettings, Config};
+use crate::ops::JobKind;
 
 /// The definitions of the configured jobs: the seven built-in ones (kind
 /// `ops:<id>`) and the jobs of your own (kind `command` or `http`; their
@@ -32,22 +33,29 @@ pub fn ops_definitions(config: &Config) -> Vec<JobDefinition> {
                 } else {
                     kind.id.to_owned()
                 },
-                policies: json!({
-                    "overlap": c.overlap,
-                    "overlap_scope": c.overlap_scope,
-                    "max_concurrent": c.max_concurrent,
-                    "timeout_ms": duration_ms(c.timeout),
-                    "retry": c.retry.policy(),
-                    "misfire": c.misfire.policy(),
-                    "enabled": c.enabled,
-                    "per_instance": kind.per_instance,
-                }),
+                policies: policies(kind, &c),
                 source: Source::Config,
                 registered_by: String::new(),
                 updated_at: chrono::DateTime::UNIX_EPOCH,
             }
         })
         .collect()
+}
+
+/// A job's policies as its definition stores them: the overlap policy and
+/// its scope, `max_concurrent`, the timeout, retry and misfire policies,
+/// `enabled` and `per_instance`.
+pub(crate) fn policies(kind: &JobKind, c: &CommonSettings<'_>) -> Value {
+    json!({
+        "overlap": c.overlap,
+        "overlap_scope": c.overlap_scope,
+        "max_concurrent": c.max_concurrent,
+        "timeout_ms": duration_ms(c.timeout),
+        "retry": c.retry.policy(),
+        "misfire": c.misfire.policy(),
+        "enabled": c.enabled,
+        "per_instance": kind.per_instance,
+    })
 }
 
 /// The definition of a job registered in code, from its listing: kind

@@ -7,6 +7,7 @@
 //! | `mod.rs` | [`ControlPlane`], its settings, errors and receipts; the API the HTTP layer and the CLI call |
 //! | `sync.rs` | the sync loop: one round applies the stored pauses, runs the triggers this instance takes, handles cancels; the Postgres listener that wakes it |
 //! | `defs.rs` | the job definitions the plane stores at start |
+//! | `jobs.rs` | jobs defined through the API or the CLI: checked, stored, registered on every instance |
 //! | `backfill.rs` | the backfill lock: one backfill of a job at a time in the cluster |
 //!
 //! A change made through any instance is written first, with its audit row,
@@ -20,9 +21,11 @@
 
 mod backfill;
 mod defs;
+mod jobs;
 mod sync;
 
 pub use backfill::{BACKFILL_LOCK_TTL, BackfillGuard, BackfillLocking};
+pub use jobs::{DEFINITION_KEY, DefineReceipt, definition_row, deletion_audit, is_defined_here};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -118,11 +121,36 @@ pub enum ControlError {
     /// The local scheduler refused (not started, or stopping).
     #[error("scheduler: {0}")]
     Scheduler(#[source] mscribe_scheduler::Error),
+    /// A job definition failed its checks: the key (relative to the job,
+    /// empty for the whole definition) and why.
+    #[error("{}{reason}", if key.is_empty() { String::new() } else { format!("field \"{key}\": ") })]
+    InvalidDefinition {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `command` job through the API, which the configuration does not
+    /// allow.
+    #[error(
+        "jobs of kind \"command\" run programs on the server and are refused through the API \
+         unless the configuration allows them ([api] allow_command_jobs = true)"
+    )]
+    CommandJobsRefused,
+    /// The job is defined by this instance's configuration or code: it is
+    /// changed there, not through the API.
+    #[error(
+        "job \"{0}\" is defined in this instance's configuration (or in code); change it there, \
+         or give the job of your own another id"
+    )]
+    ConfiguredJob(String),
 }
 
 impl ControlError {
     /// The HTTP status for this error: 404 for an unknown job, 400 for a
-    /// bad note, 409 for a job disabled in the configuration, 503 when the
+    /// bad note or definition, 403 for a command job the configuration does
+    /// not allow, 409 for a job disabled or defined in the configuration,
+    /// 503 when the
     /// database or the scheduler is unavailable, 500 for any other store
     /// failure.
     pub fn http_status(&self) -> u16 {
@@ -131,7 +159,9 @@ impl ControlError {
             ControlError::NoteEmpty | ControlError::NoteTooLong { .. } | ControlError::NoteNul => {
                 400
             }
-            ControlError::DisabledInConfig(_) => 409,
+            ControlError::DisabledInConfig(_) | ControlError::ConfiguredJob(_) => 409,
+            ControlError::InvalidDefinition { .. } => 400,
+            ControlError::CommandJobsRefused => 403,
             ControlError::Store(e) if e.is_transient() => 503,
             ControlError::Store(_) => 500,
             ControlError::Scheduler(_) => 503,
@@ -141,7 +171,10 @@ impl ControlError {
     /// The input field the error is about: `job` or `note`.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            ControlError::UnknownJob(_) | ControlError::DisabledInConfig(_) => Some("job"),
+            ControlError::UnknownJob(_)
+            | ControlError::DisabledInConfig(_)
+            | ControlError::ConfiguredJob(_) => Some("job"),
+            ControlError::InvalidDefinition { .. } | ControlError::CommandJobsRefused => None,
             ControlError::NoteEmpty | ControlError::NoteTooLong { .. } | ControlError::NoteNul => {
                 Some("note")
             }
@@ -227,6 +260,8 @@ pub(crate) struct Inner {
     pub(crate) apply: tokio::sync::Mutex<()>,
     /// Wakes the sync loop (a notification, a local request).
     pub(crate) wake: Notify,
+    /// Whether jobs of kind `command` may be defined through the API.
+    pub(crate) allow_command_jobs: std::sync::atomic::AtomicBool,
     pub(crate) stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -250,6 +285,12 @@ pub(crate) struct Local {
     /// The instant of the last trigger requested here: each is later, so
     /// that two triggers never share a fire key.
     pub(crate) last_trigger_at: Option<DateTime<Utc>>,
+    /// The jobs registered here from definitions made through the API or
+    /// the CLI, with the `updated_at` of the definition applied.
+    pub(crate) defined: std::collections::HashMap<String, DateTime<Utc>>,
+    /// Definitions left out because this instance's configuration has a
+    /// job of their id (logged once).
+    pub(crate) shadowed: HashSet<String>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -280,6 +321,7 @@ impl ControlPlane {
                 local: Mutex::new(Local::default()),
                 apply: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
+                allow_command_jobs: std::sync::atomic::AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
             }),
@@ -370,8 +412,11 @@ impl ControlPlane {
             d.updated_at = now;
         }
         let stored = self.inner.store.upsert_definitions(&definitions).await;
-        let applied = self.sync_pauses(&jobs).await;
+        // The jobs defined through the API, before the pauses: theirs too.
+        let defined = self.sync_definitions().await;
+        let applied = self.sync_pauses(&self.inner.scheduler.jobs()).await;
         stored?;
+        defined?;
         applied.map(drop)
     }
 

@@ -130,6 +130,9 @@ impl ControlPlane {
     pub async fn sync_now(&self) -> Result<SyncReport, ControlError> {
         let mut report = SyncReport::default();
         let mut first_error = None;
+        if let Err(e) = self.sync_definitions().await {
+            first_error = Some(e);
+        }
         let jobs = self.inner.scheduler.jobs();
         self.note_jobs(&jobs);
         match self.sync_pauses(&jobs).await {

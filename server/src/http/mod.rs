@@ -9,6 +9,7 @@
 //! | `GET /metrics` | none | Prometheus (OpenMetrics) text |
 //! | `GET /jobs` | bearer | every job with next/last run and status |
 //! | `GET /jobs/{id}` | bearer | one job and its latest execution |
+//! | `PUT /jobs/{id}` (body: the job's keys as JSON), `DELETE /jobs/{id}` | bearer | defines, redefines or deletes a job of your own for the whole cluster: 201/200, 400 naming the field, 403 for a command job not allowed, 409 for a job of the configuration |
 //! | `GET /jobs/{id}/executions?limit=&status=&cursor=` | bearer | history, newest first, with `next_cursor` |
 //! | `POST /jobs/{id}/trigger` | bearer | runs once in the cluster, here if this instance runs the job (per its overlap policy): 202 started/queued/requested, 200 skipped |
 //! | `POST /jobs/{id}/pause` (body `{"note": ...}` optional), `/resume` | bearer | the job afterwards, paused or resumed on every instance |
@@ -44,6 +45,7 @@
 mod body;
 mod control;
 pub(crate) mod cursor;
+mod define;
 mod fires;
 mod jobs;
 mod probes;
@@ -177,7 +179,8 @@ impl Route {
     fn allow(&self) -> &'static str {
         match self {
             Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
-            Route::Metrics | Route::Jobs | Route::Job(_) | Route::Executions(_) => "GET",
+            Route::Job(_) => "GET, PUT, DELETE",
+            Route::Metrics | Route::Jobs | Route::Executions(_) => "GET",
             Route::Audit | Route::Upcoming(_) => "GET",
             Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) | Route::Cancel(_) => "POST",
             Route::Backfill(_) => "POST",
@@ -188,8 +191,9 @@ impl Route {
         !matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
     }
 
-    fn takes_body(&self) -> bool {
+    fn takes_body(&self, method: &Method) -> bool {
         matches!(self, Route::Pause(_) | Route::Backfill(_))
+            || (matches!(self, Route::Job(_)) && method == Method::PUT)
     }
 
     fn takes_query(&self) -> bool {
@@ -288,7 +292,7 @@ where
     if !allowed {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
-    if !route.takes_body() && !bytes.is_empty() {
+    if !route.takes_body(&req.method) && !bytes.is_empty() {
         return Err(ApiError::bad_request(format!(
             "{} takes no request body; got {} bytes",
             req.endpoint(),
@@ -333,6 +337,12 @@ async fn dispatch(
         Route::Readyz => probes::readyz(&req.method, state).await,
         Route::Metrics => probes::metrics(s),
         Route::Jobs => jobs::list(s).await,
+        Route::Job(id) if req.method == Method::PUT => {
+            define::define(s, &id, &body, &req.endpoint()).await?
+        }
+        Route::Job(id) if req.method == Method::DELETE => {
+            define::delete(s, &id, &req.endpoint()).await?
+        }
         Route::Job(id) => jobs::show(s, &id).await?,
         Route::Executions(id) => jobs::executions(s, &id, &req.query).await?,
         Route::Trigger(id) => jobs::trigger(s, &id).await?,

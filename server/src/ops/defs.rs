@@ -332,9 +332,9 @@ impl JobKind {
                 (self.name, s.common(&ctx.config.jobs), s.handler(ctx))
             }
             Sections::Builtin(_) => return None,
-            Sections::User(u) => {
-                let (id, def) = ctx.config.jobs.user.get_key_value(id)?;
-                (id.as_str(), def.common(), u.handler(id, def)?)
+            Sections::User(_) => {
+                let def = ctx.config.jobs.user.get(id)?;
+                return user_job_config(id, def).filter(|_| def.kind().id == self.id);
             }
         };
         Some(job_config(id, name, common, handler).per_instance(self.per_instance))
@@ -413,6 +413,15 @@ impl<O: JobOptions> AnySettings for Settings<O> {
     fn handler(&self, ctx: &OpsContext) -> Box<dyn OpsJob> {
         (self.build)(ctx, &(self.section)(&ctx.config.jobs).options)
     }
+}
+
+/// Job `id` of your own from its definition, wherever it comes from (the
+/// configuration, or the API: the same handler and settings): named by
+/// its id, [`per_instance`](JobKind::per_instance) as its kind says.
+pub(crate) fn user_job_config(id: &str, def: &UserJobDef) -> Option<JobConfig> {
+    let kind = def.kind();
+    let Sections::User(u) = kind.settings else { return None };
+    Some(job_config(id, id, def.common(), u.handler(id, def)?).per_instance(kind.per_instance))
 }
 
 /// The typed part of a row of a kind of jobs of your own: the options type

@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mscribe_server::http_client::{HttpResponse, parse_http_url, request};
+use mscribe_server::http_client::{HttpResponse, parse_http_url, request, request_with_body};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mscribe");
@@ -133,6 +133,18 @@ impl Server {
         request(method, &url, &headers, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()))
+    }
+
+    /// One request with a JSON body (with the token), the answer as JSON.
+    pub async fn send(&self, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let url = parse_http_url(&format!("http://{}{path}", self.addr)).unwrap();
+        let auth = format!("Bearer {token}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let body = Some(bytes::Bytes::from(body.to_string()));
+        let r = request_with_body(method, &url, &headers, body, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()));
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
 
     /// One request, the body as JSON.

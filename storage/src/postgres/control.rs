@@ -64,6 +64,12 @@ mod sql {
 
     /// The payload is cut to 1,000 characters (at most 4,000 bytes; NOTIFY
     /// refuses 8,000), so that a long id never fails the change.
+    /// Deletes a definition made through the API or the CLI, and its pause.
+    pub(super) const DELETE_DEFINITION: &str =
+        "DELETE FROM job_definitions WHERE job_id = $1 AND source IN ('api', 'cli')";
+
+    pub(super) const DELETE_PAUSE: &str = "DELETE FROM job_pauses WHERE job_id = $1";
+
     pub(super) const NOTIFY: &str = "SELECT pg_notify($1, left($2, 1000))";
 
     pub(super) const INSERT_TRIGGER: &str = "INSERT INTO job_triggers
@@ -560,6 +566,59 @@ impl ControlStore for PostgresStore {
             )
             .await?;
         row.as_ref().map(decode_cancel).transpose()
+    }
+
+    async fn put_definition(&self, d: &JobDefinition, audit: &AuditEntry) -> StoreResult<()> {
+        for (what, s) in [
+            ("job id", Some(d.job_id.as_str())),
+            ("name", Some(d.name.as_str())),
+            ("schedule", d.schedule.as_deref()),
+            ("timezone", d.timezone.as_deref()),
+            ("kind", Some(d.kind.as_str())),
+            ("instance id", Some(d.registered_by.as_str())),
+        ] {
+            opt_text(what, s)?;
+        }
+        let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
+        let policies = Dialect::Postgres.json(&d.policies);
+        let audit = AuditParams::new(audit)?;
+        self.op("writing job_definitions", async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(sql::UPSERT_DEFINITION)
+                .bind(&d.job_id)
+                .bind(&d.name)
+                .bind(&d.schedule)
+                .bind(&d.timezone)
+                .bind(&d.kind)
+                .bind(&policies)
+                .bind(d.source.as_str())
+                .bind(&d.registered_by)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            audit.insert(&mut tx).await?;
+            notify(&mut tx, "definitions").await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn delete_definition(&self, job_id: &str, audit: &AuditEntry) -> StoreResult<bool> {
+        let job = text("job id", job_id)?;
+        let audit = AuditParams::new(audit)?;
+        self.op("deleting from job_definitions", async {
+            let mut tx = self.pool.begin().await?;
+            let gone = sqlx::query(sql::DELETE_DEFINITION).bind(&job).execute(&mut *tx).await?;
+            if gone.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query(sql::DELETE_PAUSE).bind(&job).execute(&mut *tx).await?;
+            audit.insert(&mut tx).await?;
+            notify(&mut tx, "definitions").await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn lock_backfill(

@@ -28,6 +28,12 @@ mod sql {
         kind = excluded.kind, policies = excluded.policies, source = excluded.source,
         registered_by = excluded.registered_by, updated_at = excluded.updated_at";
 
+    /// Deletes a definition made through the API or the CLI, and its pause.
+    pub(super) const DELETE_DEFINITION: &str =
+        "DELETE FROM job_definitions WHERE job_id = ?1 AND source IN ('api', 'cli')";
+
+    pub(super) const DELETE_PAUSE: &str = "DELETE FROM job_pauses WHERE job_id = ?1";
+
     pub(super) const DEFINITIONS: &str = "SELECT job_id, name, schedule, timezone, kind,
     policies, source, registered_by, updated_at FROM job_definitions ORDER BY job_id";
 
@@ -654,6 +660,38 @@ impl ControlStore for SqliteStore {
             })
             .await?;
         raw.map(decode_cancel).transpose()
+    }
+
+    async fn put_definition(&self, d: &JobDefinition, audit: &AuditEntry) -> StoreResult<()> {
+        let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
+        let (d, audit) = (d.clone(), AuditParams::new(audit)?);
+        self.in_write_tx("writing job_definitions", move |c| {
+            c.prepare_cached(sql::UPSERT_DEFINITION)?.execute(params![
+                d.job_id,
+                d.name,
+                d.schedule,
+                d.timezone,
+                d.kind,
+                d.policies.to_string(),
+                d.source.as_str(),
+                d.registered_by,
+                at
+            ])?;
+            audit.insert(c).map(drop)
+        })
+        .await
+    }
+
+    async fn delete_definition(&self, job_id: &str, audit: &AuditEntry) -> StoreResult<bool> {
+        let (job, audit) = (job_id.to_owned(), AuditParams::new(audit)?);
+        self.in_write_tx("deleting from job_definitions", move |c| {
+            if c.prepare_cached(sql::DELETE_DEFINITION)?.execute(params![job])? == 0 {
+                return Ok(false);
+            }
+            c.prepare_cached(sql::DELETE_PAUSE)?.execute(params![job])?;
+            audit.insert(c).map(|_| true)
+        })
+        .await
     }
 
     async fn lock_backfill(

@@ -104,6 +104,53 @@ pub(crate) async fn definitions_upsert_by_job(c: &dyn ControlStore) {
     assert_eq!(c.definitions().await.unwrap(), vec![a2, b]);
 }
 
+/// A job defined through the API: written with its audit row, replaced
+/// by the next definition of its id; deleted with its pause and an audit
+/// row; a configured job's definition is never deleted that way.
+pub(crate) async fn api_definitions_are_put_and_deleted_with_audit(c: &dyn ControlStore) {
+    let audit = |action: AuditAction, job: &str, at: i64| AuditEntry {
+        at: t(at),
+        action,
+        job_id: Some(job.to_owned()),
+        execution_id: None,
+        note: None,
+        source: Source::Api,
+        instance_id: "i1".to_owned(),
+        detail: None,
+    };
+    let mut mine = def("mine", Some("@every 5m"), 10);
+    mine.source = Source::Api;
+    mine.kind = "http".to_owned();
+    mine.policies = json!({"definition": {"kind": "http", "url": "http://example.test/"}});
+    c.put_definition(&mine, &audit(AuditAction::Define, "mine", 10)).await.unwrap();
+    let mut again = mine.clone();
+    again.schedule = Some("@every 1m".to_owned());
+    again.updated_at = t(20);
+    c.put_definition(&again, &audit(AuditAction::Define, "mine", 20)).await.unwrap();
+    c.upsert_definitions(&[def("configured", None, 0)]).await.unwrap();
+    assert_eq!(c.definitions().await.unwrap(), vec![def("configured", None, 0), again]);
+    c.set_paused("mine", &pause(true, Some("hold"), "i1", 30)).await.unwrap();
+
+    let del = |job: &'static str, at| {
+        let entry = audit(AuditAction::Delete, job, at);
+        async move { c.delete_definition(job, &entry).await }
+    };
+    assert!(!del("configured", 40).await.unwrap());
+    assert!(!del("nobody", 40).await.unwrap());
+    assert!(del("mine", 40).await.unwrap());
+    assert!(!del("mine", 50).await.unwrap());
+    assert_eq!(c.definitions().await.unwrap(), vec![def("configured", None, 0)]);
+    assert_eq!(c.pause_state("mine").await.unwrap(), None);
+    let actions: Vec<String> = c
+        .audit(&AuditQuery::new(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.action.as_str().to_owned())
+        .collect();
+    assert_eq!(actions, ["delete", "pause", "define", "define"]);
+}
+
 /// A bad definition writes nothing of its batch.
 pub(crate) async fn a_bad_definition_writes_nothing(c: &dyn ControlStore) {
     let mut bad = def("bad", None, 0);

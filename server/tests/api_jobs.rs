@@ -1,0 +1,236 @@
+//! Jobs defined through the API and the CLI, end to end: two real
+//! `mscribe serve` processes claiming fires on one SQLite file, a local
+//! HTTP receiver in the test. A job defined on one runs on the cluster once
+//! per fire, reaches the other within a second, survives a restart of both
+//! and is deleted everywhere; bad definitions are refused and store
+//! nothing. Real processes are the point, so these tests wait on the wall
+//! clock (bounded polls).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Server, base_env, run_cli};
+use serde_json::{Value, json};
+use warp::Filter;
+
+/// A local receiver counting its requests.
+async fn receiver() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let route = warp::any().map(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+        "ok"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (format!("http://{addr}/hook"), hits)
+}
+
+/// The environment of a server on the shared file, claiming fires; its own
+/// data directory (the token is shared through `MSCRIBE_ADMIN_TOKEN`).
+fn env_for(dir: &Path, name: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let own = dir.join(name);
+    std::fs::create_dir_all(&own).unwrap();
+    let mut env = base_env(&own, &format!("sqlite://{}", dir.join("shared.db").display()));
+    env.push(("MSCRIBE_CLAIM_FIRES".into(), "true".into()));
+    env.push(("MSCRIBE_ADMIN_TOKEN".into(), TOKEN.into()));
+    env.push(("MSCRIBE_LOG_TO_FILE".into(), "false".into()));
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env
+}
+
+const TOKEN: &str = "api-jobs-test-token-0123456789abcdef";
+
+/// The job's history rows from the shared database, read through the CLI.
+fn history(dir: &Path, job: &str) -> Vec<Value> {
+    let env = env_for(dir, "cli", &[]);
+    let (code, out, err) = run_cli(dir, &env, &["history", job, "--json", "--limit", "500"]);
+    assert_eq!(code, 0, "history: {err}");
+    let body: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    body["executions"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `ok` every 25 ms for at most `secs` seconds.
+async fn until(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !ok().await {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    t0.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_defined_on_one_instance_runs_once_per_fire_everywhere_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, hits) = receiver().await;
+    let (env_a, env_b) = (env_for(dir.path(), "a", &[]), env_for(dir.path(), "b", &[]));
+    let a = Server::start(dir.path(), &env_a);
+    let b = Server::start(dir.path(), &env_b);
+
+    let def = json!({ "kind": "http", "url": hook, "schedule": "@every 1s", "timeout": "5s" });
+    let (code, body) = a.send("PUT", "/jobs/ping-hook", TOKEN, &def).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!((body["kind"].as_str(), body["created"].as_bool()), (Some("http"), Some(true)));
+    let took = until("the job on b", 5, async || {
+        b.json("GET", "/jobs/ping-hook", Some(TOKEN)).await.0 == 200
+    })
+    .await;
+    eprintln!("defined on a, registered on b after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    until("six runs", 20, async || history(dir.path(), "ping-hook").len() >= 6).await;
+    // Redefined (same id): 200, the other instance follows.
+    let faster = json!({ "kind": "http", "url": hook, "schedule": "@every 2s" });
+    let (code, body) = a.send("PUT", "/jobs/ping-hook", TOKEN, &faster).await;
+    assert_eq!((code, body["created"].as_bool()), (200, Some(false)), "{body}");
+
+    drop(a.terminate());
+    drop(b.terminate());
+    let a = Server::start(dir.path(), &env_a);
+    let b = Server::start(dir.path(), &env_b);
+    let (code, job) = b.json("GET", "/jobs/ping-hook", Some(TOKEN)).await;
+    assert_eq!(code, 200, "after the restart: {job}");
+    let before = history(dir.path(), "ping-hook").len();
+    until("runs after the restart", 20, async || history(dir.path(), "ping-hook").len() > before)
+        .await;
+
+    // Deleted through b: gone from a too; its history stays.
+    let (code, body) = b.json("DELETE", "/jobs/ping-hook", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    until("gone from a", 5, async || a.json("GET", "/jobs/ping-hook", Some(TOKEN)).await.0 == 404)
+        .await;
+    assert_eq!(b.json("DELETE", "/jobs/ping-hook", Some(TOKEN)).await.0, 404);
+    drop(a.terminate());
+    drop(b.terminate());
+
+    // Once per fire: one final record per scheduled instant, and one
+    // request per succeeded run.
+    let rows = history(dir.path(), "ping-hook");
+    let mut fires: Vec<&str> = rows.iter().filter_map(|r| r["scheduled_at"].as_str()).collect();
+    let n = fires.len();
+    fires.sort_unstable();
+    fires.dedup();
+    assert_eq!(fires.len(), n, "a fire recorded twice: {rows:#?}");
+    let succeeded = rows.iter().filter(|r| r["status"] == "succeeded").count();
+    assert_eq!(hits.load(Ordering::SeqCst), succeeded, "{rows:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_definitions_are_refused_naming_the_field_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), &env_for(dir.path(), "a", &[]));
+    let put = |id: &'static str, body: Value| {
+        let srv = &srv;
+        async move { srv.send("PUT", &format!("/jobs/{id}"), TOKEN, &body).await }
+    };
+    let cases: [(&str, Value, u16, &str); 9] = [
+        ("x", json!({ "kind": "cron", "schedule": "@every 1m" }), 400, "kind"),
+        ("x", json!({ "kind": "command", "command": [], "schedule": "@every 1m" }), 400, "command"),
+        (
+            "x",
+            json!({ "kind": "command", "command": ["true"], "schedule": "@every 1m" }),
+            403,
+            "allow_command_jobs",
+        ),
+        (
+            "x",
+            json!({ "kind": "http", "url": "ftp://example.test/", "schedule": "@every 1m" }),
+            400,
+            "url",
+        ),
+        (
+            "x",
+            json!({ "kind": "http", "url": "http://example.test/", "schedule": "@every 1m", "colour": "red" }),
+            400,
+            "colour",
+        ),
+        (
+            "x",
+            json!({ "kind": "http", "url": "http://example.test/", "schedule": "every now and then" }),
+            400,
+            "schedule",
+        ),
+        ("x", json!({ "kind": "http", "url": "http://example.test/" }), 400, "schedule"),
+        (
+            "history-retention",
+            json!({ "kind": "http", "url": "http://example.test/", "schedule": "@every 1m" }),
+            409,
+            "history-retention",
+        ),
+        (
+            "bad%20id",
+            json!({ "kind": "http", "url": "http://example.test/", "schedule": "@every 1m" }),
+            400,
+            "",
+        ),
+    ];
+    for (id, body, want, field) in cases {
+        let (code, err) = put(id, body.clone()).await;
+        assert_eq!(code, want, "{id} {body}: {err}");
+        let msg = err["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(field), "{id} {body}: {msg}");
+        if code == 400 && !field.is_empty() {
+            assert_eq!(err["field"].as_str(), Some(field), "{err}");
+        }
+    }
+    let (code, err) = srv.send("PUT", "/jobs/x", TOKEN, &json!(["not", "an", "object"])).await;
+    assert_eq!(code, 400, "{err}");
+    // Nothing stored: no such job, no audit row.
+    assert_eq!(srv.json("GET", "/jobs/x", Some(TOKEN)).await.0, 404);
+    let (_, audit) = srv.json("GET", "/audit", Some(TOKEN)).await;
+    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(0), "{audit}");
+    // A job of the configuration is neither replaced nor deleted: 409.
+    let ok = json!({ "kind": "http", "url": "http://example.test/", "schedule": "@every 1m" });
+    assert_eq!(srv.send("PUT", "/jobs/temp-cleanup", TOKEN, &ok).await.0, 409);
+    assert_eq!(srv.json("DELETE", "/jobs/temp-cleanup", Some(TOKEN)).await.0, 409);
+    assert_eq!(srv.json("DELETE", "/jobs/nobody", Some(TOKEN)).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_jobs_need_the_operators_consent_and_the_cli_applies_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = [("MSCRIBE_API_ALLOW_COMMAND_JOBS", "true")];
+    let srv = Server::start(dir.path(), &env_for(dir.path(), "a", &allow));
+    let out = dir.path().join("touched");
+    let file = dir.path().join("jobs.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[jobs.touch]\nkind = \"command\"\ncommand = [\"touch\", \"{}\"]\nschedule = \"@every 1s\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    // Without --url, into the database: this CLI's configuration must
+    // allow command jobs too.
+    let cli_env = env_for(dir.path(), "cli", &[]);
+    let (code, _, err) = run_cli(dir.path(), &cli_env, &["job", "apply", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("allow_command_jobs"), "{err}");
+    let cli_env = env_for(dir.path(), "cli", &allow);
+    let (code, stdout, err) =
+        run_cli(dir.path(), &cli_env, &["job", "apply", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("\"created\": true"), "{stdout}");
+    until("the command ran", 10, async || out.exists()).await;
+
+    // Through --url and the API: deleted, then the job is gone.
+    let url = format!("http://{}", srv.addr);
+    let (code, stdout, err) =
+        run_cli(dir.path(), &cli_env, &["job", "delete", "touch", "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("\"deleted\": true"), "{stdout}");
+    assert_eq!(srv.json("GET", "/jobs/touch", Some(TOKEN)).await.0, 404);
+    let (code, _, err) = run_cli(dir.path(), &cli_env, &["job", "delete", "touch"]);
+    assert_eq!(code, 2, "{err}");
+    let (_, audit) = srv.json("GET", "/audit?job=touch", Some(TOKEN)).await;
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["delete", "define"], "{audit}");
+}
