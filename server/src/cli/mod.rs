@@ -1,8 +1,8 @@
 //! The `mscribe` command line: the arguments ([`Cli`], [`Command`]), the
 //! exit codes, and the dispatch to `local.rs` (this process and the
 //! database), `remote.rs` (a running server's HTTP API, with `--url`),
-//! `fires.rs` (`backfill` and `upcoming`, either way) and `health.rs`
-//! (`mscribe health`).
+//! `fires.rs` (`backfill` and `upcoming`, either way), `define.rs` (`job
+//! apply` and `job delete`, either way) and `health.rs` (`mscribe health`).
 //!
 //! Exit codes: 0 success; 1 a failure of the server or of I/O (the server
 //! answered 5xx or could not be reached, the database could not be read or

@@ -37,7 +37,8 @@
 //!
 //! Files: `reply.rs` (JSON answers and errors), `body.rs` (reading bodies
 //! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
-//! metrics), `jobs.rs` (the jobs API), `fires.rs` (upcoming fires and
+//! metrics), `jobs.rs` (the jobs API), `define.rs` (jobs defined through
+//! the API), `fires.rs` (upcoming fires and
 //! backfills), `control.rs` (cancel and the audit log), `cursor.rs`
 //! (history paging), `serve.rs` (the TCP server, hyper's
 //! own errors as JSON).
