@@ -263,6 +263,45 @@ impl AuditParams {
     }
 }
 
+/// A definition checked for Postgres: its text fields, its time, its
+/// policies as JSON text.
+struct CheckedDefinition<'a>(&'a JobDefinition, DateTime<Utc>, String);
+
+impl<'a> CheckedDefinition<'a> {
+    fn new(d: &'a JobDefinition) -> StoreResult<Self> {
+        for (what, s) in [
+            ("job id", Some(d.job_id.as_str())),
+            ("name", Some(d.name.as_str())),
+            ("schedule", d.schedule.as_deref()),
+            ("timezone", d.timezone.as_deref()),
+            ("kind", Some(d.kind.as_str())),
+            ("source", Some(d.source.as_str())),
+            ("instance id", Some(d.registered_by.as_str())),
+        ] {
+            opt_text(what, s)?;
+        }
+        let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
+        Ok(CheckedDefinition(d, at, Dialect::Postgres.json(&d.policies)))
+    }
+
+    async fn upsert(&self, c: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let CheckedDefinition(d, at, policies) = self;
+        sqlx::query(sql::UPSERT_DEFINITION)
+            .bind(&d.job_id)
+            .bind(&d.name)
+            .bind(&d.schedule)
+            .bind(&d.timezone)
+            .bind(&d.kind)
+            .bind(policies)
+            .bind(d.source.as_str())
+            .bind(&d.registered_by)
+            .bind(at)
+            .execute(c)
+            .await
+            .map(drop)
+    }
+}
+
 async fn notify(c: &mut PgConnection, payload: &str) -> Result<(), sqlx::Error> {
     sqlx::query(sql::NOTIFY).bind(NOTIFY_CHANNEL).bind(payload).execute(c).await.map(drop)
 }
@@ -270,40 +309,11 @@ async fn notify(c: &mut PgConnection, payload: &str) -> Result<(), sqlx::Error> 
 #[async_trait]
 impl ControlStore for PostgresStore {
     async fn upsert_definitions(&self, defs: &[JobDefinition]) -> StoreResult<()> {
-        struct Checked<'a>(&'a JobDefinition, DateTime<Utc>, String);
-        let rows = defs
-            .iter()
-            .map(|d| {
-                for (what, s) in [
-                    ("job id", Some(d.job_id.as_str())),
-                    ("name", Some(d.name.as_str())),
-                    ("schedule", d.schedule.as_deref()),
-                    ("timezone", d.timezone.as_deref()),
-                    ("kind", Some(d.kind.as_str())),
-                    ("source", Some(d.source.as_str())),
-                    ("instance id", Some(d.registered_by.as_str())),
-                ] {
-                    opt_text(what, s)?;
-                }
-                let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
-                Ok(Checked(d, at, Dialect::Postgres.json(&d.policies)))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let rows = defs.iter().map(CheckedDefinition::new).collect::<StoreResult<Vec<_>>>()?;
         self.op("writing job_definitions", async {
             let mut tx = self.pool.begin().await?;
-            for Checked(d, at, policies) in &rows {
-                sqlx::query(sql::UPSERT_DEFINITION)
-                    .bind(&d.job_id)
-                    .bind(&d.name)
-                    .bind(&d.schedule)
-                    .bind(&d.timezone)
-                    .bind(&d.kind)
-                    .bind(policies)
-                    .bind(d.source.as_str())
-                    .bind(&d.registered_by)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
+            for row in &rows {
+                row.upsert(&mut tx).await?;
             }
             if !rows.is_empty() {
                 notify(&mut tx, "definitions").await?;
@@ -569,33 +579,11 @@ impl ControlStore for PostgresStore {
     }
 
     async fn put_definition(&self, d: &JobDefinition, audit: &AuditEntry) -> StoreResult<()> {
-        for (what, s) in [
-            ("job id", Some(d.job_id.as_str())),
-            ("name", Some(d.name.as_str())),
-            ("schedule", d.schedule.as_deref()),
-            ("timezone", d.timezone.as_deref()),
-            ("kind", Some(d.kind.as_str())),
-            ("instance id", Some(d.registered_by.as_str())),
-        ] {
-            opt_text(what, s)?;
-        }
-        let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
-        let policies = Dialect::Postgres.json(&d.policies);
+        let row = CheckedDefinition::new(d)?;
         let audit = AuditParams::new(audit)?;
         self.op("writing job_definitions", async {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(sql::UPSERT_DEFINITION)
-                .bind(&d.job_id)
-                .bind(&d.name)
-                .bind(&d.schedule)
-                .bind(&d.timezone)
-                .bind(&d.kind)
-                .bind(&policies)
-                .bind(d.source.as_str())
-                .bind(&d.registered_by)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            row.upsert(&mut tx).await?;
             audit.insert(&mut tx).await?;
             notify(&mut tx, "definitions").await?;
             tx.commit().await

@@ -389,6 +389,23 @@ impl SqliteStore {
     }
 }
 
+/// Writes one definition (`at`: its `updated_at` as text).
+fn upsert_definition(c: &Connection, d: &JobDefinition, at: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql::UPSERT_DEFINITION)?
+        .execute(params![
+            d.job_id,
+            d.name,
+            d.schedule,
+            d.timezone,
+            d.kind,
+            d.policies.to_string(),
+            d.source.as_str(),
+            d.registered_by,
+            at
+        ])
+        .map(drop)
+}
+
 #[async_trait]
 impl ControlStore for SqliteStore {
     async fn upsert_definitions(&self, defs: &[JobDefinition]) -> StoreResult<()> {
@@ -398,21 +415,7 @@ impl ControlStore for SqliteStore {
             .collect::<Result<Vec<_>, String>>()
             .map_err(rejected)?;
         self.in_write_tx("writing job_definitions", move |c| {
-            let mut st = c.prepare_cached(sql::UPSERT_DEFINITION)?;
-            for (d, at) in &rows {
-                st.execute(params![
-                    d.job_id,
-                    d.name,
-                    d.schedule,
-                    d.timezone,
-                    d.kind,
-                    d.policies.to_string(),
-                    d.source.as_str(),
-                    d.registered_by,
-                    at
-                ])?;
-            }
-            Ok(())
+            rows.iter().try_for_each(|(d, at)| upsert_definition(c, d, at))
         })
         .await
     }
@@ -666,17 +669,7 @@ impl ControlStore for SqliteStore {
         let at = ts_param("updated_at", d.updated_at).map_err(rejected)?;
         let (d, audit) = (d.clone(), AuditParams::new(audit)?);
         self.in_write_tx("writing job_definitions", move |c| {
-            c.prepare_cached(sql::UPSERT_DEFINITION)?.execute(params![
-                d.job_id,
-                d.name,
-                d.schedule,
-                d.timezone,
-                d.kind,
-                d.policies.to_string(),
-                d.source.as_str(),
-                d.registered_by,
-                at
-            ])?;
+            upsert_definition(c, &d, &at)?;
             audit.insert(c).map(drop)
         })
         .await
