@@ -11,6 +11,23 @@ if [ -x scripts/ensure-postgres.sh ]; then
   export MSCRIBE_TEST_POSTGRES_URL
 fi
 
+# promtool (Debian: prometheus) lints a full /metrics scrape in
+# server/tests/metrics_freshness.rs; with MSCRIBE_REQUIRE_PROMTOOL=1 that
+# test fails, never skips, when promtool is missing.
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing promtool (Debian package prometheus) with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends prometheus >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends prometheus >&2; } || true
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "error: promtool is not on PATH and could not be installed (Debian: apt-get install prometheus)" >&2
+    exit 1
+  fi
+fi
+export MSCRIBE_REQUIRE_PROMTOOL=1
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

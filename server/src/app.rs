@@ -19,6 +19,10 @@ use crate::metrics::ServerMetrics;
 use crate::ops::{JOBS, OpsContext, ops_jobs};
 use crate::token::{TokenError, TokenSource, resolve_admin_token};
 
+/// How long [`App::build`] reads the history for the freshness metrics
+/// before it gives up (they then start at 0 until the jobs run).
+const SEED_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -186,6 +190,21 @@ impl App {
         for job in ops_jobs(&ctx) {
             let job = if opts.pause_all { job.paused(true) } else { job };
             scheduler.register(job)?;
+        }
+        // The freshness metrics start from the store's history: a bounded
+        // read (two queries per job), given up after a few seconds so that
+        // a slow database never holds the start back.
+        let ids: Vec<String> = scheduler.jobs().into_iter().map(|j| j.id).collect();
+        let store = db.store();
+        match tokio::time::timeout(SEED_TIMEOUT, metrics.seed_from_store(&*store, &ids)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "freshness metrics: could not read the history at start")
+            }
+            Err(_) => tracing::warn!(
+                timeout = ?SEED_TIMEOUT,
+                "freshness metrics: reading the history at start timed out"
+            ),
         }
         // After registration: the jobs registered paused (`enabled = false`)
         // stay paused whatever the cluster's state says.
