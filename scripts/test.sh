@@ -88,7 +88,7 @@ for f in migrations/postgres/*.sql; do
 done
 pg_tables="$(psql "$pg_fresh" -X -Atq -v ON_ERROR_STOP=1 -c \
   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")"
-if [ "$pg_tables" != "control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
+if [ "$pg_tables" != "alert_job_state alert_leases alert_outbox control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: psql-applied migrations left tables: $pg_tables" >&2
   exit 1
 fi
@@ -116,7 +116,7 @@ for f in migrations/sqlite/*.sql; do
 done
 sqlite_tables="$(sqlite3 "$sqlite_dir/plain.db" \
   "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)")"
-if [ "$sqlite_tables" != "control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
+if [ "$sqlite_tables" != "alert_job_state alert_leases alert_outbox control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: sqlite3-applied migrations left tables: $sqlite_tables" >&2
   exit 1
 fi

@@ -115,6 +115,7 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     migration!("sqlite", "0005", "job_metrics_hourly"),
     migration!("sqlite", "0006", "control"),
     migration!("sqlite", "0007", "leases"),
+    migration!("sqlite", "0008", "alerts"),
 ];
 
 /// The Postgres migrations of this build, in order.
@@ -137,6 +138,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0007", "job_metrics_hourly"),
     migration!("postgres", "0008", "control"),
     migration!("postgres", "0009", "leases"),
+    migration!("postgres", "0010", "alerts"),
 ];
 
 /// A row of `mscribe_migrations`.

@@ -4,13 +4,16 @@
 //! server is reachable). The SQL stores also run the cases of
 //! `HourlyMetricsStore` (`conformance/hourly.rs`) and of `ControlStore`
 //! (`conformance/control.rs`, with the cases of two handles on one
-//! database for SQLite in a file and Postgres).
+//! database for SQLite in a file and Postgres), and of `AlertStore`
+//! (`conformance/alerts.rs`, likewise with two handles).
 //!
 //! Over 800 lines because every case must be listed once per backend in the
 //! `conformance!` macro body next to its store constructors; the lease, control and
 //! hourly cases already live in `conformance/`, and the execution cases are
 //! the next to move there.
 
+#[path = "conformance/alerts.rs"]
+mod alerts;
 mod common;
 #[path = "conformance/control.rs"]
 mod control;
@@ -973,4 +976,51 @@ mod control_two_handles {
 
     control_pair_conformance!(sqlite_file, Fixture::sqlite_file().await);
     control_pair_conformance!(postgres, Fixture::postgres().await);
+}
+
+/// The `AlertStore` cases, for a SQL store; and those of two handles on one
+/// database, for SQLite in a file and Postgres.
+macro_rules! alert_conformance {
+    ($backend:ident, $fixture:expr, pair: $pair:tt) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let f = $fixture;
+                        alerts::$name(f.alerts()).await;
+                    }
+                };
+            }
+
+            case!(each_key_is_enqueued_once);
+            case!(due_rows_follow_their_attempts);
+            case!(deliveries_page_newest_first_and_filter);
+            case!(prune_deletes_finished_rows_only);
+            case!(streaks_count_failures_once_per_fire);
+            case!(a_lease_has_one_holder_until_it_expires);
+            case!(bad_values_are_rejected);
+            alert_conformance!(@pair $pair, $fixture);
+        }
+    };
+    (@pair true, $fixture:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn racing_instances_enqueue_and_count_once() {
+            let f = $fixture;
+            let other = f.other_alerts().await;
+            alerts::racing_instances_enqueue_and_count_once(f.alerts.clone().unwrap(), other)
+                .await;
+        }
+    };
+    (@pair false, $fixture:expr) => {};
+}
+
+mod alert_outbox {
+    use super::*;
+
+    alert_conformance!(sqlite_file, Fixture::sqlite_file().await, pair: true);
+    alert_conformance!(sqlite_memory, Fixture::sqlite_memory().await, pair: false);
+    alert_conformance!(postgres, Fixture::postgres().await, pair: true);
 }

@@ -53,7 +53,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0006_error_kind",
             "0007_job_metrics_hourly",
             "0008_control",
-            "0009_leases"
+            "0009_leases",
+            "0010_alerts"
         ]
     );
     let checksum: String =
@@ -176,6 +177,9 @@ async fn a_failing_migration_leaves_nothing_behind() {
 /// with this build's checksum.
 async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
     let mut want = vec![
+        "alert_job_state",
+        "alert_leases",
+        "alert_outbox",
         "control_audit",
         "execution_cancels",
         "fire_claims",
@@ -187,7 +191,7 @@ async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
         "scheduler_instances",
     ];
     if by_runner {
-        want.insert(7, "mscribe_migrations");
+        want.insert(10, "mscribe_migrations");
     }
     let tables: Vec<(String, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity FROM pg_class

@@ -12,8 +12,10 @@
 //! | `store.rs` | [`PostgresStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
 //! | `control.rs` | its `ControlStore` impl (with `pg_notify`) and [`ControlListener`] |
+//! | `alerts.rs` | its `AlertStore` impl (the outbox, streaks, leases) |
 //! | `probe.rs` | [`PostgresProbe`] |
 
+mod alerts;
 mod control;
 mod error;
 mod hourly;

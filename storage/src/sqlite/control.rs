@@ -327,7 +327,7 @@ impl AuditParams {
 
 impl SqliteStore {
     /// Runs `f` in one immediate transaction on the writer thread.
-    async fn in_write_tx<T: Send + 'static>(
+    pub(super) async fn in_write_tx<T: Send + 'static>(
         &self,
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -344,7 +344,7 @@ impl SqliteStore {
     }
 
     /// Runs the query `f` on a reader thread.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

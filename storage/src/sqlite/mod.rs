@@ -12,8 +12,10 @@
 //! | `store.rs` | [`SqliteStore`] and its `ExecutionStore` impl |
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
 //! | `control.rs` | its `ControlStore` impl (polled: no notifications) |
+//! | `alerts.rs` | its `AlertStore` impl (the outbox, streaks, leases) |
 //! | `probe.rs` | [`SqliteProbe`] and [`verify_sqlite_file`] |
 
+mod alerts;
 mod control;
 mod error;
 mod hourly;
