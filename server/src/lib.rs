@@ -43,7 +43,9 @@
 //! Pause, resume, trigger and cancel for every instance on one database:
 //! [`control`]. The seven jobs are the rows of one table, [`ops::JOBS`],
 //! which registration, the configuration and the command line read.
+//! Webhook alerts through an outbox, once per cluster: [`alerts`].
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -21,6 +21,7 @@
 //! | `file` | the TOML text, its syntax errors, unknown keys and their errors |
 //! | `env` | the `MSCRIBE_*` overrides: [`env_keys`], [`env_var_of`], [`EnvKind`] |
 //! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], each job's options |
+//! | `alerts` | the `[alerts.<name>]` blocks ([`AlertConfig`]) and the jobs' alert keys ([`JobAlerting`]) |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
 //!
@@ -38,6 +39,7 @@
 //! # Ok::<(), mscribe_server::config::ConfigError>(())
 //! ```
 
+mod alerts;
 mod env;
 mod file;
 mod jobs;
@@ -45,6 +47,7 @@ mod validate;
 
 pub mod de;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use alerts::{
+    AlertConfig, AlertEvent, AlertFormat, DEFAULT_ALERT_ATTEMPTS, DEFAULT_ALERT_TIMEOUT,
+    DEFAULT_FAILURES_IN_A_ROW, DEFAULT_PAUSED_TOO_LONG, JobAlerting, check_url,
+};
 pub use env::{ENV_PREFIX, EnvKey, EnvKind, OTHER_ENV_VARS, env_keys, env_var_of};
 pub use jobs::{
     AggregationOptions, BackupOptions, COMMON_JOB_KEYS, CleanupOptions, CommonSettings, JOB_IDS,
@@ -171,6 +178,9 @@ pub struct Config {
     pub health: HealthConfig,
     /// The seven operational jobs (`[jobs.<id>]`).
     pub jobs: JobsConfig,
+    /// Webhook alerts (`[alerts.<name>]`), by name. Not overridable from
+    /// the environment (their names are the file's).
+    pub alerts: BTreeMap<String, AlertConfig>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -197,6 +207,7 @@ impl Default for Config {
             lease: DEFAULT_LEASE,
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
+            alerts: BTreeMap::new(),
             source: None,
             unknown_env: Vec::new(),
         }

@@ -118,6 +118,22 @@ impl Config {
                 return Err(bad(&format!("jobs.{}.{k}", job.id), reason));
             }
         }
+        let known_job = |id: &str| JOBS.iter().any(|j| j.id == id);
+        for (name, alert) in &self.alerts {
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(bad(
+                    &format!("alerts.{name}"),
+                    format!(
+                        "alert name \"{name}\" must be letters, digits, '-' or '_' (it keys the outbox)"
+                    ),
+                ));
+            }
+            if let Err((k, reason)) = alert.check(&known_job) {
+                return Err(bad(&format!("alerts.{name}.{k}"), reason));
+            }
+        }
         Ok(())
     }
 }
