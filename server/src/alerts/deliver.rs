@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mscribe_storage::{AlertDelivery, AttemptOutcome, DeliveryAttempt};
 
-use crate::config::AlertConfig;
+use crate::config::{AlertConfig, DEFAULT_ALERT_ATTEMPTS};
 
 /// The delay before the first retry; it doubles with each attempt.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -50,14 +50,18 @@ pub(crate) async fn send(
     now: impl Fn() -> DateTime<Utc>,
 ) -> DeliveryAttempt {
     let Some(alert) = alert else {
+        // Not configured on this instance: during a rolling deploy another
+        // instance may know it, so the row is retried like a failure
+        // (and given up after the default attempts if no instance does).
+        let at = now();
         return DeliveryAttempt {
-            at: now(),
+            at,
             status: None,
             error: Some(format!(
-                "alert \"{}\" is no longer configured; giving up on this delivery",
+                "alert \"{}\" is not configured on the delivering instance",
                 row.alert
             )),
-            outcome: AttemptOutcome::GaveUp,
+            outcome: after_failure(row.attempts, DEFAULT_ALERT_ATTEMPTS, at),
         };
     };
     let mut req = client.post(alert.url.expose()).timeout(alert.timeout).json(&row.body);
@@ -107,6 +111,36 @@ pub(crate) async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_alert_not_configured_here_is_retried_then_given_up() {
+        let mut row = AlertDelivery {
+            id: 1,
+            dedupe_key: "new/failure/j/t".into(),
+            alert: "new".into(),
+            event: "failure".into(),
+            job_id: Some("j".into()),
+            body: serde_json::json!({}),
+            created_at: DateTime::UNIX_EPOCH,
+            attempts: 0,
+            next_attempt_at: Some(DateTime::UNIX_EPOCH),
+            last_attempt_at: None,
+            last_status: None,
+            last_error: None,
+            delivered_at: None,
+            gave_up_at: None,
+        };
+        let client = reqwest::Client::new();
+        let now = || DateTime::UNIX_EPOCH;
+        let a = send(&client, &row, None, now).await;
+        assert_eq!(a.outcome, AttemptOutcome::RetryAt(now() + chrono::Duration::seconds(1)));
+        assert_eq!(
+            a.error.as_deref(),
+            Some("alert \"new\" is not configured on the delivering instance")
+        );
+        row.attempts = DEFAULT_ALERT_ATTEMPTS - 1;
+        assert_eq!(send(&client, &row, None, now).await.outcome, AttemptOutcome::GaveUp);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
