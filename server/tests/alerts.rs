@@ -150,21 +150,36 @@ async fn a_failing_job_sends_failure_and_one_failures_in_a_row_then_recovered() 
     for _ in 0..5 {
         a.service.round().await;
     }
+    // One round sends its rows concurrently: the receiver may get the
+    // alerts of one fire in any order, so each fire's are compared as sets.
     let bodies = rx.bodies();
-    let events: Vec<&str> = bodies.iter().map(|b| b["event"].as_str().unwrap()).collect();
-    assert_eq!(
-        events,
-        ["failure", "failure", "failures_in_a_row", "failure", "recovered"],
-        "{bodies:#?}"
-    );
-    let first = &bodies[0];
+    let mut events: Vec<(String, String)> = bodies
+        .iter()
+        .map(|b| {
+            let fire = b["details"]["scheduled_at"].as_str().unwrap().to_owned();
+            (fire, b["event"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    events.sort();
+    let want = [
+        ("2026-01-01T01:00:00.000Z", "failure"),
+        ("2026-01-01T02:00:00.000Z", "failure"),
+        ("2026-01-01T02:00:00.000Z", "failures_in_a_row"),
+        ("2026-01-01T03:00:00.000Z", "failure"),
+        ("2026-01-01T04:00:00.000Z", "recovered"),
+    ];
+    let want: Vec<(String, String)> =
+        want.iter().map(|(f, e)| ((*f).to_owned(), (*e).to_owned())).collect();
+    assert_eq!(events, want, "{bodies:#?}");
+    let of = |event: &str| bodies.iter().find(|b| b["event"] == event).unwrap().clone();
+    let first = bodies.iter().find(|b| b["event"] == "failure").unwrap();
     assert_eq!(first["alert"], "hook");
     assert_eq!(first["job"], "flaky");
     assert_eq!(first["message"], "job flaky failed (failed): disk full");
     assert_eq!(first["details"]["scheduled_at"], "2026-01-01T01:00:00.000Z");
     assert_eq!(first["details"]["error"], "disk full");
-    assert_eq!(bodies[2]["details"]["failures_in_a_row"], 2);
-    assert_eq!(bodies[4]["details"]["failed_runs_before"], 3);
+    assert_eq!(of("failures_in_a_row")["details"]["failures_in_a_row"], 2);
+    assert_eq!(of("recovered")["details"]["failed_runs_before"], 3);
     assert!(rx.tokens().iter().all(|t| t.as_deref() == Some("s3cret")));
     // Each delivery is recorded.
     let rows = a.store.alert_deliveries(&AlertQuery::new(100)).await.unwrap();
@@ -355,8 +370,13 @@ async fn missed_fires_are_alerted() {
     .await;
     b.scheduler.start().await.unwrap();
     rounds_until(&[&b.service], || rx.count("missed") == 3).await;
-    let fires: Vec<Value> =
-        rx.bodies().iter().map(|b| b["details"]["scheduled_at"].clone()).collect();
+    // Sent concurrently: in any order.
+    let mut fires: Vec<String> = rx
+        .bodies()
+        .iter()
+        .map(|b| b["details"]["scheduled_at"].as_str().unwrap().to_owned())
+        .collect();
+    fires.sort();
     assert_eq!(
         fires,
         ["2026-01-01T02:00:00.000Z", "2026-01-01T03:00:00.000Z", "2026-01-01T04:00:00.000Z"]
@@ -423,6 +443,37 @@ async fn a_receiver_that_is_down_delays_nothing_and_deliveries_retry_until_it_is
         rows.iter().map(|r| r.attempts).max().unwrap_or(0)
     );
     a.service.stop(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_outlasts_a_round_of_the_slowest_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = VirtualClock::at_epoch_2026();
+    let slow = alerts("http://127.0.0.1:9/hook", "timeout = \"40s\"");
+    let a = instance(
+        "a",
+        &dir.path().join("db"),
+        Arc::new(clock.clone()),
+        Arc::new(AtomicBool::new(false)),
+        "@hourly",
+        slow,
+        JobAlerting::default(),
+        AlertSettings::default(),
+    )
+    .await;
+    assert_eq!(a.service.settings().lease, Duration::from_secs(81));
+    let b = instance(
+        "b",
+        &dir.path().join("db2"),
+        Arc::new(clock.clone()),
+        Arc::new(AtomicBool::new(false)),
+        "@hourly",
+        alerts("http://127.0.0.1:9/hook", ""),
+        JobAlerting::default(),
+        AlertSettings::default(),
+    )
+    .await;
+    assert_eq!(b.service.settings().lease, Duration::from_secs(30));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,10 @@ pub struct AlertSettings {
     /// The time between two `overdue` and `paused_too_long` checks
     /// (default 15 s).
     pub check_every: Duration,
-    /// How long the `alerts` lease lasts unless renewed (default 30 s).
+    /// How long the `alerts` lease lasts unless renewed (default 30 s;
+    /// [`AlertService::new`] raises it to twice the longest alert
+    /// `timeout` plus `poll`, so that a round of slow deliveries never
+    /// outlives the lease and another instance never sends the same rows).
     pub lease: Duration,
     /// At most this many rows delivered per round (default 20).
     pub batch: usize,
@@ -192,8 +195,11 @@ impl AlertService {
 
     /// A service over `parts`. Builds its HTTP client (rustls).
     pub fn new(parts: AlertParts) -> Self {
-        let AlertParts { alerts, jobs, intake, store, history, scheduler, control, settings } =
+        let AlertParts { alerts, jobs, intake, store, history, scheduler, control, mut settings } =
             parts;
+        let slowest = alerts.values().map(|a| a.timeout).max().unwrap_or_default();
+        settings.lease =
+            settings.lease.max(slowest.saturating_mul(2).saturating_add(settings.poll));
         let started = scheduler.clock().now();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -222,6 +228,12 @@ impl AlertService {
                 tasks: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The settings in force (the lease raised as [`AlertSettings::lease`]
+    /// says).
+    pub fn settings(&self) -> AlertSettings {
+        self.inner.settings
     }
 
     /// Records the observer could not queue (the queue was full).
