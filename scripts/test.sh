@@ -11,6 +11,23 @@ if [ -x scripts/ensure-postgres.sh ]; then
   export MSCRIBE_TEST_POSTGRES_URL
 fi
 
+# promtool (Debian: prometheus) lints a full /metrics scrape in
+# server/tests/metrics_freshness.rs; with MSCRIBE_REQUIRE_PROMTOOL=1 that
+# test fails, never skips, when promtool is missing.
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing promtool (Debian package prometheus) with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends prometheus >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends prometheus >&2; } || true
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "error: promtool is not on PATH and could not be installed (Debian: apt-get install prometheus)" >&2
+    exit 1
+  fi
+fi
+export MSCRIBE_REQUIRE_PROMTOOL=1
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -71,7 +88,7 @@ for f in migrations/postgres/*.sql; do
 done
 pg_tables="$(psql "$pg_fresh" -X -Atq -v ON_ERROR_STOP=1 -c \
   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")"
-if [ "$pg_tables" != "backfill_locks control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
+if [ "$pg_tables" != "alert_job_state alert_leases alert_outbox backfill_locks control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: psql-applied migrations left tables: $pg_tables" >&2
   exit 1
 fi
@@ -99,7 +116,7 @@ for f in migrations/sqlite/*.sql; do
 done
 sqlite_tables="$(sqlite3 "$sqlite_dir/plain.db" \
   "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)")"
-if [ "$sqlite_tables" != "backfill_locks control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
+if [ "$sqlite_tables" != "alert_job_state alert_leases alert_outbox backfill_locks control_audit execution_cancels fire_claims job_definitions job_metrics_hourly job_pauses job_triggers scheduled_job_executions scheduler_instances" ]; then
   echo "error: sqlite3-applied migrations left tables: $sqlite_tables" >&2
   exit 1
 fi

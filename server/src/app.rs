@@ -9,6 +9,7 @@ use crate::probe::Probe;
 use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{JobScheduler, StopReport, SystemClock};
 
+use crate::alerts::{self, AlertParts, AlertService, AlertSettings};
 use crate::config::Config;
 use crate::control::{ControlPlane, ops_definitions};
 use crate::db::{Database, DbError};
@@ -18,6 +19,10 @@ use crate::http_client::parse_http_url;
 use crate::metrics::ServerMetrics;
 use crate::ops::{JOBS, OpsContext, ops_jobs};
 use crate::token::{TokenError, TokenSource, resolve_admin_token};
+
+/// How long [`App::build`] reads the history for the freshness metrics
+/// before it gives up (they then start at 0 until the jobs run).
+const SEED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,10 @@ pub struct App {
     /// Pause, resume, trigger and cancel for every instance on the
     /// database; its sync loop runs while the server serves.
     pub control: ControlPlane,
+    /// Webhook alerts, when the configuration has any (`[alerts.<name>]`
+    /// or a job's `pause_after_failures`); its loops run while the server
+    /// serves.
+    pub alerts: Option<AlertService>,
     /// The health checker.
     pub health: Arc<HealthChecker>,
     /// The metrics.
@@ -125,13 +134,22 @@ impl App {
         let db = Database::open(&config.database_url).await?;
         tracing::info!(database = %db.target(), "database opened and migrated");
         let metrics = ServerMetrics::new();
-        let scheduler =
+        let mut builder =
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
                 .store(db.store())
                 .claim_fires(config.claim_fires && !opts.pause_all)
                 .lease(config.lease)
-                .observer(metrics.clone())
-                .build();
+                .observer(metrics.clone());
+        // Alerts see the records through an observer that only queues them.
+        let alert_settings = AlertSettings::default();
+        let alert_intake = if alerts::wanted(&config) {
+            let (observer, intake) = AlertService::observer(&alert_settings);
+            builder = builder.observer(observer);
+            Some(intake)
+        } else {
+            None
+        };
+        let scheduler = builder.build();
         metrics.attach(scheduler.clone());
 
         let h = &config.health;
@@ -188,11 +206,48 @@ impl App {
             let job = if opts.pause_all { job.paused(true) } else { job };
             scheduler.register(job)?;
         }
+        // The freshness metrics start from the store's history: a bounded
+        // read (two queries per job), given up after a few seconds so that
+        // a slow database never holds the start back.
+        let ids: Vec<String> = scheduler.jobs().into_iter().map(|j| j.id).collect();
+        let store = db.store();
+        match tokio::time::timeout(SEED_TIMEOUT, metrics.seed_from_store(&*store, &ids)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "freshness metrics: could not read the history at start")
+            }
+            Err(_) => tracing::warn!(
+                timeout = ?SEED_TIMEOUT,
+                "freshness metrics: reading the history at start timed out"
+            ),
+        }
         // After registration: the jobs registered paused (`enabled = false`)
         // stay paused whatever the cluster's state says.
         let control = ControlPlane::for_database(&db, scheduler.clone());
         control.allow_command_jobs(config.api.allow_command_jobs);
-        Ok(App { config, db, scheduler, control, health, metrics, admin_token, token_source })
+        let alerts = alert_intake.map(|intake| {
+            AlertService::new(AlertParts {
+                alerts: config.alerts.clone(),
+                jobs: alerts::job_alerting(&config),
+                intake,
+                store: db.alerts(),
+                history: db.store(),
+                scheduler: scheduler.clone(),
+                control: Some(control.clone()),
+                settings: alert_settings,
+            })
+        });
+        Ok(App {
+            config,
+            db,
+            scheduler,
+            control,
+            alerts,
+            health,
+            metrics,
+            admin_token,
+            token_source,
+        })
     }
 
     /// The HTTP state over this app.
@@ -204,6 +259,7 @@ impl App {
             admin_token: self.admin_token.clone(),
             max_body_bytes: self.config.max_body_bytes,
             control: Some(self.control.clone()),
+            alerts: Some(self.db.alerts()),
         })
     }
 
@@ -247,6 +303,9 @@ impl App {
         }
         self.scheduler.start().await?;
         self.control.spawn();
+        if let Some(a) = &self.alerts {
+            a.spawn();
+        }
         // A first health result before the first request, so that every
         // answer can be served within the answer budget (a request that
         // finds no result at all waits for the probes).
@@ -280,6 +339,10 @@ impl App {
         );
         if server_done.is_err() {
             tracing::warn!("open HTTP connections did not close within the grace; dropping them");
+        }
+        // The runs' last records are queued by now: stored, then the loops end.
+        if let Some(a) = &self.alerts {
+            a.stop(Duration::from_secs(5)).await;
         }
         // A command whose attempt was dropped (its timeout, or the stop
         // grace) may still be getting its SIGKILL: not left behind.

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionStore, StoreError};
 use mscribe_storage::{
-    ControlStore, HourlyMetricsStore, PostgresOptions, PostgresProbe, PostgresStore, SqliteOptions,
-    SqliteProbe, SqliteStore,
+    AlertStore, ControlStore, HourlyMetricsStore, PostgresOptions, PostgresProbe, PostgresStore,
+    SqliteOptions, SqliteProbe, SqliteStore,
 };
 
 use crate::config::is_postgres_url;
@@ -174,6 +174,14 @@ impl Database {
         }
     }
 
+    /// The alert outbox on this database.
+    pub fn alerts(&self) -> Arc<dyn AlertStore> {
+        match self {
+            Database::Sqlite { store, .. } => Arc::new(store.clone()),
+            Database::Postgres { store, .. } => Arc::new(store.clone()),
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -288,6 +296,15 @@ impl Database {
             .prune_audit(before)
             .await
             .map_err(|e| self.store_error("pruning control_audit", e))
+    }
+
+    /// Deletes the delivered and given-up alert deliveries raised before
+    /// `before` (never the newest row); returns how many.
+    pub async fn prune_alerts(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
+        self.alerts()
+            .prune_alerts(before)
+            .await
+            .map_err(|e| self.store_error("pruning alert_outbox", e))
     }
 
     /// Deletes hourly rows older than `before`; returns how many.

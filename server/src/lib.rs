@@ -45,7 +45,9 @@
 //! jobs of your own (`[jobs.<id>] kind = ...`, [`config::UserJobDef`]), are
 //! the rows of one table, [`ops::JOBS`], which registration, the
 //! configuration and the command line read.
+//! Webhook alerts through an outbox, once per cluster: [`alerts`].
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

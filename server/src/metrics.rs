@@ -17,6 +17,20 @@
 //! | `mscribe_health_status` | gauge | check | 0 healthy, 1 degraded, 2 unhealthy (last check) |
 //! | `mscribe_health_overall_status` | gauge | | the same for the whole |
 //! | `mscribe_health_checks_total` | counter | | health refreshes (probe runs) |
+//! | `mscribe_job_last_success_timestamp_seconds` | gauge | job | end of the job's latest successful run, Unix seconds; 0 if none |
+//! | `mscribe_job_last_run_timestamp_seconds` | gauge | job, status | end of the job's latest run that ended with that final status; 0 if none |
+//! | `mscribe_job_next_fire_timestamp_seconds` | gauge | job | the job's next nominal fire; 0 if none (paused, trigger-only, spent one-shot) |
+//! | `mscribe_job_paused` | gauge | job | 1 while the job is paused here, else 0 |
+//! | `mscribe_build_info` | gauge | version, commit | always 1: the server's version and git commit |
+//!
+//! The per-job freshness series (the last four job rows) exist for every
+//! registered job from the first scrape after its registration, before it
+//! ever fires, so that `absent()` and `time() - ...` rules work from the
+//! start. `last_success` and `last_run` move as this instance ends runs, and
+//! are seeded at start from the store's history ([`ServerMetrics::seed_from_store`]);
+//! runs ended by other instances on the same database reach them only at
+//! this instance's next start: alert on `max by (job)` across instances.
+//! `next_fire` and `paused` are sampled from the scheduler at each scrape.
 //!
 //! ```
 //! use mscribe_server::metrics::ServerMetrics;
@@ -25,12 +39,17 @@
 //! assert!(m.encode().ends_with("# EOF\n"));
 //! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use chrono::{DateTime, Utc};
+
 use crate::probe::HealthStatus;
-use mscribe_scheduler::{ExecutionEvent, JobScheduler, Observer};
+use mscribe_scheduler::{
+    ExecutionEvent, ExecutionStatus, ExecutionStore, HistoryQuery, JobScheduler, Observer,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -59,7 +78,49 @@ struct CheckLabels {
     check: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+}
+
 type HistogramFamily = Family<JobLabels, Histogram, fn() -> Histogram>;
+type TimeGauge = Gauge<f64, AtomicU64>;
+
+/// The server's version (`mscribe_build_info{version}`).
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit the server was built from (`mscribe_build_info{commit}`):
+/// `$MSCRIBE_BUILD_COMMIT` at build time, else `git rev-parse --short=12
+/// HEAD`, else `unknown` (see `server/build.rs`).
+pub const BUILD_COMMIT: &str = env!("MSCRIBE_BUILD_COMMIT");
+
+/// The final statuses `mscribe_job_last_run_timestamp_seconds` has a series
+/// for, per job, from registration: every status but `running`.
+const FINAL_STATUSES: [ExecutionStatus; 7] = [
+    ExecutionStatus::Succeeded,
+    ExecutionStatus::Failed,
+    ExecutionStatus::TimedOut,
+    ExecutionStatus::Cancelled,
+    ExecutionStatus::RetriesExhausted,
+    ExecutionStatus::Abandoned,
+    ExecutionStatus::Skipped,
+];
+
+/// How many of a job's newest rows [`ServerMetrics::seed_from_store`] reads
+/// for `last_run` (its latest success is read apart, whatever its age).
+pub const SEED_ROWS: usize = 100;
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// Sets `g` to `v` unless it already holds a later time.
+fn set_max(g: &TimeGauge, v: f64) {
+    if v > g.get() {
+        g.set(v);
+    }
+}
 
 /// The server's metrics: an [`Observer`] of the scheduler plus gauges
 /// sampled when scraped.
@@ -79,6 +140,13 @@ pub struct ServerMetrics {
     health: Family<CheckLabels, Gauge>,
     health_overall: Gauge,
     health_checks: Counter,
+    last_success: Family<JobLabels, TimeGauge>,
+    last_run: Family<JobStatusLabels, TimeGauge>,
+    next_fire: Family<JobLabels, TimeGauge>,
+    paused: Family<JobLabels, Gauge>,
+    /// The jobs given series at the last scrape (to drop those of jobs
+    /// unregistered since).
+    known_jobs: Mutex<BTreeSet<String>>,
     /// The store counters' values at the last scrape (they are cumulative
     /// in the engine, deltas here).
     last_store: Mutex<(u64, u64)>,
@@ -118,6 +186,10 @@ impl Default for ServerMetrics {
         let health = Family::<CheckLabels, Gauge>::default();
         let health_overall = Gauge::default();
         let health_checks = Counter::default();
+        let last_success = Family::<JobLabels, TimeGauge>::default();
+        let last_run = Family::<JobStatusLabels, TimeGauge>::default();
+        let next_fire = Family::<JobLabels, TimeGauge>::default();
+        let paused = Family::<JobLabels, Gauge>::default();
         registry.register(
             "job_fires",
             "Fires handled: runs started plus fires skipped",
@@ -176,6 +248,36 @@ impl Default for ServerMetrics {
             health_overall.clone(),
         );
         registry.register("health_checks", "Health refreshes (probe runs)", health_checks.clone());
+        registry.register(
+            "job_last_success_timestamp_seconds",
+            "End of the job's latest successful run, in Unix seconds; 0 if none",
+            last_success.clone(),
+        );
+        registry.register(
+            "job_last_run_timestamp_seconds",
+            "End of the job's latest run that ended with this final status, in Unix seconds; 0 if none",
+            last_run.clone(),
+        );
+        registry.register(
+            "job_next_fire_timestamp_seconds",
+            "The job's next nominal fire, in Unix seconds; 0 if none (paused, trigger-only, spent)",
+            next_fire.clone(),
+        );
+        registry.register("job_paused", "1 while the job is paused, else 0", paused.clone());
+        // A gauge that is always 1, as Prometheus' own `prometheus_build_info`
+        // (readable by the classic text format too, unlike an OpenMetrics info).
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: BUILD_VERSION.to_owned(),
+                commit: BUILD_COMMIT.to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1: the server's version and the git commit it was built from",
+            build_info,
+        );
         ServerMetrics {
             registry,
             fires,
@@ -192,6 +294,11 @@ impl Default for ServerMetrics {
             health,
             health_overall,
             health_checks,
+            last_success,
+            last_run,
+            next_fire,
+            paused,
+            known_jobs: Mutex::new(BTreeSet::new()),
             last_store: Mutex::new((0, 0)),
             scheduler: OnceLock::new(),
         }
@@ -229,6 +336,87 @@ impl ServerMetrics {
         }
     }
 
+    /// Gives every registered job its per-job freshness series, samples
+    /// `next_fire` and `paused`, and drops the series of jobs no longer
+    /// registered.
+    fn sample_jobs(&self, s: &JobScheduler) {
+        let jobs = s.jobs();
+        let mut known = self.known_jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: BTreeSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        for gone in known.difference(&now) {
+            let job = JobLabels { job: gone.clone() };
+            self.last_success.remove(&job);
+            self.next_fire.remove(&job);
+            self.paused.remove(&job);
+            for st in FINAL_STATUSES {
+                self.last_run
+                    .remove(&JobStatusLabels { job: gone.clone(), status: st.as_str().to_owned() });
+            }
+        }
+        for info in &jobs {
+            let job = JobLabels { job: info.id.clone() };
+            drop(self.last_success.get_or_create(&job));
+            for st in FINAL_STATUSES {
+                drop(self.last_run.get_or_create(&JobStatusLabels {
+                    job: info.id.clone(),
+                    status: st.as_str().to_owned(),
+                }));
+            }
+            self.next_fire.get_or_create(&job).set(info.next_run.map_or(0.0, unix_seconds));
+            self.paused.get_or_create(&job).set(i64::from(info.paused));
+        }
+        *known = now;
+    }
+
+    /// Seeds `last_success` and `last_run` from `store`'s history, for each
+    /// of `job_ids`: the job's latest `succeeded` row (one query, whatever
+    /// its age), and the latest row per final status among its newest
+    /// [`SEED_ROWS`] rows (one query). A later value already held (a run
+    /// that ended meanwhile) is kept. Returns the first store error, after
+    /// trying every job.
+    pub async fn seed_from_store(
+        &self,
+        store: &dyn ExecutionStore,
+        job_ids: &[String],
+    ) -> Result<(), mscribe_scheduler::StoreError> {
+        let mut first_error = None;
+        for id in job_ids {
+            let success = HistoryQuery::new(id.as_str(), 1).with_status(ExecutionStatus::Succeeded);
+            let recent = HistoryQuery::new(id.as_str(), SEED_ROWS);
+            for rows in [store.history(&success).await, store.history(&recent).await] {
+                match rows {
+                    Ok(rows) => {
+                        for r in rows {
+                            self.record_end(id, r.status, r.completed_at.unwrap_or(r.started_at));
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A run of `job` ended with the final `status` at `at`.
+    fn record_end(&self, job: &str, status: ExecutionStatus, at: DateTime<Utc>) {
+        if status == ExecutionStatus::Running {
+            return;
+        }
+        let t = unix_seconds(at);
+        if status == ExecutionStatus::Succeeded {
+            set_max(&self.last_success.get_or_create(&JobLabels { job: job.to_owned() }), t);
+        }
+        set_max(
+            &self.last_run.get_or_create(&JobStatusLabels {
+                job: job.to_owned(),
+                status: status.as_str().to_owned(),
+            }),
+            t,
+        );
+    }
+
     /// The metrics in the OpenMetrics text format (which Prometheus reads).
     pub fn encode(&self) -> String {
         if let Some(s) = self.scheduler.get() {
@@ -242,6 +430,7 @@ impl ServerMetrics {
             *last = (h.dropped.max(last.0), h.written.max(last.1));
             drop(last);
             self.overdue.set(s.overdue().as_secs_f64());
+            self.sample_jobs(s);
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -270,8 +459,12 @@ impl Observer for ServerMetrics {
                     })
                     .inc();
                 self.duration.get_or_create(&job).observe(e.duration.as_secs_f64());
+                if e.ends_run {
+                    self.record_end(&job.job, e.status, e.completed_at);
+                }
             }
-            ExecutionEvent::Skipped(_) => {
+            ExecutionEvent::Skipped(sk) => {
+                self.record_end(&job.job, ExecutionStatus::Skipped, sk.decided_at);
                 self.fires.get_or_create(&job).inc();
                 self.skipped.get_or_create(&job).inc();
                 self.outcomes

@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -33,6 +34,21 @@ fn exposed_metric_names() -> BTreeSet<String> {
     };
     m.on_event(&ExecutionEvent::Started(start));
     m.on_event(&ExecutionEvent::Finished(end_event("j", 1, 1, now, ExecutionStatus::Failed)));
+    m.on_event(&ExecutionEvent::Finished(end_event("j", 3, 1, now, ExecutionStatus::Succeeded)));
+    // The per-job series sampled from a scheduler (next fire, paused).
+    let rt = mscribe_scheduler::LocalRuntime::new();
+    let scheduler =
+        mscribe_scheduler::JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+            .build();
+    scheduler
+        .register(
+            mscribe_scheduler::JobConfig::new("j", |_ctx: mscribe_scheduler::JobContext| async {
+                Ok::<_, String>(())
+            })
+            .schedule("@daily"),
+        )
+        .unwrap();
+    m.attach(scheduler);
     m.on_event(&ExecutionEvent::Skipped(SkippedFire {
         job_id: "j".into(),
         execution_id: ExecutionId::from_u128(2),
@@ -69,8 +85,13 @@ fn exposed_metric_names() -> BTreeSet<String> {
 #[test]
 fn metric_names_in_the_docs_exist() {
     let names = exposed_metric_names();
-    let prefixes =
-        ["mscribe_job_", "mscribe_store_", "mscribe_scheduler_overdue", "mscribe_health_"];
+    let prefixes = [
+        "mscribe_job_",
+        "mscribe_store_",
+        "mscribe_scheduler_overdue",
+        "mscribe_health_",
+        "mscribe_build_",
+    ];
     let mut unknown = Vec::new();
     let mut seen = 0;
     for doc in DOCS {

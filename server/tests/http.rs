@@ -91,6 +91,7 @@ fn fixture() -> Fixture {
         admin_token: Secret::new(TOKEN),
         max_body_bytes: 1024,
         control: None,
+        alerts: None,
     });
     Fixture { state, store, clock, db, auth }
 }
@@ -235,6 +236,7 @@ async fn a_flood_of_requests_probes_the_database_once_per_ttl() {
         admin_token: Secret::new(TOKEN),
         max_body_bytes: 1024,
         control: None,
+        alerts: None,
     });
     let filter = routes(f.state.clone());
     let flood = (0..200).map(|_| warp::test::request().path("/health-check").reply(&filter));

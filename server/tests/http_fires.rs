@@ -87,6 +87,7 @@ async fn fixture(now: DateTime<Utc>) -> Fixture {
         admin_token: Secret::new(TOKEN),
         max_body_bytes: 64 * 1024,
         control: Some(plane.clone()),
+        alerts: None,
     });
     Fixture { state, store, plane, runs }
 }

@@ -71,6 +71,7 @@ async fn serve_with(with_control: bool) -> Served {
         admin_token: Secret::new(TOKEN),
         max_body_bytes: LIMIT,
         control,
+        alerts: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

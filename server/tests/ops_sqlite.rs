@@ -263,6 +263,9 @@ async fn every_table_comes_from_the_migrations() {
     assert_eq!(
         first,
         [
+            "alert_job_state",
+            "alert_leases",
+            "alert_outbox",
             "backfill_locks",
             "control_audit",
             "execution_cancels",

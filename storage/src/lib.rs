@@ -51,14 +51,19 @@
 //! requests and the audit log; on Postgres each change is announced with
 //! `NOTIFY`, which a [`ControlListener`] receives).
 //!
+//! And the alerts' outbox ([`AlertStore`]: webhook deliveries enqueued once
+//! per cluster by a unique key, each job's run of failures, and the lease
+//! that lets one instance at a time check and deliver).
+//!
 //! The two backends have the same shape, file for file (`open.rs`,
 //! `worker.rs`, `sql.rs`, `time.rs`, `migrate.rs`, `error.rs`, `store.rs`,
-//! `hourly.rs`, `control.rs`, `probe.rs`); what differs in encoding values is
+//! `hourly.rs`, `control.rs`, `alerts.rs`, `probe.rs`); what differs in encoding values is
 //! `codec::Dialect`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // With no backend feature only the shared pieces remain, unused.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+mod alerts;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 mod control;
@@ -72,6 +77,10 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use alerts::{
+    AlertDelivery, AlertQuery, AlertStore, AttemptOutcome, DeliveryAttempt, MAX_ALERT_LIMIT,
+    NewAlert, Streak,
+};
 pub use control::{
     AuditAction, AuditEntry, AuditQuery, AuditRecord, BackfillLock, BackfillLockOutcome,
     CancelRequest, ControlStore, JobDefinition, MAX_AUDIT_LIMIT, MAX_NOTE_CHARS, MAX_TAKE,

@@ -116,6 +116,7 @@ pub static SQLITE_MIGRATIONS: &[Migration] = &[
     migration!("sqlite", "0006", "control"),
     migration!("sqlite", "0007", "leases"),
     migration!("sqlite", "0008", "once_per_cluster"),
+    migration!("sqlite", "0009", "alerts"),
 ];
 
 /// The Postgres migrations of this build, in order.
@@ -139,6 +140,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", "0008", "control"),
     migration!("postgres", "0009", "leases"),
     migration!("postgres", "0010", "once_per_cluster"),
+    migration!("postgres", "0011", "alerts"),
 ];
 
 /// A row of `mscribe_migrations`.

@@ -3,11 +3,14 @@
 //! Postgres (a fresh database per test; the tests fail, never skip, when no
 //! server is reachable). The cases live in `conformance/`, a file per
 //! concern: execution records (`executions.rs`) and fire leases
-//! (`leases.rs`) for every store; `HourlyMetricsStore` (`hourly.rs`) and
-//! `ControlStore` (`control.rs`, with the cases of two handles on one
-//! database for SQLite in a file and Postgres) for the SQL stores. This
-//! file makes one test of each case for each backend.
+//! (`leases.rs`) for every store; `HourlyMetricsStore` (`hourly.rs`),
+//! `ControlStore` (`control.rs`) and `AlertStore` (`alerts.rs`), each with
+//! cases of two handles on one database for SQLite in a file and Postgres,
+//! for the SQL stores. This file makes one test of each case for each
+//! backend.
 
+#[path = "conformance/alerts.rs"]
+mod alerts;
 mod common;
 #[path = "conformance/control.rs"]
 mod control;
@@ -194,4 +197,51 @@ mod control_two_handles {
 
     control_pair_conformance!(sqlite_file, Fixture::sqlite_file().await);
     control_pair_conformance!(postgres, Fixture::postgres().await);
+}
+
+/// The `AlertStore` cases, for a SQL store; and those of two handles on one
+/// database, for SQLite in a file and Postgres.
+macro_rules! alert_conformance {
+    ($backend:ident, $fixture:expr, pair: $pair:tt) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let f = $fixture;
+                        alerts::$name(f.alerts()).await;
+                    }
+                };
+            }
+
+            case!(each_key_is_enqueued_once);
+            case!(due_rows_follow_their_attempts);
+            case!(deliveries_page_newest_first_and_filter);
+            case!(prune_deletes_finished_rows_only);
+            case!(streaks_count_failures_once_per_fire);
+            case!(a_lease_has_one_holder_until_it_expires);
+            case!(bad_values_are_rejected);
+            alert_conformance!(@pair $pair, $fixture);
+        }
+    };
+    (@pair true, $fixture:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn racing_instances_enqueue_and_count_once() {
+            let f = $fixture;
+            let other = f.other_alerts().await;
+            alerts::racing_instances_enqueue_and_count_once(f.alerts.clone().unwrap(), other)
+                .await;
+        }
+    };
+    (@pair false, $fixture:expr) => {};
+}
+
+mod alert_outbox {
+    use super::*;
+
+    alert_conformance!(sqlite_file, Fixture::sqlite_file().await, pair: true);
+    alert_conformance!(sqlite_memory, Fixture::sqlite_memory().await, pair: false);
+    alert_conformance!(postgres, Fixture::postgres().await, pair: true);
 }

@@ -41,7 +41,8 @@ async fn migrations_apply_once_even_when_instances_start_together() {
             "0007_job_metrics_hourly",
             "0008_control",
             "0009_leases",
-            "0010_once_per_cluster"
+            "0010_once_per_cluster",
+            "0011_alerts"
         ]
     );
     let checksum: String =
@@ -164,6 +165,9 @@ async fn a_failing_migration_leaves_nothing_behind() {
 /// with this build's checksum.
 async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
     let mut want = vec![
+        "alert_job_state",
+        "alert_leases",
+        "alert_outbox",
         "backfill_locks",
         "control_audit",
         "execution_cancels",
@@ -176,7 +180,7 @@ async fn assert_schema_complete(c: &mut PgConnection, by_runner: bool) {
         "scheduler_instances",
     ];
     if by_runner {
-        want.insert(8, "mscribe_migrations");
+        want.insert(11, "mscribe_migrations");
     }
     let tables: Vec<(String, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity FROM pg_class

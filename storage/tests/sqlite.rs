@@ -61,6 +61,7 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         "job_metrics_hourly",
         "control",
         "leases",
+        "alerts",
     ];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
     // Timestamps are readable text.
@@ -291,6 +292,9 @@ fn the_files_apply_in_order_without_the_runner() {
     assert_eq!(
         tables,
         [
+            "alert_job_state",
+            "alert_leases",
+            "alert_outbox",
             "backfill_locks",
             "control_audit",
             "execution_cancels",

@@ -22,6 +22,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
 use super::EnvKind;
+use super::alerts::JobAlerting;
 use super::de;
 use super::file::sub_table;
 use super::options::{
@@ -167,6 +168,10 @@ pub const COMMON_JOB_KEYS: &[(&str, EnvKind)] = &[
     ("misfire.window", EnvKind::Str),
     ("misfire.max_runs", EnvKind::Int),
     ("misfire.replay_paused", EnvKind::Bool),
+    ("expect_success_within", EnvKind::Str),
+    ("pause_after_failures", EnvKind::Int),
+    ("failures_in_a_row", EnvKind::Int),
+    ("paused_too_long", EnvKind::Str),
 ];
 
 /// One `[jobs.<id>]` section: scheduling settings common to every job plus
@@ -201,6 +206,9 @@ pub struct JobSection<O> {
     pub retry: RetryConfig,
     /// The misfire policy (`misfire`).
     pub misfire: MisfireConfig,
+    /// The alert keys (`expect_success_within`, `pause_after_failures`,
+    /// `failures_in_a_row`, `paused_too_long`; see `config/alerts.rs`).
+    pub alerting: JobAlerting,
     /// The job's own options.
     pub options: O,
 }
@@ -218,6 +226,7 @@ impl<O: JobOptions> JobSection<O> {
             max_concurrent: None,
             retry: RetryConfig::from_policy(&(kind.retry)()),
             misfire: MisfireConfig::default(),
+            alerting: JobAlerting::default(),
             options: O::default(),
         }
     }
@@ -234,6 +243,7 @@ impl<O: JobOptions> JobSection<O> {
             max_concurrent: self.max_concurrent,
             retry: &self.retry,
             misfire: &self.misfire,
+            alerting: &self.alerting,
         }
     }
 
@@ -263,6 +273,9 @@ impl<O: JobOptions> JobSection<O> {
                 }
                 "retry" => self.retry = sub_table(&key, value)?,
                 "misfire" => self.misfire = sub_table(&key, value)?,
+                k if JobAlerting::KEYS.contains(&k) => {
+                    self.alerting.set(k, value).map_err(|r| (key.clone(), r))?;
+                }
                 k if O::KEYS.iter().any(|(o, _)| o.split('.').next() == Some(k)) => {
                     options.insert(key, value);
                 }
@@ -461,6 +474,8 @@ pub struct CommonSettings<'a> {
     pub retry: &'a RetryConfig,
     /// The misfire settings.
     pub misfire: &'a MisfireConfig,
+    /// The alert keys.
+    pub alerting: &'a JobAlerting,
 }
 
 impl<'a> CommonSettings<'a> {

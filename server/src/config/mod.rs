@@ -23,6 +23,7 @@
 //! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], [`CommonSettings`] |
 //! | `options` | the options of each built-in job ([`BackupOptions`], ...) |
 //! | `user` | the jobs of your own (`kind = "command"`, `"http"`): [`UserJobDef`], their options and checks |
+//! | `alerts` | the `[alerts.<name>]` blocks ([`AlertConfig`]) and the jobs' alert keys ([`JobAlerting`]) |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
 //!
@@ -40,6 +41,7 @@
 //! # Ok::<(), mscribe_server::config::ConfigError>(())
 //! ```
 
+mod alerts;
 mod env;
 mod file;
 mod jobs;
@@ -49,6 +51,7 @@ mod validate;
 
 pub mod de;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +59,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use alerts::{
+    AlertConfig, AlertEvent, AlertFormat, DEFAULT_ALERT_ATTEMPTS, DEFAULT_ALERT_TIMEOUT,
+    DEFAULT_FAILURES_IN_A_ROW, DEFAULT_PAUSED_TOO_LONG, JobAlerting, check_url,
+};
 pub use env::{
     ENV_PREFIX, EnvKey, EnvKind, OTHER_ENV_VARS, env_keys, env_var_of, user_job_env_keys,
 };
@@ -187,6 +194,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// The seven built-in jobs and the jobs of your own (`[jobs.<id>]`).
     pub jobs: JobsConfig,
+    /// Webhook alerts (`[alerts.<name>]`), by name. Not overridable from
+    /// the environment (their names are the file's).
+    pub alerts: BTreeMap<String, AlertConfig>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -214,6 +224,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             api: ApiConfig::default(),
             jobs: JobsConfig::default(),
+            alerts: BTreeMap::new(),
             source: None,
             unknown_env: Vec::new(),
         }

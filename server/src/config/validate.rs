@@ -103,6 +103,24 @@ impl Config {
                 return Err(bad(&key, e.reason));
             }
         }
+        // A job an alert names is one of the configuration (built-in or of
+        // your own); jobs defined through the API cannot be known here.
+        let known_job = |id: &str| self.jobs.get(id).is_some();
+        for (name, alert) in &self.alerts {
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(bad(
+                    &format!("alerts.{name}"),
+                    format!(
+                        "alert name \"{name}\" must be letters, digits, '-' or '_' (it keys the outbox)"
+                    ),
+                ));
+            }
+            if let Err((k, reason)) = alert.check(&known_job) {
+                return Err(bad(&format!("alerts.{name}.{k}"), reason));
+            }
+        }
         Ok(())
     }
 }

@@ -17,6 +17,7 @@
 //! | `POST /jobs/{id}/backfill` (body `{"from", "to", "dry_run", "force", "concurrency"}`) | bearer | dry run: 200 with the plan; else 202, runs in the background here, audited |
 //! | `POST /executions/{id}/cancel` | bearer | cancels the run wherever it runs: 200 handled, 202 pending |
 //! | `GET /audit?limit=&job=&before=` | bearer | the audit log of control actions, newest first |
+//! | `GET /alerts?limit=&before=&alert=&job=` | bearer | alert deliveries (the outbox), newest first, with `next_before` |
 //!
 //! Pause, resume, trigger, cancel and the audit log go through the
 //! [`ControlPlane`] when the state has one (the server always does); without
@@ -39,10 +40,12 @@
 //! with a cap, strict JSON), `probes.rs` (health, liveness, readiness,
 //! metrics), `jobs.rs` (the jobs API), `define.rs` (jobs defined through
 //! the API), `fires.rs` (upcoming fires and
-//! backfills), `control.rs` (cancel and the audit log), `cursor.rs`
+//! backfills), `control.rs` (cancel and the audit log), `alerts.rs` (the
+//! alert deliveries), `cursor.rs`
 //! (history paging), `serve.rs` (the TCP server, hyper's
 //! own errors as JSON).
 
+mod alerts;
 mod body;
 mod control;
 pub(crate) mod cursor;
@@ -89,6 +92,9 @@ pub struct ServerState {
     /// The cluster's control plane: pause, resume, trigger and cancel for
     /// every instance, and the audit log. `None`: the local scheduler only.
     pub control: Option<ControlPlane>,
+    /// The alert outbox, read by `GET /alerts`. `None`: that route
+    /// answers 404.
+    pub alerts: Option<Arc<dyn mscribe_storage::AlertStore>>,
 }
 
 /// The largest `limit` of the executions route.
@@ -173,6 +179,7 @@ enum Route {
     Backfill(String),
     Cancel(String),
     Audit,
+    Alerts,
 }
 
 impl Route {
@@ -182,7 +189,7 @@ impl Route {
             Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
             Route::Job(_) => "GET, PUT, DELETE",
             Route::Metrics | Route::Jobs | Route::Executions(_) => "GET",
-            Route::Audit | Route::Upcoming(_) => "GET",
+            Route::Audit | Route::Alerts | Route::Upcoming(_) => "GET",
             Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) | Route::Cancel(_) => "POST",
             Route::Backfill(_) => "POST",
         }
@@ -200,7 +207,10 @@ impl Route {
     fn takes_query(&self) -> bool {
         // The probes ignore a query (monitors add cache busters).
         matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
-            || matches!(self, Route::Executions(_) | Route::Audit | Route::Upcoming(_))
+            || matches!(
+                self,
+                Route::Executions(_) | Route::Audit | Route::Alerts | Route::Upcoming(_)
+            )
     }
 }
 
@@ -255,6 +265,7 @@ fn route(segments: &[String]) -> Option<Route> {
         ["jobs", x, "backfill"] => Route::Backfill(id(x)?),
         ["executions", x, "cancel"] => Route::Cancel(id(x)?),
         ["audit"] => Route::Audit,
+        ["alerts"] => Route::Alerts,
         _ => return None,
     })
 }
@@ -282,7 +293,7 @@ where
     // read reaches a client still sending it as a reset connection.
     let bytes = body::read_body(&req.headers, body, state.max_body_bytes).await?;
     let route = segments(&req.path).map(|s| route(&s))?;
-    let is_jobs_api = ["/jobs", "/executions", "/audit"]
+    let is_jobs_api = ["/jobs", "/executions", "/audit", "/alerts"]
         .iter()
         .any(|p| req.path == *p || req.path.starts_with(&format!("{p}/")));
     if is_jobs_api || route.as_ref().is_some_and(Route::needs_token) {
@@ -356,6 +367,7 @@ async fn dispatch(
         Route::Backfill(id) => fires::backfill(s, &id, &body).await?,
         Route::Cancel(id) => control::cancel(s, &id).await?,
         Route::Audit => control::audit(s, &req.query).await?,
+        Route::Alerts => alerts::list(s, &req.query).await?,
     })
 }
 

@@ -13,9 +13,10 @@ use crate::db::Database;
 
 /// Deletes finished execution rows older than `keep`, failures older than
 /// `keep_failures`, and (with a database) hourly metric rows older than
-/// `keep_metrics` and control audit entries (`GET /audit`, `mscribe audit`)
-/// older than `keep`, always leaving the newest audit entry. Running rows
-/// are never deleted.
+/// `keep_metrics`, and control audit entries (`GET /audit`, `mscribe audit`)
+/// and finished alert deliveries (`GET /alerts`) older than `keep`, always
+/// leaving the newest of each. Running rows and pending deliveries are
+/// never deleted.
 #[derive(Debug, Clone)]
 pub struct HistoryRetention {
     store: Arc<dyn ExecutionStore>,
@@ -88,7 +89,7 @@ impl OpsJob for HistoryRetention {
             }
         };
         data["deleted"] = json!(deleted);
-        let (mut metrics_deleted, mut audit_deleted) = (0, 0);
+        let (mut metrics_deleted, mut audit_deleted, mut alerts_deleted) = (0, 0, 0);
         if let Some(db) = &self.db {
             match db.prune_hourly(metrics_older_than).await {
                 Ok(n) => metrics_deleted = n,
@@ -109,11 +110,20 @@ impl OpsJob for HistoryRetention {
                 }
             }
             data["audit_deleted"] = json!(audit_deleted);
+            match db.prune_alerts(older_than).await {
+                Ok(n) => alerts_deleted = n,
+                Err(e) => {
+                    data["alerts_deleted"] = json!(0);
+                    return OpsOutcome::failed(data, format!("pruning alert_outbox failed: {e}"));
+                }
+            }
+            data["alerts_deleted"] = json!(alerts_deleted);
         }
         tracing::info!(
             deleted,
             metrics_deleted,
             audit_deleted,
+            alerts_deleted,
             %older_than,
             %failures_older_than,
             "history pruned"
@@ -244,6 +254,51 @@ mod tests {
             run(|| StoreError::Rejected { message: "permission denied".into(), source: None });
         assert_eq!(out.error_kind(), Some(ErrorKind::Permanent), "{:?}", out.error);
         assert!(out.error.unwrap().starts_with("pruning execution history failed: "));
+    }
+
+    /// With a database, finished alert deliveries older than `keep` go too
+    /// (never a pending one, nor the newest).
+    #[tokio::test]
+    async fn prunes_finished_alert_deliveries_older_than_keep() {
+        use mscribe_storage::{AlertQuery, AttemptOutcome, DeliveryAttempt, NewAlert};
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 3, 30, 0).unwrap();
+        let days = |d: i64| now - chrono::Duration::days(d);
+        let db = Database::open("sqlite::memory:").await.unwrap();
+        let alerts = db.alerts();
+        let row = |key: &str, at| NewAlert {
+            dedupe_key: key.to_owned(),
+            alert: "ops".to_owned(),
+            event: "failure".to_owned(),
+            job_id: Some("j".to_owned()),
+            body: json!({}),
+            created_at: at,
+        };
+        let rows = [row("old-done", days(40)), row("old-pending", days(39)), row("young", days(2))];
+        alerts.enqueue_alerts(&rows).await.unwrap();
+        for r in alerts.alert_deliveries(&AlertQuery::new(10)).await.unwrap() {
+            if r.dedupe_key != "old-pending" {
+                let done = DeliveryAttempt {
+                    at: r.created_at,
+                    status: Some(200),
+                    error: None,
+                    outcome: AttemptOutcome::Delivered,
+                };
+                alerts.record_delivery_attempt(r.id, &done).await.unwrap();
+            }
+        }
+        let job = HistoryRetention::new(db.store(), RetentionOptions::default())
+            .with_database(db.clone());
+        let out = job.run_at(now).await;
+        assert_eq!(out.error, None, "{}", out.data);
+        assert_eq!(out.data["alerts_deleted"], 1);
+        let left: Vec<String> = alerts
+            .alert_deliveries(&AlertQuery::new(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.dedupe_key)
+            .collect();
+        assert_eq!(left, ["young", "old-pending"]);
     }
 
     /// With a database, audit entries older than `keep` go too, except the

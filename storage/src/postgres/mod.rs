@@ -13,8 +13,10 @@
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
 //! | `backfill.rs` | its backfill locks (`ControlStore::lock_backfill`) |
 //! | `control.rs` | its `ControlStore` impl (with `pg_notify`) and [`ControlListener`] |
+//! | `alerts.rs` | its `AlertStore` impl (the outbox, streaks, leases) |
 //! | `probe.rs` | [`PostgresProbe`] |
 
+mod alerts;
 mod backfill;
 mod control;
 mod error;

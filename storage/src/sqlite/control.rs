@@ -376,7 +376,7 @@ impl SqliteStore {
     }
 
     /// Runs the query `f` on a reader thread.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -13,8 +13,10 @@
 //! | `hourly.rs` | its `HourlyMetricsStore` impl |
 //! | `backfill.rs` | its backfill locks (`ControlStore::lock_backfill`) |
 //! | `control.rs` | its `ControlStore` impl (polled: no notifications) |
+//! | `alerts.rs` | its `AlertStore` impl (the outbox, streaks, leases) |
 //! | `probe.rs` | [`SqliteProbe`] and [`verify_sqlite_file`] |
 
+mod alerts;
 mod backfill;
 mod control;
 mod error;

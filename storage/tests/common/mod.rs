@@ -13,7 +13,7 @@ use mscribe_scheduler::{
 };
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
 use mscribe_storage::sqlx::{Connection, PgConnection};
-use mscribe_storage::{ControlStore, HourlyMetricsStore};
+use mscribe_storage::{AlertStore, ControlStore, HourlyMetricsStore};
 
 /// The server the Postgres tests use.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -190,6 +190,8 @@ pub struct Fixture {
     pub hourly: Option<Arc<dyn HourlyMetricsStore>>,
     /// The same store's control plane state; `None` for the memory store.
     pub control: Option<Arc<dyn ControlStore>>,
+    /// The same store's alert outbox; `None` for the memory store.
+    pub alerts: Option<Arc<dyn AlertStore>>,
     /// The SQLite file, for a second handle on it.
     sqlite_path: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
@@ -201,7 +203,15 @@ impl Fixture {
         // Unbounded: the suite checks what a database keeps (a bounded
         // memory store drops a job's oldest rows; its own tests cover that).
         let store = Arc::new(mscribe_scheduler::MemoryStore::unbounded());
-        Fixture { store, hourly: None, control: None, sqlite_path: None, _dir: None, _pg: None }
+        Fixture {
+            store,
+            hourly: None,
+            control: None,
+            alerts: None,
+            sqlite_path: None,
+            _dir: None,
+            _pg: None,
+        }
     }
 
     pub async fn sqlite_file() -> Fixture {
@@ -224,7 +234,7 @@ impl Fixture {
         Fixture::sql(store, None, Some(db))
     }
 
-    fn sql<S: ExecutionStore + HourlyMetricsStore + ControlStore + Clone + 'static>(
+    fn sql<S: ExecutionStore + HourlyMetricsStore + ControlStore + AlertStore + Clone + 'static>(
         store: S,
         dir: Option<tempfile::TempDir>,
         pg: Option<PgTestDb>,
@@ -232,7 +242,8 @@ impl Fixture {
         Fixture {
             store: Arc::new(store.clone()),
             hourly: Some(Arc::new(store.clone())),
-            control: Some(Arc::new(store)),
+            control: Some(Arc::new(store.clone())),
+            alerts: Some(Arc::new(store)),
             sqlite_path: None,
             _dir: dir,
             _pg: pg,
@@ -248,6 +259,21 @@ impl Fixture {
     /// view): a new `SqliteStore` on the file, a new pool on the Postgres
     /// database. Panics for in-memory stores.
     pub async fn other_control(&self) -> Arc<dyn ControlStore> {
+        if let Some(path) = &self.sqlite_path {
+            return Arc::new(mscribe_storage::SqliteStore::open(path).await.unwrap());
+        }
+        let db = self._pg.as_ref().expect("a file or a Postgres database");
+        Arc::new(mscribe_storage::PostgresStore::connect_with(db.store_options()).await.unwrap())
+    }
+
+    /// The alert outbox; panics for the memory store.
+    pub fn alerts(&self) -> &dyn AlertStore {
+        self.alerts.as_deref().expect("a SQL store")
+    }
+
+    /// A second alert store handle on the same database, as
+    /// [`other_control`](Self::other_control).
+    pub async fn other_alerts(&self) -> Arc<dyn AlertStore> {
         if let Some(path) = &self.sqlite_path {
             return Arc::new(mscribe_storage::SqliteStore::open(path).await.unwrap());
         }
