@@ -316,10 +316,13 @@ async fn a_backfill_waits_for_one_running_on_another_instance() {
     let store = f.plane.store().clone();
     let ttl = Duration::from_secs(60);
     let now = f.plane.now();
-    let held = store.lock_backfill("hourly", "other-instance#7", now, ttl).await.unwrap();
+    // `secondly`: the other tests backfill `hourly` and `slow` at the same
+    // time in this process, which has one instance id.
+    let held = store.lock_backfill("secondly", "other-instance#7", now, ttl).await.unwrap();
     assert_eq!(held, mscribe_storage::BackfillLockOutcome::Acquired);
-    let body = json!({ "from": t(at(2026, 3, 10, 8, 0)), "to": t(at(2026, 3, 10, 9, 0)) });
-    let (code, err) = backfill(&f, "hourly", body.clone()).await;
+    let from = at(2026, 3, 10, 8, 0);
+    let body = json!({ "from": t(from), "to": t(from + chrono::TimeDelta::seconds(9)) });
+    let (code, err) = backfill(&f, "secondly", body.clone()).await;
     assert_eq!(code, StatusCode::CONFLICT, "{err}");
     let msg = err["error"].as_str().unwrap();
     assert!(
@@ -328,11 +331,11 @@ async fn a_backfill_waits_for_one_running_on_another_instance() {
     );
     assert!(audit_rows(&f).await.is_empty(), "nothing started, nothing audited");
     // Given back: this instance runs it, and gives the lock back at its end.
-    assert!(store.unlock_backfill("hourly", "other-instance#7").await.unwrap());
-    assert_eq!(backfill(&f, "hourly", body).await.0, StatusCode::ACCEPTED);
+    assert!(store.unlock_backfill("secondly", "other-instance#7").await.unwrap());
+    assert_eq!(backfill(&f, "secondly", body).await.0, StatusCode::ACCEPTED);
     wait_audit(&f, 2).await;
     for _ in 0..500 {
-        let got = store.lock_backfill("hourly", "probe#1", now, ttl).await.unwrap();
+        let got = store.lock_backfill("secondly", "probe#1", now, ttl).await.unwrap();
         if got == mscribe_storage::BackfillLockOutcome::Acquired {
             return;
         }

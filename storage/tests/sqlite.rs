@@ -61,6 +61,7 @@ async fn a_file_keeps_its_rows_across_reopen_and_migrates_once() {
         "job_metrics_hourly",
         "control",
         "leases",
+        "once_per_cluster",
         "alerts",
     ];
     assert_eq!(applied, (1..).zip(names.map(str::to_owned)).collect::<Vec<_>>());
