@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use mscribe_scheduler::StoreResult;
 use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
 use mscribe_scheduler::{
-    Clock, Error, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
-    JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore, MisfirePolicy, PrunePolicy,
+    Clock, Error, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore, FireKind,
+    HistoryQuery, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore, MisfirePolicy,
+    PrunePolicy,
 };
 
 fn instance(rt: &LocalRuntime, store: Arc<dyn ExecutionStore>, id: &str) -> JobScheduler {
@@ -208,16 +209,21 @@ fn missed_fires_are_claimed_too() {
 }
 
 #[test]
-fn manual_triggers_are_not_claimed() {
+fn manual_triggers_are_claimed_each_at_its_own_instant() {
     let rt = LocalRuntime::new();
     let store = Arc::new(MemoryStore::unbounded());
     let (a, b) = (instance(&rt, store.clone(), "a"), instance(&rt, store.clone(), "b"));
     rt.block_on(a.start()).unwrap();
     rt.block_on(b.start()).unwrap();
+    // In the same millisecond: both run, each its own fire.
     a.trigger("tick").unwrap();
     b.trigger("tick").unwrap();
     rt.advance(Duration::from_secs(1));
     let rows = rows(&store, "tick");
+    let manual: Vec<_> = rows.iter().filter(|r| r.kind == FireKind::Manual).collect();
+    assert_eq!(manual.len(), 2, "{rows:#?}");
+    assert_ne!(manual[0].scheduled_at, manual[1].scheduled_at, "{manual:#?}");
+    assert!(manual.iter().all(|r| r.fence.is_some()), "claimed, with a lease: {manual:#?}");
     assert_eq!(per_instance(&rows), BTreeMap::from([("a".to_owned(), 1), ("b".to_owned(), 1)]));
 }
 
