@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::probe::HealthStatus;
-use mscribe_scheduler::{ExecutionEvent, JobScheduler, Observer};
+use mscribe_scheduler::{ExecutionEvent, ExecutionStatus, JobScheduler, Observer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -229,7 +229,26 @@ impl ServerMetrics {
         }
     }
 
+    /// Creates every per-job series of `job` at zero, so that a job's first
+    /// failure or skip is an increase Prometheus sees (a series that appears
+    /// at 1 has no increase) and a dashboard lists jobs that never ran.
+    fn init_job(&self, job: &str) {
+        let labels = JobLabels { job: job.to_owned() };
+        let _ = self.fires.get_or_create(&labels);
+        let _ = self.attempts.get_or_create(&labels);
+        let _ = self.skipped.get_or_create(&labels);
+        let _ = self.duration.get_or_create(&labels);
+        let _ = self.lateness.get_or_create(&labels);
+        for status in ExecutionStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            let _ = self.outcomes.get_or_create(&JobStatusLabels {
+                job: job.to_owned(),
+                status: status.as_str().to_owned(),
+            });
+        }
+    }
+
     /// The metrics in the OpenMetrics text format (which Prometheus reads).
+    /// Every job of the scheduler has its series, at zero until it runs.
     pub fn encode(&self) -> String {
         if let Some(s) = self.scheduler.get() {
             let h = s.store_health();
@@ -242,6 +261,9 @@ impl ServerMetrics {
             *last = (h.dropped.max(last.0), h.written.max(last.1));
             drop(last);
             self.overdue.set(s.overdue().as_secs_f64());
+            for job in s.jobs() {
+                self.init_job(&job.id);
+            }
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
