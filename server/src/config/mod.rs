@@ -170,6 +170,9 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// The log filter, e.g. `info` or `info,mscribe_server=debug` (`log_level`).
     pub log_level: String,
+    /// How log lines are written: `"text"` or `"json"`, one object per
+    /// line (`log_format`, default `"text"`).
+    pub log_format: crate::logging::LogFormat,
     /// Whether logs are also written to `log_dir/mscribe.log` (`log_to_file`, default true).
     pub log_to_file: bool,
     /// Whether scheduled fires are claimed in the database before they run,
@@ -208,6 +211,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             log_level: "info".to_owned(),
+            log_format: crate::logging::LogFormat::Text,
             log_to_file: true,
             claim_fires: false,
             lease: DEFAULT_LEASE,
