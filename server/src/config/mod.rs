@@ -25,6 +25,7 @@
 //! | `user` | the jobs of your own (`kind = "command"`, `"http"`): [`UserJobDef`], their options and checks |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
+//! | `show` | [`effective_toml`]: the configuration read, as TOML, secrets redacted (`mscribe config show`) |
 //!
 //! ```
 //! use mscribe_server::config::Config;
@@ -44,6 +45,7 @@ mod env;
 mod file;
 mod jobs;
 mod options;
+mod show;
 mod user;
 mod validate;
 
@@ -67,6 +69,7 @@ pub use options::{
     AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
     SecurityOptions, SnapshotOptions,
 };
+pub use show::{REDACTED, effective_toml};
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
     MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_env_name, check_id, expand,
