@@ -159,3 +159,37 @@ fn text_logs_have_no_escape_codes_with_no_color() {
     assert!(start[0].contains("mscribe started"), "{start:?}");
     assert!(start[0].contains("instance_id="), "{start:?}");
 }
+
+#[test]
+fn malformed_requests_of_anonymous_clients_log_nothing_above_debug() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let srv = Server::start(dir.path(), &base_env(dir.path(), &db));
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let requests = [
+        ("a bad Content-Length", "GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+        (
+            "two Content-Lengths",
+            "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nabcde",
+        ),
+        ("a bad method", "FOO%BAR /livez HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("an unknown method", "BREW /livez HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("a URI too long", long_uri.as_str()),
+    ];
+    for (what, raw) in requests {
+        let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        // The server may answer and close before reading all of a long request.
+        let _ = s.write_all(raw.as_bytes());
+        let mut answer = [0u8; 12];
+        s.read_exact(&mut answer).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let status = String::from_utf8_lossy(&answer[9..12]).into_owned();
+        assert!(status.starts_with('4'), "{what}: answered {status}");
+    }
+    let (status, stderr) = srv.terminate();
+    assert_eq!(status.code(), Some(0));
+    for line in stderr.lines() {
+        assert!(!line.contains(" WARN ") && !line.contains(" ERROR "), "logged: {line}");
+    }
+}
