@@ -240,6 +240,11 @@ fn containerfile_is_multi_stage_non_root_and_agrees_with_the_config() {
         "the runtime stage copies nothing from {build_stage}"
     );
     assert!(!run.iter().any(|(i, r)| i == "RUN" && r.contains("cargo")), "cargo in the runtime");
+    // The build context (the workspace) leaves out the build output.
+    let ignore = std::fs::read_to_string(deploy("../.dockerignore")).expect(".dockerignore");
+    for entry in ["target", ".git"] {
+        assert!(ignore.lines().any(|l| l.trim() == entry), ".dockerignore lacks {entry}");
+    }
 
     // A non-root user, set after the last RUN.
     let user = all("USER");
