@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every crate's tests, the engine
 # without tokio, and the builds of benches and fuzz targets. Needs nothing
-# installed beyond the Rust toolchain; it starts Postgres if it is not running.
+# installed beyond the Rust toolchain; it starts Postgres if it is not running,
+# and installs what it needs with apt-get (sqlite3, promtool), saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -122,6 +123,25 @@ if [ "$sqlite_tables" != "alert_job_state alert_leases alert_outbox backfill_loc
 fi
 rm -rf "$sqlite_dir"
 trap - EXIT
+
+echo "== prometheus rules: promtool check rules and promtool test rules (deploy/prometheus)"
+# The metric names the rules read are checked against a running server by
+# server/tests/deploy_metrics.rs; here promtool checks the rules' syntax and
+# runs their unit tests (deploy/prometheus/rules_test.yml).
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "   installing promtool (Debian package prometheus) with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends prometheus >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends prometheus >&2; } || true
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "error: promtool is not on PATH and could not be installed (Debian: apt-get install prometheus)" >&2
+    exit 1
+  fi
+fi
+promtool check rules deploy/prometheus/rules.yml
+(cd deploy/prometheus && promtool test rules rules_test.yml)
 
 echo "== cargo package (every publishable crate)"
 # --no-verify keeps this quick. `cargo package --workspace --exclude

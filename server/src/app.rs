@@ -132,7 +132,7 @@ impl App {
         let config = Arc::new(config);
         let (admin_token, token_source) = resolve_admin_token(&config)?;
         let db = Database::open(&config.database_url).await?;
-        tracing::info!(database = %db.target(), "database opened and migrated");
+        tracing::debug!(database = %db.target(), "database opened and migrated");
         let metrics = ServerMetrics::new();
         let mut builder =
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
@@ -312,11 +312,19 @@ impl App {
         self.health.refresh().await;
         match &self.token_source {
             TokenSource::Generated(p) | TokenSource::File(p) => {
-                tracing::info!(path = %p.display(), "jobs API token file")
+                tracing::debug!(path = %p.display(), "jobs API token file")
             }
-            TokenSource::Config => tracing::info!("jobs API token from the configuration"),
+            TokenSource::Config => tracing::debug!("jobs API token from the configuration"),
         }
-        tracing::info!(addr = %local, jobs = self.scheduler.jobs().len(), "listening");
+        // The one INFO line of a normal start.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = %local,
+            database = %self.db.target(),
+            jobs = self.scheduler.jobs().len(),
+            instance_id = %self.scheduler.instance_id(),
+            "mscribe started"
+        );
         on_listening(local);
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let signalled = async move {

@@ -336,6 +336,24 @@ impl ServerMetrics {
         }
     }
 
+    /// Creates every per-job series of `job` at zero, so that a job's first
+    /// failure or skip is an increase Prometheus sees (a series that appears
+    /// at 1 has no increase) and a dashboard lists jobs that never ran.
+    fn init_job(&self, job: &str) {
+        let labels = JobLabels { job: job.to_owned() };
+        let _ = self.fires.get_or_create(&labels);
+        let _ = self.attempts.get_or_create(&labels);
+        let _ = self.skipped.get_or_create(&labels);
+        let _ = self.duration.get_or_create(&labels);
+        let _ = self.lateness.get_or_create(&labels);
+        for status in ExecutionStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            let _ = self.outcomes.get_or_create(&JobStatusLabels {
+                job: job.to_owned(),
+                status: status.as_str().to_owned(),
+            });
+        }
+    }
+
     /// Gives every registered job its per-job freshness series, samples
     /// `next_fire` and `paused`, and drops the series of jobs no longer
     /// registered.
@@ -418,6 +436,7 @@ impl ServerMetrics {
     }
 
     /// The metrics in the OpenMetrics text format (which Prometheus reads).
+    /// Every job of the scheduler has its series, at zero until it runs.
     pub fn encode(&self) -> String {
         if let Some(s) = self.scheduler.get() {
             let h = s.store_health();
@@ -430,6 +449,9 @@ impl ServerMetrics {
             *last = (h.dropped.max(last.0), h.written.max(last.1));
             drop(last);
             self.overdue.set(s.overdue().as_secs_f64());
+            for job in s.jobs() {
+                self.init_job(&job.id);
+            }
             self.sample_jobs(s);
         }
         let mut out = String::new();

@@ -48,7 +48,7 @@ async fn serve_health_jobs_trigger_storage_failure_and_sigterm() {
     drop(c);
     // The server logged to log_dir/mscribe.log too.
     let log = std::fs::read_to_string(dir.join("logs/mscribe.log")).unwrap();
-    assert!(log.contains("listening"), "{log}");
+    assert!(log.contains("mscribe started"), "{log}");
 
     // The CLI against the same files, no server running.
     let (code, out, err) = run_cli(dir, &env, &["jobs"]);

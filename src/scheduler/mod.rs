@@ -533,7 +533,7 @@ impl JobScheduler {
         inner.spawner.spawn(Box::pin(async move { this.heartbeat_loop().await }));
         let rec = inner.recorder.clone();
         inner.spawner.spawn(Box::pin(rec.run(inner.store.clone(), inner.dyn_clock.clone())));
-        tracing::info!(instance_id = %inner.instance_id, jobs = ids.len(), "scheduler started");
+        tracing::debug!(instance_id = %inner.instance_id, jobs = ids.len(), "scheduler started");
         Ok(())
     }
 

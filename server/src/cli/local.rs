@@ -51,14 +51,14 @@ pub(super) async fn serve(cli: &Cli) -> CliResult {
     } else {
         None
     };
-    crate::logging::init(&cfg.log_level, log_file.clone());
+    crate::logging::init_with(&cfg.log_level, cfg.log_format, log_file.clone());
     for name in &cfg.unknown_env {
         tracing::warn!(variable = %name, "unknown MSCRIBE_ environment variable ignored");
     }
     if let Some(src) = &cfg.source {
-        tracing::info!(config = %src.display(), "configuration loaded");
+        tracing::debug!(config = %src.display(), "configuration loaded");
     } else {
-        tracing::info!("no config file; using defaults and environment overrides");
+        tracing::debug!("no config file; using defaults and environment overrides");
     }
     let on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>> =
         log_file.map(|f| Arc::new(move || f.reopen()) as Arc<dyn Fn() + Send + Sync>);

@@ -2,7 +2,8 @@
 //! exit codes, and the dispatch to `local.rs` (this process and the
 //! database), `remote.rs` (a running server's HTTP API, with `--url`),
 //! `fires.rs` (`backfill` and `upcoming`, either way), `define.rs` (`job
-//! apply` and `job delete`, either way) and `health.rs` (`mscribe health`).
+//! apply` and `job delete`, either way), `health.rs` (`mscribe health`) and
+//! `meta.rs` (`config check`, `config show`, `completions`, `man`).
 //!
 //! Exit codes: 0 success; 1 a failure of the server or of I/O (the server
 //! answered 5xx or could not be reached, the database could not be read or
@@ -15,6 +16,7 @@ mod define;
 mod fires;
 mod health;
 mod local;
+mod meta;
 mod remote;
 
 use std::path::PathBuf;
@@ -141,6 +143,22 @@ pub enum JobAction {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// What `mscribe config` does.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Load and check the configuration as `serve` does, with the same
+    /// messages, and start nothing: exit 0 when it is valid, 2 when not.
+    Check {
+        /// The file to check (default: --config, $MSCRIBE_CONFIG, else
+        /// ./mscribe.toml if it exists). MSCRIBE_* variables apply too.
+        file: Option<PathBuf>,
+    },
+    /// Print the configuration read from the file and the MSCRIBE_*
+    /// variables, as TOML, with the admin token, URL passwords and the
+    /// jobs' env and header values redacted.
+    Show,
 }
 
 /// The subcommands.
@@ -302,6 +320,21 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Check or show the configuration, starting nothing.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print a shell completion script: `mscribe completions bash >
+    /// /etc/bash_completion.d/mscribe`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `mscribe man > /usr/local/share/man/man1/mscribe.1`.
+    Man,
     /// Check health: a running server's /health-check, or, when none
     /// answers, the configured database and storage directly. Exits 0
     /// healthy, 1 degraded, 2 unhealthy.
@@ -399,6 +432,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => local::migrate(&cli).await,
         Command::Run { job } => local::run_job(&cli, job).await,
         Command::Health { url } => return health::health(&cli, url.as_deref()).await,
+        Command::Config { action: ConfigAction::Check { file } } => {
+            meta::config_check(&cli, file.as_deref())
+        }
+        Command::Config { action: ConfigAction::Show } => meta::config_show(&cli),
+        Command::Completions { shell } => meta::completions(*shell),
+        Command::Man => meta::man(),
         Command::Jobs { json, target } => match target.url() {
             Some(url) => remote::jobs(&cli, &url, *json).await,
             None => local::jobs(&cli, *json).await,

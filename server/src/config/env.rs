@@ -50,6 +50,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("shutdown_grace", EnvKind::Str),
     ("max_body_bytes", EnvKind::Bytes),
     ("log_level", EnvKind::Str),
+    ("log_format", EnvKind::Str),
     ("log_to_file", EnvKind::Bool),
     ("claim_fires", EnvKind::Bool),
     ("lease", EnvKind::Str),

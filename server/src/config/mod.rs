@@ -26,6 +26,7 @@
 //! | `alerts` | the `[alerts.<name>]` blocks ([`AlertConfig`]) and the jobs' alert keys ([`JobAlerting`]) |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
+//! | `show` | [`effective_toml`]: the configuration read, as TOML, secrets redacted (`mscribe config show`) |
 //!
 //! ```
 //! use mscribe_server::config::Config;
@@ -46,6 +47,7 @@ mod env;
 mod file;
 mod jobs;
 mod options;
+mod show;
 mod user;
 mod validate;
 
@@ -74,6 +76,7 @@ pub use options::{
     AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
     SecurityOptions, SnapshotOptions,
 };
+pub use show::{REDACTED, effective_toml};
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
     MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_env_name, check_id, expand,
@@ -177,6 +180,9 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// The log filter, e.g. `info` or `info,mscribe_server=debug` (`log_level`).
     pub log_level: String,
+    /// How log lines are written: `"text"` or `"json"`, one object per
+    /// line (`log_format`, default `"text"`).
+    pub log_format: crate::logging::LogFormat,
     /// Whether logs are also written to `log_dir/mscribe.log` (`log_to_file`, default true).
     pub log_to_file: bool,
     /// Whether scheduled fires are claimed in the database before they run,
@@ -218,6 +224,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             log_level: "info".to_owned(),
+            log_format: crate::logging::LogFormat::Text,
             log_to_file: true,
             claim_fires: false,
             lease: DEFAULT_LEASE,

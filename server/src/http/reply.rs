@@ -128,7 +128,8 @@ pub(super) async fn recover(err: Rejection) -> Result<Response, Infallible> {
     } else if let Some(e) = err.find::<warp::reject::PayloadTooLarge>() {
         ApiError::too_large(e.to_string())
     } else {
-        tracing::warn!(rejection = ?err, "unhandled rejection");
+        // Debug, not above: any anonymous client can send one.
+        tracing::debug!(rejection = ?err, "unhandled rejection");
         ApiError::bad_request("bad request")
     };
     Ok(e.into_response())
