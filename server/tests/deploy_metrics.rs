@@ -39,6 +39,7 @@ fn metric_names(expr: &str) -> Vec<String> {
         "bool",
         "offset",
         "label_values",
+        "time",
     ];
     let mut names = Vec::new();
     let mut chars = expr.char_indices().peekable();
