@@ -131,6 +131,13 @@ impl App {
         ensure_dirs(&config)?;
         let config = Arc::new(config);
         let (admin_token, token_source) = resolve_admin_token(&config)?;
+        if admin_token.expose().len() < crate::token::MIN_TOKEN_BYTES {
+            tracing::warn!(
+                bytes = admin_token.expose().len(),
+                source = %token_source,
+                "the admin token is shorter than 32 bytes; set a longer one (openssl rand -hex 32), or leave admin_token unset to have one generated"
+            );
+        }
         let db = Database::open(&config.database_url).await?;
         tracing::debug!(database = %db.target(), "database opened and migrated");
         let metrics = ServerMetrics::new();

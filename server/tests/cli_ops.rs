@@ -193,3 +193,26 @@ fn malformed_requests_of_anonymous_clients_log_nothing_above_debug() {
         assert!(!line.contains(" WARN ") && !line.contains(" ERROR "), "logged: {line}");
     }
 }
+
+#[test]
+fn serve_warns_about_a_short_admin_token_and_every_command_about_unknown_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = second_start_stderr(dir.path(), &[("MSCRIBE_ADMIN_TOKEN", "short-token")]);
+    let warn: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(
+        warn.iter().any(|l| l.contains("shorter than 32 bytes") && l.contains("bytes=11")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short-token"), "the token itself is never logged:\n{stderr}");
+    // Any command, not only serve: a typo in a variable name is said once.
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let mut env = base_env(dir.path(), &db);
+    env.extend(env_of(&[("MSCRIBE_LISTN", "127.0.0.1:1")]));
+    let (code, _, err) = run_cli(dir.path(), &env, &["jobs"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.matches("unknown MSCRIBE_ environment variable MSCRIBE_LISTN ignored").count(),
+        1,
+        "{err}"
+    );
+}

@@ -384,8 +384,24 @@ impl From<mscribe_scheduler::StoreError> for Failure {
 
 pub(crate) type CliResult = Result<ExitCode, Failure>;
 
+/// Loads the configuration; warns on stderr (once) about `MSCRIBE_*`
+/// variables that are no key, a typo most likely, in every command but
+/// `serve` and `config check`, which report them their own way.
 fn load(cli: &Cli) -> Result<Config, Failure> {
-    Config::load(cli.config.as_deref()).map_err(|e| Failure::Usage(e.to_string()))
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let cfg = Config::load(cli.config.as_deref()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let own_report = matches!(
+        cli.command,
+        Command::Serve | Command::Config { action: ConfigAction::Check { .. } }
+    );
+    if !own_report {
+        WARNED.call_once(|| {
+            for name in &cfg.unknown_env {
+                eprintln!("mscribe: warning: unknown MSCRIBE_ environment variable {name} ignored");
+            }
+        });
+    }
+    Ok(cfg)
 }
 
 fn ts(t: Option<DateTime<Utc>>) -> String {

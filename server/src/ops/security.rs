@@ -283,7 +283,7 @@ mod tests {
             directories: vec![dir.join("data"), dir.join("backups")],
             backup_dir: Some(dir.join("backups")),
             admin_token: Some(Secret::new(token)),
-            min_token_length: 32,
+            min_token_length: crate::token::MIN_TOKEN_BYTES,
         }
     }
 
