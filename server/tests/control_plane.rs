@@ -460,6 +460,21 @@ async fn jobs_defined_through_the_api_reach_every_instance(backend: Backend) {
     until("gone from c", || c.scheduler.job("defined").is_none()).await;
     let e = a.control.delete_job("defined", Source::Api).await.unwrap_err();
     assert_eq!(e.http_status(), 404, "{e}");
+
+    // A command job runs only where the configuration allows command jobs,
+    // whoever stored it.
+    a.control.allow_command_jobs(true);
+    let cmd =
+        serde_json::json!({ "kind": "command", "command": ["true"], "schedule": "@every 1h" });
+    a.control.define_job("cmd", cmd, Source::Api).await.unwrap();
+    until("cmd on c", || {
+        c.control.allow_command_jobs(true);
+        c.scheduler.job("cmd").is_some()
+    })
+    .await;
+    assert!(a.scheduler.job("cmd").is_some());
+    b.control.sync_now().await.unwrap();
+    assert!(b.scheduler.job("cmd").is_none(), "b does not allow command jobs");
 }
 
 on_both!(

@@ -234,14 +234,25 @@ impl ControlPlane {
             }
             return false;
         }
-        let cfg = match stored_def(d).map(|def| user_job_config(id, &def)) {
-            Ok(Some(cfg)) => cfg,
-            Ok(None) => return false,
+        let def = match stored_def(d) {
+            Ok(def) => def,
             Err(e) => {
                 tracing::warn!(job_id = id, error = %e, "a stored job definition cannot be used here; not run on this instance");
                 return false;
             }
         };
+        // Each instance's operator chooses whether it runs programs defined
+        // at run time, whoever stored the definition.
+        if def.kind().id == "command" && !self.inner.allow_command_jobs.load(Ordering::Relaxed) {
+            if local.shadowed.insert(id.to_owned()) {
+                tracing::warn!(
+                    job_id = id,
+                    "a command job defined through the API or the CLI is not run here: this instance's configuration does not set [api] allow_command_jobs = true"
+                );
+            }
+            return false;
+        }
+        let Some(cfg) = user_job_config(id, &def) else { return false };
         if ours {
             let _ = self.inner.scheduler.unregister(id);
         }

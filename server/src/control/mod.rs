@@ -288,8 +288,9 @@ pub(crate) struct Local {
     /// The jobs registered here from definitions made through the API or
     /// the CLI, with the `updated_at` of the definition applied.
     pub(crate) defined: std::collections::HashMap<String, DateTime<Utc>>,
-    /// Definitions left out because this instance's configuration has a
-    /// job of their id (logged once).
+    /// Definitions left out here (logged once): this instance's
+    /// configuration has a job of their id, or they are command jobs it
+    /// does not allow.
     pub(crate) shadowed: HashSet<String>,
 }
 
