@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::executor::block_on;
-use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
+use mscribe_scheduler::sim::StoreFaults;
 use mscribe_scheduler::{
     AttemptStart, ClaimOutcome, Clock, ExecutionEvent, ExecutionId, ExecutionRecord,
     ExecutionStatus, ExecutionStore, FireClaim, FireKind, JobConfig, JobContext, LocalRuntime,
     MemoryStore, MisfirePolicy, OverlapPolicy, OverlapScope, StoreError,
 };
-use support::cluster::{Log, instance, slow_job};
+use support::cluster::{Log, cuttable, instance, slow_job};
 
 /// An hourly [`slow_job`]. Missed fires within 2 h run again.
 fn slow(log: &Log, instance: &str) -> JobConfig {
@@ -37,12 +37,7 @@ fn rows(store: &MemoryStore, job: &str) -> Vec<ExecutionRecord> {
 fn a_fire_whose_owner_stops_renewing_its_lease_is_taken_over_with_the_same_fire_key() {
     let rt = LocalRuntime::new();
     let shared = Arc::new(MemoryStore::unbounded());
-    let cut = Arc::new(FaultyStore::new(
-        shared.clone(),
-        StoreFaults::default(),
-        1,
-        Arc::new(rt.clock()) as Arc<dyn Clock>,
-    ));
+    let cut = cuttable(&rt, &shared);
     let log: Log = Arc::default();
     let a = instance(&rt, cut.clone(), "a", vec![slow(&log, "a")]);
     rt.block_on(a.start()).unwrap();
@@ -219,12 +214,7 @@ fn max_concurrent_limits_runs_across_the_cluster() {
 fn an_owner_cut_off_from_the_store_stops_its_run_before_its_lease_runs_out() {
     let rt = LocalRuntime::new();
     let shared = Arc::new(MemoryStore::unbounded());
-    let cut = Arc::new(FaultyStore::new(
-        shared.clone(),
-        StoreFaults::default(),
-        1,
-        Arc::new(rt.clock()) as Arc<dyn Clock>,
-    ));
+    let cut = cuttable(&rt, &shared);
     // When the run's future was dropped (stopped), by the clock.
     let stopped: Arc<Mutex<Option<DateTime<Utc>>>> = Arc::default();
     struct OnDrop(Arc<Mutex<Option<DateTime<Utc>>>>, LocalRuntime);

@@ -9,12 +9,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
+use mscribe_scheduler::sim::StoreFaults;
 use mscribe_scheduler::{
     Clock, ExecutionStatus, ExecutionStore, FireKind, JobScheduler, LocalRuntime, MemoryStore,
     OverlapPolicy, TriggerOutcome,
 };
-use support::cluster::{Log, instance, slow_job};
+use support::cluster::{Log, cuttable, instance, slow_job};
 
 /// A trigger-only [`slow_job`] that may run beside itself, on an
 /// instance of its own.
@@ -35,12 +35,7 @@ fn starts(log: &Log) -> Vec<(String, String, u32)> {
 fn a_trigger_whose_instance_dies_runs_again_on_another_instance_with_the_same_fire_key() {
     let rt = LocalRuntime::new();
     let shared = Arc::new(MemoryStore::unbounded());
-    let cut = Arc::new(FaultyStore::new(
-        shared.clone(),
-        StoreFaults::default(),
-        1,
-        Arc::new(rt.clock()) as Arc<dyn Clock>,
-    ));
+    let cut = cuttable(&rt, &shared);
     let log: Log = Arc::default();
     let a = instance_of(&rt, cut.clone(), "a", &log);
     let b = instance_of(&rt, shared.clone(), "b", &log);

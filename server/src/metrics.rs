@@ -95,17 +95,12 @@ pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// HEAD`, else `unknown` (see `server/build.rs`).
 pub const BUILD_COMMIT: &str = env!("MSCRIBE_BUILD_COMMIT");
 
-/// The final statuses `mscribe_job_last_run_timestamp_seconds` has a series
-/// for, per job, from registration: every status but `running`.
-const FINAL_STATUSES: [ExecutionStatus; 7] = [
-    ExecutionStatus::Succeeded,
-    ExecutionStatus::Failed,
-    ExecutionStatus::TimedOut,
-    ExecutionStatus::Cancelled,
-    ExecutionStatus::RetriesExhausted,
-    ExecutionStatus::Abandoned,
-    ExecutionStatus::Skipped,
-];
+/// The final statuses (every status but `running`): the per-job series
+/// of `mscribe_job_outcomes_total` and
+/// `mscribe_job_last_run_timestamp_seconds` exist for each from registration.
+fn final_statuses() -> impl Iterator<Item = ExecutionStatus> {
+    ExecutionStatus::ALL.into_iter().filter(|s| s.is_final())
+}
 
 /// How many of a job's newest rows [`ServerMetrics::seed_from_store`] reads
 /// for `last_run` (its latest success is read apart, whatever its age).
@@ -346,7 +341,7 @@ impl ServerMetrics {
         let _ = self.skipped.get_or_create(&labels);
         let _ = self.duration.get_or_create(&labels);
         let _ = self.lateness.get_or_create(&labels);
-        for status in ExecutionStatus::ALL.into_iter().filter(|s| s.is_final()) {
+        for status in final_statuses() {
             let _ = self.outcomes.get_or_create(&JobStatusLabels {
                 job: job.to_owned(),
                 status: status.as_str().to_owned(),
@@ -366,7 +361,7 @@ impl ServerMetrics {
             self.last_success.remove(&job);
             self.next_fire.remove(&job);
             self.paused.remove(&job);
-            for st in FINAL_STATUSES {
+            for st in final_statuses() {
                 self.last_run
                     .remove(&JobStatusLabels { job: gone.clone(), status: st.as_str().to_owned() });
             }
@@ -374,7 +369,7 @@ impl ServerMetrics {
         for info in &jobs {
             let job = JobLabels { job: info.id.clone() };
             drop(self.last_success.get_or_create(&job));
-            for st in FINAL_STATUSES {
+            for st in final_statuses() {
                 drop(self.last_run.get_or_create(&JobStatusLabels {
                     job: info.id.clone(),
                     status: st.as_str().to_owned(),

@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mscribe_scheduler::{ExecutionStore, JobConfig, JobContext, JobScheduler, LocalRuntime};
+use mscribe_scheduler::sim::{FaultyStore, StoreFaults};
+use mscribe_scheduler::{
+    Clock, ExecutionStore, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore,
+};
 
 /// Each handler start: its fire key, instance and attempt.
 pub type Log = Arc<Mutex<Vec<(String, String, u32)>>>;
@@ -42,4 +45,18 @@ pub fn slow_job(log: &Log, instance: &str) -> JobConfig {
             ctx.sleep(Duration::from_secs(20 * 60)).await;
         }
     })
+}
+
+/// A path to `shared` that can be cut (`set_faults` with `error: 1.0`), as
+/// an instance's own link to the database.
+pub fn cuttable(
+    rt: &LocalRuntime,
+    shared: &Arc<MemoryStore>,
+) -> Arc<FaultyStore<Arc<MemoryStore>>> {
+    Arc::new(FaultyStore::new(
+        shared.clone(),
+        StoreFaults::default(),
+        1,
+        Arc::new(rt.clock()) as Arc<dyn Clock>,
+    ))
 }

@@ -53,6 +53,9 @@ pub fn definition_row(
     existed: bool,
 ) -> (JobDefinition, AuditEntry) {
     let (common, kind) = (def.common(), def.kind());
+    // To the microsecond, as the stores keep it: the sync loop compares
+    // the stored `updated_at` with the one applied here.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     let mut policies = defs::policies(kind, &common);
     policies[DEFINITION_KEY] = body;
     let row = JobDefinition {
@@ -165,10 +168,7 @@ impl ControlPlane {
             definition_row(id, &def, body, source.clone(), self.instance_id(), self.now(), existed);
         self.inner.store.put_definition(&row, &audit).await?;
         // Stored: the next round registers it here if this fails now.
-        let stored = self.inner.store.definitions().await?;
-        if let Some(d) = stored.iter().find(|d| d.job_id == id) {
-            self.apply_definition(d);
-        }
+        self.apply_definition(&row);
         Ok(DefineReceipt {
             job_id: id.to_owned(),
             kind: row.kind,
