@@ -61,6 +61,7 @@ mod error;
 mod failure;
 mod guard;
 mod job;
+mod logfmt;
 mod policy;
 mod recorder;
 mod retry;

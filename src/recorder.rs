@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, checked_after};
 use crate::guard;
+use crate::logfmt::Rfc3339;
 use crate::signal::Signal;
 use crate::store::{ExecutionEvent, ExecutionStore, StoreError};
 
@@ -137,7 +138,7 @@ impl Recorder {
                 g.health.dropped += 1;
                 g.health.dropped_since_drained += 1;
                 tracing::error!(
-                    job_id = old.job_id(),
+                    job_id = %old.job_id(),
                     dropped_total = g.health.dropped,
                     capacity = g.health.capacity,
                     "store buffer full: dropped the oldest unwritten record"
@@ -146,7 +147,7 @@ impl Recorder {
                 g.health.dropped += 1;
                 g.health.dropped_since_drained += 1;
                 tracing::error!(
-                    job_id = ev.job_id(),
+                    job_id = %ev.job_id(),
                     dropped_total = g.health.dropped,
                     "store buffer full: dropped a record"
                 );
@@ -292,8 +293,8 @@ impl Recorder {
         g.health.rejected += rejected;
         if g.health.failing {
             tracing::info!(
-                since = ?g.health.failing_since,
-                recovered_at = %now,
+                since = g.health.failing_since.map(|t| display(Rfc3339(t))),
+                recovered_at = %Rfc3339(now),
                 "execution store recovered; buffered records are being written"
             );
         }
@@ -356,7 +357,7 @@ impl Recorder {
                 }
                 Err(e) => {
                     rejected += 1;
-                    tracing::error!(error = %error_chain(&e), first_error = %first, event = ?ev, "execution store rejected a record");
+                    tracing::error!(error = %error_chain(&e), first_error = %first, job_id = %ev.job_id(), scheduled_at = %Rfc3339(ev.scheduled_at()), "execution store rejected a record");
                 }
             }
         }

@@ -90,10 +90,13 @@ pub struct App {
     /// Pause, resume, trigger and cancel for every instance on the
     /// database; its sync loop runs while the server serves.
     pub control: ControlPlane,
-    /// Webhook alerts, when the configuration has any (`[alerts.<name>]`
-    /// or a job's `pause_after_failures`); its loops run while the server
-    /// serves.
-    pub alerts: Option<AlertService>,
+    /// Webhook alerts. Its loops run while the server serves, when the
+    /// configuration has alerts (`[alerts.<name>]` or a job's
+    /// `pause_after_failures`) at the start or after a reload; without
+    /// any, its observer is off.
+    pub alerts: AlertService,
+    /// Applies a reloaded configuration's jobs and alerts (SIGHUP).
+    pub reloader: crate::reload::Reloader,
     /// The health checker.
     pub health: Arc<HealthChecker>,
     /// The metrics.
@@ -147,15 +150,11 @@ impl App {
                 .claim_fires(config.claim_fires && !opts.pause_all)
                 .lease(config.lease)
                 .observer(metrics.clone());
-        // Alerts see the records through an observer that only queues them.
+        // Alerts see the records through an observer that only queues them,
+        // and is off while no alert is configured (a reload may add one).
         let alert_settings = AlertSettings::default();
-        let alert_intake = if alerts::wanted(&config) {
-            let (observer, intake) = AlertService::observer(&alert_settings);
-            builder = builder.observer(observer);
-            Some(intake)
-        } else {
-            None
-        };
+        let (alert_observer, alert_intake) = AlertService::observer(&alert_settings);
+        builder = builder.observer(alert_observer);
         let scheduler = builder.build();
         metrics.attach(scheduler.clone());
 
@@ -224,7 +223,7 @@ impl App {
                 tracing::warn!(error = %e, "freshness metrics: could not read the history at start")
             }
             Err(_) => tracing::warn!(
-                timeout = ?SEED_TIMEOUT,
+                timeout_ms = SEED_TIMEOUT.as_millis() as u64,
                 "freshness metrics: reading the history at start timed out"
             ),
         }
@@ -232,24 +231,26 @@ impl App {
         // stay paused whatever the cluster's state says.
         let control = ControlPlane::for_database(&db, scheduler.clone());
         control.allow_command_jobs(config.api.allow_command_jobs);
-        let alerts = alert_intake.map(|intake| {
-            AlertService::new(AlertParts {
-                alerts: config.alerts.clone(),
-                jobs: alerts::job_alerting(&config),
-                intake,
-                store: db.alerts(),
-                history: db.store(),
-                scheduler: scheduler.clone(),
-                control: Some(control.clone()),
-                settings: alert_settings,
-            })
+        let alerts = AlertService::new(AlertParts {
+            alerts: config.alerts.clone(),
+            jobs: alerts::job_alerting(&config),
+            intake: alert_intake,
+            store: db.alerts(),
+            history: db.store(),
+            scheduler: scheduler.clone(),
+            control: Some(control.clone()),
+            settings: alert_settings,
         });
+        alerts.set_observing(alerts::wanted(&config));
+        let reloader =
+            crate::reload::Reloader::new(ctx, scheduler.clone(), control.clone(), alerts.clone());
         Ok(App {
             config,
             db,
             scheduler,
             control,
             alerts,
+            reloader,
             health,
             metrics,
             admin_token,
@@ -270,7 +271,9 @@ impl App {
         })
     }
 
-    /// Runs the server until SIGINT or SIGTERM: binds, applies the
+    /// Runs the server until SIGINT or SIGTERM, reloading the
+    /// configuration's jobs and alerts on SIGHUP
+    /// ([`Reloader::reload`](crate::reload::Reloader::reload)): binds, applies the
     /// cluster's stored state (job definitions, pauses), starts the
     /// scheduler and the control plane's sync loop, serves; then stops
     /// accepting connections, drains them, stops the sync loop, stops the
@@ -283,13 +286,23 @@ impl App {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+        let reloader = self.reloader.clone();
+        let reloads = tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                reloader.reload_logged().await;
+            }
+        });
         let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
                 _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
             }
         };
-        self.serve_until(shutdown, on_listening).await
+        let stopped = self.serve_until(shutdown, on_listening).await;
+        reloads.abort();
+        stopped
     }
 
     /// [`serve`](Self::serve), stopping when `shutdown` completes.
@@ -310,8 +323,8 @@ impl App {
         }
         self.scheduler.start().await?;
         self.control.spawn();
-        if let Some(a) = &self.alerts {
-            a.spawn();
+        if alerts::wanted(&self.config) {
+            self.alerts.spawn();
         }
         // A first health result before the first request, so that every
         // answer can be served within the answer budget (a request that
@@ -345,7 +358,10 @@ impl App {
         let server = tokio::spawn(server);
         // Wait for the signal, then give open connections the grace to finish.
         let _ = stopped_rx.await;
-        tracing::info!(grace = ?grace, "no longer accepting connections; stopping the scheduler");
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "no longer accepting connections; stopping the scheduler"
+        );
         // No trigger or cancel is taken from the cluster once stopping.
         self.control.stop().await;
         let (server_done, report) = tokio::join!(
@@ -356,9 +372,7 @@ impl App {
             tracing::warn!("open HTTP connections did not close within the grace; dropping them");
         }
         // The runs' last records are queued by now: stored, then the loops end.
-        if let Some(a) = &self.alerts {
-            a.stop(Duration::from_secs(5)).await;
-        }
+        self.alerts.stop(Duration::from_secs(5)).await;
         // A command whose attempt was dropped (its timeout, or the stop
         // grace) may still be getting its SIGKILL: not left behind.
         crate::ops::wait_for_group_kills(
@@ -373,7 +387,12 @@ impl App {
             );
         }
         self.db.close().await;
-        tracing::info!(?report, "stopped");
+        tracing::info!(
+            finished_in_grace = report.finished_in_grace,
+            dropped = report.dropped,
+            unwritten = report.unwritten,
+            "stopped"
+        );
         Ok(report)
     }
 }

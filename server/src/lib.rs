@@ -46,6 +46,7 @@
 //! the rows of one table, [`ops::JOBS`], which registration, the
 //! configuration and the command line read.
 //! Webhook alerts through an outbox, once per cluster: [`alerts`].
+//! Reloading the configuration's jobs and alerts on SIGHUP: [`reload`].
 
 pub mod alerts;
 pub mod app;
@@ -60,4 +61,5 @@ pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod probe;
+pub mod reload;
 pub mod token;

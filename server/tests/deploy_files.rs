@@ -140,6 +140,8 @@ fn systemd_unit_is_hardened_and_agrees_with_the_config() {
     assert_known_vars("mscribe.service", env.keys().map(String::as_str));
     let cfg = config_of("mscribe.service", "", &env);
 
+    // A reload is SIGHUP, which `serve` takes as "reload the jobs and alerts".
+    assert_eq!(one(&unit, "Service", "ExecReload"), "/bin/kill -HUP $MAINPID");
     // ExecStart is `mscribe --config FILE serve`.
     let exec: Vec<&str> = one(&unit, "Service", "ExecStart").split_whitespace().collect();
     assert!(exec[0].ends_with("/mscribe"), "ExecStart={exec:?}");

@@ -16,6 +16,7 @@ use super::registry::Fire;
 use super::{JobScheduler, Phase, TriggerOutcome};
 use crate::error::{Error, Result};
 use crate::guard;
+use crate::logfmt::Rfc3339;
 use crate::schedule::Schedule;
 use crate::store::{ExecutionId, ExecutionStatus, FireKind};
 
@@ -192,7 +193,7 @@ impl JobScheduler {
         if req.dry_run {
             return Ok(report);
         }
-        tracing::info!(job_id = id, from = %req.from, to = %req.to, runs = todo.len(), "backfill started");
+        tracing::info!(job_id = %id, from = %Rfc3339(req.from), to = %Rfc3339(req.to), runs = todo.len(), "backfill started");
         let mut pending = todo.into_iter();
         let mut running = FuturesUnordered::new();
         loop {
@@ -210,7 +211,7 @@ impl JobScheduler {
             }
         }
         report.runs.sort_by_key(|r| r.scheduled_at);
-        tracing::info!(job_id = id, runs = report.runs.len(), "backfill ended");
+        tracing::info!(job_id = %id, runs = report.runs.len(), "backfill ended");
         Ok(report)
     }
 

@@ -12,6 +12,7 @@ use super::lease::Held;
 use super::registry::{Fire, Slot, Spec, exec_id};
 use super::{JobScheduler, Phase, State};
 use crate::clock::after;
+use crate::logfmt::Rfc3339;
 use crate::recorder::error_chain;
 use crate::store::{ClaimOutcome, FireClaim, FireKind};
 
@@ -161,7 +162,7 @@ impl JobScheduler {
                     // Another instance may have won it: this one claims it again
                     // later, to record the skip only if nobody did.
                     (Err(why), then) => {
-                        tracing::warn!(job_id = &**key, scheduled_at = %at, error = why, "claim failed; fire not run here");
+                        tracing::warn!(job_id = %&**key, scheduled_at = %Rfc3339(at), error = why, "claim failed; fire not run here");
                         let then = match then {
                             // A trigger is still wanted once the store answers.
                             OnClaim::Dispatch if fire.kind == FireKind::Manual => then,
@@ -178,7 +179,7 @@ impl JobScheduler {
                         if st.claim_retry.len() < CLAIM_RETRY_CAP {
                             st.claim_retry.push(retry);
                         } else {
-                            tracing::error!(job_id = &**key, scheduled_at = %at, "too many failed claims waiting; this fire is left unrecorded");
+                            tracing::error!(job_id = %&**key, scheduled_at = %Rfc3339(at), "too many failed claims waiting; this fire is left unrecorded");
                         }
                     }
                     // Another trigger of the job took this instant (two
@@ -189,7 +190,7 @@ impl JobScheduler {
                         if fire.kind == FireKind::Manual && !c.fixed =>
                     {
                         let nominal = after(at, MANUAL_STEP);
-                        tracing::debug!(job_id = &**key, scheduled_at = %at, next = %nominal, "trigger instant taken; claiming the next");
+                        tracing::debug!(job_id = %&**key, scheduled_at = %Rfc3339(at), next = %Rfc3339(nominal), "trigger instant taken; claiming the next");
                         let fire = Fire { nominal, ..fire };
                         if let Some(job) = st.jobs.get_mut(c.slot) {
                             job.decided(nominal, true);
@@ -198,7 +199,7 @@ impl JobScheduler {
                         st.claims.push(PendingClaim { spec, slot: c.slot, fire, then, fixed: false });
                     }
                     (Ok(ClaimOutcome::Taken), _) => {
-                        tracing::debug!(job_id = &**key, scheduled_at = %at, "fire claimed by another instance; not run here");
+                        tracing::debug!(job_id = %&**key, scheduled_at = %Rfc3339(at), "fire claimed by another instance; not run here");
                     }
                     (Ok(ClaimOutcome::Busy { fence, running }), then) => {
                         let fire = Fire { claimed: true, fence, ..fire };

@@ -17,6 +17,7 @@ use super::registry::{Fire, RunHandle, Slot, Spec, exec_id};
 use super::run::{Outcome, Resume};
 use super::{JobScheduler, Phase, State, TriggerOutcome};
 use crate::cancel::{CancelReason, CancellationToken};
+use crate::logfmt::Rfc3339;
 use crate::policy::OverlapPolicy;
 use crate::store::{ExecutionEvent, ExecutionId, ExecutionStatus, SkippedFire};
 
@@ -71,7 +72,7 @@ impl JobScheduler {
                 }
                 let job = st.jobs.get_mut(slot).expect("checked above");
                 job.backlog.push_back(fire);
-                tracing::info!(job_id = %job.spec.id, scheduled_at = %fire.nominal, "fire queued behind the running run");
+                tracing::info!(job_id = %job.spec.id, scheduled_at = %Rfc3339(fire.nominal), "fire queued behind the running run");
                 TriggerOutcome::Queued { execution_id: exec_id(self.inner.instance_bits, fire.seq) }
             }
             OverlapPolicy::Queue | OverlapPolicy::Skip => {
@@ -103,7 +104,7 @@ impl JobScheduler {
         // The job's `last_run` has this fire already: it was noted when it
         // was decided (`Job::decided`, or the newest of a catch-up).
         let nominal = fire.nominal;
-        tracing::info!(job_id = &**key, %execution_id, scheduled_at = %nominal, status = "skipped", reason, "fire skipped");
+        tracing::info!(job_id = %&**key, %execution_id, scheduled_at = %Rfc3339(nominal), status = "skipped", reason, "fire skipped");
         self.inner.record(ExecutionEvent::Skipped(SkippedFire {
             job_id: key.clone(),
             execution_id,
@@ -260,7 +261,7 @@ impl JobScheduler {
                 if st.leases.get(&key).is_some_and(|h| h.fence == fire.fence && h.expires > now) {
                     break;
                 }
-                tracing::warn!(job_id = %spec.id, scheduled_at = %fire.nominal, fence = fire.fence, "a queued fire's lease ran out before it could start; left to the instance that takes it over");
+                tracing::warn!(job_id = %spec.id, scheduled_at = %Rfc3339(fire.nominal), fence = fire.fence, "a queued fire's lease ran out before it could start; left to the instance that takes it over");
                 st.leases.remove(&key);
                 next = st.jobs.get_mut(slot).and_then(|j| j.backlog.pop_front());
             }

@@ -11,6 +11,7 @@ use super::timeline::Entry;
 use super::{JobScheduler, Phase, State};
 use crate::clock::{checked_after, std_dur};
 use crate::guard::{self, GuardedSleep};
+use crate::logfmt::Rfc3339;
 use crate::recorder::error_chain;
 
 impl JobScheduler {
@@ -87,7 +88,7 @@ impl JobScheduler {
         let Some(nominal) = job.next_nominal else { return };
         let lateness = std_dur(due, now);
         if lateness > job.misfire.grace {
-            tracing::warn!(job_id = %job.spec.id, scheduled_at = %nominal, lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
+            tracing::warn!(job_id = %job.spec.id, scheduled_at = %Rfc3339(nominal), lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
             let before = job.schedule.as_ref().map_or(nominal, |s| s.before_fire(nominal));
             self.catch_up(st, slot, before, now, "misfire: missed while down or stalled");
         } else {

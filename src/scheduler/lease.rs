@@ -13,6 +13,7 @@ use super::{JobScheduler, Phase};
 use crate::cancel::CancelReason;
 use crate::clock::{after, before, checked_after};
 use crate::guard;
+use crate::logfmt::Rfc3339;
 use crate::policy::MisfireMode;
 use crate::recorder::error_chain;
 use crate::store::{ExpiredLease, FireKind, FireLease};
@@ -124,7 +125,7 @@ impl JobScheduler {
             let Some(job) = st.jobs.get_mut(h.slot).filter(|j| j.spec.id == lease.job_id) else {
                 continue;
             };
-            tracing::warn!(job_id = %lease.job_id, scheduled_at = %lease.scheduled_at, fence = lease.fence, "lost the fire's lease (taken over, or expired while the store was unreachable); stopping its run here");
+            tracing::warn!(job_id = %lease.job_id, scheduled_at = %Rfc3339(lease.scheduled_at), fence = lease.fence, "lost the fire's lease (taken over, or expired while the store was unreachable); stopping its run here");
             // Its run (or its place in the queue) is another instance's now.
             job.backlog.retain(|f| f.seq != h.seq);
             if let Some(run) = job.running.iter().find(|r| r.seq == h.seq) {
@@ -177,7 +178,7 @@ impl JobScheduler {
                 Ok(Some(t)) => t,
                 Ok(None) => continue,
                 Err(err) => {
-                    tracing::warn!(job_id = %e.job_id, scheduled_at = %e.scheduled_at, error = %error_chain(&err), "could not take over an expired lease");
+                    tracing::warn!(job_id = %e.job_id, scheduled_at = %Rfc3339(e.scheduled_at), error = %error_chain(&err), "could not take over an expired lease");
                     continue;
                 }
             };
@@ -205,7 +206,7 @@ impl JobScheduler {
             fence: taken.fence,
             ..Fire::new(e.scheduled_at, e.kind)
         };
-        tracing::warn!(job_id = %e.job_id, scheduled_at = %e.scheduled_at, owner = %e.owner, fence = taken.fence, rerun, "took over a fire whose owner stopped renewing its lease");
+        tracing::warn!(job_id = %e.job_id, scheduled_at = %Rfc3339(e.scheduled_at), owner = %e.owner, fence = taken.fence, rerun, "took over a fire whose owner stopped renewing its lease");
         if rerun && st.phase == Phase::Running {
             let expires = after(now, self.inner.settings.lease);
             let held = Held { fence: taken.fence, slot, seq, expires };

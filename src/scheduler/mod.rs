@@ -267,7 +267,7 @@ impl JobScheduler {
         if st.jobs.contains(&job.spec.id) {
             return Err(Error::DuplicateJob(job.spec.id.to_string()));
         }
-        tracing::debug!(job_id = %job.spec.id, schedule = ?job.schedule, "job registered");
+        tracing::debug!(job_id = %job.spec.id, schedule = job.schedule.as_ref().map(display), "job registered");
         if let (Some(key), Some(schedule)) = (cron_key, &job.schedule) {
             let shared = st.crons.entry(key).or_insert_with(|| schedule.clone()).clone();
             job.schedule = Some(shared);
@@ -300,7 +300,7 @@ impl JobScheduler {
         for fire in &job.backlog {
             self.record_skip(&mut st, &job.spec.id, *fire, now, "job unregistered");
         }
-        tracing::info!(job_id = id, "job unregistered");
+        tracing::info!(job_id = %id, "job unregistered");
         Ok(())
     }
 
@@ -318,7 +318,7 @@ impl JobScheduler {
             job.cold().paused_at = Some(now);
             job.generation = fresh;
             job.next_nominal = None;
-            tracing::info!(job_id = id, "job paused");
+            tracing::info!(job_id = %id, "job paused");
         }
         Ok(())
     }
@@ -336,7 +336,7 @@ impl JobScheduler {
         }
         job.paused = false;
         let paused_at = job.cold.as_mut().and_then(|c| c.paused_at.take());
-        tracing::info!(job_id = id, "job resumed");
+        tracing::info!(job_id = %id, "job resumed");
         if st.phase == Phase::Running {
             let job = st.jobs.get(slot).expect("indexed");
             let replay_from = if job.misfire.replay_paused {
@@ -579,7 +579,11 @@ impl JobScheduler {
         };
         shutdown.cancel();
         inner.wake.notify();
-        tracing::info!(running = was_running, grace = ?grace, "scheduler stopping");
+        tracing::info!(
+            running = was_running,
+            grace_ms = grace.as_millis() as u64,
+            "scheduler stopping"
+        );
 
         // A grace past the end of time waits for the runs to end.
         let all_done = self.wait_runs(checked_after(now, grace)).await;
@@ -609,7 +613,12 @@ impl JobScheduler {
         }
         inner.recorder.close();
         inner.lock().phase = Phase::Stopped;
-        tracing::info!(?report, "scheduler stopped");
+        tracing::info!(
+            finished_in_grace = report.finished_in_grace,
+            dropped = report.dropped,
+            unwritten = report.unwritten,
+            "scheduler stopped"
+        );
         Ok(report)
     }
 

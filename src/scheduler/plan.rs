@@ -9,6 +9,7 @@ use super::claim::OnClaim;
 use super::registry::{Fire, NO_JITTER, Slot};
 use super::{JobScheduler, State};
 use crate::clock::std_dur;
+use crate::logfmt::Rfc3339;
 use crate::schedule::Schedule;
 
 impl JobScheduler {
@@ -86,7 +87,7 @@ impl JobScheduler {
             due = crate::clock::after(nominal, delay);
         }
         job.next_nominal = Some(nominal);
-        tracing::debug!(job_id = %job.spec.id, next_run = %nominal, due = %due, "next run planned");
+        tracing::debug!(job_id = %job.spec.id, next_run = %Rfc3339(nominal), due = %Rfc3339(due), "next run planned");
         st.timeline.push(due, fresh, slot);
         if st.driver_wake.is_none_or(|w| due < w) {
             st.driver_wake = Some(due);
@@ -141,7 +142,7 @@ impl JobScheduler {
         // The first missed fire goes through the overlap policy; further
         // catch-up fires (RunAll) wait in the backlog and run one after another.
         for (i, t) in plan.run.iter().enumerate() {
-            tracing::info!(job_id = %key, scheduled_at = %t, "running a missed fire");
+            tracing::info!(job_id = %key, scheduled_at = %Rfc3339(*t), "running a missed fire");
             let fire = Fire::scheduled(*t);
             if i == 0 {
                 self.dispatch(st, slot, fire, now);

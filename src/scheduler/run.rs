@@ -20,6 +20,7 @@ use crate::clock::{after, checked_after, std_dur};
 use crate::failure::ErrorKind;
 use crate::guard::{GuardedSleep, panic_message};
 use crate::job::{JobContext, JobResult};
+use crate::logfmt::Rfc3339;
 use crate::store::{AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus};
 
 impl JobScheduler {
@@ -47,7 +48,7 @@ impl JobScheduler {
                 inner.recorder.push(start);
             }
         }
-        tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %l.fire.nominal, status = "running", "attempt started");
+        tracing::info!(job_id = %spec.id, execution_id = %l.id, attempt, scheduled_at = %Rfc3339(l.fire.nominal), status = "running", "attempt started");
         // With a single attempt the run's own token serves: it is cancelled
         // at the attempt's end either way, and no later attempt reads it.
         // Otherwise each attempt gets a child.
@@ -269,7 +270,7 @@ impl JobScheduler {
             if let Some(ended_at) = backoff_from.take() {
                 let delay = spec.retry.delay(attempt, &mut rng);
                 let at = after(ended_at, delay);
-                tracing::info!(job_id = %spec.id, execution_id = %l.id, next_attempt = attempt + 1, at = %at, "retry planned");
+                tracing::info!(job_id = %spec.id, execution_id = %l.id, next_attempt = attempt + 1, at = %Rfc3339(at), "retry planned");
                 let sleep = clock.sleep_until(at);
                 let stopped = Box::pin(l.cancel.cancelled());
                 if let Either::Right(_) = select(sleep, stopped).await {
@@ -339,10 +340,10 @@ fn log_end(
     let ms = crate::store::duration_ms(duration);
     match status {
         ExecutionStatus::Succeeded => {
-            tracing::info!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, "attempt ended")
+            tracing::info!(job_id = %job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, "attempt ended")
         }
         _ => {
-            tracing::warn!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
+            tracing::warn!(job_id = %job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
         }
     }
 }

@@ -38,8 +38,8 @@ mod deliver;
 mod events;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -98,17 +98,22 @@ impl Default for AlertSettings {
 pub struct AlertObserver {
     tx: mpsc::Sender<Observed>,
     dropped: Arc<AtomicU64>,
+    /// Off while the configuration has no alerts: one load per event.
+    on: Arc<AtomicBool>,
 }
 
 impl Observer for AlertObserver {
     fn on_event(&self, event: &ExecutionEvent) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(o) = Observed::of(event) else { return };
         if self.tx.try_send(o).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::error!(
                     dropped = n,
-                    job_id = event.job_id(),
+                    job_id = %event.job_id(),
                     "alerts: the intake queue is full; records dropped without alerts"
                 );
             }
@@ -140,8 +145,10 @@ pub struct AlertService {
 }
 
 struct Inner {
-    alerts: BTreeMap<String, AlertConfig>,
-    jobs: BTreeMap<String, JobAlerting>,
+    /// The alerts and the jobs' keys in force, replaced by a reload.
+    conf: RwLock<Arc<AlertConf>>,
+    /// Whether the observer queues records.
+    on: Arc<AtomicBool>,
     store: Arc<dyn AlertStore>,
     history: Arc<dyn ExecutionStore>,
     scheduler: JobScheduler,
@@ -160,10 +167,31 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// The alerts and the jobs' alert keys in force, and the delivery lease
+/// they need.
+struct AlertConf {
+    alerts: BTreeMap<String, AlertConfig>,
+    jobs: BTreeMap<String, JobAlerting>,
+    /// [`AlertSettings::lease`], raised for the slowest alert.
+    lease: Duration,
+}
+
+impl AlertConf {
+    fn new(
+        alerts: BTreeMap<String, AlertConfig>,
+        jobs: BTreeMap<String, JobAlerting>,
+        settings: &AlertSettings,
+    ) -> Self {
+        let slowest = alerts.values().map(|a| a.timeout).max().unwrap_or_default();
+        let lease = settings.lease.max(slowest.saturating_mul(2).saturating_add(settings.poll));
+        AlertConf { alerts, jobs, lease }
+    }
+}
+
 impl std::fmt::Debug for AlertService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertService")
-            .field("alerts", &self.inner.alerts.keys().collect::<Vec<_>>())
+            .field("alerts", &self.conf().alerts.keys().collect::<Vec<_>>())
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
@@ -188,16 +216,19 @@ impl AlertService {
     pub fn observer(settings: &AlertSettings) -> (Arc<AlertObserver>, AlertIntake) {
         let (tx, rx) = mpsc::channel(settings.queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
-        (Arc::new(AlertObserver { tx, dropped: dropped.clone() }), AlertIntake { rx, dropped })
+        let on = Arc::new(AtomicBool::new(true));
+        (
+            Arc::new(AlertObserver { tx, dropped: dropped.clone(), on: on.clone() }),
+            AlertIntake { rx, dropped, on },
+        )
     }
 
     /// A service over `parts`. Builds its HTTP client (rustls).
     pub fn new(parts: AlertParts) -> Self {
         let AlertParts { alerts, jobs, intake, store, history, scheduler, control, mut settings } =
             parts;
-        let slowest = alerts.values().map(|a| a.timeout).max().unwrap_or_default();
-        settings.lease =
-            settings.lease.max(slowest.saturating_mul(2).saturating_add(settings.poll));
+        let conf = AlertConf::new(alerts, jobs, &settings);
+        settings.lease = conf.lease;
         let started = scheduler.clock().now();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -209,8 +240,8 @@ impl AlertService {
             });
         AlertService {
             inner: Arc::new(Inner {
-                alerts,
-                jobs,
+                conf: RwLock::new(Arc::new(conf)),
+                on: intake.on,
                 store,
                 history,
                 scheduler,
@@ -226,6 +257,37 @@ impl AlertService {
                 tasks: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The alerts and the jobs' alert keys in force.
+    fn conf(&self) -> Arc<AlertConf> {
+        self.inner.conf.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the alerts and the jobs' alert keys (a reloaded
+    /// configuration). Rows already in the outbox are delivered with the
+    /// alert of their name as it is now; a row whose alert is gone fails
+    /// its delivery, naming the alert.
+    pub fn reconfigure(
+        &self,
+        alerts: BTreeMap<String, AlertConfig>,
+        jobs: BTreeMap<String, JobAlerting>,
+    ) {
+        let conf = AlertConf::new(alerts, jobs, &self.inner.settings);
+        *self.inner.conf.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conf);
+    }
+
+    /// Whether the observer queues records (on when built). The server
+    /// turns it off while its configuration has no alerts, so that a run
+    /// costs one atomic load.
+    pub fn set_observing(&self, on: bool) {
+        self.inner.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the loops run ([`spawn`](Self::spawn) was called, and not
+    /// [`stop`](Self::stop)).
+    pub fn is_running(&self) -> bool {
+        !self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
     /// The settings in force (the lease raised as [`AlertSettings::lease`]
@@ -268,7 +330,7 @@ impl AlertService {
     /// or the store fails.
     async fn lease(&self) -> bool {
         let now = self.now();
-        let until = now + chrono::Duration::from_std(self.inner.settings.lease).unwrap_or_default();
+        let until = now + chrono::Duration::from_std(self.conf().lease).unwrap_or_default();
         match self.inner.store.take_alert_lease(LEASE_NAME, self.instance(), now, until).await {
             Ok(held) => held,
             Err(e) => {
@@ -300,7 +362,7 @@ impl AlertService {
                 if let Some(o) = pending.pop_front() {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
-                        job_id = o.job(),
+                        job_id = %o.job(),
                         "alerts: too many records wait for the store; the oldest is dropped without alerts"
                     );
                 }
@@ -317,7 +379,7 @@ impl AlertService {
                     self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, job_id = o.job(), "alerts: could not store an event; retrying next round");
+                    tracing::warn!(error = %e, job_id = %o.job(), "alerts: could not store an event; retrying next round");
                     break;
                 }
             }
@@ -326,7 +388,7 @@ impl AlertService {
     }
 
     fn job(&self, id: &str) -> JobAlerting {
-        self.inner.jobs.get(id).cloned().unwrap_or_default()
+        self.conf().jobs.get(id).cloned().unwrap_or_default()
     }
 
     async fn enqueue(&self, rows: Vec<NewAlert>) -> Result<usize, mscribe_scheduler::StoreError> {
@@ -336,7 +398,7 @@ impl AlertService {
         let inserted = self.inner.store.enqueue_alerts(&rows).await?;
         for (row, new) in rows.iter().zip(&inserted) {
             if *new {
-                tracing::info!(alert = %row.alert, event = %row.event, job_id = row.job_id.as_deref().unwrap_or(""), "alert enqueued");
+                tracing::info!(alert = %row.alert, event = %row.event, job_id = %row.job_id.as_deref().unwrap_or(""), "alert enqueued");
             }
         }
         Ok(inserted.iter().filter(|x| **x).count())
@@ -345,7 +407,8 @@ impl AlertService {
     /// The rows of one record, enqueued; the job paused if its
     /// `pause_after_failures` is reached.
     async fn handle(&self, o: &Observed) -> Result<usize, mscribe_scheduler::StoreError> {
-        let alerts = &self.inner.alerts;
+        let conf = self.conf();
+        let alerts = &conf.alerts;
         match o {
             Observed::Missed { job, scheduled_at, reason, at, instance } => {
                 let r = events::missed(job, *scheduled_at, reason, *at, instance);
@@ -407,7 +470,7 @@ impl AlertService {
              resume it when fixed"
         );
         tracing::warn!(
-            job_id = job,
+            job_id = %job,
             failures = n,
             "alerts: pausing the job (pause_after_failures)"
         );
@@ -435,7 +498,8 @@ impl AlertService {
             *last = Some(now);
         }
         let mut rows = Vec::new();
-        let alerts = &self.inner.alerts;
+        let conf = self.conf();
+        let alerts = &conf.alerts;
         for info in self.inner.scheduler.jobs() {
             let Some(window) = self.job(&info.id).expect_success_within else { continue };
             let q = HistoryQuery::new(info.id.as_str(), 1).with_status(ExecutionStatus::Succeeded);
@@ -503,8 +567,10 @@ impl AlertService {
                 return (0, 0);
             }
         };
+        let conf = self.conf();
+        let alerts = &conf.alerts;
         let sends = due.iter().map(|row| async move {
-            let alert = self.inner.alerts.get(&row.alert);
+            let alert = alerts.get(&row.alert);
             let attempt = deliver::send(&self.inner.client, row, alert, || self.now()).await;
             let delivered = attempt.outcome == mscribe_storage::AttemptOutcome::Delivered;
             match &attempt.error {
@@ -601,4 +667,5 @@ pub struct AlertParts {
 pub struct AlertIntake {
     rx: mpsc::Receiver<Observed>,
     dropped: Arc<AtomicU64>,
+    on: Arc<AtomicBool>,
 }

@@ -114,7 +114,7 @@ pub enum AlertFormat {
 }
 
 /// One `[alerts.<name>]` block: a webhook and what it is sent for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
     /// The webhook, `http://` or `https://` (`url`); a secret (never logged).

@@ -138,7 +138,7 @@ impl MisfireConfig {
 
 /// The per-job options of one operational job: its keys (for unknown-key
 /// errors and environment overrides) and defaults.
-pub trait JobOptions: DeserializeOwned + Default + Clone + fmt::Debug {
+pub trait JobOptions: DeserializeOwned + Default + Clone + PartialEq + fmt::Debug {
     /// The option keys and how each is read from the environment.
     const KEYS: &'static [(&'static str, EnvKind)];
 
@@ -176,7 +176,7 @@ pub const COMMON_JOB_KEYS: &[(&str, EnvKind)] = &[
 
 /// One `[jobs.<id>]` section: scheduling settings common to every job plus
 /// the job's own options.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobSection<O> {
     /// The schedule (`schedule`), as text for `Schedule::parse`: cron
     /// (`30 3 * * *`), `@daily`, `@every 5m`, `90s`, `500ms`. In the file,
@@ -445,6 +445,16 @@ impl JobsConfig {
             })
             .max()
             .unwrap_or_default()
+    }
+
+    /// Whether job `id` has the same section (scheduling settings and
+    /// options, secrets included) in `self` and `other`; a job in only one
+    /// of them is not the same.
+    pub fn same_job(&self, other: &JobsConfig, id: &str) -> bool {
+        match job_kind(id) {
+            Some(kind) => kind.same_section(self, other),
+            None => matches!((self.user.get(id), other.user.get(id)), (Some(a), Some(b)) if a == b),
+        }
     }
 
     /// The ids of every job, as [`all`](Self::all) lists them.

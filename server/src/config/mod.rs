@@ -239,7 +239,7 @@ impl Default for Config {
 }
 
 /// `[api]`: what the jobs API may do.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Whether `PUT /jobs/{id}` (and `mscribe job apply`) may define jobs
@@ -250,7 +250,7 @@ pub struct ApiConfig {
 }
 
 /// `[health]`: the health check.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// How long a health result is reused (`ttl`, default `2s`).

@@ -393,7 +393,7 @@ impl DefError {
 
 /// The definition of a job of your own, parsed and checked: its section
 /// (scheduling settings and options) by kind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum UserJobDef {
     /// `kind = "command"`.
     Command(JobSection<CommandOptions>),

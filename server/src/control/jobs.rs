@@ -230,14 +230,14 @@ impl ControlPlane {
         if !ours && self.inner.scheduler.job(id).is_some() {
             local.defined.remove(id);
             if local.shadowed.insert(id.to_owned()) {
-                tracing::warn!(job_id = id, source = %d.source, "a job defined through the API has the id of a job of this instance's configuration; the configuration's runs here");
+                tracing::warn!(job_id = %id, source = %d.source, "a job defined through the API has the id of a job of this instance's configuration; the configuration's runs here");
             }
             return false;
         }
         let def = match stored_def(d) {
             Ok(def) => def,
             Err(e) => {
-                tracing::warn!(job_id = id, error = %e, "a stored job definition cannot be used here; not run on this instance");
+                tracing::warn!(job_id = %id, error = %e, "a stored job definition cannot be used here; not run on this instance");
                 return false;
             }
         };
@@ -246,7 +246,7 @@ impl ControlPlane {
         if def.kind().id == "command" && !self.inner.allow_command_jobs.load(Ordering::Relaxed) {
             if local.shadowed.insert(id.to_owned()) {
                 tracing::warn!(
-                    job_id = id,
+                    job_id = %id,
                     "a command job defined through the API or the CLI is not run here: this instance's configuration does not set [api] allow_command_jobs = true"
                 );
             }
@@ -262,13 +262,37 @@ impl ControlPlane {
         local.applied.remove(id);
         match self.inner.scheduler.register(cfg) {
             Ok(()) => {
-                tracing::info!(job_id = id, kind = %d.kind, source = %d.source, "job defined through the API registered");
+                tracing::info!(job_id = %id, kind = %d.kind, source = %d.source, "job defined through the API registered");
                 true
             }
             Err(e) => {
-                tracing::warn!(job_id = id, error = %e, "could not register a job defined through the API");
+                tracing::warn!(job_id = %id, error = %e, "could not register a job defined through the API");
                 false
             }
+        }
+    }
+
+    /// Makes this instance treat configured job `id` as new: a reloaded
+    /// configuration removed, changed or added it. What it knew of the job
+    /// (seen, pinned by `enabled = false`, paused by the store) is
+    /// forgotten, so that the next round applies the stored state afresh.
+    /// A job of the same id defined through the API and registered here
+    /// gives way (logged): the configuration's runs here, as at a start.
+    pub(crate) fn forget_configured(&self, id: &str, now_configured: bool) {
+        let mut local = self.local();
+        local.known.remove(id);
+        local.pinned.remove(id);
+        local.applied.remove(id);
+        if !now_configured {
+            // A definition it shadowed runs here from the next round.
+            local.shadowed.remove(id);
+        } else if local.defined.remove(id).is_some() {
+            let _ = self.inner.scheduler.unregister(id);
+            local.shadowed.insert(id.to_owned());
+            tracing::warn!(
+                job_id = %id,
+                "the reloaded configuration has a job of the id of a job defined through the API; the configuration's runs here"
+            );
         }
     }
 
@@ -279,7 +303,7 @@ impl ControlPlane {
             let _ = self.inner.scheduler.unregister(id);
             local.known.remove(id);
             local.applied.remove(id);
-            tracing::info!(job_id = id, "job defined through the API deleted");
+            tracing::info!(job_id = %id, "job defined through the API deleted");
         }
     }
 }

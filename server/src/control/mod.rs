@@ -513,7 +513,7 @@ impl ControlPlane {
         if let Err(e) =
             self.inner.store.finish_trigger(trigger_id, exec.as_deref(), &text, self.now()).await
         {
-            tracing::warn!(job_id = job, trigger_id, error = %e, "could not record a trigger's outcome");
+            tracing::warn!(job_id = %job, trigger_id, error = %e, "could not record a trigger's outcome");
         }
         let outcome = result.map_err(ControlError::Scheduler)?;
         Ok(TriggerReceipt {

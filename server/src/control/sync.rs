@@ -108,7 +108,7 @@ impl ControlPlane {
                     paused += 1;
                     if let Some(s) = stored.iter().find(|p| p.job_id == id) {
                         tracing::info!(
-                            job_id = id, by = %s.instance_id, source = %s.source,
+                            job_id = %id, by = %s.instance_id, source = %s.source,
                             note = s.note.as_deref().unwrap_or(""), "job paused in the cluster"
                         );
                     }
@@ -116,7 +116,7 @@ impl ControlPlane {
             } else if !want.contains(id) && local.applied.remove(id) {
                 let _ = self.inner.scheduler.resume(id);
                 resumed += 1;
-                tracing::info!(job_id = id, "job resumed in the cluster");
+                tracing::info!(job_id = %id, "job resumed in the cluster");
             }
         }
         let registered: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();

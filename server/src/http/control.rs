@@ -50,7 +50,7 @@ pub(super) async fn cancel(state: &ServerState, id: &str) -> Result<Response, Ap
         .cancel(execution_id, None, None, Source::Api)
         .await
         .map_err(|e| control_error(&endpoint, e))?;
-    tracing::info!(execution_id = %execution_id, outcome = ?receipt.outcome, "cancel requested through the API");
+    tracing::info!(execution_id = %execution_id, outcome = receipt.outcome.as_deref().unwrap_or("pending"), "cancel requested through the API");
     match receipt.outcome.as_deref() {
         Some(CANCELLED) => Ok(json_response(StatusCode::OK, &receipt)),
         Some(other) => {

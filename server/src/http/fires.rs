@@ -332,7 +332,7 @@ pub(super) async fn backfill(
         }
         None => None,
     };
-    tracing::info!(job_id = %id, from = %req.from, to = %req.to, to_run = plan.to_run, "backfill accepted through the API");
+    tracing::info!(job_id = %id, from = %req.from.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), to = %req.to.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), to_run = plan.to_run, "backfill accepted through the API");
     tokio::spawn(run_backfill(
         state.scheduler.clone(),
         state.control.clone(),

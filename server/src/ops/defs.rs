@@ -322,6 +322,15 @@ impl JobKind {
         }
     }
 
+    /// Whether a built-in job's section is the same in `a` and `b` (always
+    /// false for the kinds of jobs of your own, which have one per id).
+    pub(crate) fn same_section(&self, a: &JobsConfig, b: &JobsConfig) -> bool {
+        match self.settings {
+            Sections::Builtin(s) => s.same(a, b),
+            Sections::User(_) => false,
+        }
+    }
+
     /// Job `id` of this kind, configured from `ctx.config`: its handler
     /// built from its options, its scheduling settings,
     /// [`per_instance`](Self::per_instance). `None` when `ctx.config` has no
@@ -391,6 +400,8 @@ pub(crate) trait AnySettings: Sync {
     fn check(&self, jobs: &JobsConfig) -> Result<(), (&'static str, String)>;
     /// Builds the handler.
     fn handler(&self, ctx: &OpsContext) -> Box<dyn OpsJob>;
+    /// Whether the section is the same in `a` and `b`.
+    fn same(&self, a: &JobsConfig, b: &JobsConfig) -> bool;
 }
 
 impl<O: JobOptions> AnySettings for Settings<O> {
@@ -412,6 +423,10 @@ impl<O: JobOptions> AnySettings for Settings<O> {
 
     fn handler(&self, ctx: &OpsContext) -> Box<dyn OpsJob> {
         (self.build)(ctx, &(self.section)(&ctx.config.jobs).options)
+    }
+
+    fn same(&self, a: &JobsConfig, b: &JobsConfig) -> bool {
+        (self.section)(a) == (self.section)(b)
     }
 }
 

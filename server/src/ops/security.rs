@@ -235,13 +235,28 @@ impl OpsJob for SecurityScan {
         for f in &findings {
             match f.severity {
                 Severity::High => {
-                    tracing::error!(check = f.check, path = ?f.path, "security: {}", f.message)
+                    tracing::error!(
+                        check = f.check,
+                        path = f.path.as_ref().map(|p| display(p.display())),
+                        "security: {}",
+                        f.message
+                    )
                 }
                 Severity::Medium => {
-                    tracing::warn!(check = f.check, path = ?f.path, "security: {}", f.message)
+                    tracing::warn!(
+                        check = f.check,
+                        path = f.path.as_ref().map(|p| display(p.display())),
+                        "security: {}",
+                        f.message
+                    )
                 }
                 Severity::Low => {
-                    tracing::info!(check = f.check, path = ?f.path, "security: {}", f.message)
+                    tracing::info!(
+                        check = f.check,
+                        path = f.path.as_ref().map(|p| display(p.display())),
+                        "security: {}",
+                        f.message
+                    )
                 }
             }
         }
