@@ -91,6 +91,9 @@ fn config_show_merges_the_environment_and_redacts_secrets() {
     assert!(out.contains("listen = \"0.0.0.0:9100\""), "the override is not shown:\n{out}");
     assert!(out.contains("postgres://svc:REDACTED@db.internal:5432/mscribe"), "{out}");
     assert!(out.contains("admin_token = \"REDACTED\""), "{out}");
+    // Every key in force, the defaults included.
+    assert!(out.contains("shutdown_grace = \"30s\""), "a default is not shown:\n{out}");
+    assert!(out.contains("[jobs.database-backup]"), "{out}");
     for secret in ["hunter2", "file-token"] {
         assert!(!out.contains(secret) && !err.contains(secret), "{secret} shown:\n{out}");
     }

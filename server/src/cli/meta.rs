@@ -30,8 +30,8 @@ pub(super) fn config_check(cli: &Cli, file: Option<&Path>) -> CliResult {
 /// `mscribe config show`: the configuration read, secrets redacted.
 pub(super) fn config_show(cli: &Cli) -> CliResult {
     let text = effective_toml(cli.config.as_deref()).map_err(|e| Failure::Usage(e.to_string()))?;
-    out!("# The configuration read from the file and MSCRIBE_* variables; keys not");
-    out!("# shown take their defaults (see config/mscribe.example.toml).");
+    out!("# The configuration in force: the defaults, the file's keys and the MSCRIBE_*");
+    out!("# variables over them; secrets redacted. A key not shown is unset.");
     out!("{}", text.trim_end());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,18 +1,23 @@
-//! `mscribe config show`: the configuration as it is read (the file's keys
-//! with the environment's overrides merged in) as TOML, with every secret
-//! redacted.
+//! `mscribe config show`: the configuration in force (the defaults, the
+//! file's keys over them, the environment's overrides over both) as TOML,
+//! with every secret redacted.
 
 use std::path::Path;
 
 use super::{Config, ConfigError, env, file};
+
+/// The defaults, as the example configuration lists them (a test checks
+/// that they are the code's).
+const DEFAULTS: &str = include_str!("../../mscribe.example.toml");
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "REDACTED";
 
 /// The configuration that [`Config::load`] reads from `path` (or
 /// `$MSCRIBE_CONFIG`, or `./mscribe.toml`) and the process's environment,
-/// as TOML: the keys the file sets with the `MSCRIBE_*` overrides merged
-/// in. Keys it does not show take their defaults. Secrets are redacted:
+/// as TOML: every key with its default, the file's keys over them and the
+/// `MSCRIBE_*` overrides over both. A key not shown is unset (an optional
+/// key without a default, like `admin_token`). Secrets are redacted:
 /// `admin_token`, the password of every URL (`database_url`, `auth_url`,
 /// ...), and the `env` values and `headers` values of the jobs of your own.
 /// Fails as [`Config::load`] does, with the same messages.
@@ -26,8 +31,27 @@ pub fn effective_toml(path: Option<&Path>) -> Result<String, ConfigError> {
     let origin = cfg.source.as_ref().map_or("(defaults)".to_owned(), |p| p.display().to_string());
     let mut table = file::parse(&text, &origin)?;
     env::apply(&mut table, |name: &str| std::env::var(name).ok())?;
-    redact_table(&mut table, "");
-    Ok(toml::to_string(&table).unwrap_or_default())
+    let mut shown = defaults();
+    merge(&mut shown, table);
+    redact_table(&mut shown, "");
+    Ok(toml::to_string(&shown).unwrap_or_default())
+}
+
+/// The default of every key that has one, as a table.
+fn defaults() -> toml::Table {
+    DEFAULTS.parse().unwrap_or_default()
+}
+
+/// `over`'s keys set on `base`, tables merged key by key.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 fn redact_table(table: &mut toml::Table, path: &str) {
@@ -76,6 +100,29 @@ mod tests {
         let mut table = file::parse(text, "t.toml").unwrap();
         redact_table(&mut table, "");
         toml::to_string(&table).unwrap()
+    }
+
+    #[test]
+    fn the_defaults_shown_are_the_codes() {
+        let text = toml::to_string(&defaults()).unwrap();
+        let read = Config::from_toml_str(&text, "defaults", |_| None).unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn the_file_and_environment_win_over_the_defaults() {
+        let mut shown = defaults();
+        let file =
+            file::parse("listen = \"0.0.0.0:1\"\n[jobs.database-backup]\nkeep = 3\n", "t").unwrap();
+        merge(&mut shown, file);
+        let read = Config::from_toml_str(&toml::to_string(&shown).unwrap(), "t", |_| None).unwrap();
+        assert_eq!(read.listen.port(), 1);
+        assert_eq!(read.jobs.database_backup.options.keep, 3);
+        // The rest of the section keeps its defaults.
+        assert_eq!(
+            read.jobs.database_backup.schedule,
+            Config::default().jobs.database_backup.schedule
+        );
     }
 
     #[test]
