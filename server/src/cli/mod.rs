@@ -155,9 +155,10 @@ pub enum ConfigAction {
         /// ./mscribe.toml if it exists). MSCRIBE_* variables apply too.
         file: Option<PathBuf>,
     },
-    /// Print the configuration read from the file and the MSCRIBE_*
-    /// variables, as TOML, with the admin token, URL passwords and the
-    /// jobs' env and header values redacted.
+    /// Print the configuration in force as TOML: every key with its
+    /// default, the file's keys and the MSCRIBE_* variables over them, with
+    /// the admin token, URL passwords and the jobs' env and header values
+    /// redacted.
     Show,
 }
 
