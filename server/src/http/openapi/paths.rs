@@ -29,7 +29,7 @@ use super::schemas::{
             "status": "unhealthy", "timestamp": "2026-03-10T12:30:00.000Z", "version": "0.1.0",
             "checks": {"database": {"status": "unhealthy", "latency_ms": 1000,
                                     "message": "db.internal:5432: timed out"}}})),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn health_check() {}
 
@@ -39,7 +39,7 @@ fn health_check() {}
     responses(
         (status = 200, description = "Healthy"),
         (status = 503, description = "Degraded or unhealthy"),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn health_check_head() {}
 
@@ -47,7 +47,7 @@ fn health_check_head() {}
 #[utoipa::path(get, path = "/livez", tag = "probes", operation_id = "livez",
     responses(
         (status = 200, description = "Alive", body = Liveness, example = json!({"status": "alive"})),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn livez() {}
 
@@ -55,7 +55,7 @@ fn livez() {}
 #[utoipa::path(head, path = "/livez", tag = "probes", operation_id = "livez_head",
     responses(
         (status = 200, description = "Alive"),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn livez_head() {}
 
@@ -65,7 +65,7 @@ fn livez_head() {}
         (status = 200, description = "Ready", body = Readiness, example = json!({"status": "ready"})),
         (status = 503, description = "Not ready, with the reasons", body = Readiness,
          example = json!({"status": "not_ready", "reasons": ["database unreachable"]})),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn readyz() {}
 
@@ -74,7 +74,7 @@ fn readyz() {}
     responses(
         (status = 200, description = "Ready"),
         (status = 503, description = "Not ready"),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn readyz_head() {}
 
@@ -83,7 +83,7 @@ fn readyz_head() {}
     responses(
         (status = 200, description = "The metrics", content_type = CONTENT_TYPE, body = String,
          example = json!("# TYPE mscribe_jobs gauge\nmscribe_jobs 2\n# EOF\n")),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn metrics() {}
 
@@ -92,7 +92,7 @@ fn metrics() {}
     responses(
         (status = 200, description = "The OpenAPI 3.1 document of the JSON API",
          body = Object),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn openapi() {}
 
@@ -116,7 +116,7 @@ fn openapi() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer`")),
          example = json!({"error": "missing bearer token: send Authorization: Bearer <admin token>"})),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn list_jobs() {}
 
@@ -135,7 +135,7 @@ fn list_jobs() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody,
          example = json!({"error": "unknown job \"nightly\""})),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn get_job() {}
 
@@ -160,7 +160,7 @@ fn get_job() {}
         (status = 404, description = "No control plane on this server", body = ErrorBody),
         (status = 409, description = "A job of the configuration", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn define_job() {}
 
@@ -175,7 +175,7 @@ fn define_job() {}
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "A job of the configuration", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn delete_job() {}
 
@@ -204,7 +204,7 @@ fn delete_job() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 422, description = "`limit` out of range or an unknown `status`", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn list_executions() {}
 
@@ -222,7 +222,7 @@ fn list_executions() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 503, description = "The scheduler is not running, or the store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn trigger_job() {}
 
@@ -240,7 +240,7 @@ fn trigger_job() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn pause_job() {}
 
@@ -252,8 +252,9 @@ fn pause_job() {}
         (status = 200, description = "The job afterwards", body = PausedJob),
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
+        (status = 409, description = "This instance's configuration disables the job", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn resume_job() {}
 
@@ -275,7 +276,7 @@ fn resume_job() {}
          example = json!({"error": "n must be an integer from 1 to 1000, got \"0\"", "field": "n"})),
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn upcoming_fires() {}
 
@@ -307,7 +308,7 @@ fn upcoming_fires() {}
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 409, description = "A backfill of the job runs already", body = ErrorBody),
         (status = 503, description = "The scheduler is not running, or the store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn backfill_job() {}
 
@@ -326,7 +327,7 @@ fn backfill_job() {}
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No instance runs it, or no control plane", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn cancel_execution() {}
 
@@ -351,7 +352,7 @@ fn cancel_execution() {}
         (status = 404, description = "No control plane on this server", body = ErrorBody),
         (status = 422, description = "`limit` out of range", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn audit_log() {}
 
@@ -380,6 +381,6 @@ fn audit_log() {}
         (status = 404, description = "No alert outbox on this server", body = ErrorBody),
         (status = 500, description = "The store failed for good", body = ErrorBody),
         (status = 503, description = "The store failed (transient)", body = ErrorBody),
-        (status = "default", description = "An error (405, 413, 414, ...)", body = ErrorBody),
+        (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
     ))]
 fn alert_deliveries() {}
