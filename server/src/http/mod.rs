@@ -218,9 +218,11 @@ pub fn api_routes() -> Vec<ApiRoute> {
 }
 
 impl Route {
-    /// One of each route (ids empty): what [`api_routes`] lists. A new
-    /// variant goes here too (the `every_route_is_listed` test fails
-    /// otherwise).
+    /// One of each route of the JSON API (ids empty): what [`api_routes`]
+    /// lists, and what the OpenAPI document must describe. A new route of
+    /// the API goes here too (the `every_route_is_listed` test fails
+    /// otherwise); a route outside the JSON API (a dashboard's pages)
+    /// stays out.
     const ALL: [Route; 16] = [
         Route::Health,
         Route::Livez,
@@ -480,7 +482,9 @@ mod tests {
     #[test]
     fn every_route_is_listed() {
         // No wildcard: a new variant does not compile until it is added here
-        // (and to `Route::ALL`, or this test fails).
+        // with the next number; a route of the JSON API goes into
+        // `Route::ALL` too and the range below grows (a route outside the
+        // API takes a number past the range and stays out of `ALL`).
         let ordinal = |r: &Route| match r {
             Route::Health => 0,
             Route::Livez => 1,
