@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use mscribe_scheduler::{
-    ExecutionStore, HistoryQuery, JobConfig, JobContext, JobResult, JobScheduler, MemoryStore,
-    TokioSpawner, VirtualClock,
+    ErrorKind, ExecutionStatus, ExecutionStore, FireKind, HistoryQuery, JobConfig, JobContext,
+    JobResult, JobScheduler, MemoryStore, OverlapPolicy, TokioSpawner, VirtualClock,
 };
 use mscribe_server::config::Secret;
 use mscribe_server::control::{ControlPlane, ControlSettings};
 use mscribe_server::health::{HealthChecker, HealthSettings, SchedulerProbe};
 use mscribe_server::http::{ServerState, api_routes, openapi_document, routes};
 use mscribe_server::metrics::ServerMetrics;
-use mscribe_server::probe::{Probe, ProbeReport, ScriptedProbe};
+use mscribe_server::probe::{HealthStatus, Probe, ProbeReport, ScriptedProbe};
 use mscribe_storage::{AlertStore, NewAlert, SqliteStore};
 use serde_json::{Value, json};
 
@@ -167,6 +167,36 @@ fn every_example_validates_against_its_schema() {
         }
     }
     assert!(checked >= 25, "only {checked} examples found");
+}
+
+/// The document's enums are the engine's: every status and fire kind, and
+/// every overlap policy, error kind and health status it names parses.
+#[test]
+fn enums_are_the_engines() {
+    let doc = openapi_document();
+    let names = |schema: &str| -> Vec<String> {
+        let values = doc["components"]["schemas"][schema]["enum"].as_array();
+        values
+            .unwrap_or_else(|| panic!("{schema} is no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let statuses: Vec<String> =
+        ExecutionStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    assert_eq!(names("ExecutionStatus"), statuses);
+    let kinds: Vec<String> = FireKind::ALL.iter().map(|k| k.as_str().to_owned()).collect();
+    assert_eq!(names("FireKind"), kinds);
+    for name in names("OverlapPolicy") {
+        serde_json::from_value::<OverlapPolicy>(json!(name)).unwrap();
+    }
+    assert_eq!(names("OverlapPolicy").len(), 4);
+    for name in names("ErrorKind") {
+        serde_json::from_value::<ErrorKind>(json!(name)).unwrap();
+    }
+    for name in names("HealthStatus") {
+        serde_json::from_value::<HealthStatus>(json!(name)).unwrap();
+    }
 }
 
 /// An example that does not fit is found: the check is not vacuous.
