@@ -18,6 +18,7 @@
 //! | `POST /executions/{id}/cancel` | bearer | cancels the run wherever it runs: 200 handled, 202 pending |
 //! | `GET /audit?limit=&job=&before=` | bearer | the audit log of control actions, newest first |
 //! | `GET /alerts?limit=&before=&alert=&job=` | bearer | alert deliveries (the outbox), newest first, with `next_before` |
+//! | `GET /openapi.json` | none | the OpenAPI 3.1 document of these routes ([`openapi_document`]) |
 //!
 //! Pause, resume, trigger, cancel and the audit log go through the
 //! [`ControlPlane`] when the state has one (the server always does); without
@@ -43,7 +44,11 @@
 //! backfills), `control.rs` (cancel and the audit log), `alerts.rs` (the
 //! alert deliveries), `cursor.rs`
 //! (history paging), `serve.rs` (the TCP server, hyper's
-//! own errors as JSON).
+//! own errors as JSON), `openapi/` (the OpenAPI document).
+//!
+//! [`api_routes`] lists every route and method of this table from the
+//! router itself; a test compares it with the OpenAPI document's
+//! operations both ways.
 
 mod alerts;
 mod body;
@@ -52,6 +57,7 @@ pub(crate) mod cursor;
 mod define;
 mod fires;
 mod jobs;
+mod openapi;
 mod probes;
 pub(crate) mod reply;
 mod serve;
@@ -73,6 +79,7 @@ use crate::token::bearer_matches;
 use reply::ApiError;
 
 pub use jobs::JobView;
+pub use openapi::openapi_document;
 pub use reply::error_response;
 pub use serve::serve;
 
@@ -180,23 +187,100 @@ enum Route {
     Cancel(String),
     Audit,
     Alerts,
+    OpenApi,
+}
+
+/// One operation of the JSON API: a method on a path template, as the
+/// router answers it and as the OpenAPI document lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiRoute {
+    /// The method: `GET`, `HEAD`, `PUT`, `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path, with `{id}` for a job's or an execution's id.
+    pub path: &'static str,
+    /// Whether the route needs the bearer token.
+    pub needs_token: bool,
+}
+
+/// Every route of the JSON API with each method it answers (`HEAD`
+/// included where the router answers it), from the router's own table.
+pub fn api_routes() -> Vec<ApiRoute> {
+    Route::ALL
+        .iter()
+        .flat_map(|r| {
+            r.allow().split(", ").map(|method| ApiRoute {
+                method,
+                path: r.template(),
+                needs_token: r.needs_token(),
+            })
+        })
+        .collect()
 }
 
 impl Route {
+    /// One of each route of the JSON API (ids empty): what [`api_routes`]
+    /// lists, and what the OpenAPI document must describe. A new route of
+    /// the API goes here too (the `every_route_is_listed` test fails
+    /// otherwise); a route outside the JSON API (a dashboard's pages)
+    /// stays out.
+    const ALL: [Route; 16] = [
+        Route::Health,
+        Route::Livez,
+        Route::Readyz,
+        Route::Metrics,
+        Route::Jobs,
+        Route::Job(String::new()),
+        Route::Executions(String::new()),
+        Route::Trigger(String::new()),
+        Route::Pause(String::new()),
+        Route::Resume(String::new()),
+        Route::Upcoming(String::new()),
+        Route::Backfill(String::new()),
+        Route::Cancel(String::new()),
+        Route::Audit,
+        Route::Alerts,
+        Route::OpenApi,
+    ];
+
+    /// The path template, `{id}` standing for the id.
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Health => "/health-check",
+            Route::Livez => "/livez",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Jobs => "/jobs",
+            Route::Job(_) => "/jobs/{id}",
+            Route::Executions(_) => "/jobs/{id}/executions",
+            Route::Trigger(_) => "/jobs/{id}/trigger",
+            Route::Pause(_) => "/jobs/{id}/pause",
+            Route::Resume(_) => "/jobs/{id}/resume",
+            Route::Upcoming(_) => "/jobs/{id}/upcoming",
+            Route::Backfill(_) => "/jobs/{id}/backfill",
+            Route::Cancel(_) => "/executions/{id}/cancel",
+            Route::Audit => "/audit",
+            Route::Alerts => "/alerts",
+            Route::OpenApi => "/openapi.json",
+        }
+    }
+
     /// The methods the route answers, as `Allow` lists them.
     fn allow(&self) -> &'static str {
         match self {
             Route::Health | Route::Livez | Route::Readyz => "GET, HEAD",
             Route::Job(_) => "GET, PUT, DELETE",
             Route::Metrics | Route::Jobs | Route::Executions(_) => "GET",
-            Route::Audit | Route::Alerts | Route::Upcoming(_) => "GET",
+            Route::Audit | Route::Alerts | Route::Upcoming(_) | Route::OpenApi => "GET",
             Route::Trigger(_) | Route::Pause(_) | Route::Resume(_) | Route::Cancel(_) => "POST",
             Route::Backfill(_) => "POST",
         }
     }
 
     fn needs_token(&self) -> bool {
-        !matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
+        !matches!(
+            self,
+            Route::Health | Route::Livez | Route::Readyz | Route::Metrics | Route::OpenApi
+        )
     }
 
     fn takes_body(&self, method: &Method) -> bool {
@@ -266,6 +350,7 @@ fn route(segments: &[String]) -> Option<Route> {
         ["executions", x, "cancel"] => Route::Cancel(id(x)?),
         ["audit"] => Route::Audit,
         ["alerts"] => Route::Alerts,
+        ["openapi.json"] => Route::OpenApi,
         _ => return None,
     })
 }
@@ -368,6 +453,7 @@ async fn dispatch(
         Route::Cancel(id) => control::cancel(s, &id).await?,
         Route::Audit => control::audit(s, &req.query).await?,
         Route::Alerts => alerts::list(s, &req.query).await?,
+        Route::OpenApi => openapi::serve(),
     })
 }
 
@@ -389,5 +475,47 @@ mod tests {
         }
         assert!(segments("/jobs/%zz").is_err());
         assert!(segments("/jobs/%ff").is_err());
+    }
+
+    /// `Route::ALL` holds every variant once, and each template leads back
+    /// to its route.
+    #[test]
+    fn every_route_is_listed() {
+        // No wildcard: a new variant does not compile until it is added here
+        // with the next number; a route of the JSON API goes into
+        // `Route::ALL` too and the range below grows (a route outside the
+        // API takes a number past the range and stays out of `ALL`).
+        let ordinal = |r: &Route| match r {
+            Route::Health => 0,
+            Route::Livez => 1,
+            Route::Readyz => 2,
+            Route::Metrics => 3,
+            Route::Jobs => 4,
+            Route::Job(_) => 5,
+            Route::Executions(_) => 6,
+            Route::Trigger(_) => 7,
+            Route::Pause(_) => 8,
+            Route::Resume(_) => 9,
+            Route::Upcoming(_) => 10,
+            Route::Backfill(_) => 11,
+            Route::Cancel(_) => 12,
+            Route::Audit => 13,
+            Route::Alerts => 14,
+            Route::OpenApi => 15,
+        };
+        let ordinals: Vec<usize> = Route::ALL.iter().map(ordinal).collect();
+        assert_eq!(ordinals, (0..=15).collect::<Vec<_>>());
+        for r in &Route::ALL {
+            let path = r.template().replace("{id}", "x");
+            let back = segments(&path).ok().and_then(|s| route(&s));
+            assert_eq!(back.as_ref().map(ordinal), Some(ordinal(r)), "{path}");
+        }
+        let routes = api_routes();
+        assert!(routes.contains(&ApiRoute { method: "HEAD", path: "/livez", needs_token: false }));
+        assert!(routes.contains(&ApiRoute {
+            method: "DELETE",
+            path: "/jobs/{id}",
+            needs_token: true
+        }));
     }
 }
