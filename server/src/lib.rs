@@ -61,3 +61,4 @@ pub mod metrics;
 pub mod ops;
 pub mod probe;
 pub mod token;
+pub mod ui;

@@ -51,6 +51,7 @@ mod control;
 pub(crate) mod cursor;
 mod define;
 mod fires;
+pub(crate) mod internal;
 mod jobs;
 mod probes;
 pub(crate) mod reply;
@@ -74,7 +75,7 @@ use reply::ApiError;
 
 pub use jobs::JobView;
 pub use reply::error_response;
-pub use serve::serve;
+pub use serve::{serve, serve_filter};
 
 /// What the routes need.
 #[derive(Debug)]
