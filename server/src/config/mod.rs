@@ -485,6 +485,25 @@ mod tests {
     }
 
     #[test]
+    fn the_ui_section() {
+        let c = Config::from_toml_str("", "x", no_env).unwrap();
+        assert!(c.ui.enabled && !c.ui.secure_cookie);
+        assert_eq!(c.ui.session_ttl, Duration::from_secs(12 * 3600));
+        let c = Config::from_toml_str(
+            "[ui]\nenabled = false\nsecure_cookie = true\nsession_ttl = \"30m\"",
+            "x",
+            |k: &str| (k == "MSCRIBE_UI_SESSION_TTL").then(|| "2h".to_owned()),
+        )
+        .unwrap();
+        assert!(!c.ui.enabled && c.ui.secure_cookie);
+        assert_eq!(c.ui.session_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            err("[ui]\nsession_ttl = \"5s\"", no_env),
+            "invalid config: key `ui.session_ttl` in file mscribe.toml: must be at least 1m, got \"5s\""
+        );
+    }
+
+    #[test]
     fn lease_is_a_duration_of_at_least_a_second() {
         assert_eq!(Config::from_toml_str("", "x", no_env).unwrap().lease, DEFAULT_LEASE);
         let c = Config::from_toml_str("lease = \"4s\"", "x", no_env).unwrap();

@@ -1,8 +1,8 @@
 //! The web dashboard at `/ui` (`GET /` redirects there): server-rendered
 //! HTML (maud) with a little plain JavaScript, every asset in the binary.
-//! A login with the admin token opens a session (see [`session`]); pages
+//! A login with the admin token opens a session (see `session.rs`); pages
 //! read through the same handlers as the JSON API
-//! ([`crate::http::internal`]), and forms act through them too.
+//! (`http::internal`), and forms act through them too.
 //!
 //! Files: `session.rs` (sessions, cookie, CSRF), `layout.rs` (the frame,
 //! security headers, shared pieces), `assets.rs` (the embedded stylesheet
