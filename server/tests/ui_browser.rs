@@ -267,6 +267,9 @@ async fn the_dashboard_in_a_browser() {
         c.goto(&format!("{base}{path}")).await.unwrap();
         wait_for(&c, css).await;
     }
+    // The health page lists this instance by its heartbeat.
+    let beat = wait_for(&c, "#instances tr[data-instance]").await;
+    assert!(beat.text().await.unwrap().contains("this instance"));
 
     // No console errors on any page since the login (CSP violations
     // included); the pages stayed long enough for a refresh round or more.

@@ -1,8 +1,6 @@
 //! The Audit and Alerts pages (newest first, paged by id), and the Health
 //! page (the health check's report with each probe's details, and the
-//! instances seen recently).
-
-use std::collections::BTreeMap;
+//! instances with a recent heartbeat).
 
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
@@ -13,6 +11,9 @@ use super::layout::{badge, enc, flash, pretty, when};
 
 /// Rows per page of the Audit and Alerts pages.
 const PAGE: usize = 50;
+
+/// How recent a heartbeat the Health page lists.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The query of a page of a list: `before` when given.
 fn page_query(before: Option<i64>) -> String {
@@ -116,19 +117,8 @@ pub(crate) async fn health_page(cx: &Ctx<'_>) -> Markup {
         Err(e) => e.body,
     };
     let here = cx.ui.api.scheduler.instance_id().to_owned();
-    // The instances that ran the jobs' latest runs, with their latest start.
-    let mut seen: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
-    seen.insert(here.clone(), None);
-    for job in cx.ui.api.scheduler.jobs() {
-        let path = format!("/jobs/{}/executions", enc(&job.id));
-        if let Ok(v) = cx.ui.get(&path, "limit=20").await {
-            for r in v["executions"].as_array().map_or(&[][..], Vec::as_slice) {
-                let at = time_of(&r["started_at"]);
-                let e = seen.entry(text(&r["instance_id"]).to_owned()).or_insert(at);
-                *e = (*e).max(at);
-            }
-        }
-    }
+    let since = cx.now - chrono::Duration::from_std(RECENT).unwrap_or_default();
+    let instances = cx.ui.api.scheduler.store().instances(since).await;
     let checks = report["checks"].as_object().cloned().unwrap_or_default();
     html! {
         h1 { "Health" }
@@ -144,12 +134,20 @@ pub(crate) async fn health_page(cx: &Ctx<'_>) -> Markup {
                 td.small { (text(&c["message"])) }
             } } } }
             h2 { "Instances seen recently" }
-            p.muted.small { "This instance, and those that ran the jobs' last 20 runs, with their latest run's start." }
-            table #instances { thead { tr { th { "Instance" } th { "Latest run started" } } }
-            tbody { @for (id, at) in &seen { tr {
-                td { code { (id) } @if *id == here { " " span.badge { "this instance" } } }
-                td { (when(*at, cx.now)) }
-            } } } }
+            p.muted.small { "Those with a heartbeat in the last " (humantime::format_duration(RECENT)) "." }
+            @match &instances {
+                Err(e) => (api_error("the instances could not be read", e)),
+                Ok(list) => {
+                    table #instances { thead { tr { th { "Instance" } th { "Host" } th { "Started" } th { "Last heartbeat" } } }
+                    tbody { @for i in list { tr data-instance=(i.instance_id) {
+                        td { code { (i.instance_id) } @if i.instance_id == here { " " span.badge { "this instance" } } }
+                        td { (i.hostname.as_deref().unwrap_or("")) }
+                        td { (when(i.started_at, cx.now)) }
+                        td { (when(Some(i.heartbeat_at), cx.now)) }
+                    } } } }
+                    @if list.is_empty() { p.muted { "None: this store keeps no heartbeats. This instance is " code { (here) } "." } }
+                }
+            }
             details { summary { "The report as JSON" } (pretty(&report)) }
         }
     }
