@@ -162,6 +162,14 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         self.inner.heartbeat(instance_id, now).await
     }
 
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        self.inner.attempts(job_id, execution_id).await
+    }
+
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
         self.inner.instances(since).await
     }

@@ -264,6 +264,18 @@ impl ExecutionStore for MemoryStore {
         Ok(())
     }
 
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let mut out: Vec<ExecutionRecord> =
+            g.of_job(job_id).filter(|r| r.execution_id == execution_id).cloned().collect();
+        out.sort_by_key(|r| r.attempt);
+        Ok(out)
+    }
+
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
         let g = self.rows.lock().expect("memory store lock");
         let mut out: Vec<InstanceHeartbeat> = g

@@ -70,6 +70,18 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
     /// instance). The scheduler calls it at start and then periodically.
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
 
+    /// Every attempt of run `execution_id` of job `job_id`, the first
+    /// attempt first. A store that cannot look a run up answers none (the
+    /// default); its callers then read the job's history.
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let _ = (job_id, execution_id);
+        Ok(Vec::new())
+    }
+
     /// The instances whose last heartbeat is at or after `since`, the
     /// latest heartbeat first (ties by instance id). A store that keeps no
     /// heartbeats answers none (the default).

@@ -36,6 +36,14 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for Arc<S> {
         (**self).heartbeat(instance_id, now).await
     }
 
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        (**self).attempts(job_id, execution_id).await
+    }
+
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
         (**self).instances(since).await
     }

@@ -4,6 +4,7 @@
 //! a Cancel button while it runs.
 
 use maud::{Markup, html};
+use mscribe_scheduler::ExecutionId;
 use serde_json::Value;
 
 use super::jobs::{Ctx, api_error, text, time_of};
@@ -12,10 +13,36 @@ use super::layout::{badge, csrf_field, enc, flash, pretty, when};
 /// How many history rows the page reads at most to find a run's attempts.
 const MAX_SCAN_ROWS: usize = 10_000;
 
+/// The rows of run `execution` of job `id`, oldest attempt first, as the
+/// API shows rows: from the store's index ([`ExecutionStore::attempts`]),
+/// or, for a store that cannot look a run up, from the job's history.
+/// `None` for an unknown job or a malformed id.
+///
+/// [`ExecutionStore::attempts`]: mscribe_scheduler::ExecutionStore::attempts
+async fn attempts(
+    cx: &Ctx<'_>,
+    id: &str,
+    execution: &str,
+) -> Option<Result<Vec<Value>, crate::http::internal::CallError>> {
+    cx.ui.api.scheduler.job(id)?;
+    let execution_id: ExecutionId = execution.parse().ok()?;
+    match cx.ui.api.scheduler.store().attempts(id, execution_id).await {
+        Ok(rows) if !rows.is_empty() => {
+            Some(Ok(rows.iter().filter_map(|r| serde_json::to_value(r).ok()).collect()))
+        }
+        Ok(_) => Some(scan(cx, id, execution).await),
+        Err(e) => Some(Err(crate::http::internal::CallError {
+            status: warp::http::StatusCode::SERVICE_UNAVAILABLE,
+            message: e.to_string(),
+            body: Value::Null,
+        })),
+    }
+}
+
 /// The rows of run `execution` of job `id`, oldest attempt first: read from
 /// the job's history, newest first, page by page (at most
 /// [`MAX_SCAN_ROWS`] rows), until past the run's rows.
-async fn attempts(
+async fn scan(
     cx: &Ctx<'_>,
     id: &str,
     execution: &str,
@@ -83,7 +110,7 @@ fn attempt(cx: &Ctx<'_>, r: &Value) -> Markup {
 /// The Run page of run `execution` of job `id`; `None` when the job has no
 /// such run.
 pub(crate) async fn run_page(cx: &Ctx<'_>, id: &str, execution: &str) -> Option<Markup> {
-    let rows = match attempts(cx, id, execution).await {
+    let rows = match attempts(cx, id, execution).await? {
         Ok(r) => r,
         Err(e) if e.status == warp::http::StatusCode::NOT_FOUND => return None,
         Err(e) => return Some(api_error("the run could not be read", &e)),

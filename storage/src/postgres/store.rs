@@ -208,6 +208,23 @@ impl ExecutionStore for PostgresStore {
         .map(drop)
     }
 
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let rows = self
+            .op(
+                "attempts",
+                sqlx::query(sql::ATTEMPTS)
+                    .bind(job_id)
+                    .bind(execution_id.to_string())
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
         let rows = self
             .op(

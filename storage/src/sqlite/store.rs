@@ -233,6 +233,19 @@ impl ExecutionStore for SqliteStore {
         .await
     }
 
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let (job, id) = (job_id.to_owned(), execution_id.to_string());
+        let w = self.worker();
+        w.on_reader("attempts", w.limits().operation_timeout, move |c| {
+            query_records(c, sql::ATTEMPTS, params![job, id])
+        })
+        .await
+    }
+
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
         let since = cutoff_param(since);
         let w = self.worker();
