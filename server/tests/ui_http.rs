@@ -115,6 +115,40 @@ async fn login_headers_escaping_and_csrf() {
     assert_eq!(send(&srv, "GET", "/ui/jobs/temp-cleanup/runs/nope", &cookie, "").await.status, 404);
     assert_eq!(srv.json("GET", "/jobs", None).await.0, 401);
 
+    // A job defined through the API can be deleted from its page; one of
+    // the configuration cannot.
+    let def = serde_json::json!({ "kind": "http", "url": "http://127.0.0.1:9/", "schedule": "@every 1h" });
+    assert_eq!(srv.send("PUT", "/jobs/hook", &token, &def).await.0, 201);
+    let page = text(&send(&srv, "GET", "/ui/jobs/hook", &cookie, "").await);
+    assert!(page.contains("id=\"delete\"") && page.contains("<dd>http</dd>"), "{page}");
+    let page = text(&send(&srv, "GET", "/ui/jobs/temp-cleanup", &cookie, "").await);
+    assert!(!page.contains("id=\"delete\""));
+    let r = send(&srv, "POST", "/ui/jobs/hook/delete", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/ui/"));
+    assert_eq!(srv.json("GET", "/jobs/hook", Some(&token)).await.0, 404);
+    assert!(text(&send(&srv, "GET", "/ui/", &cookie, "").await).contains("Deleted job hook."));
+
+    // A backfill from its form runs, audited as the API's.
+    let to = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let from = to - chrono::Duration::minutes(10);
+    let form = serde_urlencoded::to_string([
+        ("csrf", csrf),
+        ("from", &from.to_rfc3339()),
+        ("to", &to.to_rfc3339()),
+    ])
+    .unwrap();
+    let r = send(&srv, "POST", "/ui/jobs/health-snapshot/backfill", &cookie, &form).await;
+    assert_eq!(r.status, 303);
+    let page = text(&send(&srv, "GET", "/ui/jobs/health-snapshot", &cookie, "").await);
+    // (Two or three fires: the range may start on a fire.)
+    let flash = page.split("Backfill of health-snapshot: ").nth(1).unwrap_or_default();
+    assert!(
+        flash.starts_with("2 of 2 fires to run (running).") || flash.starts_with("3 of 3"),
+        "{page}"
+    );
+    let (_, audit) = srv.json("GET", "/audit?job=health-snapshot", Some(&token)).await;
+    assert_eq!(audit["entries"][0]["action"], "backfill", "{audit}");
+
     // Logout: the session is gone.
     let r = send(&srv, "POST", "/ui/logout", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 303);
