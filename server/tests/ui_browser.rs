@@ -134,7 +134,8 @@ async fn post_form(srv: &Server, path: &str, cookie: &str, form: &str) -> u16 {
 async fn the_dashboard_in_a_browser() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let env = base_env(dir, &format!("sqlite://{}", dir.join("mscribe.db").display()));
+    let mut env = base_env(dir, &format!("sqlite://{}", dir.join("mscribe.db").display()));
+    env.push(("MSCRIBE_API_ALLOW_COMMAND_JOBS".into(), "true".into()));
     let srv = Server::start(dir, &env);
     let token = std::fs::read_to_string(dir.join("data/admin_token")).unwrap().trim().to_owned();
     let base = format!("http://{}", srv.addr);
@@ -270,6 +271,23 @@ async fn the_dashboard_in_a_browser() {
     // The health page lists this instance by its heartbeat.
     let beat = wait_for(&c, "#instances tr[data-instance]").await;
     assert!(beat.text().await.unwrap().contains("this instance"));
+
+    // A run still going has a Cancel button, confirmed in a dialog; the
+    // page then shows it cancelled.
+    let def = json!({ "kind": "command", "command": ["sleep", "60"], "schedule": "@every 24h" });
+    assert_eq!(srv.send("PUT", "/jobs/sleeper", &token, &def).await.0, 201);
+    let (code, body) = srv.json("POST", "/jobs/sleeper/trigger", Some(&token)).await;
+    assert_eq!(code, 202, "{body}");
+    let sleeping = body["execution_id"].as_str().unwrap().to_owned();
+    c.goto(&format!("{base}/ui/jobs/sleeper/runs/{sleeping}")).await.unwrap();
+    wait_for(&c, "#run-status[data-status='running']").await;
+    c.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+    assert_eq!(c.get_alert_text().await.unwrap(), "Cancel this run?");
+    c.accept_alert().await.unwrap();
+    wait_for(&c, "#run-status[data-status='cancelled']").await;
+    assert!(c.find(Locator::Id("cancel")).await.is_err(), "a Cancel button on a cancelled run");
+    let (_, job) = srv.json("GET", "/jobs/sleeper", Some(&token)).await;
+    assert_eq!(job["last_execution"]["status"], "cancelled", "{job}");
 
     // No console errors on any page since the login (CSP violations
     // included); the pages stayed long enough for a refresh round or more.

@@ -76,6 +76,9 @@ where
     let cx =
         Ctx { ui, csrf: session.csrf.clone(), flash: ui.sessions.take_flash(&sid), now: ui.now() };
     let q = params(&query);
+    // The script's refresh of the live parts (which a backfill's preview is
+    // not: it is not planned again).
+    let refresh = headers.contains_key("x-mscribe-refresh");
     let before = q.get("before").and_then(|b| b.parse::<i64>().ok());
     let (title, current, content): (String, &str, Markup) = match segs.as_slice() {
         [""] => ("Jobs".to_owned(), "/ui/", jobs_page(&cx).await),
@@ -84,7 +87,9 @@ where
                 status: q.get("status").filter(|s| !s.is_empty()).cloned(),
                 cursor: q.get("cursor").filter(|s| !s.is_empty()).cloned(),
                 backfill: match (q.get("from"), q.get("to")) {
-                    (Some(f), Some(t)) => Some((f.trim().to_owned(), t.trim().to_owned())),
+                    (Some(f), Some(t)) if !refresh => {
+                        Some((f.trim().to_owned(), t.trim().to_owned()))
+                    }
                     _ => None,
                 },
             };
