@@ -127,6 +127,26 @@ fn cron_words(expr: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn daily_times_read_back(m in 0u32..60, h in 0u32..24, zone in "(Europe/Berlin|UTC|America/New_York)") {
+            let words = describe(Some(&format!("CRON_TZ={zone} {m} {h} * * *")));
+            prop_assert_eq!(words, format!("at {h:02}:{m:02} every day, {zone}"));
+        }
+
+        #[test]
+        fn any_text_is_described(fields in proptest::collection::vec("([0-9]{1,3}|\\*|\\*/[0-9]{1,2}|[0-9]-[0-9]|MON|[0-9],[0-9]|L|@daily|@every|CRON_TZ=X)", 0..8)) {
+            let text = fields.join(" ");
+            let words = describe(Some(&text));
+            prop_assert!(!words.is_empty());
+            // Words or the expression itself: never a made-up schedule.
+            if !words.starts_with("at ") && !words.starts_with("every ") && !words.starts_with("once") {
+                prop_assert!(words.contains(split_zone(text.trim()).1), "{} -> {}", text, words);
+            }
+        }
+    }
 
     #[test]
     fn common_shapes_in_words() {
