@@ -149,6 +149,34 @@ async fn login_headers_escaping_and_csrf() {
     let (_, audit) = srv.json("GET", "/audit?job=health-snapshot", Some(&token)).await;
     assert_eq!(audit["entries"][0]["action"], "backfill", "{audit}");
 
+    // History a page of 25 at a time, with the API's cursors, and by status.
+    for _ in 0..26 {
+        let (code, body) = srv.json("POST", "/jobs/log-rotation/trigger", Some(&token)).await;
+        assert!(code == 202 || code == 200, "{body}");
+    }
+    srv.poll("GET", "/jobs/log-rotation/executions?limit=30", Some(&token), |_, v| {
+        let rows = v["executions"].as_array().map_or(0, Vec::len);
+        rows >= 26 && v["executions"].as_array().unwrap().iter().all(|r| r["status"] != "running")
+    })
+    .await;
+    let first = text(&send(&srv, "GET", "/ui/jobs/log-rotation", &cookie, "").await);
+    assert_eq!(first.matches("<tr data-run=").count(), 25, "{first}");
+    let next = first.split("<a href=\"").find_map(|s| {
+        let (href, rest) = s.split_once('"')?;
+        rest.starts_with(" rel=\"next\"").then(|| href.replace("&amp;", "&"))
+    });
+    let next = next.expect("a link to the next page");
+    assert!(next.starts_with("/ui/jobs/log-rotation?cursor="), "{next}");
+    let second = text(&send(&srv, "GET", &next, &cookie, "").await);
+    let rows = second.matches("<tr data-run=").count();
+    assert!((1..=25).contains(&rows), "{second}");
+    assert!(second.contains(">Newest</a>"));
+    let cancelled =
+        text(&send(&srv, "GET", "/ui/jobs/log-rotation?status=cancelled", &cookie, "").await);
+    assert!(cancelled.contains("No runs."), "{cancelled}");
+    let bad = text(&send(&srv, "GET", "/ui/jobs/log-rotation?status=bogus", &cookie, "").await);
+    assert!(bad.contains("the history could not be read"), "{bad}");
+
     // Logout: the session is gone.
     let r = send(&srv, "POST", "/ui/logout", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 303);
