@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, every crate's tests, the engine
 # without tokio, and the builds of benches and fuzz targets. Needs nothing
 # installed beyond the Rust toolchain; it starts Postgres if it is not running,
-# and installs what it needs with apt-get (sqlite3, promtool), saying so.
+# and installs what it needs with apt-get (sqlite3, promtool, chromium and
+# chromedriver), saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,22 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 export MSCRIBE_REQUIRE_PROMTOOL=1
+
+# Headless Chromium and chromedriver (Debian: chromium, chromium-driver)
+# drive the dashboard in server/tests/ui_browser.rs, which fails, never
+# skips, when either is missing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing chromium and chromedriver (Debian packages chromium, chromium-driver) with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends chromium chromium-driver >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends chromium chromium-driver >&2; } || true
+  fi
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "error: /usr/bin/chromium or /usr/bin/chromedriver is missing and could not be installed (Debian: apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

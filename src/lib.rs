@@ -95,6 +95,6 @@ pub use scheduler::{
 pub use store::{
     AttemptEnd, AttemptStart, BoxError, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
     ExecutionStatus, ExecutionStore, ExpiredLease, FireClaim, FireKind, FireLease, HistoryPosition,
-    HistoryQuery, MemoryStore, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy,
-    RetakenFire, SkippedFire, StoreError, StoreResult, abandoned_for_retake,
+    HistoryQuery, InstanceHeartbeat, MemoryStore, Metrics, ParseExecutionIdError, ParseStatusError,
+    PrunePolicy, RetakenFire, SkippedFire, StoreError, StoreResult, abandoned_for_retake,
 };

@@ -352,8 +352,10 @@ impl App {
             let _ = stopped_tx.send(());
         };
         // hyper with a graceful shutdown, as warp::serve, and JSON bodies on
-        // the errors hyper answers itself (http/serve.rs).
-        let server = crate::http::serve(listener, self.server_state(), signalled);
+        // the errors hyper answers itself (http/serve.rs); the dashboard in
+        // front of the API (ui/).
+        let routes = crate::ui::with_api(self.server_state(), self.config.ui.clone());
+        let server = crate::http::serve_filter(listener, routes, signalled);
         let grace = self.config.shutdown_grace;
         let server = tokio::spawn(server);
         // Wait for the signal, then give open connections the grace to finish.

@@ -63,3 +63,4 @@ pub mod ops;
 pub mod probe;
 pub mod reload;
 pub mod token;
+pub mod ui;

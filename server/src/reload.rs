@@ -83,11 +83,35 @@ impl fmt::Display for ReloadReport {
 
 /// The names of the settings that differ between `old` and `new` and
 /// that only a restart applies: everything but `[jobs.*]` and `[alerts.*]`.
+/// The pattern names every field, so that a new setting does not compile
+/// until it is sorted here.
 fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
+    let Config {
+        listen,
+        database_url,
+        admin_token,
+        data_dir,
+        log_dir,
+        backup_dir,
+        shutdown_grace,
+        max_body_bytes,
+        log_level,
+        log_format,
+        log_to_file,
+        claim_fires,
+        lease,
+        health,
+        api,
+        ui,
+        jobs: _,
+        alerts: _,
+        source: _,
+        unknown_env: _,
+    } = old;
     let mut out = Vec::new();
     macro_rules! check {
         ($($field:ident => $name:literal),* $(,)?) => {
-            $(if old.$field != new.$field { out.push($name); })*
+            $(if *$field != new.$field { out.push($name); })*
         };
     }
     check!(
@@ -106,6 +130,7 @@ fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
         lease => "lease",
         health => "[health]",
         api => "[api]",
+        ui => "[ui]",
     );
     out
 }

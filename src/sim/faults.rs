@@ -12,7 +12,8 @@ use crate::clock::{Clock, after};
 use crate::job::{JobContext, JobHandler, JobResult};
 use crate::store::{
     ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
-    FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreError, StoreResult,
+    FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError,
+    StoreResult,
 };
 
 /// Installs (once per process) a panic hook that stays silent for the
@@ -159,6 +160,18 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         self.inner.heartbeat(instance_id, now).await
+    }
+
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        self.inner.attempts(job_id, execution_id).await
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        self.inner.instances(since).await
     }
 
     async fn mark_abandoned(

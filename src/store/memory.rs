@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use super::leases::Leases;
 use super::{
     AttemptEnd, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryPosition, HistoryQuery, PrunePolicy,
-    RetakenFire, StoreError, StoreResult, duration_ms,
+    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryPosition, HistoryQuery,
+    InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError, StoreResult, duration_ms,
 };
 
 /// An in-memory store: the reference implementation, and the default when
@@ -262,6 +262,37 @@ impl ExecutionStore for MemoryStore {
         let mut g = self.rows.lock().expect("memory store lock");
         g.heartbeats.insert(instance_id.to_owned(), now);
         Ok(())
+    }
+
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let mut out: Vec<ExecutionRecord> =
+            g.of_job(job_id).filter(|r| r.execution_id == execution_id).cloned().collect();
+        out.sort_by_key(|r| r.attempt);
+        Ok(out)
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let mut out: Vec<InstanceHeartbeat> = g
+            .heartbeats
+            .iter()
+            .filter(|(_, at)| **at >= since)
+            .map(|(id, at)| InstanceHeartbeat {
+                instance_id: id.clone(),
+                heartbeat_at: *at,
+                started_at: None,
+                hostname: None,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.heartbeat_at.cmp(&a.heartbeat_at).then_with(|| a.instance_id.cmp(&b.instance_id))
+        });
+        Ok(out)
     }
 
     async fn mark_abandoned(

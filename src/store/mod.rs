@@ -24,7 +24,8 @@ pub(crate) use record::duration_ms;
 pub use record::{
     AttemptEnd, AttemptStart, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
     ExecutionStatus, ExpiredLease, FireClaim, FireKind, FireLease, HistoryPosition, HistoryQuery,
-    Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire, SkippedFire,
+    InstanceHeartbeat, Metrics, ParseExecutionIdError, ParseStatusError, PrunePolicy, RetakenFire,
+    SkippedFire,
 };
 
 /// Where execution records live.
@@ -68,6 +69,26 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
     /// Records that `instance_id` is alive at `now` (upsert of one row per
     /// instance). The scheduler calls it at start and then periodically.
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Every attempt of run `execution_id` of job `job_id`, the first
+    /// attempt first. A store that cannot look a run up answers none (the
+    /// default); its callers then read the job's history.
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let _ = (job_id, execution_id);
+        Ok(Vec::new())
+    }
+
+    /// The instances whose last heartbeat is at or after `since`, the
+    /// latest heartbeat first (ties by instance id). A store that keeps no
+    /// heartbeats answers none (the default).
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        let _ = since;
+        Ok(Vec::new())
+    }
 
     /// Marks as `abandoned` every `running` row of an instance other than
     /// `own_instance` whose last heartbeat is older than `now - stale_after`

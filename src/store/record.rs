@@ -652,3 +652,17 @@ pub struct RetakenFire {
     /// Whether the run had recorded rows (now under the new execution id).
     pub had_rows: bool,
 }
+
+/// An instance's last heartbeat, as [`ExecutionStore::instances`](super::ExecutionStore::instances)
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceHeartbeat {
+    /// The instance's id.
+    pub instance_id: String,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Its first heartbeat, when the store keeps it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The host it runs on, when the store knows it.
+    pub hostname: Option<String>,
+}

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
-    FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreResult,
+    FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire, StoreResult,
 };
 
 #[async_trait]
@@ -34,6 +34,18 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for Arc<S> {
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         (**self).heartbeat(instance_id, now).await
+    }
+
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        (**self).attempts(job_id, execution_id).await
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        (**self).instances(since).await
     }
 
     async fn mark_abandoned(

@@ -63,6 +63,8 @@ macro_rules! conformance {
                 last_fire_is_the_latest_nominal_time,
                 abandoned_runs_of_dead_instances,
                 abandoned_with_huge_staleness_only_takes_silent_instances,
+                instances_are_those_with_a_recent_heartbeat,
+                attempts_of_one_run_first_first,
                 prune_keeps_running_rows_and_failures_longer,
                 text_and_json_are_stored_verbatim,
                 big_batches,

@@ -198,6 +198,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// The jobs API (`[api]`).
     pub api: ApiConfig,
+    /// The web dashboard (`[ui]`).
+    pub ui: UiConfig,
     /// The seven built-in jobs and the jobs of your own (`[jobs.<id>]`).
     pub jobs: JobsConfig,
     /// Webhook alerts (`[alerts.<name>]`), by name. Not overridable from
@@ -230,6 +232,7 @@ impl Default for Config {
             lease: DEFAULT_LEASE,
             health: HealthConfig::default(),
             api: ApiConfig::default(),
+            ui: UiConfig::default(),
             jobs: JobsConfig::default(),
             alerts: BTreeMap::new(),
             source: None,
@@ -247,6 +250,31 @@ pub struct ApiConfig {
     /// job runs any program on the server, so remote command execution is
     /// the operator's choice, not a default. HTTP jobs are always allowed.
     pub allow_command_jobs: bool,
+}
+
+/// `[ui]`: the web dashboard at `/ui`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Whether the dashboard is served (`enabled`, default true); when
+    /// false, `/`, `/ui` and everything under it answer 404.
+    pub enabled: bool,
+    /// Whether the session cookie has the `Secure` flag, for a dashboard
+    /// served behind HTTPS (`secure_cookie`, default false).
+    pub secure_cookie: bool,
+    /// How long a login lasts (`session_ttl`, default `12h`).
+    #[serde(deserialize_with = "de::duration")]
+    pub session_ttl: Duration,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            secure_cookie: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// `[health]`: the health check.
@@ -454,6 +482,25 @@ mod tests {
         let out: Vec<String> =
             cases.iter().map(|c| format!("{c}\n=> {}\n", err(c, no_env))).collect();
         insta::assert_snapshot!("config_file_errors", out.join("\n"));
+    }
+
+    #[test]
+    fn the_ui_section() {
+        let c = Config::from_toml_str("", "x", no_env).unwrap();
+        assert!(c.ui.enabled && !c.ui.secure_cookie);
+        assert_eq!(c.ui.session_ttl, Duration::from_secs(12 * 3600));
+        let c = Config::from_toml_str(
+            "[ui]\nenabled = false\nsecure_cookie = true\nsession_ttl = \"30m\"",
+            "x",
+            |k: &str| (k == "MSCRIBE_UI_SESSION_TTL").then(|| "2h".to_owned()),
+        )
+        .unwrap();
+        assert!(!c.ui.enabled && c.ui.secure_cookie);
+        assert_eq!(c.ui.session_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            err("[ui]\nsession_ttl = \"5s\"", no_env),
+            "invalid config: key `ui.session_ttl` in file mscribe.toml: must be at least 1m, got \"5s\""
+        );
     }
 
     #[test]

@@ -65,6 +65,15 @@ impl Config {
                 ),
             ));
         }
+        if self.ui.session_ttl < std::time::Duration::from_secs(60) {
+            return Err(bad(
+                "ui.session_ttl",
+                format!(
+                    "must be at least 1m, got \"{}\"",
+                    humantime::format_duration(self.ui.session_ttl)
+                ),
+            ));
+        }
         let h = &self.health;
         if h.probe_timeout.is_zero() {
             return Err(bad("health.probe_timeout", "must be greater than zero".to_owned()));

@@ -56,6 +56,7 @@ mod control;
 pub(crate) mod cursor;
 mod define;
 mod fires;
+pub(crate) mod internal;
 mod jobs;
 mod openapi;
 mod probes;
@@ -81,7 +82,7 @@ use reply::ApiError;
 pub use jobs::JobView;
 pub use openapi::openapi_document;
 pub use reply::error_response;
-pub use serve::serve;
+pub use serve::{serve, serve_filter};
 
 /// What the routes need.
 #[derive(Debug)]

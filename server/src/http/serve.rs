@@ -12,12 +12,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use std::convert::Infallible;
+
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use warp::Filter;
+use warp::reply::Response;
 
 use super::reply::NO_CACHE;
 use super::{ServerState, routes};
@@ -29,7 +33,18 @@ pub async fn serve(
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let filter = routes(state);
+    serve_filter(listener, routes(state), shutdown).await;
+}
+
+/// Serves `filter` (the routes, or the routes with the dashboard's in
+/// front) as [`serve`] does.
+pub async fn serve_filter<F>(
+    listener: TcpListener,
+    filter: F,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

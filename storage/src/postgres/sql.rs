@@ -154,6 +154,20 @@ pub(crate) const HEARTBEAT: &str =
      VALUES ($1, $2, $2, $3)
      ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
+/// The attempts of one run, the first first: `$1` job, `$2` execution id
+/// (the unique `(execution_id, attempt)` index).
+pub(crate) const ATTEMPTS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions AS e WHERE e.execution_id = $2::uuid AND e.job_id = $1 \
+     ORDER BY e.attempt"
+);
+
+/// The instances with a heartbeat at or after `$1`, the latest first.
+pub(crate) const INSTANCES: &str =
+    "SELECT instance_id, heartbeat_at, started_at, hostname FROM scheduler_instances
+     WHERE heartbeat_at >= $1 ORDER BY heartbeat_at DESC, instance_id";
+
 /// Marks the running rows of other instances (`$1` is this one) without a
 /// heartbeat since `$3` abandoned at `$2`, answering them.
 pub(crate) const MARK_ABANDONED: &str = concat!(

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
     ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
-    FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreError, StoreResult,
-    abandoned_for_retake,
+    FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError,
+    StoreResult, abandoned_for_retake,
 };
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgRow};
@@ -206,6 +206,45 @@ impl ExecutionStore for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let rows = self
+            .op(
+                "attempts",
+                sqlx::query(sql::ATTEMPTS)
+                    .bind(job_id)
+                    .bind(execution_id.to_string())
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        let rows = self
+            .op(
+                "instances",
+                sqlx::query_as::<_, (String, DateTime<Utc>, DateTime<Utc>, Option<String>)>(
+                    sql::INSTANCES,
+                )
+                .bind(cutoff_param(since))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(instance_id, heartbeat_at, started_at, hostname)| InstanceHeartbeat {
+                instance_id,
+                heartbeat_at,
+                started_at: Some(started_at),
+                hostname,
+            })
+            .collect())
     }
 
     async fn mark_abandoned(

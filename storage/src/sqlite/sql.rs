@@ -156,6 +156,19 @@ pub(crate) const HEARTBEAT: &str =
      VALUES (?1, ?2, ?2, ?3)
      ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
+/// The attempts of one run, the first first: `?1` job, `?2` execution id
+/// (the unique `(execution_id, attempt)` index).
+pub(crate) const ATTEMPTS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM scheduled_job_executions WHERE execution_id = ?2 AND job_id = ?1 ORDER BY attempt"
+);
+
+/// The instances with a heartbeat at or after `?1`, the latest first.
+pub(crate) const INSTANCES: &str =
+    "SELECT instance_id, heartbeat_at, started_at, hostname FROM scheduler_instances
+     WHERE heartbeat_at >= ?1 ORDER BY heartbeat_at DESC, instance_id";
+
 /// Running rows of other instances (`?1` is this one) without a heartbeat
 /// since `?2`, with their `id`.
 pub(crate) const STALE_RUNNING: &str = concat!(

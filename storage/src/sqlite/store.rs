@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
     ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus, ExecutionStore,
-    ExpiredLease, FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire, StoreError,
-    StoreResult, abandoned_for_retake,
+    ExpiredLease, FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire,
+    StoreError, StoreResult, abandoned_for_retake,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -231,6 +231,50 @@ impl ExecutionStore for SqliteStore {
                 .map_err(|e| store_error("heartbeat", e))
         })
         .await
+    }
+
+    async fn attempts(
+        &self,
+        job_id: &str,
+        execution_id: ExecutionId,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let (job, id) = (job_id.to_owned(), execution_id.to_string());
+        let w = self.worker();
+        w.on_reader("attempts", w.limits().operation_timeout, move |c| {
+            query_records(c, sql::ATTEMPTS, params![job, id])
+        })
+        .await
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        let since = cutoff_param(since);
+        let w = self.worker();
+        let raw = w
+            .on_reader("instances", w.limits().operation_timeout, move |c| {
+                let mut stmt =
+                    c.prepare_cached(sql::INSTANCES).map_err(|e| store_error("instances", e))?;
+                stmt.query_map(params![since], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| store_error("instances", e))
+            })
+            .await?;
+        raw.into_iter()
+            .map(|(instance_id, beat, start, hostname)| {
+                Ok(InstanceHeartbeat {
+                    instance_id,
+                    heartbeat_at: parse_ts("heartbeat_at", &beat)?,
+                    started_at: Some(parse_ts("started_at", &start)?),
+                    hostname,
+                })
+            })
+            .collect()
     }
 
     async fn mark_abandoned(

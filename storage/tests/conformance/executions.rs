@@ -521,6 +521,45 @@ pub(crate) async fn abandoned_with_huge_staleness_only_takes_silent_instances(
     assert_eq!(k.duration_ms, Some(0));
 }
 
+pub(crate) async fn attempts_of_one_run_first_first(s: &dyn ExecutionStore) {
+    assert!(s.attempts("j", eid(1)).await.unwrap().is_empty());
+    s.write(&[
+        start("j", 1, 2, 3000, "i2"),
+        start("j", 1, 1, 1000, "i1"),
+        end("j", 1, 1, 2000, ExecutionStatus::Failed),
+        start("j", 2, 1, 5000, "i1"),
+        start("k", 3, 1, 1000, "i1"),
+    ])
+    .await
+    .unwrap();
+    let rows = s.attempts("j", eid(1)).await.unwrap();
+    let got: Vec<(u32, ExecutionStatus, &str)> =
+        rows.iter().map(|r| (r.attempt, r.status, r.instance_id.as_str())).collect();
+    assert_eq!(got, [(1, ExecutionStatus::Failed, "i1"), (2, ExecutionStatus::Running, "i2")]);
+    assert!(rows.iter().all(|r| r.job_id == "j" && r.execution_id == eid(1)));
+    // Another job's run, or a run of another job, is not this one.
+    assert!(s.attempts("k", eid(1)).await.unwrap().is_empty());
+    assert_eq!(s.attempts("k", eid(3)).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn instances_are_those_with_a_recent_heartbeat(s: &dyn ExecutionStore) {
+    assert!(s.instances(t(0)).await.unwrap().is_empty());
+    s.heartbeat("b", t(1_000)).await.unwrap();
+    s.heartbeat("old", t(500)).await.unwrap();
+    s.heartbeat("a", t(2_000)).await.unwrap();
+    s.heartbeat("b", t(2_000)).await.unwrap(); // a later beat replaces the first
+    let seen = s.instances(t(1_000)).await.unwrap();
+    let ids: Vec<(&str, chrono::DateTime<chrono::Utc>)> =
+        seen.iter().map(|i| (i.instance_id.as_str(), i.heartbeat_at)).collect();
+    // The latest first, ties by id; `old` is before the bound.
+    assert_eq!(ids, [("a", t(2_000)), ("b", t(2_000))]);
+    // The SQL stores keep the first beat as the start; the reference none.
+    let b = &seen[1];
+    assert!(b.started_at.is_none_or(|s| s == t(1_000)), "{b:?}");
+    assert_eq!(s.instances(t(500)).await.unwrap().len(), 3);
+    assert!(s.instances(t(2_001)).await.unwrap().is_empty());
+}
+
 pub(crate) async fn prune_keeps_running_rows_and_failures_longer(s: &dyn ExecutionStore) {
     s.write(&[
         start("j", 1, 1, 1000, "i1"),
