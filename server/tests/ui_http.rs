@@ -56,6 +56,18 @@ async fn login_headers_escaping_and_csrf() {
     assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/ui/login"));
     let r = send(&srv, "GET", "/ui/login", "", "").await;
     assert_eq!(r.status, 200);
+    // The login form's CSRF token, in the form and in a cookie.
+    let login_set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(login_set.contains("Path=/ui/login; HttpOnly; SameSite=Strict"), "{login_set}");
+    let login_cookie = login_set.split(';').next().unwrap().to_owned();
+    let login_csrf = text(&r)
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
@@ -67,11 +79,25 @@ async fn login_headers_escaping_and_csrf() {
         (200, "text/javascript; charset=utf-8")
     );
 
-    // A wrong token: 401 and no cookie; the right one: a session cookie.
-    let r = send(&srv, "POST", "/ui/login", "", "token=wrong").await;
+    // Without the form's CSRF token, or with another, even the right admin
+    // token is refused.
+    for (cookie, form) in [
+        ("", format!("token={token}")),
+        (login_cookie.as_str(), format!("token={token}")),
+        (login_cookie.as_str(), format!("csrf=0{}&token={token}", &login_csrf[1..])),
+        ("", format!("csrf={login_csrf}&token={token}")),
+    ] {
+        let r = send(&srv, "POST", "/ui/login", cookie, &form).await;
+        assert_eq!(r.status, 403, "{cookie} {form}");
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+    // A wrong token: 401 and no session; the right one: a session cookie.
+    let with_csrf = |t: &str| format!("csrf={login_csrf}&token={t}");
+    let r = send(&srv, "POST", "/ui/login", &login_cookie, &with_csrf("wrong")).await;
     assert_eq!(r.status, 401);
-    assert!(r.headers.get("set-cookie").is_none());
-    let r = send(&srv, "POST", "/ui/login", "", &format!("token={token}")).await;
+    let set = r.headers.get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    assert!(set.is_some_and(|c| c.starts_with("mscribe_login=")), "only a new login token");
+    let r = send(&srv, "POST", "/ui/login", &login_cookie, &with_csrf(&token)).await;
     assert_eq!(r.status, 303);
     let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
     assert!(set.contains("HttpOnly; SameSite=Strict") && set.ends_with("; Secure"), "{set}");

@@ -17,7 +17,7 @@ use super::jobs::{Ctx, JobQuery, job_page, jobs_page};
 use super::layout::{enc, html_response, page, redirect};
 use super::lists::{alerts_page, audit_page, health_page};
 use super::run::run_page;
-use super::session::{Flash, csrf_ok};
+use super::session::{Flash, csrf_ok, login_csrf_ok};
 use super::{UiState, params};
 use crate::http::internal::{path_segments, read_body};
 
@@ -51,8 +51,8 @@ where
     }
     match (segs.as_slice(), is_post) {
         (["assets", name], false) => return asset(name).unwrap_or_else(not_found),
-        (["login"], false) => return login_page(None, StatusCode::OK),
-        (["login"], true) => return login(ui, &body),
+        (["login"], false) => return login_page(ui, None, StatusCode::OK),
+        (["login"], true) => return login(ui, &headers, &body),
         _ => {}
     }
     let Some((sid, session)) = ui.sessions.get(&headers) else {
@@ -197,14 +197,22 @@ fn outcome(v: &Value) -> String {
     }
 }
 
-/// The login: the admin token opens a session; a wrong one is a 401 with
-/// the form again.
-fn login(ui: &UiState, body: &Bytes) -> Response {
+/// The login: the form's CSRF token must be its cookie's (403), then the
+/// admin token opens a session; a wrong one is a 401 with the form again.
+/// A wrong token is logged at DEBUG only: anyone can send one.
+fn login(ui: &UiState, headers: &HeaderMap, body: &Bytes) -> Response {
     let form = params(std::str::from_utf8(body).unwrap_or(""));
+    if !login_csrf_ok(headers, form.get("csrf").map(String::as_str)) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "the login form's CSRF token is missing or wrong: reload the login page and try again",
+        );
+    }
     let given = form.get("token").map(|t| t.trim()).unwrap_or("");
     if given.is_empty() || !crate::token::tokens_match(given, ui.api.admin_token.expose()) {
-        tracing::info!("dashboard: a login with a wrong token");
-        return login_page(Some("That is not the admin token."), StatusCode::UNAUTHORIZED);
+        tracing::debug!("dashboard: a login with a wrong token");
+        return login_page(ui, Some("That is not the admin token."), StatusCode::UNAUTHORIZED);
     }
     match ui.sessions.create() {
         Some((_, cookie)) => redirect("/ui/", Some(&cookie)),
@@ -214,13 +222,18 @@ fn login(ui: &UiState, body: &Bytes) -> Response {
     }
 }
 
-/// The login page, with an error if any.
-fn login_page(error: Option<&str>, status: StatusCode) -> Response {
+/// The login page, with an error if any, and a fresh CSRF token in its
+/// form and in a cookie.
+fn login_page(ui: &UiState, error: Option<&str>, status: StatusCode) -> Response {
+    let Some((csrf, cookie)) = ui.sessions.login_token() else {
+        return message(StatusCode::SERVICE_UNAVAILABLE, "No login", "no randomness for a token");
+    };
     let content = html! {
         div.login {
             h1 { "Log in" }
             @if let Some(e) = error { div.flash.error role="alert" #login-error { (e) } }
             form method="post" action="/ui/login" {
+                input type="hidden" name="csrf" value=(csrf);
                 // For password managers and accessibility: the token has no user.
                 input type="text" name="username" value="admin" autocomplete="username" hidden;
                 label for="token" { "Admin token" }
@@ -230,7 +243,11 @@ fn login_page(error: Option<&str>, status: StatusCode) -> Response {
             }
         }
     };
-    html_response(status, page("Log in", "", None, content))
+    let mut r = html_response(status, page("Log in", "", None, content));
+    if let Ok(v) = warp::http::HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(warp::http::header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// A page with a title and a message, at `status`.

@@ -12,6 +12,9 @@ use warp::http::header;
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "mscribe_session";
 
+/// The cookie of the login form's CSRF token.
+pub(crate) const LOGIN_COOKIE: &str = "mscribe_login";
+
 /// The most sessions kept: a login past it drops the one expiring first.
 const MAX_SESSIONS: usize = 1000;
 
@@ -74,6 +77,19 @@ impl Sessions {
         Some((id, cookie))
     }
 
+    /// A CSRF token for the login form, before any session, and the
+    /// `Set-Cookie` that carries it (a double submit: a page of another
+    /// site can neither read the cookie nor send it, `SameSite=Strict`);
+    /// `None` without randomness.
+    pub(crate) fn login_token(&self) -> Option<(String, String)> {
+        let token = random_hex()?;
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{LOGIN_COOKIE}={token}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+        );
+        Some((token, cookie))
+    }
+
     fn cookie(&self, value: &str, max_age: u64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
@@ -128,6 +144,15 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// Whether the login form's `given` CSRF token is the one its cookie
+/// carries (in constant time).
+pub(crate) fn login_csrf_ok(headers: &HeaderMap, given: Option<&str>) -> bool {
+    match (cookie_value(headers, LOGIN_COOKIE), given) {
+        (Some(cookie), Some(given)) => crate::token::tokens_match(given, &cookie),
+        _ => false,
+    }
 }
 
 /// Whether `given` is the session's CSRF token (in constant time).
