@@ -322,6 +322,12 @@ fn kubernetes_manifests_agree_with_each_other_and_the_config() {
     let secret = yaml("kubernetes/secret.yaml");
     assert_eq!(str_at(&deployment, &["kind"]), "Deployment");
     assert_eq!(str_at(&service, &["kind"]), "Service");
+    // Dashboard sessions are per pod: a browser stays with its pod for as
+    // long as a login lasts by default.
+    assert_eq!(str_at(&service, &["spec", "sessionAffinity"]), "ClientIP");
+    let affinity = service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"].as_u64();
+    let ttl = mscribe_server::config::Config::default().ui.session_ttl.as_secs();
+    assert!(affinity.is_some_and(|t| t >= ttl), "affinity {affinity:?} s, sessions {ttl} s");
     assert_eq!(str_at(&configmap, &["kind"]), "ConfigMap");
     assert_eq!(str_at(&secret, &["kind"]), "Secret");
 
