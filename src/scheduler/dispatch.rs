@@ -19,6 +19,7 @@ use super::{JobScheduler, Phase, State, TriggerOutcome};
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::policy::OverlapPolicy;
 use crate::store::{ExecutionEvent, ExecutionId, ExecutionStatus, SkippedFire};
+use crate::trace;
 
 impl JobScheduler {
     /// Starts, queues or skips a fire per the overlap policy.
@@ -133,7 +134,8 @@ impl JobScheduler {
         job.running.push(RunHandle::new(id, cancel.clone()));
         let spec = job.spec.clone();
         st.live_runs += 1;
-        st.launches.push(Launch { spec, slot, id, fire, cancel, seed });
+        let span = tracing::Span::none();
+        st.launches.push(Launch { spec, slot, id, fire, cancel, seed, span });
         TriggerOutcome::Started { execution_id: id }
     }
 
@@ -151,15 +153,23 @@ impl JobScheduler {
             self.spawn_run(l, Resume::Fresh);
         }
     }
-    /// Runs `l` as its own task, from `resume`.
-    fn spawn_run(&self, l: Launch, resume: Resume) {
+    /// Runs `l` as its own task, from `resume` (a fresh run opens its
+    /// span here; a resumed one has it).
+    fn spawn_run(&self, mut l: Launch, resume: Resume) {
+        if let Resume::Fresh = resume {
+            l.span = l.run_span();
+        }
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let status = this.run(&l, resume).await;
-            // The run's own handle goes first, so the token can be reused.
-            drop(l.cancel);
-            let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status, leased)));
+            // The run's own handle goes first, so the token can be reused;
+            // its span closes before the run is settled.
+            let Launch { spec, slot, id, fire, cancel, span, seed: _ } = l;
+            drop(cancel);
+            trace::record_status(&span, status);
+            drop(span);
+            let leased = (fire.fence > 0).then_some(fire.nominal);
+            this.runs_ended(std::iter::once((spec, slot, id, status, leased)));
         }));
     }
 
@@ -181,11 +191,12 @@ impl JobScheduler {
         // One clock read per run: a run's end is the next one's start. A
         // panicking read gives the one before it.
         let mut now = clock.now_or(last);
-        for l in launches.drain(..) {
+        for mut l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
+            l.span = l.run_span();
             let first = l.fire.first_attempt;
             let mut flight = self.begin_attempt(&l, first, now, true);
             let outcome = if l.cancel.is_killed() {
@@ -216,6 +227,8 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
+                trace::record_status(&l.span, end.status);
+                drop(l.span);
                 let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
                 ended.push((l.spec, l.slot, l.id, end.status, leased));
             }
@@ -289,6 +302,17 @@ pub(super) struct Launch {
     pub(super) fire: Fire,
     pub(super) cancel: CancellationToken,
     pub(super) seed: u64,
+    /// The run's span ([`trace::run_span`]), opened when it is launched;
+    /// none before, and disabled when no layer wants it.
+    pub(super) span: tracing::Span,
+}
+
+impl Launch {
+    /// The span of this run.
+    #[inline]
+    fn run_span(&self) -> tracing::Span {
+        trace::run_span(&self.spec.id, self.id, self.fire.nominal, self.fire.kind)
+    }
 }
 
 /// A run that ended, with its final status and, when it held a lease, its

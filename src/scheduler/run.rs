@@ -21,6 +21,8 @@ use crate::failure::ErrorKind;
 use crate::guard::{GuardedSleep, panic_message};
 use crate::job::{JobContext, JobResult};
 use crate::store::{AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus};
+use crate::trace;
+use tracing::Instrument;
 
 impl JobScheduler {
     /// Starts attempt `attempt` of run `l`: records its start and calls the
@@ -66,13 +68,23 @@ impl JobScheduler {
         let start = || {
             spec.handler.run_detached(ctx).unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx))
         };
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(start)).unwrap_or_else(|panic| {
+        let span =
+            trace::attempt_span(&l.span, &spec.id, l.id, l.fire.nominal, l.fire.kind, attempt);
+        let fut = if span.is_disabled() {
+            std::panic::catch_unwind(AssertUnwindSafe(start))
+        } else {
+            // The handler, its synchronous part too, runs in the span.
+            std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(start))).map(
+                |fut| -> BoxFuture<'static, JobResult> { Box::pin(fut.instrument(span.clone())) },
+            )
+        };
+        let fut = fut.unwrap_or_else(|panic| {
             Box::pin(futures::future::lazy(move |_| -> JobResult {
                 std::panic::resume_unwind(panic)
             }))
         });
         let work = AssertUnwindSafe(fut).catch_unwind();
-        InFlight { started_at, child, work, start_unwritten: defer }
+        InFlight { started_at, child, work, start_unwritten: defer, span }
     }
 
     /// The start event of attempt `attempt` of run `l`.
@@ -135,7 +147,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
-        let InFlight { started_at, child, work, start_unwritten: _ } = flight;
+        let InFlight { started_at, child, work, start_unwritten: _, span } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let mut error_kind = None;
@@ -188,6 +200,8 @@ impl JobScheduler {
         // it), then drop the handler's future, before the end is recorded.
         child.as_ref().unwrap_or(cancel).cancel();
         drop(work);
+        trace::record_status(&span, status);
+        drop(span);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
         inner.record(ExecutionEvent::Finished(AttemptEnd {
             job_id: spec.id.clone(),
@@ -311,6 +325,8 @@ pub(super) struct InFlight {
     /// holds the run's token.
     pub(super) child: Option<CancellationToken>,
     pub(super) work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
+    /// The attempt's span ([`trace::attempt_span`]), closed when it ends.
+    pub(super) span: tracing::Span,
 }
 
 /// How an attempt ended, from [`JobScheduler::end_attempt`].
