@@ -39,7 +39,7 @@ pub enum EnvKind {
     FileOnly,
 }
 
-/// The top-level, `[health]` and `[api]` keys with their environment kinds.
+/// The top-level, `[health]`, `[api]` and `[telemetry]` keys with their environment kinds.
 const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("database_url", EnvKind::Str),
@@ -63,6 +63,9 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("health.min_free_percent", EnvKind::Float),
     ("health.max_overdue", EnvKind::Str),
     ("api.allow_command_jobs", EnvKind::Bool),
+    ("telemetry.otlp_endpoint", EnvKind::Str),
+    ("telemetry.service_name", EnvKind::Str),
+    ("telemetry.sample_ratio", EnvKind::Float),
 ];
 
 /// One overridable key: its dotted path, its environment variable and kind.
