@@ -46,6 +46,8 @@
 //! the rows of one table, [`ops::JOBS`], which registration, the
 //! configuration and the command line read.
 //! Webhook alerts through an outbox, once per cluster: [`alerts`].
+//! OpenTelemetry traces of runs, attempts and API requests (feature
+//! `otel`, `[telemetry]`): [`telemetry`].
 
 pub mod alerts;
 pub mod app;
@@ -60,4 +62,5 @@ pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod probe;
+pub mod telemetry;
 pub mod token;

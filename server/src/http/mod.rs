@@ -61,6 +61,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures::Stream;
+use tracing::Instrument;
 use warp::http::{HeaderMap, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -130,11 +131,17 @@ pub fn routes(
              headers: HeaderMap,
              body,
              state: Arc<ServerState>| async move {
+                // The request's server span (exported with `[telemetry]`).
+                let span = crate::telemetry::api_span(&method, path.as_str(), &headers, || {
+                    route_name(path.as_str())
+                });
                 let req = Request { method, path: path.as_str().to_owned(), query, headers };
-                match handle(&req, body, &state).await {
+                let res = match handle(&req, body, &state).instrument(span.clone()).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
-                }
+                };
+                crate::telemetry::record_response(&span, res.status());
+                res
             },
         )
         .recover(|e: Rejection| reply::recover(e))
@@ -195,6 +202,27 @@ impl Route {
         }
     }
 
+    /// The route as a span names it, e.g. `/jobs/{id}/trigger`.
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Health => "/health-check",
+            Route::Livez => "/livez",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Jobs => "/jobs",
+            Route::Job(_) => "/jobs/{id}",
+            Route::Executions(_) => "/jobs/{id}/executions",
+            Route::Trigger(_) => "/jobs/{id}/trigger",
+            Route::Pause(_) => "/jobs/{id}/pause",
+            Route::Resume(_) => "/jobs/{id}/resume",
+            Route::Upcoming(_) => "/jobs/{id}/upcoming",
+            Route::Backfill(_) => "/jobs/{id}/backfill",
+            Route::Cancel(_) => "/executions/{id}/cancel",
+            Route::Audit => "/audit",
+            Route::Alerts => "/alerts",
+        }
+    }
+
     fn needs_token(&self) -> bool {
         !matches!(self, Route::Health | Route::Livez | Route::Readyz | Route::Metrics)
     }
@@ -245,6 +273,11 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The route template of `path` for its span; `unknown` when none.
+fn route_name(path: &str) -> &'static str {
+    segments(path).ok().and_then(|s| route(&s)).map_or("unknown", |r| r.template())
 }
 
 fn route(segments: &[String]) -> Option<Route> {
