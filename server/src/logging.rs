@@ -18,7 +18,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::TelemetryConfig;
-use crate::telemetry::{TRACE_TARGET, Telemetry};
+use crate::telemetry::Telemetry;
+use mscribe_scheduler::TRACE_TARGET;
 
 /// The environment variable that overrides the log filter.
 pub const LOG_ENV: &str = "MSCRIBE_LOG";

@@ -1,8 +1,10 @@
 //! OpenTelemetry traces (feature `otel`): the OTLP/HTTP exporter and the
 //! `tracing` layer that sends the spans of runs, attempts and API requests
 //! ([`TRACE_TARGET`]), the server span of an API request, and the
-//! `traceparent` header of an HTTP job's request. Without the feature the
-//! same functions exist and do nothing, and no OpenTelemetry crate is built.
+//! `traceparent` header of an HTTP job's request. Without the feature no
+//! OpenTelemetry crate is built; [`Telemetry`], [`inject_traceparent`],
+//! [`api_span`] and [`record_response`] remain and do nothing (the span
+//! they would open is disabled).
 //!
 //! The spans are `tracing` spans on their own target, which the log layers
 //! filter out: without the OpenTelemetry layer no layer enables their
@@ -21,7 +23,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 #[cfg(feature = "otel")]
 use crate::config::TelemetryConfig;
 
-pub use mscribe_scheduler::TRACE_TARGET;
+use mscribe_scheduler::TRACE_TARGET;
 
 /// The installed tracer provider, if any: [`shutdown`](Self::shutdown)
 /// exports the spans still buffered.
