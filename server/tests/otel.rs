@@ -2,8 +2,12 @@
 //! requests and their attributes, through the SDK's in-memory exporter and
 //! the server's own layer ([`telemetry::layer`]); the `traceparent` an HTTP
 //! job sends. Schedulers on a virtual clock; the tests share one global
-//! subscriber and tell their spans apart by job id or route.
+//! subscriber and tell their spans apart by job id or route. And the real
+//! `mscribe serve` posting its spans to a collector over OTLP/HTTP when it
+//! stops.
 #![cfg(feature = "otel")]
+
+mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -235,4 +239,46 @@ async fn an_api_request_is_a_server_span_child_of_its_caller() {
     let [span] = found.as_slice() else { panic!("one span expected, got {found:?}") };
     assert_eq!(attr(span, "http.response.status_code").as_deref(), Some("401"));
     assert_eq!(span.parent_span_id, SpanId::INVALID, "no caller: a root");
+}
+
+/// One OTLP/HTTP export: its content type and body.
+type Export = (Option<String>, bytes::Bytes);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_posts_its_spans_to_the_collector_and_flushes_them_at_stop() {
+    // A collector: keeps each OTLP/HTTP export's content type and body.
+    let posts: Arc<Mutex<Vec<Export>>> = Arc::default();
+    let keep = posts.clone();
+    let collector = warp::post()
+        .and(warp::path!("v1" / "traces"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+        .map(move |ct: Option<String>, body: bytes::Bytes| {
+            keep.lock().unwrap().push((ct, body));
+            ""
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(collector).incoming(listener).run());
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let mut env = common::base_env(dir.path(), &format!("sqlite://{}", db.display()));
+    env.push(("MSCRIBE_TELEMETRY_OTLP_ENDPOINT".to_owned(), format!("http://{addr}")));
+    env.push(("MSCRIBE_TELEMETRY_SERVICE_NAME".to_owned(), "otel-e2e".to_owned()));
+    let srv = common::Server::start(dir.path(), &env);
+    assert_eq!(srv.req("GET", "/livez", None).await.status, 200);
+    // The batch exporter has not sent yet (every 5 s): the stop flushes.
+    let (status, stderr) = tokio::task::spawn_blocking(move || srv.terminate()).await.unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("OpenTelemetry traces on"), "{stderr}");
+
+    let posts = posts.lock().unwrap();
+    assert!(!posts.is_empty(), "nothing exported; stderr:\n{stderr}");
+    let contains = |needle: &str| {
+        posts.iter().any(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(posts.iter().all(|(ct, _)| ct.as_deref() == Some("application/x-protobuf")));
+    assert!(contains("GET /livez"), "no span of the request");
+    assert!(contains("otel-e2e"), "no service.name");
 }
