@@ -53,8 +53,8 @@
 //!
 //! Each run and each attempt is a `tracing` span on the target
 //! [`TRACE_TARGET`] (`mscribe::otel`), for an OpenTelemetry layer to
-//! export; without a layer that enables that target they cost one atomic
-//! load each.
+//! export; without a layer that enables that target a run costs one
+//! cached check (an atomic load or two).
 //!
 //! Every public item has one path: the crate root, except the simulation's
 //! items under `sim` (feature `sim`). The modules are private.

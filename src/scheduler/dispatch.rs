@@ -134,8 +134,7 @@ impl JobScheduler {
         job.running.push(RunHandle::new(id, cancel.clone()));
         let spec = job.spec.clone();
         st.live_runs += 1;
-        let span = tracing::Span::none();
-        st.launches.push(Launch { spec, slot, id, fire, cancel, seed, span });
+        st.launches.push(Launch { spec, slot, id, fire, cancel, seed, span: None });
         TriggerOutcome::Started { execution_id: id }
     }
 
@@ -166,8 +165,7 @@ impl JobScheduler {
             // its span closes before the run is settled.
             let Launch { spec, slot, id, fire, cancel, span, seed: _ } = l;
             drop(cancel);
-            trace::record_status(&span, status);
-            drop(span);
+            trace::end_span(span, status);
             let leased = (fire.fence > 0).then_some(fire.nominal);
             this.runs_ended(std::iter::once((spec, slot, id, status, leased)));
         }));
@@ -191,12 +189,16 @@ impl JobScheduler {
         // One clock read per run: a run's end is the next one's start. A
         // panicking read gives the one before it.
         let mut now = clock.now_or(last);
+        // Whether the runs get spans, asked once for the batch.
+        let traced = trace::wanted();
         for mut l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
-            l.span = l.run_span();
+            if traced {
+                l.span = l.run_span();
+            }
             let first = l.fire.first_attempt;
             let mut flight = self.begin_attempt(&l, first, now, true);
             let outcome = if l.cancel.is_killed() {
@@ -227,8 +229,7 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
-                trace::record_status(&l.span, end.status);
-                drop(l.span);
+                trace::end_span(l.span, end.status);
                 let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
                 ended.push((l.spec, l.slot, l.id, end.status, leased));
             }
@@ -303,14 +304,14 @@ pub(super) struct Launch {
     pub(super) cancel: CancellationToken,
     pub(super) seed: u64,
     /// The run's span ([`trace::run_span`]), opened when it is launched;
-    /// none before, and disabled when no layer wants it.
-    pub(super) span: tracing::Span,
+    /// `None` before, and when no layer wants it.
+    pub(super) span: Option<Box<tracing::Span>>,
 }
 
 impl Launch {
     /// The span of this run.
-    #[inline]
-    fn run_span(&self) -> tracing::Span {
+    #[inline(always)]
+    fn run_span(&self) -> Option<Box<tracing::Span>> {
         trace::run_span(&self.spec.id, self.id, self.fire.nominal, self.fire.kind)
     }
 }

@@ -68,15 +68,12 @@ impl JobScheduler {
         let start = || {
             spec.handler.run_detached(ctx).unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx))
         };
-        let span =
-            trace::attempt_span(&l.span, &spec.id, l.id, l.fire.nominal, l.fire.kind, attempt);
-        let fut = if span.is_disabled() {
-            std::panic::catch_unwind(AssertUnwindSafe(start))
-        } else {
-            // The handler, its synchronous part too, runs in the span.
-            std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(start))).map(
-                |fut| -> BoxFuture<'static, JobResult> { Box::pin(fut.instrument(span.clone())) },
-            )
+        let span = l.span.as_ref().map(|run| {
+            trace::attempt_span(run, &spec.id, l.id, l.fire.nominal, l.fire.kind, attempt)
+        });
+        let fut = match &span {
+            None => std::panic::catch_unwind(AssertUnwindSafe(start)),
+            Some(span) => in_span(span, start),
         };
         let fut = fut.unwrap_or_else(|panic| {
             Box::pin(futures::future::lazy(move |_| -> JobResult {
@@ -200,8 +197,7 @@ impl JobScheduler {
         // it), then drop the handler's future, before the end is recorded.
         child.as_ref().unwrap_or(cancel).cancel();
         drop(work);
-        trace::record_status(&span, status);
-        drop(span);
+        trace::end_span(span, status);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
         inner.record(ExecutionEvent::Finished(AttemptEnd {
             job_id: spec.id.clone(),
@@ -325,8 +321,9 @@ pub(super) struct InFlight {
     /// holds the run's token.
     pub(super) child: Option<CancellationToken>,
     pub(super) work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
-    /// The attempt's span ([`trace::attempt_span`]), closed when it ends.
-    pub(super) span: tracing::Span,
+    /// The attempt's span ([`trace::attempt_span`]), closed when it ends;
+    /// `None` when its run has none.
+    pub(super) span: Option<Box<tracing::Span>>,
 }
 
 /// How an attempt ended, from [`JobScheduler::end_attempt`].
@@ -361,6 +358,18 @@ fn log_end(
             tracing::warn!(job_id = job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
         }
     }
+}
+
+/// Calls `start` (a handler's synchronous part) in `span`, and makes its
+/// future run in it too. Out of line: only a traced attempt comes here.
+#[cold]
+#[inline(never)]
+fn in_span(
+    span: &tracing::Span,
+    start: impl FnOnce() -> BoxFuture<'static, JobResult>,
+) -> std::thread::Result<BoxFuture<'static, JobResult>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(start)))
+        .map(|fut| -> BoxFuture<'static, JobResult> { Box::pin(fut.instrument(span.clone())) })
 }
 
 /// Why `token`'s run was cancelled, as its row states it.
