@@ -208,6 +208,11 @@ pub fn api_span(
     headers: &HeaderMap,
     route: impl FnOnce() -> &'static str,
 ) -> Span {
+    // As the engine does: no disabled span (which tracing's `log` feature
+    // would still fill in for the `log` crate when no subscriber is set).
+    if !tracing::enabled!(target: TRACE_TARGET, tracing::Level::INFO) {
+        return Span::none();
+    }
     let span = tracing::info_span!(
         target: TRACE_TARGET,
         "mscribe.api",
