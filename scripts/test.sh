@@ -51,6 +51,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy -p mscribe-scheduler --no-default-features --lib -- -D warnings
+# The server as most build it, without the `otel` feature (its
+# OpenTelemetry code is cfg'd out; --all-features above covers it on).
+cargo clippy -p mscribe-server --lib --bins -- -D warnings
 echo "== tests (engine without tokio)"
 cargo test -p mscribe-scheduler --no-default-features --lib
 echo "== fuzz targets build"

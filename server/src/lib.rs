@@ -47,6 +47,8 @@
 //! configuration and the command line read.
 //! Webhook alerts through an outbox, once per cluster: [`alerts`].
 //! Reloading the configuration's jobs and alerts on SIGHUP: [`reload`].
+//! OpenTelemetry traces of runs, attempts and API requests (feature
+//! `otel`, `[telemetry]`): [`telemetry`].
 
 pub mod alerts;
 pub mod app;
@@ -62,5 +64,6 @@ pub mod metrics;
 pub mod ops;
 pub mod probe;
 pub mod reload;
+pub mod telemetry;
 pub mod token;
 pub mod ui;

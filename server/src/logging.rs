@@ -1,7 +1,10 @@
 //! Logging: `tracing` to stderr and, for `serve`, to `log_dir/mscribe.log`
 //! through a writer that the log-rotation job can make reopen its file; as
 //! text or as JSON (one object per line, [`LogFormat`]). Colour only on a
-//! terminal and never with `NO_COLOR`.
+//! terminal and never with `NO_COLOR`. For `serve`, the OpenTelemetry
+//! layer too when `[telemetry]` names a collector (feature `otel`,
+//! [`init_serve`]); the log layers never write the spans of
+//! [`TRACE_TARGET`], so without it no span is created.
 
 use std::fs::File;
 use std::io::Write;
@@ -10,9 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::TelemetryConfig;
+use crate::telemetry::Telemetry;
+use mscribe_scheduler::TRACE_TARGET;
 
 /// The environment variable that overrides the log filter.
 pub const LOG_ENV: &str = "MSCRIBE_LOG";
@@ -99,11 +106,43 @@ pub fn init(filter: &str, file: Option<Arc<LogFile>>) {
 /// Installs the global subscriber: `filter` (or `$MSCRIBE_LOG`) to stderr,
 /// and to `file` when given, both in `format`. A second call does nothing.
 pub fn init_with(filter: &str, format: LogFormat, file: Option<Arc<LogFile>>) {
-    let spec = std::env::var(LOG_ENV).unwrap_or_else(|_| filter.to_owned());
+    let _ = install(filter, format, file, None);
+}
+
+/// As [`init_with`], and with the OpenTelemetry layer when `telemetry`
+/// has an `otlp_endpoint` and the build the `otel` feature (a build
+/// without it logs a warning). The handle flushes the spans at shutdown.
+/// An exporter that cannot be set up is an error naming the endpoint
+/// (logging is installed all the same).
+pub fn init_serve(
+    filter: &str,
+    format: LogFormat,
+    file: Option<Arc<LogFile>>,
+    telemetry: &TelemetryConfig,
+) -> Result<Telemetry, String> {
+    install(filter, format, file, Some(telemetry))
+}
+
+/// The filter of the log layers: `spec`, or `info` when it does not parse
+/// (saying so), never [`TRACE_TARGET`]: the spans of runs, attempts and
+/// requests are the OpenTelemetry layer's only, so that with no such layer
+/// none is created.
+fn log_targets(spec: &str) -> Targets {
     let targets: Targets = spec.parse().unwrap_or_else(|e| {
         eprintln!("mscribe: invalid {LOG_ENV} \"{spec}\" ({e}); using \"info\"");
         Targets::new().with_default(tracing::Level::INFO)
     });
+    targets.with_target(TRACE_TARGET, LevelFilter::OFF)
+}
+
+fn install(
+    filter: &str,
+    format: LogFormat,
+    file: Option<Arc<LogFile>>,
+    telemetry: Option<&TelemetryConfig>,
+) -> Result<Telemetry, String> {
+    let spec = std::env::var(LOG_ENV).unwrap_or_else(|_| filter.to_owned());
+    let targets = log_targets(&spec);
     let ansi = colour(
         std::env::var(NO_COLOR_ENV).ok(),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -136,7 +175,37 @@ pub fn init_with(filter: &str, format: LogFormat, file: Option<Arc<LogFile>>) {
         }
         .with_filter(targets)
     });
-    let _ = tracing_subscriber::registry().with(stderr).with(file_layer).try_init();
+    #[cfg(feature = "otel")]
+    let (otel, handle, error) = match telemetry.map(crate::telemetry::install) {
+        Some(Ok((layer, handle))) => (layer, handle, None),
+        Some(Err(e)) => (None, Telemetry::none(), Some(e)),
+        None => (None, Telemetry::none(), None),
+    };
+    #[cfg(not(feature = "otel"))]
+    let (otel, handle, error) =
+        (None::<tracing_subscriber::layer::Identity>, Telemetry::none(), None::<String>);
+    let _ = tracing_subscriber::registry().with(otel).with(stderr).with(file_layer).try_init();
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if let Some(t) = telemetry.filter(|t| t.enabled()) {
+        let url = t.traces_url().unwrap_or_default();
+        if handle.is_on() {
+            tracing::info!(
+                url,
+                service_name = %t.service_name,
+                sample_ratio = t.sample_ratio,
+                "OpenTelemetry traces on"
+            );
+        } else {
+            tracing::warn!(
+                url,
+                "[telemetry] otlp_endpoint is set, but this build has no `otel` feature: no \
+                 traces are sent"
+            );
+        }
+    }
+    Ok(handle)
 }
 
 #[cfg(test)]
@@ -149,6 +218,24 @@ mod tests {
         assert!(colour(Some(String::new()), true));
         assert!(!colour(Some("1".to_owned()), true));
         assert!(!colour(None, false));
+    }
+
+    #[test]
+    fn the_log_layers_leave_the_spans_of_runs_disabled() {
+        // Even with everything logged, no layer wants the spans: the
+        // registry creates none (and the engine skips its span work).
+        for spec in ["trace", "info,mscribe::otel=trace", "info,mscribe=trace"] {
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(log_targets(spec));
+            let subscriber = tracing_subscriber::registry().with(layer);
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!(target: TRACE_TARGET, "mscribe.run", job_id = "x");
+                assert!(span.is_disabled(), "{spec}");
+                let other = tracing::info_span!(target: "mscribe_server::x", "other");
+                assert!(!other.is_disabled(), "{spec}");
+            });
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
         health,
         api,
         ui,
+        telemetry,
         jobs: _,
         alerts: _,
         source: _,
@@ -131,6 +132,7 @@ fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
         health => "[health]",
         api => "[api]",
         ui => "[ui]",
+        telemetry => "[telemetry]",
     );
     out
 }

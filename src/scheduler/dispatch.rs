@@ -20,6 +20,7 @@ use crate::cancel::{CancelReason, CancellationToken};
 use crate::logfmt::Rfc3339;
 use crate::policy::OverlapPolicy;
 use crate::store::{ExecutionEvent, ExecutionId, ExecutionStatus, SkippedFire};
+use crate::trace;
 
 impl JobScheduler {
     /// Starts, queues or skips a fire per the overlap policy.
@@ -134,7 +135,7 @@ impl JobScheduler {
         job.running.push(RunHandle::new(id, cancel.clone()));
         let spec = job.spec.clone();
         st.live_runs += 1;
-        st.launches.push(Launch { spec, slot, id, fire, cancel, seed });
+        st.launches.push(Launch { spec, slot, id, fire, cancel, seed, span: None });
         TriggerOutcome::Started { execution_id: id }
     }
 
@@ -152,15 +153,22 @@ impl JobScheduler {
             self.spawn_run(l, Resume::Fresh);
         }
     }
-    /// Runs `l` as its own task, from `resume`.
-    fn spawn_run(&self, l: Launch, resume: Resume) {
+    /// Runs `l` as its own task, from `resume` (a fresh run opens its
+    /// span here; a resumed one has it).
+    fn spawn_run(&self, mut l: Launch, resume: Resume) {
+        if let Resume::Fresh = resume {
+            l.span = l.run_span();
+        }
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let status = this.run(&l, resume).await;
-            // The run's own handle goes first, so the token can be reused.
-            drop(l.cancel);
-            let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
-            this.runs_ended(std::iter::once((l.spec, l.slot, l.id, status, leased)));
+            // The run's own handle goes first, so the token can be reused;
+            // its span closes before the run is settled.
+            let Launch { spec, slot, id, fire, cancel, span, seed: _ } = l;
+            drop(cancel);
+            trace::end_span(span, status);
+            let leased = (fire.fence > 0).then_some(fire.nominal);
+            this.runs_ended(std::iter::once((spec, slot, id, status, leased)));
         }));
     }
 
@@ -182,10 +190,15 @@ impl JobScheduler {
         // One clock read per run: a run's end is the next one's start. A
         // panicking read gives the one before it.
         let mut now = clock.now_or(last);
-        for l in launches.drain(..) {
+        // Whether the runs get spans, asked once for the batch.
+        let traced = trace::wanted();
+        for mut l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
                 self.spawn_run(l, Resume::Fresh);
                 continue;
+            }
+            if traced {
+                l.span = l.run_span();
             }
             let first = l.fire.first_attempt;
             let mut flight = self.begin_attempt(&l, first, now, true);
@@ -217,6 +230,7 @@ impl JobScheduler {
             if end.retry {
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
+                trace::end_span(l.span, end.status);
                 let leased = (l.fire.fence > 0).then_some(l.fire.nominal);
                 ended.push((l.spec, l.slot, l.id, end.status, leased));
             }
@@ -290,6 +304,17 @@ pub(super) struct Launch {
     pub(super) fire: Fire,
     pub(super) cancel: CancellationToken,
     pub(super) seed: u64,
+    /// The run's span ([`trace::run_span`]), opened when it is launched;
+    /// `None` before, and when no layer wants it.
+    pub(super) span: Option<Box<tracing::Span>>,
+}
+
+impl Launch {
+    /// The span of this run.
+    #[inline(always)]
+    fn run_span(&self) -> Option<Box<tracing::Span>> {
+        trace::run_span(&self.spec.id, self.id, self.fire.nominal, self.fire.kind)
+    }
 }
 
 /// A run that ended, with its final status and, when it held a lease, its

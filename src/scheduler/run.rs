@@ -22,6 +22,8 @@ use crate::guard::{GuardedSleep, panic_message};
 use crate::job::{JobContext, JobResult};
 use crate::logfmt::Rfc3339;
 use crate::store::{AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus};
+use crate::trace;
+use tracing::Instrument;
 
 impl JobScheduler {
     /// Starts attempt `attempt` of run `l`: records its start and calls the
@@ -67,13 +69,20 @@ impl JobScheduler {
         let start = || {
             spec.handler.run_detached(ctx).unwrap_or_else(|ctx| spec.handler.clone().run_owned(ctx))
         };
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(start)).unwrap_or_else(|panic| {
+        let span = l.span.as_ref().map(|run| {
+            trace::attempt_span(run, &spec.id, l.id, l.fire.nominal, l.fire.kind, attempt)
+        });
+        let fut = match &span {
+            None => std::panic::catch_unwind(AssertUnwindSafe(start)),
+            Some(span) => in_span(span, start),
+        };
+        let fut = fut.unwrap_or_else(|panic| {
             Box::pin(futures::future::lazy(move |_| -> JobResult {
                 std::panic::resume_unwind(panic)
             }))
         });
         let work = AssertUnwindSafe(fut).catch_unwind();
-        InFlight { started_at, child, work, start_unwritten: defer }
+        InFlight { started_at, child, work, start_unwritten: defer, span }
     }
 
     /// The start event of attempt `attempt` of run `l`.
@@ -136,7 +145,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let spec = &l.spec;
         let cancel = &l.cancel;
-        let InFlight { started_at, child, work, start_unwritten: _ } = flight;
+        let InFlight { started_at, child, work, start_unwritten: _, span } = flight;
         let duration = std_dur(started_at, ended_at);
         let mut result = JobResult::default();
         let mut error_kind = None;
@@ -189,6 +198,7 @@ impl JobScheduler {
         // it), then drop the handler's future, before the end is recorded.
         child.as_ref().unwrap_or(cancel).cancel();
         drop(work);
+        trace::end_span(span, status);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
         inner.record(ExecutionEvent::Finished(AttemptEnd {
             job_id: spec.id.clone(),
@@ -312,6 +322,9 @@ pub(super) struct InFlight {
     /// holds the run's token.
     pub(super) child: Option<CancellationToken>,
     pub(super) work: futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'static, JobResult>>>,
+    /// The attempt's span ([`trace::attempt_span`]), closed when it ends;
+    /// `None` when its run has none.
+    pub(super) span: Option<Box<tracing::Span>>,
 }
 
 /// How an attempt ended, from [`JobScheduler::end_attempt`].
@@ -346,6 +359,18 @@ fn log_end(
             tracing::warn!(job_id = %job, execution_id = %id, attempt, status = status.as_str(), duration_ms = ms, error = error.unwrap_or(""), "attempt ended")
         }
     }
+}
+
+/// Calls `start` (a handler's synchronous part) in `span`, and makes its
+/// future run in it too. Out of line: only a traced attempt comes here.
+#[cold]
+#[inline(never)]
+fn in_span(
+    span: &tracing::Span,
+    start: impl FnOnce() -> BoxFuture<'static, JobResult>,
+) -> std::thread::Result<BoxFuture<'static, JobResult>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(start)))
+        .map(|fut| -> BoxFuture<'static, JobResult> { Box::pin(fut.instrument(span.clone())) })
 }
 
 /// Why `token`'s run was cancelled, as its row states it.

@@ -51,7 +51,13 @@ pub(super) async fn serve(cli: &Cli) -> CliResult {
     } else {
         None
     };
-    crate::logging::init_with(&cfg.log_level, cfg.log_format, log_file.clone());
+    let telemetry = crate::logging::init_serve(
+        &cfg.log_level,
+        cfg.log_format,
+        log_file.clone(),
+        &cfg.telemetry,
+    )
+    .map_err(Failure::Usage)?;
     for name in &cfg.unknown_env {
         tracing::warn!(variable = %name, "unknown MSCRIBE_ environment variable ignored");
     }
@@ -65,11 +71,16 @@ pub(super) async fn serve(cli: &Cli) -> CliResult {
     let app = App::build(cfg, BuildOptions { on_log_rotated, ..Default::default() })
         .await
         .map_err(app_failure)?;
-    app.serve(|addr| {
-        out!("mscribe listening on http://{addr}");
-    })
-    .await
-    .map_err(app_failure)?;
+    let served = app
+        .serve(|addr| {
+            out!("mscribe listening on http://{addr}");
+        })
+        .await;
+    // The spans of the last runs and requests, before the process ends.
+    if telemetry.is_on() {
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
+    served.map_err(app_failure)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,7 +39,7 @@ pub enum EnvKind {
     FileOnly,
 }
 
-/// The top-level, `[health]`, `[api]` and `[ui]` keys with their environment kinds.
+/// The top-level, `[health]`, `[api]`, `[ui]` and `[telemetry]` keys with their environment kinds.
 const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("database_url", EnvKind::Str),
@@ -66,6 +66,9 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("ui.enabled", EnvKind::Bool),
     ("ui.secure_cookie", EnvKind::Bool),
     ("ui.session_ttl", EnvKind::Str),
+    ("telemetry.otlp_endpoint", EnvKind::Str),
+    ("telemetry.service_name", EnvKind::Str),
+    ("telemetry.sample_ratio", EnvKind::Float),
 ];
 
 /// One overridable key: its dotted path, its environment variable and kind.

@@ -23,6 +23,7 @@
 //! | `jobs` | the `[jobs.<id>]` sections: [`JobsConfig`], [`JobSection`], [`CommonSettings`] |
 //! | `options` | the options of each built-in job ([`BackupOptions`], ...) |
 //! | `user` | the jobs of your own (`kind = "command"`, `"http"`): [`UserJobDef`], their options and checks |
+//! | `telemetry` | `[telemetry]` ([`TelemetryConfig`]): OpenTelemetry traces |
 //! | `alerts` | the `[alerts.<name>]` blocks ([`AlertConfig`]) and the jobs' alert keys ([`JobAlerting`]) |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
@@ -48,6 +49,7 @@ mod file;
 mod jobs;
 mod options;
 mod show;
+mod telemetry;
 mod user;
 mod validate;
 
@@ -77,6 +79,7 @@ pub use options::{
     SecurityOptions, SnapshotOptions,
 };
 pub use show::{REDACTED, effective_toml};
+pub use telemetry::{DEFAULT_SERVICE_NAME, OTLP_TRACES_PATH, TelemetryConfig};
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
     MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_env_name, check_id, expand,
@@ -200,6 +203,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// The web dashboard (`[ui]`).
     pub ui: UiConfig,
+    /// OpenTelemetry traces (`[telemetry]`; sent by a build with the
+    /// `otel` feature).
+    pub telemetry: TelemetryConfig,
     /// The seven built-in jobs and the jobs of your own (`[jobs.<id>]`).
     pub jobs: JobsConfig,
     /// Webhook alerts (`[alerts.<name>]`), by name. Not overridable from
@@ -233,6 +239,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             api: ApiConfig::default(),
             ui: UiConfig::default(),
+            telemetry: TelemetryConfig::default(),
             jobs: JobsConfig::default(),
             alerts: BTreeMap::new(),
             source: None,

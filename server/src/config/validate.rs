@@ -2,7 +2,8 @@
 //! but the server cannot use.
 //!
 //! A database URL it cannot open, an empty directory or token, a log filter
-//! that does not parse, a `lease` under 1 s, out-of-range health settings;
+//! that does not parse, a `lease` under 1 s, out-of-range health settings,
+//! a `[telemetry]` endpoint that is no HTTP URL or a ratio out of 0..=1;
 //! for every job, built-in or of your own, a schedule or time zone that
 //! does not parse, a zero timeout, attempt count or `max_concurrent`, an
 //! invalid retry policy, `run_all` without runs
@@ -88,6 +89,9 @@ impl Config {
             && let Err(reason) = crate::http_client::parse_http_url(url)
         {
             return Err(bad("health.auth_url", reason));
+        }
+        if let Err((k, reason)) = self.telemetry.check() {
+            return Err(bad(&format!("telemetry.{k}"), reason));
         }
         for job in self.jobs.all() {
             if let Err((k, reason)) = job.common.check() {

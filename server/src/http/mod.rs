@@ -68,6 +68,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures::Stream;
+use tracing::Instrument;
 use warp::http::{HeaderMap, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -138,11 +139,17 @@ pub fn routes(
              headers: HeaderMap,
              body,
              state: Arc<ServerState>| async move {
+                // The request's server span (exported with `[telemetry]`).
+                let span = crate::telemetry::api_span(&method, path.as_str(), &headers, || {
+                    route_name(path.as_str())
+                });
                 let req = Request { method, path: path.as_str().to_owned(), query, headers };
-                match handle(&req, body, &state).await {
+                let res = match handle(&req, body, &state).instrument(span.clone()).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
-                }
+                };
+                crate::telemetry::record_response(&span, res.status());
+                res
             },
         )
         .recover(|e: Rejection| reply::recover(e))
@@ -243,7 +250,8 @@ impl Route {
         Route::OpenApi,
     ];
 
-    /// The path template, `{id}` standing for the id.
+    /// The path template, `{id}` standing for the id (as the OpenAPI
+    /// document and the spans name the route).
     fn template(&self) -> &'static str {
         match self {
             Route::Health => "/health-check",
@@ -330,6 +338,11 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The route template of `path` for its span; `unknown` when none.
+fn route_name(path: &str) -> &'static str {
+    segments(path).ok().and_then(|s| route(&s)).map_or("unknown", |r| r.template())
 }
 
 fn route(segments: &[String]) -> Option<Route> {

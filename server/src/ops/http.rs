@@ -7,7 +7,9 @@
 //! Expanded values are never logged nor recorded. Network errors, 5xx,
 //! 408 and 429 are transient (retried per `retry`); other statuses that are
 //! not expected are permanent. The attempt's `timeout` cuts the request
-//! (the run is then `timed_out`, and retried).
+//! (the run is then `timed_out`, and retried). With `[telemetry]` (feature
+//! `otel`) the request carries its attempt's W3C `traceparent`, unless the
+//! job's `headers` set one.
 
 use std::sync::Arc;
 
@@ -124,6 +126,8 @@ impl HttpJob {
             value.set_sensitive(true);
             headers.append(name, value);
         }
+        // The attempt's trace context (exported with `[telemetry]`).
+        crate::telemetry::inject_traceparent(&mut headers);
         let mut req = client.request(method, url).headers(headers);
         if let Some(body) = &o.body {
             req = req.body(expand(body, |v| (self.env)(v)).map_err(|e| format!("body: {e}"))?);
