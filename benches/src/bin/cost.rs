@@ -4,6 +4,9 @@
 //! - `cost register N`: registering N interval jobs;
 //! - `cost fires JOBS SECS`: JOBS jobs every second for SECS virtual seconds
 //!   (the work of criterion's `dispatch/virtual_10k_fires` at 1,000 and 10);
+//! - `cost fires-memory JOBS SECS`: the same with every record kept in a
+//!   `MemoryStore`, as a server keeps its history (the writer's work
+//!   included: it runs on the same virtual runtime);
 //! - `cost rss N`: resident bytes per job after registering N jobs, and
 //!   after starting them.
 //!
@@ -16,13 +19,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mscribe_bench::NullStore;
-use mscribe_scheduler::{JobConfig, JobContext, JobScheduler, LocalRuntime};
+use mscribe_scheduler::{
+    ExecutionStore, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore,
+};
 
 fn scheduler(rt: &LocalRuntime) -> JobScheduler {
-    JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
-        .store(Arc::new(NullStore::new()))
-        .seed(1)
-        .build()
+    scheduler_with(rt, Arc::new(NullStore::new()))
+}
+
+fn scheduler_with(rt: &LocalRuntime, store: Arc<dyn ExecutionStore>) -> JobScheduler {
+    JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner())).store(store).seed(1).build()
 }
 
 fn configs(n: usize, every: Duration) -> Vec<JobConfig> {
@@ -49,7 +55,7 @@ fn arg(args: &[String], i: usize) -> u64 {
 }
 
 fn usage() -> ! {
-    panic!("usage: cost register N | cost fires JOBS SECS | cost rss N")
+    panic!("usage: cost register N | cost fires[-memory] JOBS SECS | cost rss N")
 }
 
 fn main() {
@@ -65,9 +71,13 @@ fn main() {
                 }
             });
         }
-        Some("fires") => {
+        Some(which @ ("fires" | "fires-memory")) => {
             let rt = LocalRuntime::new();
-            let s = scheduler(&rt);
+            let s = if which == "fires" {
+                scheduler(&rt)
+            } else {
+                scheduler_with(&rt, Arc::new(MemoryStore::new()))
+            };
             for cfg in configs(arg(&args, 2) as usize, Duration::from_secs(1)) {
                 s.register(cfg).expect("valid");
             }
