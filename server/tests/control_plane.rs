@@ -463,15 +463,14 @@ async fn jobs_defined_through_the_api_reach_every_instance(backend: Backend) {
 
     // A command job runs only where the configuration allows command jobs,
     // whoever stored it.
+    // (Allowed on c before the definition exists: an instance decides when
+    // it first sees a definition, and its configuration is set at start.)
     a.control.allow_command_jobs(true);
+    c.control.allow_command_jobs(true);
     let cmd =
         serde_json::json!({ "kind": "command", "command": ["true"], "schedule": "@every 1h" });
     a.control.define_job("cmd", cmd, Source::Api).await.unwrap();
-    until("cmd on c", || {
-        c.control.allow_command_jobs(true);
-        c.scheduler.job("cmd").is_some()
-    })
-    .await;
+    until("cmd on c", || c.scheduler.job("cmd").is_some()).await;
     assert!(a.scheduler.job("cmd").is_some());
     b.control.sync_now().await.unwrap();
     assert!(b.scheduler.job("cmd").is_none(), "b does not allow command jobs");
