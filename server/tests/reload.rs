@@ -143,6 +143,15 @@ async fn wait_for_schedule(srv: &Server, id: &str, want: &str) {
     .await;
 }
 
+/// Waits (up to 30 s) until the server's log has `line`.
+async fn wait_for_log(srv: &Server, line: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !srv.stderr().contains(line) {
+        assert!(std::time::Instant::now() < deadline, "not logged: {line}\n{}", srv.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 fn hangup(srv: &Server) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
@@ -169,17 +178,13 @@ async fn sighup_applies_a_changed_schedule_and_a_broken_file_changes_nothing() {
     std::fs::write(&file, job("@every 2h")).unwrap();
     hangup(&srv);
     wait_for_schedule(&srv, "ping", "@every 2h").await;
-    let log = srv.stderr();
-    assert!(log.contains("configuration reloaded: jobs: 1 changed (ping)"), "{log}");
+    // The summary follows once the cluster's state is applied to the job.
+    wait_for_log(&srv, "configuration reloaded: jobs: 1 changed (ping)").await;
 
     // A schedule that does not parse: the error is logged, nothing changes.
     std::fs::write(&file, job("every tuesday-ish")).unwrap();
     hangup(&srv);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !srv.stderr().contains("configuration not reloaded") {
-        assert!(std::time::Instant::now() < deadline, "no error logged:\n{}", srv.stderr());
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    wait_for_log(&srv, "configuration not reloaded").await;
     let log = srv.stderr();
     assert!(log.contains("every tuesday-ish"), "the error names the bad value:\n{log}");
     assert!(log.contains("jobs.ping.schedule"), "the error names the key:\n{log}");
