@@ -13,38 +13,45 @@ if [ -x scripts/ensure-postgres.sh ]; then
   export MSCRIBE_TEST_POSTGRES_URL
 fi
 
-# promtool (Debian: prometheus) lints a full /metrics scrape in
-# server/tests/metrics_freshness.rs; with MSCRIBE_REQUIRE_PROMTOOL=1 that
-# test fails, never skips, when promtool is missing.
-if ! command -v promtool >/dev/null 2>&1; then
+# need PATH... -- PACKAGE...: every PATH (a command name or an absolute
+# path) must exist; if one is missing, the Debian packages are installed
+# with apt-get (when root), saying so; still missing is an error. The tests
+# that use them fail, never skip, without them.
+need() {
+  local paths=() pkgs=()
+  while [ "$1" != -- ]; do paths+=("$1"); shift; done
+  shift
+  pkgs=("$@")
+  missing() {
+    local p
+    for p in "${paths[@]}"; do
+      if [[ "$p" == /* ]]; then [ -x "$p" ] || return 0; else command -v "$p" >/dev/null 2>&1 || return 0; fi
+    done
+    return 1
+  }
+  missing || return 0
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing promtool (Debian package prometheus) with apt-get"
+    echo "== installing ${paths[*]} (Debian: ${pkgs[*]}) with apt-get"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends prometheus >&2 ||
-      { apt-get update >&2 && apt-get install -y --no-install-recommends prometheus >&2; } || true
+    apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
+      { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } || true
   fi
-  if ! command -v promtool >/dev/null 2>&1; then
-    echo "error: promtool is not on PATH and could not be installed (Debian: apt-get install prometheus)" >&2
+  if missing; then
+    echo "error: ${paths[*]} missing and could not be installed (Debian: apt-get install ${pkgs[*]})" >&2
     exit 1
   fi
-fi
-export MSCRIBE_REQUIRE_PROMTOOL=1
+}
 
-# Headless Chromium and chromedriver (Debian: chromium, chromium-driver)
-# drive the dashboard in server/tests/ui_browser.rs, which fails, never
-# skips, when either is missing.
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing chromium and chromedriver (Debian packages chromium, chromium-driver) with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends chromium chromium-driver >&2 ||
-      { apt-get update >&2 && apt-get install -y --no-install-recommends chromium chromium-driver >&2; } || true
-  fi
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    echo "error: /usr/bin/chromium or /usr/bin/chromedriver is missing and could not be installed (Debian: apt-get install chromium chromium-driver)" >&2
-    exit 1
-  fi
-fi
+# promtool lints a full /metrics scrape (server/tests/metrics_freshness.rs,
+# failing without it under MSCRIBE_REQUIRE_PROMTOOL=1) and checks the
+# Prometheus rules below.
+need promtool -- prometheus
+export MSCRIBE_REQUIRE_PROMTOOL=1
+# Headless Chromium and chromedriver drive the dashboard in
+# server/tests/ui_browser.rs.
+need /usr/bin/chromium /usr/bin/chromedriver -- chromium chromium-driver
+# The sqlite3 shell applies the migrations below.
+need sqlite3 -- sqlite3
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -117,18 +124,6 @@ psql "$pg_url" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE $pg_db WITH (FORCE)"
 trap - EXIT
 
 echo "== sqlite migrations apply in order with the sqlite3 shell on a fresh file"
-if ! command -v sqlite3 >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "   installing sqlite3 with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends sqlite3 >&2 ||
-      { apt-get update >&2 && apt-get install -y --no-install-recommends sqlite3 >&2; } || true
-  fi
-  if ! command -v sqlite3 >/dev/null 2>&1; then
-    echo "error: sqlite3 is not on PATH and could not be installed (Debian: apt-get install sqlite3)" >&2
-    exit 1
-  fi
-fi
 sqlite_dir="$(mktemp -d)"
 trap 'rm -rf "$sqlite_dir"' EXIT
 for f in migrations/sqlite/*.sql; do
@@ -148,18 +143,6 @@ echo "== prometheus rules: promtool check rules and promtool test rules (deploy/
 # The metric names the rules read are checked against a running server by
 # server/tests/deploy_metrics.rs; here promtool checks the rules' syntax and
 # runs their unit tests (deploy/prometheus/rules_test.yml).
-if ! command -v promtool >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "   installing promtool (Debian package prometheus) with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends prometheus >&2 ||
-      { apt-get update >&2 && apt-get install -y --no-install-recommends prometheus >&2; } || true
-  fi
-  if ! command -v promtool >/dev/null 2>&1; then
-    echo "error: promtool is not on PATH and could not be installed (Debian: apt-get install prometheus)" >&2
-    exit 1
-  fi
-fi
 promtool check rules deploy/prometheus/rules.yml
 (cd deploy/prometheus && promtool test rules rules_test.yml)
 
