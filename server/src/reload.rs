@@ -2,7 +2,6 @@
 //! checked as `serve` checks it, then the jobs and alerts it defines are
 //! applied; every other setting takes effect at the next restart.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -142,19 +141,17 @@ fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
 ///
 /// [`JobsConfig::all`]: crate::config::JobsConfig::all
 fn job_changes(old: &Config, new: &Config) -> (Vec<String>, Vec<String>, Vec<String>, usize) {
-    let before: BTreeSet<String> = old.jobs.ids().into_iter().collect();
-    let after = new.jobs.ids();
     let (mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), 0);
-    for id in &after {
-        if !before.contains(id) {
-            added.push(id.clone());
-        } else if old.jobs.same_job(&new.jobs, id) {
+    for id in new.jobs.ids() {
+        if old.jobs.get(&id).is_none() {
+            added.push(id);
+        } else if old.jobs.same_job(&new.jobs, &id) {
             unchanged += 1;
         } else {
-            changed.push(id.clone());
+            changed.push(id);
         }
     }
-    let removed = old.jobs.ids().into_iter().filter(|id| !after.contains(id)).collect();
+    let removed = old.jobs.ids().into_iter().filter(|id| new.jobs.get(id).is_none()).collect();
     (added, removed, changed, unchanged)
 }
 
