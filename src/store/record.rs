@@ -122,18 +122,20 @@ impl ExecutionId {
 }
 
 impl fmt::Display for ExecutionId {
-    /// Formats as a lowercase hyphenated UUID-shaped string.
+    /// Formats as a lowercase hyphenated UUID-shaped string (by hand: the
+    /// stores write one per row).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            (v & 0xffff_ffff_ffff) as u64
-        )
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut nibble = 0;
+        for (i, b) in out.iter_mut().enumerate() {
+            if !matches!(i, 8 | 13 | 18 | 23) {
+                *b = HEX[((self.0 >> (124 - 4 * nibble)) & 0xf) as usize];
+                nibble += 1;
+            }
+        }
+        // Only ASCII hex digits and hyphens were written.
+        f.pad(std::str::from_utf8(&out).unwrap_or_default())
     }
 }
 

@@ -1,7 +1,20 @@
-//! Writing 100,000 execution records (one `Started` event each, in batches
-//! of 1,000) through each store, beside a raw rusqlite and a raw sqlx
-//! batched insert of the same rows into the same schema, in the same run.
-//! Each measured iteration starts from a fresh database.
+//! Records per second through each store, beside the fastest raw rusqlite
+//! and raw sqlx code written for the same rows, in the same run.
+//!
+//! 50,000 attempts of 100 jobs, each a start and an end: 100,000 records,
+//! written in calls of 1,000 events, each measured iteration on a fresh
+//! database. Two shapes:
+//! - `together`: each call holds 500 attempts' starts and their ends (an
+//!   attempt shorter than the recorder's flush);
+//! - `apart`: each call holds 500 starts and the ends of the 500 attempts
+//!   started in the call before (attempts that outlive a flush), so every
+//!   end updates a row already written.
+//!
+//! The raw baselines write the same final rows the fast way: one
+//! transaction per call, cached prepared statements, WAL with
+//! `synchronous = NORMAL` and the store's page cache (SQLite); arrays bound
+//! to one `UNNEST` statement per kind of row (Postgres), and `COPY` for the
+//! `together` shape, whichever is faster is the baseline.
 //!
 //! `cargo bench -p mscribe-storage --bench store_write -- --quick`
 //!
@@ -13,114 +26,355 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mscribe_scheduler::{AttemptStart, ExecutionEvent, ExecutionId, ExecutionStore, FireKind};
+use mscribe_scheduler::{
+    AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
+    FireKind,
+};
 use mscribe_storage::rusqlite::{self, params};
 use mscribe_storage::sqlx::postgres::PgConnectOptions;
-use mscribe_storage::sqlx::{self, Connection, PgConnection, QueryBuilder};
+use mscribe_storage::sqlx::{self, Connection, PgConnection};
 use mscribe_storage::{PostgresOptions, PostgresStore, SqliteStore};
 
-const RECORDS: usize = 100_000;
-const BATCH: usize = 1_000;
+const ATTEMPTS: usize = 50_000;
+/// Start and end of each attempt.
+const RECORDS: usize = 2 * ATTEMPTS;
+/// Events per `write` call.
+const CALL: usize = 1_000;
+const HALF: usize = CALL / 2;
 
-fn events() -> Vec<ExecutionEvent> {
-    let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    (0..RECORDS)
-        .map(|i| {
-            let at = base + chrono::Duration::milliseconds(i as i64 * 37);
-            ExecutionEvent::Started(AttemptStart {
-                job_id: format!("bench-job-{}", i % 100).into(),
-                execution_id: ExecutionId::from_u128(
-                    0x1234_5678_9abc_def0_0000_0000_0000_0000 | i as u128,
-                ),
-                attempt: 1,
-                scheduled_at: at,
-                started_at: at + chrono::Duration::milliseconds(3),
-                instance_id: "bench-instance".into(),
-                kind: FireKind::Schedule,
-                fence: None,
-            })
-        })
-        .collect()
-}
-
-/// The same rows as plain tuples, for the raw baselines.
-struct RawRow {
+/// One attempt's final row, the input of every writer.
+struct Attempt {
     job_id: String,
     execution_id: ExecutionId,
     scheduled_at: DateTime<Utc>,
     started_at: DateTime<Utc>,
-    instance_id: String,
+    completed_at: DateTime<Utc>,
+    duration_ms: i64,
 }
 
-fn raw_rows(events: &[ExecutionEvent]) -> Vec<RawRow> {
-    events
-        .iter()
-        .map(|e| match e {
-            ExecutionEvent::Started(s) => RawRow {
-                job_id: s.job_id.to_string(),
-                execution_id: s.execution_id,
-                scheduled_at: s.scheduled_at,
-                started_at: s.started_at,
-                instance_id: s.instance_id.to_string(),
-            },
-            _ => unreachable!(),
+fn attempts() -> Vec<Attempt> {
+    let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    (0..ATTEMPTS)
+        .map(|i| {
+            let at = base + chrono::Duration::milliseconds(i as i64 * 37);
+            Attempt {
+                job_id: format!("bench-job-{}", i % 100),
+                execution_id: ExecutionId::from_u128(
+                    0x1234_5678_9abc_def0_0000_0000_0000_0000 | i as u128,
+                ),
+                scheduled_at: at,
+                started_at: at + chrono::Duration::milliseconds(3),
+                completed_at: at + chrono::Duration::milliseconds(23),
+                duration_ms: 20,
+            }
         })
         .collect()
 }
 
-async fn through_store(store: &dyn ExecutionStore, events: &[ExecutionEvent]) {
-    for batch in events.chunks(BATCH) {
-        store.write(batch).await.unwrap();
+const INSTANCE: &str = "bench-instance";
+
+fn start(a: &Attempt) -> ExecutionEvent {
+    ExecutionEvent::Started(AttemptStart {
+        job_id: a.job_id.as_str().into(),
+        execution_id: a.execution_id,
+        attempt: 1,
+        scheduled_at: a.scheduled_at,
+        started_at: a.started_at,
+        instance_id: INSTANCE.into(),
+        kind: FireKind::Schedule,
+        fence: None,
+    })
+}
+
+fn end(a: &Attempt) -> ExecutionEvent {
+    ExecutionEvent::Finished(AttemptEnd {
+        job_id: a.job_id.as_str().into(),
+        execution_id: a.execution_id,
+        attempt: 1,
+        scheduled_at: a.scheduled_at,
+        started_at: a.started_at,
+        instance_id: INSTANCE.into(),
+        status: ExecutionStatus::Succeeded,
+        completed_at: a.completed_at,
+        duration: Duration::from_millis(a.duration_ms as u64),
+        error: None,
+        error_kind: None,
+        result: None,
+        metrics: None,
+        kind: FireKind::Schedule,
+        fence: None,
+        ends_run: true,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Together,
+    Apart,
+}
+
+/// One call's attempts: those it starts and those it ends.
+struct Call<'a> {
+    starts: &'a [Attempt],
+    ends: &'a [Attempt],
+}
+
+fn calls(all: &[Attempt], shape: Shape) -> Vec<Call<'_>> {
+    let chunks: Vec<&[Attempt]> = all.chunks(HALF).collect();
+    match shape {
+        Shape::Together => chunks.iter().map(|c| Call { starts: c, ends: c }).collect(),
+        Shape::Apart => (0..=chunks.len())
+            .map(|k| Call {
+                starts: chunks.get(k).copied().unwrap_or(&[]),
+                ends: if k == 0 { &[] } else { chunks[k - 1] },
+            })
+            .collect(),
     }
 }
 
-fn sqlite_raw(path: &std::path::Path, rows: &[RawRow]) {
+/// The events of each call, as the recorder hands them to a store.
+fn event_calls(all: &[Attempt], shape: Shape) -> Vec<Vec<ExecutionEvent>> {
+    calls(all, shape)
+        .iter()
+        .map(|c| match shape {
+            Shape::Together => c.starts.iter().flat_map(|a| [start(a), end(a)]).collect(),
+            Shape::Apart => c.starts.iter().map(start).chain(c.ends.iter().map(end)).collect(),
+        })
+        .collect()
+}
+
+async fn through_store(store: &dyn ExecutionStore, calls: &[Vec<ExecutionEvent>]) {
+    for events in calls {
+        store.write(events).await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- raw SQLite
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` without the formatting machinery.
+fn ts(t: DateTime<Utc>, out: &mut [u8; 27]) -> &str {
+    fn put(out: &mut [u8], mut v: u32) {
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    *out = *b"0000-00-00T00:00:00.000000Z";
+    put(&mut out[0..4], t.year() as u32);
+    put(&mut out[5..7], t.month());
+    put(&mut out[8..10], t.day());
+    put(&mut out[11..13], t.hour());
+    put(&mut out[14..16], t.minute());
+    put(&mut out[17..19], t.second());
+    put(&mut out[20..26], t.nanosecond() / 1000);
+    std::str::from_utf8(out).unwrap()
+}
+
+/// A hyphenated lowercase UUID without the formatting machinery.
+fn uuid(id: ExecutionId, out: &mut [u8; 36]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = id.as_u128();
+    let mut nibble = 0;
+    for (i, b) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *b = b'-';
+        } else {
+            *b = HEX[((v >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+    }
+    std::str::from_utf8(out).unwrap()
+}
+
+fn sqlite_raw(path: &std::path::Path, calls: &[Call<'_>], shape: Shape) {
     let mut c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").unwrap();
-    for batch in rows.chunks(BATCH) {
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
+    )
+    .unwrap();
+    let (mut t1, mut t2, mut t3, mut id) = ([0; 27], [0; 27], [0; 27], [0; 36]);
+    for call in calls {
         let tx = c.transaction().unwrap();
         {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO scheduled_job_executions
-                     (job_id, execution_id, attempt, status, scheduled_at, started_at, instance_id)
-                     VALUES (?1, ?2, 1, 'running', ?3, ?4, ?5)",
-                )
-                .unwrap();
-            for r in batch {
-                stmt.execute(params![
-                    r.job_id,
-                    r.execution_id.to_string(),
-                    r.scheduled_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                    r.started_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                    r.instance_id,
-                ])
-                .unwrap();
+            if shape == Shape::Together {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO scheduled_job_executions
+                         (job_id, execution_id, attempt, status, scheduled_at, started_at,
+                          completed_at, duration_ms, instance_id, kind)
+                         VALUES (?1, ?2, 1, 'succeeded', ?3, ?4, ?5, ?6, ?7, 'schedule')",
+                    )
+                    .unwrap();
+                for a in call.starts {
+                    insert
+                        .execute(params![
+                            a.job_id,
+                            uuid(a.execution_id, &mut id),
+                            ts(a.scheduled_at, &mut t1),
+                            ts(a.started_at, &mut t2),
+                            ts(a.completed_at, &mut t3),
+                            a.duration_ms,
+                            INSTANCE,
+                        ])
+                        .unwrap();
+                }
+            } else {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO scheduled_job_executions
+                         (job_id, execution_id, attempt, status, scheduled_at, started_at,
+                          instance_id, kind)
+                         VALUES (?1, ?2, 1, 'running', ?3, ?4, ?5, 'schedule')",
+                    )
+                    .unwrap();
+                for a in call.starts {
+                    insert
+                        .execute(params![
+                            a.job_id,
+                            uuid(a.execution_id, &mut id),
+                            ts(a.scheduled_at, &mut t1),
+                            ts(a.started_at, &mut t2),
+                            INSTANCE,
+                        ])
+                        .unwrap();
+                }
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE scheduled_job_executions
+                         SET status = 'succeeded', completed_at = ?3, duration_ms = ?4
+                         WHERE execution_id = ?1 AND attempt = ?2",
+                    )
+                    .unwrap();
+                for a in call.ends {
+                    update
+                        .execute(params![
+                            uuid(a.execution_id, &mut id),
+                            1,
+                            ts(a.completed_at, &mut t3),
+                            a.duration_ms,
+                        ])
+                        .unwrap();
+                }
             }
         }
         tx.commit().unwrap();
     }
 }
 
-async fn postgres_raw(conn: &mut PgConnection, rows: &[RawRow]) {
-    for batch in rows.chunks(BATCH) {
-        let mut qb = QueryBuilder::new(
-            "INSERT INTO scheduled_job_executions
-             (job_id, execution_id, attempt, status, scheduled_at, started_at, instance_id) ",
+// -------------------------------------------------------------- raw Postgres
+
+async fn pg_insert(
+    conn: &mut PgConnection,
+    rows: &[Attempt],
+    done: bool,
+) -> Result<(), sqlx::Error> {
+    let (status, completed, duration): (&str, Vec<_>, Vec<_>) = if done {
+        (
+            "succeeded",
+            rows.iter().map(|a| Some(a.completed_at)).collect(),
+            rows.iter().map(|a| Some(a.duration_ms)).collect(),
+        )
+    } else {
+        ("running", vec![None::<DateTime<Utc>>; rows.len()], vec![None::<i64>; rows.len()])
+    };
+    sqlx::query(
+        "INSERT INTO scheduled_job_executions
+         (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
+          duration_ms, instance_id, kind)
+         SELECT j, e, 1, $7, s, t, c, d, $8, 'schedule'
+         FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[],
+                     $5::timestamptz[], $6::int8[]) AS r(j, e, s, t, c, d)",
+    )
+    .bind(rows.iter().map(|a| a.job_id.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|a| sqlx::types::Uuid::from_u128(a.execution_id.as_u128()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|a| a.scheduled_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.started_at).collect::<Vec<_>>())
+    .bind(completed)
+    .bind(duration)
+    .bind(status)
+    .bind(INSTANCE)
+    .execute(&mut *conn)
+    .await
+    .map(drop)
+}
+
+async fn pg_update(conn: &mut PgConnection, rows: &[Attempt]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scheduled_job_executions AS x
+         SET status = 'succeeded', completed_at = v.c, duration_ms = v.d
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int8[]) AS v(e, c, d)
+         WHERE x.execution_id = v.e AND x.attempt = 1",
+    )
+    .bind(
+        rows.iter()
+            .map(|a| sqlx::types::Uuid::from_u128(a.execution_id.as_u128()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|a| a.completed_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map(drop)
+}
+
+/// `COPY` of finished rows in text format.
+async fn pg_copy(conn: &mut PgConnection, rows: &[Attempt]) -> Result<(), sqlx::Error> {
+    let mut text = String::with_capacity(rows.len() * 160);
+    let (mut t1, mut t2, mut t3, mut id) = ([0; 27], [0; 27], [0; 27], [0; 36]);
+    for a in rows {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            text,
+            "{}\t{}\t1\tsucceeded\t{}\t{}\t{}\t{}\t{INSTANCE}\tschedule",
+            a.job_id,
+            uuid(a.execution_id, &mut id),
+            ts(a.scheduled_at, &mut t1),
+            ts(a.started_at, &mut t2),
+            ts(a.completed_at, &mut t3),
+            a.duration_ms
         );
-        qb.push_values(batch, |mut b, r| {
-            b.push_bind(&r.job_id)
-                .push_bind(r.execution_id.to_string())
-                .push_unseparated("::uuid")
-                .push_bind(1_i32)
-                .push_bind("running")
-                .push_bind(r.scheduled_at)
-                .push_bind(r.started_at)
-                .push_bind(&r.instance_id);
-        });
-        qb.build().execute(&mut *conn).await.unwrap();
+    }
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY scheduled_job_executions
+             (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
+              duration_ms, instance_id, kind) FROM STDIN",
+        )
+        .await?;
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await.map(drop)
+}
+
+#[derive(Clone, Copy)]
+enum PgRaw {
+    Unnest,
+    Copy,
+}
+
+async fn postgres_raw(conn: &mut PgConnection, calls: &[Call<'_>], shape: Shape, how: PgRaw) {
+    for call in calls {
+        let mut tx = conn.begin().await.unwrap();
+        match (shape, how) {
+            (Shape::Together, PgRaw::Copy) => pg_copy(&mut tx, call.starts).await.unwrap(),
+            (Shape::Together, PgRaw::Unnest) => {
+                pg_insert(&mut tx, call.starts, true).await.unwrap()
+            }
+            (Shape::Apart, _) => {
+                if !call.starts.is_empty() {
+                    pg_insert(&mut tx, call.starts, false).await.unwrap();
+                }
+                if !call.ends.is_empty() {
+                    pg_update(&mut tx, call.ends).await.unwrap();
+                }
+            }
+        }
+        tx.commit().await.unwrap();
     }
 }
 
@@ -172,45 +426,49 @@ impl PgServer {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let events = events();
-    let rows = raw_rows(&events);
+    let all = attempts();
     let mut g = c.benchmark_group("store_write_100k");
     g.throughput(Throughput::Elements(RECORDS as u64));
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(100));
     g.measurement_time(Duration::from_secs(5));
+    let pg = rt.block_on(PgServer::find());
 
-    g.bench_function("sqlite_store", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let store = rt.block_on(SqliteStore::open(dir.path().join("b.db"))).unwrap();
-                let t0 = Instant::now();
-                rt.block_on(through_store(&store, &events));
-                total += t0.elapsed();
-            }
-            total
-        })
-    });
+    for (shape, tag) in [(Shape::Together, "together"), (Shape::Apart, "apart")] {
+        let events = event_calls(&all, shape);
+        let raw_calls = calls(&all, shape);
 
-    g.bench_function("sqlite_raw_rusqlite", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("b.db");
-                drop(rt.block_on(SqliteStore::open(&path)).unwrap()); // the same schema
-                let t0 = Instant::now();
-                sqlite_raw(&path, &rows);
-                total += t0.elapsed();
-            }
-            total
-        })
-    });
+        g.bench_function(format!("sqlite_store_{tag}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = rt.block_on(SqliteStore::open(dir.path().join("b.db"))).unwrap();
+                    let t0 = Instant::now();
+                    rt.block_on(through_store(&store, &events));
+                    total += t0.elapsed();
+                }
+                total
+            })
+        });
 
-    if let Some(pg) = rt.block_on(PgServer::find()) {
-        g.bench_function("postgres_store", |b| {
+        g.bench_function(format!("sqlite_raw_rusqlite_{tag}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().join("b.db");
+                    drop(rt.block_on(SqliteStore::open(&path)).unwrap()); // the same schema
+                    let t0 = Instant::now();
+                    sqlite_raw(&path, &raw_calls, shape);
+                    total += t0.elapsed();
+                }
+                total
+            })
+        });
+
+        let Some(pg) = &pg else { continue };
+        g.bench_function(format!("postgres_store_{tag}"), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
@@ -221,9 +479,9 @@ fn bench(c: &mut Criterion) {
                         )
                         .await
                         .unwrap();
-                        store.write(&events[..1]).await.unwrap(); // open a pooled connection
+                        store.heartbeat("bench", Utc::now()).await.unwrap(); // open a connection
                         let t0 = Instant::now();
-                        through_store(&store, &events[1..]).await;
+                        through_store(&store, &events).await;
                         total += t0.elapsed();
                         store.close().await;
                         pg.drop_db(&name).await;
@@ -233,24 +491,29 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        g.bench_function("postgres_raw_sqlx", |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let (name, opts) = pg.fresh().await;
-                        let mut conn = PgConnection::connect_with(&opts).await.unwrap();
-                        postgres_raw(&mut conn, &rows[..1]).await;
-                        let t0 = Instant::now();
-                        postgres_raw(&mut conn, &rows[1..]).await;
-                        total += t0.elapsed();
-                        let _ = conn.close().await;
-                        pg.drop_db(&name).await;
-                    }
-                    total
+        let hows: &[(PgRaw, &str)] = match shape {
+            Shape::Together => &[(PgRaw::Unnest, ""), (PgRaw::Copy, "_copy")],
+            Shape::Apart => &[(PgRaw::Unnest, "")],
+        };
+        for &(how, suffix) in hows {
+            g.bench_function(format!("postgres_raw_sqlx_{tag}{suffix}"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let (name, opts) = pg.fresh().await;
+                            let mut conn = PgConnection::connect_with(&opts).await.unwrap();
+                            let t0 = Instant::now();
+                            postgres_raw(&mut conn, &raw_calls, shape, how).await;
+                            total += t0.elapsed();
+                            let _ = conn.close().await;
+                            pg.drop_db(&name).await;
+                        }
+                        total
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
 }

@@ -1,6 +1,8 @@
 //! What both SQL backends share: turning events into rows, and checking and
 //! decoding the values that cross into and out of SQL.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
 use mscribe_scheduler::{
@@ -264,6 +266,9 @@ pub(crate) struct Row {
     /// Whether the event ends its fire's lease (a skip, or an end with
     /// `ends_run`), when it carries a fence that is still current.
     pub(crate) ends_lease: bool,
+    /// How many events the row stands for: 2 for an end whose start came
+    /// in the same call and was merged into it (see [`merge_starts`]).
+    pub(crate) events: u8,
 }
 
 impl Row {
@@ -278,6 +283,67 @@ impl Row {
     pub(crate) fn fire_label(&self) -> String {
         format!("{} at {}", self.job_id, self.scheduled_at)
     }
+
+    /// Names the fire in `refused` once per event the row stands for.
+    pub(crate) fn refuse_into(&self, refused: &mut Vec<String>) {
+        let label = self.fire_label();
+        for _ in 1..self.events {
+            refused.push(label.clone());
+        }
+        refused.push(label);
+    }
+
+    /// Whether `end` is this start's end with the fields a start writes
+    /// unchanged, so that inserting `end` alone leaves the row a start then
+    /// its end would.
+    fn ended_by(&self, end: &Row) -> bool {
+        self.status == ExecutionStatus::Running
+            && self.execution_id == end.execution_id
+            && self.attempt == end.attempt
+            && self.job_id == end.job_id
+            && self.scheduled_at == end.scheduled_at
+            && self.started_at == end.started_at
+            && self.instance_id == end.instance_id
+            && self.kind == end.kind
+            && self.fence == end.fence
+    }
+}
+
+/// Drops each start whose end follows in the same call, and makes the end
+/// stand for both: the end's row, inserted whole or setting its end fields
+/// on a row already there, is what the start then the end would leave, and
+/// its fence is checked once in the same transaction as the two would be.
+/// A short attempt's start and end usually reach the store together, so
+/// this halves the rows written and spares an update per attempt.
+pub(crate) fn merge_starts(ops: Vec<Op>) -> Vec<Op> {
+    let starts = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Insert(r) if r.status == ExecutionStatus::Running))
+        .count();
+    if starts == 0 {
+        return ops;
+    }
+    let mut pending: HashMap<(ExecutionId, i32), usize> = HashMap::with_capacity(starts);
+    let mut slots: Vec<Option<Op>> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Insert(r) if r.status == ExecutionStatus::Running => {
+                pending.entry((r.execution_id, r.attempt)).or_insert(slots.len());
+                slots.push(Some(Op::Insert(r)));
+            }
+            Op::Upsert(mut end) => {
+                if let Some(i) = pending.remove(&(end.execution_id, end.attempt))
+                    && matches!(&slots[i], Some(Op::Insert(s)) if s.ended_by(&end))
+                {
+                    slots[i] = None;
+                    end.events += 1;
+                }
+                slots.push(Some(Op::Upsert(end)));
+            }
+            skip @ Op::Insert(_) => slots.push(Some(skip)),
+        }
+    }
+    slots.into_iter().flatten().collect()
 }
 
 /// The error of a `write` whose events `refused` (their fires named) carried
@@ -373,7 +439,7 @@ pub(crate) fn encode(events: &[ExecutionEvent], dialect: Dialect) -> (Vec<Op>, O
         ),
         source: None,
     });
-    (ops, err)
+    (merge_starts(ops), err)
 }
 
 fn describe(ev: &ExecutionEvent) -> String {
@@ -411,6 +477,7 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             kind: s.kind.as_str(),
             fence: s.fence.map(fence_i64).transpose()?,
             ends_lease: false,
+            events: 1,
         }),
         ExecutionEvent::Skipped(s) => Op::Insert(Row {
             job_id: d.id("job id", &s.job_id)?,
@@ -429,6 +496,7 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             kind: s.kind.as_str(),
             fence: s.fence.map(fence_i64).transpose()?,
             ends_lease: true,
+            events: 1,
         }),
         ExecutionEvent::Finished(e) => Op::Upsert(Row {
             job_id: d.id("job id", &e.job_id)?,
@@ -447,6 +515,7 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             kind: e.kind.as_str(),
             fence: e.fence.map(fence_i64).transpose()?,
             ends_lease: e.ends_run,
+            events: 1,
         }),
     })
 }
@@ -536,6 +605,74 @@ pub(crate) fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mscribe_scheduler::{AttemptEnd, AttemptStart};
+
+    fn start(id: u128, kind: FireKind) -> ExecutionEvent {
+        ExecutionEvent::Started(AttemptStart {
+            job_id: "j".into(),
+            execution_id: ExecutionId::from_u128(id),
+            attempt: 1,
+            scheduled_at: Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap(),
+            started_at: Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 1).unwrap(),
+            instance_id: "i".into(),
+            kind,
+            fence: None,
+        })
+    }
+
+    fn end(id: u128) -> ExecutionEvent {
+        let ExecutionEvent::Started(s) = start(id, FireKind::Schedule) else { unreachable!() };
+        ExecutionEvent::Finished(AttemptEnd {
+            job_id: s.job_id,
+            execution_id: s.execution_id,
+            attempt: 1,
+            scheduled_at: s.scheduled_at,
+            started_at: s.started_at,
+            instance_id: s.instance_id,
+            status: ExecutionStatus::Succeeded,
+            completed_at: s.started_at,
+            duration: std::time::Duration::ZERO,
+            error: None,
+            error_kind: None,
+            result: None,
+            metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
+        })
+    }
+
+    /// (kind of op, execution id, events it stands for), in order.
+    fn shape(events: &[ExecutionEvent]) -> Vec<(&'static str, u128, u8)> {
+        let (ops, bad) = encode(events, Dialect::Sqlite);
+        assert!(bad.is_none());
+        ops.iter()
+            .map(|op| {
+                let kind = if matches!(op, Op::Insert(_)) { "insert" } else { "upsert" };
+                (kind, op.row().execution_id.as_u128(), op.row().events)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_start_and_its_end_in_one_call_are_one_row() {
+        let s = FireKind::Schedule;
+        assert_eq!(
+            shape(&[start(1, s), start(2, s), end(1), end(3)]),
+            [("insert", 2, 1), ("upsert", 1, 2), ("upsert", 3, 1)]
+        );
+        // An end before its start, or one whose start differs, merges nothing.
+        assert_eq!(shape(&[end(1), start(1, s)]), [("upsert", 1, 1), ("insert", 1, 1)]);
+        assert_eq!(
+            shape(&[start(1, FireKind::Manual), end(1)]),
+            [("insert", 1, 1), ("upsert", 1, 1)]
+        );
+        // A repeated start: the first merges, the second stays (ignored by key).
+        assert_eq!(
+            shape(&[start(1, s), start(1, s), end(1)]),
+            [("insert", 1, 1), ("upsert", 1, 2)]
+        );
+    }
 
     /// A position the stores hold as it is stays; a finer time or an
     /// attempt past `int4` becomes the next microsecond; positions past
@@ -631,17 +768,16 @@ mod tests {
             kind: FireKind::Schedule,
             fence: None,
         };
-        let (ops, bad) = encode(
-            &[
-                ExecutionEvent::Started(started),
-                ExecutionEvent::Finished(ended.clone()),
-                ExecutionEvent::Finished(AttemptEnd { error_kind: None, ..ended }),
-                ExecutionEvent::Skipped(skipped),
-            ],
-            Dialect::Sqlite,
-        );
-        assert!(bad.is_none());
-        let kinds: Vec<_> = ops.iter().map(|op| op.row().error_kind).collect();
+        let events = [
+            ExecutionEvent::Started(started),
+            ExecutionEvent::Finished(ended.clone()),
+            ExecutionEvent::Finished(AttemptEnd { error_kind: None, ..ended }),
+            ExecutionEvent::Skipped(skipped),
+        ];
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| encode_one(e, Dialect::Sqlite).unwrap().row().error_kind)
+            .collect();
         assert_eq!(kinds, [None, Some("permanent"), None, None]);
     }
 

@@ -69,6 +69,7 @@ macro_rules! conformance {
                 text_and_json_are_stored_verbatim,
                 big_batches,
                 matches_the_memory_store,
+                paired_starts_and_ends_match_the_memory_store,
                 claims_take_each_fire_once,
             );
             cases!(2, $fixture, |f| executions(f.store.clone()):

@@ -42,7 +42,7 @@ macro_rules! columns {
     };
 }
 
-/// Rows from arrays, one per column; existing keys are left alone.
+/// Rows from arrays, one per column, with a conflict clause to follow.
 macro_rules! insert_rows {
     () => {
         "INSERT INTO scheduled_job_executions
@@ -51,16 +51,33 @@ macro_rules! insert_rows {
     SELECT * FROM UNNEST(
         $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
         $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
-        $13::text[], $14::text[], $15::int8[])
-    ON CONFLICT (execution_id, attempt) DO NOTHING"
+        $13::text[], $14::text[], $15::int8[])"
     };
 }
 
-pub(crate) const INSERT_ROWS: &str = insert_rows!();
+/// Rows from arrays; existing keys are left alone.
+pub(crate) const INSERT_ROWS: &str =
+    concat!(insert_rows!(), " ON CONFLICT (execution_id, attempt) DO NOTHING");
 
 /// [`INSERT_ROWS`], answering the keys it inserted.
-pub(crate) const INSERT_ROWS_RETURNING: &str =
-    concat!(insert_rows!(), " RETURNING execution_id::text, attempt");
+pub(crate) const INSERT_ROWS_RETURNING: &str = concat!(
+    insert_rows!(),
+    " ON CONFLICT (execution_id, attempt) DO NOTHING RETURNING execution_id, attempt"
+);
+
+/// Ends from arrays, each key at most once: the whole row, or on conflict
+/// its end fields (the start's kind and fence stay).
+pub(crate) const UPSERT_ENDS: &str = concat!(
+    insert_rows!(),
+    " ON CONFLICT (execution_id, attempt) DO UPDATE SET
+        status = excluded.status,
+        completed_at = excluded.completed_at,
+        duration_ms = excluded.duration_ms,
+        error = excluded.error,
+        error_kind = excluded.error_kind,
+        result = excluded.result,
+        metrics = excluded.metrics"
+);
 
 /// The end fields of existing rows, from arrays keyed by
 /// `(execution_id, attempt)` (the start's kind and fence stay).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionId, StoreResult};
 use sqlx::postgres::PgPool;
+use sqlx::types::Uuid;
 use sqlx::{PgConnection, Row as _};
 
 use super::error::{store_error, timeout_error};
@@ -55,7 +56,7 @@ pub(crate) async fn write_ops(pool: &PgPool, ops: &[Op]) -> Result<Vec<String>, 
         let r = op.row();
         if let Some((fence, ends)) = r.fenced() {
             if current.get(&(r.job_id.as_str(), r.scheduled_at)) != Some(&fence) {
-                refused.push(r.fire_label());
+                r.refuse_into(&mut refused);
                 continue;
             }
             if ends {
@@ -115,6 +116,9 @@ async fn lock_fences<'o>(
 struct Plan<'r> {
     first: Vec<(usize, &'r Row)>,
     last_end: HashMap<(ExecutionId, i32), (usize, &'r Row)>,
+    /// Whether every key came once: then starts and skips are one insert
+    /// and ends one upsert, with no keys to read back.
+    distinct: bool,
 }
 
 impl<'r> Plan<'r> {
@@ -123,16 +127,19 @@ impl<'r> Plan<'r> {
         let mut seen = HashSet::with_capacity(lower);
         let mut first: Vec<(usize, &Row)> = Vec::with_capacity(lower);
         let mut last_end: HashMap<(ExecutionId, i32), (usize, &Row)> = HashMap::new();
+        let mut distinct = true;
         for (i, op) in ops.enumerate() {
             let row = op.row();
             if seen.insert(row.key()) {
                 first.push((i, row));
+            } else {
+                distinct = false;
             }
             if let Op::Upsert(r) = op {
                 last_end.insert(r.key(), (i, r));
             }
         }
-        Plan { first, last_end }
+        Plan { first, last_end, distinct }
     }
 
     /// The ends to apply once the first rows are in (`inserted`: the keys
@@ -158,9 +165,14 @@ async fn write_rows<'r>(
     ops: impl Iterator<Item = &'r Op>,
 ) -> Result<(), sqlx::Error> {
     let plan = Plan::new(ops);
+    // One statement is atomic on its own: no transaction needed.
     if plan.last_end.is_empty() {
-        // One statement is atomic on its own: no transaction needed.
         insert_rows(pool, plan.first.iter().map(|(_, r)| *r), false).await?;
+        return Ok(());
+    }
+    if plan.distinct && plan.last_end.len() == plan.first.len() {
+        let ends = plan.first.iter().map(|(_, r)| *r);
+        write_arrays(pool, ends, sql::UPSERT_ENDS, false).await?;
         return Ok(());
     }
     let mut tx = pool.begin().await?;
@@ -181,6 +193,17 @@ async fn write_rows_in<'r>(
 }
 
 async fn apply_plan(conn: &mut PgConnection, plan: Plan<'_>) -> Result<(), sqlx::Error> {
+    if plan.distinct {
+        let (ends, inserts): (Vec<&Row>, Vec<&Row>) =
+            plan.first.iter().map(|(_, r)| *r).partition(|r| plan.last_end.contains_key(&r.key()));
+        if !inserts.is_empty() {
+            insert_rows(&mut *conn, inserts.into_iter(), false).await?;
+        }
+        if !ends.is_empty() {
+            write_arrays(&mut *conn, ends.into_iter(), sql::UPSERT_ENDS, false).await?;
+        }
+        return Ok(());
+    }
     let returning = !plan.last_end.is_empty();
     let inserted = insert_rows(&mut *conn, plan.first.iter().map(|(_, r)| *r), returning).await?;
     let updates = plan.updates(&inserted);
@@ -195,6 +218,18 @@ async fn apply_plan(conn: &mut PgConnection, plan: Plan<'_>) -> Result<(), sqlx:
 async fn insert_rows<'e, 'r>(
     exec: impl sqlx::PgExecutor<'e>,
     rows: impl Iterator<Item = &'r Row>,
+    returning: bool,
+) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
+    let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
+    write_arrays(exec, rows, sql, returning).await
+}
+
+/// Binds rows as one array per column to `sql` (an insert from
+/// `UNNEST`); with `returning`, gives the keys the statement answers.
+async fn write_arrays<'e, 'r>(
+    exec: impl sqlx::PgExecutor<'e>,
+    rows: impl Iterator<Item = &'r Row>,
+    sql: &'static str,
     returning: bool,
 ) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
     let rows: Vec<&Row> = rows.collect();
@@ -216,7 +251,7 @@ async fn insert_rows<'e, 'r>(
     let mut fence = Vec::with_capacity(n);
     for r in rows {
         job_id.push(r.job_id.as_str());
-        execution_id.push(r.execution_id.to_string());
+        execution_id.push(uuid(r.execution_id));
         attempt.push(r.attempt);
         status.push(r.status.as_str());
         scheduled_at.push(r.scheduled_at);
@@ -231,7 +266,6 @@ async fn insert_rows<'e, 'r>(
         kind.push(r.kind);
         fence.push(r.fence);
     }
-    let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
     let q = sqlx::query(sql)
         .bind(job_id)
         .bind(execution_id)
@@ -254,9 +288,8 @@ async fn insert_rows<'e, 'r>(
     }
     let mut keys = HashSet::new();
     for row in q.fetch_all(exec).await? {
-        let id: String = row.try_get(0)?;
-        let id = id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        keys.insert((id, row.try_get::<i32, _>(1)?));
+        let id: Uuid = row.try_get(0)?;
+        keys.insert((ExecutionId::from_u128(id.as_u128()), row.try_get::<i32, _>(1)?));
     }
     Ok(keys)
 }
@@ -275,7 +308,7 @@ async fn update_ends<'r>(
     let mut result = Vec::new();
     let mut metrics = Vec::new();
     for r in rows {
-        execution_id.push(r.execution_id.to_string());
+        execution_id.push(uuid(r.execution_id));
         attempt.push(r.attempt);
         status.push(r.status.as_str());
         completed_at.push(r.completed_at);
@@ -298,4 +331,9 @@ async fn update_ends<'r>(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// An execution id as Postgres' `uuid`, bound in binary.
+fn uuid(id: ExecutionId) -> Uuid {
+    Uuid::from_u128(id.as_u128())
 }

@@ -339,6 +339,7 @@ fn open_connection(opts: &SqliteOptions, target: &str, create: bool) -> Result<C
         }
     }
     conn.execute_batch(opts.synchronous.pragma()).map_err(|e| open_error(target, e))?;
+    conn.execute_batch(sql::CACHE_SIZE).map_err(|e| open_error(target, e))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }

@@ -16,16 +16,24 @@ use crate::codec;
 /// which sorts as text in time order (callers keep years within 1..=9999).
 /// Public so that SQL written beside the store compares times the same way.
 pub fn ts_text(t: DateTime<Utc>) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        (t.nanosecond() / 1000).min(999_999)
-    )
+    /// Writes `v` into `out` as decimal digits, zero-padded to its width.
+    fn digits(out: &mut [u8], mut v: u32) {
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    // By hand rather than `format!`: every row has two or three of these.
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    digits(&mut out[0..4], t.year().clamp(0, 9999) as u32);
+    digits(&mut out[5..7], t.month());
+    digits(&mut out[8..10], t.day());
+    digits(&mut out[11..13], t.hour());
+    digits(&mut out[14..16], t.minute());
+    digits(&mut out[17..19], t.second());
+    digits(&mut out[20..26], (t.nanosecond() / 1000).min(999_999));
+    // Only ASCII digits were written into an ASCII template.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// A stored timestamp (`what` names the column for the error).
@@ -60,7 +68,21 @@ mod tests {
         assert_eq!(ts_text(a), "0999-01-01T00:00:00.000000Z");
         assert_eq!(ts_text(b), "2026-03-04T05:06:07.000008Z");
         assert!(ts_text(a) < ts_text(b));
+        let leap = Utc.with_ymd_and_hms(2016, 12, 31, 23, 59, 59).unwrap()
+            + chrono::Duration::nanoseconds(999_999_999);
+        assert_eq!(ts_text(leap), "2016-12-31T23:59:59.999999Z");
         assert_eq!(parse_ts("t", &ts_text(b)).unwrap(), b);
+    }
+
+    #[test]
+    fn text_is_chronos_own_format() {
+        let mut t = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        // Steps of a prime number of microseconds visit every field's range.
+        while t < end {
+            assert_eq!(ts_text(t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+            t += chrono::Duration::microseconds(7_919_993_017_291);
+        }
     }
 
     #[test]

@@ -350,7 +350,7 @@ fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<Refused> {
                 conn.prepare_cached(sql::FENCE_IS_CURRENT)?.exists(params![r.job_id, at, fence])?
             };
             if !current {
-                refused.push(r.fire_label());
+                r.refuse_into(&mut refused);
                 continue;
             }
         }

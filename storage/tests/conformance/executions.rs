@@ -699,6 +699,48 @@ pub(crate) async fn concurrent_claims(s: std::sync::Arc<dyn ExecutionStore>) {
     claims_race(s.clone(), s).await;
 }
 
+/// Attempts as the engine records them (a start, then usually its end with
+/// the same fields), cut into random writes, some written twice: a start
+/// and its end in one write (which the SQL stores write as one row) leave
+/// what they leave apart.
+pub(crate) async fn paired_starts_and_ends_match_the_memory_store(s: &dyn ExecutionStore) {
+    let model = MemoryStore::unbounded();
+    let mut rng = fastrand::Rng::with_seed(0xba7c);
+    let finals = &ExecutionStatus::ALL[1..];
+    let (mut events, mut later) = (Vec::new(), Vec::new());
+    for exec in 0..300u128 {
+        let job = ["a", "b"][rng.usize(..2)];
+        let at = exec as i64 * 10;
+        events.push(start(job, exec, 1, at, "i1"));
+        if rng.u8(0..5) != 0 {
+            // An end follows its start at once or after up to 3 other starts.
+            let st = finals[rng.usize(..finals.len())];
+            let e = end_with(job, exec, 1, at, "i1", st, rng.i64(0..50));
+            later.push((exec + rng.u128(0..4), ExecutionEvent::Finished(e)));
+        }
+        let (due, wait): (Vec<_>, Vec<_>) = later.into_iter().partition(|(d, _)| *d <= exec);
+        events.extend(due.into_iter().map(|(_, e)| e));
+        later = wait;
+    }
+    events.extend(later.into_iter().map(|(_, e)| e));
+    let mut rest = &events[..];
+    while !rest.is_empty() {
+        let n = rng.usize(1..=rest.len().min(40));
+        let (batch, tail) = rest.split_at(n);
+        for st in [s, &model as &dyn ExecutionStore] {
+            st.write(batch).await.unwrap();
+            if rng.u8(0..6) == 0 {
+                st.write(batch).await.unwrap(); // a retry after an unknown outcome
+            }
+        }
+        rest = tail;
+    }
+    for j in ["a", "b"] {
+        let hq = HistoryQuery::new(j, 1_000);
+        assert_eq!(s.history(&hq).await.unwrap(), model.history(&hq).await.unwrap(), "job {j}");
+    }
+}
+
 /// Random batches of random events, checked against the memory store.
 pub(crate) async fn matches_the_memory_store(s: &dyn ExecutionStore) {
     // Unbounded: the model keeps every row, as a database does.
