@@ -12,6 +12,8 @@ use crate::health::HealthResult;
 use crate::scale::{Contender, ScaleResult};
 use crate::sim_speed::SimResult;
 
+mod history;
+
 /// How long and how wide the run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -226,20 +228,28 @@ fn find(v: &[ScaleResult], c: Contender, n: usize) -> Option<&ScaleResult> {
 /// round of one shape, in run order (rounds where either did not complete
 /// are left out).
 fn round_pairs(rounds: &[ScaleResult], staggered: bool) -> Vec<(f64, f64)> {
+    round_pairs_of(rounds, Contender::Mscribe, staggered, |r| r.cpu_per_fire_us)
+}
+
+/// A value of contender `c` and the same of the tokio loop in each
+/// alternating round of one shape, in run order (rounds where either did
+/// not complete are left out).
+fn round_pairs_of(
+    rounds: &[ScaleResult],
+    c: Contender,
+    staggered: bool,
+    value: impl Fn(&ScaleResult) -> f64,
+) -> Vec<(f64, f64)> {
     let of = |c: Contender| -> Vec<Option<f64>> {
         rounds
             .iter()
             .filter(|r| {
                 r.params.as_ref().is_some_and(|p| p.contender == c && p.staggered == staggered)
             })
-            .map(|r| r.completed.then_some(r.cpu_per_fire_us))
+            .map(|r| r.completed.then(|| value(r)))
             .collect()
     };
-    of(Contender::Mscribe)
-        .into_iter()
-        .zip(of(Contender::TokioLoop))
-        .filter_map(|(m, t)| Some((m?, t?)))
-        .collect()
+    of(c).into_iter().zip(of(Contender::TokioLoop)).filter_map(|(m, t)| Some((m?, t?))).collect()
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -529,22 +539,7 @@ pub fn write_report(
             n.fires_per_wall_s >= 1e6,
         );
     }
-    for (store, raw) in
-        [("sqlite_store", "sqlite_raw_rusqlite"), ("postgres_store", "postgres_raw_sqlx")]
-    {
-        let (a, b) = (
-            crit.get(&format!("store_write_100k/{store}")),
-            crit.get(&format!("store_write_100k/{raw}")),
-        );
-        if let (Some(a), Some(b)) = (a, b) {
-            target(
-                &mut s,
-                &format!("{store} ≥ half the raw rate"),
-                format!("{:.0}% of `{raw}`", b / a * 100.0),
-                b / a >= 0.5,
-            );
-        }
-    }
+    history::targets(&mut s, res, &crit);
     if let Some(h) = &res.health {
         target(
             &mut s,
@@ -595,6 +590,7 @@ pub fn write_report(
 ");
         rounds_table(&mut s, &res.rounds);
         s.push('\n');
+        history::rounds_section(&mut s, &res.rounds);
     }
     // ---- 2. dispatch ------------------------------------------------------
     if !res.dispatch.is_empty() {
@@ -714,31 +710,7 @@ pub fn write_report(
         s.push('\n');
     }
     // ---- 5. stores ---------------------------------------------------------
-    let stores: Vec<(&String, &f64)> =
-        crit.iter().filter(|(k, _)| k.starts_with("store_write_100k/")).collect();
-    if !stores.is_empty() {
-        s.push_str("### 5. Stores (criterion `storage/benches/store_write.rs`: 100,000 `Started` rows in batches of 1,000, fresh database per iteration)\n\n| writer | time for 100k rows | rows / s | vs raw baseline |\n|---|---:|---:|---:|\n");
-        for (k, v) in &stores {
-            let name = k.trim_start_matches("store_write_100k/");
-            let raw = match name {
-                "sqlite_store" => crit.get("store_write_100k/sqlite_raw_rusqlite"),
-                "postgres_store" => crit.get("store_write_100k/postgres_raw_sqlx"),
-                _ => None,
-            };
-            let _ = writeln!(
-                s,
-                "| `{name}` | {} | {} | {} |",
-                ms(**v / 1e6),
-                count(100_000.0 / (**v / 1e9)),
-                raw.map(|r| format!("{:.0}%", r / **v * 100.0))
-                    .unwrap_or_else(|| "baseline".to_owned())
-            );
-        }
-        if !stores.iter().any(|(k, _)| k.contains("postgres")) {
-            s.push_str("\nPostgres was not reachable, so its rows are missing.\n");
-        }
-        s.push('\n');
-    }
+    history::stores(&mut s, &crit);
     // ---- 6. health ----------------------------------------------------------
     if let Some(h) = &res.health {
         s.push_str("### 6. Health endpoint (`mscribe serve`, SQLite, loopback)\n\n");

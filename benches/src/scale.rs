@@ -40,6 +40,9 @@ pub enum Contender {
     Mscribe,
     /// This crate's scheduler recording to its `MemoryStore`.
     MscribeMemory,
+    /// This crate's scheduler recording to a `SqliteStore` file (WAL, the
+    /// store's defaults), as `mscribe serve` does.
+    MscribeSqlite,
     /// `tokio-cron-scheduler` with `Job::new_repeated`.
     #[serde(rename = "tokio-cron-scheduler")]
     TokioCron,
@@ -52,9 +55,10 @@ pub enum Contender {
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Contender; 5] = [
+    pub const ALL: [Contender; 6] = [
         Contender::Mscribe,
         Contender::MscribeMemory,
+        Contender::MscribeSqlite,
         Contender::TokioCron,
         Contender::Apalis,
         Contender::TokioLoop,
@@ -65,6 +69,7 @@ impl Contender {
         match self {
             Contender::Mscribe => "mscribe",
             Contender::MscribeMemory => "mscribe-memory",
+            Contender::MscribeSqlite => "mscribe-sqlite",
             Contender::TokioCron => "tokio-cron-scheduler",
             Contender::Apalis => "apalis-cron",
             Contender::TokioLoop => "tokio-loop",
@@ -73,7 +78,17 @@ impl Contender {
 
     /// Whether it can spread job phases over the interval.
     pub fn can_stagger(self) -> bool {
-        matches!(self, Contender::Mscribe | Contender::MscribeMemory | Contender::TokioLoop)
+        self.is_mscribe() || self == Contender::TokioLoop
+    }
+
+    /// Whether it is this crate's scheduler (with or without history).
+    pub fn is_mscribe(self) -> bool {
+        matches!(self, Contender::Mscribe | Contender::MscribeMemory | Contender::MscribeSqlite)
+    }
+
+    /// Whether it keeps a record of every attempt.
+    pub fn keeps_history(self) -> bool {
+        matches!(self, Contender::MscribeMemory | Contender::MscribeSqlite)
     }
 
     /// Whether it can run an interval that is not a whole number of seconds.
@@ -270,7 +285,25 @@ pub fn run_scale(p: &ScaleParams) -> ScaleResult {
     });
     // Jobs may still be running on the workers: do not wait for them.
     rt.shutdown_background();
+    if p.contender == Contender::MscribeSqlite {
+        remove_sqlite_files();
+    }
     out
+}
+
+/// The `mscribe-sqlite` contender's database: this process's own file in
+/// the temporary directory.
+fn sqlite_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mscribe-bench-{}.db", std::process::id()))
+}
+
+fn remove_sqlite_files() {
+    let path = sqlite_path().into_os_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 async fn measure(p: &ScaleParams, reg: &Registered, out: &mut ScaleResult) {
@@ -343,7 +376,7 @@ async fn register(p: &ScaleParams) -> Result<Registered, String> {
     let interval = Duration::from_millis(p.interval_ms);
     let limit = Limit { began: Instant::now(), limit: Duration::from_secs_f64(p.register_limit_s) };
     match p.contender {
-        Contender::Mscribe | Contender::MscribeMemory => {
+        Contender::Mscribe | Contender::MscribeMemory | Contender::MscribeSqlite => {
             register_mscribe(p, interval, &limit).await
         }
         Contender::TokioCron => register_tokio_cron(p, interval, &limit).await,
@@ -369,6 +402,13 @@ async fn register_mscribe(
     };
     let store: Arc<dyn ExecutionStore> = match p.contender {
         Contender::MscribeMemory => Arc::new(MemoryStore::new()),
+        Contender::MscribeSqlite => {
+            remove_sqlite_files();
+            let store = mscribe_storage::SqliteStore::open(sqlite_path())
+                .await
+                .map_err(|e| e.to_string())?;
+            Arc::new(store)
+        }
         _ => Arc::new(crate::NullStore::new()),
     };
     let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
