@@ -670,3 +670,32 @@ pub struct InstanceHeartbeat {
     /// The host it runs on, when the store knows it.
     pub hostname: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written formatter writes what the formatting macros did,
+    /// and the text parses back.
+    #[test]
+    fn execution_ids_format_as_hyphenated_uuids() {
+        let mut v: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        for bits in [0, 1, u128::MAX].into_iter().chain((0..500).map(|_| {
+            v = v.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).wrapping_add(1);
+            v
+        })) {
+            let id = ExecutionId(bits);
+            let want = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                (bits >> 96) as u32,
+                (bits >> 80) as u16,
+                (bits >> 64) as u16,
+                (bits >> 48) as u16,
+                (bits & 0xffff_ffff_ffff) as u64
+            );
+            assert_eq!(id.to_string(), want);
+            assert_eq!(want.parse::<ExecutionId>().unwrap(), id);
+        }
+        assert_eq!(format!("{:>38}", ExecutionId(0)), format!("  {}", ExecutionId(0)));
+    }
+}
