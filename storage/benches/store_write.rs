@@ -12,7 +12,8 @@
 //!
 //! The raw baselines write the same final rows the fast way: one
 //! transaction per call, cached prepared statements, WAL with
-//! `synchronous = NORMAL` and the store's page cache (SQLite); arrays bound
+//! `synchronous = NORMAL` and the store's page cache and checkpoint
+//! interval (SQLite); arrays bound
 //! to one `UNNEST` statement per kind of row (Postgres), and `COPY` for the
 //! `together` shape, whichever is faster is the baseline.
 //!
@@ -191,7 +192,8 @@ fn uuid(id: ExecutionId, out: &mut [u8; 36]) -> &str {
 fn sqlite_raw(path: &std::path::Path, calls: &[Call<'_>], shape: Shape) {
     let mut c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = 10000",
     )
     .unwrap();
     let (mut t1, mut t2, mut t3, mut id) = ([0; 27], [0; 27], [0; 27], [0; 36]);

@@ -180,7 +180,7 @@ pub(super) fn stores(s: &mut String, crit: &BTreeMap<String, f64>) {
     s.push_str(
         "### 5. Stores: records per second (criterion `storage/benches/store_write.rs`)\n\n",
     );
-    s.push_str("50,000 attempts of 100 jobs, each a start and an end: 100,000 records in `write` calls of 1,000 events, a fresh database per iteration. *together*: a call holds 500 attempts' starts and their ends; *apart*: 500 starts and the ends of the 500 attempts of the call before. The raw baselines write the same final rows the fast way: one transaction per call, cached prepared statements, WAL, `synchronous = NORMAL` and the store's page cache (SQLite); arrays through `UNNEST`, or `COPY` (Postgres).\n\n");
+    s.push_str("50,000 attempts of 100 jobs, each a start and an end: 100,000 records in `write` calls of 1,000 events, a fresh database per iteration. *together*: a call holds 500 attempts' starts and their ends; *apart*: 500 starts and the ends of the 500 attempts of the call before. The raw baselines write the same final rows the fast way: one transaction per call, cached prepared statements, WAL, `synchronous = NORMAL`, the store's page cache and checkpoint interval (SQLite); arrays through `UNNEST`, or `COPY` (Postgres).\n\n");
     s.push_str(
         "| writer | time for 100k records | records / s | vs fastest raw |\n|---|---:|---:|---:|\n",
     );

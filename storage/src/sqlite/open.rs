@@ -337,6 +337,7 @@ fn open_connection(opts: &SqliteOptions, target: &str, create: bool) -> Result<C
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(database = target, mode, "sqlite did not switch to WAL");
         }
+        conn.execute_batch(sql::WAL_AUTOCHECKPOINT).map_err(|e| open_error(target, e))?;
     }
     conn.execute_batch(opts.synchronous.pragma()).map_err(|e| open_error(target, e))?;
     conn.execute_batch(sql::CACHE_SIZE).map_err(|e| open_error(target, e))?;

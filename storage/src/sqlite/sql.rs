@@ -18,6 +18,11 @@ pub(crate) const SYNCHRONOUS_FULL: &str = "PRAGMA synchronous = FULL";
 /// transaction touches are evicted and read back before its commit. Pages
 /// are allocated as they are used.
 pub(crate) const CACHE_SIZE: &str = "PRAGMA cache_size = -32768";
+/// Checkpoint the WAL into the database every 10,000 pages (40 MiB) rather
+/// than SQLite's 1,000: a page rewritten by many commits is copied and
+/// synced once per checkpoint, and a checkpoint's sync stalls the writer
+/// ten times less often (30–40% more rows a second in the store bench).
+pub(crate) const WAL_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 10000";
 /// Reader connections never write.
 pub(crate) const QUERY_ONLY: &str = "PRAGMA query_only = 1";
 
