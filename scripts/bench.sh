@@ -16,6 +16,9 @@
 # a 20 s window (--quick) or 60 s (--full), about 30 s or 90 s. Without a
 # Postgres server its section says so.
 #
+# At the end it prints the targets table, the history rows (1d) and the
+# stores' records per second (5) from the report.
+#
 # Sections: the real-clock comparison with tokio-cron-scheduler, apalis-cron
 # and a plain tokio loop (benches/src/bin/compare.rs, one child process per
 # contender and size), the dispatch-rate sweep, simulation speed, the
@@ -36,7 +39,7 @@ for a in "$@"; do
     --full) MODE=full ;;
     --profile) PROFILE=yes ;;
     --no-profile) PROFILE=no ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $a (use --quick, --full, --profile)" >&2; exit 2 ;;
   esac
 done
@@ -167,3 +170,7 @@ TOTAL_S=$(($(date +%s) - T0))
 target/release/compare report --results "$OUT/results.json" --criterion target/criterion \
   --out docs/BENCHMARKS.md --command "scripts/bench.sh --$MODE" --extra "$EXTRA"
 log "done in $(($(date +%s) - T0)) s: docs/BENCHMARKS.md"
+# The verdicts, and the records path (history kept, the stores), on stdout.
+awk '/^### Targets/ { on = 1 } /^### 1\. / { on = 0 } on' docs/BENCHMARKS.md
+awk '/^### 1d\. / { on = 1 } /^### 2\. / { on = 0 } on' docs/BENCHMARKS.md
+awk '/^### 5\. / { on = 1 } /^### 6\. / { on = 0 } on' docs/BENCHMARKS.md

@@ -359,24 +359,44 @@ enum PgRaw {
     Copy,
 }
 
-async fn postgres_raw(conn: &mut PgConnection, calls: &[Call<'_>], shape: Shape, how: PgRaw) {
-    for call in calls {
-        let mut tx = conn.begin().await.unwrap();
-        match (shape, how) {
-            (Shape::Together, PgRaw::Copy) => pg_copy(&mut tx, call.starts).await.unwrap(),
-            (Shape::Together, PgRaw::Unnest) => {
-                pg_insert(&mut tx, call.starts, true).await.unwrap()
+/// One call's rows in one transaction.
+async fn raw_call(conn: &mut PgConnection, call: &Call<'_>, shape: Shape, how: PgRaw) {
+    let mut tx = conn.begin().await.unwrap();
+    match (shape, how) {
+        (Shape::Together, PgRaw::Copy) => pg_copy(&mut tx, call.starts).await.unwrap(),
+        (Shape::Together, PgRaw::Unnest) => pg_insert(&mut tx, call.starts, true).await.unwrap(),
+        (Shape::Apart, _) => {
+            if !call.starts.is_empty() {
+                pg_insert(&mut tx, call.starts, false).await.unwrap();
             }
-            (Shape::Apart, _) => {
-                if !call.starts.is_empty() {
-                    pg_insert(&mut tx, call.starts, false).await.unwrap();
-                }
-                if !call.ends.is_empty() {
-                    pg_update(&mut tx, call.ends).await.unwrap();
-                }
+            if !call.ends.is_empty() {
+                pg_update(&mut tx, call.ends).await.unwrap();
             }
         }
-        tx.commit().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Every call on one connection, or (`conns` of 2) each call's rows split
+/// in halves written at once on two connections, a transaction each.
+async fn postgres_raw(conns: &mut [PgConnection], calls: &[Call<'_>], shape: Shape, how: PgRaw) {
+    for call in calls {
+        match conns {
+            [one] => raw_call(one, call, shape, how).await,
+            [a, b] => {
+                let half = |v: &[Attempt], first: bool| -> (usize, usize) {
+                    if first { (0, v.len() / 2) } else { (v.len() / 2, v.len()) }
+                };
+                let part = |first: bool| {
+                    let (s0, s1) = half(call.starts, first);
+                    let (e0, e1) = half(call.ends, first);
+                    Call { starts: &call.starts[s0..s1], ends: &call.ends[e0..e1] }
+                };
+                let (p, q) = (part(true), part(false));
+                tokio::join!(raw_call(a, &p, shape, how), raw_call(b, &q, shape, how));
+            }
+            _ => unreachable!("one or two connections"),
+        }
     }
 }
 
@@ -493,22 +513,29 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        let hows: &[(PgRaw, &str)] = match shape {
-            Shape::Together => &[(PgRaw::Unnest, ""), (PgRaw::Copy, "_copy")],
-            Shape::Apart => &[(PgRaw::Unnest, "")],
+        let hows: &[(PgRaw, usize, &str)] = match shape {
+            Shape::Together => {
+                &[(PgRaw::Unnest, 1, ""), (PgRaw::Copy, 1, "_copy"), (PgRaw::Unnest, 2, "_2conn")]
+            }
+            Shape::Apart => &[(PgRaw::Unnest, 1, ""), (PgRaw::Unnest, 2, "_2conn")],
         };
-        for &(how, suffix) in hows {
+        for &(how, n, suffix) in hows {
             g.bench_function(format!("postgres_raw_sqlx_{tag}{suffix}"), |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
                             let (name, opts) = pg.fresh().await;
-                            let mut conn = PgConnection::connect_with(&opts).await.unwrap();
+                            let mut conns = Vec::new();
+                            for _ in 0..n {
+                                conns.push(PgConnection::connect_with(&opts).await.unwrap());
+                            }
                             let t0 = Instant::now();
-                            postgres_raw(&mut conn, &raw_calls, shape, how).await;
+                            postgres_raw(&mut conns, &raw_calls, shape, how).await;
                             total += t0.elapsed();
-                            let _ = conn.close().await;
+                            for c in conns {
+                                let _ = c.close().await;
+                            }
                             pg.drop_db(&name).await;
                         }
                         total
