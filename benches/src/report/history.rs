@@ -192,7 +192,13 @@ pub(super) fn stores(s: &mut String, crit: &BTreeMap<String, f64>) {
             .find(|(st, sh)| name == format!("{st}_store_{sh}"))
             .and_then(|(st, sh)| store_rates(crit, st, sh))
             .map(|(ours, raw, _)| format!("{:.2}×", ours / raw))
-            .unwrap_or_else(|| "baseline".to_owned());
+            .unwrap_or_else(|| {
+                if name.contains("_bare_") {
+                    "no secondary index: what they cost".to_owned()
+                } else {
+                    "baseline".to_owned()
+                }
+            });
         let _ = writeln!(
             s,
             "| `{name}` | {} | {} | {vs} |",
