@@ -6,11 +6,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use self::rows::{Row, Rows};
 use super::leases::Leases;
 use super::{
-    AttemptEnd, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryPosition, HistoryQuery,
-    InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError, StoreResult, duration_ms,
+    ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
+    FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError,
+    StoreResult,
 };
 
 /// An in-memory store: the reference implementation, and the default when
@@ -45,124 +46,16 @@ impl Default for MemoryStore {
     }
 }
 
-type FxMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+mod rows;
 
-#[derive(Debug, Default)]
+/// The store's state, behind its lock.
+#[derive(Debug)]
 struct MemoryRows {
     heartbeats: std::collections::HashMap<String, DateTime<Utc>>,
     /// Fires claimed, with their leases (see [`ExecutionStore::claim_fires`]).
     leases: Leases,
-    /// The rows, each with its insertion number; a dropped row's place is
-    /// reused (`free`).
-    rows: Vec<Option<(u64, ExecutionRecord)>>,
-    free: Vec<usize>,
-    /// The next insertion number.
-    next: u64,
-    /// Each job's rows (places in `rows`), oldest first.
-    jobs: FxMap<String, std::collections::VecDeque<usize>>,
-    by_key: FxMap<(ExecutionId, u32), usize>,
-    /// Rows in `running`, so the abandonment sweep does not scan history.
-    running: std::collections::BTreeSet<usize>,
-    /// Rows kept per job; `None` keeps every row.
-    per_job: Option<usize>,
-}
-
-impl MemoryRows {
-    fn get(&self, i: usize) -> Option<&ExecutionRecord> {
-        self.rows.get(i).and_then(|r| r.as_ref()).map(|(_, r)| r)
-    }
-
-    fn upsert(&mut self, rec: ExecutionRecord) {
-        let key = (rec.execution_id, rec.attempt);
-        if self.by_key.contains_key(&key) {
-            return;
-        }
-        let i = self.free.pop().unwrap_or(self.rows.len());
-        if rec.status == ExecutionStatus::Running {
-            self.running.insert(i);
-        }
-        self.by_key.insert(key, i);
-        let job = match self.jobs.get_mut(rec.job_id.as_str()) {
-            Some(job) => job,
-            None => self.jobs.entry(rec.job_id.clone()).or_default(),
-        };
-        job.push_back(i);
-        let row = Some((self.next, rec));
-        self.next += 1;
-        if i == self.rows.len() {
-            self.rows.push(row);
-        } else {
-            self.rows[i] = row;
-        }
-        if let Some(max) = self.per_job {
-            trim(job, max, &mut self.rows, &mut self.by_key, &mut self.free);
-        }
-    }
-
-    fn end(&mut self, i: usize, e: &AttemptEnd) {
-        let Some((_, r)) = self.rows.get_mut(i).and_then(|r| r.as_mut()) else { return };
-        r.apply_end(e);
-        self.running.remove(&i);
-        // A running row may have held its job over the bound.
-        if let (Some(max), Some(job)) = (self.per_job, self.jobs.get_mut(&*e.job_id)) {
-            trim(job, max, &mut self.rows, &mut self.by_key, &mut self.free);
-        }
-    }
-
-    /// The rows of one job, oldest first.
-    fn of_job<'a>(&'a self, job_id: &str) -> impl Iterator<Item = &'a ExecutionRecord> + 'a {
-        self.jobs.get(job_id).into_iter().flatten().filter_map(|i| self.get(*i))
-    }
-
-    /// Rebuilds the indexes from `rows`.
-    fn reindex(&mut self) {
-        let mut live: Vec<(u64, usize)> = Vec::new();
-        self.free.clear();
-        for (i, row) in self.rows.iter().enumerate() {
-            match row {
-                Some((n, _)) => live.push((*n, i)),
-                None => self.free.push(i),
-            }
-        }
-        live.sort_unstable();
-        self.by_key.clear();
-        self.running.clear();
-        self.jobs.clear();
-        for (_, i) in live {
-            let Some((_, r)) = &self.rows[i] else { continue };
-            self.by_key.insert((r.execution_id, r.attempt), i);
-            if r.status == ExecutionStatus::Running {
-                self.running.insert(i);
-            }
-            match self.jobs.get_mut(r.job_id.as_str()) {
-                Some(job) => job.push_back(i),
-                None => {
-                    self.jobs.insert(r.job_id.clone(), [i].into());
-                }
-            }
-        }
-    }
-}
-
-/// Drops a job's oldest finished rows while it has more than `max`, freeing
-/// their places. Running rows stay: a job running more runs at once than
-/// the bound keeps them all until they end.
-fn trim(
-    job: &mut std::collections::VecDeque<usize>,
-    max: usize,
-    rows: &mut [Option<(u64, ExecutionRecord)>],
-    by_key: &mut FxMap<(ExecutionId, u32), usize>,
-    free: &mut Vec<usize>,
-) {
-    while job.len() > max {
-        let finished = |i: &usize| rows[*i].as_ref().is_some_and(|(_, r)| r.status.is_final());
-        let Some(at) = job.iter().position(finished) else { return };
-        let i = job.remove(at).expect("position is in range");
-        if let Some((_, r)) = rows[i].take() {
-            by_key.remove(&(r.execution_id, r.attempt));
-            free.push(i);
-        }
-    }
+    /// The rows and their indexes.
+    rows: Rows,
 }
 
 impl MemoryStore {
@@ -190,26 +83,28 @@ impl MemoryStore {
     }
 
     fn bounded(per_job: Option<usize>) -> Self {
-        MemoryStore { rows: Mutex::new(MemoryRows { per_job, ..MemoryRows::default() }) }
+        MemoryStore {
+            rows: Mutex::new(MemoryRows {
+                heartbeats: Default::default(),
+                leases: Leases::default(),
+                rows: Rows::new(per_job),
+            }),
+        }
     }
 
     /// The bound per job; `None` when unbounded.
     pub fn rows_per_job(&self) -> Option<usize> {
-        self.rows.lock().expect("memory store lock").per_job
+        self.rows.lock().expect("memory store lock").rows.per_job()
     }
 
     /// Every row kept, in insertion order (for tests and inspection).
     pub fn all(&self) -> Vec<ExecutionRecord> {
-        let g = self.rows.lock().expect("memory store lock");
-        let mut rows: Vec<&(u64, ExecutionRecord)> = g.rows.iter().flatten().collect();
-        rows.sort_unstable_by_key(|(n, _)| *n);
-        rows.into_iter().map(|(_, r)| r.clone()).collect()
+        self.rows.lock().expect("memory store lock").rows.all()
     }
 
     /// The number of rows kept.
     pub fn len(&self) -> usize {
-        let g = self.rows.lock().expect("memory store lock");
-        g.rows.len() - g.free.len()
+        self.rows.lock().expect("memory store lock").rows.len()
     }
 
     /// Whether the store holds no row.
@@ -229,12 +124,9 @@ impl ExecutionStore for MemoryStore {
                 continue;
             }
             match ev {
-                ExecutionEvent::Started(s) => g.upsert(ExecutionRecord::from_start(s)),
-                ExecutionEvent::Skipped(s) => g.upsert(ExecutionRecord::from_skip(s)),
-                ExecutionEvent::Finished(e) => match g.by_key.get(&(e.execution_id, e.attempt)) {
-                    Some(&i) => g.end(i, e),
-                    None => g.upsert(ExecutionRecord::from_end(e)),
-                },
+                ExecutionEvent::Started(s) => g.rows.start(s),
+                ExecutionEvent::Skipped(s) => g.rows.skip(s),
+                ExecutionEvent::Finished(e) => g.rows.end(e),
             }
         }
         if refused.is_empty() {
@@ -246,16 +138,22 @@ impl ExecutionStore for MemoryStore {
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
         let g = self.rows.lock().expect("memory store lock");
-        let mut out: Vec<ExecutionRecord> =
-            g.of_job(&q.job_id).filter(|r| q.matches(r)).cloned().collect();
-        out.sort_by_key(|r| std::cmp::Reverse(HistoryPosition::of(r)));
-        out.truncate(q.limit);
-        Ok(out)
+        // `HistoryQuery::matches` on the compact rows: a row of the job, of
+        // the status asked for, older than `before`.
+        let mut rows: Vec<&Row> = g
+            .rows
+            .of_job(&q.job_id)
+            .filter(|r| q.status.is_none_or(|s| r.status() == s))
+            .filter(|r| q.before.is_none_or(|p| r.position() < p))
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.position()));
+        rows.truncate(q.limit);
+        Ok(rows.into_iter().map(|r| g.rows.record(r)).collect())
     }
 
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let g = self.rows.lock().expect("memory store lock");
-        Ok(g.of_job(job_id).map(|r| r.scheduled_at).max())
+        Ok(g.rows.of_job(job_id).map(Row::scheduled_at).max())
     }
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
@@ -270,10 +168,10 @@ impl ExecutionStore for MemoryStore {
         execution_id: ExecutionId,
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let g = self.rows.lock().expect("memory store lock");
-        let mut out: Vec<ExecutionRecord> =
-            g.of_job(job_id).filter(|r| r.execution_id == execution_id).cloned().collect();
-        out.sort_by_key(|r| r.attempt);
-        Ok(out)
+        let mut rows: Vec<&Row> =
+            g.rows.of_job(job_id).filter(|r| r.of_run(execution_id)).collect();
+        rows.sort_by_key(|r| r.attempt());
+        Ok(rows.into_iter().map(|r| g.rows.record(r)).collect())
     }
 
     async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
@@ -306,50 +204,26 @@ impl ExecutionStore for MemoryStore {
             .ok()
             .and_then(|d| now.checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let g = &mut *g;
-        let mut changed = Vec::new();
-        let running: Vec<usize> = g.running.iter().copied().collect();
-        for i in running {
-            let Some((_, r)) = g.rows.get_mut(i).and_then(|r| r.as_mut()) else { continue };
-            let alive = r.instance_id == own_instance
-                || g.heartbeats.get(&r.instance_id).is_some_and(|hb| *hb >= cutoff);
-            if !alive {
-                r.status = ExecutionStatus::Abandoned;
-                r.completed_at = Some(now);
-                r.duration_ms =
-                    Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
-                r.error = Some(format!("instance {} stopped while the attempt ran", r.instance_id));
-                changed.push(r.clone());
-                g.running.remove(&i);
-            }
-        }
-        Ok(changed)
+        let MemoryRows { heartbeats, rows, .. } = &mut *g;
+        let alive = |instance: &str| {
+            instance == own_instance || heartbeats.get(instance).is_some_and(|hb| *hb >= cutoff)
+        };
+        let error = |instance: &str| format!("instance {instance} stopped while the attempt ran");
+        Ok(rows.abandon(now, alive, error))
     }
 
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         let mut g = self.rows.lock().expect("memory store lock");
-        let pruned = |r: &ExecutionRecord| {
+        let pruned = |r: &Row| {
             let cutoff = match p.failures_older_than {
-                Some(f) if r.status.is_failure() => f,
+                Some(f) if r.status().is_failure() => f,
                 _ => p.older_than,
             };
-            r.status.is_final() && r.started_at < cutoff
+            r.status().is_final() && r.started_at() < cutoff
         };
-        let mut removed = 0;
-        for row in &mut g.rows {
-            if row.as_ref().is_some_and(|(_, r)| pruned(r)) {
-                *row = None;
-                removed += 1;
-            }
-        }
-        g.reindex();
+        let removed = g.rows.prune(pruned);
         let g = &mut *g;
-        let running: std::collections::HashSet<&str> = g
-            .running
-            .iter()
-            .filter_map(|i| g.rows[*i].as_ref())
-            .map(|(_, r)| r.instance_id.as_str())
-            .collect();
+        let running: std::collections::HashSet<&str> = g.rows.running_instances().collect();
         g.heartbeats.retain(|id, at| *at >= p.older_than || running.contains(id.as_str()));
         g.leases.prune(p.older_than);
         Ok(removed)
@@ -406,29 +280,8 @@ impl ExecutionStore for MemoryStore {
             return Ok(None);
         };
         // The run's rows move to the new id; a `running` one is abandoned.
-        let old: Vec<(u32, usize)> = g
-            .by_key
-            .iter()
-            .filter(|((id, _), _)| *id == expired.execution_id)
-            .map(|((_, attempt), i)| (*attempt, *i))
-            .collect();
-        let mut last = 0;
-        for (attempt, i) in &old {
-            last = last.max(*attempt);
-            g.by_key.remove(&(expired.execution_id, *attempt));
-            g.by_key.insert((new_execution_id, *attempt), *i);
-            let Some((_, r)) = g.rows.get_mut(*i).and_then(|r| r.as_mut()) else { continue };
-            r.execution_id = new_execution_id;
-            if r.status == ExecutionStatus::Running {
-                r.status = ExecutionStatus::Abandoned;
-                r.completed_at = Some(now);
-                r.duration_ms =
-                    Some(duration_ms((now - r.started_at).to_std().unwrap_or_default()));
-                r.error = Some(abandoned_for_retake(&expired.owner, instance_id, fence, rerun));
-                g.running.remove(i);
-            }
-        }
-        let had_rows = !old.is_empty();
+        let error = || abandoned_for_retake(&expired.owner, instance_id, fence, rerun);
+        let (last, had_rows) = g.rows.retake(expired.execution_id, new_execution_id, now, error);
         if !rerun && had_rows {
             g.leases.end(&expired.job_id, expired.scheduled_at);
         }
@@ -443,9 +296,11 @@ impl ExecutionStore for MemoryStore {
     ) -> StoreResult<Vec<DateTime<Utc>>> {
         let g = self.rows.lock().expect("memory store lock");
         let mut out: Vec<DateTime<Utc>> = g
+            .rows
             .of_job(job_id)
-            .filter(|r| r.status.is_final() && r.scheduled_at >= from && r.scheduled_at <= to)
-            .map(|r| r.scheduled_at)
+            .filter(|r| r.status().is_final())
+            .map(Row::scheduled_at)
+            .filter(|at| *at >= from && *at <= to)
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -470,37 +325,4 @@ pub fn abandoned_for_retake(owner: &str, taker: &str, fence: u64, rerun: bool) -
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::store::AttemptStart;
-
-    #[test]
-    fn prune_forgets_instances_long_silent_without_a_running_row() {
-        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
-        let store = MemoryStore::new();
-        futures::executor::block_on(async {
-            store.heartbeat("gone", t(0)).await.unwrap();
-            store.heartbeat("busy", t(0)).await.unwrap();
-            store.heartbeat("fresh", t(1000)).await.unwrap();
-            let start = AttemptStart {
-                job_id: Arc::from("j"),
-                execution_id: ExecutionId(1),
-                attempt: 1,
-                scheduled_at: t(0),
-                started_at: t(0),
-                instance_id: Arc::from("busy"),
-                kind: crate::store::FireKind::Schedule,
-                fence: None,
-            };
-            store.write(&[ExecutionEvent::Started(start)]).await.unwrap();
-            let policy = PrunePolicy { older_than: t(500), failures_older_than: None };
-            store.prune(policy).await.unwrap();
-        });
-        let g = store.rows.lock().unwrap();
-        let mut left: Vec<&str> = g.heartbeats.keys().map(String::as_str).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["busy", "fresh"]);
-    }
-}
+mod tests;

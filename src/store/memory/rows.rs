@@ -1,0 +1,522 @@
+//! The rows of a [`MemoryStore`](super::MemoryStore), kept compact: a row
+//! shares its instance id with the events, leaves its job id to its job's
+//! entry and boxes its rare fields, and an [`ExecutionRecord`] is built only
+//! when a query reads the row.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use rustc_hash::FxBuildHasher;
+
+use crate::failure::ErrorKind;
+use crate::store::{
+    AttemptEnd, AttemptStart, ExecutionId, ExecutionRecord, ExecutionStatus, FireKind,
+    HistoryPosition, Metrics, SkippedFire, duration_ms,
+};
+
+type FxMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
+
+/// The fields that most rows lack (a successful attempt has none of them),
+/// boxed so that such a row pays one pointer for them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Rare {
+    error: Option<String>,
+    result: Option<serde_json::Value>,
+    metrics: Option<Metrics>,
+}
+
+impl Rare {
+    /// The box of these fields, `None` when all of them are.
+    fn boxed(
+        error: Option<String>,
+        result: Option<serde_json::Value>,
+        metrics: Option<Metrics>,
+    ) -> Option<Box<Rare>> {
+        if error.is_none() && result.is_none() && metrics.is_none() {
+            None
+        } else {
+            Some(Box::new(Rare { error, result, metrics }))
+        }
+    }
+}
+
+/// One row: an [`ExecutionRecord`] without its job id (its job's entry
+/// holds it) and with its instance id shared with the events.
+#[derive(Debug)]
+pub(super) struct Row {
+    /// The insertion number: [`Rows::all`] lists rows in this order.
+    seq: u64,
+    /// The run's id, in two halves: a `u128` field would align the row to
+    /// 16 bytes and pad it.
+    id: [u64; 2],
+    /// The duration in milliseconds, when `completed_at` is set.
+    duration_ms: u64,
+    /// The fencing token, when `fenced`.
+    fence: u64,
+    scheduled_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    instance_id: Arc<str>,
+    rare: Option<Box<Rare>>,
+    /// Its job's place in [`Rows::jobs`].
+    job: u32,
+    attempt: u32,
+    status: ExecutionStatus,
+    kind: FireKind,
+    error_kind: Option<ErrorKind>,
+    fenced: bool,
+}
+
+impl Row {
+    fn execution_id(&self) -> ExecutionId {
+        ExecutionId((u128::from(self.id[0]) << 64) | u128::from(self.id[1]))
+    }
+
+    fn set_execution_id(&mut self, id: ExecutionId) {
+        self.id = split(id);
+    }
+
+    fn is(&self, id: [u64; 2], attempt: u32) -> bool {
+        self.id == id && self.attempt == attempt
+    }
+
+    fn hash(&self) -> u64 {
+        key_hash(self.id, self.attempt)
+    }
+
+    /// The row's status.
+    pub(super) fn status(&self) -> ExecutionStatus {
+        self.status
+    }
+
+    /// The nominal fire time.
+    pub(super) fn scheduled_at(&self) -> DateTime<Utc> {
+        self.scheduled_at
+    }
+
+    /// When the attempt started.
+    pub(super) fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    /// The attempt number.
+    pub(super) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether the row belongs to this run.
+    pub(super) fn of_run(&self, id: ExecutionId) -> bool {
+        self.id == split(id)
+    }
+
+    /// Its place in the history order.
+    pub(super) fn position(&self) -> HistoryPosition {
+        HistoryPosition {
+            started_at: self.started_at,
+            attempt: self.attempt,
+            execution_id: self.execution_id(),
+        }
+    }
+
+    /// Completes the row with an end event, as [`ExecutionRecord::apply_end`].
+    fn apply_end(&mut self, e: &AttemptEnd) {
+        self.status = e.status;
+        self.completed_at = Some(e.completed_at);
+        self.duration_ms = duration_ms(e.duration);
+        self.rare = Rare::boxed(e.error.clone(), e.result.clone(), e.metrics.clone());
+        self.error_kind = e.error_kind;
+    }
+
+    /// Ends a running row as `abandoned` at `now`, with `error`.
+    fn abandon(&mut self, now: DateTime<Utc>, error: String) {
+        self.status = ExecutionStatus::Abandoned;
+        self.completed_at = Some(now);
+        self.duration_ms = duration_ms((now - self.started_at).to_std().unwrap_or_default());
+        self.rare.get_or_insert_with(Box::default).error = Some(error);
+    }
+}
+
+fn split(id: ExecutionId) -> [u64; 2] {
+    [(id.0 >> 64) as u64, id.0 as u64]
+}
+
+fn key_hash(id: [u64; 2], attempt: u32) -> u64 {
+    FxBuildHasher.hash_one((id, attempt))
+}
+
+/// One job's rows.
+#[derive(Debug)]
+struct Job {
+    id: Arc<str>,
+    /// Its rows' places in [`Rows::slots`], oldest first.
+    places: VecDeque<u32>,
+}
+
+/// Every row, with what finds them: by job (oldest first), by (execution
+/// id, attempt), and the running ones.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    /// The rows, each in a place that is reused (`free`) once it is dropped.
+    slots: Vec<Option<Row>>,
+    free: Vec<u32>,
+    /// The next insertion number.
+    next: u64,
+    /// The jobs that have rows, and their places in `jobs`.
+    jobs: Vec<Job>,
+    job_ids: FxMap<Arc<str>, u32>,
+    /// The place of every row, found by its (execution id, attempt).
+    keys: HashTable<u32>,
+    /// Rows in `running`, so the abandonment sweep does not scan history.
+    running: BTreeSet<u32>,
+    /// Rows kept per job; `None` keeps every row.
+    per_job: Option<usize>,
+}
+
+impl Rows {
+    /// No rows, keeping `per_job` rows per job (`None`: every row).
+    pub(super) fn new(per_job: Option<usize>) -> Self {
+        Rows { per_job, ..Rows::default() }
+    }
+
+    /// The bound per job.
+    pub(super) fn per_job(&self) -> Option<usize> {
+        self.per_job
+    }
+
+    /// How many rows are kept.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Inserts the `running` row of a start, unless its attempt has a row.
+    pub(super) fn start(&mut self, s: &AttemptStart) {
+        self.insert(
+            &s.job_id,
+            s.execution_id,
+            s.attempt,
+            |_, _| {},
+            |seq, job| Row {
+                seq,
+                id: split(s.execution_id),
+                duration_ms: 0,
+                fence: s.fence.unwrap_or(0),
+                scheduled_at: s.scheduled_at,
+                started_at: s.started_at,
+                completed_at: None,
+                instance_id: s.instance_id.clone(),
+                rare: None,
+                job,
+                attempt: s.attempt,
+                status: ExecutionStatus::Running,
+                kind: s.kind,
+                error_kind: None,
+                fenced: s.fence.is_some(),
+            },
+        );
+    }
+
+    /// Inserts the `skipped` row of a skipped fire, unless it has one.
+    pub(super) fn skip(&mut self, s: &SkippedFire) {
+        self.insert(
+            &s.job_id,
+            s.execution_id,
+            0,
+            |_, _| {},
+            |seq, job| Row {
+                seq,
+                id: split(s.execution_id),
+                duration_ms: 0,
+                fence: s.fence.unwrap_or(0),
+                scheduled_at: s.scheduled_at,
+                started_at: s.decided_at,
+                completed_at: Some(s.decided_at),
+                instance_id: s.instance_id.clone(),
+                rare: Rare::boxed(Some(s.reason.clone()), None, None),
+                job,
+                attempt: 0,
+                status: ExecutionStatus::Skipped,
+                kind: s.kind,
+                error_kind: None,
+                fenced: s.fence.is_some(),
+            },
+        );
+    }
+
+    /// Completes the row of an end's attempt, or inserts the complete row
+    /// when its start was not stored.
+    pub(super) fn end(&mut self, e: &AttemptEnd) {
+        let ended = |rows: &mut Rows, place: u32| {
+            let Some(row) = rows.slots[place as usize].as_mut() else { return };
+            row.apply_end(e);
+            let job = row.job;
+            rows.running.remove(&place);
+            // A running row may have held its job over the bound.
+            rows.trim(job);
+        };
+        self.insert(&e.job_id, e.execution_id, e.attempt, ended, |seq, job| Row {
+            seq,
+            id: split(e.execution_id),
+            duration_ms: duration_ms(e.duration),
+            fence: e.fence.unwrap_or(0),
+            scheduled_at: e.scheduled_at,
+            started_at: e.started_at,
+            completed_at: Some(e.completed_at),
+            instance_id: e.instance_id.clone(),
+            rare: Rare::boxed(e.error.clone(), e.result.clone(), e.metrics.clone()),
+            job,
+            attempt: e.attempt,
+            status: e.status,
+            kind: e.kind,
+            error_kind: e.error_kind,
+            fenced: e.fence.is_some(),
+        });
+    }
+
+    /// Inserts the row `make` builds (from its insertion number and job)
+    /// when (`id`, `attempt`) has none; calls `found` with the place of the
+    /// row it has otherwise. One probe of the key index either way.
+    fn insert(
+        &mut self,
+        job_id: &Arc<str>,
+        id: ExecutionId,
+        attempt: u32,
+        found: impl FnOnce(&mut Rows, u32),
+        make: impl FnOnce(u64, u32) -> Row,
+    ) {
+        let key = split(id);
+        let slots = &self.slots;
+        let entry = self.keys.entry(
+            key_hash(key, attempt),
+            |p| slots[*p as usize].as_ref().is_some_and(|r| r.is(key, attempt)),
+            |p| slots[*p as usize].as_ref().map_or(0, Row::hash),
+        );
+        let place = match entry {
+            Entry::Occupied(o) => {
+                let place = *o.get();
+                return found(self, place);
+            }
+            Entry::Vacant(v) => {
+                let place = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+                v.insert(place);
+                place
+            }
+        };
+        let job = self.job(job_id);
+        let row = make(self.next, job);
+        self.next += 1;
+        if row.status == ExecutionStatus::Running {
+            self.running.insert(place);
+        }
+        if place as usize == self.slots.len() {
+            self.slots.push(Some(row));
+        } else {
+            self.free.pop();
+            self.slots[place as usize] = Some(row);
+        }
+        self.jobs[job as usize].places.push_back(place);
+        self.trim(job);
+    }
+
+    /// The place in `jobs` of the job `id`, added if it has none.
+    fn job(&mut self, id: &Arc<str>) -> u32 {
+        if let Some(&job) = self.job_ids.get(&**id) {
+            return job;
+        }
+        let job = self.jobs.len() as u32;
+        self.jobs.push(Job { id: id.clone(), places: VecDeque::new() });
+        self.job_ids.insert(id.clone(), job);
+        job
+    }
+
+    /// Drops a job's oldest finished rows while it has more than the bound,
+    /// freeing their places. Running rows stay: a job running more runs at
+    /// once than the bound keeps them all until they end.
+    fn trim(&mut self, job: u32) {
+        let Some(max) = self.per_job else { return };
+        let Rows { slots, free, jobs, keys, .. } = self;
+        let places = &mut jobs[job as usize].places;
+        while places.len() > max {
+            let finished =
+                |p: &u32| slots[*p as usize].as_ref().is_some_and(|r| r.status.is_final());
+            let Some(at) = places.iter().position(finished) else { return };
+            let place = places.remove(at).expect("position is in range");
+            if let Some(row) = slots[place as usize].take() {
+                if let Ok(entry) = keys.find_entry(row.hash(), |p| *p == place) {
+                    entry.remove();
+                }
+                free.push(place);
+            }
+        }
+    }
+
+    /// The row at `place`, if any.
+    fn get(&self, place: u32) -> Option<&Row> {
+        self.slots.get(place as usize).and_then(Option::as_ref)
+    }
+
+    /// The rows of one job, oldest first.
+    pub(super) fn of_job<'a>(&'a self, job_id: &str) -> impl Iterator<Item = &'a Row> + 'a {
+        let places = self.job_ids.get(job_id).map(|j| &self.jobs[*j as usize].places);
+        places.into_iter().flatten().filter_map(|p| self.get(*p))
+    }
+
+    /// The record of a row, as the store's queries answer it.
+    pub(super) fn record(&self, row: &Row) -> ExecutionRecord {
+        let rare = row.rare.as_deref();
+        ExecutionRecord {
+            job_id: String::from(&*self.jobs[row.job as usize].id),
+            execution_id: row.execution_id(),
+            attempt: row.attempt,
+            status: row.status,
+            scheduled_at: row.scheduled_at,
+            started_at: row.started_at,
+            completed_at: row.completed_at,
+            duration_ms: row.completed_at.map(|_| row.duration_ms),
+            error: rare.and_then(|r| r.error.clone()),
+            error_kind: row.error_kind,
+            result: rare.and_then(|r| r.result.clone()),
+            metrics: rare.and_then(|r| r.metrics.clone()),
+            instance_id: String::from(&*row.instance_id),
+            kind: row.kind,
+            fence: row.fenced.then_some(row.fence),
+        }
+    }
+
+    /// Every row's record, in insertion order.
+    pub(super) fn all(&self) -> Vec<ExecutionRecord> {
+        let mut rows: Vec<&Row> = self.slots.iter().flatten().collect();
+        rows.sort_unstable_by_key(|r| r.seq);
+        rows.into_iter().map(|r| self.record(r)).collect()
+    }
+
+    /// The instance ids of the running rows.
+    pub(super) fn running_instances(&self) -> impl Iterator<Item = &str> + '_ {
+        self.running.iter().filter_map(|p| self.get(*p)).map(|r| &*r.instance_id)
+    }
+
+    /// Marks `abandoned` each running row whose instance `alive` says is
+    /// gone, with `error(instance)`; their records, in place order.
+    pub(super) fn abandon(
+        &mut self,
+        now: DateTime<Utc>,
+        alive: impl Fn(&str) -> bool,
+        error: impl Fn(&str) -> String,
+    ) -> Vec<ExecutionRecord> {
+        let mut changed = Vec::new();
+        let running: Vec<u32> = self.running.iter().copied().collect();
+        for place in running {
+            let Some(row) = self.slots.get_mut(place as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            if alive(&row.instance_id) {
+                continue;
+            }
+            let msg = error(&row.instance_id);
+            row.abandon(now, msg);
+            self.running.remove(&place);
+            let row = self.get(place).expect("the row just abandoned");
+            changed.push(self.record(row));
+        }
+        changed
+    }
+
+    /// Moves the rows of run `old` to run `new`, marking a running one
+    /// `abandoned` with `error`: the last attempt the run recorded (0 for
+    /// none), and whether it had rows.
+    pub(super) fn retake(
+        &mut self,
+        old: ExecutionId,
+        new: ExecutionId,
+        now: DateTime<Utc>,
+        error: impl Fn() -> String,
+    ) -> (u32, bool) {
+        let old_key = split(old);
+        let places: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|p| self.get(*p).is_some_and(|r| r.id == old_key))
+            .collect();
+        let mut last = 0;
+        for &place in &places {
+            let Rows { slots, keys, running, .. } = self;
+            let Some(row) = slots[place as usize].as_mut() else { continue };
+            last = last.max(row.attempt);
+            if let Ok(entry) = keys.find_entry(row.hash(), |p| *p == place) {
+                entry.remove();
+            }
+            row.set_execution_id(new);
+            if row.status == ExecutionStatus::Running {
+                row.abandon(now, error());
+                running.remove(&place);
+            }
+            let (hash, key, attempt) = (row.hash(), row.id, row.attempt);
+            let slots = &*slots;
+            let found = |p: &u32| slots[*p as usize].as_ref().is_some_and(|r| r.is(key, attempt));
+            let rehash = |p: &u32| slots[*p as usize].as_ref().map_or(0, Row::hash);
+            // A row already under the new key loses its index entry to this
+            // one, as a map insert would replace it.
+            match keys.entry(hash, |p| *p != place && found(p), rehash) {
+                Entry::Occupied(mut o) => *o.get_mut() = place,
+                Entry::Vacant(v) => {
+                    v.insert(place);
+                }
+            }
+        }
+        (last, !places.is_empty())
+    }
+
+    /// Drops the finished rows `pruned` selects, and rebuilds the indexes:
+    /// how many were dropped.
+    pub(super) fn prune(&mut self, pruned: impl Fn(&Row) -> bool) -> u64 {
+        let mut removed = 0;
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(&pruned) {
+                *slot = None;
+                removed += 1;
+            }
+        }
+        self.reindex();
+        removed
+    }
+
+    /// Rebuilds the indexes from `slots`, in insertion order; a job left
+    /// without rows loses its entry.
+    fn reindex(&mut self) {
+        let mut live: Vec<(u64, u32)> = Vec::new();
+        self.free.clear();
+        for (place, slot) in self.slots.iter().enumerate() {
+            match slot {
+                Some(row) => live.push((row.seq, place as u32)),
+                None => self.free.push(place as u32),
+            }
+        }
+        live.sort_unstable();
+        let old_jobs = std::mem::take(&mut self.jobs);
+        self.job_ids.clear();
+        self.keys.clear();
+        self.running.clear();
+        for (_, place) in live {
+            let old_job = self.slots[place as usize].as_ref().expect("live").job;
+            let job = self.job(&old_jobs[old_job as usize].id);
+            let Rows { slots, jobs, keys, running, .. } = self;
+            let row = slots[place as usize].as_mut().expect("live");
+            row.job = job;
+            jobs[job as usize].places.push_back(place);
+            if row.status == ExecutionStatus::Running {
+                running.insert(place);
+            }
+            let (hash, key, attempt) = (row.hash(), row.id, row.attempt);
+            let slots = &*slots;
+            let found = |p: &u32| slots[*p as usize].as_ref().is_some_and(|r| r.is(key, attempt));
+            let rehash = |p: &u32| slots[*p as usize].as_ref().map_or(0, Row::hash);
+            match keys.entry(hash, found, rehash) {
+                Entry::Occupied(mut o) => *o.get_mut() = place,
+                Entry::Vacant(v) => {
+                    v.insert(place);
+                }
+            }
+        }
+    }
+}
