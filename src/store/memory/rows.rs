@@ -3,7 +3,7 @@
 //! entry and boxes its rare fields, and an [`ExecutionRecord`] is built only
 //! when a query reads the row.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -30,18 +30,22 @@ struct Rare {
 }
 
 impl Rare {
-    /// The box of these fields, `None` when all of them are.
-    fn boxed(
-        error: Option<String>,
-        result: Option<serde_json::Value>,
-        metrics: Option<Metrics>,
-    ) -> Option<Box<Rare>> {
-        if error.is_none() && result.is_none() && metrics.is_none() {
-            None
-        } else {
-            Some(Box::new(Rare { error, result, metrics }))
+    /// The box of an end's fields, `None` when it has none of them.
+    fn of_end(e: &AttemptEnd) -> Option<Box<Rare>> {
+        if e.error.is_none() && e.result.is_none() && e.metrics.is_none() {
+            return None;
         }
+        let (error, result, metrics) = (e.error.clone(), e.result.clone(), e.metrics.clone());
+        Some(Box::new(Rare { error, result, metrics }))
     }
+}
+
+/// No place: the end of a job's list of rows.
+const NIL: u32 = u32::MAX;
+
+/// The address of an `Arc`'s string, which identifies it while it lives.
+fn address(id: &Arc<str>) -> usize {
+    Arc::as_ptr(id).cast::<u8>() as usize
 }
 
 /// One row: an [`ExecutionRecord`] without its job id (its job's entry
@@ -64,6 +68,8 @@ pub(super) struct Row {
     rare: Option<Box<Rare>>,
     /// Its job's place in [`Rows::jobs`].
     job: u32,
+    /// The place of its job's next newer row, or [`NIL`].
+    next: u32,
     attempt: u32,
     status: ExecutionStatus,
     kind: FireKind,
@@ -127,7 +133,7 @@ impl Row {
         self.status = e.status;
         self.completed_at = Some(e.completed_at);
         self.duration_ms = duration_ms(e.duration);
-        self.rare = Rare::boxed(e.error.clone(), e.result.clone(), e.metrics.clone());
+        self.rare = Rare::of_end(e);
         self.error_kind = e.error_kind;
     }
 
@@ -148,12 +154,14 @@ fn key_hash(id: [u64; 2], attempt: u32) -> u64 {
     FxBuildHasher.hash_one((id, attempt))
 }
 
-/// One job's rows.
+/// One job's rows: a list through the rows' `next`, oldest first (no
+/// allocation of its own, and the oldest row is dropped in O(1)).
 #[derive(Debug)]
 struct Job {
     id: Arc<str>,
-    /// Its rows' places in [`Rows::slots`], oldest first.
-    places: VecDeque<u32>,
+    head: u32,
+    tail: u32,
+    len: u32,
 }
 
 /// Every row, with what finds them: by job (oldest first), by (execution
@@ -165,9 +173,13 @@ pub(super) struct Rows {
     free: Vec<u32>,
     /// The next insertion number.
     next: u64,
-    /// The jobs that have rows, and their places in `jobs`.
+    /// The jobs that have rows, and their places in `jobs` by id and by
+    /// the address of the job's `Arc` (the events' own: no string hashed
+    /// per event). `job_ptrs` has the address of each `Job::id`, which the
+    /// job holds, so no other string can have it.
     jobs: Vec<Job>,
     job_ids: FxMap<Arc<str>, u32>,
+    job_ptrs: FxMap<usize, u32>,
     /// The place of every row, found by its (execution id, attempt).
     keys: HashTable<u32>,
     /// Rows in `running`, so the abandonment sweep does not scan history.
@@ -210,6 +222,7 @@ impl Rows {
                 instance_id: s.instance_id.clone(),
                 rare: None,
                 job,
+                next: NIL,
                 attempt: s.attempt,
                 status: ExecutionStatus::Running,
                 kind: s.kind,
@@ -235,8 +248,9 @@ impl Rows {
                 started_at: s.decided_at,
                 completed_at: Some(s.decided_at),
                 instance_id: s.instance_id.clone(),
-                rare: Rare::boxed(Some(s.reason.clone()), None, None),
+                rare: Some(Box::new(Rare { error: Some(s.reason.clone()), ..Rare::default() })),
                 job,
+                next: NIL,
                 attempt: 0,
                 status: ExecutionStatus::Skipped,
                 kind: s.kind,
@@ -266,8 +280,9 @@ impl Rows {
             started_at: e.started_at,
             completed_at: Some(e.completed_at),
             instance_id: e.instance_id.clone(),
-            rare: Rare::boxed(e.error.clone(), e.result.clone(), e.metrics.clone()),
+            rare: Rare::of_end(e),
             job,
+            next: NIL,
             attempt: e.attempt,
             status: e.status,
             kind: e.kind,
@@ -300,7 +315,13 @@ impl Rows {
                 return found(self, place);
             }
             Entry::Vacant(v) => {
-                let place = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+                let place = match self.free.last() {
+                    Some(&place) => place,
+                    None => u32::try_from(self.slots.len())
+                        .ok()
+                        .filter(|p| *p != NIL)
+                        .expect("a memory store holds fewer than 2^32 - 1 rows"),
+                };
                 v.insert(place);
                 place
             }
@@ -317,18 +338,48 @@ impl Rows {
             self.free.pop();
             self.slots[place as usize] = Some(row);
         }
-        self.jobs[job as usize].places.push_back(place);
+        self.link(job, place);
         self.trim(job);
+    }
+
+    /// Appends the row at `place` to its job's list.
+    fn link(&mut self, job: u32, place: u32) {
+        let j = &mut self.jobs[job as usize];
+        match j.tail {
+            NIL => j.head = place,
+            tail => self.slots[tail as usize].as_mut().expect("a listed row").next = place,
+        }
+        j.tail = place;
+        j.len += 1;
     }
 
     /// The place in `jobs` of the job `id`, added if it has none.
     fn job(&mut self, id: &Arc<str>) -> u32 {
-        if let Some(&job) = self.job_ids.get(&**id) {
-            return job;
+        match self.job_ptrs.get(&address(id)) {
+            Some(&job) => job,
+            None => self.job_by_name(id),
         }
-        let job = self.jobs.len() as u32;
-        self.jobs.push(Job { id: id.clone(), places: VecDeque::new() });
-        self.job_ids.insert(id.clone(), job);
+    }
+
+    /// [`job`](Self::job) for an `Arc` not seen before: a new job, or
+    /// another `Arc` of a known one (the job was registered again, or the
+    /// events were decoded), which becomes the one known by address.
+    #[cold]
+    fn job_by_name(&mut self, id: &Arc<str>) -> u32 {
+        let job = match self.job_ids.get(&**id) {
+            Some(&job) => {
+                let old = std::mem::replace(&mut self.jobs[job as usize].id, id.clone());
+                self.job_ptrs.remove(&address(&old));
+                job
+            }
+            None => {
+                let job = u32::try_from(self.jobs.len()).expect("fewer than 2^32 jobs");
+                self.jobs.push(Job { id: id.clone(), head: NIL, tail: NIL, len: 0 });
+                self.job_ids.insert(id.clone(), job);
+                job
+            }
+        };
+        self.job_ptrs.insert(address(id), job);
         job
     }
 
@@ -337,19 +388,39 @@ impl Rows {
     /// once than the bound keeps them all until they end.
     fn trim(&mut self, job: u32) {
         let Some(max) = self.per_job else { return };
-        let Rows { slots, free, jobs, keys, .. } = self;
-        let places = &mut jobs[job as usize].places;
-        while places.len() > max {
-            let finished =
-                |p: &u32| slots[*p as usize].as_ref().is_some_and(|r| r.status.is_final());
-            let Some(at) = places.iter().position(finished) else { return };
-            let place = places.remove(at).expect("position is in range");
-            if let Some(row) = slots[place as usize].take() {
-                if let Ok(entry) = keys.find_entry(row.hash(), |p| *p == place) {
-                    entry.remove();
+        if self.jobs[job as usize].len as usize > max {
+            self.trim_to(job, max);
+        }
+    }
+
+    /// [`trim`](Self::trim) of a job over the bound.
+    fn trim_to(&mut self, job: u32, max: usize) {
+        while self.jobs[job as usize].len as usize > max {
+            // The oldest finished row, and the row before it.
+            let (mut before, mut place) = (NIL, self.jobs[job as usize].head);
+            loop {
+                let Some(row) = self.get(place) else { return };
+                if row.status.is_final() {
+                    break;
                 }
-                free.push(place);
+                (before, place) = (place, row.next);
             }
+            let row = self.slots[place as usize].take().expect("a listed row");
+            let j = &mut self.jobs[job as usize];
+            match before {
+                NIL => j.head = row.next,
+                before => {
+                    self.slots[before as usize].as_mut().expect("a listed row").next = row.next
+                }
+            }
+            if j.tail == place {
+                j.tail = before;
+            }
+            j.len -= 1;
+            if let Ok(entry) = self.keys.find_entry(row.hash(), |p| *p == place) {
+                entry.remove();
+            }
+            self.free.push(place);
         }
     }
 
@@ -360,8 +431,8 @@ impl Rows {
 
     /// The rows of one job, oldest first.
     pub(super) fn of_job<'a>(&'a self, job_id: &str) -> impl Iterator<Item = &'a Row> + 'a {
-        let places = self.job_ids.get(job_id).map(|j| &self.jobs[*j as usize].places);
-        places.into_iter().flatten().filter_map(|p| self.get(*p))
+        let head = self.job_ids.get(job_id).map_or(NIL, |j| self.jobs[*j as usize].head);
+        std::iter::successors(self.get(head), |r| self.get(r.next))
     }
 
     /// The record of a row, as the store's queries answer it.
@@ -495,15 +566,17 @@ impl Rows {
         live.sort_unstable();
         let old_jobs = std::mem::take(&mut self.jobs);
         self.job_ids.clear();
+        self.job_ptrs.clear();
         self.keys.clear();
         self.running.clear();
         for (_, place) in live {
             let old_job = self.slots[place as usize].as_ref().expect("live").job;
             let job = self.job(&old_jobs[old_job as usize].id);
-            let Rows { slots, jobs, keys, running, .. } = self;
-            let row = slots[place as usize].as_mut().expect("live");
-            row.job = job;
-            jobs[job as usize].places.push_back(place);
+            let row = self.slots[place as usize].as_mut().expect("live");
+            (row.job, row.next) = (job, NIL);
+            self.link(job, place);
+            let Rows { slots, keys, running, .. } = self;
+            let row = slots[place as usize].as_ref().expect("live");
             if row.status == ExecutionStatus::Running {
                 running.insert(place);
             }
