@@ -7,6 +7,9 @@
 //! - `cost fires-memory JOBS SECS`: the same with every record kept in a
 //!   `MemoryStore`, as a server keeps its history (the writer's work
 //!   included: it runs on the same virtual runtime);
+//! - `cost fires-memory-full JOBS SECS`: the same with a store bound to 2
+//!   rows a job, so that every measured row drops the job's oldest (a
+//!   store at its bound, as a server's after 1,000 fires of each job);
 //! - `cost rss N`: resident bytes per job after registering N jobs, and
 //!   after starting them;
 //! - `cost rows JOBS ROWS`: resident bytes per row of a `MemoryStore`
@@ -60,7 +63,7 @@ fn arg(args: &[String], i: usize) -> u64 {
 
 fn usage() -> ! {
     panic!(
-        "usage: cost register N | cost fires[-memory] JOBS SECS | cost rss N | cost rows JOBS ROWS"
+        "usage: cost register N | cost fires[-memory[-full]] JOBS SECS | cost rss N | cost rows JOBS ROWS"
     )
 }
 
@@ -77,12 +80,15 @@ fn main() {
                 }
             });
         }
-        Some(which @ ("fires" | "fires-memory")) => {
+        Some(which @ ("fires" | "fires-memory" | "fires-memory-full")) => {
             let rt = LocalRuntime::new();
-            let s = if which == "fires" {
-                scheduler(&rt)
-            } else {
-                scheduler_with(&rt, Arc::new(MemoryStore::new()))
+            let s = match which {
+                "fires" => scheduler(&rt),
+                "fires-memory" => scheduler_with(&rt, Arc::new(MemoryStore::new())),
+                _ => {
+                    let two = std::num::NonZeroUsize::new(2).expect("not zero");
+                    scheduler_with(&rt, Arc::new(MemoryStore::with_rows_per_job(two)))
+                }
             };
             for cfg in configs(arg(&args, 2) as usize, Duration::from_secs(1)) {
                 s.register(cfg).expect("valid");
