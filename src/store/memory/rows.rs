@@ -4,7 +4,7 @@
 //! when a query reads the row.
 
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -150,8 +150,13 @@ fn split(id: ExecutionId) -> [u64; 2] {
     [(id.0 >> 64) as u64, id.0 as u64]
 }
 
+/// The hash of a row's key, word by word (an array would hash as bytes).
 fn key_hash(id: [u64; 2], attempt: u32) -> u64 {
-    FxBuildHasher.hash_one((id, attempt))
+    let mut h = FxBuildHasher.build_hasher();
+    h.write_u64(id[0]);
+    h.write_u64(id[1]);
+    h.write_u32(attempt);
+    h.finish()
 }
 
 /// One job's rows: a list through the rows' `next`, oldest first (no
@@ -405,19 +410,20 @@ impl Rows {
                 }
                 (before, place) = (place, row.next);
             }
-            let row = self.slots[place as usize].take().expect("a listed row");
+            // Read in place: the row is dropped there, not moved out.
+            let row = self.get(place).expect("a listed row");
+            let (next, hash) = (row.next, row.hash());
+            self.slots[place as usize] = None;
             let j = &mut self.jobs[job as usize];
             match before {
-                NIL => j.head = row.next,
-                before => {
-                    self.slots[before as usize].as_mut().expect("a listed row").next = row.next
-                }
+                NIL => j.head = next,
+                before => self.slots[before as usize].as_mut().expect("a listed row").next = next,
             }
             if j.tail == place {
                 j.tail = before;
             }
             j.len -= 1;
-            if let Ok(entry) = self.keys.find_entry(row.hash(), |p| *p == place) {
+            if let Ok(entry) = self.keys.find_entry(hash, |p| *p == place) {
                 entry.remove();
             }
             self.free.push(place);
