@@ -1,5 +1,9 @@
 //! [`MemoryStore`]: the in-memory reference store, bounded per job.
 
+mod rows;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,8 +50,6 @@ impl Default for MemoryStore {
     }
 }
 
-mod rows;
-
 /// The store's state, behind its lock.
 #[derive(Debug)]
 struct MemoryRows {
@@ -60,8 +62,9 @@ struct MemoryRows {
 
 impl MemoryStore {
     /// How many rows of each job [`new`](Self::new) keeps: a run a minute
-    /// for the last 16 hours, and at about 300 bytes a row, some 300 kB a
-    /// job.
+    /// for the last 16 hours, and at about 130 bytes a row (a successful
+    /// attempt; an error, result or metrics adds its own size), some
+    /// 130 kB a job.
     pub const DEFAULT_ROWS_PER_JOB: usize = 1_000;
 
     /// An empty store keeping the newest
@@ -323,6 +326,3 @@ pub fn abandoned_for_retake(owner: &str, taker: &str, fence: u64, rerun: bool) -
          instance {taker} took the fire over (fence {fence}); {then}"
     )
 }
-
-#[cfg(test)]
-mod tests;

@@ -278,6 +278,11 @@ fn model_trim(
 }
 
 const JOBS: [&str; 3] = ["a", "b", "c"];
+
+thread_local! {
+    /// One `Arc` per job, as the scheduler's events share.
+    static JOB_ARCS: [Arc<str>; 3] = JOBS.map(Arc::from);
+}
 const INSTANCES: [&str; 3] = ["i0", "i1", "i2"];
 
 /// What the proptest does to both stores.
@@ -319,15 +324,19 @@ fn event() -> impl Strategy<Value = ExecutionEvent> {
                 ErrorKind::Permanent,
             ])),
             0..2000u64,
+            any::<bool>(),
         ),
     )
         .prop_map(
             |(
                 (job, run, attempt, inst, at, late),
                 (which, status, error, result, metrics, fence),
-                (error_kind, ms),
+                (error_kind, ms, shared),
             )| {
-                let job_id: Arc<str> = Arc::from(JOBS[job]);
+                // The scheduler's events share their job's `Arc`; decoded
+                // ones have their own.
+                let job_id: Arc<str> =
+                    if shared { JOB_ARCS.with(|a| a[job].clone()) } else { Arc::from(JOBS[job]) };
                 let instance_id: Arc<str> = Arc::from(INSTANCES[inst]);
                 let execution_id = run_id(job, run);
                 let kind = FireKind::ALL[(run % 3) as usize];
