@@ -391,6 +391,7 @@ impl Rows {
     /// Drops a job's oldest finished rows while it has more than the bound,
     /// freeing their places. Running rows stay: a job running more runs at
     /// once than the bound keeps them all until they end.
+    #[inline]
     fn trim(&mut self, job: u32) {
         let Some(max) = self.per_job else { return };
         if self.jobs[job as usize].len as usize > max {
@@ -398,21 +399,21 @@ impl Rows {
         }
     }
 
-    /// [`trim`](Self::trim) of a job over the bound.
+    /// [`trim`](Self::trim) of a job over the bound (out of line: a job
+    /// under its bound does not pay for the call).
+    #[inline(never)]
     fn trim_to(&mut self, job: u32, max: usize) {
         while self.jobs[job as usize].len as usize > max {
-            // The oldest finished row, and the row before it.
+            // The oldest finished row, the row before it, and what the
+            // list needs of it (read in place: the row is dropped there).
             let (mut before, mut place) = (NIL, self.jobs[job as usize].head);
-            loop {
+            let (next, hash) = loop {
                 let Some(row) = self.get(place) else { return };
                 if row.status.is_final() {
-                    break;
+                    break (row.next, row.hash());
                 }
                 (before, place) = (place, row.next);
-            }
-            // Read in place: the row is dropped there, not moved out.
-            let row = self.get(place).expect("a listed row");
-            let (next, hash) = (row.next, row.hash());
+            };
             self.slots[place as usize] = None;
             let j = &mut self.jobs[job as usize];
             match before {
