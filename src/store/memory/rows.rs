@@ -1,6 +1,6 @@
 //! The rows of a [`MemoryStore`](super::MemoryStore), kept compact: a row
-//! shares its instance id with the events, leaves its job id to its job's
-//! entry and boxes its rare fields, and an [`ExecutionRecord`] is built only
+//! leaves its job id and instance id to tables of the few there are, and
+//! boxes its rare fields, and an [`ExecutionRecord`] is built only
 //! when a query reads the row.
 
 use std::collections::BTreeSet;
@@ -48,8 +48,8 @@ fn address(id: &Arc<str>) -> usize {
     Arc::as_ptr(id).cast::<u8>() as usize
 }
 
-/// One row: an [`ExecutionRecord`] without its job id (its job's entry
-/// holds it) and with its instance id shared with the events.
+/// One row: an [`ExecutionRecord`] without its job id and instance id
+/// (their tables hold them).
 #[derive(Debug)]
 pub(super) struct Row {
     /// The insertion number: [`Rows::all`] lists rows in this order.
@@ -64,10 +64,11 @@ pub(super) struct Row {
     scheduled_at: DateTime<Utc>,
     started_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
-    instance_id: Arc<str>,
     rare: Option<Box<Rare>>,
     /// Its job's place in [`Rows::jobs`].
     job: u32,
+    /// Its instance's place in [`Rows::instances`].
+    instance: u32,
     /// The place of its job's next newer row, or [`NIL`].
     next: u32,
     attempt: u32,
@@ -189,6 +190,11 @@ pub(super) struct Rows {
     keys: HashTable<u32>,
     /// Rows in `running`, so the abandonment sweep does not scan history.
     running: BTreeSet<u32>,
+    /// The instances that wrote the rows (a few: found by a scan), and the
+    /// last one found with the address of its `Arc`, which `instances`
+    /// holds, so no other string can have it.
+    instances: Vec<Arc<str>>,
+    last_instance: Option<(usize, u32)>,
     /// Rows kept per job; `None` keeps every row.
     per_job: Option<usize>,
 }
@@ -212,11 +218,11 @@ impl Rows {
     /// Inserts the `running` row of a start, unless its attempt has a row.
     pub(super) fn start(&mut self, s: &AttemptStart) {
         self.insert(
-            &s.job_id,
+            (&s.job_id, &s.instance_id),
             s.execution_id,
             s.attempt,
             |_, _| {},
-            |seq, job| Row {
+            |seq, job, instance| Row {
                 seq,
                 id: split(s.execution_id),
                 duration_ms: 0,
@@ -224,9 +230,9 @@ impl Rows {
                 scheduled_at: s.scheduled_at,
                 started_at: s.started_at,
                 completed_at: None,
-                instance_id: s.instance_id.clone(),
                 rare: None,
                 job,
+                instance,
                 next: NIL,
                 attempt: s.attempt,
                 status: ExecutionStatus::Running,
@@ -240,11 +246,11 @@ impl Rows {
     /// Inserts the `skipped` row of a skipped fire, unless it has one.
     pub(super) fn skip(&mut self, s: &SkippedFire) {
         self.insert(
-            &s.job_id,
+            (&s.job_id, &s.instance_id),
             s.execution_id,
             0,
             |_, _| {},
-            |seq, job| Row {
+            |seq, job, instance| Row {
                 seq,
                 id: split(s.execution_id),
                 duration_ms: 0,
@@ -252,9 +258,9 @@ impl Rows {
                 scheduled_at: s.scheduled_at,
                 started_at: s.decided_at,
                 completed_at: Some(s.decided_at),
-                instance_id: s.instance_id.clone(),
                 rare: Some(Box::new(Rare { error: Some(s.reason.clone()), ..Rare::default() })),
                 job,
+                instance,
                 next: NIL,
                 attempt: 0,
                 status: ExecutionStatus::Skipped,
@@ -276,36 +282,43 @@ impl Rows {
             // A running row may have held its job over the bound.
             rows.trim(job);
         };
-        self.insert(&e.job_id, e.execution_id, e.attempt, ended, |seq, job| Row {
-            seq,
-            id: split(e.execution_id),
-            duration_ms: duration_ms(e.duration),
-            fence: e.fence.unwrap_or(0),
-            scheduled_at: e.scheduled_at,
-            started_at: e.started_at,
-            completed_at: Some(e.completed_at),
-            instance_id: e.instance_id.clone(),
-            rare: Rare::of_end(e),
-            job,
-            next: NIL,
-            attempt: e.attempt,
-            status: e.status,
-            kind: e.kind,
-            error_kind: e.error_kind,
-            fenced: e.fence.is_some(),
-        });
+        self.insert(
+            (&e.job_id, &e.instance_id),
+            e.execution_id,
+            e.attempt,
+            ended,
+            |seq, job, instance| Row {
+                seq,
+                id: split(e.execution_id),
+                duration_ms: duration_ms(e.duration),
+                fence: e.fence.unwrap_or(0),
+                scheduled_at: e.scheduled_at,
+                started_at: e.started_at,
+                completed_at: Some(e.completed_at),
+                rare: Rare::of_end(e),
+                job,
+                instance,
+                next: NIL,
+                attempt: e.attempt,
+                status: e.status,
+                kind: e.kind,
+                error_kind: e.error_kind,
+                fenced: e.fence.is_some(),
+            },
+        );
     }
 
-    /// Inserts the row `make` builds (from its insertion number and job)
-    /// when (`id`, `attempt`) has none; calls `found` with the place of the
-    /// row it has otherwise. One probe of the key index either way.
+    /// Inserts the row `make` builds (from its insertion number, job and
+    /// instance) when (`id`, `attempt`) has none; calls `found` with the
+    /// place of the row it has otherwise. One probe of the key index either
+    /// way.
     fn insert(
         &mut self,
-        job_id: &Arc<str>,
+        (job_id, instance_id): (&Arc<str>, &Arc<str>),
         id: ExecutionId,
         attempt: u32,
         found: impl FnOnce(&mut Rows, u32),
-        make: impl FnOnce(u64, u32) -> Row,
+        make: impl FnOnce(u64, u32, u32) -> Row,
     ) {
         let key = split(id);
         let slots = &self.slots;
@@ -332,7 +345,8 @@ impl Rows {
             }
         };
         let job = self.job(job_id);
-        let row = make(self.next, job);
+        let instance = self.instance(instance_id);
+        let row = make(self.next, job, instance);
         self.next += 1;
         if row.status == ExecutionStatus::Running {
             self.running.insert(place);
@@ -386,6 +400,41 @@ impl Rows {
         };
         self.job_ptrs.insert(address(id), job);
         job
+    }
+
+    /// The place in `instances` of the instance `id`, added if it has none.
+    /// One instance writes nearly every row, so the last one found is
+    /// checked first, by address.
+    #[inline]
+    fn instance(&mut self, id: &Arc<str>) -> u32 {
+        match self.last_instance {
+            Some((at, instance)) if at == address(id) => instance,
+            _ => self.instance_by_name(id),
+        }
+    }
+
+    /// [`instance`](Self::instance) for another `Arc` than the last one:
+    /// the table keeps this one, so that its address stays its own.
+    #[cold]
+    fn instance_by_name(&mut self, id: &Arc<str>) -> u32 {
+        let instance = match self.instances.iter().position(|i| **i == **id) {
+            Some(at) => {
+                self.instances[at] = id.clone();
+                at
+            }
+            None => {
+                self.instances.push(id.clone());
+                self.instances.len() - 1
+            }
+        };
+        let instance = u32::try_from(instance).expect("fewer than 2^32 instances");
+        self.last_instance = Some((address(id), instance));
+        instance
+    }
+
+    /// The instance id of a row.
+    fn instance_id(&self, row: &Row) -> &str {
+        &self.instances[row.instance as usize]
     }
 
     /// Drops a job's oldest finished rows while it has more than the bound,
@@ -458,7 +507,7 @@ impl Rows {
             error_kind: row.error_kind,
             result: rare.and_then(|r| r.result.clone()),
             metrics: rare.and_then(|r| r.metrics.clone()),
-            instance_id: String::from(&*row.instance_id),
+            instance_id: String::from(self.instance_id(row)),
             kind: row.kind,
             fence: row.fenced.then_some(row.fence),
         }
@@ -473,7 +522,7 @@ impl Rows {
 
     /// The instance ids of the running rows.
     pub(super) fn running_instances(&self) -> impl Iterator<Item = &str> + '_ {
-        self.running.iter().filter_map(|p| self.get(*p)).map(|r| &*r.instance_id)
+        self.running.iter().filter_map(|p| self.get(*p)).map(|r| self.instance_id(r))
     }
 
     /// Marks `abandoned` each running row whose instance `alive` says is
@@ -487,15 +536,16 @@ impl Rows {
         let mut changed = Vec::new();
         let running: Vec<u32> = self.running.iter().copied().collect();
         for place in running {
-            let Some(row) = self.slots.get_mut(place as usize).and_then(Option::as_mut) else {
+            let Rows { slots, instances, running, .. } = &mut *self;
+            let Some(row) = slots.get_mut(place as usize).and_then(Option::as_mut) else {
                 continue;
             };
-            if alive(&row.instance_id) {
+            let instance = &*instances[row.instance as usize];
+            if alive(instance) {
                 continue;
             }
-            let msg = error(&row.instance_id);
-            row.abandon(now, msg);
-            self.running.remove(&place);
+            row.abandon(now, error(instance));
+            running.remove(&place);
             let row = self.get(place).expect("the row just abandoned");
             changed.push(self.record(row));
         }
