@@ -1,7 +1,7 @@
 //! The rows of a [`MemoryStore`](super::MemoryStore), kept compact: a row
-//! leaves its job id and instance id to tables of the few there are, and
-//! boxes its rare fields, and an [`ExecutionRecord`] is built only
-//! when a query reads the row.
+//! leaves its job id to its job's entry and its instance id to a table of
+//! the store's few instances, boxes its rare fields, and becomes an
+//! [`ExecutionRecord`] only when a query reads it.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
