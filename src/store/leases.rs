@@ -147,7 +147,19 @@ impl Leases {
 
     /// Whether `ev` may be written: it carries no fence, or its fire's
     /// current one. An event that ends its fire ends the lease.
+    #[inline]
     pub(super) fn admit(&mut self, ev: &ExecutionEvent) -> bool {
+        // Most events carry no fence: decided here, without a call.
+        let fence = match ev {
+            ExecutionEvent::Started(s) => s.fence,
+            ExecutionEvent::Finished(e) => e.fence,
+            ExecutionEvent::Skipped(s) => s.fence,
+        };
+        fence.is_none() || self.admit_fenced(ev)
+    }
+
+    /// [`admit`](Self::admit) of an event with a fence.
+    fn admit_fenced(&mut self, ev: &ExecutionEvent) -> bool {
         let (job, at, fence, ends) = match ev {
             ExecutionEvent::Started(s) => (&s.job_id, s.scheduled_at, s.fence, false),
             ExecutionEvent::Finished(e) => (&e.job_id, e.scheduled_at, e.fence, e.ends_run),

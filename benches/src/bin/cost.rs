@@ -7,8 +7,14 @@
 //! - `cost fires-memory JOBS SECS`: the same with every record kept in a
 //!   `MemoryStore`, as a server keeps its history (the writer's work
 //!   included: it runs on the same virtual runtime);
+//! - `cost fires-memory-full JOBS SECS`: the same with a store bound to 2
+//!   rows a job, so that every measured row drops the job's oldest (a
+//!   store at its bound, as a server's after 1,000 fires of each job);
 //! - `cost rss N`: resident bytes per job after registering N jobs, and
-//!   after starting them.
+//!   after starting them;
+//! - `cost rows JOBS ROWS`: resident bytes per row of a `MemoryStore`
+//!   holding ROWS rows of each of JOBS jobs (successful attempts, as the
+//!   fires above write them).
 //!
 //! Only `measured` does the measured work, so
 //! `valgrind --tool=callgrind --toggle-collect='*measured*'` counts it alone.
@@ -20,7 +26,8 @@ use std::time::Duration;
 
 use mscribe_bench::NullStore;
 use mscribe_scheduler::{
-    ExecutionStore, JobConfig, JobContext, JobScheduler, LocalRuntime, MemoryStore,
+    AttemptEnd, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore, FireKind, JobConfig,
+    JobContext, JobScheduler, LocalRuntime, MemoryStore,
 };
 
 fn scheduler(rt: &LocalRuntime) -> JobScheduler {
@@ -55,7 +62,9 @@ fn arg(args: &[String], i: usize) -> u64 {
 }
 
 fn usage() -> ! {
-    panic!("usage: cost register N | cost fires[-memory] JOBS SECS | cost rss N")
+    panic!(
+        "usage: cost register N | cost fires[-memory[-full]] JOBS SECS | cost rss N | cost rows JOBS ROWS"
+    )
 }
 
 fn main() {
@@ -71,12 +80,15 @@ fn main() {
                 }
             });
         }
-        Some(which @ ("fires" | "fires-memory")) => {
+        Some(which @ ("fires" | "fires-memory" | "fires-memory-full")) => {
             let rt = LocalRuntime::new();
-            let s = if which == "fires" {
-                scheduler(&rt)
-            } else {
-                scheduler_with(&rt, Arc::new(MemoryStore::new()))
+            let s = match which {
+                "fires" => scheduler(&rt),
+                "fires-memory" => scheduler_with(&rt, Arc::new(MemoryStore::new())),
+                _ => {
+                    let two = std::num::NonZeroUsize::new(2).expect("not zero");
+                    scheduler_with(&rt, Arc::new(MemoryStore::with_rows_per_job(two)))
+                }
             };
             for cfg in configs(arg(&args, 2) as usize, Duration::from_secs(1)) {
                 s.register(cfg).expect("valid");
@@ -101,6 +113,50 @@ fn main() {
                 "resident bytes per job: {} registered, {} started",
                 (registered - before) / n,
                 (rss() - before) / n
+            );
+        }
+        Some("rows") => {
+            let (jobs, rows) = (arg(&args, 2), arg(&args, 3));
+            let rt = LocalRuntime::new();
+            let store = MemoryStore::unbounded();
+            let ids: Vec<Arc<str>> = (0..jobs).map(|j| Arc::from(format!("job-{j}"))).collect();
+            let instance: Arc<str> = Arc::from("instance-0123456789");
+            let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("in range");
+            let before = rss();
+            let mut run = 0u128;
+            for r in 0..rows {
+                let at = t0 + chrono::Duration::seconds(r as i64);
+                let events: Vec<ExecutionEvent> = ids
+                    .iter()
+                    .map(|job_id| {
+                        run += 1;
+                        ExecutionEvent::Finished(AttemptEnd {
+                            job_id: job_id.clone(),
+                            execution_id: ExecutionId::from_u128(run),
+                            attempt: 1,
+                            scheduled_at: at,
+                            started_at: at,
+                            instance_id: instance.clone(),
+                            status: ExecutionStatus::Succeeded,
+                            completed_at: at,
+                            duration: Duration::from_millis(3),
+                            error: None,
+                            error_kind: None,
+                            result: None,
+                            metrics: None,
+                            kind: FireKind::Schedule,
+                            fence: None,
+                            ends_run: true,
+                        })
+                    })
+                    .collect();
+                rt.block_on(store.write(&events)).expect("written");
+            }
+            let bytes = rss() - before;
+            println!(
+                "resident bytes per row: {} ({} rows of {jobs} jobs: {bytes} bytes)",
+                bytes / (jobs * rows),
+                store.len()
             );
         }
         _ => usage(),
