@@ -7,7 +7,7 @@
 #                    once built (the first release build of the bench crate,
 #                    its peers and the server takes several minutes more).
 # --full:            10 s windows, every point, the MemoryStore and staggered
-#                    variants at every size; about 18 minutes.
+#                    variants at every size; about 25 minutes.
 # --profile:         also samples the dispatch path with perf (on by default
 #                    in --full when perf is installed).
 #
