@@ -20,6 +20,8 @@ mod executions;
 mod hourly;
 #[path = "conformance/leases.rs"]
 mod leases;
+#[path = "conformance/model.rs"]
+mod model;
 
 use common::*;
 
@@ -68,9 +70,11 @@ macro_rules! conformance {
                 prune_keeps_running_rows_and_failures_longer,
                 text_and_json_are_stored_verbatim,
                 big_batches,
+                claims_take_each_fire_once,
+            );
+            cases!(2, $fixture, |f| model(&*f.store):
                 matches_the_memory_store,
                 paired_starts_and_ends_match_the_memory_store,
-                claims_take_each_fire_once,
             );
             cases!(2, $fixture, |f| executions(f.store.clone()):
                 concurrent_writers,

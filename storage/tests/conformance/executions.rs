@@ -2,32 +2,24 @@
 //! and their idempotence, attempt ends and error kinds, history reads
 //! (order, limits, status filters, paging), last fires, abandoned runs,
 //! pruning, verbatim text and JSON, big batches, concurrent writers and
-//! claims, and `matches_the_memory_store`, which replays random events on
-//! the store and on the engine's `MemoryStore` (the reference).
+//! claims. The cases checked against the engine's `MemoryStore` are in
+//! `model.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use mscribe_scheduler::{
     AttemptEnd, ErrorKind, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore,
-    FireClaim, HistoryPosition, HistoryQuery, MemoryStore, PrunePolicy,
+    FireClaim, HistoryPosition, HistoryQuery, PrunePolicy,
 };
 
 use crate::common::*;
 
-fn q(job: &str) -> HistoryQuery {
+pub(crate) fn q(job: &str) -> HistoryQuery {
     HistoryQuery::new(job, 1000)
 }
 
-async fn all_of(s: &dyn ExecutionStore, jobs: &[&str]) -> Vec<ExecutionRecord> {
-    let mut out = Vec::new();
-    for j in jobs {
-        out.extend(s.history(&q(j)).await.unwrap());
-    }
-    out
-}
-
-fn by_key(mut v: Vec<ExecutionRecord>) -> Vec<ExecutionRecord> {
+pub(crate) fn by_key(mut v: Vec<ExecutionRecord>) -> Vec<ExecutionRecord> {
     v.sort_by_key(|r| (r.execution_id, r.attempt));
     v
 }
@@ -697,105 +689,4 @@ pub(crate) async fn claims_take_each_fire_once(s: &dyn ExecutionStore) {
 /// Many tasks claim the same fires at once: each fire is won once.
 pub(crate) async fn concurrent_claims(s: std::sync::Arc<dyn ExecutionStore>) {
     claims_race(s.clone(), s).await;
-}
-
-/// Attempts as the engine records them (a start, then usually its end with
-/// the same fields), cut into random writes, some written twice: a start
-/// and its end in one write (which the SQL stores write as one row) leave
-/// what they leave apart.
-pub(crate) async fn paired_starts_and_ends_match_the_memory_store(s: &dyn ExecutionStore) {
-    let model = MemoryStore::unbounded();
-    let mut rng = fastrand::Rng::with_seed(0xba7c);
-    let finals = &ExecutionStatus::ALL[1..];
-    let (mut events, mut later) = (Vec::new(), Vec::new());
-    for exec in 0..300u128 {
-        let job = ["a", "b"][rng.usize(..2)];
-        let at = exec as i64 * 10;
-        events.push(start(job, exec, 1, at, "i1"));
-        if rng.u8(0..5) != 0 {
-            // An end follows its start at once or after up to 3 other starts.
-            let st = finals[rng.usize(..finals.len())];
-            let e = end_with(job, exec, 1, at, "i1", st, rng.i64(0..50));
-            later.push((exec + rng.u128(0..4), ExecutionEvent::Finished(e)));
-        }
-        let (due, wait): (Vec<_>, Vec<_>) = later.into_iter().partition(|(d, _)| *d <= exec);
-        events.extend(due.into_iter().map(|(_, e)| e));
-        later = wait;
-    }
-    events.extend(later.into_iter().map(|(_, e)| e));
-    let mut rest = &events[..];
-    while !rest.is_empty() {
-        let n = rng.usize(1..=rest.len().min(40));
-        let (batch, tail) = rest.split_at(n);
-        for st in [s, &model as &dyn ExecutionStore] {
-            st.write(batch).await.unwrap();
-            if rng.u8(0..6) == 0 {
-                st.write(batch).await.unwrap(); // a retry after an unknown outcome
-            }
-        }
-        rest = tail;
-    }
-    for j in ["a", "b"] {
-        let hq = HistoryQuery::new(j, 1_000);
-        assert_eq!(s.history(&hq).await.unwrap(), model.history(&hq).await.unwrap(), "job {j}");
-    }
-}
-
-/// Random batches of random events, checked against the memory store.
-pub(crate) async fn matches_the_memory_store(s: &dyn ExecutionStore) {
-    // Unbounded: the model keeps every row, as a database does.
-    let model = MemoryStore::unbounded();
-    let mut rng = fastrand::Rng::with_seed(0x5eed);
-    let jobs = ["a", "b", "c", "d"];
-    let instances = ["i1", "i2", "i3"];
-    let finals = &ExecutionStatus::ALL[1..];
-    let mut pending = Vec::new();
-    for _ in 0..600 {
-        let job = jobs[rng.usize(..jobs.len())];
-        let exec = rng.u128(0..60);
-        let attempt = rng.u32(0..3);
-        let at = rng.i64(0..100_000);
-        let inst = instances[rng.usize(..instances.len())];
-        let ev = match rng.u8(0..10) {
-            0..=4 => start(job, exec, attempt, at, inst),
-            5..=7 => {
-                let st = finals[rng.usize(..finals.len())];
-                let mut e = end_with(job, exec, attempt, at, inst, st, rng.i64(0..5000));
-                e.error_kind =
-                    [None, Some(ErrorKind::Transient), Some(ErrorKind::Permanent)][rng.usize(..3)];
-                ExecutionEvent::Finished(e)
-            }
-            _ => skip(job, exec, at, inst),
-        };
-        pending.push(ev);
-        if rng.u8(0..8) == 0 {
-            model.write(&pending).await.unwrap();
-            s.write(&pending).await.unwrap();
-            pending.clear();
-        }
-    }
-    model.write(&pending).await.unwrap();
-    s.write(&pending).await.unwrap();
-    for j in jobs {
-        assert_eq!(s.history(&q(j)).await.unwrap(), model.history(&q(j)).await.unwrap(), "job {j}");
-        for st in ExecutionStatus::ALL {
-            let hq = HistoryQuery::new(j, 7).with_status(st);
-            assert_eq!(s.history(&hq).await.unwrap(), model.history(&hq).await.unwrap());
-        }
-    }
-    let ids: Vec<String> = jobs.iter().map(|j| (*j).to_owned()).collect();
-    assert_eq!(s.last_fires(&ids).await.unwrap(), model.last_fires(&ids).await.unwrap());
-
-    for st in [s, &model as &dyn ExecutionStore] {
-        st.heartbeat("i2", t(90_000)).await.unwrap();
-        st.heartbeat("i3", t(10_000)).await.unwrap();
-    }
-    let a = by_key(s.mark_abandoned("i1", t(100_000), Duration::from_secs(30)).await.unwrap());
-    let b = by_key(model.mark_abandoned("i1", t(100_000), Duration::from_secs(30)).await.unwrap());
-    assert_eq!(a, b);
-    assert!(!a.is_empty());
-
-    let p = PrunePolicy { older_than: t(60_000), failures_older_than: Some(t(30_000)) };
-    assert_eq!(s.prune(p).await.unwrap(), model.prune(p).await.unwrap());
-    assert_eq!(by_key(all_of(s, &jobs).await), by_key(all_of(&model, &jobs).await));
 }
