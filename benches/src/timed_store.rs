@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
     AttemptEnd, AttemptStart, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
-    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryQuery, PrunePolicy, RetakenFire,
-    StoreResult,
+    ExecutionStore, ExpiredLease, FireClaim, FireLease, HistoryQuery, InstanceHeartbeat,
+    PrunePolicy, RetakenFire, StoreResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +241,10 @@ impl ExecutionStore for TimedStore {
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         self.inner.heartbeat(instance_id, now).await
+    }
+
+    async fn instances(&self, since: DateTime<Utc>) -> StoreResult<Vec<InstanceHeartbeat>> {
+        self.inner.instances(since).await
     }
 
     async fn mark_abandoned(

@@ -1,7 +1,8 @@
 //! Claims: a fire of a claimed job waits for its claim in the store, sent
 //! in one batch once the lock is released, and is decided by the instance
 //! that wins it, which then holds the fire's lease (see
-//! `SchedulerBuilder::claim_fires` and `lease`).
+//! `SchedulerBuilder::claim_fires`, `lease`, and `affinity` for when each
+//! claim is sent).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,15 +20,21 @@ use crate::store::{ClaimOutcome, FireClaim, FireKind};
 /// A fire of a claimed job that waits for its claim, and what this
 /// instance does with it once the claim is won.
 pub(super) struct PendingClaim {
-    spec: Arc<Spec>,
+    pub(super) spec: Arc<Spec>,
     slot: Slot,
-    fire: Fire,
+    pub(super) fire: Fire,
     then: OnClaim,
     /// Its instant is fixed: a trigger at an instant the caller chose, or a
     /// claim sent again after a failure (which may have been written). A
     /// trigger whose instant is not fixed moves to the next millisecond
     /// when another trigger of its job has it.
-    fixed: bool,
+    pub(super) fixed: bool,
+    /// This instance won the job's last standby claim: its preferred
+    /// instance let the fire go, so this one claims at once until it loses
+    /// a claim of the job (see `affinity`).
+    pub(super) took_over: bool,
+    /// Sent after the standby delay, not at once.
+    pub(super) standby: bool,
 }
 
 pub(super) enum OnClaim {
@@ -65,7 +72,16 @@ impl State {
             self.next_exec += 1;
             fire.seq = self.next_exec;
         }
-        self.claims.push(PendingClaim { spec: spec.clone(), slot, fire, then, fixed: false });
+        let took_over = self.jobs.get(slot).is_some_and(|j| j.took_over);
+        self.claims.push(PendingClaim {
+            spec: spec.clone(),
+            slot,
+            fire,
+            then,
+            fixed: false,
+            took_over,
+            standby: false,
+        });
         fire.seq
     }
 
@@ -97,17 +113,34 @@ impl JobScheduler {
         claims
     }
 
+    /// Sends the claims of a batch: at once those this instance is
+    /// preferred for, after the standby delay the others
+    /// (`SchedulerBuilder::claim_standby`).
+    pub(super) fn send_claims(&self, claims: Vec<PendingClaim>) {
+        if claims.is_empty() {
+            return;
+        }
+        let (at_once, later) = self.split_claims(claims);
+        if !later.is_empty() {
+            if at_once.is_empty() {
+                self.send_standby(later);
+                return;
+            }
+            self.inner.lock().background += 1;
+            self.send_standby(later);
+        }
+        self.claim_batch(at_once);
+    }
+
     /// Claims fires in the store, in one batch on a task of their own; then,
     /// under the lock, does with each fire won what was decided for it (see
     /// [`SchedulerBuilder::claim_fires`](super::SchedulerBuilder::claim_fires))
     /// and launches the runs that started. A fire another instance won is
     /// left to it, with no row. When the claim fails, each fire waits in
     /// `claim_retry`: the lease loop claims it again, to be recorded
-    /// `skipped` with the error by whichever instance wins it then.
-    pub(super) fn send_claims(&self, claims: Vec<PendingClaim>) {
-        if claims.is_empty() {
-            return;
-        }
+    /// `skipped` with the error by whichever instance wins it then. The
+    /// caller counted the task in `background`.
+    pub(super) fn claim_batch(&self, claims: Vec<PendingClaim>) {
         let this = self.clone();
         self.inner.spawner.spawn(Box::pin(async move {
             let inner = &this.inner;
@@ -158,6 +191,15 @@ impl JobScheduler {
                     Ok(won) => Ok(won[i]),
                     Err(why) => Err(why),
                 };
+                if let (Ok(o), Some(job)) = (outcome, st.jobs.get_mut(c.slot)) {
+                    let taken = matches!(o, ClaimOutcome::Taken);
+                    if c.standby && !taken && !job.took_over {
+                        tracing::debug!(job_id = %&**key, scheduled_at = %Rfc3339(at), "standby claim won: the preferred instance let the fire go; claiming this job at once");
+                        job.took_over = true;
+                    } else if c.took_over && !c.standby && taken {
+                        job.took_over = false;
+                    }
+                }
                 match (outcome, c.then) {
                     // Another instance may have won it: this one claims it again
                     // later, to record the skip only if nobody did.
@@ -175,6 +217,8 @@ impl JobScheduler {
                             fire,
                             then,
                             fixed: true,
+                            took_over: c.took_over,
+                            standby: false,
                         };
                         if st.claim_retry.len() < CLAIM_RETRY_CAP {
                             st.claim_retry.push(retry);
@@ -195,8 +239,15 @@ impl JobScheduler {
                         if let Some(job) = st.jobs.get_mut(c.slot) {
                             job.decided(nominal, true);
                         }
-                        let spec = c.spec.clone();
-                        st.claims.push(PendingClaim { spec, slot: c.slot, fire, then, fixed: false });
+                        st.claims.push(PendingClaim {
+                            spec: c.spec.clone(),
+                            slot: c.slot,
+                            fire,
+                            then,
+                            fixed: false,
+                            took_over: c.took_over,
+                            standby: false,
+                        });
                     }
                     (Ok(ClaimOutcome::Taken), _) => {
                         tracing::debug!(job_id = %&**key, scheduled_at = %Rfc3339(at), "fire claimed by another instance; not run here");

@@ -118,6 +118,7 @@ impl JobScheduler {
                 tracing::warn!(error = %error_chain(&e), "heartbeat failed");
                 continue;
             }
+            self.refresh_peers(now).await;
             let sweep =
                 inner.store.mark_abandoned(&inner.instance_id, now, inner.settings.stale_after);
             match guard::store_call("mark_abandoned", sweep).await {

@@ -46,6 +46,7 @@ use crate::store::{
     AttemptEnd, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, FireKind,
 };
 
+mod affinity;
 mod backfill;
 mod builder;
 mod claim;
@@ -136,6 +137,9 @@ struct State {
     claim_retry: Vec<PendingClaim>,
     /// The claim batches under way: their number and when each was sent.
     claiming: Vec<(u64, DateTime<Utc>)>,
+    /// The live instances, for claim affinity; `None` claims every fire at
+    /// once.
+    peers: Option<Arc<affinity::Peers>>,
     /// Claim batches sent so far (numbers `claiming`).
     claim_batches: u64,
     /// The last claim's error, while claims fail.
@@ -495,6 +499,7 @@ impl JobScheduler {
         if let Err(e) = beat.await {
             tracing::warn!(error = %error_chain(&e), "could not write heartbeat at start");
         }
+        self.refresh_peers(now).await;
         let stale_after = inner.settings.stale_after;
         let sweep = store.mark_abandoned(&inner.instance_id, now, stale_after);
         match guard::store_call("mark_abandoned", sweep).await {

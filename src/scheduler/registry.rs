@@ -133,6 +133,9 @@ pub(super) struct Job {
     /// Here rather than in the `Spec`, which a fire otherwise reaches only to
     /// start a run.
     pub(super) claimed: bool,
+    /// This instance won a standby claim of the job's last fire claimed at
+    /// leisure: it claims the job's fires at once (see `affinity`).
+    pub(super) took_over: bool,
     pub(super) generation: u64,
     pub(super) next_nominal: Option<DateTime<Utc>>,
     /// The latest scheduled fire decided (run, queued or skipped): no
@@ -380,6 +383,7 @@ impl JobScheduler {
             },
             paused: cfg.paused,
             claimed,
+            took_over: false,
             generation: 0,
             next_nominal: None,
             last_fire: None,

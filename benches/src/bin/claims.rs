@@ -3,7 +3,7 @@
 //! ```text
 //! claims run [--quick|--full] [--url URL] [--out FILE.json] [--md FILE.md]
 //!            [--instances N] [--jobs N] [--window S] [--warmup S] [--pool N]
-//!            [--lease-ms MS] [--coalesce-claims] [--staggered] [--keep-db]
+//!            [--lease-ms MS] [--standby-ms MS] [--coalesce-claims] [--staggered] [--keep-db]
 //!            [--command TEXT]
 //! claims unavailable --md FILE.md [--why TEXT]   (the section, saying why not)
 //! claims report --results FILE.json [--md FILE.md]
@@ -18,6 +18,7 @@
 //! `target/bench/claims.md`), which `scripts/bench.sh` adds to
 //! docs/BENCHMARKS.md. Without a server the section says so. See
 //! `mscribe_bench::claims` for what is measured. `--pool`, `--instances`,
+//! `--standby-ms` (the claim affinity's standby delay; 0 turns it off),
 //! `--staggered` (the jobs' phases spread over 100 slots of the second) and
 //! `--coalesce-claims` (each instance sends one claim statement at a time,
 //! merging the claims that come meanwhile) are for profiling.
@@ -81,6 +82,9 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     }
     if let Some(v) = num(args, "--lease-ms")? {
         p.lease_ms = v;
+    }
+    if let Some(v) = num(args, "--standby-ms")? {
+        p.standby_ms = v;
     }
     p.coalesce_claims = args.iter().any(|a| a == "--coalesce-claims");
     p.staggered = args.iter().any(|a| a == "--staggered");

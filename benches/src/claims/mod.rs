@@ -63,6 +63,11 @@ pub struct ClaimsParams {
     pub grace_s: f64,
     /// The claims' lease, in milliseconds (`SchedulerBuilder::lease`).
     pub lease_ms: u64,
+    /// The claim affinity's standby delay, in milliseconds
+    /// (`SchedulerBuilder::claim_standby`; 0: every instance claims every
+    /// fire at once).
+    #[serde(default = "default_standby_ms")]
+    pub standby_ms: u64,
     /// Each instance's `PostgresStore` pool size.
     pub pool: u32,
     /// Tokio worker threads per instance.
@@ -79,6 +84,11 @@ pub struct ClaimsParams {
     /// of the lateness). Off in the reported runs.
     #[serde(default)]
     pub staggered: bool,
+}
+
+/// The engine's default standby delay.
+fn default_standby_ms() -> u64 {
+    250
 }
 
 /// The slots of the staggered shape.
@@ -98,6 +108,7 @@ impl ClaimsParams {
             warmup_s: if quick { 5.0 } else { 10.0 },
             grace_s: 3.0,
             lease_ms: 15_000,
+            standby_ms: default_standby_ms(),
             pool: 10,
             workers: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             on_time_ms: 100,

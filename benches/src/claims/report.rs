@@ -44,13 +44,22 @@ pub fn markdown(r: &ClaimsResult, command: &str) -> String {
     s.push_str("\n\n");
     let _ = writeln!(
         s,
-        "`{command}` (`benches/src/bin/claims.rs`): {} scheduler instances, each a child process with its own tokio runtime ({} workers) and `PostgresStore` (a pool of {} connections), on one fresh database, each registering the same {} no-op jobs on a {} ms interval with `claim_fires(true)` and a {} s lease. A claimed interval is phased on the Unix epoch, so every job is due at each whole second: each second opens with a burst of {} fires, which every instance claims in batches of up to 256 (one `claim_fires` call per dispatch chunk), the first claim of a fire winning it. Window {} s (nominal times {} to {}) after a warm-up of at least {:.0} s; fires due in it count whenever they start, up to {:.0} s after it. Lateness is measured in the handler: the wall clock at its start minus the fire's nominal time; a fire is *on time* when it starts within {} ms of it, and a fire that never ran is not on time. Duplicates and missing fires are counted from the database after the instances stopped (and flushed their records). CPU is user + system time of the instance processes over the window (the Postgres backends' separately: the `/proc` times of the backends serving the bench database), divided by the fires run.\n",
+        "`{command}` (`benches/src/bin/claims.rs`): {} scheduler instances, each a child process with its own tokio runtime ({} workers) and `PostgresStore` (a pool of {} connections), on one fresh database, each registering the same {} no-op jobs on a {} ms interval with `claim_fires(true)`, a {} s lease and {}. A claimed interval is phased on the Unix epoch, so every job is due at each whole second: each second opens with a burst of {} fires, which the instances claim in batches of up to 256 (one `claim_fires` call per dispatch chunk), the first claim of a fire winning it. Window {} s (nominal times {} to {}) after a warm-up of at least {:.0} s; fires due in it count whenever they start, up to {:.0} s after it. Lateness is measured in the handler: the wall clock at its start minus the fire's nominal time; a fire is *on time* when it starts within {} ms of it, and a fire that never ran is not on time. Duplicates and missing fires are counted from the database after the instances stopped (and flushed their records). CPU is user + system time of the instance processes over the window (the Postgres backends' separately: the `/proc` times of the backends serving the bench database), divided by the fires run.\n",
         p.instances,
         p.workers,
         p.pool,
         count(p.jobs as f64),
         p.interval_ms,
         p.lease_ms / 1_000,
+        if p.standby_ms == 0 {
+            "no claim affinity (`claim_standby(0)`: every instance claims every fire at once)"
+                .to_owned()
+        } else {
+            format!(
+                "claim affinity (each job's preferred instance claims its fires at once, the others {} ms later, `claim_standby`)",
+                p.standby_ms
+            )
+        },
         count(p.jobs as f64),
         p.window_s,
         r.window_from,
@@ -240,7 +249,7 @@ pub fn markdown(r: &ClaimsResult, command: &str) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} `claim_fires` calls per second over the instances, {} fires each on average, {} fires claimed per second for {} claim rows per second (each fire is claimed by every instance, won by one).\n",
+        "\n{} `claim_fires` calls per second over the instances, {} fires each on average, {} fires claimed per second for {} claim rows per second (each fire is claimed by every instance, won by one; with affinity the others' claims come after the standby delay).\n",
         format_args!("{:.0}", calls as f64 / window),
         format_args!("{:.0}", claimed as f64 / calls.max(1) as f64),
         count(claimed as f64 / window),

@@ -54,6 +54,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("log_to_file", EnvKind::Bool),
     ("claim_fires", EnvKind::Bool),
     ("lease", EnvKind::Str),
+    ("claim_standby", EnvKind::Str),
     ("health.ttl", EnvKind::Str),
     ("health.probe_timeout", EnvKind::Str),
     ("health.slow_threshold", EnvKind::Str),

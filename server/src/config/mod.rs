@@ -92,6 +92,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "mscribe.toml";
 /// The default `lease`: the engine's.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
+/// The default `claim_standby`: the engine's.
+pub const DEFAULT_CLAIM_STANDBY: Duration = Duration::from_millis(250);
+
 /// The shortest `lease` accepted.
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 
@@ -197,6 +200,12 @@ pub struct Config {
     /// `SchedulerBuilder::lease`). Only with `claim_fires`.
     #[serde(deserialize_with = "de::duration")]
     pub lease: Duration,
+    /// How long a server waits before it claims a fire that another live
+    /// server is preferred for (`claim_standby`, default `250ms`, `0s` for
+    /// no claim affinity, less than `lease`; see
+    /// `SchedulerBuilder::claim_standby`). Only with `claim_fires`.
+    #[serde(deserialize_with = "de::duration")]
+    pub claim_standby: Duration,
     /// The health check (`[health]`).
     pub health: HealthConfig,
     /// The jobs API (`[api]`).
@@ -236,6 +245,7 @@ impl Default for Config {
             log_to_file: true,
             claim_fires: false,
             lease: DEFAULT_LEASE,
+            claim_standby: DEFAULT_CLAIM_STANDBY,
             health: HealthConfig::default(),
             api: ApiConfig::default(),
             ui: UiConfig::default(),
@@ -538,6 +548,29 @@ mod tests {
             err("", |k: &str| (k == "MSCRIBE_LEASE").then(|| "0s".to_owned())),
             "invalid config: key `lease` in environment variable MSCRIBE_LEASE: must be at least \
              1s, got \"0s\""
+        );
+    }
+
+    #[test]
+    fn claim_standby_is_a_duration_under_the_lease() {
+        let c = Config::from_toml_str("", "x", no_env).unwrap();
+        assert_eq!(c.claim_standby, DEFAULT_CLAIM_STANDBY);
+        let c = Config::from_toml_str("claim_standby = \"0s\"", "x", no_env).unwrap();
+        assert_eq!(c.claim_standby, Duration::ZERO);
+        let c = Config::from_toml_str("", "x", |k: &str| {
+            (k == "MSCRIBE_CLAIM_STANDBY").then(|| "1s".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.claim_standby, Duration::from_secs(1));
+        assert_eq!(
+            err("lease = \"5s\"\nclaim_standby = \"5s\"", no_env),
+            "invalid config: key `claim_standby` in file mscribe.toml: must be less than lease \
+             (5s), got \"5s\""
+        );
+        assert_eq!(
+            err("claim_standby = \"later\"", no_env),
+            "invalid config: key `claim_standby` in file mscribe.toml: invalid duration \"later\": \
+             expected number at 0; expected e.g. \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\""
         );
     }
 
