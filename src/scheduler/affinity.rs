@@ -3,16 +3,14 @@
 //! and the standby claims of the others, sent a moment later in case the
 //! preferred instance is gone.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
+use futures::future::{Either, select};
 
 use super::JobScheduler;
 use super::claim::PendingClaim;
-use crate::clock::after;
+use crate::clock::{after, before};
 use crate::guard;
 use crate::recorder::error_chain;
-use crate::store::FireKind;
 
 /// The instances alive in the store's heartbeats, as this instance last
 /// read them, and its own place among them.
@@ -75,8 +73,7 @@ impl JobScheduler {
         if !s.claim || s.standby.is_zero() {
             return;
         }
-        let window = (s.heartbeat_interval * 3).min(s.stale_after);
-        let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
+        let since = before(now, s.heartbeat_interval.saturating_mul(3).min(s.stale_after));
         match guard::store_call("instances", inner.store.instances(since)).await {
             Ok(live) => {
                 let peers = Peers::new(&inner.instance_id, live.iter().map(|i| &*i.instance_id));
@@ -86,7 +83,7 @@ impl JobScheduler {
                 if was != is {
                     tracing::info!(instances = is, "claim affinity: live instances changed");
                 }
-                st.peers = peers.map(Arc::new);
+                st.peers = peers;
             }
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not read the live instances; claim affinity unchanged")
@@ -94,51 +91,61 @@ impl JobScheduler {
         }
     }
 
-    /// Splits a batch of claims: those this instance sends at once (its
-    /// preferred jobs, fires it took over last time, triggers, claims sent
-    /// again) and those it leaves to another live instance for the
-    /// standby delay. Without peers every claim goes at once.
-    pub(super) fn split_claims(
-        &self,
-        claims: Vec<PendingClaim>,
-    ) -> (Vec<PendingClaim>, Vec<PendingClaim>) {
-        let Some(peers) = self.inner.lock().peers.clone() else {
-            return (claims, Vec::new());
-        };
-        claims.into_iter().partition(|c| {
-            c.fixed
-                || c.took_over
-                || c.fire.kind != FireKind::Schedule
-                || peers.prefers_me(&c.spec.id)
-        })
-    }
-
-    /// Sends `claims` once the standby delay has passed, unless the
-    /// scheduler stops first: then they are dropped, since an instance
-    /// that stops must not win (and skip) a fire its preferred instance
-    /// is about to claim. The caller counted this task in `background`.
-    pub(super) fn send_standby(&self, mut claims: Vec<PendingClaim>) {
-        let this = self.clone();
-        self.inner.spawner.spawn(Box::pin(async move {
-            let inner = &this.inner;
-            let shutdown = inner.lock().shutdown.clone();
-            let wake = after(inner.clock.now(), inner.settings.standby);
-            let sleep = inner.clock.sleep_until(wake);
-            let stop = std::pin::pin!(shutdown.cancelled());
-            if let futures::future::Either::Left(_) = futures::future::select(sleep, stop).await {
-                for c in &mut claims {
-                    c.standby = true;
-                }
-                this.claim_batch(claims);
-            } else {
+    /// Sends the standby claims once each has waited the standby delay,
+    /// those decided within a quarter of the delay of each other in one go,
+    /// in batches of [`STANDBY_BATCH`]; ends when none are left. When the
+    /// scheduler stops first they are dropped: an instance that stops must
+    /// not win (and skip) a fire its preferred instance is about to claim.
+    /// The caller counted this task in `background`.
+    pub(super) async fn standby_loop(self) {
+        let inner = &self.inner;
+        let shutdown = inner.lock().shutdown.clone();
+        let mut stop = std::pin::pin!(shutdown.cancelled());
+        let delay = inner.settings.standby;
+        loop {
+            let oldest = {
                 let mut st = inner.lock();
-                st.background -= 1;
-                drop(st);
-                inner.idle.notify(usize::MAX);
+                match st.standby.front() {
+                    Some(&(at, _)) => at,
+                    None => {
+                        st.standby_sending = false;
+                        break;
+                    }
+                }
+            };
+            let sleep = inner.clock.sleep_until(after(oldest, delay));
+            if let Either::Right(_) = select(sleep, stop.as_mut()).await {
+                let mut st = inner.lock();
+                st.standby.clear();
+                st.standby_sending = false;
+                break;
             }
-        }));
+            let cut = after(before(inner.clock.now(), delay), delay / 4);
+            let batches: Vec<Vec<PendingClaim>> = {
+                let mut st = inner.lock();
+                let n = st.standby.iter().take_while(|(at, _)| *at <= cut).count().max(1);
+                let mut batches = Vec::new();
+                let mut due = st.standby.drain(..n).map(|(_, c)| c).peekable();
+                while due.peek().is_some() {
+                    batches.push(due.by_ref().take(STANDBY_BATCH).collect());
+                }
+                drop(due);
+                st.background += batches.len();
+                batches
+            };
+            for b in batches {
+                self.claim_batch(b);
+            }
+        }
+        inner.lock().background -= 1;
+        inner.idle.notify(usize::MAX);
     }
 }
+
+/// The most standby claims in one `claim_fires` call: most find their fire
+/// taken, which costs the store an index probe each, so they go in larger
+/// batches than the claims sent at once.
+const STANDBY_BATCH: usize = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -231,6 +231,8 @@ impl SchedulerBuilder {
                     claiming: Vec::new(),
                     claim_batches: 0,
                     peers: None,
+                    standby: Default::default(),
+                    standby_sending: false,
                     claim_error: None,
                     waiters: HashMap::new(),
                     leases: HashMap::new(),

@@ -7,6 +7,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
 use super::lease::Held;
@@ -37,6 +38,21 @@ pub(super) struct PendingClaim {
     pub(super) standby: bool,
 }
 
+/// What [`JobScheduler::take_claims`] took under the lock, for
+/// [`JobScheduler::send_claims`] once it is released.
+pub(super) struct Outgoing {
+    claims: Vec<PendingClaim>,
+    /// The standby claims wait and no task sends them yet.
+    standby: bool,
+}
+
+impl Outgoing {
+    /// Nothing to send.
+    pub(super) fn is_empty(&self) -> bool {
+        self.claims.is_empty() && !self.standby
+    }
+}
+
 pub(super) enum OnClaim {
     /// Through the overlap policy, as any fire ([`JobScheduler::dispatch`]).
     Dispatch,
@@ -57,7 +73,8 @@ const CLAIM_RETRY_CAP: usize = 100_000;
 
 impl State {
     /// Holds `fire` of the job in `slot` for a claim, sent once the lock is
-    /// released.
+    /// released, or after the standby delay when another live instance is
+    /// preferred for the job (`affinity`).
     /// The fire gets its execution id now (its counter is returned): the
     /// claim records it, so that an instance that takes the fire over
     /// continues the same run.
@@ -67,21 +84,30 @@ impl State {
         slot: Slot,
         mut fire: Fire,
         then: OnClaim,
+        now: DateTime<Utc>,
     ) -> u64 {
         if fire.seq == 0 {
             self.next_exec += 1;
             fire.seq = self.next_exec;
         }
         let took_over = self.jobs.get(slot).is_some_and(|j| j.took_over);
-        self.claims.push(PendingClaim {
+        let at_once = took_over
+            || fire.kind != FireKind::Schedule
+            || self.peers.as_ref().is_none_or(|p| p.prefers_me(&spec.id));
+        let claim = PendingClaim {
             spec: spec.clone(),
             slot,
             fire,
             then,
             fixed: false,
             took_over,
-            standby: false,
-        });
+            standby: !at_once,
+        };
+        if at_once {
+            self.claims.push(claim);
+        } else {
+            self.standby.push_back((now, claim));
+        }
         fire.seq
     }
 
@@ -94,7 +120,7 @@ impl State {
         fire: Fire,
         fixed: bool,
     ) -> u64 {
-        let seq = self.claim(spec, slot, fire, OnClaim::Dispatch);
+        let seq = self.claim(spec, slot, fire, OnClaim::Dispatch, fire.nominal);
         if let Some(c) = self.claims.last_mut() {
             c.fixed = fixed;
         }
@@ -103,33 +129,31 @@ impl State {
 }
 
 impl JobScheduler {
-    /// The claims decided under the lock; one background task (counted, so
-    /// `stop` waits for it) will send them.
-    pub(super) fn take_claims(st: &mut State) -> Vec<PendingClaim> {
+    /// The claims decided under the lock, and whether the standby claims
+    /// need their task; the background tasks that will send them are
+    /// counted here, so `stop` waits for them.
+    pub(super) fn take_claims(st: &mut State) -> Outgoing {
         let claims = std::mem::take(&mut st.claims);
         if !claims.is_empty() {
             st.background += 1;
         }
-        claims
+        let standby = !st.standby.is_empty() && !st.standby_sending;
+        if standby {
+            st.standby_sending = true;
+            st.background += 1;
+        }
+        Outgoing { claims, standby }
     }
 
-    /// Sends the claims of a batch: at once those this instance is
-    /// preferred for, after the standby delay the others
-    /// (`SchedulerBuilder::claim_standby`).
-    pub(super) fn send_claims(&self, claims: Vec<PendingClaim>) {
-        if claims.is_empty() {
-            return;
+    /// Sends what [`take_claims`](Self::take_claims) took.
+    pub(super) fn send_claims(&self, out: Outgoing) {
+        if out.standby {
+            let this = self.clone();
+            self.inner.spawner.spawn(Box::pin(async move { this.standby_loop().await }));
         }
-        let (at_once, later) = self.split_claims(claims);
-        if !later.is_empty() {
-            if at_once.is_empty() {
-                self.send_standby(later);
-                return;
-            }
-            self.inner.lock().background += 1;
-            self.send_standby(later);
+        if !out.claims.is_empty() {
+            self.claim_batch(out.claims);
         }
-        self.claim_batch(at_once);
     }
 
     /// Claims fires in the store, in one batch on a task of their own; then,

@@ -40,7 +40,7 @@ impl JobScheduler {
             // The overlap policy is applied by the instance that wins it.
             // (Triggers are claimed before: nobody reads this outcome.)
             let spec = job.spec.clone();
-            st.claim(&spec, slot, fire, OnClaim::Dispatch);
+            st.claim(&spec, slot, fire, OnClaim::Dispatch, now);
             return TriggerOutcome::Skipped;
         }
         if job.running.is_empty() {

@@ -137,9 +137,14 @@ struct State {
     claim_retry: Vec<PendingClaim>,
     /// The claim batches under way: their number and when each was sent.
     claiming: Vec<(u64, DateTime<Utc>)>,
+    /// Claims left to the instance preferred for their job, with when each
+    /// was decided: sent after the standby delay (`affinity`).
+    standby: std::collections::VecDeque<(DateTime<Utc>, PendingClaim)>,
+    /// A task sends the standby claims.
+    standby_sending: bool,
     /// The live instances, for claim affinity; `None` claims every fire at
     /// once.
-    peers: Option<Arc<affinity::Peers>>,
+    peers: Option<affinity::Peers>,
     /// Claim batches sent so far (numbers `claiming`).
     claim_batches: u64,
     /// The last claim's error, while claims fail.

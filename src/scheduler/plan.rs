@@ -123,7 +123,7 @@ impl JobScheduler {
         // each skip and runs each catch-up fire.
         let skip = |this: &Self, st: &mut State, at: DateTime<Utc>, reason: String| match &claimed {
             Some(spec) => {
-                st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason));
+                st.claim(spec, slot, Fire::scheduled(at), OnClaim::Skip(reason), now);
             }
             None => this.record_skip(st, key, Fire::scheduled(at), now, &reason),
         };
@@ -150,7 +150,7 @@ impl JobScheduler {
                 // `last_fire` is past `t` already (the newest above).
                 match &claimed {
                     Some(spec) => {
-                        st.claim(spec, slot, fire, OnClaim::Backlog);
+                        st.claim(spec, slot, fire, OnClaim::Backlog, now);
                     }
                     None => job.backlog.push_back(fire),
                 }
