@@ -21,21 +21,21 @@ use crate::store::{ClaimOutcome, FireClaim, FireKind};
 /// A fire of a claimed job that waits for its claim, and what this
 /// instance does with it once the claim is won.
 pub(super) struct PendingClaim {
-    pub(super) spec: Arc<Spec>,
+    spec: Arc<Spec>,
     slot: Slot,
-    pub(super) fire: Fire,
+    fire: Fire,
     then: OnClaim,
     /// Its instant is fixed: a trigger at an instant the caller chose, or a
     /// claim sent again after a failure (which may have been written). A
     /// trigger whose instant is not fixed moves to the next millisecond
     /// when another trigger of its job has it.
-    pub(super) fixed: bool,
+    fixed: bool,
     /// This instance won the job's last standby claim: its preferred
     /// instance let the fire go, so this one claims at once until it loses
     /// a claim of the job (see `affinity`).
-    pub(super) took_over: bool,
+    took_over: bool,
     /// Sent after the standby delay, not at once.
-    pub(super) standby: bool,
+    standby: bool,
 }
 
 /// What [`JobScheduler::take_claims`] took under the lock, for
