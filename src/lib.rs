@@ -95,8 +95,9 @@ pub use runtime::TokioSpawner;
 pub use runtime::{FnSpawner, LocalRuntime, LocalSpawner, Spawner, external};
 pub use schedule::Schedule;
 pub use scheduler::{
-    BackfillReport, BackfillRequest, BackfillRun, JobInfo, JobScheduler, MAX_BACKFILL_FIRES,
-    MAX_UPCOMING_FIRES, Observer, Phase, PlannedFire, SchedulerBuilder, StopReport, TriggerOutcome,
+    BackfillReport, BackfillRequest, BackfillRun, DEFAULT_CLAIM_AHEAD, JobInfo, JobScheduler,
+    MAX_BACKFILL_FIRES, MAX_UPCOMING_FIRES, Observer, Phase, PlannedFire, SchedulerBuilder,
+    StopReport, TriggerOutcome,
 };
 pub use store::{
     AttemptEnd, AttemptStart, BoxError, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,

@@ -1,7 +1,8 @@
 //! Claim affinity across instances on one store: each job's fires are
 //! claimed at once by one preferred live instance and spread over all of
 //! them; a fire whose preferred instance is gone runs after the standby
-//! delay, and the job's next fires on time again, each once.
+//! delay when claims are made at the instant, on time when they are made
+//! ahead of it, and the job's next fires on time again, each once.
 
 mod support;
 
@@ -27,16 +28,28 @@ fn jobs(n: usize) -> Vec<JobConfig> {
         .collect()
 }
 
-fn instance(rt: &LocalRuntime, store: Arc<dyn ExecutionStore>, id: &str) -> JobScheduler {
+/// Instance `id` with the 30 jobs, claiming `ahead` of each fire.
+fn instance_ahead(
+    rt: &LocalRuntime,
+    store: Arc<dyn ExecutionStore>,
+    id: &str,
+    ahead: Duration,
+) -> JobScheduler {
     let s = JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
         .store(store)
         .instance_id(id)
         .claim_fires(true)
+        .claim_ahead(ahead)
         .build();
     for job in jobs(30) {
         s.register(job).unwrap();
     }
     s
+}
+
+/// Instance `id` with the 30 jobs and the default settings.
+fn instance(rt: &LocalRuntime, store: Arc<dyn ExecutionStore>, id: &str) -> JobScheduler {
+    instance_ahead(rt, store, id, mscribe_scheduler::DEFAULT_CLAIM_AHEAD)
 }
 
 /// Every row of the store, by (job, nominal time); panics on a fire with
@@ -87,14 +100,16 @@ fn each_job_is_claimed_at_once_by_one_preferred_instance_and_the_jobs_spread_ove
     assert_eq!(used, BTreeSet::from(["a", "b", "c"]), "the jobs spread over every instance");
 }
 
-#[test]
-fn a_fire_whose_preferred_instance_is_gone_runs_after_the_standby_delay_then_on_time() {
+/// Cuts c, the preferred instance of some jobs, from the store while its
+/// heartbeat is fresh: each of its jobs' fires after the cut has one row,
+/// none from c. Answers the lateness of each such job's fires after the cut.
+fn lateness_after_the_preferred_instance_is_cut(ahead: Duration) -> BTreeMap<String, Vec<i64>> {
     let rt = LocalRuntime::new();
     let shared = Arc::new(MemoryStore::unbounded());
     let cut = cuttable(&rt, &shared);
-    let a = instance(&rt, shared.clone(), "a");
-    let b = instance(&rt, shared.clone(), "b");
-    let c = instance(&rt, cut.clone(), "c");
+    let a = instance_ahead(&rt, shared.clone(), "a", ahead);
+    let b = instance_ahead(&rt, shared.clone(), "b", ahead);
+    let c = instance_ahead(&rt, cut.clone(), "c", ahead);
     for s in [&a, &b, &c] {
         rt.block_on(s.start()).unwrap();
     }
@@ -121,11 +136,20 @@ fn a_fire_whose_preferred_instance_is_gone_runs_after_the_standby_delay_then_on_
         let fires = rows.keys().filter(|(j, at)| *j == job.id() && *at < end).count();
         assert!(fires >= 10, "{}: {fires} rows", job.id());
     }
-    for job in &on_c {
+    let mut out = BTreeMap::new();
+    for job in on_c {
         let after: Vec<&ExecutionRecord> =
-            rows.iter().filter(|((j, at), _)| j == job && *at > cut_at).map(|(_, r)| r).collect();
+            rows.iter().filter(|((j, at), _)| *j == job && *at > cut_at).map(|(_, r)| r).collect();
         assert!(after.iter().all(|r| &*r.instance_id != "c"), "{job}: {after:?}");
-        let late: Vec<i64> = after.iter().map(|r| lateness(r).num_milliseconds()).collect();
+        assert_eq!(after.len(), 6, "{job}: {after:?}");
+        out.insert(job, after.iter().map(|r| lateness(r).num_milliseconds()).collect());
+    }
+    out
+}
+
+#[test]
+fn a_fire_whose_preferred_instance_is_gone_runs_after_the_standby_delay_then_on_time() {
+    for (job, late) in lateness_after_the_preferred_instance_is_cut(Duration::ZERO) {
         // The first fire waits for the standby claims; the instance that won
         // it claims the job at once from then on.
         assert_eq!(late[0], 250, "{job}: {late:?}");
@@ -134,11 +158,21 @@ fn a_fire_whose_preferred_instance_is_gone_runs_after_the_standby_delay_then_on_
 }
 
 #[test]
+fn a_fire_claimed_ahead_whose_preferred_instance_is_gone_runs_on_time() {
+    // The standby claims go out 250 ms after the claims made 500 ms ahead:
+    // before the instant.
+    for (job, late) in lateness_after_the_preferred_instance_is_cut(Duration::from_millis(500)) {
+        assert!(late.iter().all(|&ms| ms == 0), "{job}: {late:?}");
+    }
+}
+
+#[test]
 fn an_instance_that_stops_drops_its_standby_claims_and_its_jobs_move_to_the_others() {
     let rt = LocalRuntime::new();
     let store = Arc::new(MemoryStore::unbounded());
-    let a = instance(&rt, store.clone(), "a");
-    let b = instance(&rt, store.clone(), "b");
+    // Claims at the instant: the standby claims wait after it.
+    let a = instance_ahead(&rt, store.clone(), "a", Duration::ZERO);
+    let b = instance_ahead(&rt, store.clone(), "b", Duration::ZERO);
     for s in [&a, &b] {
         rt.block_on(s.start()).unwrap();
     }

@@ -150,6 +150,7 @@ impl App {
                 .claim_fires(config.claim_fires && !opts.pause_all)
                 .lease(config.lease)
                 .claim_standby(config.claim_standby)
+                .claim_ahead(config.claim_ahead)
                 .observer(metrics.clone());
         // Alerts see the records through an observer that only queues them,
         // and is off while no alert is configured (a reload may add one).

@@ -19,6 +19,10 @@ use crate::runtime::Spawner;
 use crate::signal::Signal;
 use crate::store::{ExecutionStore, MemoryStore};
 
+/// How long before its instant a claimed job's scheduled fire is claimed,
+/// unless [`SchedulerBuilder::claim_ahead`] says otherwise.
+pub const DEFAULT_CLAIM_AHEAD: Duration = Duration::from_millis(500);
+
 /// Settings of a scheduler, set through [`SchedulerBuilder`].
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -31,6 +35,7 @@ pub(super) struct Settings {
     pub(super) claim: bool,
     pub(super) lease: Duration,
     pub(super) standby: Duration,
+    pub(super) ahead: Duration,
 }
 
 /// Builds a [`JobScheduler`] from its parts.
@@ -186,6 +191,33 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long before its instant a scheduled fire is claimed (default
+    /// [`DEFAULT_CLAIM_AHEAD`], 500 ms; zero claims each fire at its
+    /// instant).
+    ///
+    /// With claims on, the claim of a fire is then settled before the fire
+    /// is due: the fire won waits, leased, and starts at its instant with
+    /// no round trip to the store in between, so a burst of fires due
+    /// together is not late by the time the database takes to write its
+    /// claims. The overlap policy is still applied at the instant. A fire
+    /// held this way is recorded `skipped` when its job is paused or
+    /// unregistered before the instant; a scheduler that stops first still
+    /// starts the fires it holds, at their instant, and tells their runs
+    /// to stop as it does the runs going on (so `stop` may take up to this
+    /// long more). A job with a cluster limit
+    /// ([`JobConfig::max_concurrent`](crate::JobConfig::max_concurrent) or
+    /// [`OverlapScope::Cluster`](crate::OverlapScope::Cluster)) is claimed
+    /// at its instant, since its claim counts the runs live then. Standby claims
+    /// (see [`claim_standby`](Self::claim_standby)) count their delay from
+    /// the same earlier moment, so when the preferred instance is gone and
+    /// the standby delay is shorter than this, the fire still starts on
+    /// time. Keep it under the lease; the details are in
+    /// docs/SEMANTICS.md §12.
+    pub fn claim_ahead(mut self, d: Duration) -> Self {
+        self.settings.ahead = d;
+        self
+    }
+
     /// Builds the scheduler. Nothing fires until [`JobScheduler::start`].
     pub fn build(self) -> JobScheduler {
         let clock = Arc::new(GuardedClock::new(self.clock));
@@ -233,6 +265,7 @@ impl SchedulerBuilder {
                     peers: None,
                     standby: Default::default(),
                     standby_sending: false,
+                    held: Default::default(),
                     claim_error: None,
                     waiters: HashMap::new(),
                     leases: HashMap::new(),
@@ -287,6 +320,7 @@ impl JobScheduler {
                 claim: false,
                 lease: Duration::from_secs(15),
                 standby: Duration::from_millis(250),
+                ahead: DEFAULT_CLAIM_AHEAD,
             },
         }
     }

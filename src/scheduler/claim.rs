@@ -56,6 +56,9 @@ impl Outgoing {
 pub(super) enum OnClaim {
     /// Through the overlap policy, as any fire ([`JobScheduler::dispatch`]).
     Dispatch,
+    /// As `Dispatch`, at this instant: a fire claimed ahead (`ahead`) that
+    /// is won earlier waits for it, leased.
+    Hold(DateTime<Utc>),
     /// A further catch-up fire of `RunAll`: behind the job's runs.
     Backlog,
     /// Recorded `skipped` for this reason (a misfire).
@@ -304,6 +307,9 @@ impl JobScheduler {
                         let idle = job.running.is_empty() && job.backlog.is_empty();
                         match then {
                             OnClaim::Backlog if !idle => job.backlog.push_back(fire),
+                            OnClaim::Hold(due) if due > now => {
+                                this.hold(&mut st, due, c.spec.clone(), c.slot, fire);
+                            }
                             _ => {
                                 this.dispatch(&mut st, c.slot, fire, now);
                             }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::{Either, select};
 
+use super::claim::OnClaim;
 use super::registry::Fire;
 use super::timeline::Entry;
 use super::{JobScheduler, Phase, State};
-use crate::clock::{checked_after, std_dur};
+use crate::clock::{after, checked_after, std_dur};
 use crate::guard::{self, GuardedSleep};
 use crate::logfmt::Rfc3339;
 use crate::recorder::error_chain;
@@ -29,7 +30,8 @@ impl JobScheduler {
             let now = inner.clock.now();
             let (next_wake, more_due, claims) = {
                 let mut st = inner.lock();
-                if st.phase != Phase::Running {
+                // A stopping scheduler still starts the fires it won ahead.
+                if st.phase != Phase::Running && st.held.next_due().is_none() {
                     break;
                 }
                 // While popping, fires planned at or after `now` need no wake-up.
@@ -40,7 +42,19 @@ impl JobScheduler {
                     self.fire_entry(&mut st, due, entry, now);
                     budget -= 1;
                 }
-                let next = st.timeline.next_due();
+                while budget > 0 {
+                    let Some(h) = st.held.pop_due(now) else { break };
+                    self.release_held(&mut st, h, now);
+                    budget -= 1;
+                    if st.held.next_due().is_none() {
+                        // `stop` may wait for the last held fire.
+                        inner.idle.notify(usize::MAX);
+                    }
+                }
+                let next = match (st.timeline.next_due(), st.held.next_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 st.driver_wake = next;
                 std::mem::swap(&mut launches, &mut st.launches);
                 let claims = Self::take_claims(&mut st);
@@ -81,19 +95,36 @@ impl JobScheduler {
 
     fn fire_entry(&self, st: &mut State, due: DateTime<Utc>, entry: Entry, now: DateTime<Utc>) {
         let slot = entry.slot;
-        let Some(job) = st.jobs.get(slot) else { return };
+        let Some(job) = st.jobs.get_mut(slot) else { return };
         if job.generation != entry.seq {
             return;
         }
         let Some(nominal) = job.next_nominal else { return };
+        if job.claimed_ahead {
+            // The instant of a fire claimed ahead: its claim decides it
+            // (`ahead`); the job's next fire is planned now.
+            job.decided(nominal, false);
+            return self.plan(st, slot, nominal, true);
+        }
+        // A fire claimed ahead leaves the timeline early; its lateness
+        // counts from its instant.
+        let ahead = self.ahead_of(job);
+        let due = if ahead.is_zero() { due } else { after(due, ahead) };
         let lateness = std_dur(due, now);
         if lateness > job.misfire.grace {
             tracing::warn!(job_id = %job.spec.id, scheduled_at = %Rfc3339(nominal), lateness_ms = lateness.as_millis(), "fire missed its grace; applying the misfire policy");
             let before = job.schedule.as_ref().map_or(nominal, |s| s.before_fire(nominal));
             self.catch_up(st, slot, before, now, "misfire: missed while down or stalled");
-        } else {
+        } else if ahead.is_zero() {
             self.dispatch(st, slot, Fire::scheduled(nominal), now);
             self.plan(st, slot, nominal, true);
+        } else {
+            // Claimed now; the fire won waits for its instant, when the job
+            // is back on the timeline (`next_nominal` stays this fire's).
+            job.claimed_ahead = true;
+            let spec = job.spec.clone();
+            st.timeline.push(due, entry.seq, slot);
+            st.claim(&spec, slot, Fire::scheduled(nominal), OnClaim::Hold(due), now);
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `driver`: the task that pops due fires and sleeps until the next; the
 //!   heartbeat loop.
 //! - `claim`: fires of claimed jobs wait for their claim in the store.
+//! - `ahead`: fires claimed before their instant wait for it, leased.
 //! - `lease`: the leases on claimed fires, renewed while their runs go on,
 //!   and the fires of dead owners taken over.
 //! - `dispatch`: the overlap policy starts, queues or skips a fire; runs
@@ -47,6 +48,7 @@ use crate::store::{
 };
 
 mod affinity;
+mod ahead;
 mod backfill;
 mod builder;
 mod claim;
@@ -63,8 +65,8 @@ pub use backfill::{
     BackfillReport, BackfillRequest, BackfillRun, MAX_BACKFILL_FIRES, MAX_UPCOMING_FIRES,
     PlannedFire,
 };
-pub use builder::SchedulerBuilder;
 use builder::Settings;
+pub use builder::{DEFAULT_CLAIM_AHEAD, SchedulerBuilder};
 use claim::PendingClaim;
 use dispatch::Launch;
 pub use info::{JobInfo, Observer, Phase, StopReport, TriggerOutcome};
@@ -142,6 +144,8 @@ struct State {
     standby: std::collections::VecDeque<(DateTime<Utc>, PendingClaim)>,
     /// A task sends the standby claims.
     standby_sending: bool,
+    /// Fires won ahead of their instant, waiting for it (`ahead`).
+    held: ahead::Held,
     /// The live instances, for claim affinity; `None` claims every fire at
     /// once.
     peers: Option<affinity::Peers>,
@@ -594,6 +598,10 @@ impl JobScheduler {
             grace_ms = grace.as_millis() as u64,
             "scheduler stopping"
         );
+        // The fires this instance won ahead of their instant are its own to
+        // run: the driver starts them at their instant (at most
+        // `claim_ahead` away) before it ends.
+        self.wait_held().await;
 
         // A grace past the end of time waits for the runs to end.
         let all_done = self.wait_runs(checked_after(now, grace)).await;
@@ -650,6 +658,17 @@ impl JobScheduler {
                 }
                 None => listener.await,
             }
+        }
+    }
+
+    /// Waits until no fire claimed ahead is held (see `ahead`).
+    async fn wait_held(&self) {
+        loop {
+            let listener = self.inner.idle.listen();
+            if self.inner.lock().held.next_due().is_none() {
+                return;
+            }
+            listener.await;
         }
     }
 

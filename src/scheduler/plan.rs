@@ -61,6 +61,7 @@ impl JobScheduler {
         let Some(job) = st.jobs.get_mut(slot) else { return };
         job.generation = fresh;
         job.next_nominal = None;
+        job.claimed_ahead = false;
         if job.paused {
             return;
         }
@@ -88,6 +89,11 @@ impl JobScheduler {
         }
         job.next_nominal = Some(nominal);
         tracing::debug!(job_id = %job.spec.id, next_run = %Rfc3339(nominal), due = %Rfc3339(due), "next run planned");
+        // A fire claimed ahead leaves the timeline that much earlier (`ahead`).
+        let ahead = self.ahead_of(job);
+        if !ahead.is_zero() {
+            due = crate::clock::before(due, ahead);
+        }
         st.timeline.push(due, fresh, slot);
         if st.driver_wake.is_none_or(|w| due < w) {
             st.driver_wake = Some(due);

@@ -136,6 +136,9 @@ pub(super) struct Job {
     /// This instance won a standby claim of the job's last fire claimed at
     /// leisure: it claims the job's fires at once (see `affinity`).
     pub(super) took_over: bool,
+    /// The fire at `next_nominal` was claimed ahead (`ahead`): its
+    /// timeline entry now marks its instant, when it counts as decided.
+    pub(super) claimed_ahead: bool,
     pub(super) generation: u64,
     pub(super) next_nominal: Option<DateTime<Utc>>,
     /// The latest scheduled fire decided (run, queued or skipped): no
@@ -384,6 +387,7 @@ impl JobScheduler {
             paused: cfg.paused,
             claimed,
             took_over: false,
+            claimed_ahead: false,
             generation: 0,
             next_nominal: None,
             last_fire: None,

@@ -3,7 +3,7 @@
 //! ```text
 //! claims run [--quick|--full] [--url URL] [--out FILE.json] [--md FILE.md]
 //!            [--instances N] [--jobs N] [--window S] [--warmup S] [--pool N]
-//!            [--lease-ms MS] [--standby-ms MS] [--coalesce-claims] [--staggered] [--keep-db]
+//!            [--lease-ms MS] [--standby-ms MS] [--ahead-ms MS] [--coalesce-claims] [--staggered] [--keep-db]
 //!            [--command TEXT]
 //! claims unavailable --md FILE.md [--why TEXT]   (the section, saying why not)
 //! claims report --results FILE.json [--md FILE.md]
@@ -19,6 +19,7 @@
 //! docs/BENCHMARKS.md. Without a server the section says so. See
 //! `mscribe_bench::claims` for what is measured. `--pool`, `--instances`,
 //! `--standby-ms` (the claim affinity's standby delay; 0 turns it off),
+//! `--ahead-ms` (how long before its instant a fire is claimed; 0: at it),
 //! `--staggered` (the jobs' phases spread over 100 slots of the second) and
 //! `--coalesce-claims` (each instance sends one claim statement at a time,
 //! merging the claims that come meanwhile) are for profiling.
@@ -82,6 +83,9 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     }
     if let Some(v) = num(args, "--lease-ms")? {
         p.lease_ms = v;
+    }
+    if let Some(v) = num(args, "--ahead-ms")? {
+        p.ahead_ms = v;
     }
     if let Some(v) = num(args, "--standby-ms")? {
         p.standby_ms = v;

@@ -88,6 +88,7 @@ async fn child(p: &ChildParams) -> Result<ChildResult, String> {
         .claim_fires(true)
         .lease(Duration::from_millis(c.lease_ms))
         .claim_standby(Duration::from_millis(c.standby_ms))
+        .claim_ahead(Duration::from_millis(c.ahead_ms))
         .build();
     out.instance_id = instance_id;
     let err = |e: mscribe_scheduler::Error| e.to_string();

@@ -68,6 +68,10 @@ pub struct ClaimsParams {
     /// fire at once).
     #[serde(default = "default_standby_ms")]
     pub standby_ms: u64,
+    /// How long before its instant each fire is claimed, in milliseconds
+    /// (`SchedulerBuilder::claim_ahead`; 0: at its instant).
+    #[serde(default = "default_ahead_ms")]
+    pub ahead_ms: u64,
     /// Each instance's `PostgresStore` pool size.
     pub pool: u32,
     /// Tokio worker threads per instance.
@@ -91,6 +95,11 @@ fn default_standby_ms() -> u64 {
     250
 }
 
+/// The engine's default claim-ahead time.
+fn default_ahead_ms() -> u64 {
+    mscribe_scheduler::DEFAULT_CLAIM_AHEAD.as_millis() as u64
+}
+
 /// The slots of the staggered shape.
 pub const SLOTS: usize = 100;
 
@@ -109,6 +118,7 @@ impl ClaimsParams {
             grace_s: 3.0,
             lease_ms: 15_000,
             standby_ms: default_standby_ms(),
+            ahead_ms: default_ahead_ms(),
             pool: 10,
             workers: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             on_time_ms: 100,

@@ -44,7 +44,7 @@ pub fn markdown(r: &ClaimsResult, command: &str) -> String {
     s.push_str("\n\n");
     let _ = writeln!(
         s,
-        "`{command}` (`benches/src/bin/claims.rs`): {} scheduler instances, each a child process with its own tokio runtime ({} workers) and `PostgresStore` (a pool of {} connections), on one fresh database, each registering the same {} no-op jobs on a {} ms interval with `claim_fires(true)`, a {} s lease and {}. A claimed interval is phased on the Unix epoch, so every job is due at each whole second: each second opens with a burst of {} fires, which the instances claim in batches of up to 256 (one `claim_fires` call per dispatch chunk), the first claim of a fire winning it. Window {} s (nominal times {} to {}) after a warm-up of at least {:.0} s; fires due in it count whenever they start, up to {:.0} s after it. Lateness is measured in the handler: the wall clock at its start minus the fire's nominal time; a fire is *on time* when it starts within {} ms of it, and a fire that never ran is not on time. Duplicates and missing fires are counted from the database after the instances stopped (and flushed their records). CPU is user + system time of the instance processes over the window (the Postgres backends' separately: the `/proc` times of the backends serving the bench database), divided by the fires run.\n",
+        "`{command}` (`benches/src/bin/claims.rs`): {} scheduler instances, each a child process with its own tokio runtime ({} workers) and `PostgresStore` (a pool of {} connections), on one fresh database, each registering the same {} no-op jobs on a {} ms interval with `claim_fires(true)`, a {} s lease, {} and {}. A claimed interval is phased on the Unix epoch, so every job is due at each whole second: each second opens with a burst of {} fires, which the instances claim in batches of up to 256 (one `claim_fires` call per dispatch chunk), the first claim of a fire winning it. Window {} s (nominal times {} to {}) after a warm-up of at least {:.0} s; fires due in it count whenever they start, up to {:.0} s after it. Lateness is measured in the handler: the wall clock at its start minus the fire's nominal time; a fire is *on time* when it starts within {} ms of it, and a fire that never ran is not on time. Duplicates and missing fires are counted from the database after the instances stopped (and flushed their records). CPU is user + system time of the instance processes over the window (the Postgres backends' separately: the `/proc` times of the backends serving the bench database), divided by the fires run.\n",
         p.instances,
         p.workers,
         p.pool,
@@ -58,6 +58,14 @@ pub fn markdown(r: &ClaimsResult, command: &str) -> String {
             format!(
                 "claim affinity (each job's preferred instance claims its fires at once, the others {} ms later, `claim_standby`)",
                 p.standby_ms
+            )
+        },
+        if p.ahead_ms == 0 {
+            "each fire claimed at its instant (`claim_ahead(0)`)".to_owned()
+        } else {
+            format!(
+                "each fire claimed {} ms before its instant (`claim_ahead`), the fire won starting at the instant",
+                p.ahead_ms
             )
         },
         count(p.jobs as f64),
@@ -204,12 +212,12 @@ pub fn markdown(r: &ClaimsResult, command: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "| claim sent (per `claim_fires` call, from its batch's earliest fire) | {} |",
+        "| claim sent (per `claim_fires` call, from its batch's earliest fire; 0 when before it, as with `claim_ahead`) | {} |",
         hist_ms3(&sent)
     );
     let _ = writeln!(
         s,
-        "| claim answered (per call, from its batch's earliest fire) | {} |",
+        "| claim answered (per call, from its batch's earliest fire; 0 when before it) | {} |",
         hist_ms3(&answered)
     );
     let _ = writeln!(

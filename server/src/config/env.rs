@@ -55,6 +55,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("claim_fires", EnvKind::Bool),
     ("lease", EnvKind::Str),
     ("claim_standby", EnvKind::Str),
+    ("claim_ahead", EnvKind::Str),
     ("health.ttl", EnvKind::Str),
     ("health.probe_timeout", EnvKind::Str),
     ("health.slow_threshold", EnvKind::Str),

@@ -95,6 +95,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// The default `claim_standby`: the engine's.
 pub const DEFAULT_CLAIM_STANDBY: Duration = Duration::from_millis(250);
 
+/// The default `claim_ahead`: the engine's.
+pub const DEFAULT_CLAIM_AHEAD: Duration = mscribe_scheduler::DEFAULT_CLAIM_AHEAD;
+
 /// The shortest `lease` accepted.
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 
@@ -206,6 +209,12 @@ pub struct Config {
     /// `SchedulerBuilder::claim_standby`). Only with `claim_fires`.
     #[serde(deserialize_with = "de::duration")]
     pub claim_standby: Duration,
+    /// How long before its instant a server claims a scheduled fire, to
+    /// start it at the instant with its claim settled (`claim_ahead`,
+    /// default `500ms`, `0s` to claim at the instant, less than `lease`;
+    /// see `SchedulerBuilder::claim_ahead`). Only with `claim_fires`.
+    #[serde(deserialize_with = "de::duration")]
+    pub claim_ahead: Duration,
     /// The health check (`[health]`).
     pub health: HealthConfig,
     /// The jobs API (`[api]`).
@@ -246,6 +255,7 @@ impl Default for Config {
             claim_fires: false,
             lease: DEFAULT_LEASE,
             claim_standby: DEFAULT_CLAIM_STANDBY,
+            claim_ahead: DEFAULT_CLAIM_AHEAD,
             health: HealthConfig::default(),
             api: ApiConfig::default(),
             ui: UiConfig::default(),
@@ -548,6 +558,29 @@ mod tests {
             err("", |k: &str| (k == "MSCRIBE_LEASE").then(|| "0s".to_owned())),
             "invalid config: key `lease` in environment variable MSCRIBE_LEASE: must be at least \
              1s, got \"0s\""
+        );
+    }
+
+    #[test]
+    fn claim_ahead_is_a_duration_under_the_lease() {
+        let c = Config::from_toml_str("", "x", no_env).unwrap();
+        assert_eq!(c.claim_ahead, DEFAULT_CLAIM_AHEAD);
+        let c = Config::from_toml_str("claim_ahead = \"0s\"", "x", no_env).unwrap();
+        assert_eq!(c.claim_ahead, Duration::ZERO);
+        let c = Config::from_toml_str("", "x", |k: &str| {
+            (k == "MSCRIBE_CLAIM_AHEAD").then(|| "2s".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.claim_ahead, Duration::from_secs(2));
+        assert_eq!(
+            err("lease = \"5s\"\nclaim_ahead = \"6s\"", no_env),
+            "invalid config: key `claim_ahead` in file mscribe.toml: must be less than lease \
+             (5s), got \"6s\""
+        );
+        assert_eq!(
+            err("claim_ahead = \"-1s\"", no_env),
+            "invalid config: key `claim_ahead` in file mscribe.toml: invalid duration \"-1s\": \
+             expected number at 0; expected e.g. \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\""
         );
     }
 

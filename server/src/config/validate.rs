@@ -76,6 +76,16 @@ impl Config {
                 ),
             ));
         }
+        if self.claim_ahead >= self.lease {
+            return Err(bad(
+                "claim_ahead",
+                format!(
+                    "must be less than lease ({}), got \"{}\"",
+                    humantime::format_duration(self.lease),
+                    humantime::format_duration(self.claim_ahead)
+                ),
+            ));
+        }
         if self.ui.session_ttl < std::time::Duration::from_secs(60) {
             return Err(bad(
                 "ui.session_ttl",
