@@ -2,8 +2,9 @@
 //! job's fire starts on time although its claim takes a while to answer;
 //! until its instant it is still the job's next run; a fire held for its
 //! instant is recorded skipped when its job is paused or unregistered
-//! first, and run when the scheduler stops first; a job with a cluster
-//! limit is claimed at its instant.
+//! first, run when the scheduler stops first (skipped when the stop's grace
+//! ends before it), and run under the new definition of a job registered
+//! again; a job with a cluster limit is claimed at its instant.
 
 mod support;
 
@@ -158,6 +159,24 @@ fn a_stop_before_the_instant_of_fires_won_ahead_runs_them_first() {
         assert!(rows.iter().all(|r| r.status == ExecutionStatus::Succeeded), "{rows:?}");
         assert_eq!(lateness_ms(&rows), vec![0, 0]);
     }
+}
+
+#[test]
+fn a_stop_whose_grace_ends_before_the_instant_of_held_fires_records_them_skipped() {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::unbounded());
+    let s = instance(&rt, store.clone(), Duration::from_millis(500), vec![tick("t")]);
+    rt.block_on(s.start()).unwrap();
+    rt.advance(Duration::from_secs(15));
+    let at = to_before_next_tick(&rt, 300);
+    let stopped_at = rt.clock().now();
+    rt.block_on(s.stop(Duration::from_millis(100))).unwrap();
+    assert_eq!(rt.clock().now(), stopped_at + chrono::Duration::milliseconds(100));
+    let rows = rows(&store, "t");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].scheduled_at, at);
+    assert_eq!(rows[1].status, ExecutionStatus::Skipped);
+    assert_eq!(rows[1].error.as_deref(), Some("scheduler stopping"));
 }
 
 #[test]

@@ -62,6 +62,11 @@ impl Held {
         self.heap.peek().map(|h| h.due)
     }
 
+    /// Every held fire, in no order.
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = HeldFire> + '_ {
+        self.heap.drain()
+    }
+
     /// The earliest held fire, when it is due by `now`.
     pub(super) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<HeldFire> {
         if self.heap.peek()?.due <= now { self.heap.pop() } else { None }
@@ -138,5 +143,13 @@ impl JobScheduler {
             }
         };
         self.record_skip(st, key, h.fire, now, reason);
+    }
+
+    /// Records the fires still held at the end of a stop's grace `skipped`.
+    pub(super) fn skip_held(&self, st: &mut State, now: DateTime<Utc>) {
+        let held: Vec<HeldFire> = st.held.drain().collect();
+        for h in held {
+            self.record_skip(st, &h.spec.id, h.fire, now, "scheduler stopping");
+        }
     }
 }

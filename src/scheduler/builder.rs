@@ -203,8 +203,8 @@ impl SchedulerBuilder {
     /// held this way is recorded `skipped` when its job is paused or
     /// unregistered before the instant; a scheduler that stops first still
     /// starts the fires it holds, at their instant, and tells their runs
-    /// to stop as it does the runs going on (so `stop` may take up to this
-    /// long more). A job with a cluster limit
+    /// to stop as it does the runs going on (those whose instant comes after
+    /// the stop's grace are recorded `skipped`). A job with a cluster limit
     /// ([`JobConfig::max_concurrent`](crate::JobConfig::max_concurrent) or
     /// [`OverlapScope::Cluster`](crate::OverlapScope::Cluster)) is claimed
     /// at its instant, since its claim counts the runs live then. Standby claims

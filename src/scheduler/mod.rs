@@ -600,8 +600,14 @@ impl JobScheduler {
         );
         // The fires this instance won ahead of their instant are its own to
         // run: the driver starts them at their instant (at most
-        // `claim_ahead` away) before it ends.
-        self.wait_held().await;
+        // `claim_ahead` away) before it ends. Those the grace does not
+        // reach are recorded skipped.
+        if !self.wait_held(checked_after(now, grace)).await {
+            let mut st = inner.lock();
+            self.skip_held(&mut st, inner.clock.now());
+            drop(st);
+            inner.wake.notify();
+        }
 
         // A grace past the end of time waits for the runs to end.
         let all_done = self.wait_runs(checked_after(now, grace)).await;
@@ -661,14 +667,26 @@ impl JobScheduler {
         }
     }
 
-    /// Waits until no fire claimed ahead is held (see `ahead`).
-    async fn wait_held(&self) {
+    /// Waits until no fire claimed ahead is held (see `ahead`), or until
+    /// `deadline`; whether none is.
+    async fn wait_held(&self, deadline: Option<DateTime<Utc>>) -> bool {
         loop {
             let listener = self.inner.idle.listen();
             if self.inner.lock().held.next_due().is_none() {
-                return;
+                return true;
             }
-            listener.await;
+            match deadline {
+                Some(d) => {
+                    if self.inner.clock.now() >= d {
+                        return false;
+                    }
+                    let sleep = self.inner.clock.sleep_until(d);
+                    if let Either::Right(_) = select(listener, sleep).await {
+                        return self.inner.lock().held.next_due().is_none();
+                    }
+                }
+                None => listener.await,
+            }
         }
     }
 
