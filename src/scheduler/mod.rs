@@ -646,33 +646,27 @@ impl JobScheduler {
         Ok(report)
     }
 
+    /// Waits until no run is live, or until `deadline`; whether none is.
     async fn wait_runs(&self, deadline: Option<DateTime<Utc>>) -> bool {
-        loop {
-            let listener = self.inner.idle.listen();
-            if self.inner.lock().live_runs == 0 {
-                return true;
-            }
-            match deadline {
-                Some(d) => {
-                    if self.inner.clock.now() >= d {
-                        return false;
-                    }
-                    let sleep = self.inner.clock.sleep_until(d);
-                    if let Either::Right(_) = select(listener, sleep).await {
-                        return self.inner.lock().live_runs == 0;
-                    }
-                }
-                None => listener.await,
-            }
-        }
+        self.wait_for(deadline, |st| st.live_runs == 0).await
     }
 
     /// Waits until no fire claimed ahead is held (see `ahead`), or until
     /// `deadline`; whether none is.
     async fn wait_held(&self, deadline: Option<DateTime<Utc>>) -> bool {
+        self.wait_for(deadline, |st| st.held.next_due().is_none()).await
+    }
+
+    /// Waits until `done` holds of the state, looked at again at each
+    /// `idle` notice, or until `deadline`; whether it holds.
+    async fn wait_for(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        done: impl Fn(&State) -> bool,
+    ) -> bool {
         loop {
             let listener = self.inner.idle.listen();
-            if self.inner.lock().held.next_due().is_none() {
+            if done(&self.inner.lock()) {
                 return true;
             }
             match deadline {
@@ -682,7 +676,7 @@ impl JobScheduler {
                     }
                     let sleep = self.inner.clock.sleep_until(d);
                     if let Either::Right(_) = select(listener, sleep).await {
-                        return self.inner.lock().held.next_due().is_none();
+                        return done(&self.inner.lock());
                     }
                 }
                 None => listener.await,

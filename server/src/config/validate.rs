@@ -66,25 +66,17 @@ impl Config {
                 ),
             ));
         }
-        if self.claim_standby >= self.lease {
-            return Err(bad(
-                "claim_standby",
-                format!(
-                    "must be less than lease ({}), got \"{}\"",
-                    humantime::format_duration(self.lease),
-                    humantime::format_duration(self.claim_standby)
-                ),
-            ));
-        }
-        if self.claim_ahead >= self.lease {
-            return Err(bad(
-                "claim_ahead",
-                format!(
-                    "must be less than lease ({}), got \"{}\"",
-                    humantime::format_duration(self.lease),
-                    humantime::format_duration(self.claim_ahead)
-                ),
-            ));
+        for (key, d) in [("claim_standby", self.claim_standby), ("claim_ahead", self.claim_ahead)] {
+            if d >= self.lease {
+                return Err(bad(
+                    key,
+                    format!(
+                        "must be less than lease ({}), got \"{}\"",
+                        humantime::format_duration(self.lease),
+                        humantime::format_duration(d)
+                    ),
+                ));
+            }
         }
         if self.ui.session_ttl < std::time::Duration::from_secs(60) {
             return Err(bad(
