@@ -75,6 +75,8 @@ macro_rules! conformance {
             cases!(2, $fixture, |f| model(&*f.store):
                 matches_the_memory_store,
                 paired_starts_and_ends_match_the_memory_store,
+                large_paired_writes_match_the_memory_store,
+                a_partly_written_write_retried_matches_the_memory_store,
             );
             cases!(2, $fixture, |f| executions(f.store.clone()):
                 concurrent_writers,

@@ -4,7 +4,8 @@
 //! | file | role |
 //! |---|---|
 //! | `open.rs` | [`PostgresOptions`], [`PostgresStore`]'s constructors |
-//! | `worker.rs` | the write path (a batch in at most two statements, plus the fence check of claimed fires) and deadlines |
+//! | `worker.rs` | the write path (a batch in one statement, two when a key comes twice, split over two connections when large; the fence check of claimed fires) and deadlines |
+//! | `shaped.rs` | multi-row statements shaped to their batch (a column the same in every row bound once) |
 //! | `sql.rs` | the SQL text |
 //! | `time.rs` | timestamps as `timestamptz` |
 //! | `migrate.rs` | applying the migrations at open, under an advisory lock |
@@ -24,6 +25,7 @@ mod hourly;
 mod migrate;
 mod open;
 mod probe;
+mod shaped;
 mod sql;
 mod store;
 mod time;

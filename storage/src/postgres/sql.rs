@@ -42,16 +42,25 @@ macro_rules! columns {
     };
 }
 
+/// The columns an execution row is written with, in the arrays' order.
+macro_rules! row_columns {
+    () => {
+        "job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at, \
+         duration_ms, error, error_kind, result, metrics, instance_id, kind, fence"
+    };
+}
+
 /// Rows from arrays, one per column, with a conflict clause to follow.
 macro_rules! insert_rows {
     () => {
-        "INSERT INTO scheduled_job_executions
-    (job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-     duration_ms, error, error_kind, result, metrics, instance_id, kind, fence)
-    SELECT * FROM UNNEST(
+        concat!(
+            "INSERT INTO scheduled_job_executions (",
+            row_columns!(),
+            ") SELECT * FROM UNNEST(
         $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
         $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
         $13::text[], $14::text[], $15::int8[])"
+        )
     };
 }
 
@@ -65,30 +74,105 @@ pub(crate) const INSERT_ROWS_RETURNING: &str = concat!(
     " ON CONFLICT (execution_id, attempt) DO NOTHING RETURNING execution_id, attempt"
 );
 
+/// On a key's conflict, its end fields from the new row.
+macro_rules! set_ends {
+    () => {
+        " ON CONFLICT (execution_id, attempt) DO UPDATE SET \
+         status = excluded.status, completed_at = excluded.completed_at, \
+         duration_ms = excluded.duration_ms, error = excluded.error, \
+         error_kind = excluded.error_kind, result = excluded.result, \
+         metrics = excluded.metrics"
+    };
+}
+
+/// The end fields of a row `e` from the row `v` (an update's).
+macro_rules! set_ends_from_v {
+    () => {
+        "SET status = v.status, completed_at = v.completed_at, duration_ms = v.duration_ms, \
+         error = v.error, error_kind = v.error_kind, result = v.result, metrics = v.metrics"
+    };
+}
+
 /// Ends from arrays, each key at most once: the whole row, or on conflict
 /// its end fields (the start's kind and fence stay).
-pub(crate) const UPSERT_ENDS: &str = concat!(
-    insert_rows!(),
-    " ON CONFLICT (execution_id, attempt) DO UPDATE SET
-        status = excluded.status,
-        completed_at = excluded.completed_at,
-        duration_ms = excluded.duration_ms,
-        error = excluded.error,
-        error_kind = excluded.error_kind,
-        result = excluded.result,
-        metrics = excluded.metrics"
+pub(crate) const UPSERT_ENDS: &str = concat!(insert_rows!(), set_ends!());
+
+/// The rows of a multi-row statement with a flag per row (`$16`), as the
+/// table `v`, read once.
+macro_rules! unnest_flagged {
+    () => {
+        "WITH v AS MATERIALIZED (
+    SELECT * FROM UNNEST(
+        $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+        $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
+        $13::text[], $14::text[], $15::int8[], $16::bool[])
+    AS v(job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
+         duration_ms, error, error_kind, result, metrics, instance_id, kind, fence, flag)
+)"
+    };
+}
+
+/// A batch of distinct keys in one statement: rows whose flag (`$16`) is
+/// false are inserted and a conflict ignored (starts, skips), the others are
+/// [`UPSERT_ENDS`]. One statement is atomic and one round trip; the two
+/// inserts cannot meet, since no key comes twice.
+pub(crate) const WRITE_DISTINCT: &str = concat!(
+    unnest_flagged!(),
+    ", starts AS (
+    INSERT INTO scheduled_job_executions (",
+    row_columns!(),
+    ")
+    SELECT ",
+    row_columns!(),
+    " FROM v WHERE NOT v.flag
+    ON CONFLICT (execution_id, attempt) DO NOTHING
+)
+INSERT INTO scheduled_job_executions (",
+    row_columns!(),
+    ")
+SELECT ",
+    row_columns!(),
+    " FROM v WHERE v.flag",
+    set_ends!()
 );
+
+/// The head of an insert of rows whose keys are expected new, to be
+/// followed by a [`Shaped`](super::shaped::Shaped) select: a key already
+/// there fails the statement (`unique_violation`), having written nothing.
+pub(crate) const INSERT_NEW_INTO: &str =
+    concat!("INSERT INTO scheduled_job_executions (", row_columns!(), ") ");
+
+/// A batch of distinct keys as they are expected to be, from `select` (a
+/// [`Shaped`](super::shaped::Shaped) one with a flag): rows whose flag is
+/// false are inserted (a key already there fails the statement), the
+/// others set the end fields of the row their start left; the count of
+/// rows affected is the count of those found.
+pub(crate) fn write_expected(select: &str) -> String {
+    format!(
+        concat!(
+            "WITH v AS MATERIALIZED ({}), starts AS (INSERT INTO scheduled_job_executions (",
+            row_columns!(),
+            ") SELECT ",
+            row_columns!(),
+            " FROM v WHERE NOT v.flag) UPDATE scheduled_job_executions AS e ",
+            set_ends_from_v!(),
+            " FROM v WHERE v.flag AND e.execution_id = v.execution_id AND e.attempt = v.attempt"
+        ),
+        select
+    )
+}
 
 /// The end fields of existing rows, from arrays keyed by
 /// `(execution_id, attempt)` (the start's kind and fence stay).
-pub(crate) const UPDATE_ENDS: &str = "UPDATE scheduled_job_executions AS e
-    SET status = v.status, completed_at = v.completed_at, duration_ms = v.duration_ms,
-        error = v.error, error_kind = v.error_kind, result = v.result, metrics = v.metrics
-    FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::int8[],
+pub(crate) const UPDATE_ENDS: &str = concat!(
+    "UPDATE scheduled_job_executions AS e ",
+    set_ends_from_v!(),
+    " FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::int8[],
                 $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])
          AS v(execution_id, attempt, status, completed_at, duration_ms, error, error_kind,
               result, metrics)
-    WHERE e.execution_id = v.execution_id AND e.attempt = v.attempt";
+    WHERE e.execution_id = v.execution_id AND e.attempt = v.attempt"
+);
 
 /// The history order, newest first (`HistoryPosition`'s, descending), on
 /// the table's columns (`execution_id` alone would name the text the

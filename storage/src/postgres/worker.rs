@@ -1,7 +1,8 @@
 //! How the Postgres store runs operations: every one under a deadline
-//! ([`timed`]), and the write path, which turns a batch of rows into at
-//! most two multi-row statements, whatever its size, plus the fence check
-//! when rows carry fences.
+//! ([`timed`]), and the write path, which turns a batch of rows into one
+//! multi-row statement (two when a key comes twice), whatever its size,
+//! split over two connections when large, plus the fence check when rows
+//! carry fences.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -14,6 +15,7 @@ use sqlx::types::Uuid;
 use sqlx::{PgConnection, Row as _};
 
 use super::error::{store_error, timeout_error};
+use super::shaped::Shaped;
 use super::sql;
 use crate::codec::{Op, Row};
 
@@ -119,6 +121,10 @@ struct Plan<'r> {
     /// Whether every key came once: then starts and skips are one insert
     /// and ends one upsert, with no keys to read back.
     distinct: bool,
+    /// Per row of `first`, whether its key is expected to be new: a start,
+    /// a skip, or an end with its start merged in. Other ends are expected
+    /// to find their start's row.
+    fresh: Vec<bool>,
 }
 
 impl<'r> Plan<'r> {
@@ -127,11 +133,13 @@ impl<'r> Plan<'r> {
         let mut seen = HashSet::with_capacity(lower);
         let mut first: Vec<(usize, &Row)> = Vec::with_capacity(lower);
         let mut last_end: HashMap<(ExecutionId, i32), (usize, &Row)> = HashMap::new();
+        let mut fresh = Vec::with_capacity(lower);
         let mut distinct = true;
         for (i, op) in ops.enumerate() {
             let row = op.row();
             if seen.insert(row.key()) {
                 first.push((i, row));
+                fresh.push(matches!(op, Op::Insert(_)) || row.events == 2);
             } else {
                 distinct = false;
             }
@@ -139,7 +147,7 @@ impl<'r> Plan<'r> {
                 last_end.insert(r.key(), (i, r));
             }
         }
-        Plan { first, last_end, distinct }
+        Plan { first, last_end, distinct, fresh }
     }
 
     /// The ends to apply once the first rows are in (`inserted`: the keys
@@ -158,26 +166,112 @@ impl<'r> Plan<'r> {
     }
 }
 
-/// Writes rows without a fence: a batch of starts and skips is one
-/// statement, atomic on its own; with ends, a transaction of two.
+/// Writes rows without a fence. A batch in which no key comes twice (the
+/// common case) is one statement, atomic on its own; otherwise a
+/// transaction of an insert and an update.
+///
+/// A batch of [`SPLIT_AT`] rows or more is cut in two ([`halves`]), each
+/// half written at once on its own pooled connection: Postgres then works
+/// on both cores. The halves commit apart, so a call that fails may leave
+/// one written; its retry writes it again, which the inserts and upserts
+/// make harmless (`ExecutionStore::write` is idempotent per event, and each
+/// key's events stay in order in their half).
 async fn write_rows<'r>(
     pool: &PgPool,
     ops: impl Iterator<Item = &'r Op>,
 ) -> Result<(), sqlx::Error> {
-    let plan = Plan::new(ops);
-    // One statement is atomic on its own: no transaction needed.
-    if plan.last_end.is_empty() {
-        insert_rows(pool, plan.first.iter().map(|(_, r)| *r), false).await?;
+    let ops: Vec<&Op> = ops.collect();
+    if ops.len() < SPLIT_AT || pool.options().get_max_connections() < 2 {
+        return write_part(pool, ops).await;
+    }
+    let (a, b) = halves(ops);
+    futures::future::try_join(write_part(pool, a), write_part(pool, b)).await.map(drop)
+}
+
+/// A batch cut in two at its middle, each key's rows kept in the half of
+/// its first, in order.
+fn halves(ops: Vec<&Op>) -> (Vec<&Op>, Vec<&Op>) {
+    let mid = ops.len() / 2;
+    let first: HashSet<(ExecutionId, i32)> = ops[..mid].iter().map(|op| op.row().key()).collect();
+    let mut a = ops;
+    let tail = a.split_off(mid);
+    let mut b = Vec::with_capacity(tail.len());
+    for op in tail {
+        if first.contains(&op.row().key()) { a.push(op) } else { b.push(op) }
+    }
+    (a, b)
+}
+
+/// Rows in a batch from which it is split over two connections: under it
+/// the second round trip costs more than the work it shares.
+const SPLIT_AT: usize = 256;
+
+/// [`write_rows`] of one part, on one connection.
+async fn write_part(pool: &PgPool, ops: Vec<&Op>) -> Result<(), sqlx::Error> {
+    let plan = Plan::new(ops.into_iter());
+    if plan.first.is_empty() {
         return Ok(());
     }
-    if plan.distinct && plan.last_end.len() == plan.first.len() {
-        let ends = plan.first.iter().map(|(_, r)| *r);
-        write_arrays(pool, ends, sql::UPSERT_ENDS, false).await?;
-        return Ok(());
+    if plan.distinct {
+        return write_expected(pool, &plan).await;
     }
     let mut tx = pool.begin().await?;
     apply_plan(&mut tx, plan).await?;
     tx.commit().await
+}
+
+/// Writes a plan in which no key comes twice as the rows say is likely, in
+/// one statement shaped to the batch ([`Shaped`]): the keys expected new by
+/// a plain insert, the ends of starts written before by an update. That
+/// spares the speculative insertion of `ON CONFLICT` (13–30% more server
+/// time than a plain insert of the same rows, in psql). When the guess is
+/// wrong, because a key was there (a retried call:
+/// the statement fails as a whole, having written nothing) or an end found
+/// no row (its start was never written), the plan is written again by
+/// [`write_distinct`], whose inserts and upserts take any state.
+async fn write_expected(pool: &PgPool, plan: &Plan<'_>) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let rows: Vec<&Row> = plan.first.iter().map(|(_, r)| *r).collect();
+    let known = plan.fresh.iter().filter(|f| !**f).count();
+    let guessed = if known == 0 {
+        let shaped = Shaped::rows(&rows)?;
+        let sql = format!("{}{}", sql::INSERT_NEW_INTO, shaped.select());
+        sqlx::query_with(&sql, shaped.arguments()).execute(&mut *conn).await.map(|_| 0)
+    } else {
+        let flags = plan.fresh.iter().map(|f| !f).collect();
+        let shaped = Shaped::rows(&rows)?.flags(flags)?;
+        let sql = sql::write_expected(&shaped.select());
+        sqlx::query_with(&sql, shaped.arguments())
+            .execute(&mut *conn)
+            .await
+            .map(|d| d.rows_affected() as usize)
+    };
+    match guessed {
+        Ok(updated) if updated == known => return Ok(()),
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+        Err(e) => return Err(e),
+    }
+    write_distinct(&mut *conn, plan).await
+}
+
+/// Writes a plan in which no key comes twice as one statement: starts and
+/// skips inserted (a conflict ignored), ends upserted.
+async fn write_distinct<'e>(
+    exec: impl sqlx::PgExecutor<'e>,
+    plan: &Plan<'_>,
+) -> Result<(), sqlx::Error> {
+    let rows = plan.first.iter().map(|(_, r)| *r);
+    let ends = plan.last_end.len();
+    if ends == 0 {
+        insert_rows(exec, rows, false).await?;
+    } else if ends == plan.first.len() {
+        write_arrays(exec, rows, None, sql::UPSERT_ENDS, false).await?;
+    } else {
+        let flags = plan.first.iter().map(|(_, r)| plan.last_end.contains_key(&r.key())).collect();
+        write_arrays(exec, rows, Some(flags), sql::WRITE_DISTINCT, false).await?;
+    }
+    Ok(())
 }
 
 /// [`write_rows`] inside a transaction the caller holds.
@@ -194,15 +288,7 @@ async fn write_rows_in<'r>(
 
 async fn apply_plan(conn: &mut PgConnection, plan: Plan<'_>) -> Result<(), sqlx::Error> {
     if plan.distinct {
-        let (ends, inserts): (Vec<&Row>, Vec<&Row>) =
-            plan.first.iter().map(|(_, r)| *r).partition(|r| plan.last_end.contains_key(&r.key()));
-        if !inserts.is_empty() {
-            insert_rows(&mut *conn, inserts.into_iter(), false).await?;
-        }
-        if !ends.is_empty() {
-            write_arrays(&mut *conn, ends.into_iter(), sql::UPSERT_ENDS, false).await?;
-        }
-        return Ok(());
+        return write_distinct(conn, &plan).await;
     }
     let returning = !plan.last_end.is_empty();
     let inserted = insert_rows(&mut *conn, plan.first.iter().map(|(_, r)| *r), returning).await?;
@@ -221,14 +307,16 @@ async fn insert_rows<'e, 'r>(
     returning: bool,
 ) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
     let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
-    write_arrays(exec, rows, sql, returning).await
+    write_arrays(exec, rows, None, sql, returning).await
 }
 
 /// Binds rows as one array per column to `sql` (an insert from
-/// `UNNEST`); with `returning`, gives the keys the statement answers.
+/// `UNNEST`), then `flags` as one more array when given; with `returning`,
+/// gives the keys the statement answers.
 async fn write_arrays<'e, 'r>(
     exec: impl sqlx::PgExecutor<'e>,
     rows: impl Iterator<Item = &'r Row>,
+    flags: Option<Vec<bool>>,
     sql: &'static str,
     returning: bool,
 ) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
@@ -282,6 +370,10 @@ async fn write_arrays<'e, 'r>(
         .bind(instance_id)
         .bind(kind)
         .bind(fence);
+    let q = match flags {
+        Some(flags) => q.bind(flags),
+        None => q,
+    };
     if !returning {
         q.execute(exec).await?;
         return Ok(HashSet::new());
@@ -334,6 +426,6 @@ async fn update_ends<'r>(
 }
 
 /// An execution id as Postgres' `uuid`, bound in binary.
-fn uuid(id: ExecutionId) -> Uuid {
+pub(crate) fn uuid(id: ExecutionId) -> Uuid {
     Uuid::from_u128(id.as_u128())
 }

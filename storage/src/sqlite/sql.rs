@@ -68,6 +68,22 @@ pub(crate) const INSERT_IGNORE: &str = concat!(
     ON CONFLICT (execution_id, attempt) DO NOTHING"
 );
 
+/// A row whose key is expected new: a key already there fails the
+/// statement (`SQLITE_CONSTRAINT_UNIQUE`), which then changes nothing.
+pub(crate) const INSERT_NEW: &str = concat!(
+    "INSERT INTO scheduled_job_executions (",
+    columns!(),
+    ")
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+);
+
+/// The end fields of the row a start left, by key (`?8`, `?9`); changes
+/// nothing when there is none.
+pub(crate) const UPDATE_END: &str = "UPDATE scheduled_job_executions
+    SET status = ?1, completed_at = ?2, duration_ms = ?3, error = ?4, error_kind = ?5,
+        result = ?6, metrics = ?7
+    WHERE execution_id = ?8 AND attempt = ?9";
+
 /// An end: insert the whole row, or on conflict set its end fields (the
 /// start's kind and fence stay).
 pub(crate) const UPSERT_END: &str = concat!(

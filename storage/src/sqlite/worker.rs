@@ -329,7 +329,11 @@ fn write_group(
     }
 }
 
-/// Writes the rows of one `write` call. A row whose event carries a fence
+/// Writes the rows of one `write` call. Each end is first written as its
+/// key is likely to be: a plain insert when its start was merged into it,
+/// else an update of its start's row; only when that guess fails (a
+/// retried call, a start never written) does the upsert run, so the final
+/// row is the upsert's either way. A row whose event carries a fence
 /// is written only when the fence is its fire's current one (checked here,
 /// in the writer's immediate transaction, so a take-over is either before
 /// or after it); a current fence that ends the fire ends its lease. The
@@ -337,6 +341,8 @@ fn write_group(
 fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<Refused> {
     let mut insert = conn.prepare_cached(sql::INSERT_IGNORE)?;
     let mut upsert = conn.prepare_cached(sql::UPSERT_END)?;
+    let mut insert_new = conn.prepare_cached(sql::INSERT_NEW)?;
+    let mut update_end = conn.prepare_cached(sql::UPDATE_END)?;
     let mut refused = Vec::new();
     for op in ops {
         let r: &Row = op.row();
@@ -354,27 +360,65 @@ fn apply_ops(conn: &Connection, ops: &[Op]) -> rusqlite::Result<Refused> {
                 continue;
             }
         }
-        let stmt = match op {
-            Op::Insert(_) => &mut insert,
-            Op::Upsert(_) => &mut upsert,
+        let id = r.execution_id.to_string();
+        let done = match op {
+            Op::Insert(_) => false,
+            // An end with its start merged in is expected new: a plain
+            // insert spares the upsert's conflict handling.
+            Op::Upsert(_) if r.events == 2 => match insert_new.execute(row_params(r, &id)) {
+                Ok(_) => true,
+                Err(rusqlite::Error::SqliteFailure(e, _)) if key_taken(e.extended_code) => false,
+                Err(e) => return Err(e),
+            },
+            // Another end is expected to find its start's row.
+            Op::Upsert(_) => {
+                update_end.execute(params![
+                    r.status.as_str(),
+                    r.completed_at.map(ts_text),
+                    r.duration_ms,
+                    r.error,
+                    r.error_kind,
+                    r.result,
+                    r.metrics,
+                    id,
+                    r.attempt,
+                ])? == 1
+            }
         };
-        stmt.execute(params![
-            r.job_id,
-            r.execution_id.to_string(),
-            r.attempt,
-            r.status.as_str(),
-            ts_text(r.scheduled_at),
-            ts_text(r.started_at),
-            r.completed_at.map(ts_text),
-            r.duration_ms,
-            r.error,
-            r.error_kind,
-            r.result,
-            r.metrics,
-            r.instance_id,
-            r.kind,
-            r.fence,
-        ])?;
+        if !done {
+            let stmt = match op {
+                Op::Insert(_) => &mut insert,
+                Op::Upsert(_) => &mut upsert,
+            };
+            stmt.execute(row_params(r, &id))?;
+        }
     }
     Ok(refused)
+}
+
+/// Whether an insert failed for its key being there already.
+fn key_taken(extended_code: std::ffi::c_int) -> bool {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    extended_code == SQLITE_CONSTRAINT_UNIQUE || extended_code == SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+/// A row's 15 columns as the insert statements bind them.
+fn row_params<'a>(r: &'a Row, id: &'a str) -> impl rusqlite::Params + 'a {
+    (
+        &r.job_id,
+        id,
+        r.attempt,
+        r.status.as_str(),
+        ts_text(r.scheduled_at),
+        ts_text(r.started_at),
+        r.completed_at.map(ts_text),
+        r.duration_ms,
+        &r.error,
+        r.error_kind,
+        &r.result,
+        &r.metrics,
+        &r.instance_id,
+        r.kind,
+        r.fence,
+    )
 }

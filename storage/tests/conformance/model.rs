@@ -25,14 +25,37 @@ async fn all_of(s: &dyn ExecutionStore, jobs: &[&str]) -> Vec<ExecutionRecord> {
 /// and its end in one write (which the SQL stores write as one row) leave
 /// what they leave apart.
 pub(crate) async fn paired_starts_and_ends_match_the_memory_store(s: &dyn ExecutionStore) {
+    paired_writes(s, 0xba7c, 300, 40, false).await;
+}
+
+/// As [`paired_starts_and_ends_match_the_memory_store`], in writes of up to
+/// 1,200 events (large enough for a store to split them), with some starts
+/// lost (their end comes alone, after the same attempt's events in other
+/// writes).
+pub(crate) async fn large_paired_writes_match_the_memory_store(s: &dyn ExecutionStore) {
+    paired_writes(s, 0x1a76e, 3_000, 1_200, true).await;
+}
+
+/// `attempts` attempts of two jobs, written in random cuts of up to
+/// `max_write` events, a sixth of the writes twice; with `lose_starts`,
+/// one start in ten is never written.
+async fn paired_writes(
+    s: &dyn ExecutionStore,
+    seed: u64,
+    attempts: u128,
+    max_write: usize,
+    lose_starts: bool,
+) {
     let model = MemoryStore::unbounded();
-    let mut rng = fastrand::Rng::with_seed(0xba7c);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let finals = &ExecutionStatus::ALL[1..];
     let (mut events, mut later) = (Vec::new(), Vec::new());
-    for exec in 0..300u128 {
+    for exec in 0..attempts {
         let job = ["a", "b"][rng.usize(..2)];
         let at = exec as i64 * 10;
-        events.push(start(job, exec, 1, at, "i1"));
+        if !(lose_starts && rng.u8(0..10) == 0) {
+            events.push(start(job, exec, 1, at, "i1"));
+        }
         if rng.u8(0..5) != 0 {
             // An end follows its start at once or after up to 3 other starts.
             let st = finals[rng.usize(..finals.len())];
@@ -46,7 +69,7 @@ pub(crate) async fn paired_starts_and_ends_match_the_memory_store(s: &dyn Execut
     events.extend(later.into_iter().map(|(_, e)| e));
     let mut rest = &events[..];
     while !rest.is_empty() {
-        let n = rng.usize(1..=rest.len().min(40));
+        let n = rng.usize(1..=rest.len().min(max_write));
         let (batch, tail) = rest.split_at(n);
         for st in [s, &model as &dyn ExecutionStore] {
             st.write(batch).await.unwrap();
@@ -57,9 +80,44 @@ pub(crate) async fn paired_starts_and_ends_match_the_memory_store(s: &dyn Execut
         rest = tail;
     }
     for j in ["a", "b"] {
-        let hq = HistoryQuery::new(j, 1_000);
+        let hq = HistoryQuery::new(j, 10_000);
         assert_eq!(s.history(&hq).await.unwrap(), model.history(&hq).await.unwrap(), "job {j}");
     }
+}
+
+/// A large write that failed after some of its rows were written (as when
+/// a store writes a batch in parts that commit apart), then retried whole,
+/// leaves what the write alone leaves. Each attempt's start is in an
+/// earlier write, so the retried ends update rows.
+pub(crate) async fn a_partly_written_write_retried_matches_the_memory_store(
+    s: &dyn ExecutionStore,
+) {
+    let model = MemoryStore::unbounded();
+    let mut rng = fastrand::Rng::with_seed(0x9a27);
+    let finals = &ExecutionStatus::ALL[1..];
+    let starts: Vec<ExecutionEvent> =
+        (0..600u128).map(|e| start("p", e, 1, e as i64, "i1")).collect();
+    let mut batch: Vec<ExecutionEvent> = (0..600u128)
+        .map(|e| {
+            let st = finals[rng.usize(..finals.len())];
+            ExecutionEvent::Finished(end_with("p", e, 1, e as i64, "i1", st, rng.i64(0..50)))
+        })
+        .collect();
+    batch.extend((600..1200u128).flat_map(|e| {
+        let st = finals[rng.usize(..finals.len())];
+        let end = end_with("p", e, 1, e as i64, "i1", st, 7);
+        [start("p", e, 1, e as i64, "i1"), ExecutionEvent::Finished(end)]
+    }));
+    for st in [s, &model as &dyn ExecutionStore] {
+        st.write(&starts).await.unwrap();
+    }
+    // The part that got in: a random half of the batch, in batch order.
+    let part: Vec<ExecutionEvent> = batch.iter().filter(|_| rng.bool()).cloned().collect();
+    s.write(&part).await.unwrap();
+    s.write(&batch).await.unwrap();
+    model.write(&batch).await.unwrap();
+    let hq = HistoryQuery::new("p", 10_000);
+    assert_eq!(by_key(s.history(&hq).await.unwrap()), by_key(model.history(&hq).await.unwrap()));
 }
 
 /// Random batches of random events, checked against the memory store.
