@@ -30,7 +30,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use mscribe_scheduler::{
     AttemptEnd, AttemptStart, ExecutionEvent, ExecutionId, ExecutionStatus, ExecutionStore,
     FireKind,
@@ -460,6 +460,85 @@ impl PgServer {
     }
 }
 
+/// One timed run of each writer, on a fresh database.
+struct Runs<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    pg: Option<&'a PgServer>,
+}
+
+impl Runs<'_> {
+    fn sqlite_store(&self, events: &[Vec<ExecutionEvent>]) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let store = self.rt.block_on(SqliteStore::open(dir.path().join("b.db"))).unwrap();
+        let t0 = Instant::now();
+        self.rt.block_on(through_store(&store, events));
+        t0.elapsed()
+    }
+
+    /// `bare`: the raw code on the table without its four secondary indexes
+    /// (history, last fire, pruning, open attempts), which the store's
+    /// queries need: what they cost, not a baseline.
+    fn sqlite_raw(&self, calls: &[Call<'_>], shape: Shape, bare: bool) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        drop(self.rt.block_on(SqliteStore::open(&path)).unwrap()); // the same schema
+        if bare {
+            drop_secondary_indexes(&path);
+        }
+        let t0 = Instant::now();
+        sqlite_raw(&path, calls, shape);
+        t0.elapsed()
+    }
+
+    fn postgres_store(&self, events: &[Vec<ExecutionEvent>]) -> Duration {
+        let pg = self.pg.expect("a Postgres server");
+        self.rt.block_on(async {
+            let (name, opts) = pg.fresh().await;
+            let store = PostgresStore::connect_with(PostgresOptions::from_connect_options(opts))
+                .await
+                .unwrap();
+            store.heartbeat("bench", Utc::now()).await.unwrap(); // open a connection
+            let t0 = Instant::now();
+            through_store(&store, events).await;
+            let took = t0.elapsed();
+            store.close().await;
+            pg.drop_db(&name).await;
+            took
+        })
+    }
+
+    fn postgres_raw(&self, calls: &[Call<'_>], shape: Shape, how: PgRaw, n: usize) -> Duration {
+        let pg = self.pg.expect("a Postgres server");
+        self.rt.block_on(async {
+            let (name, opts) = pg.fresh().await;
+            let mut conns = Vec::new();
+            for _ in 0..n {
+                conns.push(PgConnection::connect_with(&opts).await.unwrap());
+            }
+            let t0 = Instant::now();
+            postgres_raw(&mut conns, calls, shape, how).await;
+            let took = t0.elapsed();
+            for c in conns {
+                let _ = c.close().await;
+            }
+            pg.drop_db(&name).await;
+            took
+        })
+    }
+}
+
+/// The raw Postgres writers of a shape: how, connections, name suffix.
+fn pg_hows(shape: Shape) -> &'static [(PgRaw, usize, &'static str)] {
+    match shape {
+        Shape::Together => {
+            &[(PgRaw::Unnest, 1, ""), (PgRaw::Copy, 1, "_copy"), (PgRaw::Unnest, 2, "_2conn")]
+        }
+        Shape::Apart => &[(PgRaw::Unnest, 1, ""), (PgRaw::Unnest, 2, "_2conn")],
+    }
+}
+
+const SHAPES: [(Shape, &str); 2] = [(Shape::Together, "together"), (Shape::Apart, "apart")];
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let all = attempts();
@@ -469,99 +548,30 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(100));
     g.measurement_time(Duration::from_secs(5));
     let pg = rt.block_on(PgServer::find());
+    let runs = Runs { rt: &rt, pg: pg.as_ref() };
+    let timed = |iters: u64, run: &dyn Fn() -> Duration| (0..iters).map(|_| run()).sum();
 
-    for (shape, tag) in [(Shape::Together, "together"), (Shape::Apart, "apart")] {
+    for (shape, tag) in SHAPES {
         let events = event_calls(&all, shape);
         let raw_calls = calls(&all, shape);
-
         g.bench_function(format!("sqlite_store_{tag}"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = rt.block_on(SqliteStore::open(dir.path().join("b.db"))).unwrap();
-                    let t0 = Instant::now();
-                    rt.block_on(through_store(&store, &events));
-                    total += t0.elapsed();
-                }
-                total
-            })
+            b.iter_custom(|iters| timed(iters, &|| runs.sqlite_store(&events)))
         });
-
-        // `bare`: the raw code on the table without its four secondary
-        // indexes (history, last fire, pruning, open attempts), which the
-        // store's queries need: what they cost, not a baseline.
         for (name, bare) in [("raw_rusqlite", false), ("bare_rusqlite", true)] {
             g.bench_function(format!("sqlite_{name}_{tag}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let dir = tempfile::tempdir().unwrap();
-                        let path = dir.path().join("b.db");
-                        drop(rt.block_on(SqliteStore::open(&path)).unwrap()); // the same schema
-                        if bare {
-                            drop_secondary_indexes(&path);
-                        }
-                        let t0 = Instant::now();
-                        sqlite_raw(&path, &raw_calls, shape);
-                        total += t0.elapsed();
-                    }
-                    total
-                })
+                b.iter_custom(|iters| timed(iters, &|| runs.sqlite_raw(&raw_calls, shape, bare)))
             });
         }
-
-        let Some(pg) = &pg else { continue };
+        if runs.pg.is_none() {
+            continue;
+        }
         g.bench_function(format!("postgres_store_{tag}"), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let (name, opts) = pg.fresh().await;
-                        let store = PostgresStore::connect_with(
-                            PostgresOptions::from_connect_options(opts),
-                        )
-                        .await
-                        .unwrap();
-                        store.heartbeat("bench", Utc::now()).await.unwrap(); // open a connection
-                        let t0 = Instant::now();
-                        through_store(&store, &events).await;
-                        total += t0.elapsed();
-                        store.close().await;
-                        pg.drop_db(&name).await;
-                    }
-                    total
-                })
-            })
+            b.iter_custom(|iters| timed(iters, &|| runs.postgres_store(&events)))
         });
-
-        let hows: &[(PgRaw, usize, &str)] = match shape {
-            Shape::Together => {
-                &[(PgRaw::Unnest, 1, ""), (PgRaw::Copy, 1, "_copy"), (PgRaw::Unnest, 2, "_2conn")]
-            }
-            Shape::Apart => &[(PgRaw::Unnest, 1, ""), (PgRaw::Unnest, 2, "_2conn")],
-        };
-        for &(how, n, suffix) in hows {
+        for &(how, n, suffix) in pg_hows(shape) {
             g.bench_function(format!("postgres_raw_sqlx_{tag}{suffix}"), |b| {
                 b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let (name, opts) = pg.fresh().await;
-                            let mut conns = Vec::new();
-                            for _ in 0..n {
-                                conns.push(PgConnection::connect_with(&opts).await.unwrap());
-                            }
-                            let t0 = Instant::now();
-                            postgres_raw(&mut conns, &raw_calls, shape, how).await;
-                            total += t0.elapsed();
-                            for c in conns {
-                                let _ = c.close().await;
-                            }
-                            pg.drop_db(&name).await;
-                        }
-                        total
-                    })
+                    timed(iters, &|| runs.postgres_raw(&raw_calls, shape, how, n))
                 })
             });
         }
@@ -569,5 +579,100 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// `MSCRIBE_STORE_ALTERNATE=ROUNDS`: instead of criterion, each round runs
+/// every writer once, in an order that turns each round, and the table
+/// printed holds the median records per second of each writer and the
+/// median over rounds of the store's ratio to the round's fastest raw
+/// writer. On a host whose speed drifts, this pairs each store run with
+/// raw runs made beside it. `MSCRIBE_STORE_ONLY=TEXT` keeps the writers
+/// whose names contain `TEXT` (`postgres`, `together`, ...).
+fn alternate(rounds: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let all = attempts();
+    let pg = rt.block_on(PgServer::find());
+    let runs = Runs { rt: &rt, pg: pg.as_ref() };
+    let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
+    println!("| writer | records/s (median of {rounds}) | store ÷ fastest raw (median) |");
+    println!("|---|---:|---:|");
+    for (shape, tag) in SHAPES {
+        let events = event_calls(&all, shape);
+        let raw_calls = calls(&all, shape);
+        type Writer<'w> = (String, bool, Box<dyn Fn() -> Duration + 'w>);
+        let mut writers: Vec<Writer<'_>> = vec![
+            (format!("sqlite_store_{tag}"), false, Box::new(|| runs.sqlite_store(&events))),
+            (
+                format!("sqlite_raw_rusqlite_{tag}"),
+                false,
+                Box::new(|| runs.sqlite_raw(&raw_calls, shape, false)),
+            ),
+        ];
+        if runs.pg.is_some() {
+            writers.push((
+                format!("postgres_store_{tag}"),
+                true,
+                Box::new(|| runs.postgres_store(&events)),
+            ));
+            let (runs, raw_calls) = (&runs, &raw_calls);
+            for &(how, n, suffix) in pg_hows(shape) {
+                writers.push((
+                    format!("postgres_raw_sqlx_{tag}{suffix}"),
+                    true,
+                    Box::new(move || runs.postgres_raw(raw_calls, shape, how, n)),
+                ));
+            }
+        }
+        if let Ok(only) = std::env::var("MSCRIBE_STORE_ONLY") {
+            writers.retain(|(name, _, _)| name.contains(&only));
+        }
+        if writers.is_empty() {
+            continue;
+        }
+        let mut rates = vec![Vec::new(); writers.len()];
+        for r in 0..rounds {
+            for k in 0..writers.len() {
+                let i = (k + r) % writers.len();
+                rates[i].push(rate((writers[i].2)()));
+            }
+        }
+        for (i, (name, pg_side, _)) in writers.iter().enumerate() {
+            let ratio = name.contains("_store_").then(|| {
+                let per_round: Vec<f64> = (0..rounds)
+                    .map(|r| {
+                        let fastest = writers
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, (n, p, _))| {
+                                *p == *pg_side && *j != i && n.contains("_raw_")
+                            })
+                            .map(|(j, _)| rates[j][r])
+                            .fold(0.0, f64::max);
+                        rates[i][r] / fastest
+                    })
+                    .collect();
+                format!("{:.2}×", median(per_round))
+            });
+            println!(
+                "| {name} | {:.0}k | {} |",
+                median(rates[i].clone()) / 1e3,
+                ratio.unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("MSCRIBE_STORE_ALTERNATE").ok().and_then(|v| v.parse().ok()) {
+        Some(rounds) => alternate(rounds),
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
