@@ -73,6 +73,22 @@ fn to_before_next_tick(rt: &LocalRuntime, ms: i64) -> DateTime<Utc> {
     at
 }
 
+/// `jobs` on one instance claiming 500 ms ahead, started and run 15 s,
+/// then the clock `ms` before the next whole 10 s: the store, the
+/// scheduler, and the instant of the fires it now holds.
+fn holding(
+    rt: &LocalRuntime,
+    jobs: Vec<JobConfig>,
+    ms: i64,
+) -> (Arc<MemoryStore>, JobScheduler, DateTime<Utc>) {
+    let store = Arc::new(MemoryStore::unbounded());
+    let s = instance(rt, store.clone(), Duration::from_millis(500), jobs);
+    rt.block_on(s.start()).unwrap();
+    rt.advance(Duration::from_secs(15));
+    let at = to_before_next_tick(rt, ms);
+    (store, s, at)
+}
+
 #[test]
 fn fires_claimed_ahead_start_on_time_when_the_claims_take_a_while() {
     let run = |ahead: Duration| {
@@ -116,12 +132,8 @@ fn a_fire_claimed_ahead_is_the_next_run_until_its_instant() {
 #[test]
 fn a_held_fire_is_skipped_when_its_job_is_paused_or_unregistered_before_its_instant() {
     let rt = LocalRuntime::new();
-    let store = Arc::new(MemoryStore::unbounded());
     let jobs = vec![tick("paused"), tick("removed"), tick("kept")];
-    let s = instance(&rt, store.clone(), Duration::from_millis(500), jobs);
-    rt.block_on(s.start()).unwrap();
-    rt.advance(Duration::from_secs(15));
-    let at = to_before_next_tick(&rt, 100);
+    let (store, s, at) = holding(&rt, jobs, 100);
     s.pause("paused").unwrap();
     s.unregister("removed").unwrap();
     rt.advance(Duration::from_secs(30));
@@ -144,12 +156,8 @@ fn a_held_fire_is_skipped_when_its_job_is_paused_or_unregistered_before_its_inst
 #[test]
 fn a_stop_before_the_instant_of_fires_won_ahead_runs_them_first() {
     let rt = LocalRuntime::new();
-    let store = Arc::new(MemoryStore::unbounded());
     let jobs = (0..20).map(|i| tick(&format!("t{i:02}"))).collect();
-    let s = instance(&rt, store.clone(), Duration::from_millis(500), jobs);
-    rt.block_on(s.start()).unwrap();
-    rt.advance(Duration::from_secs(15));
-    let at = to_before_next_tick(&rt, 300);
+    let (store, s, at) = holding(&rt, jobs, 300);
     rt.block_on(s.stop(Duration::from_secs(1))).unwrap();
     assert_eq!(rt.clock().now(), at, "stop waits for the fires it holds, no longer");
     for i in 0..20 {
@@ -164,11 +172,7 @@ fn a_stop_before_the_instant_of_fires_won_ahead_runs_them_first() {
 #[test]
 fn a_stop_whose_grace_ends_before_the_instant_of_held_fires_records_them_skipped() {
     let rt = LocalRuntime::new();
-    let store = Arc::new(MemoryStore::unbounded());
-    let s = instance(&rt, store.clone(), Duration::from_millis(500), vec![tick("t")]);
-    rt.block_on(s.start()).unwrap();
-    rt.advance(Duration::from_secs(15));
-    let at = to_before_next_tick(&rt, 300);
+    let (store, s, at) = holding(&rt, vec![tick("t")], 300);
     let stopped_at = rt.clock().now();
     rt.block_on(s.stop(Duration::from_millis(100))).unwrap();
     assert_eq!(rt.clock().now(), stopped_at + chrono::Duration::milliseconds(100));
@@ -196,11 +200,7 @@ fn a_job_with_a_cluster_limit_is_claimed_at_its_instant() {
 #[test]
 fn a_job_registered_again_before_the_instant_of_its_held_fire_runs_it_once_as_defined_now() {
     let rt = LocalRuntime::new();
-    let store = Arc::new(MemoryStore::unbounded());
-    let s = instance(&rt, store.clone(), Duration::from_millis(500), vec![tick("t")]);
-    rt.block_on(s.start()).unwrap();
-    rt.advance(Duration::from_secs(15));
-    let at = to_before_next_tick(&rt, 100);
+    let (store, s, at) = holding(&rt, vec![tick("t")], 100);
     // An update: the job goes and comes back, with a handler that fails.
     s.unregister("t").unwrap();
     let failing = JobConfig::new("t", |_ctx: JobContext| async { Err::<(), _>("new definition") })

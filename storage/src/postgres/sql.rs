@@ -97,50 +97,26 @@ macro_rules! set_ends_from_v {
 /// its end fields (the start's kind and fence stay).
 pub(crate) const UPSERT_ENDS: &str = concat!(insert_rows!(), set_ends!());
 
-/// The rows of a multi-row statement with a flag per row (`$16`), as the
-/// table `v`, read once.
-macro_rules! unnest_flagged {
-    () => {
-        "WITH v AS MATERIALIZED (
-    SELECT * FROM UNNEST(
-        $1::text[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-        $7::timestamptz[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
-        $13::text[], $14::text[], $15::int8[], $16::bool[])
-    AS v(job_id, execution_id, attempt, status, scheduled_at, started_at, completed_at,
-         duration_ms, error, error_kind, result, metrics, instance_id, kind, fence, flag)
-)"
-    };
-}
-
-/// A batch of distinct keys in one statement: rows whose flag (`$16`) is
-/// false are inserted and a conflict ignored (starts, skips), the others are
-/// [`UPSERT_ENDS`]. One statement is atomic and one round trip; the two
-/// inserts cannot meet, since no key comes twice.
-pub(crate) const WRITE_DISTINCT: &str = concat!(
-    unnest_flagged!(),
-    ", starts AS (
-    INSERT INTO scheduled_job_executions (",
-    row_columns!(),
-    ")
-    SELECT ",
-    row_columns!(),
-    " FROM v WHERE NOT v.flag
-    ON CONFLICT (execution_id, attempt) DO NOTHING
-)
-INSERT INTO scheduled_job_executions (",
-    row_columns!(),
-    ")
-SELECT ",
-    row_columns!(),
-    " FROM v WHERE v.flag",
-    set_ends!()
-);
-
 /// The head of an insert of rows whose keys are expected new, to be
 /// followed by a [`Shaped`](super::shaped::Shaped) select: a key already
 /// there fails the statement (`unique_violation`), having written nothing.
 pub(crate) const INSERT_NEW_INTO: &str =
     concat!("INSERT INTO scheduled_job_executions (", row_columns!(), ") ");
+
+/// The rows of a [`Shaped`](super::shaped::Shaped) select with a flag (its
+/// `{}`) as the table `v`, read once, and the insert of those whose flag is
+/// false, left open for a conflict clause.
+macro_rules! flagged_starts {
+    () => {
+        concat!(
+            "WITH v AS MATERIALIZED ({}), starts AS (INSERT INTO scheduled_job_executions (",
+            row_columns!(),
+            ") SELECT ",
+            row_columns!(),
+            " FROM v WHERE NOT v.flag"
+        )
+    };
+}
 
 /// A batch of distinct keys as they are expected to be, from `select` (a
 /// [`Shaped`](super::shaped::Shaped) one with a flag): rows whose flag is
@@ -150,13 +126,29 @@ pub(crate) const INSERT_NEW_INTO: &str =
 pub(crate) fn write_expected(select: &str) -> String {
     format!(
         concat!(
-            "WITH v AS MATERIALIZED ({}), starts AS (INSERT INTO scheduled_job_executions (",
+            flagged_starts!(),
+            ") UPDATE scheduled_job_executions AS e ",
+            set_ends_from_v!(),
+            " FROM v WHERE v.flag AND e.execution_id = v.execution_id AND e.attempt = v.attempt"
+        ),
+        select
+    )
+}
+
+/// A batch of distinct keys in one statement, from `select` as in
+/// [`write_expected`]: rows whose flag is false are inserted and a conflict
+/// ignored (starts, skips), the others are [`UPSERT_ENDS`]. The two inserts
+/// cannot meet, since no key comes twice.
+pub(crate) fn write_distinct(select: &str) -> String {
+    format!(
+        concat!(
+            flagged_starts!(),
+            " ON CONFLICT (execution_id, attempt) DO NOTHING) INSERT INTO scheduled_job_executions (",
             row_columns!(),
             ") SELECT ",
             row_columns!(),
-            " FROM v WHERE NOT v.flag) UPDATE scheduled_job_executions AS e ",
-            set_ends_from_v!(),
-            " FROM v WHERE v.flag AND e.execution_id = v.execution_id AND e.attempt = v.attempt"
+            " FROM v WHERE v.flag",
+            set_ends!()
         ),
         select
     )

@@ -266,10 +266,13 @@ async fn write_distinct<'e>(
     if ends == 0 {
         insert_rows(exec, rows, false).await?;
     } else if ends == plan.first.len() {
-        write_arrays(exec, rows, None, sql::UPSERT_ENDS, false).await?;
+        write_arrays(exec, rows, sql::UPSERT_ENDS, false).await?;
     } else {
-        let flags = plan.first.iter().map(|(_, r)| plan.last_end.contains_key(&r.key())).collect();
-        write_arrays(exec, rows, Some(flags), sql::WRITE_DISTINCT, false).await?;
+        let rows: Vec<&Row> = rows.collect();
+        let flags = rows.iter().map(|r| plan.last_end.contains_key(&r.key())).collect();
+        let shaped = Shaped::rows(&rows)?.flags(flags)?;
+        let sql = sql::write_distinct(&shaped.select());
+        sqlx::query_with(&sql, shaped.arguments()).execute(exec).await?;
     }
     Ok(())
 }
@@ -307,16 +310,14 @@ async fn insert_rows<'e, 'r>(
     returning: bool,
 ) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
     let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
-    write_arrays(exec, rows, None, sql, returning).await
+    write_arrays(exec, rows, sql, returning).await
 }
 
 /// Binds rows as one array per column to `sql` (an insert from
-/// `UNNEST`), then `flags` as one more array when given; with `returning`,
-/// gives the keys the statement answers.
+/// `UNNEST`); with `returning`, gives the keys the statement answers.
 async fn write_arrays<'e, 'r>(
     exec: impl sqlx::PgExecutor<'e>,
     rows: impl Iterator<Item = &'r Row>,
-    flags: Option<Vec<bool>>,
     sql: &'static str,
     returning: bool,
 ) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
@@ -370,10 +371,6 @@ async fn write_arrays<'e, 'r>(
         .bind(instance_id)
         .bind(kind)
         .bind(fence);
-    let q = match flags {
-        Some(flags) => q.bind(flags),
-        None => q,
-    };
     if !returning {
         q.execute(exec).await?;
         return Ok(HashSet::new());
