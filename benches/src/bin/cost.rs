@@ -145,6 +145,11 @@ fn main() {
         }
         Some("store-time") => {
             let (jobs, secs) = (arg(&args, 2), arg(&args, 3));
+            if jobs == 0 || secs <= 2 {
+                panic!(
+                    "cost store-time: JOBS must be at least 1 and SECS at least 3 (the first 2 are not timed)"
+                );
+            }
             let groups = if args.get(4).map(String::as_str) == Some("staggered") { 100 } else { 1 };
             let rt = LocalRuntime::new();
             let store = MemoryStore::new();

@@ -171,7 +171,7 @@ fn key_hash(id: [u64; 2], attempt: u32) -> u32 {
 
 /// The key index's hash of a 32-bit key hash: the table takes its bucket
 /// from the low bits (the key hash itself) and its tag from the top ones,
-/// mixed so that the four keys of a block have different tags.
+/// mixed so that the four keys of a block seldom share a tag.
 fn table_hash(hash: u32) -> u64 {
     (u64::from(hash.wrapping_mul(0x9e37_79b9)) << 32) | u64::from(hash)
 }
