@@ -117,37 +117,59 @@ async fn lock_fences<'o>(
 /// inserted.
 struct Plan<'r> {
     first: Vec<(usize, &'r Row)>,
-    last_end: HashMap<(ExecutionId, i32), (usize, &'r Row)>,
-    /// Whether every key came once: then starts and skips are one insert
-    /// and ends one upsert, with no keys to read back.
-    distinct: bool,
     /// Per row of `first`, whether its key is expected to be new: a start,
     /// a skip, or an end with its start merged in. Other ends are expected
     /// to find their start's row.
     fresh: Vec<bool>,
+    /// Per row of `first`, whether it is an end (upserted, not inserted).
+    ends: Vec<bool>,
+    /// Whether every key came once: then starts and skips are one insert
+    /// and ends one upsert, with no keys to read back.
+    distinct: bool,
+    /// When a key came more than once, each key's last end; empty otherwise
+    /// (`ends` says all).
+    last_end: HashMap<(ExecutionId, i32), (usize, &'r Row)>,
 }
 
 impl<'r> Plan<'r> {
-    fn new(ops: impl Iterator<Item = &'r Op>) -> Self {
-        let (lower, _) = ops.size_hint();
-        let mut seen = HashSet::with_capacity(lower);
-        let mut first: Vec<(usize, &Row)> = Vec::with_capacity(lower);
-        let mut last_end: HashMap<(ExecutionId, i32), (usize, &Row)> = HashMap::new();
-        let mut fresh = Vec::with_capacity(lower);
-        let mut distinct = true;
-        for (i, op) in ops.enumerate() {
+    fn new(ops: &[&'r Op]) -> Self {
+        let n = ops.len();
+        let mut seen = HashSet::with_capacity(n);
+        let mut first: Vec<(usize, &Row)> = Vec::with_capacity(n);
+        let (mut fresh, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (i, op) in ops.iter().enumerate() {
             let row = op.row();
             if seen.insert(row.key()) {
                 first.push((i, row));
                 fresh.push(matches!(op, Op::Insert(_)) || row.events == 2);
-            } else {
-                distinct = false;
-            }
-            if let Op::Upsert(r) = op {
-                last_end.insert(r.key(), (i, r));
+                ends.push(matches!(op, Op::Upsert(_)));
             }
         }
-        Plan { first, last_end, distinct, fresh }
+        let distinct = first.len() == n;
+        let last_end = if distinct {
+            HashMap::new()
+        } else {
+            let ends = ops.iter().enumerate().filter_map(|(i, op)| match op {
+                Op::Upsert(r) => Some((r.key(), (i, r))),
+                Op::Insert(_) => None,
+            });
+            ends.collect()
+        };
+        Plan { first, fresh, ends, distinct, last_end }
+    }
+
+    /// A plan of distinct keys cut in two at its middle (no key can be in
+    /// both halves).
+    fn split(mut self) -> (Self, Self) {
+        let mid = self.first.len() / 2;
+        let b = Plan {
+            first: self.first.split_off(mid),
+            fresh: self.fresh.split_off(mid),
+            ends: self.ends.split_off(mid),
+            distinct: true,
+            last_end: HashMap::new(),
+        };
+        (self, b)
     }
 
     /// The ends to apply once the first rows are in (`inserted`: the keys
@@ -170,9 +192,9 @@ impl<'r> Plan<'r> {
 /// common case) is one statement, atomic on its own; otherwise a
 /// transaction of an insert and an update.
 ///
-/// A batch of [`SPLIT_AT`] rows or more is cut in two ([`halves`]), each
-/// half written at once on its own pooled connection: Postgres then works
-/// on both cores. The halves commit apart, so a call that fails may leave
+/// A batch of [`SPLIT_AT`] rows or more is cut in two (its plan at the
+/// middle when no key comes twice, else by [`halves`]), each half written
+/// at once on its own pooled connection: Postgres then works on both cores. The halves commit apart, so a call that fails may leave
 /// one written; its retry writes it again, which the inserts and upserts
 /// make harmless (`ExecutionStore::write` is idempotent per event, and each
 /// key's events stay in order in their half).
@@ -181,11 +203,17 @@ async fn write_rows<'r>(
     ops: impl Iterator<Item = &'r Op>,
 ) -> Result<(), sqlx::Error> {
     let ops: Vec<&Op> = ops.collect();
+    let plan = Plan::new(&ops);
     if ops.len() < SPLIT_AT || pool.options().get_max_connections() < 2 {
-        return write_part(pool, ops).await;
+        return write_plan(pool, plan).await;
     }
-    let (a, b) = halves(ops);
-    futures::future::try_join(write_part(pool, a), write_part(pool, b)).await.map(drop)
+    let (a, b) = if plan.distinct {
+        plan.split()
+    } else {
+        let (a, b) = halves(ops);
+        (Plan::new(&a), Plan::new(&b))
+    };
+    futures::future::try_join(write_plan(pool, a), write_plan(pool, b)).await.map(drop)
 }
 
 /// A batch cut in two at its middle, each key's rows kept in the half of
@@ -206,9 +234,8 @@ fn halves(ops: Vec<&Op>) -> (Vec<&Op>, Vec<&Op>) {
 /// the second round trip costs more than the work it shares.
 const SPLIT_AT: usize = 256;
 
-/// [`write_rows`] of one part, on one connection.
-async fn write_part(pool: &PgPool, ops: Vec<&Op>) -> Result<(), sqlx::Error> {
-    let plan = Plan::new(ops.into_iter());
+/// [`write_rows`] of one plan, on one connection.
+async fn write_plan(pool: &PgPool, plan: Plan<'_>) -> Result<(), sqlx::Error> {
     if plan.first.is_empty() {
         return Ok(());
     }
@@ -262,15 +289,14 @@ async fn write_distinct<'e>(
     plan: &Plan<'_>,
 ) -> Result<(), sqlx::Error> {
     let rows = plan.first.iter().map(|(_, r)| *r);
-    let ends = plan.last_end.len();
+    let ends = plan.ends.iter().filter(|e| **e).count();
     if ends == 0 {
         insert_rows(exec, rows, false).await?;
     } else if ends == plan.first.len() {
         write_arrays(exec, rows, sql::UPSERT_ENDS, false).await?;
     } else {
         let rows: Vec<&Row> = rows.collect();
-        let flags = rows.iter().map(|r| plan.last_end.contains_key(&r.key())).collect();
-        let shaped = Shaped::rows(&rows)?.flags(flags)?;
+        let shaped = Shaped::rows(&rows)?.flags(plan.ends.clone())?;
         let sql = sql::write_distinct(&shaped.select());
         sqlx::query_with(&sql, shaped.arguments()).execute(exec).await?;
     }
@@ -282,7 +308,8 @@ async fn write_rows_in<'r>(
     conn: &mut PgConnection,
     ops: impl Iterator<Item = &'r Op>,
 ) -> Result<(), sqlx::Error> {
-    let plan = Plan::new(ops);
+    let ops: Vec<&Op> = ops.collect();
+    let plan = Plan::new(&ops);
     if plan.first.is_empty() {
         return Ok(());
     }
