@@ -2,8 +2,9 @@
 //! decoding the values that cross into and out of SQL.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use mscribe_scheduler::{ErrorKind, ExecutionStatus, StoreError};
 use mscribe_scheduler::{
     ExecutionEvent, ExecutionId, FireKind, HistoryPosition, Metrics, StoreResult,
@@ -17,14 +18,30 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> u64 {
 
 /// The earliest timestamp a store accepts: 0001-01-01T00:00:00Z.
 pub(crate) fn min_ts() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().expect("valid constant date")
+    MIN_TS
 }
 
 /// The latest timestamp a store accepts: 9999-12-31T23:59:59.999999Z.
 pub(crate) fn max_ts() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single().expect("valid constant date")
-        + chrono::Duration::microseconds(999_999)
+    MAX_TS
 }
+
+/// [`min_ts`], built once at compile time: every row's times are checked
+/// against both bounds, and building them from a calendar date cost more
+/// than the check.
+const MIN_TS: DateTime<Utc> = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(d) => d.and_time(NaiveTime::MIN).and_utc(),
+    None => panic!("a valid constant date"),
+};
+
+/// [`max_ts`], built once at compile time.
+const MAX_TS: DateTime<Utc> = match (
+    NaiveDate::from_ymd_opt(9999, 12, 31),
+    NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999),
+) {
+    (Some(d), Some(t)) => d.and_time(t).and_utc(),
+    _ => panic!("a valid constant date"),
+};
 
 /// Truncates to whole microseconds (what both backends keep).
 pub(crate) fn trunc_micros(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -112,10 +129,19 @@ impl Dialect {
 
     /// An id (`what`: "job id", "instance id") as stored, or why it cannot be.
     pub(crate) fn id(self, what: &str, s: &str) -> Result<String, String> {
+        self.check_id(what, s).map(str::to_owned)
+    }
+
+    /// [`id`](Self::id) of an event's shared id: the same `Arc`, not a copy.
+    pub(crate) fn shared_id(self, what: &str, s: &Arc<str>) -> Result<Arc<str>, String> {
+        self.check_id(what, s).map(|_| s.clone())
+    }
+
+    fn check_id<'s>(self, what: &str, s: &'s str) -> Result<&'s str, String> {
         if !self.text_holds_nul() && s.contains('\0') {
             return Err(format!("{what} {s:?} contains a NUL character"));
         }
-        Ok(s.to_owned())
+        Ok(s)
     }
 
     /// Free text as stored: verbatim, or with NUL characters replaced by
@@ -244,7 +270,7 @@ pub(crate) const FAILURE_STATUSES_SQL: &str = failure_statuses_sql!();
 /// One row to write.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
-    pub(crate) job_id: String,
+    pub(crate) job_id: Arc<str>,
     pub(crate) execution_id: ExecutionId,
     pub(crate) attempt: i32,
     pub(crate) status: ExecutionStatus,
@@ -257,7 +283,7 @@ pub(crate) struct Row {
     pub(crate) error_kind: Option<&'static str>,
     pub(crate) result: Option<String>,
     pub(crate) metrics: Option<String>,
-    pub(crate) instance_id: String,
+    pub(crate) instance_id: Arc<str>,
     /// `schedule`, `manual` or `backfill` ([`FireKind::as_str`]).
     pub(crate) kind: &'static str,
     /// The fencing token the event carries: the store writes the row only
@@ -461,7 +487,7 @@ fn attempt_i32(a: u32) -> Result<i32, String> {
 fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
     Ok(match ev {
         ExecutionEvent::Started(s) => Op::Insert(Row {
-            job_id: d.id("job id", &s.job_id)?,
+            job_id: d.shared_id("job id", &s.job_id)?,
             execution_id: s.execution_id,
             attempt: attempt_i32(s.attempt)?,
             status: ExecutionStatus::Running,
@@ -473,14 +499,14 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             error_kind: None,
             result: None,
             metrics: None,
-            instance_id: d.id("instance id", &s.instance_id)?,
+            instance_id: d.shared_id("instance id", &s.instance_id)?,
             kind: s.kind.as_str(),
             fence: s.fence.map(fence_i64).transpose()?,
             ends_lease: false,
             events: 1,
         }),
         ExecutionEvent::Skipped(s) => Op::Insert(Row {
-            job_id: d.id("job id", &s.job_id)?,
+            job_id: d.shared_id("job id", &s.job_id)?,
             execution_id: s.execution_id,
             attempt: 0,
             status: ExecutionStatus::Skipped,
@@ -492,14 +518,14 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             error_kind: None,
             result: None,
             metrics: None,
-            instance_id: d.id("instance id", &s.instance_id)?,
+            instance_id: d.shared_id("instance id", &s.instance_id)?,
             kind: s.kind.as_str(),
             fence: s.fence.map(fence_i64).transpose()?,
             ends_lease: true,
             events: 1,
         }),
         ExecutionEvent::Finished(e) => Op::Upsert(Row {
-            job_id: d.id("job id", &e.job_id)?,
+            job_id: d.shared_id("job id", &e.job_id)?,
             execution_id: e.execution_id,
             attempt: attempt_i32(e.attempt)?,
             status: e.status,
@@ -511,7 +537,7 @@ fn encode_one(ev: &ExecutionEvent, d: Dialect) -> Result<Op, String> {
             error_kind: e.error_kind.map(ErrorKind::as_str),
             result: e.result.as_ref().map(|v| d.json(v)),
             metrics: e.metrics.as_ref().map(|m| d.metrics(m)),
-            instance_id: d.id("instance id", &e.instance_id)?,
+            instance_id: d.shared_id("instance id", &e.instance_id)?,
             kind: e.kind.as_str(),
             fence: e.fence.map(fence_i64).transpose()?,
             ends_lease: e.ends_run,
@@ -605,7 +631,21 @@ pub(crate) fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use mscribe_scheduler::{AttemptEnd, AttemptStart};
+
+    #[test]
+    fn the_timestamp_bounds_are_the_first_and_last_microsecond_of_years_1_to_9999() {
+        assert_eq!(min_ts(), Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap());
+        let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+            + chrono::Duration::microseconds(999_999);
+        assert_eq!(max_ts(), last);
+        assert!(check_ts("t", last).is_ok());
+        assert!(check_ts("t", min_ts()).is_ok());
+        let err = check_ts("started_at", last + chrono::Duration::nanoseconds(1)).unwrap_err();
+        assert!(err.contains("started_at") && err.contains("9999-12-31"), "{err}");
+        assert!(check_ts("t", min_ts() - chrono::Duration::nanoseconds(1)).is_err());
+    }
 
     fn start(id: u128, kind: FireKind) -> ExecutionEvent {
         ExecutionEvent::Started(AttemptStart {

@@ -56,23 +56,23 @@ impl Shaped {
             bound: 0,
         };
         let col = |i: usize| COLUMNS[i];
-        s.column(col(0), rows.iter().map(|r| r.job_id.as_str()).collect())?;
+        s.column(col(0), rows, |r| &*r.job_id)?;
         // Always an array: a key is distinct per row, and `UNNEST` needs one.
         let ids = rows.iter().map(|r| super::worker::uuid(r.execution_id)).collect();
         s.array(COLUMNS[1].0, COLUMNS[1].1, ids)?;
-        s.column(col(2), rows.iter().map(|r| r.attempt).collect())?;
-        s.column(col(3), rows.iter().map(|r| r.status.as_str()).collect())?;
-        s.column(col(4), rows.iter().map(|r| r.scheduled_at).collect())?;
-        s.column(col(5), rows.iter().map(|r| r.started_at).collect())?;
-        s.column(col(6), rows.iter().map(|r| r.completed_at).collect())?;
-        s.column(col(7), rows.iter().map(|r| r.duration_ms).collect())?;
-        s.column(col(8), rows.iter().map(|r| r.error.as_deref()).collect())?;
-        s.column(col(9), rows.iter().map(|r| r.error_kind).collect())?;
-        s.column(col(10), rows.iter().map(|r| r.result.as_deref()).collect())?;
-        s.column(col(11), rows.iter().map(|r| r.metrics.as_deref()).collect())?;
-        s.column(col(12), rows.iter().map(|r| r.instance_id.as_str()).collect())?;
-        s.column(col(13), rows.iter().map(|r| r.kind).collect())?;
-        s.column(col(14), rows.iter().map(|r| r.fence).collect())?;
+        s.column(col(2), rows, |r| r.attempt)?;
+        s.column(col(3), rows, |r| r.status.as_str())?;
+        s.column(col(4), rows, |r| r.scheduled_at)?;
+        s.column(col(5), rows, |r| r.started_at)?;
+        s.column(col(6), rows, |r| r.completed_at)?;
+        s.column(col(7), rows, |r| r.duration_ms)?;
+        s.column(col(8), rows, |r| r.error.as_deref())?;
+        s.column(col(9), rows, |r| r.error_kind)?;
+        s.column(col(10), rows, |r| r.result.as_deref())?;
+        s.column(col(11), rows, |r| r.metrics.as_deref())?;
+        s.column(col(12), rows, |r| &*r.instance_id)?;
+        s.column(col(13), rows, |r| r.kind)?;
+        s.column(col(14), rows, |r| r.fence)?;
         Ok(s)
     }
 
@@ -103,23 +103,26 @@ impl Shaped {
         self.args
     }
 
-    fn column<'a, T>(
+    /// The column `value` reads from each row: one value when every row has
+    /// the same (found before anything is collected), else an array.
+    fn column<'a, 'r: 'a, T>(
         &mut self,
         (name, ty): (&'static str, &str),
-        values: Vec<T>,
+        rows: &[&'r Row],
+        value: impl Fn(&'r Row) -> T,
     ) -> Result<(), sqlx::Error>
     where
-        T: PartialEq + Clone + Encode<'a, Postgres> + Type<Postgres> + 'a,
+        T: PartialEq + Encode<'a, Postgres> + Type<Postgres> + 'a,
         Vec<T>: Encode<'a, Postgres> + Type<Postgres>,
     {
-        match values.split_first() {
-            Some((first, rest)) if rest.iter().all(|v| v == first) => {
-                let first = first.clone();
+        let mut values = rows.iter().map(|r| value(r));
+        match values.next() {
+            Some(first) if values.all(|v| v == first) => {
                 self.bind(first)?;
                 self.select.push(format!("${}::{ty} AS {name}", self.bound));
                 Ok(())
             }
-            _ => self.array(name, ty, values),
+            _ => self.array(name, ty, rows.iter().map(|r| value(r)).collect()),
         }
     }
 

@@ -4,12 +4,13 @@
 //! split over two connections when large, plus the fence check when rows
 //! carry fences.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mscribe_scheduler::{ExecutionId, StoreResult};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use sqlx::postgres::PgPool;
 use sqlx::types::Uuid;
 use sqlx::{PgConnection, Row as _};
@@ -57,12 +58,12 @@ pub(crate) async fn write_ops(pool: &PgPool, ops: &[Op]) -> Result<Vec<String>, 
     for op in ops {
         let r = op.row();
         if let Some((fence, ends)) = r.fenced() {
-            if current.get(&(r.job_id.as_str(), r.scheduled_at)) != Some(&fence) {
+            if current.get(&(&*r.job_id, r.scheduled_at)) != Some(&fence) {
                 r.refuse_into(&mut refused);
                 continue;
             }
             if ends {
-                end_jobs.push(r.job_id.as_str());
+                end_jobs.push(&*r.job_id);
                 end_times.push(r.scheduled_at);
                 end_fences.push(fence);
             }
@@ -92,7 +93,7 @@ async fn lock_fences<'o>(
     for op in ops {
         let r = op.row();
         if r.fence.is_some() {
-            jobs.push(r.job_id.as_str());
+            jobs.push(&*r.job_id);
             times.push(r.scheduled_at);
         }
     }
@@ -128,13 +129,13 @@ struct Plan<'r> {
     distinct: bool,
     /// When a key came more than once, each key's last end; empty otherwise
     /// (`ends` says all).
-    last_end: HashMap<(ExecutionId, i32), (usize, &'r Row)>,
+    last_end: FxHashMap<(ExecutionId, i32), (usize, &'r Row)>,
 }
 
 impl<'r> Plan<'r> {
     fn new(ops: &[&'r Op]) -> Self {
         let n = ops.len();
-        let mut seen = HashSet::with_capacity(n);
+        let mut seen = FxHashSet::with_capacity_and_hasher(n, FxBuildHasher);
         let mut first: Vec<(usize, &Row)> = Vec::with_capacity(n);
         let (mut fresh, mut ends) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (i, op) in ops.iter().enumerate() {
@@ -147,7 +148,7 @@ impl<'r> Plan<'r> {
         }
         let distinct = first.len() == n;
         let last_end = if distinct {
-            HashMap::new()
+            FxHashMap::default()
         } else {
             let ends = ops.iter().enumerate().filter_map(|(i, op)| match op {
                 Op::Upsert(r) => Some((r.key(), (i, r))),
@@ -167,15 +168,15 @@ impl<'r> Plan<'r> {
             fresh: self.fresh.split_off(mid),
             ends: self.ends.split_off(mid),
             distinct: true,
-            last_end: HashMap::new(),
+            last_end: FxHashMap::default(),
         };
         (self, b)
     }
 
     /// The ends to apply once the first rows are in (`inserted`: the keys
     /// the insert added), in batch order.
-    fn updates(self, inserted: &HashSet<(ExecutionId, i32)>) -> Vec<&'r Row> {
-        let first_index: HashMap<(ExecutionId, i32), usize> =
+    fn updates(self, inserted: &FxHashSet<(ExecutionId, i32)>) -> Vec<&'r Row> {
+        let first_index: FxHashMap<(ExecutionId, i32), usize> =
             self.first.iter().map(|(i, r)| (r.key(), *i)).collect();
         let mut updates: Vec<(usize, &Row)> = self
             .last_end
@@ -220,7 +221,7 @@ async fn write_rows<'r>(
 /// its first, in order.
 fn halves(ops: Vec<&Op>) -> (Vec<&Op>, Vec<&Op>) {
     let mid = ops.len() / 2;
-    let first: HashSet<(ExecutionId, i32)> = ops[..mid].iter().map(|op| op.row().key()).collect();
+    let first: FxHashSet<(ExecutionId, i32)> = ops[..mid].iter().map(|op| op.row().key()).collect();
     let mut a = ops;
     let tail = a.split_off(mid);
     let mut b = Vec::with_capacity(tail.len());
@@ -335,7 +336,7 @@ async fn insert_rows<'e, 'r>(
     exec: impl sqlx::PgExecutor<'e>,
     rows: impl Iterator<Item = &'r Row>,
     returning: bool,
-) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
+) -> Result<FxHashSet<(ExecutionId, i32)>, sqlx::Error> {
     let sql = if returning { sql::INSERT_ROWS_RETURNING } else { sql::INSERT_ROWS };
     write_arrays(exec, rows, sql, returning).await
 }
@@ -347,7 +348,7 @@ async fn write_arrays<'e, 'r>(
     rows: impl Iterator<Item = &'r Row>,
     sql: &'static str,
     returning: bool,
-) -> Result<HashSet<(ExecutionId, i32)>, sqlx::Error> {
+) -> Result<FxHashSet<(ExecutionId, i32)>, sqlx::Error> {
     let rows: Vec<&Row> = rows.collect();
     let n = rows.len();
     let mut job_id = Vec::with_capacity(n);
@@ -366,7 +367,7 @@ async fn write_arrays<'e, 'r>(
     let mut kind = Vec::with_capacity(n);
     let mut fence = Vec::with_capacity(n);
     for r in rows {
-        job_id.push(r.job_id.as_str());
+        job_id.push(&*r.job_id);
         execution_id.push(uuid(r.execution_id));
         attempt.push(r.attempt);
         status.push(r.status.as_str());
@@ -378,7 +379,7 @@ async fn write_arrays<'e, 'r>(
         error_kind.push(r.error_kind);
         result.push(r.result.as_deref());
         metrics.push(r.metrics.as_deref());
-        instance_id.push(r.instance_id.as_str());
+        instance_id.push(&*r.instance_id);
         kind.push(r.kind);
         fence.push(r.fence);
     }
@@ -400,9 +401,9 @@ async fn write_arrays<'e, 'r>(
         .bind(fence);
     if !returning {
         q.execute(exec).await?;
-        return Ok(HashSet::new());
+        return Ok(FxHashSet::default());
     }
-    let mut keys = HashSet::new();
+    let mut keys = FxHashSet::default();
     for row in q.fetch_all(exec).await? {
         let id: Uuid = row.try_get(0)?;
         keys.insert((ExecutionId::from_u128(id.as_u128()), row.try_get::<i32, _>(1)?));
