@@ -194,11 +194,12 @@ impl<'r> Plan<'r> {
 /// transaction of an insert and an update.
 ///
 /// A batch of [`SPLIT_AT`] rows or more is cut in two (its plan at the
-/// middle when no key comes twice, else by [`halves`]), each half written
-/// at once on its own pooled connection: Postgres then works on both cores. The halves commit apart, so a call that fails may leave
-/// one written; its retry writes it again, which the inserts and upserts
-/// make harmless (`ExecutionStore::write` is idempotent per event, and each
-/// key's events stay in order in their half).
+/// middle when no key comes twice, else by [`halves`], each half planned
+/// again), each half written at once on its own pooled connection:
+/// Postgres then works on both cores. The halves commit apart, so a call
+/// that fails may leave one written; its retry writes it again, which the
+/// inserts and upserts make harmless (`ExecutionStore::write` is idempotent
+/// per event, and each key's events stay in order in their half).
 async fn write_rows<'r>(
     pool: &PgPool,
     ops: impl Iterator<Item = &'r Op>,
