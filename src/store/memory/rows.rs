@@ -157,21 +157,22 @@ fn split(id: ExecutionId) -> [u64; 2] {
 }
 
 /// The hash of a row's key. The scheduler numbers its runs one after
-/// another, and writes their rows in about that order: four consecutive
-/// run numbers (with the same high half and attempt) hash to four
-/// consecutive buckets, so a burst's rows probe and fill the index a few
-/// cache lines at a time instead of one line each. The rest is a
-/// multiply-xor of the words (the `Fx` step), of which the product's high
-/// half, its best mixed bits, is kept.
+/// another, and writes their rows in about that order: sixteen consecutive
+/// run numbers (with the same high half and attempt) hash to sixteen
+/// consecutive buckets, so a burst's rows probe and fill the index a
+/// cache line at a time (a group's 16 control bytes, two lines of
+/// entries) instead of one line each. The rest is a multiply-xor of the
+/// words (the `Fx` step), of which the product's high half, its best
+/// mixed bits, is kept.
 fn key_hash(id: [u64; 2], attempt: u32) -> u32 {
     const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let block = ((id[0] ^ u64::from(attempt)).wrapping_mul(K) ^ (id[1] >> 2)).wrapping_mul(K);
-    ((block >> 32) as u32 & !3) | (id[1] as u32 & 3)
+    let block = ((id[0] ^ u64::from(attempt)).wrapping_mul(K) ^ (id[1] >> 4)).wrapping_mul(K);
+    ((block >> 32) as u32 & !15) | (id[1] as u32 & 15)
 }
 
 /// The key index's hash of a 32-bit key hash: the table takes its bucket
 /// from the low bits (the key hash itself) and its tag from the top ones,
-/// mixed so that the four keys of a block seldom share a tag.
+/// mixed so that the sixteen keys of a block seldom share a tag.
 fn table_hash(hash: u32) -> u64 {
     (u64::from(hash.wrapping_mul(0x9e37_79b9)) << 32) | u64::from(hash)
 }
@@ -220,6 +221,12 @@ pub(super) struct Rows {
     jobs: Vec<Job>,
     job_ids: FxMap<Arc<str>, u32>,
     job_ptrs: HashTable<u32>,
+    /// The job of the last row written ([`NIL`] before any). A scheduler
+    /// fires its jobs in the same order every round, and a job takes its
+    /// place at its first row, so the next row's job is most often the
+    /// place after this one: checked first, it spares the lookup in
+    /// `job_ptrs` (at 50,000 jobs, two cache misses a row).
+    last_job: u32,
     /// The place of every row, found by its (execution id, attempt).
     keys: HashTable<Indexed>,
     /// Rows in `running`, so the abandonment sweep does not scan history.
@@ -236,7 +243,7 @@ pub(super) struct Rows {
 impl Rows {
     /// No rows, keeping `per_job` rows per job (`None`: every row).
     pub(super) fn new(per_job: Option<usize>) -> Self {
-        Rows { per_job, ..Rows::default() }
+        Rows { per_job, last_job: NIL, ..Rows::default() }
     }
 
     /// The bound per job.
@@ -414,10 +421,20 @@ impl Rows {
     fn job(&mut self, id: &Arc<str>) -> u32 {
         let at = address(id);
         let jobs = &self.jobs;
-        match self.job_ptrs.find(address_hash(at), |j| address(&jobs[*j as usize].id) == at) {
-            Some(&job) => job,
-            None => self.job_by_name(id),
-        }
+        let is = |job: u32| jobs.get(job as usize).is_some_and(|j| address(&j.id) == at);
+        let next = self.last_job.wrapping_add(1);
+        let job = if is(next) {
+            next
+        } else if is(self.last_job) {
+            self.last_job
+        } else {
+            match self.job_ptrs.find(address_hash(at), |j| address(&jobs[*j as usize].id) == at) {
+                Some(&job) => job,
+                None => self.job_by_name(id),
+            }
+        };
+        self.last_job = job;
+        job
     }
 
     /// [`job`](Self::job) for an `Arc` not seen before: a new job, or
@@ -660,6 +677,7 @@ impl Rows {
         }
         live.sort_unstable();
         let old_jobs = std::mem::take(&mut self.jobs);
+        self.last_job = NIL;
         self.job_ids.clear();
         self.job_ptrs.clear();
         self.keys.clear();
@@ -708,14 +726,14 @@ mod tests {
     use super::key_hash;
 
     #[test]
-    fn four_consecutive_runs_hash_to_consecutive_buckets() {
+    fn sixteen_consecutive_runs_hash_to_consecutive_buckets() {
         let instance = 0x5eed_u64 << 40;
-        for first in [0u64, 4, 1 << 20, u64::MAX - 3] {
-            let h: Vec<u32> = (0..4).map(|i| key_hash([instance, first + i], 1)).collect();
+        for first in [0u64, 16, 1 << 20, u64::MAX - 15] {
+            let h: Vec<u32> = (0..16).map(|i| key_hash([instance, first + i], 1)).collect();
             assert!(h.windows(2).all(|w| w[1] == w[0] + 1), "{h:?}");
         }
         // Another block, another attempt or another instance: another place.
-        assert_ne!(key_hash([instance, 0], 1) >> 2, key_hash([instance, 4], 1) >> 2);
+        assert_ne!(key_hash([instance, 0], 1) >> 4, key_hash([instance, 16], 1) >> 4);
         assert_ne!(key_hash([instance, 0], 1), key_hash([instance, 0], 2));
         assert_ne!(key_hash([instance, 0], 1), key_hash([instance + 1, 0], 1));
     }

@@ -54,6 +54,59 @@ fn a_row_stays_small() {
     assert_eq!(std::mem::size_of::<Option<rows::Row>>(), std::mem::size_of::<rows::Row>());
 }
 
+#[test]
+fn rows_stay_with_their_jobs_whatever_order_the_jobs_write_in() {
+    // The store guesses each row's job from the last row's (the next job
+    // in the last round's order); rounds in that order, in another order,
+    // repeated jobs and a job's new `Arc` must all land on the right job.
+    let store = MemoryStore::new();
+    let instance: Arc<str> = Arc::from("i");
+    let mut arcs: Vec<Arc<str>> = ["a", "b", "c"].into_iter().map(Arc::from).collect();
+    let mut run = 0u128;
+    let mut written: HashMap<&str, Vec<ExecutionId>> = HashMap::new();
+    for (round, order) in [[0, 1, 2], [0, 1, 2], [2, 1, 0], [1, 1, 0], [0, 2, 1]].iter().enumerate()
+    {
+        if round == 3 {
+            arcs[1] = Arc::from("b");
+        }
+        let events: Vec<ExecutionEvent> = order
+            .iter()
+            .map(|&j| {
+                run += 1;
+                written.entry(["a", "b", "c"][j]).or_default().push(ExecutionId(run));
+                ExecutionEvent::Finished(AttemptEnd {
+                    job_id: arcs[j].clone(),
+                    execution_id: ExecutionId(run),
+                    attempt: 1,
+                    scheduled_at: t(round as i64),
+                    started_at: t(round as i64),
+                    instance_id: instance.clone(),
+                    status: ExecutionStatus::Succeeded,
+                    completed_at: t(round as i64),
+                    duration: Duration::ZERO,
+                    error: None,
+                    error_kind: None,
+                    result: None,
+                    metrics: None,
+                    kind: FireKind::Schedule,
+                    fence: None,
+                    ends_run: true,
+                })
+            })
+            .collect();
+        block_on(store.write(&events)).unwrap();
+    }
+    for job in ["a", "b", "c"] {
+        let mut got: Vec<ExecutionId> = block_on(store.history(&HistoryQuery::new(job, 100)))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.execution_id)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, written[job], "{job}");
+    }
+}
+
 /// The store before its rows were compact: records in reusable places, a
 /// queue of places per job, a map by (execution id, attempt). The model the
 /// compact rows must answer as.
