@@ -199,19 +199,22 @@ impl Recorder {
         self.work.notify();
     }
 
-    /// The writer loop: drains the queue into the store, in order. Run once
-    /// per recorder (the scheduler's start spawns it): the `work` signal has
-    /// room for one waiter.
+    /// The writer loop: drains the queue into the store, in order, in
+    /// calls of at most `batch` events. Run once per recorder (the
+    /// scheduler's start spawns it): the `work` signal has room for one
+    /// waiter.
     pub(crate) async fn run(
         self: Arc<Self>,
         store: Arc<dyn ExecutionStore>,
         clock: Arc<dyn Clock>,
     ) {
         let mut backoff = Duration::from_millis(100);
-        loop {
+        'taken: loop {
             self.work.arm();
             let next = self.take_batch();
-            let mut batch = match next {
+            // Everything queued, taken in one swap: a backlog is written
+            // from here in slices, not copied out a batch at a time.
+            let mut taken = match next {
                 Next::Batch(b) => b,
                 Next::Wait => {
                     self.progress.notify(usize::MAX);
@@ -223,48 +226,60 @@ impl Recorder {
                     return;
                 }
             };
-            self.lock().health.writing_since = Some(clock.now());
-            let written = guard::store_call("write", store.write(batch.make_contiguous())).await;
-            self.lock().health.writing_since = None;
-            match written {
-                Ok(()) => {
-                    self.finish_batch(batch.len(), None, clock.now());
-                    backoff = Duration::from_millis(100);
-                    // The events are dropped here, outside the lock, and the
-                    // buffer is kept for the next swap.
-                    batch.clear();
-                    let mut g = self.lock();
-                    if g.spare.capacity() < batch.capacity() {
-                        g.spare = batch;
+            let mut done = 0;
+            while done < taken.len() {
+                let end = taken.len().min(done + self.batch);
+                self.lock().health.writing_since = Some(clock.now());
+                let slice = &taken.make_contiguous()[done..end];
+                let written = guard::store_call("write", store.write(slice)).await;
+                self.lock().health.writing_since = None;
+                match written {
+                    Ok(()) => {
+                        self.finish_batch(end - done, None, clock.now());
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(StoreError::Fenced { refused, message }) => {
+                        tracing::warn!(refused, fires = %message, "the store refused records of fires another instance took over");
+                        self.lock().health.fenced += refused;
+                        self.finish_batch(end - done, Some(refused), clock.now());
+                        self.lock().health.rejected -= refused;
+                    }
+                    Err(e) if e.is_transient() => {
+                        taken.drain(..done);
+                        self.requeue(taken, &e, clock.now());
+                        if self.lock().closed {
+                            // Closed after the flush deadline: give up; what
+                            // is still buffered is reported by `health()`.
+                            self.progress.notify(usize::MAX);
+                            return;
+                        }
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        match checked_after(clock.now(), wait) {
+                            Some(wake) => clock.sleep_until(wake).await,
+                            // At the end of the calendar: retry on the next event.
+                            None => self.work.wait().await,
+                        }
+                        continue 'taken;
+                    }
+                    Err(e) => {
+                        // Permanent: isolate the bad events of this slice one
+                        // by one; the slices after it go back to the queue.
+                        taken.drain(..done);
+                        let after = taken.split_off(end - done);
+                        self.unshift(after);
+                        self.write_one_by_one(&*store, taken, &e, &*clock).await;
+                        continue 'taken;
                     }
                 }
-                Err(StoreError::Fenced { refused, message }) => {
-                    tracing::warn!(refused, fires = %message, "the store refused records of fires another instance took over");
-                    self.lock().health.fenced += refused;
-                    self.finish_batch(batch.len(), Some(refused), clock.now());
-                    self.lock().health.rejected -= refused;
-                    batch.clear();
-                }
-                Err(e) if e.is_transient() => {
-                    self.requeue(batch, &e, clock.now());
-                    if self.lock().closed {
-                        // Closed after the flush deadline: give up; what is
-                        // still buffered is reported by `health()`.
-                        self.progress.notify(usize::MAX);
-                        return;
-                    }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    match checked_after(clock.now(), wait) {
-                        Some(wake) => clock.sleep_until(wake).await,
-                        // At the end of the calendar: retry on the next event.
-                        None => self.work.wait().await,
-                    }
-                }
-                Err(e) => {
-                    // Permanent: isolate the bad events one by one.
-                    self.write_one_by_one(&*store, batch, &e, &*clock).await;
-                }
+                done = end;
+            }
+            // The events are dropped here, outside the lock, and the buffer
+            // is kept for the next swap.
+            taken.clear();
+            let mut g = self.lock();
+            if g.spare.capacity() < taken.capacity() {
+                g.spare = taken;
             }
         }
     }
@@ -274,20 +289,18 @@ impl Recorder {
         if g.queue.is_empty() {
             return if g.closed { Next::Done } else { Next::Wait };
         }
-        let batch = if g.queue.len() <= self.batch {
-            // Everything fits one batch: swap buffers instead of moving events.
-            let spare = std::mem::take(&mut g.spare);
-            std::mem::replace(&mut g.queue, spare)
-        } else {
-            g.queue.drain(..self.batch).collect()
-        };
-        g.in_flight = batch.len();
-        Next::Batch(batch)
+        // Swap buffers instead of moving events.
+        let spare = std::mem::take(&mut g.spare);
+        let taken = std::mem::replace(&mut g.queue, spare);
+        g.in_flight = taken.len();
+        Next::Batch(taken)
     }
 
+    /// Counts `written` events of those in flight as written (`rejected` of
+    /// them refused), and the store as answering.
     fn finish_batch(&self, written: usize, rejected: Option<u64>, now: DateTime<Utc>) {
         let mut g = self.lock();
-        g.in_flight = 0;
+        g.in_flight = g.in_flight.saturating_sub(written);
         let rejected = rejected.unwrap_or(0);
         g.health.written += written as u64 - rejected;
         g.health.rejected += rejected;
@@ -301,20 +314,36 @@ impl Recorder {
         g.health.failing = false;
         g.health.last_error = None;
         g.health.failing_since = None;
-        g.health.buffered = g.queue.len();
-        if g.queue.is_empty() {
+        g.health.buffered = g.queue.len() + g.in_flight;
+        if g.queue.is_empty() && g.in_flight == 0 {
             g.health.dropped_since_drained = 0;
         }
         drop(g);
         self.progress.notify(usize::MAX);
     }
 
-    fn requeue(&self, batch: VecDeque<ExecutionEvent>, e: &StoreError, now: DateTime<Utc>) {
+    /// Puts events taken for writing back at the queue's front, in order:
+    /// they are no longer in flight.
+    fn unshift(&self, events: VecDeque<ExecutionEvent>) {
         let mut g = self.lock();
-        g.in_flight = 0;
-        for ev in batch.into_iter().rev() {
+        Self::unshift_locked(&mut g, events);
+    }
+
+    fn unshift_locked(g: &mut State, events: VecDeque<ExecutionEvent>) {
+        g.in_flight = g.in_flight.saturating_sub(events.len());
+        for ev in events.into_iter().rev() {
             g.queue.push_front(ev);
         }
+        g.health.buffered = g.queue.len() + g.in_flight;
+    }
+
+    /// Puts back the events in flight that were not written, after the
+    /// store failed with `e`, dropping the oldest past the capacity.
+    fn requeue(&self, batch: VecDeque<ExecutionEvent>, e: &StoreError, now: DateTime<Utc>) {
+        let mut g = self.lock();
+        Self::unshift_locked(&mut g, batch);
+        // Those in flight before `batch` were written (one by one).
+        g.in_flight = 0;
         let overflow = g.queue.len().saturating_sub(g.health.capacity);
         for _ in 0..overflow {
             g.queue.pop_front();
@@ -382,3 +411,6 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;
