@@ -3,9 +3,10 @@
 //! Jobs never wait for the store: events go into a bounded queue that one
 //! writer task drains in order, in batches. When the store fails the events
 //! stay queued and the writer retries with backoff; the buffer's health is
-//! reported as degraded. When the buffer is full the oldest event is
-//! dropped, counted and logged (an `AttemptEnd` carries its whole row, so a
-//! dropped `Started` loses nothing once its end is written).
+//! reported as degraded. When the buffer is full the oldest event still
+//! queued is dropped, counted and logged (an `AttemptEnd` carries its whole
+//! row, so a dropped `Started` loses nothing once its end is written); the
+//! writer takes at most half the buffer at once, so the newest are kept.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -289,9 +290,19 @@ impl Recorder {
         if g.queue.is_empty() {
             return if g.closed { Next::Done } else { Next::Wait };
         }
-        // Swap buffers instead of moving events.
-        let spare = std::mem::take(&mut g.spare);
-        let taken = std::mem::replace(&mut g.queue, spare);
+        let taken = if g.queue.len() <= self.batch.max(g.health.capacity / 2) {
+            // Everything: swap buffers instead of moving events.
+            let spare = std::mem::take(&mut g.spare);
+            std::mem::replace(&mut g.queue, spare)
+        } else {
+            // Over half full (a store slower than the fires): a batch at a
+            // time, so that a full buffer still has its oldest events
+            // queued to drop, and keeps the newest.
+            let mut batch = std::mem::take(&mut g.spare);
+            let n = self.batch;
+            batch.extend(g.queue.drain(..n));
+            batch
+        };
         g.in_flight = taken.len();
         Next::Batch(taken)
     }

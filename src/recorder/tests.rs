@@ -18,12 +18,20 @@ use crate::store::{
 /// failing the calls the test asks it to: the calls numbered in `down`
 /// (from 0, every call counted) transiently, and any call holding
 /// `poison` permanently.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Scripted {
     calls: StdMutex<Vec<Vec<u128>>>,
     made: StdMutex<u32>,
     down: Vec<u32>,
     poison: Option<u128>,
+    /// A store that takes a second of this clock per write.
+    slow: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripted").field("calls", &self.calls).finish_non_exhaustive()
+    }
 }
 
 impl Scripted {
@@ -47,6 +55,9 @@ impl ExecutionStore for Scripted {
             *made += 1;
             *made - 1
         };
+        if let Some(clock) = &self.slow {
+            clock.sleep_until(clock.now() + chrono::Duration::seconds(1)).await;
+        }
         if self.down.contains(&call) {
             return Err(StoreError::Unavailable { message: "down".into(), source: None });
         }
@@ -151,4 +162,25 @@ fn a_rejected_event_mid_backlog_is_isolated_and_the_rest_written_in_order() {
     assert_eq!(store.written(), [1, 2, 3, 4, 5, 7, 8, 9, 10]);
     let h = recorder.health();
     assert_eq!((h.written, h.rejected, h.buffered, h.failing), (9, 1, 0, false));
+}
+
+#[test]
+fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer_writes() {
+    let rt = LocalRuntime::new();
+    let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+    let store = Arc::new(Scripted { slow: Some(clock.clone()), ..Scripted::default() });
+    let recorder = Recorder::new(8, 2);
+    for id in 1..=8 {
+        recorder.push(end(id));
+    }
+    rt.spawner().spawn(Box::pin(recorder.clone().run(store.clone(), clock.clone())));
+    // The writer is in its first (slow) write; the buffer is full.
+    rt.run_until_stalled();
+    recorder.push(end(9));
+    recorder.push(end(10));
+    let deadline = clock.now() + chrono::Duration::seconds(60);
+    assert!(rt.block_on(recorder.flush(&*clock, deadline)));
+    // The two oldest events still queued made room; the newest were kept.
+    assert_eq!(store.written(), [1, 2, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(recorder.health().dropped, 2);
 }
