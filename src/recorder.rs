@@ -268,7 +268,7 @@ impl Recorder {
                         // by one; the slices after it go back to the queue.
                         taken.drain(..done);
                         let after = taken.split_off(end - done);
-                        self.unshift(after);
+                        Self::unshift_locked(&mut self.lock(), after);
                         self.write_one_by_one(&*store, taken, &e, &*clock).await;
                         continue 'taken;
                     }
@@ -335,11 +335,6 @@ impl Recorder {
 
     /// Puts events taken for writing back at the queue's front, in order:
     /// they are no longer in flight.
-    fn unshift(&self, events: VecDeque<ExecutionEvent>) {
-        let mut g = self.lock();
-        Self::unshift_locked(&mut g, events);
-    }
-
     fn unshift_locked(g: &mut State, events: VecDeque<ExecutionEvent>) {
         g.in_flight = g.in_flight.saturating_sub(events.len());
         for ev in events.into_iter().rev() {

@@ -10,8 +10,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::runtime::{LocalRuntime, Spawner};
 use crate::store::{
-    AttemptEnd, ExecutionId, ExecutionRecord, ExecutionStatus, FireKind, HistoryQuery, PrunePolicy,
-    StoreResult,
+    AttemptEnd, ExecutionId, ExecutionRecord, HistoryQuery, PrunePolicy, StoreResult,
 };
 
 /// A store that records each successful write call's execution ids,
@@ -96,24 +95,12 @@ impl ExecutionStore for Scripted {
 
 fn end(id: u128) -> ExecutionEvent {
     let at = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
-    ExecutionEvent::Finished(AttemptEnd {
-        job_id: Arc::from("j"),
-        execution_id: ExecutionId(id),
-        attempt: 1,
-        scheduled_at: at,
-        started_at: at,
-        instance_id: Arc::from("i"),
-        status: ExecutionStatus::Succeeded,
-        completed_at: at,
-        duration: Duration::ZERO,
-        error: None,
-        error_kind: None,
-        result: None,
-        metrics: None,
-        kind: FireKind::Schedule,
-        fence: None,
-        ends_run: true,
-    })
+    ExecutionEvent::Finished(AttemptEnd::succeeded(
+        Arc::from("j"),
+        Arc::from("i"),
+        ExecutionId(id),
+        at,
+    ))
 }
 
 /// Pushes events 1..=n before the writer runs, then runs it until the

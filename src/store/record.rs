@@ -250,6 +250,37 @@ fn yes() -> bool {
     true
 }
 
+#[cfg(test)]
+impl AttemptEnd {
+    /// A first attempt of `job_id` that succeeded at once at `at`, the
+    /// run's last: the plain end that the crate's tests write.
+    pub(crate) fn succeeded(
+        job_id: Arc<str>,
+        instance_id: Arc<str>,
+        execution_id: ExecutionId,
+        at: DateTime<Utc>,
+    ) -> Self {
+        AttemptEnd {
+            job_id,
+            execution_id,
+            attempt: 1,
+            scheduled_at: at,
+            started_at: at,
+            instance_id,
+            status: ExecutionStatus::Succeeded,
+            completed_at: at,
+            duration: Duration::ZERO,
+            error: None,
+            error_kind: None,
+            result: None,
+            metrics: None,
+            kind: FireKind::Schedule,
+            fence: None,
+            ends_run: true,
+        }
+    }
+}
+
 /// A fire that was not run; stored as one row with status `skipped`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedFire {

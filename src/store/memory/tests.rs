@@ -74,24 +74,12 @@ fn rows_stay_with_their_jobs_whatever_order_the_jobs_write_in() {
             .map(|&j| {
                 run += 1;
                 written.entry(["a", "b", "c"][j]).or_default().push(ExecutionId(run));
-                ExecutionEvent::Finished(AttemptEnd {
-                    job_id: arcs[j].clone(),
-                    execution_id: ExecutionId(run),
-                    attempt: 1,
-                    scheduled_at: t(round as i64),
-                    started_at: t(round as i64),
-                    instance_id: instance.clone(),
-                    status: ExecutionStatus::Succeeded,
-                    completed_at: t(round as i64),
-                    duration: Duration::ZERO,
-                    error: None,
-                    error_kind: None,
-                    result: None,
-                    metrics: None,
-                    kind: FireKind::Schedule,
-                    fence: None,
-                    ends_run: true,
-                })
+                ExecutionEvent::Finished(AttemptEnd::succeeded(
+                    arcs[j].clone(),
+                    instance.clone(),
+                    ExecutionId(run),
+                    t(round as i64),
+                ))
             })
             .collect();
         block_on(store.write(&events)).unwrap();
