@@ -1,7 +1,9 @@
 //! The planned fires, in due order: one bucket per millisecond in which any
 //! is due.
 
-use std::collections::{BTreeMap, VecDeque, btree_map};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use rustc_hash::FxBuildHasher;
 
 use chrono::{DateTime, Utc};
 
@@ -48,19 +50,27 @@ impl Bucket {
 /// queue push and pop, not a B-tree insertion and removal of its own. Within
 /// a bucket, entries arrive in due order almost always (a fire plans the
 /// next one interval later); one that does not marks the bucket for a
-/// stable sort when it comes to the front. Emptied buckets are kept for
-/// reuse. Buckets are keyed by an integer ([`ms_key`]): a search compares
-/// one word per key, where a `DateTime` compares three fields.
+/// stable sort when it comes to the front. Buckets are keyed by an integer
+/// ([`ms_key`]). A push finds its bucket by that key in a hash index (the
+/// last bucket without even that): only a new bucket pays the B-tree of
+/// the buckets' order. Emptied buckets stay in the slab, their queues kept,
+/// for reuse.
 #[derive(Debug, Default)]
 pub(super) struct Timeline {
-    buckets: BTreeMap<i64, Bucket>,
-    spare: Vec<VecDeque<Entry>>,
+    /// Each bucket's place in `slab`, in due order.
+    order: BTreeMap<i64, u32>,
+    /// The same places by key, for pushes.
+    index: HashMap<i64, u32, FxBuildHasher>,
+    slab: Vec<Bucket>,
+    /// Places in `slab` of emptied buckets.
+    free: Vec<u32>,
+    /// The key and place of the first bucket, while there is one.
+    head: Option<(i64, u32)>,
+    /// The key and place of the last bucket, while there is one.
+    last: Option<(i64, u32)>,
 }
 
 impl Timeline {
-    /// How many emptied buckets are kept.
-    const SPARE: usize = 8;
-
     // Inlined into planning, as it was before the scheduler's files were
     // split (a separate function cost a fire about 40 instructions).
     #[inline]
@@ -70,62 +80,92 @@ impl Timeline {
         let key = ms_key(due);
         let entry = Entry { seq, slot, sub_ns };
         // A fire plans its next one an interval on, mostly past every
-        // planned fire: the last bucket is found without a search.
-        if let Some(mut last) = self.buckets.last_entry()
-            && *last.key() == key
-        {
-            last.get_mut().push(entry);
-            return;
-        }
-        match self.buckets.entry(key) {
-            btree_map::Entry::Occupied(o) => o.into_mut().push(entry),
-            btree_map::Entry::Vacant(v) => {
-                let mut entries = self.spare.pop().unwrap_or_default();
-                entries.push_back(entry);
-                let ms = with_subsec(due, ns - sub_ns);
-                v.insert(Bucket { ms, entries, sorted: true });
+        // planned fire: the last bucket is found without a lookup.
+        let place = match self.last {
+            Some((last, place)) if last == key => place,
+            _ => match self.index.get(&key) {
+                Some(&place) => place,
+                None => return self.open(key, with_subsec(due, ns - sub_ns), entry),
+            },
+        };
+        self.slab[place as usize].push(entry);
+    }
+
+    /// Opens the bucket of millisecond `key` (which starts at `ms`) with
+    /// its first entry.
+    fn open(&mut self, key: i64, ms: DateTime<Utc>, entry: Entry) {
+        let place = match self.free.pop() {
+            Some(place) => {
+                let bucket = &mut self.slab[place as usize];
+                bucket.ms = ms;
+                bucket.sorted = true;
+                bucket.entries.push_back(entry);
+                place
             }
+            None => {
+                let place = u32::try_from(self.slab.len()).expect("fewer than 2^32 buckets");
+                self.slab.push(Bucket { ms, entries: VecDeque::from([entry]), sorted: true });
+                place
+            }
+        };
+        self.order.insert(key, place);
+        self.index.insert(key, place);
+        if self.last.is_none_or(|(last, _)| last < key) {
+            self.last = Some((key, place));
+        }
+        if self.head.is_none_or(|(head, _)| key < head) {
+            self.head = Some((key, place));
         }
     }
 
-    /// The first bucket, sorted.
-    fn first(&mut self) -> Option<btree_map::OccupiedEntry<'_, i64, Bucket>> {
-        let mut first = self.buckets.first_entry()?;
-        let bucket = first.get_mut();
+    /// The first bucket's key and place, its entries sorted.
+    #[inline]
+    fn first(&mut self) -> Option<(i64, u32)> {
+        let (key, place) = self.head?;
+        let bucket = &mut self.slab[place as usize];
         if !bucket.sorted {
             bucket.entries.make_contiguous().sort_by_key(|e| e.sub_ns);
             bucket.sorted = true;
         }
-        Some(first)
+        Some((key, place))
     }
 
     /// The earliest due instant.
     pub(super) fn next_due(&mut self) -> Option<DateTime<Utc>> {
-        let first = self.first()?;
-        let bucket = first.get();
+        let (_, place) = self.first()?;
+        let bucket = &self.slab[place as usize];
         Some(at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns))
     }
 
     /// The earliest entry, if it is due at or before `now`, with its instant.
     pub(super) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Entry)> {
-        let mut first = self.first()?;
-        let bucket = first.get_mut();
+        let (key, place) = self.first()?;
+        let bucket = &mut self.slab[place as usize];
         let due = at(bucket.ms, bucket.entries.front().expect("buckets are never empty").sub_ns);
         if due > now {
             return None;
         }
         let entry = bucket.entries.pop_front().expect("buckets are never empty");
         if bucket.entries.is_empty() {
-            let bucket = first.remove();
-            if self.spare.len() < Self::SPARE {
-                self.spare.push(bucket.entries);
+            self.order.pop_first();
+            self.index.remove(&key);
+            self.free.push(place);
+            self.head = self.order.first_key_value().map(|(&k, &p)| (k, p));
+            if self.head.is_none() {
+                self.last = None;
             }
         }
         Some((due, entry))
     }
 
     pub(super) fn clear(&mut self) {
-        self.buckets.clear();
+        for (_, place) in std::mem::take(&mut self.order) {
+            self.slab[place as usize].entries.clear();
+            self.free.push(place);
+        }
+        self.index.clear();
+        self.head = None;
+        self.last = None;
     }
 }
 
@@ -185,6 +225,29 @@ mod tests {
             .map(|(d, _)| d)
             .collect();
         assert_eq!(popped, instants);
+    }
+
+    #[test]
+    fn a_cleared_timeline_pops_only_what_was_planned_after_in_due_order() {
+        let base = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc();
+        let ms = |n: i64| base + chrono::Duration::milliseconds(n);
+        let mut timeline = Timeline::default();
+        for (seq, n) in [30, 10, 20, 10, 40].into_iter().enumerate() {
+            timeline.push(ms(n), seq as u64, 0);
+        }
+        assert_eq!(timeline.pop_due(ms(10)).map(|(d, e)| (d, e.seq)), Some((ms(10), 1)));
+        timeline.clear();
+        assert_eq!(timeline.next_due(), None);
+        assert!(timeline.pop_due(ms(1_000)).is_none());
+        // The emptied buckets are reused, out of order and within one.
+        for (seq, n) in [25, 5, 25, 15].into_iter().enumerate() {
+            timeline.push(ms(n) + chrono::Duration::microseconds(seq as i64), 10 + seq as u64, 0);
+        }
+        timeline.push(ms(25), 20, 0);
+        let popped: Vec<u64> =
+            std::iter::from_fn(|| timeline.pop_due(ms(1_000))).map(|(_, e)| e.seq).collect();
+        assert_eq!(popped, [11, 13, 10, 20, 12], "ties in planning order");
+        assert_eq!(timeline.next_due(), None);
     }
 
     proptest! {
