@@ -236,9 +236,9 @@ impl Future for VirtualSleep {
         let this = &mut *self;
         let mut g = this.clock.lock();
         if g.now >= this.deadline {
-            if let Some(k) = this.key.take() {
-                g.timers.remove(&k);
-            }
+            // Its timer is gone: the map holds only deadlines after `now`
+            // (waking the due ones is part of every move of the clock).
+            this.key = None;
             return Poll::Ready(());
         }
         let key = match this.key {
@@ -258,7 +258,10 @@ impl Future for VirtualSleep {
 impl Drop for VirtualSleep {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
-            self.clock.lock().timers.remove(&k);
+            let mut g = self.clock.lock();
+            if k.0 > g.now {
+                g.timers.remove(&k);
+            }
         }
     }
 }
