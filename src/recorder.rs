@@ -132,6 +132,11 @@ impl Recorder {
         self.state.lock().expect("recorder lock")
     }
 
+    /// The largest empty buffer (in events, about 200 kB) that
+    /// [`push_all`](Self::push_all) hands back for a larger one of its
+    /// caller's.
+    const HAND_BACK: usize = 1_024;
+
     /// Queues one event for the writer.
     pub(crate) fn push(&self, ev: ExecutionEvent) {
         let mut g = self.lock();
@@ -156,9 +161,10 @@ impl Recorder {
         let mut g = self.lock();
         let was_empty = g.queue.is_empty();
         if g.queue.len() + g.in_flight + events.len() <= g.health.capacity {
-            // An empty queue takes the events' buffer whole (and leaves its
-            // own, empty, in its place).
-            if was_empty {
+            // An empty queue takes the events' buffer whole and leaves its
+            // own, empty, in its place: only a small one, or one no larger,
+            // so that the caller never ends up holding a backlog's buffer.
+            if was_empty && g.queue.capacity() <= events.capacity().max(Self::HAND_BACK) {
                 std::mem::swap(&mut g.queue, events);
             } else {
                 g.queue.append(events);

@@ -217,3 +217,25 @@ fn a_batch_pushed_into_a_nearly_full_buffer_drops_the_oldest_queued_records_not_
     write_out(&rt, &recorder, &store);
     assert_eq!(store.written(), (3..=10).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_batch_pushed_into_an_empty_queue_never_takes_back_a_larger_buffer() {
+    // The queue's buffer grew in a burst; the driver's batch must not end
+    // up holding it (a third buffer of a backlog's size).
+    let recorder = Recorder::new(100_000, 512);
+    recorder.lock().queue.reserve(Recorder::HAND_BACK + 1);
+    let mut batch: VecDeque<_> = (1..=3).map(end).collect();
+    let own = batch.capacity();
+    recorder.push_all(&mut batch);
+    assert!(batch.is_empty());
+    assert!(batch.capacity() <= own, "{} > {own}", batch.capacity());
+    assert_eq!(recorder.health().buffered, 3);
+    // A queue with a small buffer takes the batch's whole.
+    let small = Recorder::new(100_000, 512);
+    small.lock().queue.reserve(Recorder::HAND_BACK / 2);
+    let mut batch: VecDeque<_> = VecDeque::with_capacity(64);
+    batch.extend((1..=3).map(end));
+    small.push_all(&mut batch);
+    assert_eq!(small.lock().queue.capacity(), 64, "the buffer was handed over");
+    assert!(batch.capacity() >= Recorder::HAND_BACK / 2);
+}
