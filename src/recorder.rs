@@ -132,58 +132,8 @@ impl Recorder {
         self.state.lock().expect("recorder lock")
     }
 
-    /// The largest empty buffer (in events, about 200 kB) that
-    /// [`push_all`](Self::push_all) hands back for a larger one of its
-    /// caller's.
-    const HAND_BACK: usize = 1_024;
-
-    /// Queues one event for the writer.
     pub(crate) fn push(&self, ev: ExecutionEvent) {
         let mut g = self.lock();
-        let was_empty = g.queue.is_empty();
-        Self::enqueue(&mut g, ev);
-        g.health.buffered = g.queue.len() + g.in_flight;
-        drop(g);
-        // The writer waits only after finding the queue empty (arming its
-        // signal first), so only the push that ends the emptiness must wake it.
-        if was_empty {
-            self.work.notify();
-        }
-    }
-
-    /// Pushes every event of `events`, in order, under one hold of the
-    /// lock, and leaves `events` empty: the driver's batch of runs that
-    /// ended on their first poll crosses to the writer's core once.
-    pub(crate) fn push_all(&self, events: &mut VecDeque<ExecutionEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        let mut g = self.lock();
-        let was_empty = g.queue.is_empty();
-        if g.queue.len() + g.in_flight + events.len() <= g.health.capacity {
-            // An empty queue takes the events' buffer whole and leaves its
-            // own, empty, in its place: only a small one, or one no larger,
-            // so that the caller never ends up holding a backlog's buffer.
-            if was_empty && g.queue.capacity() <= events.capacity().max(Self::HAND_BACK) {
-                std::mem::swap(&mut g.queue, events);
-            } else {
-                g.queue.append(events);
-            }
-        } else {
-            for ev in events.drain(..) {
-                Self::enqueue(&mut g, ev);
-            }
-        }
-        g.health.buffered = g.queue.len() + g.in_flight;
-        drop(g);
-        if was_empty {
-            self.work.notify();
-        }
-    }
-
-    /// Queues `ev`; a full buffer drops its oldest queued event for it, or
-    /// `ev` itself when every buffered event is being written.
-    fn enqueue(g: &mut State, ev: ExecutionEvent) {
         if g.queue.len() + g.in_flight >= g.health.capacity {
             if let Some(old) = g.queue.pop_front() {
                 g.health.dropped += 1;
@@ -205,7 +155,15 @@ impl Recorder {
                 return;
             }
         }
+        let was_empty = g.queue.is_empty();
         g.queue.push_back(ev);
+        g.health.buffered = g.queue.len() + g.in_flight;
+        drop(g);
+        // The writer waits only after finding the queue empty (arming its
+        // signal first), so only the push that ends the emptiness must wake it.
+        if was_empty {
+            self.work.notify();
+        }
     }
 
     pub(crate) fn health(&self) -> StoreHealth {

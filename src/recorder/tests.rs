@@ -1,6 +1,6 @@
 //! Tests of the record writer: a backlog larger than a batch is written in
 //! calls of at most a batch, in order, through transient and permanent
-//! store errors, and events pushed one at a time or a batch at once.
+//! store errors.
 
 use std::sync::Mutex as StdMutex;
 
@@ -170,72 +170,4 @@ fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer
     // The two oldest events still queued made room; the newest were kept.
     assert_eq!(store.written(), [1, 2, 5, 6, 7, 8, 9, 10]);
     assert_eq!(recorder.health().dropped, 2);
-}
-
-/// Runs the writer over whatever `recorder` holds until it drains.
-fn write_out(rt: &LocalRuntime, recorder: &Arc<Recorder>, store: &Arc<Scripted>) {
-    let clock: Arc<dyn Clock> = Arc::new(rt.clock());
-    rt.spawner().spawn(Box::pin(recorder.clone().run(store.clone(), clock.clone())));
-    let deadline = clock.now() + chrono::Duration::seconds(60);
-    assert!(rt.block_on(recorder.flush(&*clock, deadline)), "{:?}", recorder.health());
-}
-
-#[test]
-fn events_pushed_together_follow_those_queued_before_them_in_order() {
-    let rt = LocalRuntime::new();
-    let store = Arc::new(Scripted::default());
-    let recorder = Recorder::new(1_000, 4);
-    // Into an empty queue (the batch's buffer is taken whole), then behind
-    // single pushes, then behind a batch.
-    let mut batch: VecDeque<_> = (1..=3).map(end).collect();
-    recorder.push_all(&mut batch);
-    assert!(batch.is_empty(), "the batch is handed over whole");
-    recorder.push(end(4));
-    batch.extend((5..=7).map(end));
-    recorder.push_all(&mut batch);
-    batch.extend((8..=9).map(end));
-    recorder.push_all(&mut batch);
-    recorder.push_all(&mut batch);
-    assert_eq!(recorder.health().buffered, 9);
-    write_out(&rt, &recorder, &store);
-    assert_eq!(store.written(), (1..=9).collect::<Vec<_>>());
-    assert_eq!(recorder.health().written, 9);
-}
-
-#[test]
-fn a_batch_pushed_into_a_nearly_full_buffer_drops_the_oldest_queued_records_not_the_batch() {
-    let rt = LocalRuntime::new();
-    let store = Arc::new(Scripted::default());
-    let recorder = Recorder::new(8, 4);
-    for id in 1..=6 {
-        recorder.push(end(id));
-    }
-    let mut batch: VecDeque<_> = (7..=10).map(end).collect();
-    recorder.push_all(&mut batch);
-    let h = recorder.health();
-    assert_eq!((h.buffered, h.dropped, h.dropped_since_drained), (8, 2, 2));
-    write_out(&rt, &recorder, &store);
-    assert_eq!(store.written(), (3..=10).collect::<Vec<_>>());
-}
-
-#[test]
-fn a_batch_pushed_into_an_empty_queue_never_takes_back_a_larger_buffer() {
-    // The queue's buffer grew in a burst; the driver's batch must not end
-    // up holding it (a third buffer of a backlog's size).
-    let recorder = Recorder::new(100_000, 512);
-    recorder.lock().queue.reserve(Recorder::HAND_BACK + 1);
-    let mut batch: VecDeque<_> = (1..=3).map(end).collect();
-    let own = batch.capacity();
-    recorder.push_all(&mut batch);
-    assert!(batch.is_empty());
-    assert!(batch.capacity() <= own, "{} > {own}", batch.capacity());
-    assert_eq!(recorder.health().buffered, 3);
-    // A queue with a small buffer takes the batch's whole.
-    let small = Recorder::new(100_000, 512);
-    small.lock().queue.reserve(Recorder::HAND_BACK / 2);
-    let mut batch: VecDeque<_> = VecDeque::with_capacity(64);
-    batch.extend((1..=3).map(end));
-    small.push_all(&mut batch);
-    assert_eq!(small.lock().queue.capacity(), 64, "the buffer was handed over");
-    assert!(batch.capacity() >= Recorder::HAND_BACK / 2);
 }

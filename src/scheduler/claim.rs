@@ -10,7 +10,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 
-use super::dispatch::Batch;
 use super::lease::Held;
 use super::registry::{Fire, Slot, Spec, exec_id};
 use super::{JobScheduler, Phase, State};
@@ -322,7 +321,7 @@ impl JobScheduler {
             let mut launches = std::mem::take(&mut st.launches);
             let again = Self::take_claims(&mut st);
             drop(st);
-            this.launch_batch(&mut launches, &mut Batch::default(), now);
+            this.launch_batch(&mut launches, &mut Vec::new(), now);
             this.send_claims(again);
             inner.idle.notify(usize::MAX);
         }));

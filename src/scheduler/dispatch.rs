@@ -2,7 +2,6 @@
 //! under the lock launch once it is released (a handler's first poll on the
 //! driver when it may), and ended runs are settled.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -20,7 +19,6 @@ use super::{JobScheduler, Phase, State, TriggerOutcome};
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::logfmt::Rfc3339;
 use crate::policy::OverlapPolicy;
-use crate::recorder::Recorder;
 use crate::store::{ExecutionEvent, ExecutionId, ExecutionStatus, SkippedFire};
 use crate::trace;
 
@@ -176,14 +174,12 @@ impl JobScheduler {
 
     /// Launches runs from the driver: each handler's first poll happens
     /// here, and a run that ends on it costs no task. The rest are spawned.
-    /// Ended runs are settled under one hold of the lock, and their end
-    /// events go to the recorder together, before any run is spawned (a
-    /// spawned run's events must follow them). `last` is the driver's
-    /// latest clock reading, the fallback of a panicking clock.
+    /// Ended runs are settled under one hold of the lock. `last` is the
+    /// driver's latest clock reading, the fallback of a panicking clock.
     pub(super) fn launch_batch(
         &self,
         launches: &mut Vec<Launch>,
-        batch: &mut Batch,
+        ended: &mut Vec<Ended>,
         last: DateTime<Utc>,
     ) {
         if launches.is_empty() {
@@ -196,12 +192,8 @@ impl JobScheduler {
         let mut now = clock.now_or(last);
         // Whether the runs get spans, asked once for the batch.
         let traced = trace::wanted();
-        let ended = &mut batch.ended;
-        // Pushed when a run is spawned, at the end, and on a panic.
-        let mut records = Unpushed { recorder: &self.inner.recorder, events: &mut batch.records };
         for mut l in launches.drain(..) {
             if !self.inner.settings.inline || !l.spec.inline.load(Ordering::Relaxed) {
-                records.push();
                 self.spawn_run(l, Resume::Fresh);
                 continue;
             }
@@ -220,7 +212,6 @@ impl JobScheduler {
                         // ones go to the spawner. The task polls it again with
                         // its own waker, as a spawned future is always polled.
                         l.spec.inline.store(false, Ordering::Relaxed);
-                        records.push();
                         if std::mem::take(&mut flight.start_unwritten) {
                             let start = self.start_event(&l, first, flight.started_at);
                             self.inner.recorder.push(start);
@@ -232,12 +223,11 @@ impl JobScheduler {
                 }
             };
             now = clock.now_or(now);
-            let end = self.end_attempt(&l, first, flight, outcome, now, Some(&mut *records.events));
+            let end = self.end_attempt(&l, first, flight, outcome, now);
             if end.duration > INLINE_LIMIT {
                 l.spec.inline.store(false, Ordering::Relaxed);
             }
             if end.retry {
-                records.push();
                 self.spawn_run(l, Resume::Backoff(end.at));
             } else {
                 trace::end_span(l.span, end.status);
@@ -245,7 +235,6 @@ impl JobScheduler {
                 ended.push((l.spec, l.slot, l.id, end.status, leased));
             }
         }
-        drop(records);
         self.runs_ended(ended.drain(..));
     }
 
@@ -325,36 +314,6 @@ impl Launch {
     #[inline(always)]
     fn run_span(&self) -> Option<Box<tracing::Span>> {
         trace::run_span(&self.spec.id, self.id, self.fire.nominal, self.fire.kind)
-    }
-}
-
-/// What the driver keeps from one batch of launches to the next, emptied,
-/// so that a batch allocates nothing.
-#[derive(Default)]
-pub(super) struct Batch {
-    /// Runs that ended, to settle under one hold of the lock.
-    ended: Vec<Ended>,
-    /// The end events of runs that ended on their first poll.
-    records: VecDeque<ExecutionEvent>,
-}
-
-/// A batch's end events not yet handed to the recorder; handed over on
-/// drop as well, so that a panic loses none.
-struct Unpushed<'a> {
-    recorder: &'a Recorder,
-    events: &'a mut VecDeque<ExecutionEvent>,
-}
-
-impl Unpushed<'_> {
-    /// Hands the events gathered so far to the recorder, in order.
-    fn push(&mut self) {
-        self.recorder.push_all(self.events);
-    }
-}
-
-impl Drop for Unpushed<'_> {
-    fn drop(&mut self) {
-        self.push();
     }
 }
 

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use futures::future::{Either, select};
 
 use super::claim::OnClaim;
-use super::dispatch::Batch;
 use super::registry::Fire;
 use super::timeline::Entry;
 use super::{JobScheduler, Phase, State};
@@ -22,7 +21,7 @@ impl JobScheduler {
         let inner = &self.inner;
         let shutdown = inner.lock().shutdown.clone();
         let mut launches = Vec::new();
-        let mut batch = Batch::default();
+        let mut ended = Vec::new();
         // Since when, and for how many chunks, the driver has dispatched
         // without yielding.
         let mut busy: Option<(DateTime<Utc>, u32)> = None;
@@ -64,7 +63,7 @@ impl JobScheduler {
             // The chunk's claims go out and its runs start here, outside
             // the lock.
             self.send_claims(claims);
-            self.launch_batch(&mut launches, &mut batch, now);
+            self.launch_batch(&mut launches, &mut ended, now);
             if more_due {
                 // A burst: yield now and then, so other tasks (and the runs
                 // handed to the spawner) get their turn. A yield costs a

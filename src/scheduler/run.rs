@@ -2,7 +2,6 @@
 //! switch) and ended with a status, a retry after a backoff while the
 //! policy allows, and the rows they record.
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -135,10 +134,6 @@ impl JobScheduler {
 
     /// Ends an attempt: decides its status, tells the handler's leftovers
     /// (its token), records the end and says whether another attempt follows.
-    ///
-    /// The observers see the end at once. With `batch`, the store's copy
-    /// goes there, for the caller to hand to the recorder with its batch's
-    /// others ([`Recorder::push_all`](crate::recorder::Recorder::push_all)).
     pub(super) fn end_attempt(
         &self,
         l: &Launch,
@@ -146,7 +141,6 @@ impl JobScheduler {
         flight: InFlight,
         outcome: Outcome,
         ended_at: DateTime<Utc>,
-        batch: Option<&mut VecDeque<ExecutionEvent>>,
     ) -> AttemptOver {
         let inner = &self.inner;
         let spec = &l.spec;
@@ -206,7 +200,7 @@ impl JobScheduler {
         drop(work);
         trace::end_span(span, status);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
-        let end = ExecutionEvent::Finished(AttemptEnd {
+        inner.record(ExecutionEvent::Finished(AttemptEnd {
             job_id: spec.id.clone(),
             execution_id: l.id,
             attempt,
@@ -223,14 +217,7 @@ impl JobScheduler {
             kind: l.fire.kind,
             fence: l.fire.fence(),
             ends_run: !retry,
-        });
-        match batch {
-            Some(batch) => {
-                inner.observe(&end);
-                batch.push_back(end);
-            }
-            None => inner.record(end),
-        }
+        }));
         AttemptOver { status, retry, at: ended_at, duration }
     }
 
@@ -307,7 +294,7 @@ impl JobScheduler {
                 None => self.begin_attempt(l, attempt, clock.now(), false),
             };
             let outcome = self.await_attempt(l, &mut f).await;
-            let end = self.end_attempt(l, attempt, f, outcome, clock.now(), None);
+            let end = self.end_attempt(l, attempt, f, outcome, clock.now());
             if !end.retry {
                 return end.status;
             }
