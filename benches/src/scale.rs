@@ -22,6 +22,7 @@
 //! `Schedule::interval_at`, tokio's `interval_at`, every job registered or
 //! spawned before the window.
 
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -38,8 +39,14 @@ use crate::measure::{LatencyHistogram, cpu_time, hwm_bytes, rss_bytes};
 pub enum Contender {
     /// This crate's scheduler, records discarded ([`crate::NullStore`]).
     Mscribe,
-    /// This crate's scheduler recording to its `MemoryStore`.
+    /// This crate's scheduler recording to its `MemoryStore` (the default
+    /// bound, 1,000 rows a job): the history grows through the window.
     MscribeMemory,
+    /// The same with a `MemoryStore` of [`BOUND_ROWS`] rows a job, run
+    /// until every job is at that bound before the window: the steady
+    /// state of a server whose history has filled its retention, where
+    /// each new row replaces its job's oldest.
+    MscribeMemoryBound,
     /// This crate's scheduler recording to a `SqliteStore` file (WAL, the
     /// store's defaults), as `mscribe serve` does.
     MscribeSqlite,
@@ -64,11 +71,22 @@ impl Contender {
         Contender::TokioLoop,
     ];
 
+    /// The contenders of the alternating rounds: mscribe with each kind of
+    /// history, and the tokio loop last in each round.
+    pub const ROUNDS: [Contender; 5] = [
+        Contender::Mscribe,
+        Contender::MscribeMemory,
+        Contender::MscribeMemoryBound,
+        Contender::MscribeSqlite,
+        Contender::TokioLoop,
+    ];
+
     /// The name used on the command line and in tables.
     pub fn name(self) -> &'static str {
         match self {
             Contender::Mscribe => "mscribe",
             Contender::MscribeMemory => "mscribe-memory",
+            Contender::MscribeMemoryBound => "mscribe-memory-bound",
             Contender::MscribeSqlite => "mscribe-sqlite",
             Contender::TokioCron => "tokio-cron-scheduler",
             Contender::Apalis => "apalis-cron",
@@ -83,12 +101,25 @@ impl Contender {
 
     /// Whether it is this crate's scheduler (with or without history).
     pub fn is_mscribe(self) -> bool {
-        matches!(self, Contender::Mscribe | Contender::MscribeMemory | Contender::MscribeSqlite)
+        self == Contender::Mscribe || self.keeps_history()
     }
 
     /// Whether it keeps a record of every attempt.
     pub fn keeps_history(self) -> bool {
-        matches!(self, Contender::MscribeMemory | Contender::MscribeSqlite)
+        matches!(
+            self,
+            Contender::MscribeMemory | Contender::MscribeMemoryBound | Contender::MscribeSqlite
+        )
+    }
+
+    /// How long its history takes to fill before the warm-up starts, in
+    /// seconds: [`BOUND_ROWS`] fires of every job for the bounded store,
+    /// nothing for the others.
+    pub fn fill_s(self, interval_ms: u64) -> f64 {
+        match self {
+            Contender::MscribeMemoryBound => BOUND_ROWS as f64 * interval_ms as f64 / 1e3,
+            _ => 0.0,
+        }
     }
 
     /// Whether it can run an interval that is not a whole number of seconds.
@@ -103,6 +134,7 @@ impl FromStr for Contender {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Contender::ALL
             .into_iter()
+            .chain(Contender::ROUNDS)
             .find(|c| c.name() == s)
             .ok_or_else(|| format!("unknown contender \"{s}\""))
     }
@@ -310,7 +342,8 @@ async fn measure(p: &ScaleParams, reg: &Registered, out: &mut ScaleResult) {
     let periods = ((p.window_s * 1e3) / p.interval_ms as f64).round().max(1.0) as u32;
     // Start the window half an interval after a nominal fire of the grid, so
     // that (aligned) bursts are not cut by its edges.
-    let earliest = Utc::now() + chrono::Duration::milliseconds((p.warmup_s * 1e3) as i64);
+    let warmup = p.warmup_s + p.contender.fill_s(p.interval_ms);
+    let earliest = Utc::now() + chrono::Duration::milliseconds((warmup * 1e3) as i64);
     let iv = chrono::Duration::milliseconds(p.interval_ms as i64);
     let since = (earliest - reg.origin).num_milliseconds().max(0);
     let k = since / p.interval_ms as i64 + 1;
@@ -376,9 +409,10 @@ async fn register(p: &ScaleParams) -> Result<Registered, String> {
     let interval = Duration::from_millis(p.interval_ms);
     let limit = Limit { began: Instant::now(), limit: Duration::from_secs_f64(p.register_limit_s) };
     match p.contender {
-        Contender::Mscribe | Contender::MscribeMemory | Contender::MscribeSqlite => {
-            register_mscribe(p, interval, &limit).await
-        }
+        Contender::Mscribe
+        | Contender::MscribeMemory
+        | Contender::MscribeMemoryBound
+        | Contender::MscribeSqlite => register_mscribe(p, interval, &limit).await,
         Contender::TokioCron => register_tokio_cron(p, interval, &limit).await,
         Contender::Apalis => register_apalis(p, interval, &limit),
         Contender::TokioLoop => register_tokio_loop(p, interval, &limit).await,
@@ -387,6 +421,11 @@ async fn register(p: &ScaleParams) -> Result<Registered, String> {
 
 /// How long after the window a fire due in it may start and still count as run.
 pub const GRACE: Duration = Duration::from_secs(1);
+
+/// The rows a job keeps in the `mscribe-memory-bound` contender's store: at
+/// 50,000 jobs, 500,000 rows (52 MB), more than the cores' caches hold, so
+/// the row a new one replaces is as cold as at the default bound.
+pub const BOUND_ROWS: usize = 10;
 
 /// The slots of the staggered shape.
 const SLOTS: usize = 100;
@@ -402,6 +441,9 @@ async fn register_mscribe(
     };
     let store: Arc<dyn ExecutionStore> = match p.contender {
         Contender::MscribeMemory => Arc::new(MemoryStore::new()),
+        Contender::MscribeMemoryBound => {
+            Arc::new(MemoryStore::with_rows_per_job(NonZeroUsize::new(BOUND_ROWS).expect("> 0")))
+        }
         Contender::MscribeSqlite => {
             remove_sqlite_files();
             let store = mscribe_storage::SqliteStore::open(sqlite_path())
@@ -559,4 +601,23 @@ fn register_apalis(
     let register = t.elapsed();
     let origin = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid time");
     Ok(Registered { running: Running::Tasks, origin, register, start: Duration::ZERO })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contender_parses_from_its_name_and_serializes_as_it() {
+        for c in Contender::ALL.into_iter().chain(Contender::ROUNDS) {
+            assert_eq!(c.name().parse::<Contender>(), Ok(c));
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+        }
+    }
+
+    #[test]
+    fn only_the_bounded_store_fills_before_its_warm_up() {
+        assert_eq!(Contender::MscribeMemoryBound.fill_s(1_000), BOUND_ROWS as f64);
+        assert_eq!(Contender::MscribeMemory.fill_s(1_000), 0.0);
+    }
 }

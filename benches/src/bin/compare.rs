@@ -117,7 +117,9 @@ fn child(args: &[String], limit: Duration) -> Result<String, String> {
 }
 
 fn scale_child(p: &ScaleParams) -> ScaleResult {
-    let limit = Duration::from_secs_f64(p.register_limit_s + p.warmup_s + p.window_s + 90.0);
+    let limit = Duration::from_secs_f64(
+        p.register_limit_s + p.contender.fill_s(p.interval_ms) + p.warmup_s + p.window_s + 90.0,
+    );
     let json = serde_json::to_string(p).expect("params to json");
     let t = Instant::now();
     let r = child(&["child-scale".to_owned(), json], limit)
@@ -233,11 +235,11 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     if wants("rounds") {
         let rounds = if quick { 2 } else { 6 };
         eprintln!(
-            "== rounds: 50,000 jobs, mscribe (no records, MemoryStore, SQLite) and the tokio loop alternating, {rounds} rounds per shape"
+            "== rounds: 50,000 jobs, mscribe (no records, MemoryStore growing and at its bound, SQLite) and the tokio loop alternating, {rounds} rounds per shape"
         );
         for _ in 0..rounds {
             for staggered in [false, true] {
-                for c in Contender::ALL.into_iter().filter(|c| c.can_stagger()) {
+                for c in Contender::ROUNDS {
                     let mut p = base(c, 50_000, 1_000, staggered);
                     p.window_s = if quick { 3.0 } else { 5.0 };
                     res.rounds.push(scale_child(&p));
