@@ -28,9 +28,7 @@ async fn fresh_db() -> (String, String, String) {
     let admin =
         std::env::var("MSCRIBE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
     let mut c = connect(&admin).await;
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("mscribe_cli_{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
+    let name = common::fresh_db_name("mscribe_cli");
     c.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
     let _ = c.close().await;
     let (base, query) = match admin.split_once('?') {

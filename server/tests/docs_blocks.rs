@@ -171,11 +171,7 @@ async fn postgres_sql_blocks_run() {
                     "cannot connect to Postgres at {admin_url} (set MSCRIBE_TEST_POSTGRES_URL): {e}"
                 )
             });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let name = format!("mscribe_docs_{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
+    let name = common::fresh_db_name("mscribe_docs");
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
     let url = with_database(&admin_url, &name);
 

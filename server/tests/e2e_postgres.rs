@@ -40,9 +40,7 @@ impl FreshDb {
         .unwrap_or_else(|e| {
             panic!("cannot connect to Postgres at {admin_url} (set MSCRIBE_TEST_POSTGRES_URL): {e}")
         });
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("mscribe_e2e_{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
+        let name = common::fresh_db_name("mscribe_e2e");
         c.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
         let _ = c.close().await;
         let (base, query) = match admin_url.split_once('?') {
@@ -63,6 +61,17 @@ impl FreshDb {
             .await
             .expect("drop database");
     }
+}
+
+/// Tests of one binary create their databases at once, on several threads,
+/// and two of them can read the same nanosecond: their names must differ.
+#[test]
+fn databases_made_in_the_same_nanosecond_get_different_names() {
+    let nanos = 0x1234_5678_9abc;
+    let (a, b) =
+        (common::db_name_at("mscribe_e2e", nanos), common::db_name_at("mscribe_e2e", nanos));
+    assert_ne!(a, b);
+    assert!(a.len() <= 63 && b.len() <= 63, "Postgres cuts names at 63 bytes: {a}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

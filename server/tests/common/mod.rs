@@ -8,13 +8,29 @@ pub mod receiver;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mscribe_server::http_client::{HttpResponse, parse_http_url, request, request_with_body};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mscribe");
+
+/// A Postgres database name no other test takes: `prefix`, the process id,
+/// the time in nanoseconds and a count of the names this process made.
+pub fn fresh_db_name(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
+    db_name_at(prefix, nanos)
+}
+
+/// [`fresh_db_name`] at the time `nanos`: two tests of one binary can read
+/// the same nanosecond on two threads, and still get two names.
+pub fn db_name_at(prefix: &str, nanos: u128) -> String {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let made = MADE.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{:x}_{:x}_{made:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
 
 /// The environment every test server gets: paths in `dir`, a free port,
 /// a short health TTL, no free-space requirement (the test machine's disk
