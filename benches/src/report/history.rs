@@ -49,16 +49,13 @@ const SHAPES: [(bool, &str); 2] = [(false, "aligned"), (true, "staggered")];
 
 /// Section 1d: every contender of the rounds beside the tokio loop.
 pub(super) fn rounds_section(s: &mut String, rounds: &[ScaleResult]) {
-    let contenders = [
-        Contender::Mscribe,
-        Contender::MscribeMemory,
-        Contender::MscribeMemoryBound,
-        Contender::MscribeSqlite,
-    ];
     let rows: Vec<_> = SHAPES
         .iter()
         .flat_map(|&(st, shape)| {
-            contenders.iter().filter_map(move |&c| Some((shape, c, summary(rounds, c, st)?)))
+            Contender::ROUNDS
+                .into_iter()
+                .filter(|c| c.is_mscribe())
+                .filter_map(move |c| Some((shape, c, summary(rounds, c, st)?)))
         })
         .collect();
     if rows.is_empty() {
