@@ -174,11 +174,16 @@ impl CancellationToken {
     /// their parent). Reusing spares an allocation per run.
     pub(crate) fn recycle(mut self) -> Option<CancellationToken> {
         let inner = Arc::get_mut(&mut self.inner)?;
-        // The list of children keeps its buffer: a run whose attempts each
-        // take a child (a job with retries) lists one every time.
-        let mut children = std::mem::take(inner.children.get_mut().ok()?);
-        children.clear();
-        *inner = Inner { children: Mutex::new(children), ..Inner::default() };
+        // Reset in place. The list of children keeps its buffer: a run whose
+        // attempts each take a child (a job with retries) lists one every
+        // time. The event is kept too: no listener of it is left, since a
+        // `cancelled()` future borrows a handle, and there is none but this.
+        inner.children.get_mut().ok()?.clear();
+        *inner.cancelled.get_mut() = false;
+        *inner.had_children.get_mut() = false;
+        *inner.killed.get_mut() = false;
+        *inner.reason.get_mut() = 0;
+        drop(inner.kill_waker.take());
         Some(self)
     }
 

@@ -133,30 +133,29 @@ impl Recorder {
     }
 
     pub(crate) fn push(&self, ev: ExecutionEvent) {
+        self.push_with(|| ev);
+    }
+
+    /// Queues the event that `make` builds. It is called under the lock,
+    /// so that the event is built where it is queued rather than moved
+    /// there (an end event is 200-odd bytes).
+    #[inline]
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> ExecutionEvent) {
         let mut g = self.lock();
-        if g.queue.len() + g.in_flight >= g.health.capacity {
-            if let Some(old) = g.queue.pop_front() {
-                g.health.dropped += 1;
-                g.health.dropped_since_drained += 1;
-                tracing::error!(
-                    job_id = %old.job_id(),
-                    dropped_total = g.health.dropped,
-                    capacity = g.health.capacity,
-                    "store buffer full: dropped the oldest unwritten record"
-                );
-            } else {
-                g.health.dropped += 1;
-                g.health.dropped_since_drained += 1;
-                tracing::error!(
-                    job_id = %ev.job_id(),
-                    dropped_total = g.health.dropped,
-                    "store buffer full: dropped a record"
-                );
-                return;
-            }
+        if g.queue.len() + g.in_flight >= g.health.capacity && !Self::drop_oldest(&mut g) {
+            g.health.dropped += 1;
+            g.health.dropped_since_drained += 1;
+            let dropped_total = g.health.dropped;
+            drop(g);
+            tracing::error!(
+                job_id = %make().job_id(),
+                dropped_total,
+                "store buffer full: dropped a record"
+            );
+            return;
         }
         let was_empty = g.queue.is_empty();
-        g.queue.push_back(ev);
+        g.queue.push_back(make());
         g.health.buffered = g.queue.len() + g.in_flight;
         drop(g);
         // The writer waits only after finding the queue empty (arming its
@@ -164,6 +163,22 @@ impl Recorder {
         if was_empty {
             self.work.notify();
         }
+    }
+
+    /// Makes room in a full buffer by dropping its oldest queued event;
+    /// false when none is queued (the writer holds them all).
+    #[cold]
+    fn drop_oldest(g: &mut State) -> bool {
+        let Some(old) = g.queue.pop_front() else { return false };
+        g.health.dropped += 1;
+        g.health.dropped_since_drained += 1;
+        tracing::error!(
+            job_id = %old.job_id(),
+            dropped_total = g.health.dropped,
+            capacity = g.health.capacity,
+            "store buffer full: dropped the oldest unwritten record"
+        );
+        true
     }
 
     pub(crate) fn health(&self) -> StoreHealth {

@@ -171,3 +171,22 @@ fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer
     assert_eq!(store.written(), [1, 2, 5, 6, 7, 8, 9, 10]);
     assert_eq!(recorder.health().dropped, 2);
 }
+
+#[test]
+fn a_full_buffer_with_nothing_queued_drops_the_new_record_and_counts_it() {
+    // Capacity 1: the writer's slow write holds the one event, so the next
+    // has no older queued event to make room and is the one dropped.
+    let rt = LocalRuntime::new();
+    let clock: Arc<dyn Clock> = Arc::new(rt.clock());
+    let store = Arc::new(Scripted { slow: Some(clock.clone()), ..Scripted::default() });
+    let recorder = Recorder::new(1, 1);
+    recorder.push(end(1));
+    rt.spawner().spawn(Box::pin(recorder.clone().run(store.clone(), clock.clone())));
+    rt.run_until_stalled();
+    recorder.push(end(2));
+    let h = recorder.health();
+    assert_eq!((h.dropped, h.dropped_since_drained, h.buffered), (1, 1, 1));
+    let deadline = clock.now() + chrono::Duration::seconds(60);
+    assert!(rt.block_on(recorder.flush(&*clock, deadline)));
+    assert_eq!(store.written(), [1]);
+}

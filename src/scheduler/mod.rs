@@ -208,6 +208,17 @@ impl Inner {
         self.recorder.push(ev);
     }
 
+    /// [`record`](Self::record) of the event that `make` builds: with no
+    /// observer it is built in the store buffer's queue.
+    #[inline]
+    fn record_with(&self, make: impl FnOnce() -> ExecutionEvent) {
+        if self.observers.is_empty() {
+            self.recorder.push_with(make);
+        } else {
+            self.record(make());
+        }
+    }
+
     /// Hands an event to the observers only. An observer that panics is
     /// logged and skipped for this event; the others still see it.
     fn observe(&self, ev: &ExecutionEvent) {

@@ -147,42 +147,39 @@ impl JobScheduler {
         let cancel = &l.cancel;
         let InFlight { started_at, child, work, start_unwritten: _, span } = flight;
         let duration = std_dur(started_at, ended_at);
-        let mut result = JobResult::default();
-        let mut error_kind = None;
-        let (mut status, error) = match outcome {
+        // The result's data and metrics go into the row; its fields are
+        // moved out rather than a whole `JobResult` kept and dropped.
+        let (mut status, error, error_kind, data, metrics) = match outcome {
             Outcome::Done(Ok(r)) => {
-                result = r;
-                if result.success {
-                    (ExecutionStatus::Succeeded, None)
+                let JobResult { success, error, permanent, duration: _, data, metrics } = r;
+                if success {
+                    (ExecutionStatus::Succeeded, None, None, data, metrics)
                 } else if cancel.is_cancelled() {
-                    (ExecutionStatus::Cancelled, result.error.clone())
+                    (ExecutionStatus::Cancelled, error, None, data, metrics)
                 } else {
-                    error_kind = result.error_kind();
-                    let e = result
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| "handler reported failure".to_owned());
-                    (ExecutionStatus::Failed, Some(e))
+                    let kind = if permanent { ErrorKind::Permanent } else { ErrorKind::Transient };
+                    let error = error.unwrap_or_else(|| "handler reported failure".to_owned());
+                    (ExecutionStatus::Failed, Some(error), Some(kind), data, metrics)
                 }
             }
             Outcome::Done(Err(panic)) => {
                 let msg = panic_message(&*panic);
-                let status = if cancel.is_cancelled() {
-                    ExecutionStatus::Cancelled
+                let (status, kind) = if cancel.is_cancelled() {
+                    (ExecutionStatus::Cancelled, None)
                 } else {
-                    error_kind = Some(ErrorKind::Transient);
-                    ExecutionStatus::Failed
+                    (ExecutionStatus::Failed, Some(ErrorKind::Transient))
                 };
-                (status, Some(format!("handler panicked: {msg}")))
+                (status, Some(format!("handler panicked: {msg}")), kind, None, None)
             }
-            Outcome::TimedOut => (
-                ExecutionStatus::TimedOut,
-                Some(format!("timed out after {:?}", spec.timeout.unwrap_or_default())),
-            ),
-            Outcome::Killed => (
-                ExecutionStatus::Cancelled,
-                Some(format!("cancelled ({}): dropped without finishing", cancel_reason(cancel))),
-            ),
+            Outcome::TimedOut => {
+                let error = format!("timed out after {:?}", spec.timeout.unwrap_or_default());
+                (ExecutionStatus::TimedOut, Some(error), None, None, None)
+            }
+            Outcome::Killed => {
+                let why = cancel_reason(cancel);
+                let error = format!("cancelled ({why}): dropped without finishing");
+                (ExecutionStatus::Cancelled, Some(error), None, None, None)
+            }
         };
         // A permanent error ends the run: no retry can fix it.
         let permanent = error_kind == Some(ErrorKind::Permanent);
@@ -200,24 +197,28 @@ impl JobScheduler {
         drop(work);
         trace::end_span(span, status);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
-        inner.record(ExecutionEvent::Finished(AttemptEnd {
-            job_id: spec.id.clone(),
-            execution_id: l.id,
-            attempt,
-            scheduled_at: l.fire.nominal,
-            started_at,
-            instance_id: inner.instance_id.clone(),
-            status,
-            completed_at: ended_at,
-            duration,
-            error,
-            error_kind,
-            result: result.data,
-            metrics: result.metrics,
-            kind: l.fire.kind,
-            fence: l.fire.fence(),
-            ends_run: !retry,
-        }));
+        // The ids' reference counts are taken before the buffer's lock.
+        let (job_id, instance_id) = (spec.id.clone(), inner.instance_id.clone());
+        inner.record_with(|| {
+            ExecutionEvent::Finished(AttemptEnd {
+                job_id,
+                execution_id: l.id,
+                attempt,
+                scheduled_at: l.fire.nominal,
+                started_at,
+                instance_id,
+                status,
+                completed_at: ended_at,
+                duration,
+                error,
+                error_kind,
+                result: data,
+                metrics,
+                kind: l.fire.kind,
+                fence: l.fire.fence(),
+                ends_run: !retry,
+            })
+        });
         AttemptOver { status, retry, at: ended_at, duration }
     }
 
