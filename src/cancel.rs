@@ -145,6 +145,20 @@ impl CancellationToken {
         child
     }
 
+    /// Cancels this token, unless no one but the caller could ever see it:
+    /// the caller holds `own` of its handles, there are no others and no
+    /// children. Cancelling costs atomic read-modify-writes and a fence,
+    /// which an attempt that left nothing behind need not pay. (A handle
+    /// is only made from a handle, so a count at or under `own` cannot
+    /// grow behind the caller's back.)
+    pub(crate) fn cancel_if_shared(&self, own: usize) {
+        if Arc::strong_count(&self.inner) <= own && !self.inner.had_children.load(Ordering::Acquire)
+        {
+            return;
+        }
+        self.inner.cancel();
+    }
+
     /// Cancels this token for `reason`, which is kept unless an earlier
     /// reason was given.
     pub(crate) fn cancel_for(&self, reason: CancelReason) {
@@ -183,7 +197,8 @@ impl CancellationToken {
         *inner.had_children.get_mut() = false;
         *inner.killed.get_mut() = false;
         *inner.reason.get_mut() = 0;
-        drop(inner.kill_waker.take());
+        // A new waker slot rather than `take`, which costs atomic swaps.
+        inner.kill_waker = futures::task::AtomicWaker::new();
         Some(self)
     }
 

@@ -91,6 +91,44 @@ impl Drop for NoteOnDrop {
     }
 }
 
+/// Whatever a handler keeps of its token past its attempt (a clone, a
+/// child, with one attempt or several) is cancelled when the attempt ends,
+/// also when the handler ends on its first poll on the driver.
+#[test]
+fn what_a_handler_keeps_of_its_token_is_cancelled_when_its_attempt_ends() {
+    type Kept = Arc<Mutex<Vec<(&'static str, mscribe_scheduler::CancellationToken)>>>;
+    let w = World::local();
+    let kept: Kept = Arc::default();
+    let keep = |name: &'static str, child: bool| {
+        let kept = kept.clone();
+        move |ctx: JobContext| {
+            let token = if child { ctx.cancel.child() } else { ctx.cancel.clone() };
+            kept.lock().unwrap().push((name, token));
+            futures::future::ready(())
+        }
+    };
+    let retry = RetryPolicy::exponential(3);
+    for (name, child, retries) in [
+        ("clone", false, false),
+        ("child", true, false),
+        ("clone-retrying", false, true),
+        ("child-retrying", true, true),
+    ] {
+        let job = JobConfig::new(name, keep(name, child)).schedule("@every 1m");
+        let job = if retries { job.retry(retry.clone()) } else { job };
+        w.sched.register(job).unwrap();
+    }
+    w.start();
+    w.rt.advance(Duration::from_secs(61));
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 4, "one attempt of each job");
+    for (name, token) in kept.iter() {
+        assert!(token.is_cancelled(), "{name}: the kept token is cancelled");
+    }
+    assert!(w.statuses().iter().all(|s| *s == ExecutionStatus::Succeeded));
+    w.stop(Duration::ZERO);
+}
+
 #[test]
 fn cancelling_mid_backoff_stops_all_further_attempts() {
     let w = World::local();

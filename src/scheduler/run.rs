@@ -193,7 +193,13 @@ impl JobScheduler {
         // The attempt is over: tell whatever the handler left behind (after
         // the status, which reads the run's token: with one attempt, this is
         // it), then drop the handler's future, before the end is recorded.
-        child.as_ref().unwrap_or(cancel).cancel();
+        // Only the scheduler's own handles left (the child's in `InFlight`;
+        // the run token's in the launch and the job's running list): no
+        // one is left to tell.
+        match &child {
+            Some(child) => child.cancel_if_shared(1),
+            None => cancel.cancel_if_shared(2),
+        }
         drop(work);
         trace::end_span(span, status);
         log_end(&spec.id, l.id, attempt, status, duration, error.as_deref());
