@@ -151,22 +151,38 @@ fn a_rejected_event_mid_backlog_is_isolated_and_the_rest_written_in_order() {
     assert_eq!((h.written, h.rejected, h.buffered, h.failing), (9, 1, 0, false));
 }
 
-#[test]
-fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer_writes() {
+/// A recorder of `capacity` holding events 1..=`n`, its writer in the
+/// middle of its first (slow) write.
+fn writing(
+    capacity: usize,
+    batch: usize,
+    n: u128,
+) -> (LocalRuntime, Arc<dyn Clock>, Arc<Scripted>, Arc<Recorder>) {
     let rt = LocalRuntime::new();
     let clock: Arc<dyn Clock> = Arc::new(rt.clock());
     let store = Arc::new(Scripted { slow: Some(clock.clone()), ..Scripted::default() });
-    let recorder = Recorder::new(8, 2);
-    for id in 1..=8 {
+    let recorder = Recorder::new(capacity, batch);
+    for id in 1..=n {
         recorder.push(end(id));
     }
     rt.spawner().spawn(Box::pin(recorder.clone().run(store.clone(), clock.clone())));
-    // The writer is in its first (slow) write; the buffer is full.
     rt.run_until_stalled();
+    (rt, clock, store, recorder)
+}
+
+/// Runs the writer until the buffer drains.
+fn flush(rt: &LocalRuntime, clock: &Arc<dyn Clock>, recorder: &Recorder) {
+    let deadline = clock.now() + chrono::Duration::seconds(60);
+    assert!(rt.block_on(recorder.flush(&**clock, deadline)), "{:?}", recorder.health());
+}
+
+#[test]
+fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer_writes() {
+    let (rt, clock, store, recorder) = writing(8, 2, 8);
+    // The writer holds 1 and 2; 3..=8 fill the buffer.
     recorder.push(end(9));
     recorder.push(end(10));
-    let deadline = clock.now() + chrono::Duration::seconds(60);
-    assert!(rt.block_on(recorder.flush(&*clock, deadline)));
+    flush(&rt, &clock, &recorder);
     // The two oldest events still queued made room; the newest were kept.
     assert_eq!(store.written(), [1, 2, 5, 6, 7, 8, 9, 10]);
     assert_eq!(recorder.health().dropped, 2);
@@ -176,17 +192,10 @@ fn a_full_buffer_drops_its_oldest_queued_records_not_the_newest_while_the_writer
 fn a_full_buffer_with_nothing_queued_drops_the_new_record_and_counts_it() {
     // Capacity 1: the writer's slow write holds the one event, so the next
     // has no older queued event to make room and is the one dropped.
-    let rt = LocalRuntime::new();
-    let clock: Arc<dyn Clock> = Arc::new(rt.clock());
-    let store = Arc::new(Scripted { slow: Some(clock.clone()), ..Scripted::default() });
-    let recorder = Recorder::new(1, 1);
-    recorder.push(end(1));
-    rt.spawner().spawn(Box::pin(recorder.clone().run(store.clone(), clock.clone())));
-    rt.run_until_stalled();
+    let (rt, clock, store, recorder) = writing(1, 1, 1);
     recorder.push(end(2));
     let h = recorder.health();
     assert_eq!((h.dropped, h.dropped_since_drained, h.buffered), (1, 1, 1));
-    let deadline = clock.now() + chrono::Duration::seconds(60);
-    assert!(rt.block_on(recorder.flush(&*clock, deadline)));
+    flush(&rt, &clock, &recorder);
     assert_eq!(store.written(), [1]);
 }

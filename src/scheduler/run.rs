@@ -151,15 +151,15 @@ impl JobScheduler {
         // moved out rather than a whole `JobResult` kept and dropped.
         let (mut status, error, error_kind, data, metrics) = match outcome {
             Outcome::Done(Ok(r)) => {
-                let JobResult { success, error, permanent, duration: _, data, metrics } = r;
+                let kind = r.error_kind();
+                let JobResult { success, error, data, metrics, .. } = r;
                 if success {
                     (ExecutionStatus::Succeeded, None, None, data, metrics)
                 } else if cancel.is_cancelled() {
                     (ExecutionStatus::Cancelled, error, None, data, metrics)
                 } else {
-                    let kind = if permanent { ErrorKind::Permanent } else { ErrorKind::Transient };
                     let error = error.unwrap_or_else(|| "handler reported failure".to_owned());
-                    (ExecutionStatus::Failed, Some(error), Some(kind), data, metrics)
+                    (ExecutionStatus::Failed, Some(error), kind, data, metrics)
                 }
             }
             Outcome::Done(Err(panic)) => {
