@@ -17,7 +17,8 @@
 //! `together` shape, and the same split over two connections at once
 //! (Postgres). Whichever is fastest is the baseline. `sqlite_bare_*` runs
 //! the raw SQLite code on the table without its four secondary indexes, to
-//! show what they cost.
+//! show what they cost. `MSCRIBE_STORE_CONNS=3,4` adds the Postgres split
+//! over three and four connections.
 //!
 //! `cargo bench -p mscribe-storage --bench store_write -- --quick`
 //!
@@ -391,26 +392,23 @@ async fn raw_call(conn: &mut PgConnection, call: &Call<'_>, shape: Shape, how: P
     tx.commit().await.unwrap();
 }
 
-/// Every call on one connection, or (`conns` of 2) each call's rows split
-/// in halves written at once on two connections, a transaction each.
+/// Every call on one connection, or each call's rows cut in as many parts
+/// as there are connections, written at once, a transaction each.
 async fn postgres_raw(conns: &mut [PgConnection], calls: &[Call<'_>], shape: Shape, how: PgRaw) {
+    let n = conns.len();
     for call in calls {
-        match conns {
-            [one] => raw_call(one, call, shape, how).await,
-            [a, b] => {
-                let half = |v: &[Attempt], first: bool| -> (usize, usize) {
-                    if first { (0, v.len() / 2) } else { (v.len() / 2, v.len()) }
-                };
-                let part = |first: bool| {
-                    let (s0, s1) = half(call.starts, first);
-                    let (e0, e1) = half(call.ends, first);
-                    Call { starts: &call.starts[s0..s1], ends: &call.ends[e0..e1] }
-                };
-                let (p, q) = (part(true), part(false));
-                tokio::join!(raw_call(a, &p, shape, how), raw_call(b, &q, shape, how));
-            }
-            _ => unreachable!("one or two connections"),
+        if let [one] = conns {
+            raw_call(one, call, shape, how).await;
+            continue;
         }
+        let part = |i: usize| {
+            let cut = |v: &[Attempt]| (v.len() * i / n, v.len() * (i + 1) / n);
+            let ((s0, s1), (e0, e1)) = (cut(call.starts), cut(call.ends));
+            Call { starts: &call.starts[s0..s1], ends: &call.ends[e0..e1] }
+        };
+        let parts: Vec<Call<'_>> = (0..n).map(part).collect();
+        let writes = conns.iter_mut().zip(&parts).map(|(c, p)| raw_call(c, p, shape, how));
+        futures::future::join_all(writes).await;
     }
 }
 
@@ -528,13 +526,20 @@ impl Runs<'_> {
 }
 
 /// The raw Postgres writers of a shape: how, connections, name suffix.
-fn pg_hows(shape: Shape) -> &'static [(PgRaw, usize, &'static str)] {
-    match shape {
-        Shape::Together => {
-            &[(PgRaw::Unnest, 1, ""), (PgRaw::Copy, 1, "_copy"), (PgRaw::Unnest, 2, "_2conn")]
-        }
-        Shape::Apart => &[(PgRaw::Unnest, 1, ""), (PgRaw::Unnest, 2, "_2conn")],
+/// `MSCRIBE_STORE_CONNS=3,4` adds the plain writer on those numbers of
+/// connections, each call cut in as many parts (on 2 cores, more than two
+/// were no faster: docs/BENCHMARKS.md, "The records path").
+fn pg_hows(shape: Shape) -> Vec<(PgRaw, usize, String)> {
+    let mut hows = vec![(PgRaw::Unnest, 1, String::new())];
+    if let Shape::Together = shape {
+        hows.push((PgRaw::Copy, 1, "_copy".to_owned()));
     }
+    let extra = std::env::var("MSCRIBE_STORE_CONNS").unwrap_or_default();
+    let more = extra.split(',').filter_map(|n| n.trim().parse::<usize>().ok()).filter(|n| *n > 2);
+    for n in std::iter::once(2).chain(more) {
+        hows.push((PgRaw::Unnest, n, format!("_{n}conn")));
+    }
+    hows
 }
 
 const SHAPES: [(Shape, &str); 2] = [(Shape::Together, "together"), (Shape::Apart, "apart")];
@@ -568,7 +573,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("postgres_store_{tag}"), |b| {
             b.iter_custom(|iters| timed(iters, &|| runs.postgres_store(&events)))
         });
-        for &(how, n, suffix) in pg_hows(shape) {
+        for (how, n, suffix) in pg_hows(shape) {
             g.bench_function(format!("postgres_raw_sqlx_{tag}{suffix}"), |b| {
                 b.iter_custom(|iters| {
                     timed(iters, &|| runs.postgres_raw(&raw_calls, shape, how, n))
@@ -613,7 +618,7 @@ fn alternate(rounds: usize) {
                 Box::new(|| runs.postgres_store(&events)),
             ));
             let (runs, raw_calls) = (&runs, &raw_calls);
-            for &(how, n, suffix) in pg_hows(shape) {
+            for (how, n, suffix) in pg_hows(shape) {
                 writers.push((
                     format!("postgres_raw_sqlx_{tag}{suffix}"),
                     true,
