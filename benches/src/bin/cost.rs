@@ -15,12 +15,13 @@
 //! - `cost rows JOBS ROWS`: resident bytes per row of a `MemoryStore`
 //!   holding ROWS rows of each of JOBS jobs (successful attempts, as the
 //!   fires above write them).
-//! - `cost store-time JOBS SECS [staggered]`: the wall time a `MemoryStore`
-//!   takes per row to write the ends of JOBS jobs' fires, once a second
-//!   for SECS seconds, in the recorder's batches of 512 (the first 2
-//!   seconds not timed). `staggered` writes them as the staggered shape's
-//!   100 groups a second (every 100th job together); without it, all
-//!   together. A real-memory figure for A/B runs: callgrind counts no
+//! - `cost store-time JOBS SECS [staggered] [bound=ROWS]`: the wall time a
+//!   `MemoryStore` takes per row to write the ends of JOBS jobs' fires,
+//!   once a second for SECS seconds, in the recorder's batches of 512 (the
+//!   first 2 seconds not timed). `staggered` writes them as the staggered
+//!   shape's 100 groups a second (every 100th job together); without it,
+//!   all together. `bound=ROWS` keeps ROWS rows a job (default 1,000), so
+//!   that a run longer than ROWS + 2 seconds times a store at its bound. A real-memory figure for A/B runs: callgrind counts no
 //!   cache misses, and at 50,000 jobs they are most of a row's cost.
 //!
 //! Only `measured` does the measured work, so
@@ -70,7 +71,7 @@ fn arg(args: &[String], i: usize) -> u64 {
 
 fn usage() -> ! {
     panic!(
-        "usage: cost register N | cost fires[-memory[-full]] JOBS SECS | cost rss N | cost rows JOBS ROWS | cost store-time JOBS SECS [staggered]"
+        "usage: cost register N | cost fires[-memory[-full]] JOBS SECS | cost rss N | cost rows JOBS ROWS | cost store-time JOBS SECS [staggered] [bound=ROWS]"
     )
 }
 
@@ -150,9 +151,13 @@ fn main() {
                     "cost store-time: JOBS must be at least 1 and SECS at least 3 (the first 2 are not timed)"
                 );
             }
-            let groups = if args.get(4).map(String::as_str) == Some("staggered") { 100 } else { 1 };
+            let groups = if args[4..].iter().any(|a| a == "staggered") { 100 } else { 1 };
+            let bound = args[4..].iter().find_map(|a| a.strip_prefix("bound=")).map(|b| {
+                b.parse::<std::num::NonZeroUsize>()
+                    .unwrap_or_else(|_| panic!("cost store-time: bound={b} is not a row count"))
+            });
             let rt = LocalRuntime::new();
-            let store = MemoryStore::new();
+            let store = bound.map_or_else(MemoryStore::new, MemoryStore::with_rows_per_job);
             let ids: Vec<Arc<str>> = (0..jobs).map(|j| Arc::from(format!("job-{j}"))).collect();
             let instance: Arc<str> = Arc::from("instance-0123456789");
             let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("in range");
