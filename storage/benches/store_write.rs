@@ -535,7 +535,11 @@ fn pg_hows(shape: Shape) -> Vec<(PgRaw, usize, String)> {
         hows.push((PgRaw::Copy, 1, "_copy".to_owned()));
     }
     let extra = std::env::var("MSCRIBE_STORE_CONNS").unwrap_or_default();
-    let more = extra.split(',').filter_map(|n| n.trim().parse::<usize>().ok()).filter(|n| *n > 2);
+    let more = extra.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| {
+        n.parse::<usize>().ok().filter(|n| *n > 2).unwrap_or_else(|| {
+            panic!("MSCRIBE_STORE_CONNS: {n:?} is not a number of connections over 2")
+        })
+    });
     for n in std::iter::once(2).chain(more) {
         hows.push((PgRaw::Unnest, n, format!("_{n}conn")));
     }

@@ -21,8 +21,9 @@
 //!   first 2 seconds not timed). `staggered` writes them as the staggered
 //!   shape's 100 groups a second (every 100th job together); without it,
 //!   all together. `bound=ROWS` keeps ROWS rows a job (default 1,000), so
-//!   that a run longer than ROWS + 2 seconds times a store at its bound. A real-memory figure for A/B runs: callgrind counts no
-//!   cache misses, and at 50,000 jobs they are most of a row's cost.
+//!   that a run longer than ROWS + 2 seconds times a store at its bound. A
+//!   real-memory figure for A/B runs: callgrind counts no cache misses,
+//!   and at 50,000 jobs they are most of a row's cost.
 //!
 //! Only `measured` does the measured work, so
 //! `valgrind --tool=callgrind --toggle-collect='*measured*'` counts it alone.
