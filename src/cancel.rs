@@ -188,17 +188,20 @@ impl CancellationToken {
     /// their parent). Reusing spares an allocation per run.
     pub(crate) fn recycle(mut self) -> Option<CancellationToken> {
         let inner = Arc::get_mut(&mut self.inner)?;
-        // Reset in place. The list of children keeps its buffer: a run whose
+        // Reset in place, every field named so that a new one cannot be
+        // missed. The list of children keeps its buffer: a run whose
         // attempts each take a child (a job with retries) lists one every
         // time. The event is kept too: no listener of it is left, since a
         // `cancelled()` future borrows a handle, and there is none but this.
-        inner.children.get_mut().ok()?.clear();
-        *inner.cancelled.get_mut() = false;
-        *inner.had_children.get_mut() = false;
-        *inner.killed.get_mut() = false;
-        *inner.reason.get_mut() = 0;
+        let Inner { cancelled, event: _, children, had_children, killed, kill_waker, reason } =
+            inner;
+        children.get_mut().ok()?.clear();
+        *cancelled.get_mut() = false;
+        *had_children.get_mut() = false;
+        *killed.get_mut() = false;
+        *reason.get_mut() = 0;
         // A new waker slot rather than `take`, which costs atomic swaps.
-        inner.kill_waker = futures::task::AtomicWaker::new();
+        *kill_waker = futures::task::AtomicWaker::new();
         Some(self)
     }
 
