@@ -62,9 +62,9 @@ struct MemoryRows {
 
 impl MemoryStore {
     /// How many rows of each job [`new`](Self::new) keeps: a run a minute
-    /// for the last 16 hours, and at about 117 bytes a row (a successful
+    /// for the last 16 hours, and at about 106 bytes a row (a successful
     /// attempt; an error, result or metrics adds its own size), some
-    /// 117 kB a job.
+    /// 106 kB a job.
     pub const DEFAULT_ROWS_PER_JOB: usize = 1_000;
 
     /// An empty store keeping the newest

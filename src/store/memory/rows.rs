@@ -1,15 +1,14 @@
 //! The rows of a [`MemoryStore`](super::MemoryStore), kept compact: a row
 //! leaves its job id to its job's entry and its instance id to a table of
 //! the store's few instances, boxes its rare fields, and becomes an
-//! [`ExecutionRecord`] only when a query reads it.
+//! [`ExecutionRecord`] only when a query reads it. Only running rows are
+//! indexed by key: a job's tops tell a new row from one it may hold.
 
-use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use rustc_hash::FxBuildHasher;
 
 use crate::failure::ErrorKind;
@@ -170,14 +169,14 @@ fn key_hash(id: [u64; 2], attempt: u32) -> u32 {
     ((block >> 32) as u32 & !15) | (id[1] as u32 & 15)
 }
 
-/// The key index's hash of a 32-bit key hash: the table takes its bucket
+/// The running rows' index's hash of a 32-bit key hash: the table takes its bucket
 /// from the low bits (the key hash itself) and its tag from the top ones,
 /// mixed so that the sixteen keys of a block seldom share a tag.
 fn table_hash(hash: u32) -> u64 {
     (u64::from(hash.wrapping_mul(0x9e37_79b9)) << 32) | u64::from(hash)
 }
 
-/// An entry of the key index: a row's place and its key's hash, kept here
+/// An entry of the running rows' index: a row's place and its key's hash, kept here
 /// so that growing the index reads no row (at 50,000 jobs each read is a
 /// cache miss), and a probe reads a row only when the whole hash matches.
 #[derive(Debug, Clone, Copy)]
@@ -192,18 +191,86 @@ impl Indexed {
     }
 }
 
+/// The greatest key (a run id's low half, then the attempt) that a job
+/// holds under one high half of the run ids (one instance's).
+#[derive(Debug, Clone, Copy)]
+struct Top {
+    high: u64,
+    low: u64,
+    attempt: u32,
+}
+
+impl Top {
+    fn of(key: [u64; 2], attempt: u32) -> Self {
+        Top { high: key[0], low: key[1], attempt }
+    }
+
+    /// Whether a key of this high half is at or under the top.
+    fn covers(&self, key: [u64; 2], attempt: u32) -> bool {
+        (key[1], attempt) <= (self.low, self.attempt)
+    }
+
+    fn raise(&mut self, key: [u64; 2], attempt: u32) {
+        if !self.covers(key, attempt) {
+            (self.low, self.attempt) = (key[1], attempt);
+        }
+    }
+}
+
+/// A job's tops, one per high half of the run ids of its rows: a key
+/// above its half's top, or of a half without one, has no row in the job.
+/// The scheduler numbers its runs upwards, so a write learns that nearly
+/// every event is new from the job's entry alone, without an index of
+/// every row (at 50,000 jobs, an index's line a row that no core has read
+/// for a round: 40% of a row's write on real memory).
+#[derive(Debug, Clone, Default)]
+enum Tops {
+    #[default]
+    None,
+    One(Top),
+    /// Several instances wrote the job's rows (a store they share).
+    Many(Vec<Top>),
+}
+
+impl Tops {
+    /// Whether the job may hold a row of (`key`, `attempt`).
+    fn may_hold(&self, key: [u64; 2], attempt: u32) -> bool {
+        let covers = |t: &Top| t.high == key[0] && t.covers(key, attempt);
+        match self {
+            Tops::None => false,
+            Tops::One(t) => covers(t),
+            Tops::Many(ts) => ts.iter().any(covers),
+        }
+    }
+
+    /// Notes that the job holds a row of (`key`, `attempt`).
+    fn note(&mut self, key: [u64; 2], attempt: u32) {
+        match self {
+            Tops::None => *self = Tops::One(Top::of(key, attempt)),
+            Tops::One(t) if t.high == key[0] => t.raise(key, attempt),
+            Tops::One(t) => *self = Tops::Many(vec![*t, Top::of(key, attempt)]),
+            Tops::Many(ts) => match ts.iter_mut().find(|t| t.high == key[0]) {
+                Some(t) => t.raise(key, attempt),
+                None => ts.push(Top::of(key, attempt)),
+            },
+        }
+    }
+}
+
 /// One job's rows: a list through the rows' `next`, oldest first (no
-/// allocation of its own, and the oldest row is dropped in O(1)).
+/// allocation of its own, and the oldest row is dropped in O(1)), and the
+/// tops of their keys.
 #[derive(Debug)]
 struct Job {
     id: Arc<str>,
     head: u32,
     tail: u32,
     len: u32,
+    tops: Tops,
 }
 
-/// Every row, with what finds them: by job (oldest first), by (execution
-/// id, attempt), and the running ones.
+/// Every row, with what finds them: by job (oldest first), and the running
+/// ones by (execution id, attempt).
 #[derive(Debug, Default)]
 pub(super) struct Rows {
     /// The rows, each in a place that is reused (`free`) once it is dropped.
@@ -227,10 +294,12 @@ pub(super) struct Rows {
     /// place after this one: checked first, it spares the lookup in
     /// `job_ptrs` (at 50,000 jobs, two cache misses a row).
     last_job: u32,
-    /// The place of every row, found by its (execution id, attempt).
-    keys: HashTable<Indexed>,
-    /// Rows in `running`, so the abandonment sweep does not scan history.
-    running: BTreeSet<u32>,
+    /// The places of the rows in `running`, found by their (execution id,
+    /// attempt): an end finds its start here, and the abandonment sweep
+    /// does not scan history. Other rows have no index: a job's tops tell
+    /// a new key from one it may hold, and only such a key (a duplicate,
+    /// or a run's row written out of its order) walks the job's list.
+    running: HashTable<Indexed>,
     /// The instances that wrote the rows (a few: found by a scan), and the
     /// last one found with the address of its `Arc`, which `instances`
     /// holds, so no other string can have it.
@@ -317,9 +386,14 @@ impl Rows {
     pub(super) fn end(&mut self, e: &AttemptEnd) {
         let ended = |rows: &mut Rows, place: u32| {
             let Some(row) = rows.slots[place as usize].as_mut() else { return };
+            let was_running = row.status == ExecutionStatus::Running;
             row.apply_end(e);
-            let job = row.job;
-            rows.running.remove(&place);
+            let (job, hash) = (row.job, row.hash());
+            match (was_running, row.status == ExecutionStatus::Running) {
+                (true, false) => unindex(&mut rows.running, place, hash),
+                (false, true) => index(&mut rows.running, place, hash),
+                _ => {}
+            }
             // A running row may have held its job over the bound.
             rows.trim(job);
         };
@@ -351,8 +425,7 @@ impl Rows {
 
     /// Inserts the row `make` builds (from its insertion number, job and
     /// instance) when (`id`, `attempt`) has none; calls `found` with the
-    /// place of the row it has otherwise. One probe of the key index either
-    /// way.
+    /// place of the row it has otherwise.
     fn insert(
         &mut self,
         (job_id, instance_id): (&Arc<str>, &Arc<str>),
@@ -362,39 +435,25 @@ impl Rows {
         make: impl FnOnce(u64, u32, u32) -> Row,
     ) {
         let key = split(id);
-        let hash = key_hash(key, attempt);
-        let slots = &self.slots;
-        let entry = self.keys.entry(
-            table_hash(hash),
-            |e| {
-                e.hash == hash
-                    && slots[e.place as usize].as_ref().is_some_and(|r| r.is(key, attempt))
-            },
-            Indexed::hash,
-        );
-        let place = match entry {
-            Entry::Occupied(o) => {
-                let place = o.get().place;
-                return found(self, place);
-            }
-            Entry::Vacant(v) => {
-                let place = match self.free.last() {
-                    Some(&place) => place,
-                    None => u32::try_from(self.slots.len())
-                        .ok()
-                        .filter(|p| *p != NIL)
-                        .expect("a memory store holds fewer than 2^32 - 1 rows"),
-                };
-                v.insert(Indexed { place, hash });
-                place
-            }
-        };
         let job = self.job(job_id);
+        if self.jobs[job as usize].tops.may_hold(key, attempt)
+            && let Some(place) = self.find(job, key, attempt)
+        {
+            return found(self, place);
+        }
+        let place = match self.free.last() {
+            Some(&place) => place,
+            None => u32::try_from(self.slots.len())
+                .ok()
+                .filter(|p| *p != NIL)
+                .expect("a memory store holds fewer than 2^32 - 1 rows"),
+        };
+        self.jobs[job as usize].tops.note(key, attempt);
         let instance = self.instance(instance_id);
         let row = make(self.next, job, instance);
         self.next += 1;
         if row.status == ExecutionStatus::Running {
-            self.running.insert(place);
+            index(&mut self.running, place, key_hash(key, attempt));
         }
         if place as usize == self.slots.len() {
             self.slots.push(Some(row));
@@ -404,6 +463,31 @@ impl Rows {
         }
         self.link(job, place);
         self.trim(job);
+    }
+
+    /// The place of the row of (`key`, `attempt`) in `job`, or of a running
+    /// row with that key: for a key under the job's tops. A running row is
+    /// found by the index; another (a duplicate event, most often of the
+    /// job's newest row, or a run's row written out of order) by the list.
+    #[inline(never)]
+    fn find(&self, job: u32, key: [u64; 2], attempt: u32) -> Option<u32> {
+        let hash = key_hash(key, attempt);
+        let is = |place: u32| self.get(place).is_some_and(|r| r.is(key, attempt));
+        if let Some(e) = self.running.find(table_hash(hash), |e| e.hash == hash && is(e.place)) {
+            return Some(e.place);
+        }
+        let j = &self.jobs[job as usize];
+        if is(j.tail) {
+            return Some(j.tail);
+        }
+        let mut place = j.head;
+        while let Some(row) = self.get(place) {
+            if row.is(key, attempt) {
+                return Some(place);
+            }
+            place = row.next;
+        }
+        None
     }
 
     /// Appends the row at `place` to its job's list.
@@ -454,7 +538,13 @@ impl Rows {
             }
             None => {
                 let job = u32::try_from(self.jobs.len()).expect("fewer than 2^32 jobs");
-                self.jobs.push(Job { id: id.clone(), head: NIL, tail: NIL, len: 0 });
+                self.jobs.push(Job {
+                    id: id.clone(),
+                    head: NIL,
+                    tail: NIL,
+                    len: 0,
+                    tops: Tops::None,
+                });
                 self.job_ids.insert(id.clone(), job);
                 job
             }
@@ -520,10 +610,10 @@ impl Rows {
             // The oldest finished row, the row before it, and what the
             // list needs of it (read in place: the row is dropped there).
             let (mut before, mut place) = (NIL, self.jobs[job as usize].head);
-            let (next, hash) = loop {
+            let next = loop {
                 let Some(row) = self.get(place) else { return };
                 if row.status.is_final() {
-                    break (row.next, row.hash());
+                    break row.next;
                 }
                 (before, place) = (place, row.next);
             };
@@ -536,10 +626,8 @@ impl Rows {
             if j.tail == place {
                 j.tail = before;
             }
+            // A finished row has no index entry.
             j.len -= 1;
-            if let Ok(entry) = self.keys.find_entry(table_hash(hash), |e| e.place == place) {
-                entry.remove();
-            }
             self.free.push(place);
         }
     }
@@ -586,7 +674,7 @@ impl Rows {
 
     /// The instance ids of the running rows.
     pub(super) fn running_instances(&self) -> impl Iterator<Item = &str> + '_ {
-        self.running.iter().filter_map(|p| self.get(*p)).map(|r| self.instance_id(r))
+        self.running.iter().filter_map(|e| self.get(e.place)).map(|r| self.instance_id(r))
     }
 
     /// Marks `abandoned` each running row whose instance `alive` says is
@@ -598,7 +686,8 @@ impl Rows {
         error: impl Fn(&str) -> String,
     ) -> Vec<ExecutionRecord> {
         let mut changed = Vec::new();
-        let running: Vec<u32> = self.running.iter().copied().collect();
+        let mut running: Vec<u32> = self.running.iter().map(|e| e.place).collect();
+        running.sort_unstable();
         for place in running {
             let Rows { slots, instances, running, .. } = &mut *self;
             let Some(row) = slots.get_mut(place as usize).and_then(Option::as_mut) else {
@@ -609,7 +698,7 @@ impl Rows {
                 continue;
             }
             row.abandon(now, error(instance));
-            running.remove(&place);
+            unindex(running, place, row.hash());
             let row = self.get(place).expect("the row just abandoned");
             changed.push(self.record(row));
         }
@@ -632,20 +721,15 @@ impl Rows {
             .collect();
         let mut last = 0;
         for &place in &places {
-            let Rows { slots, keys, running, .. } = self;
+            let Rows { slots, jobs, running, .. } = self;
             let Some(row) = slots[place as usize].as_mut() else { continue };
             last = last.max(row.attempt);
-            if let Ok(entry) = keys.find_entry(table_hash(row.hash()), |e| e.place == place) {
-                entry.remove();
+            if row.status == ExecutionStatus::Running {
+                unindex(running, place, row.hash());
+                row.abandon(now, error());
             }
             row.set_execution_id(new);
-            if row.status == ExecutionStatus::Running {
-                row.abandon(now, error());
-                running.remove(&place);
-            }
-            // A row already under the new key loses its index entry to this
-            // one, as a map insert would replace it.
-            index(keys, slots, place, |p| p != place);
+            jobs[row.job as usize].tops.note(row.id, row.attempt);
         }
         (last, !places.is_empty())
     }
@@ -680,7 +764,6 @@ impl Rows {
         self.last_job = NIL;
         self.job_ids.clear();
         self.job_ptrs.clear();
-        self.keys.clear();
         self.running.clear();
         for (_, place) in live {
             let old_job = self.slots[place as usize].as_ref().expect("live").job;
@@ -688,36 +771,25 @@ impl Rows {
             let row = self.slots[place as usize].as_mut().expect("live");
             (row.job, row.next) = (job, NIL);
             self.link(job, place);
-            let Rows { slots, keys, running, .. } = self;
+            let Rows { slots, jobs, running, .. } = self;
             let row = slots[place as usize].as_ref().expect("live");
+            jobs[job as usize].tops.note(row.id, row.attempt);
             if row.status == ExecutionStatus::Running {
-                running.insert(place);
+                index(running, place, row.hash());
             }
-            index(keys, slots, place, |_| true);
         }
     }
 }
 
-/// Indexes the row at `place` under its key, in place of the entry of
-/// another row with that key that `other` accepts.
-fn index(
-    keys: &mut HashTable<Indexed>,
-    slots: &[Option<Row>],
-    place: u32,
-    other: impl Fn(u32) -> bool,
-) {
-    let row = slots[place as usize].as_ref().expect("an indexed row");
-    let (hash, key, attempt) = (row.hash(), row.id, row.attempt);
-    let found = |e: &Indexed| {
-        e.hash == hash
-            && other(e.place)
-            && slots[e.place as usize].as_ref().is_some_and(|r| r.is(key, attempt))
-    };
-    match keys.entry(table_hash(hash), found, Indexed::hash) {
-        Entry::Occupied(mut o) => *o.get_mut() = Indexed { place, hash },
-        Entry::Vacant(v) => {
-            v.insert(Indexed { place, hash });
-        }
+/// Indexes the running row at `place`, whose key hashes to `hash`.
+fn index(running: &mut HashTable<Indexed>, place: u32, hash: u32) {
+    running.insert_unique(table_hash(hash), Indexed { place, hash }, Indexed::hash);
+}
+
+/// Drops the index entry of the row at `place`, whose key hashes to `hash`.
+fn unindex(running: &mut HashTable<Indexed>, place: u32, hash: u32) {
+    if let Ok(entry) = running.find_entry(table_hash(hash), |e| e.place == place) {
+        entry.remove();
     }
 }
 

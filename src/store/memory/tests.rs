@@ -48,8 +48,8 @@ fn prune_forgets_instances_long_silent_without_a_running_row() {
 
 #[test]
 fn a_row_stays_small() {
-    // The row without its ids' strings and rare fields; the key index adds
-    // a place (4 bytes) per row, at the table's load.
+    // The row without its ids' strings and rare fields; only a running
+    // row has an index entry besides.
     assert!(std::mem::size_of::<rows::Row>() <= 104, "{}", std::mem::size_of::<rows::Row>());
     assert_eq!(std::mem::size_of::<Option<rows::Row>>(), std::mem::size_of::<rows::Row>());
 }
@@ -93,6 +93,96 @@ fn rows_stay_with_their_jobs_whatever_order_the_jobs_write_in() {
         got.sort_unstable();
         assert_eq!(got, written[job], "{job}");
     }
+}
+
+/// A start of run `run` of instance `high` (the run id's high half), at
+/// second `at`.
+fn start_of(job: &Arc<str>, high: u64, run: u64, at: i64) -> ExecutionEvent {
+    ExecutionEvent::Started(AttemptStart {
+        job_id: job.clone(),
+        execution_id: ExecutionId((u128::from(high) << 64) | u128::from(run)),
+        attempt: 1,
+        scheduled_at: t(at),
+        started_at: t(at),
+        instance_id: Arc::from(format!("i{high}")),
+        kind: FireKind::Schedule,
+        fence: None,
+    })
+}
+
+/// The successful end of what [`start_of`] started.
+fn end_of(job: &Arc<str>, high: u64, run: u64, at: i64) -> ExecutionEvent {
+    let id = ExecutionId((u128::from(high) << 64) | u128::from(run));
+    let instance = Arc::from(format!("i{high}"));
+    ExecutionEvent::Finished(AttemptEnd::succeeded(job.clone(), instance, id, t(at)))
+}
+
+/// The (run, status) of a job's rows, in the order they were written.
+fn runs_of(store: &MemoryStore, job: &str) -> Vec<(u64, ExecutionStatus)> {
+    let rows = store.all().into_iter().filter(|r| r.job_id == job);
+    rows.map(|r| (r.execution_id.0 as u64, r.status)).collect()
+}
+
+#[test]
+fn events_written_again_or_out_of_order_find_their_rows() {
+    // Only running rows are indexed: a key under the job's tops that is
+    // not running (a duplicate, or a run's row written after a later
+    // run's) must still find its row, for every bound.
+    for store in [MemoryStore::unbounded(), MemoryStore::with_rows_per_job(4.try_into().unwrap())] {
+        let job: Arc<str> = Arc::from("a");
+        let events = [
+            end_of(&job, 1, 1, 1),
+            end_of(&job, 1, 2, 2),
+            start_of(&job, 1, 4, 4),
+            // Run 3's start after run 4's: under the top, not yet held.
+            start_of(&job, 1, 3, 3),
+            end_of(&job, 1, 3, 5),
+            // Written again: the newest row, an older one, a running one.
+            end_of(&job, 1, 3, 5),
+            end_of(&job, 1, 2, 2),
+            start_of(&job, 1, 4, 4),
+            end_of(&job, 1, 4, 6),
+        ];
+        block_on(store.write(&events)).unwrap();
+        let got = runs_of(&store, "a");
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 4, 3]);
+        assert!(got.iter().all(|r| r.1 == ExecutionStatus::Succeeded), "{got:?}");
+        // The end of a row the bound dropped is a new row again.
+        block_on(store.write(&[end_of(&job, 1, 5, 7), end_of(&job, 1, 1, 1)])).unwrap();
+        let runs: Vec<u64> = runs_of(&store, "a").iter().map(|r| r.0).collect();
+        match store.rows_per_job() {
+            None => assert_eq!(runs, [1, 2, 4, 3, 5]),
+            Some(_) => assert_eq!(runs, [4, 3, 5, 1]),
+        }
+    }
+}
+
+#[test]
+fn a_job_written_by_two_instances_keeps_one_row_per_attempt() {
+    // Two schedulers sharing one store number their runs each from 1,
+    // under their own high halves: each half has its own top.
+    let store = MemoryStore::unbounded();
+    let job: Arc<str> = Arc::from("shared");
+    let mut events = Vec::new();
+    for run in 1..=3 {
+        for high in [7, 9] {
+            events.push(start_of(&job, high, run, run as i64));
+        }
+        for high in [9, 7] {
+            events.push(end_of(&job, high, run, run as i64));
+        }
+    }
+    // Everything again, in one write and in another order.
+    let again: Vec<ExecutionEvent> = events.iter().rev().cloned().collect();
+    block_on(store.write(&events)).unwrap();
+    block_on(store.write(&again)).unwrap();
+    assert_eq!(store.len(), 6);
+    let rows = block_on(store.history(&HistoryQuery::new("shared", 100))).unwrap();
+    assert!(rows.iter().all(|r| r.status == ExecutionStatus::Succeeded), "{rows:?}");
+    let mut keys: Vec<(u64, u64)> =
+        rows.iter().map(|r| ((r.execution_id.0 >> 64) as u64, r.execution_id.0 as u64)).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [(7, 1), (7, 2), (7, 3), (9, 1), (9, 2), (9, 3)]);
 }
 
 /// The store before its rows were compact: records in reusable places, a
