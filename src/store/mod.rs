@@ -5,6 +5,14 @@
 //! buffer, so a slow or failing store never blocks a job. Writes must be
 //! idempotent: the same event may be written twice after a failure whose
 //! outcome was unknown (`Started` is keyed by `(execution_id, attempt)`).
+//!
+//! An execution id belongs to one job: the scheduler draws its ids from one
+//! counter per instance, under the instance's own high bits, so no two runs
+//! share one, of one job or of two. Events that give one id to two jobs
+//! are outside the contract, and stores differ on them: the SQL stores
+//! merge them into one row by `(execution_id, attempt)`, while
+//! [`MemoryStore`] keeps a row for each job unless the other job's row is
+//! still running (it indexes only running rows).
 
 use std::fmt;
 use std::time::Duration;

@@ -130,8 +130,11 @@ pub(crate) async fn matches_the_memory_store(s: &dyn ExecutionStore) {
     let finals = &ExecutionStatus::ALL[1..];
     let mut pending = Vec::new();
     for _ in 0..600 {
-        let job = jobs[rng.usize(..jobs.len())];
-        let exec = rng.u128(0..60);
+        let j = rng.usize(..jobs.len());
+        let job = jobs[j];
+        // An execution id belongs to one job (the store contract, as the
+        // scheduler draws them): each job's runs are 15 of the 60 ids.
+        let exec = rng.u128(0..15) * jobs.len() as u128 + j as u128;
         let attempt = rng.u32(0..3);
         let at = rng.i64(0..100_000);
         let inst = instances[rng.usize(..instances.len())];
