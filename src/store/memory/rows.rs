@@ -192,20 +192,29 @@ impl Indexed {
 }
 
 /// The greatest key (a run id's low half, then the attempt) that a job
-/// holds under one high half of the run ids (one instance's).
+/// holds under one high half of the run ids (one instance's), among its
+/// skipped fires' rows (attempt 0) or among its runs' (attempt 1 and up).
+/// The two are apart so that a fire skipped while a run waits to retry
+/// does not put the retry's key under the top: the skip takes a newer id.
 #[derive(Debug, Clone, Copy)]
 struct Top {
     high: u64,
     low: u64,
     attempt: u32,
+    skipped: bool,
 }
 
 impl Top {
     fn of(key: [u64; 2], attempt: u32) -> Self {
-        Top { high: key[0], low: key[1], attempt }
+        Top { high: key[0], low: key[1], attempt, skipped: attempt == 0 }
     }
 
-    /// Whether a key of this high half is at or under the top.
+    /// Whether the key is of this top's high half and kind of row.
+    fn is_for(&self, key: [u64; 2], attempt: u32) -> bool {
+        self.high == key[0] && self.skipped == (attempt == 0)
+    }
+
+    /// Whether a key of this top's half and kind is at or under the top.
     fn covers(&self, key: [u64; 2], attempt: u32) -> bool {
         (key[1], attempt) <= (self.low, self.attempt)
     }
@@ -217,8 +226,8 @@ impl Top {
     }
 }
 
-/// A job's tops, one per high half of the run ids of its rows: a key
-/// above its half's top, or of a half without one, has no row in the job.
+/// A job's tops, one per high half of the run ids of its rows and kind of
+/// row: a key above its top, or without one, has no row in the job.
 /// The scheduler numbers its runs upwards, so a write learns that nearly
 /// every event is new from the job's entry alone, without an index of
 /// every row (at 50,000 jobs, an index's line a row that no core has read
@@ -235,7 +244,7 @@ enum Tops {
 impl Tops {
     /// Whether the job may hold a row of (`key`, `attempt`).
     fn may_hold(&self, key: [u64; 2], attempt: u32) -> bool {
-        let covers = |t: &Top| t.high == key[0] && t.covers(key, attempt);
+        let covers = |t: &Top| t.is_for(key, attempt) && t.covers(key, attempt);
         match self {
             Tops::None => false,
             Tops::One(t) => covers(t),
@@ -247,9 +256,9 @@ impl Tops {
     fn note(&mut self, key: [u64; 2], attempt: u32) {
         match self {
             Tops::None => *self = Tops::One(Top::of(key, attempt)),
-            Tops::One(t) if t.high == key[0] => t.raise(key, attempt),
+            Tops::One(t) if t.is_for(key, attempt) => t.raise(key, attempt),
             Tops::One(t) => *self = Tops::Many(vec![*t, Top::of(key, attempt)]),
-            Tops::Many(ts) => match ts.iter_mut().find(|t| t.high == key[0]) {
+            Tops::Many(ts) => match ts.iter_mut().find(|t| t.is_for(key, attempt)) {
                 Some(t) => t.raise(key, attempt),
                 None => ts.push(Top::of(key, attempt)),
             },
@@ -795,7 +804,24 @@ fn unindex(running: &mut HashTable<Indexed>, place: u32, hash: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::key_hash;
+    use super::{Tops, key_hash};
+
+    #[test]
+    fn a_retry_after_a_skipped_fire_is_known_new() {
+        // Run 5 fails; while it waits to retry, the job's next fire is
+        // skipped under id 6. The retry (5, 2) is new, and known to be so
+        // without a walk of the job's rows; (5, 1) and the skip may be held.
+        let mut tops = Tops::default();
+        let key = |run: u64| [0x5eed, run];
+        tops.note(key(5), 1);
+        tops.note(key(6), 0);
+        assert!(!tops.may_hold(key(5), 2));
+        assert!(tops.may_hold(key(5), 1));
+        assert!(tops.may_hold(key(6), 0));
+        assert!(tops.may_hold(key(4), 0), "a skip under the skips' top");
+        assert!(!tops.may_hold(key(7), 0));
+        assert!(!tops.may_hold([0x5eee, 1], 1), "another instance's run");
+    }
 
     #[test]
     fn sixteen_consecutive_runs_hash_to_consecutive_buckets() {
