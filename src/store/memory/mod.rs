@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: the in-memory reference store, bounded per job.
 
+mod keys;
 mod rows;
 #[cfg(test)]
 mod tests;

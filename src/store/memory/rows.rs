@@ -2,7 +2,8 @@
 //! leaves its job id to its job's entry and its instance id to a table of
 //! the store's few instances, boxes its rare fields, and becomes an
 //! [`ExecutionRecord`] only when a query reads it. Only running rows are
-//! indexed by key: a job's tops tell a new row from one it may hold.
+//! indexed by key: a job's tops tell a new row from one it may hold (both
+//! in the sibling module `keys`).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::keys::{RunningIndex, Tops, key_hash};
 use crate::failure::ErrorKind;
 use crate::store::{
     AttemptEnd, AttemptStart, ExecutionId, ExecutionRecord, ExecutionStatus, FireKind,
@@ -155,117 +157,6 @@ fn split(id: ExecutionId) -> [u64; 2] {
     [(id.0 >> 64) as u64, id.0 as u64]
 }
 
-/// The hash of a row's key. The scheduler numbers its runs one after
-/// another, and writes their rows in about that order: sixteen consecutive
-/// run numbers (with the same high half and attempt) hash to sixteen
-/// consecutive buckets, so a burst's rows probe and fill the index a
-/// cache line at a time (a group's 16 control bytes, two lines of
-/// entries) instead of one line each. The rest is a multiply-xor of the
-/// words (the `Fx` step), of which the product's high half, its best
-/// mixed bits, is kept.
-fn key_hash(id: [u64; 2], attempt: u32) -> u32 {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let block = ((id[0] ^ u64::from(attempt)).wrapping_mul(K) ^ (id[1] >> 4)).wrapping_mul(K);
-    ((block >> 32) as u32 & !15) | (id[1] as u32 & 15)
-}
-
-/// The running rows' index's hash of a 32-bit key hash: the table takes its bucket
-/// from the low bits (the key hash itself) and its tag from the top ones,
-/// mixed so that the sixteen keys of a block seldom share a tag.
-fn table_hash(hash: u32) -> u64 {
-    (u64::from(hash.wrapping_mul(0x9e37_79b9)) << 32) | u64::from(hash)
-}
-
-/// An entry of the running rows' index: a row's place and its key's hash, kept here
-/// so that growing the index reads no row (at 50,000 jobs each read is a
-/// cache miss), and a probe reads a row only when the whole hash matches.
-#[derive(Debug, Clone, Copy)]
-struct Indexed {
-    place: u32,
-    hash: u32,
-}
-
-impl Indexed {
-    fn hash(&self) -> u64 {
-        table_hash(self.hash)
-    }
-}
-
-/// The greatest key (a run id's low half, then the attempt) that a job
-/// holds under one high half of the run ids (one instance's), among its
-/// skipped fires' rows (attempt 0) or among its runs' (attempt 1 and up).
-/// The two are apart so that a fire skipped while a run waits to retry
-/// does not put the retry's key under the top: the skip takes a newer id.
-#[derive(Debug, Clone, Copy)]
-struct Top {
-    high: u64,
-    low: u64,
-    attempt: u32,
-    skipped: bool,
-}
-
-impl Top {
-    fn of(key: [u64; 2], attempt: u32) -> Self {
-        Top { high: key[0], low: key[1], attempt, skipped: attempt == 0 }
-    }
-
-    /// Whether the key is of this top's high half and kind of row.
-    fn is_for(&self, key: [u64; 2], attempt: u32) -> bool {
-        self.high == key[0] && self.skipped == (attempt == 0)
-    }
-
-    /// Whether a key of this top's half and kind is at or under the top.
-    fn covers(&self, key: [u64; 2], attempt: u32) -> bool {
-        (key[1], attempt) <= (self.low, self.attempt)
-    }
-
-    fn raise(&mut self, key: [u64; 2], attempt: u32) {
-        if !self.covers(key, attempt) {
-            (self.low, self.attempt) = (key[1], attempt);
-        }
-    }
-}
-
-/// A job's tops, one per high half of the run ids of its rows and kind of
-/// row: a key above its top, or without one, has no row in the job.
-/// The scheduler numbers its runs upwards, so a write learns that nearly
-/// every event is new from the job's entry alone, without an index of
-/// every row (at 50,000 jobs, an index's line a row that no core has read
-/// for a round: 40% of a row's write on real memory).
-#[derive(Debug, Clone, Default)]
-enum Tops {
-    #[default]
-    None,
-    One(Top),
-    /// Several instances wrote the job's rows (a store they share).
-    Many(Vec<Top>),
-}
-
-impl Tops {
-    /// Whether the job may hold a row of (`key`, `attempt`).
-    fn may_hold(&self, key: [u64; 2], attempt: u32) -> bool {
-        let covers = |t: &Top| t.is_for(key, attempt) && t.covers(key, attempt);
-        match self {
-            Tops::None => false,
-            Tops::One(t) => covers(t),
-            Tops::Many(ts) => ts.iter().any(covers),
-        }
-    }
-
-    /// Notes that the job holds a row of (`key`, `attempt`).
-    fn note(&mut self, key: [u64; 2], attempt: u32) {
-        match self {
-            Tops::None => *self = Tops::One(Top::of(key, attempt)),
-            Tops::One(t) if t.is_for(key, attempt) => t.raise(key, attempt),
-            Tops::One(t) => *self = Tops::Many(vec![*t, Top::of(key, attempt)]),
-            Tops::Many(ts) => match ts.iter_mut().find(|t| t.is_for(key, attempt)) {
-                Some(t) => t.raise(key, attempt),
-                None => ts.push(Top::of(key, attempt)),
-            },
-        }
-    }
-}
-
 /// One job's rows: a list through the rows' `next`, oldest first (no
 /// allocation of its own, and the oldest row is dropped in O(1)), and the
 /// tops of their keys.
@@ -308,7 +199,7 @@ pub(super) struct Rows {
     /// does not scan history. Other rows have no index: a job's tops tell
     /// a new key from one it may hold, and only such a key (a duplicate,
     /// or a run's row written out of its order) walks the job's list.
-    running: HashTable<Indexed>,
+    running: RunningIndex,
     /// The instances that wrote the rows (a few: found by a scan), and the
     /// last one found with the address of its `Arc`, which `instances`
     /// holds, so no other string can have it.
@@ -399,8 +290,8 @@ impl Rows {
             row.apply_end(e);
             let (job, hash) = (row.job, row.hash());
             match (was_running, row.status == ExecutionStatus::Running) {
-                (true, false) => unindex(&mut rows.running, place, hash),
-                (false, true) => index(&mut rows.running, place, hash),
+                (true, false) => rows.running.remove(place, hash),
+                (false, true) => rows.running.insert(place, hash),
                 _ => {}
             }
             // A running row may have held its job over the bound.
@@ -462,7 +353,7 @@ impl Rows {
         let row = make(self.next, job, instance);
         self.next += 1;
         if row.status == ExecutionStatus::Running {
-            index(&mut self.running, place, key_hash(key, attempt));
+            self.running.insert(place, key_hash(key, attempt));
         }
         if place as usize == self.slots.len() {
             self.slots.push(Some(row));
@@ -482,8 +373,8 @@ impl Rows {
     fn find(&self, job: u32, key: [u64; 2], attempt: u32) -> Option<u32> {
         let hash = key_hash(key, attempt);
         let is = |place: u32| self.get(place).is_some_and(|r| r.is(key, attempt));
-        if let Some(e) = self.running.find(table_hash(hash), |e| e.hash == hash && is(e.place)) {
-            return Some(e.place);
+        if let Some(place) = self.running.find(hash, is) {
+            return Some(place);
         }
         let j = &self.jobs[job as usize];
         if is(j.tail) {
@@ -683,7 +574,7 @@ impl Rows {
 
     /// The instance ids of the running rows.
     pub(super) fn running_instances(&self) -> impl Iterator<Item = &str> + '_ {
-        self.running.iter().filter_map(|e| self.get(e.place)).map(|r| self.instance_id(r))
+        self.running.places().filter_map(|p| self.get(p)).map(|r| self.instance_id(r))
     }
 
     /// Marks `abandoned` each running row whose instance `alive` says is
@@ -695,7 +586,7 @@ impl Rows {
         error: impl Fn(&str) -> String,
     ) -> Vec<ExecutionRecord> {
         let mut changed = Vec::new();
-        let mut running: Vec<u32> = self.running.iter().map(|e| e.place).collect();
+        let mut running: Vec<u32> = self.running.places().collect();
         running.sort_unstable();
         for place in running {
             let Rows { slots, instances, running, .. } = &mut *self;
@@ -707,7 +598,7 @@ impl Rows {
                 continue;
             }
             row.abandon(now, error(instance));
-            unindex(running, place, row.hash());
+            running.remove(place, row.hash());
             let row = self.get(place).expect("the row just abandoned");
             changed.push(self.record(row));
         }
@@ -734,7 +625,7 @@ impl Rows {
             let Some(row) = slots[place as usize].as_mut() else { continue };
             last = last.max(row.attempt);
             if row.status == ExecutionStatus::Running {
-                unindex(running, place, row.hash());
+                running.remove(place, row.hash());
                 row.abandon(now, error());
             }
             row.set_execution_id(new);
@@ -784,55 +675,8 @@ impl Rows {
             let row = slots[place as usize].as_ref().expect("live");
             jobs[job as usize].tops.note(row.id, row.attempt);
             if row.status == ExecutionStatus::Running {
-                index(running, place, row.hash());
+                running.insert(place, row.hash());
             }
         }
-    }
-}
-
-/// Indexes the running row at `place`, whose key hashes to `hash`.
-fn index(running: &mut HashTable<Indexed>, place: u32, hash: u32) {
-    running.insert_unique(table_hash(hash), Indexed { place, hash }, Indexed::hash);
-}
-
-/// Drops the index entry of the row at `place`, whose key hashes to `hash`.
-fn unindex(running: &mut HashTable<Indexed>, place: u32, hash: u32) {
-    if let Ok(entry) = running.find_entry(table_hash(hash), |e| e.place == place) {
-        entry.remove();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Tops, key_hash};
-
-    #[test]
-    fn a_retry_after_a_skipped_fire_is_known_new() {
-        // Run 5 fails; while it waits to retry, the job's next fire is
-        // skipped under id 6. The retry (5, 2) is new, and known to be so
-        // without a walk of the job's rows; (5, 1) and the skip may be held.
-        let mut tops = Tops::default();
-        let key = |run: u64| [0x5eed, run];
-        tops.note(key(5), 1);
-        tops.note(key(6), 0);
-        assert!(!tops.may_hold(key(5), 2));
-        assert!(tops.may_hold(key(5), 1));
-        assert!(tops.may_hold(key(6), 0));
-        assert!(tops.may_hold(key(4), 0), "a skip under the skips' top");
-        assert!(!tops.may_hold(key(7), 0));
-        assert!(!tops.may_hold([0x5eee, 1], 1), "another instance's run");
-    }
-
-    #[test]
-    fn sixteen_consecutive_runs_hash_to_consecutive_buckets() {
-        let instance = 0x5eed_u64 << 40;
-        for first in [0u64, 16, 1 << 20, u64::MAX - 15] {
-            let h: Vec<u32> = (0..16).map(|i| key_hash([instance, first + i], 1)).collect();
-            assert!(h.windows(2).all(|w| w[1] == w[0] + 1), "{h:?}");
-        }
-        // Another block, another attempt or another instance: another place.
-        assert_ne!(key_hash([instance, 0], 1) >> 4, key_hash([instance, 16], 1) >> 4);
-        assert_ne!(key_hash([instance, 0], 1), key_hash([instance, 0], 2));
-        assert_ne!(key_hash([instance, 0], 1), key_hash([instance + 1, 0], 1));
     }
 }
