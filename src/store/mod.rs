@@ -11,8 +11,14 @@
 //! share one, of one job or of two. Events that give one id to two jobs
 //! are outside the contract, and stores differ on them: the SQL stores
 //! merge them into one row by `(execution_id, attempt)`, while
-//! [`MemoryStore`] keeps a row for each job unless the other job's row is
-//! still running (it indexes only running rows).
+//! [`MemoryStore`] finds a row through its job, except a running row, which
+//! it finds by its key alone: it may keep a row for each job, or end one
+//! job's running row with the other's end.
+//!
+//! Attempt numbers go up to `i32::MAX` (the SQL stores' column). An event
+//! with a larger one is rejected ([`StoreError::Rejected`], naming it) by
+//! every store here and in `mscribe-storage`, and the batch's other events
+//! are written.
 
 use std::fmt;
 use std::time::Duration;

@@ -117,12 +117,31 @@ impl MemoryStore {
     }
 }
 
+/// The largest attempt number a row may hold, as in the SQL stores' 32-bit
+/// column: a run taken over continues at one more than its last attempt.
+const LARGEST_ATTEMPT: u32 = i32::MAX as u32;
+
 #[async_trait]
 impl ExecutionStore for MemoryStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
         let mut g = self.rows.lock().expect("memory store lock");
         let mut refused = Vec::new();
-        for ev in events {
+        let mut bad = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            // The SQL stores' limit: a run's next attempt (`retake_fire`)
+            // is one more than its last, which then cannot overflow.
+            let (attempt, id) = match ev {
+                ExecutionEvent::Started(s) => (s.attempt, s.execution_id),
+                ExecutionEvent::Finished(e) => (e.attempt, e.execution_id),
+                ExecutionEvent::Skipped(s) => (0, s.execution_id),
+            };
+            if attempt > LARGEST_ATTEMPT {
+                bad.push(format!(
+                    "event {i} (attempt {attempt} of execution {id} of job {:?}): attempt {attempt} exceeds the largest storable {LARGEST_ATTEMPT}",
+                    ev.job_id()
+                ));
+                continue;
+            }
             if !g.leases.admit(ev) {
                 refused.push(format!("{} at {}", ev.job_id(), ev.scheduled_at()));
                 continue;
@@ -132,6 +151,22 @@ impl ExecutionStore for MemoryStore {
                 ExecutionEvent::Skipped(s) => g.rows.skip(s),
                 ExecutionEvent::Finished(e) => g.rows.end(e),
             }
+        }
+        if !bad.is_empty() {
+            let mut message = format!(
+                "{} of {} events cannot be stored, the others were written: {}",
+                bad.len(),
+                events.len(),
+                bad.join("; ")
+            );
+            if !refused.is_empty() {
+                message.push_str(&format!(
+                    "; and {} refused for a stale fencing token: {}",
+                    refused.len(),
+                    refused.join(", ")
+                ));
+            }
+            return Err(StoreError::Rejected { message, source: None });
         }
         if refused.is_empty() {
             Ok(())

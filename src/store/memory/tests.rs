@@ -12,7 +12,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::failure::ErrorKind;
 use crate::store::{
-    AttemptEnd, AttemptStart, ExecutionStatus, FireKind, HistoryPosition, SkippedFire, duration_ms,
+    AttemptEnd, AttemptStart, ClaimOutcome, ExecutionStatus, FireClaim, FireKind, HistoryPosition,
+    SkippedFire, duration_ms,
 };
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -121,6 +122,59 @@ fn end_of(job: &Arc<str>, high: u64, run: u64, at: i64) -> ExecutionEvent {
 fn runs_of(store: &MemoryStore, job: &str) -> Vec<(u64, ExecutionStatus)> {
     let rows = store.all().into_iter().filter(|r| r.job_id == job);
     rows.map(|r| (r.execution_id.0 as u64, r.status)).collect()
+}
+
+#[test]
+fn attempts_past_the_largest_storable_are_refused_and_a_taken_over_run_goes_on() {
+    // As the SQL stores: an attempt past `i32::MAX` is refused with its
+    // value named, the batch's other events are written, and a run taken
+    // over continues at one more than its last stored attempt (an attempt
+    // of `u32::MAX` had made that addition overflow under the lock).
+    let store = MemoryStore::new();
+    let job: Arc<str> = Arc::from("j");
+    let claim = FireClaim {
+        job_id: job.clone(),
+        scheduled_at: t(0),
+        execution_id: ExecutionId(9),
+        max_running: None,
+        kind: FireKind::Schedule,
+    };
+    let won = block_on(store.claim_fires("i1", &[claim], t(0), Duration::from_secs(1))).unwrap();
+    let ClaimOutcome::Won { fence } = won[0] else { panic!("{won:?}") };
+    let with_attempt = |id: u128, attempt: u32| {
+        let mut ev = start_of(&job, 0, id as u64, 0);
+        if let ExecutionEvent::Started(s) = &mut ev {
+            s.attempt = attempt;
+            s.instance_id = Arc::from("i1");
+            s.fence = (id == 9).then_some(fence);
+        }
+        ev
+    };
+    let events = [with_attempt(1, 1), with_attempt(9, u32::MAX), with_attempt(2, i32::MAX as u32)];
+    let err = block_on(store.write(&events)).unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("1 of 3 events cannot be stored"), "{msg}");
+    assert!(msg.contains("attempt 4294967295 exceeds the largest storable 2147483647"), "{msg}");
+    let mut kept: Vec<(u128, u32)> =
+        store.all().iter().map(|r| (r.execution_id.0, r.attempt)).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [(1, 1), (2, i32::MAX as u32)]);
+    // The claimed run's last storable attempt, then its takeover.
+    block_on(store.write(&[with_attempt(9, i32::MAX as u32)])).unwrap();
+    let expired = block_on(store.expired_leases(t(100), 10)).unwrap();
+    let taken = block_on(store.retake_fire(
+        "i2",
+        &expired[0],
+        ExecutionId(10),
+        t(100),
+        Duration::from_secs(1),
+        true,
+    ))
+    .unwrap()
+    .expect("taken over");
+    assert_eq!(taken.next_attempt, i32::MAX as u32 + 1);
+    assert!(taken.had_rows);
 }
 
 #[test]
