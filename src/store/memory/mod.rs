@@ -26,7 +26,13 @@ use super::{
 /// rows of each job, so a scheduler left on its default store runs for
 /// months in bounded memory: a job firing every second would otherwise add
 /// some 86,000 rows a day. The oldest finished row of a job goes first; a
-/// row still `running` is never dropped, so its end always finds it.
+/// row still `running` is never dropped, so its end always finds it. A
+/// dropped row is forgotten: an event of it written again (a write retried
+/// after an unknown outcome, once the job has since written a bound's worth
+/// of rows) makes a new row, and a start's new row stays `running` while
+/// its instance lives. A scheduler retries a failed batch before it writes
+/// any later event, so only another writer of the job's rows (another
+/// instance on this store) can push the row out in between.
 /// [`with_rows_per_job`](Self::with_rows_per_job) sets another bound and
 /// [`unbounded`](Self::unbounded) keeps everything (for tests that check a
 /// whole history).
