@@ -145,20 +145,34 @@ fn an_observer_that_panics_is_skipped_and_the_scheduler_goes_on() {
     }
 }
 
-/// A store whose writes panic while `panics` is set.
+/// A store whose writes panic while `panics` is set: in their future, or
+/// with `early`, before they return it (a method not written as an
+/// `async fn`).
 #[derive(Debug, Default)]
 struct PanickingStore {
     inner: MemoryStore,
     panics: AtomicBool,
+    early: bool,
 }
 
 #[async_trait]
 impl ExecutionStore for PanickingStore {
-    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+    fn write<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        events: &'life1 [ExecutionEvent],
+    ) -> BoxFuture<'async_trait, StoreResult<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         if self.panics.load(Ordering::SeqCst) {
-            panic!("store bug");
+            if self.early {
+                panic!("store bug before its future");
+            }
+            return Box::pin(futures::future::lazy(|_| -> StoreResult<()> { panic!("store bug") }));
         }
-        self.inner.write(events).await
+        self.inner.write(events)
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
@@ -195,8 +209,8 @@ impl ExecutionStore for PanickingStore {
 
 #[test]
 fn a_store_that_panics_leaves_the_scheduler_running_and_counts_the_failure() {
-    for (kind, inline) in CASES {
-        let store = Arc::new(PanickingStore::default());
+    for ((kind, inline), early) in CASES.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let store = Arc::new(PanickingStore { early, ..PanickingStore::default() });
         store.panics.store(true, Ordering::SeqCst);
         let s = store.clone();
         let w = World::with(kind, move |b| {
@@ -208,7 +222,11 @@ fn a_store_that_panics_leaves_the_scheduler_running_and_counts_the_failure() {
         w.sched.register(counter("c", 10, &n)).unwrap();
         w.start();
         w.rt.advance(Duration::from_secs(30));
-        assert_eq!(n.load(Ordering::SeqCst), 3, "{kind:?} inline {inline}: jobs keep firing");
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            3,
+            "{kind:?} inline {inline} early {early}: jobs keep firing"
+        );
         let health = w.sched.store_health();
         assert!(health.failing && health.failed_writes > 0, "{health:?}");
         assert!(
