@@ -183,6 +183,18 @@ impl ControlError {
     }
 }
 
+/// The scheduler's unknown job is the control plane's (404): a job deleted
+/// between the definition's check and the call. Any other scheduler error
+/// means it cannot act now (503).
+impl From<mscribe_scheduler::Error> for ControlError {
+    fn from(e: mscribe_scheduler::Error) -> Self {
+        match e {
+            mscribe_scheduler::Error::UnknownJob(id) => ControlError::UnknownJob(id),
+            e => ControlError::Scheduler(e),
+        }
+    }
+}
+
 impl From<StoreError> for ControlError {
     fn from(e: StoreError) -> Self {
         ControlError::Store(e)
@@ -515,7 +527,7 @@ impl ControlPlane {
         {
             tracing::warn!(job_id = %job, trigger_id, error = %e, "could not record a trigger's outcome");
         }
-        let outcome = result.map_err(ControlError::Scheduler)?;
+        let outcome = result.map_err(ControlError::from)?;
         Ok(TriggerReceipt {
             trigger_id,
             job_id: job.to_owned(),
@@ -690,6 +702,12 @@ mod tests {
             (ControlError::Store(unavailable), 503, None),
             (ControlError::Store(rejected), 500, None),
             (ControlError::Scheduler(mscribe_scheduler::Error::Stopped), 503, None),
+            // A job deleted between the definition's check and the trigger.
+            (
+                ControlError::from(mscribe_scheduler::Error::UnknownJob("j".into())),
+                404,
+                Some("job"),
+            ),
         ];
         for (e, status, field) in cases {
             assert_eq!((e.http_status(), e.field()), (status, field), "{e}");

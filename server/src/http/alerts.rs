@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ServerState;
-use super::reply::{ApiError, json_response};
+use super::reply::{ApiError, json_response, limit_param};
 
 /// The default `limit` of `GET /alerts`.
 const DEFAULT_ALERTS_LIMIT: usize = 50;
@@ -32,15 +32,7 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
     }
     let mut q = AlertQuery::new(DEFAULT_ALERTS_LIMIT);
     if let Some(v) = map.get("limit") {
-        let n: i64 = v
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("limit must be an integer, got \"{v}\"")))?;
-        if !(1..=MAX_ALERT_LIMIT as i64).contains(&n) {
-            return Err(ApiError::bad_request(format!(
-                "limit must be between 1 and {MAX_ALERT_LIMIT}, got {n}"
-            )));
-        }
-        q.limit = n as usize;
+        q.limit = limit_param(v, MAX_ALERT_LIMIT, StatusCode::BAD_REQUEST)?;
     }
     if let Some(b) = map.get("before") {
         let id: i64 = b.parse().map_err(|_| {
@@ -108,6 +100,10 @@ mod tests {
             ("limit=abc", "limit must be an integer, got \"abc\""),
             ("limit=0", "limit must be between 1 and 1000, got 0"),
             ("limit=1001", "limit must be between 1 and 1000, got 1001"),
+            (
+                "limit=99999999999999999999",
+                "limit must be between 1 and 1000, got 99999999999999999999",
+            ),
             ("before=x", "before must be a delivery id (an integer), got \"x\""),
             ("job=", "job must not be empty"),
             ("alert=", "alert must not be empty"),

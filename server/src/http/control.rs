@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ServerState;
-use super::reply::{ApiError, json_response};
+use super::reply::{ApiError, json_response, limit_param};
 use crate::control::{CANCELLED, ControlError, ControlPlane};
 
 /// The default `limit` of `GET /audit`.
@@ -77,18 +77,7 @@ fn parse_audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
     }
     let limit = match map.get("limit") {
         None => DEFAULT_AUDIT_LIMIT,
-        Some(v) => {
-            let n: i64 = v.parse().map_err(|_| {
-                ApiError::bad_request(format!("limit must be an integer, got \"{v}\""))
-            })?;
-            if !(1..=MAX_AUDIT_LIMIT as i64).contains(&n) {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("limit must be between 1 and {MAX_AUDIT_LIMIT}, got {n}"),
-                ));
-            }
-            n as usize
-        }
+        Some(v) => limit_param(v, MAX_AUDIT_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
     };
     let mut q = AuditQuery::new(limit);
     if let Some(j) = map.get("job") {
@@ -131,6 +120,10 @@ mod tests {
             ("job=", "job must not be empty"),
             ("limit=1&limit=2", "query parameter \"limit\" given twice"),
             ("limit=0", "limit must be between 1 and 1000, got 0"),
+            (
+                "limit=18446744073709551615",
+                "limit must be between 1 and 1000, got 18446744073709551615",
+            ),
         ] {
             assert_eq!(parse_audit_query(raw).unwrap_err().message, msg, "{raw}");
         }

@@ -13,7 +13,7 @@ use warp::reply::Response;
 use super::body::parse_json;
 use super::control::control_error;
 use super::cursor::{self, Cursor};
-use super::reply::{ApiError, json_response};
+use super::reply::{ApiError, json_response, limit_param};
 use super::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ServerState};
 use mscribe_storage::MAX_NOTE_CHARS;
 use mscribe_storage::{PauseState, Source};
@@ -144,18 +144,7 @@ pub(super) fn parse_history_query(raw: &str) -> Result<HistoryParams, ApiError> 
     }
     let limit = match map.get("limit") {
         None => DEFAULT_HISTORY_LIMIT,
-        Some(v) => {
-            let n: i64 = v.parse().map_err(|_| {
-                ApiError::bad_request(format!("limit must be an integer, got \"{v}\""))
-            })?;
-            if !(1..=MAX_HISTORY_LIMIT as i64).contains(&n) {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("limit must be between 1 and {MAX_HISTORY_LIMIT}, got {n}"),
-                ));
-            }
-            n as usize
-        }
+        Some(v) => limit_param(v, MAX_HISTORY_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
     };
     let status = match map.get("status") {
         None => None,
@@ -308,6 +297,13 @@ mod tests {
         assert_eq!(e.message, "query parameter \"limit\" given twice");
         let e = parse_history_query("cursor=zz").unwrap_err();
         assert!(e.message.starts_with("invalid cursor \"zz\""), "{e:?}");
+        // Past what an integer type holds is out of the range, not "not an
+        // integer".
+        for big in ["9223372036854775808", "18446744073709551616", "-9223372036854775809"] {
+            let e = parse_history_query(&format!("limit={big}")).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{big}");
+            assert_eq!(e.message, format!("limit must be between 1 and 1000, got {big}"));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the last-resort rendering of warp's rejections.
 
 use std::convert::Infallible;
+use std::num::IntErrorKind;
 
 use serde::Serialize;
 use serde_json::json;
@@ -42,6 +43,26 @@ pub(crate) struct ApiError {
     pub(crate) field: Option<String>,
     allow: Option<&'static str>,
     close: bool,
+}
+
+/// A `limit` query parameter: an integer from 1 to `max`. A value that is
+/// not an integer is a 400; one out of the range, however many digits it
+/// has, is `out_of_range` (each endpoint keeps the status it documents).
+pub(super) fn limit_param(
+    v: &str,
+    max: usize,
+    out_of_range: StatusCode,
+) -> Result<usize, ApiError> {
+    let range =
+        || ApiError::new(out_of_range, format!("limit must be between 1 and {max}, got {v}"));
+    match v.parse::<i64>() {
+        Ok(n) if n >= 1 && n as u64 <= max as u64 => Ok(n as usize),
+        Ok(_) => Err(range()),
+        Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => {
+            Err(range())
+        }
+        Err(_) => Err(ApiError::bad_request(format!("limit must be an integer, got \"{v}\""))),
+    }
 }
 
 impl ApiError {
