@@ -11,6 +11,7 @@
 //! of your own ([`UserJobDef`], `user.rs`), kept by id in
 //! [`JobsConfig::user`].
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -506,8 +507,24 @@ impl<'a> CommonSettings<'a> {
         if let Err(e) = Schedule::parse(self.schedule) {
             return Err(("schedule", e.to_string()));
         }
-        if let Err(e) = self.parsed_schedule() {
-            return Err(("timezone", e.to_string()));
+        match self.parsed_schedule() {
+            Err(e) => return Err(("timezone", e.to_string())),
+            // The engine takes any interval; a job defined here that could
+            // never run is a mistake to name now, as a cron that never
+            // matches is.
+            Ok(s)
+                if s.interval_duration().is_some()
+                    && s.next_after(DateTime::<Utc>::UNIX_EPOCH).is_none() =>
+            {
+                return Err((
+                    "schedule",
+                    format!(
+                        "\"{}\" is longer than the calendar, which ends in the year 262143: from any time after 1970 its first fire falls past that, so it would never fire",
+                        self.schedule
+                    ),
+                ));
+            }
+            Ok(_) => {}
         }
         if self.timeout.is_zero() {
             return Err(("timeout", "must be greater than zero".to_owned()));
@@ -695,6 +712,22 @@ mod tests {
         ];
         for (var, val, want) in env_cases {
             assert_eq!(err("", |k: &str| (k == var).then(|| val.to_owned())), want, "{var}={val}");
+        }
+    }
+
+    #[test]
+    fn an_interval_past_the_end_of_the_calendar_is_refused_as_never_firing() {
+        // About 300,000 years: from any time after 1970 its first fire is
+        // past the last instant the calendar holds (year 262,143).
+        for every in ["@every 2629999999h", "@every 109500000d"] {
+            let e = err(&format!("[jobs.health-snapshot]\nschedule = \"{every}\"\n"), no_env);
+            assert!(e.contains("key `jobs.health-snapshot.schedule`"), "{e}");
+            assert!(e.contains(every) && e.contains("it would never fire"), "{e}");
+        }
+        // A long one that fires is kept; so is a phase that fires once.
+        for kept in ["@every 1752000000h", "@every 2629999999h from 2030-01-01T00:00:00Z"] {
+            let toml = format!("[jobs.health-snapshot]\nschedule = \"{kept}\"\n");
+            assert!(Config::from_toml_str(&toml, "x", no_env).is_ok(), "{kept}");
         }
     }
 
