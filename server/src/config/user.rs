@@ -440,9 +440,11 @@ impl UserJobDef {
         if !value.is_object() {
             return Err(DefError::new("", "expected a JSON object with the job's keys"));
         }
-        let table = toml::Table::deserialize(value).map_err(|e| {
-            DefError::new("", format!("{e} (a key with null: leave it out instead)"))
-        })?;
+        if let Some((key, reason)) = not_toml(&value, "") {
+            return Err(DefError::new(key, reason));
+        }
+        let table =
+            toml::Table::deserialize(value).map_err(|e| DefError::new("", e.to_string()))?;
         UserJobDef::from_toml(id, table)
     }
 
@@ -477,6 +479,27 @@ impl UserJobDef {
             UserJobDef::Http(s) => s.options.check(),
         };
         options.map_err(|(k, r)| DefError::new(k, r))
+    }
+}
+
+/// The first value of a JSON definition that TOML cannot hold, with its key
+/// (`retry.attempts`, `headers.a[1]`): a null, or an integer past `i64`.
+fn not_toml(value: &serde_json::Value, key: &str) -> Option<(String, String)> {
+    use serde_json::Value;
+    let at = |k: &str| if key.is_empty() { k.to_owned() } else { format!("{key}.{k}") };
+    match value {
+        Value::Null => {
+            Some((key.to_owned(), "null is not a value: leave the key out instead".into()))
+        }
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => Some((
+            key.to_owned(),
+            format!("{n} is too large: an integer here is at most {}", i64::MAX),
+        )),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| not_toml(v, &format!("{key}[{i}]")))
+        }
+        Value::Object(map) => map.iter().find_map(|(k, v)| not_toml(v, &at(k))),
+        _ => None,
     }
 }
 
@@ -582,7 +605,28 @@ mod tests {
         assert_eq!(e, UserJobDef::from_toml("hi", t).unwrap_err());
         assert_eq!(e.key, "command");
         let e = UserJobDef::from_json("x", serde_json::json!({"kind": "http", "url": null}));
-        assert!(e.unwrap_err().reason.contains("leave it out"));
+        let e = e.unwrap_err();
+        assert_eq!((e.key.as_str(), e.reason.contains("leave the key out")), ("url", true), "{e}");
+        // What TOML cannot hold names its key and its value.
+        let http = |extra: serde_json::Value| {
+            let mut v =
+                serde_json::json!({"kind": "http", "url": "http://x/", "schedule": "@hourly"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            UserJobDef::from_json("x", v).unwrap_err()
+        };
+        let e = http(serde_json::json!({"max_concurrent": u64::MAX}));
+        assert_eq!(e.key, "max_concurrent");
+        assert!(e.reason.contains("18446744073709551615") && e.reason.contains("at most"), "{e}");
+        let e = http(serde_json::json!({"timezone": null}));
+        assert_eq!(
+            (e.key.as_str(), e.reason.contains("leave the key out")),
+            ("timezone", true),
+            "{e}"
+        );
+        let e = http(serde_json::json!({"retry": {"attempts": null}}));
+        assert_eq!(e.key, "retry.attempts");
+        let e = http(serde_json::json!({"headers": {"a": [1, null]}}));
+        assert_eq!(e.key, "headers.a[1]");
         let e = UserJobDef::from_json("log-rotation", serde_json::json!({"kind": "http"}));
         assert_eq!(
             e.unwrap_err().to_string(),
