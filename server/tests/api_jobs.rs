@@ -233,4 +233,19 @@ async fn command_jobs_need_the_operators_consent_and_the_cli_applies_a_file() {
     let actions: Vec<&str> =
         audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions, ["delete", "define"], "{audit}");
+
+    // A file with a bad section stores nothing through --url either: every
+    // section is checked before the first is sent.
+    let two = dir.path().join("two.toml");
+    std::fs::write(
+        &two,
+        "[jobs.good]\nkind = \"http\"\nurl = \"http://example.test/\"\nschedule = \"@every 1m\"\n\n\
+         [jobs.bad]\nkind = \"http\"\nurl = \"ftp://example.test/\"\nschedule = \"@every 1m\"\n",
+    )
+    .unwrap();
+    let (code, stdout, err) =
+        run_cli(dir.path(), &cli_env, &["job", "apply", two.to_str().unwrap(), "--url", &url]);
+    assert_eq!(code, 2, "{stdout} {err}");
+    assert!(err.contains("[jobs.bad]") && err.contains("ftp://example.test/"), "{err}");
+    assert_eq!(srv.json("GET", "/jobs/good", Some(TOKEN)).await.0, 404, "nothing was sent");
 }

@@ -77,10 +77,23 @@ fn configured(id: &str) -> Failure {
 pub(super) async fn apply(cli: &Cli, file: &Path, url: Option<&str>) -> CliResult {
     let jobs = read_jobs(file)?;
     if let Some(url) = url {
+        // The definitions' own checks first, so that a bad section sends
+        // nothing. The server's configuration may still refuse one (a job
+        // of its own, a command job): the error then says what was applied.
+        for (id, body) in &jobs {
+            UserJobDef::from_json(id, body.clone())
+                .map_err(|e| Failure::Usage(format!("[jobs.{id}] {e}")))?;
+        }
         let s = Server::new(cli, url)?;
+        let mut applied = Vec::new();
         for (id, body) in jobs {
-            let got = s.call("PUT", &format!("/jobs/{}", segment(&id)), Some(body)).await?;
+            let got = match s.call("PUT", &format!("/jobs/{}", segment(&id)), Some(body)).await {
+                Ok(got) => got,
+                Err(e) if applied.is_empty() => return Err(e),
+                Err(e) => return Err(after_applied(e, &applied)),
+            };
             out!("{}", serde_json::to_string_pretty(&got).unwrap_or_default());
+            applied.push(id);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -114,6 +127,19 @@ pub(super) async fn apply(cli: &Cli, file: &Path, url: Option<&str>) -> CliResul
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `e`, saying which jobs of the file the server took before it; the rest
+/// were not sent.
+fn after_applied(e: Failure, applied: &[String]) -> Failure {
+    let note = format!(
+        " (applied before it: {}; the jobs after it in the file were not sent)",
+        applied.join(", ")
+    );
+    match e {
+        Failure::Usage(m) => Failure::Usage(m + &note),
+        Failure::Io(m) => Failure::Io(m + &note),
+    }
 }
 
 /// `mscribe job delete ID`.
