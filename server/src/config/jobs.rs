@@ -11,11 +11,11 @@
 //! of your own ([`UserJobDef`], `user.rs`), kept by id in
 //! [`JobsConfig::user`].
 
-use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use mscribe_scheduler::{
     Jitter, MisfireMode, MisfirePolicy, OverlapPolicy, OverlapScope, RetryPolicy, Schedule,
 };
