@@ -62,4 +62,29 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
     }
+
+    /// The outcome of a `write` that stores every event it can, out of
+    /// `total`: `bad` names each event that cannot be stored and why,
+    /// `refused` each fire whose events carried a stale fencing token.
+    /// Bad events make it `Rejected`, naming the refused ones too (the
+    /// engine then writes the batch again event by event, and each refused
+    /// one answers `Fenced` on its own); refused ones alone, `Fenced`.
+    pub fn write_outcome(total: usize, bad: Vec<String>, refused: Vec<String>) -> StoreResult<()> {
+        let fenced = (!refused.is_empty()).then(|| StoreError::Fenced {
+            refused: refused.len() as u64,
+            message: refused.join(", "),
+        });
+        if bad.is_empty() {
+            return fenced.map_or(Ok(()), Err);
+        }
+        let mut message = format!(
+            "{} of {total} events cannot be stored, the others were written: {}",
+            bad.len(),
+            bad.join("; ")
+        );
+        if let Some(f) = fenced {
+            message = format!("{message}; and {f}");
+        }
+        Err(StoreError::Rejected { message, source: None })
+    }
 }

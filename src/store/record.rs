@@ -334,6 +334,39 @@ impl ExecutionEvent {
             ExecutionEvent::Skipped(s) => s.scheduled_at,
         }
     }
+
+    /// The run the event belongs to.
+    pub fn execution_id(&self) -> ExecutionId {
+        match self {
+            ExecutionEvent::Started(s) => s.execution_id,
+            ExecutionEvent::Finished(e) => e.execution_id,
+            ExecutionEvent::Skipped(s) => s.execution_id,
+        }
+    }
+
+    /// The attempt the event is about; 0 for a skipped fire.
+    pub fn attempt(&self) -> u32 {
+        match self {
+            ExecutionEvent::Started(s) => s.attempt,
+            ExecutionEvent::Finished(e) => e.attempt,
+            ExecutionEvent::Skipped(_) => 0,
+        }
+    }
+
+    /// The event in a few words, for an error that names it: `start of
+    /// attempt 2 of execution …`, `end of …`, `skip of execution …`.
+    pub fn describe(&self) -> String {
+        let id = self.execution_id();
+        match self {
+            ExecutionEvent::Started(s) => {
+                format!("start of attempt {} of execution {id}", s.attempt)
+            }
+            ExecutionEvent::Finished(e) => {
+                format!("end of attempt {} of execution {id}", e.attempt)
+            }
+            ExecutionEvent::Skipped(_) => format!("skip of execution {id}"),
+        }
+    }
 }
 
 /// One stored row: an attempt, or a skipped fire.

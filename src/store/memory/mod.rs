@@ -136,15 +136,11 @@ impl ExecutionStore for MemoryStore {
         for (i, ev) in events.iter().enumerate() {
             // The SQL stores' limit: a run's next attempt (`retake_fire`)
             // is one more than its last, which then cannot overflow.
-            let (attempt, id) = match ev {
-                ExecutionEvent::Started(s) => (s.attempt, s.execution_id),
-                ExecutionEvent::Finished(e) => (e.attempt, e.execution_id),
-                ExecutionEvent::Skipped(s) => (0, s.execution_id),
-            };
+            let attempt = ev.attempt();
             if attempt > LARGEST_ATTEMPT {
                 bad.push(format!(
-                    "event {i} (attempt {attempt} of execution {id} of job {:?}): attempt {attempt} exceeds the largest storable {LARGEST_ATTEMPT}",
-                    ev.job_id()
+                    "event {i} ({}): attempt {attempt} exceeds the largest storable {LARGEST_ATTEMPT}",
+                    ev.describe()
                 ));
                 continue;
             }
@@ -158,27 +154,7 @@ impl ExecutionStore for MemoryStore {
                 ExecutionEvent::Finished(e) => g.rows.end(e),
             }
         }
-        if !bad.is_empty() {
-            let mut message = format!(
-                "{} of {} events cannot be stored, the others were written: {}",
-                bad.len(),
-                events.len(),
-                bad.join("; ")
-            );
-            if !refused.is_empty() {
-                message.push_str(&format!(
-                    "; and {} refused for a stale fencing token: {}",
-                    refused.len(),
-                    refused.join(", ")
-                ));
-            }
-            return Err(StoreError::Rejected { message, source: None });
-        }
-        if refused.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Fenced { refused: refused.len() as u64, message: refused.join(", ") })
-        }
+        StoreError::write_outcome(events.len(), bad, refused)
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {

@@ -372,31 +372,6 @@ pub(crate) fn merge_starts(ops: Vec<Op>) -> Vec<Op> {
     slots.into_iter().flatten().collect()
 }
 
-/// The error of a `write` whose events `refused` (their fires named) carried
-/// a stale fence; the others were written.
-pub(crate) fn fenced_error(refused: Vec<String>) -> Option<StoreError> {
-    (!refused.is_empty())
-        .then(|| StoreError::Fenced { refused: refused.len() as u64, message: refused.join(", ") })
-}
-
-/// The outcome of a `write`: events that could not be encoded (`bad`) win
-/// over events refused for their fence, which the message then names too
-/// (the engine writes such a batch again event by event, and each refused
-/// one answers `Fenced` on its own).
-pub(crate) fn write_outcome(
-    bad: Option<StoreError>,
-    fenced: Option<StoreError>,
-) -> StoreResult<()> {
-    match (bad, fenced) {
-        (None, None) => Ok(()),
-        (Some(e), None) | (None, Some(e)) => Err(e),
-        (Some(StoreError::Rejected { message, source }), Some(f)) => {
-            Err(StoreError::Rejected { message: format!("{message}; and {f}"), source })
-        }
-        (Some(e), Some(_)) => Err(e),
-    }
-}
-
 /// A fencing token as stored (a signed 64-bit column).
 pub(crate) fn fence_i64(fence: u64) -> Result<i64, String> {
     i64::try_from(fence)
@@ -445,39 +420,19 @@ impl Op {
 
 /// Encodes events into rows for `dialect`. An event that cannot be stored (a
 /// timestamp out of range, an attempt past `i32::MAX`, an id the dialect
-/// cannot hold) is left out and named in the returned error; the others are
-/// written, so one bad event never costs the good ones.
-pub(crate) fn encode(events: &[ExecutionEvent], dialect: Dialect) -> (Vec<Op>, Option<StoreError>) {
+/// cannot hold) is left out and named in the returned list, for
+/// [`StoreError::write_outcome`]; the others are written, so one bad event
+/// never costs the good ones.
+pub(crate) fn encode(events: &[ExecutionEvent], dialect: Dialect) -> (Vec<Op>, Vec<String>) {
     let mut ops = Vec::with_capacity(events.len());
     let mut bad = Vec::new();
     for (i, ev) in events.iter().enumerate() {
         match encode_one(ev, dialect) {
             Ok(op) => ops.push(op),
-            Err(why) => bad.push(format!("event {i} ({}): {why}", describe(ev))),
+            Err(why) => bad.push(format!("event {i} ({}): {why}", ev.describe())),
         }
     }
-    let err = (!bad.is_empty()).then(|| StoreError::Rejected {
-        message: format!(
-            "{} of {} events cannot be stored, the others were written: {}",
-            bad.len(),
-            events.len(),
-            bad.join("; ")
-        ),
-        source: None,
-    });
-    (merge_starts(ops), err)
-}
-
-fn describe(ev: &ExecutionEvent) -> String {
-    match ev {
-        ExecutionEvent::Started(s) => {
-            format!("start of attempt {} of execution {}", s.attempt, s.execution_id)
-        }
-        ExecutionEvent::Finished(e) => {
-            format!("end of attempt {} of execution {}", e.attempt, e.execution_id)
-        }
-        ExecutionEvent::Skipped(s) => format!("skip of execution {}", s.execution_id),
-    }
+    (merge_starts(ops), bad)
 }
 
 fn attempt_i32(a: u32) -> Result<i32, String> {

@@ -56,7 +56,7 @@ fn end(id: u128) -> ExecutionEvent {
 /// (kind of op, execution id, events it stands for), in order.
 fn shape(events: &[ExecutionEvent]) -> Vec<(&'static str, u128, u8)> {
     let (ops, bad) = encode(events, Dialect::Sqlite);
-    assert!(bad.is_none());
+    assert!(bad.is_empty(), "{bad:?}");
     ops.iter()
         .map(|op| {
             let kind = if matches!(op, Op::Insert(_)) { "insert" } else { "upsert" };

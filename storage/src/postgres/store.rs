@@ -136,7 +136,7 @@ impl ExecutionStore for PostgresStore {
         } else {
             self.op("write", write_ops(&self.pool, &ops)).await?
         };
-        codec::write_outcome(bad, codec::fenced_error(refused))
+        StoreError::write_outcome(events.len(), bad, refused)
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {

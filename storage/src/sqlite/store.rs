@@ -170,7 +170,7 @@ impl ExecutionStore for SqliteStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
         let (ops, bad) = codec::encode(events, Dialect::Sqlite);
         let refused = if ops.is_empty() { Vec::new() } else { self.worker().write(ops).await? };
-        codec::write_outcome(bad, codec::fenced_error(refused))
+        StoreError::write_outcome(events.len(), bad, refused)
     }
 
     async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
