@@ -603,3 +603,21 @@ async fn what_hyper_refuses_itself_is_json_too() {
     let r = send(&s, "GET", "/nope", "").await;
     assert_eq!((r.status, r.error()), (404, "not found"));
 }
+
+/// A request target that is not a path (authority form, as CONNECT sends,
+/// or a bare word) is a JSON 400 naming it:
+/// the routes read the path, and warp panics on a request without one.
+#[tokio::test]
+async fn a_request_target_that_is_not_a_path_is_a_400_naming_it() {
+    let s = serve().await;
+    for (method, target) in [("CONNECT", "example.com:80"), ("GET", "jobs"), ("GET", "a:b")] {
+        let r = exchange(s.addr, request(method, target, &[]), Vec::new()).await;
+        assert_eq!(r.status, 400, "{method} {target}: {r:?}");
+        assert!(r.error().contains(&format!("{target:?}")), "{method} {target}: {r:?}");
+    }
+    // An absolute URI with a path is routed by its path.
+    let r = exchange(s.addr, request("GET", "http://example.com/livez", &[]), Vec::new()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The server still answers.
+    assert_eq!(send(&s, "GET", "/nope", "").await.status, 404);
+}

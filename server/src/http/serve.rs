@@ -14,6 +14,9 @@ use std::task::{Context, Poll, ready};
 
 use std::convert::Infallible;
 
+use futures::future::Either;
+use hyper::body::Incoming;
+use hyper::service::Service;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -23,7 +26,7 @@ use tokio::net::TcpListener;
 use warp::Filter;
 use warp::reply::Response;
 
-use super::reply::NO_CACHE;
+use super::reply::{NO_CACHE, error_response};
 use super::{ServerState, routes};
 
 /// Serves [`routes`] on `listener` until `shutdown` completes, then stops
@@ -61,7 +64,13 @@ pub async fn serve_filter<F>(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        let routes = TowerToHyperService::new(warp::service(filter.clone()));
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            match not_a_path(req.uri()) {
+                Some(bad) => Either::Left(std::future::ready(Ok(bad))),
+                None => Either::Right(routes.call(req)),
+            }
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(JsonErrors::new(stream)), service);
         let conn = graceful.watch(conn);
@@ -73,6 +82,17 @@ pub async fn serve_filter<F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The 400 for a request whose target has no path: the authority form of
+/// CONNECT (`host:port`), or an absolute URI without one. The routes read
+/// the path, which such a request lacks (warp panics on it).
+fn not_a_path(uri: &warp::http::Uri) -> Option<Response> {
+    uri.path_and_query().is_none().then(|| {
+        let message =
+            format!("request target {:?} is not a path starting with '/'", uri.to_string());
+        error_response(warp::http::StatusCode::BAD_REQUEST, message)
+    })
 }
 
 /// A connection whose automatic error answers from hyper get a JSON body
