@@ -354,6 +354,40 @@ async fn a_cancel_reaches_the_instance_that_runs_it(backend: Backend) {
     b.stop().await;
 }
 
+/// A lone instance answers a cancel of a run it does not have (an unknown
+/// id, or a run that ended) as not running at once, with the default
+/// settings, whose expiry (10 s) is past the wait (2 s): no other instance
+/// is alive to run it.
+async fn a_lone_instance_answers_a_cancel_of_no_run_as_not_running(backend: Backend) {
+    let (exec, control_store, _) = backend.stores().await;
+    let scheduler = JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))
+        .store(exec)
+        .instance_id("lone")
+        .build();
+    let quick = JobConfig::new("quick", |_ctx: JobContext| async {});
+    scheduler.register(quick).unwrap();
+    let base = match backend {
+        Backend::Sqlite(_) => ControlSettings::sqlite(),
+        Backend::Postgres(_) => ControlSettings::postgres(),
+    };
+    let control = ControlPlane::new(control_store, scheduler.clone(), base);
+    control.prepare(Vec::new()).await.unwrap();
+    scheduler.start().await.unwrap();
+    control.spawn();
+    let TriggerOutcome::Started { execution_id: ended } = scheduler.trigger("quick").unwrap()
+    else {
+        panic!("quick did not start")
+    };
+    until("the quick run over", || scheduler.job("quick").unwrap().running == 0).await;
+    for id in [ended, mscribe_scheduler::ExecutionId::from_u128(0x1234)] {
+        let r = control.cancel(id, None, None, Source::Api).await.unwrap();
+        assert_eq!(r.outcome.as_deref(), Some(NOT_RUNNING), "{id}: {r:?}");
+        assert_eq!(r.handled_by.as_deref(), Some("lone"), "{id}: {r:?}");
+    }
+    control.stop().await;
+    scheduler.stop(Duration::from_millis(200)).await.unwrap();
+}
+
 /// `enabled = false` in one instance's configuration wins over a stored
 /// resume there (and after a restart), while the other instance follows
 /// the store; a resume through the disabled instance is refused.
@@ -481,6 +515,7 @@ on_both!(
     pause_holds_across_instances_and_restarts,
     triggers_run_once_across_instances,
     a_cancel_reaches_the_instance_that_runs_it,
+    a_lone_instance_answers_a_cancel_of_no_run_as_not_running,
     the_configuration_wins_over_a_stored_resume,
     definitions_are_shared,
 );

@@ -51,6 +51,10 @@ pub const CANCELLED: &str = "cancelled";
 /// The outcome of a cancel request that no instance handled in time.
 pub const NOT_RUNNING: &str = "no instance runs this execution";
 
+/// An instance whose heartbeat is this recent may run a cancelled run:
+/// three of the scheduler's heartbeats (one each 10 s by default).
+const LIVE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// How the plane polls and waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlSettings {
@@ -573,6 +577,18 @@ impl ControlPlane {
             receipt.outcome = Some(CANCELLED.to_owned());
             return Ok(receipt);
         }
+        // No other instance is alive to run it: it runs nowhere.
+        if self.alone().await
+            && self
+                .inner
+                .store
+                .finish_cancel(cancel_id, self.instance_id(), NOT_RUNNING, self.now())
+                .await?
+        {
+            receipt.handled_by = Some(self.instance_id().to_owned());
+            receipt.outcome = Some(NOT_RUNNING.to_owned());
+            return Ok(receipt);
+        }
         let deadline = tokio::time::Instant::now() + self.inner.settings.cancel_wait;
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -586,6 +602,19 @@ impl ControlPlane {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(receipt);
             }
+        }
+    }
+
+    /// Whether this instance is the only one alive: the only one whose
+    /// heartbeat the execution store has from the last [`LIVE_WITHIN`]. A
+    /// store that keeps no heartbeats, or does not answer, says no.
+    async fn alone(&self) -> bool {
+        let since = self.now() - LIVE_WITHIN;
+        match self.inner.scheduler.store().instances(since).await {
+            Ok(live) => {
+                !live.is_empty() && live.iter().all(|i| i.instance_id == self.instance_id())
+            }
+            Err(_) => false,
         }
     }
 
