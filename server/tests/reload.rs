@@ -106,6 +106,37 @@ async fn a_reload_adds_removes_and_changes_jobs_and_keeps_the_cluster_pauses() {
     app.scheduler.stop(std::time::Duration::from_secs(1)).await.unwrap();
 }
 
+/// A reload that changes the configuration's jobs leaves the jobs defined
+/// through the API alone: their stored definitions were overwritten by a
+/// bare listing of the registered job, which deleted them everywhere.
+#[tokio::test]
+async fn a_reload_keeps_the_jobs_defined_through_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = App::build(config(tmp.path(), BEFORE), BuildOptions::default()).await.unwrap();
+    app.control.prepare(mscribe_server::control::ops_definitions(&app.config)).await.unwrap();
+    app.scheduler.start().await.unwrap();
+    let body = serde_json::json!({
+        "kind": "http", "url": "http://127.0.0.1:9/api", "schedule": "@every 3h"
+    });
+    app.control.define_job("from-api", body, Source::Api).await.unwrap();
+    assert_eq!(schedule(&app, "from-api").as_deref(), Some("@every 3h"));
+
+    let report = app.reloader.apply(config(tmp.path(), AFTER)).await;
+    assert!(!report.is_empty(), "{report:?}");
+    let stored = |defs: &[mscribe_storage::JobDefinition]| {
+        defs.iter().find(|d| d.job_id == "from-api").map(|d| (d.kind.clone(), d.source.clone()))
+    };
+    let defs = app.control.definitions().await.unwrap();
+    assert_eq!(stored(&defs), Some(("http".to_owned(), Source::Api)), "{defs:?}");
+    // A round, and a restart's preparation, keep it registered.
+    app.control.sync_now().await.unwrap();
+    app.control.prepare(mscribe_server::control::ops_definitions(&app.config)).await.unwrap();
+    assert_eq!(schedule(&app, "from-api").as_deref(), Some("@every 3h"));
+    let defs = app.control.definitions().await.unwrap();
+    assert_eq!(stored(&defs), Some(("http".to_owned(), Source::Api)), "{defs:?}");
+    app.scheduler.stop(std::time::Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test]
 async fn settings_outside_jobs_and_alerts_wait_for_a_restart() {
     let tmp = tempfile::tempdir().unwrap();

@@ -407,7 +407,8 @@ impl ControlPlane {
     }
 
     /// Stores the definitions of the jobs registered here (those given,
-    /// and for any other registered job one from its listing), stamped
+    /// and for any other registered job one from its listing, except the
+    /// jobs registered from a stored definition, which keep it), stamped
     /// with this instance and the time, then applies the stored pause
     /// state to the local scheduler. Call before the scheduler starts, so
     /// that a job paused in the cluster does not fire here first.
@@ -418,7 +419,10 @@ impl ControlPlane {
         let jobs = self.inner.scheduler.jobs();
         self.note_jobs(&jobs);
         definitions.retain(|d| jobs.iter().any(|j| j.id == d.job_id));
-        for info in &jobs {
+        // A job registered from a stored definition keeps it: a listing of
+        // it would replace that definition (and so delete the job) everywhere.
+        let defined: HashSet<String> = self.local().defined.keys().cloned().collect();
+        for info in jobs.iter().filter(|j| !defined.contains(&j.id)) {
             if !definitions.iter().any(|d| d.job_id == info.id) {
                 definitions.push(defs::code_definition(info));
             }
