@@ -510,12 +510,67 @@ async fn jobs_defined_through_the_api_reach_every_instance(backend: Backend) {
     assert!(b.scheduler.job("cmd").is_none(), "b does not allow command jobs");
 }
 
+/// A job paused in the cluster and defined again (a new schedule) is
+/// registered paused, here at once and on the other instance at its round:
+/// it was registered running until the next round paused it again, and
+/// fired in between.
+async fn a_paused_job_defined_again_stays_paused(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let b = instance(&backend, "b", false).await;
+    let def = |every: &str| serde_json::json!({ "kind": "http", "url": "http://127.0.0.1:9/x", "schedule": every });
+    a.control.define_job("held", def("@every 1h"), Source::Api).await.unwrap();
+    a.control.pause("held", Some("do not run".into()), Source::Api).await.unwrap();
+    b.control.sync_now().await.unwrap();
+    assert!(b.paused("held"));
+    a.control.define_job("held", def("@every 2h"), Source::Api).await.unwrap();
+    let info = a.scheduler.job("held").unwrap();
+    assert_eq!((info.schedule.as_deref(), info.paused), (Some("@every 2h"), true));
+    until("the new definition on b", || {
+        b.scheduler.job("held").unwrap().schedule.as_deref() == Some("@every 2h")
+    })
+    .await;
+    assert!(b.paused("held"), "registered paused on b");
+    // A resume still reaches both.
+    a.control.resume("held", None, Source::Api).await.unwrap();
+    b.control.sync_now().await.unwrap();
+    assert!(!a.paused("held") && !b.paused("held"));
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A job whose definition says `enabled = false` is disabled as a job of
+/// the configuration is: a resume is refused (409) naming the definition,
+/// where it was resumed until the next start.
+async fn a_definition_that_disables_its_job_wins_over_a_resume(backend: Backend) {
+    let a = instance(&backend, "a", false).await;
+    let def = serde_json::json!({
+        "kind": "http", "url": "http://127.0.0.1:9/x", "schedule": "@every 1h", "enabled": false
+    });
+    a.control.define_job("off-api", def, Source::Api).await.unwrap();
+    assert!(a.paused("off-api"));
+    let e = a.control.resume("off-api", None, Source::Api).await.unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    assert!(e.to_string().contains("definition"), "{e}");
+    assert!(a.control.disabled_here("off-api"));
+    assert!(a.paused("off-api"));
+    // Defined again enabled, it runs; a resume is no longer refused.
+    let def = serde_json::json!({
+        "kind": "http", "url": "http://127.0.0.1:9/x", "schedule": "@every 1h"
+    });
+    a.control.define_job("off-api", def, Source::Api).await.unwrap();
+    assert!(!a.paused("off-api"));
+    a.control.resume("off-api", None, Source::Api).await.unwrap();
+    a.stop().await;
+}
+
 on_both!(
     jobs_defined_through_the_api_reach_every_instance,
     pause_holds_across_instances_and_restarts,
     triggers_run_once_across_instances,
     a_cancel_reaches_the_instance_that_runs_it,
     a_lone_instance_answers_a_cancel_of_no_run_as_not_running,
+    a_paused_job_defined_again_stays_paused,
+    a_definition_that_disables_its_job_wins_over_a_resume,
     the_configuration_wins_over_a_stored_resume,
     definitions_are_shared,
 );

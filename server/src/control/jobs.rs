@@ -6,7 +6,7 @@
 //! A job of the configuration (or of code) is never replaced or deleted
 //! this way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
@@ -167,8 +167,11 @@ impl ControlPlane {
         let (row, audit) =
             definition_row(id, &def, body, source.clone(), self.instance_id(), self.now(), existed);
         self.inner.store.put_definition(&row, &audit).await?;
-        // Stored: the next round registers it here if this fails now.
-        self.apply_definition(&row);
+        // Stored: the next round registers it here if this fails now. A
+        // pause made in the cluster holds from its first instant.
+        let _applying = self.inner.apply.lock().await;
+        let paused = self.inner.store.pause_state(id).await?.is_some_and(|p| p.paused);
+        self.apply_definition(&row, paused);
         Ok(DefineReceipt {
             job_id: id.to_owned(),
             kind: row.kind,
@@ -202,9 +205,20 @@ impl ControlPlane {
         let stored: Vec<JobDefinition> =
             self.inner.store.definitions().await?.into_iter().filter(is_defined_here).collect();
         let mut changed = 0;
+        let _applying = self.inner.apply.lock().await;
+        // Read once, when a definition is new or changed here.
+        let mut paused: Option<HashSet<String>> = None;
         for d in &stored {
             let known = self.local().defined.get(&d.job_id).copied();
-            if known != Some(d.updated_at) && self.apply_definition(d) {
+            if known == Some(d.updated_at) {
+                continue;
+            }
+            if paused.is_none() {
+                let states = self.inner.store.pause_states().await?;
+                paused = Some(states.into_iter().map(|p| p.job_id).collect());
+            }
+            let held = paused.as_ref().is_some_and(|p| p.contains(&d.job_id));
+            if self.apply_definition(d, held) {
                 changed += 1;
             }
         }
@@ -220,9 +234,10 @@ impl ControlPlane {
         Ok(changed)
     }
 
-    /// Registers (or re-registers) the job of a stored definition here;
-    /// whether the scheduler now runs it.
-    fn apply_definition(&self, d: &JobDefinition) -> bool {
+    /// Registers (or re-registers) the job of a stored definition here,
+    /// paused if the cluster has it `paused`; whether the scheduler now
+    /// runs it. The caller holds the plane's `apply` lock.
+    fn apply_definition(&self, d: &JobDefinition, paused: bool) -> bool {
         let id = d.job_id.as_str();
         let mut local = self.local();
         // Seen: not again until the definition changes.
@@ -256,12 +271,23 @@ impl ControlPlane {
         if ours {
             let _ = self.inner.scheduler.unregister(id);
         }
-        // Known: its pause state is the store's, never pinned.
+        // Known: its pause state is the store's, unless its definition
+        // disables it (`enabled = false`), which wins over a resume as the
+        // configuration's does. Registered paused when the store pauses
+        // it, so that it never fires until a round would pause it again.
         local.known.insert(id.to_owned());
-        local.pinned.remove(id);
         local.applied.remove(id);
-        match self.inner.scheduler.register(cfg) {
+        let held = paused && def.common().enabled;
+        if def.common().enabled {
+            local.pinned.remove(id);
+        } else {
+            local.pinned.insert(id.to_owned());
+        }
+        match self.inner.scheduler.register(if held { cfg.paused(true) } else { cfg }) {
             Ok(()) => {
+                if held {
+                    local.applied.insert(id.to_owned());
+                }
                 tracing::info!(job_id = %id, kind = %d.kind, source = %d.source, "job defined through the API registered");
                 true
             }

@@ -119,6 +119,13 @@ pub enum ControlError {
          enable it there to resume it"
     )]
     DisabledInConfig(String),
+    /// The job's definition (through the API or the CLI) disables it, which
+    /// wins over a resume.
+    #[error(
+        "job \"{0}\" is disabled by its definition (enabled = false); \
+         define it again with enabled = true to resume it"
+    )]
+    DisabledInDefinition(String),
     /// The database failed or could not be reached.
     #[error("control store: {0}")]
     Store(#[source] StoreError),
@@ -163,7 +170,9 @@ impl ControlError {
             ControlError::NoteEmpty | ControlError::NoteTooLong { .. } | ControlError::NoteNul => {
                 400
             }
-            ControlError::DisabledInConfig(_) | ControlError::ConfiguredJob(_) => 409,
+            ControlError::DisabledInConfig(_)
+            | ControlError::DisabledInDefinition(_)
+            | ControlError::ConfiguredJob(_) => 409,
             ControlError::InvalidDefinition { .. } => 400,
             ControlError::CommandJobsRefused => 403,
             ControlError::Store(e) if e.is_transient() => 503,
@@ -177,6 +186,7 @@ impl ControlError {
         match self {
             ControlError::UnknownJob(_)
             | ControlError::DisabledInConfig(_)
+            | ControlError::DisabledInDefinition(_)
             | ControlError::ConfiguredJob(_) => Some("job"),
             ControlError::InvalidDefinition { .. } | ControlError::CommandJobsRefused => None,
             ControlError::NoteEmpty | ControlError::NoteTooLong { .. } | ControlError::NoteNul => {
@@ -454,15 +464,23 @@ impl ControlPlane {
 
     /// Resumes `job` on every instance where the configuration does not
     /// disable it. Refused with [`ControlError::DisabledInConfig`] on an
-    /// instance whose configuration disables it.
+    /// instance whose configuration disables it, and with
+    /// [`ControlError::DisabledInDefinition`] for a job whose definition
+    /// does.
     pub async fn resume(
         &self,
         job: &str,
         note: Option<String>,
         source: Source,
     ) -> Result<PauseState, ControlError> {
-        if self.local().pinned.contains(job) {
-            return Err(ControlError::DisabledInConfig(job.to_owned()));
+        let pinned = {
+            let local = self.local();
+            local.pinned.contains(job).then(|| local.defined.contains_key(job))
+        };
+        match pinned {
+            Some(true) => return Err(ControlError::DisabledInDefinition(job.to_owned())),
+            Some(false) => return Err(ControlError::DisabledInConfig(job.to_owned())),
+            None => {}
         }
         self.set_paused(job, false, note, source).await
     }
@@ -732,6 +750,7 @@ mod tests {
             (ControlError::UnknownJob("j".into()), 404, Some("job")),
             (ControlError::NoteEmpty, 400, Some("note")),
             (ControlError::DisabledInConfig("j".into()), 409, Some("job")),
+            (ControlError::DisabledInDefinition("j".into()), 409, Some("job")),
             (ControlError::Store(unavailable), 503, None),
             (ControlError::Store(rejected), 500, None),
             (ControlError::Scheduler(mscribe_scheduler::Error::Stopped), 503, None),
