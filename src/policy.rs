@@ -121,7 +121,7 @@ impl MisfirePolicy {
     }
 
     /// Plans what to do with the fires of `schedule` after `last` and up to
-    /// `now`. Fires within the grace are run; the rest follow the mode.
+    /// `now`. Fires within the grace are on time; the rest follow the mode.
     /// At most [`MisfirePlan::MAX_LISTED`] missed fires are listed one by one;
     /// older ones are counted in [`MisfirePlan::skipped_unlisted`].
     pub(crate) fn plan(
@@ -150,6 +150,7 @@ impl MisfirePolicy {
         let (late, on_time): (Vec<_>, Vec<_>) = due.into_iter().partition(|t| *t < grace_start);
         let mut plan = MisfirePlan {
             run: Vec::new(),
+            on_time: Vec::new(),
             skip: Vec::new(),
             skipped_unlisted: unlisted,
             first_unlisted,
@@ -175,7 +176,7 @@ impl MisfirePolicy {
                 plan.run.extend_from_slice(&in_window[cut..]);
             }
         }
-        plan.run.extend(on_time);
+        plan.on_time = on_time;
         plan
     }
 }
@@ -183,8 +184,11 @@ impl MisfirePolicy {
 /// The result of [`MisfirePolicy::plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct MisfirePlan {
-    /// Nominal times to run now, oldest first.
+    /// Missed fires to run now, oldest first, one after another.
     pub(crate) run: Vec<DateTime<Utc>>,
+    /// Fires within the grace, oldest first: each is due as on time,
+    /// through the overlap policy.
+    pub(crate) on_time: Vec<DateTime<Utc>>,
     /// Nominal times to record as `skipped`, oldest first.
     pub(crate) skip: Vec<DateTime<Utc>>,
     /// Missed fires older than the listed ones, skipped but not listed.

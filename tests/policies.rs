@@ -230,8 +230,46 @@ fn a_fire_late_within_grace_runs_normally() {
     w.restart(seeded);
     w.sched.register(job()).unwrap();
     w.start();
+    // The driver's first round fires it.
+    w.rt.advance(Duration::from_secs(1));
     w.stop(GRACE);
     assert_eq!(w.timeline("j"), vec![(3600, 3600, Succeeded), (7200, 7440, Succeeded)]);
+}
+
+/// Fires found within the grace after a restart run as on time: each goes
+/// through the overlap policy (here `skip`: the first runs, the rest meet it
+/// running), where they had all queued and run one after another.
+#[test]
+fn fires_within_the_grace_after_a_restart_go_through_the_overlap_policy() {
+    let mut w = World::local_with(seeded);
+    let job = |overlap| {
+        JobConfig::new("j", works(1))
+            .schedule("@every 10s")
+            .overlap(overlap)
+            .misfire(MisfirePolicy::skip().grace(Duration::from_secs(300)))
+    };
+    w.sched.register(job(OverlapPolicy::Skip)).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(12));
+    w.stop(GRACE);
+    // Down from 0:12 to 0:45: the fires at 20, 30 and 40 are within the grace.
+    w.rt.advance(Duration::from_secs(33));
+    w.restart(seeded);
+    w.sched.register(job(OverlapPolicy::Skip)).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(16));
+    w.stop(GRACE);
+    assert_eq!(
+        w.timeline("j"),
+        vec![
+            (10, 10, Succeeded),
+            (20, 45, Succeeded),
+            (30, 45, Skipped),
+            (40, 45, Skipped),
+            (50, 50, Succeeded),
+            (60, 60, Succeeded),
+        ]
+    );
 }
 
 #[test]

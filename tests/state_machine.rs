@@ -147,22 +147,24 @@ impl ReferenceStateMachine for Reference {
                     let Some(first) = j.next.filter(|t| *t <= end) else { continue };
                     let fires: Vec<i64> =
                         (0..).map(|k| first + k * j.interval).take_while(|t| *t <= end).collect();
-                    // Within the grace every fire runs late; past it the
-                    // default misfire policy (run once) runs the fires still
-                    // within the grace, else the latest, and skips the rest.
+                    // Within the grace every fire is due late, at the same
+                    // instant: the first runs, and the others meet it running
+                    // (the default overlap policy skips them). Past it the
+                    // default misfire policy (run once) skips the missed fires
+                    // and runs the latest, unless a fire is within the grace.
+                    let on_time: Vec<i64> =
+                        fires.iter().copied().filter(|t| *t >= end - GRACE).collect();
                     let runs: Vec<i64> = if end - first <= GRACE {
-                        fires.clone()
+                        vec![first]
+                    } else if let Some(t) = on_time.first() {
+                        vec![*t]
                     } else {
-                        let on_time: Vec<i64> =
-                            fires.iter().copied().filter(|t| *t >= end - GRACE).collect();
-                        if on_time.is_empty() {
-                            vec![*fires.last().expect("one fire")]
-                        } else {
-                            on_time
-                        }
+                        vec![*fires.last().expect("one fire")]
                     };
                     j.last = fires.last().copied();
-                    j.next = Some(if end - first <= GRACE {
+                    // The grid goes on from a fire that ran late; after
+                    // missed fires only, it starts again from the instant.
+                    j.next = Some(if !on_time.is_empty() {
                         fires.last().expect("one fire") + j.interval
                     } else {
                         end + j.interval

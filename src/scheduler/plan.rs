@@ -122,8 +122,9 @@ impl JobScheduler {
         let plan = job.misfire.plan(schedule, last, now);
         // Every missed fire is decided here, run or skipped: none is planned again.
         let newest = [plan.skip.last(), plan.run.last(), plan.first_unlisted.as_ref()];
-        if let Some(newest) = newest.into_iter().flatten().max() {
-            job.last_fire = job.last_fire.max(Some(*newest));
+        let newest = newest.into_iter().flatten().max().copied();
+        if newest.is_some() {
+            job.last_fire = job.last_fire.max(newest);
         }
         // A claimed job's missed fires are claimed too: one instance records
         // each skip and runs each catch-up fire.
@@ -162,6 +163,14 @@ impl JobScheduler {
                 }
             }
         }
-        self.plan_next(st, slot, now.max(last));
+        // Fires within the grace are late, not missed: the first is planned
+        // (due now), and the driver fires it and each next one as any late
+        // fire, through the overlap policy (a job that skips overlaps builds
+        // no queue of them).
+        if plan.on_time.is_empty() {
+            self.plan_next(st, slot, now.max(last));
+        } else {
+            self.plan(st, slot, newest.unwrap_or(last), false);
+        }
     }
 }
