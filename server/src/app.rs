@@ -244,6 +244,19 @@ impl App {
             settings: alert_settings,
         });
         alerts.set_observing(alerts::wanted(&config));
+        // A job defined through the API that pauses itself after failures
+        // needs the alert loops, whatever the configuration asks.
+        control.on_definitions({
+            let (alerts, scheduler) = (alerts.clone(), scheduler.clone());
+            move |pauses| {
+                if pauses {
+                    alerts.set_observing(true);
+                    if scheduler.phase() == mscribe_scheduler::Phase::Running {
+                        alerts.spawn();
+                    }
+                }
+            }
+        });
         let reloader =
             crate::reload::Reloader::new(ctx, scheduler.clone(), control.clone(), alerts.clone());
         Ok(App {
@@ -325,7 +338,8 @@ impl App {
         }
         self.scheduler.start().await?;
         self.control.spawn();
-        if alerts::wanted(&self.config) {
+        if alerts::wanted(&self.config) || self.control.defined_pause_after_failures() {
+            self.alerts.set_observing(true);
             self.alerts.spawn();
         }
         // A first health result before the first request, so that every

@@ -298,7 +298,7 @@ impl Reloader {
             }
         }
         report.removed = removed;
-        let wanted = alerts::wanted(&next);
+        let wanted = alerts::wanted(&next) || control.defined_pause_after_failures();
         self.inner.alerts.reconfigure(next.alerts.clone(), alerts::job_alerting(&next));
         self.inner.alerts.set_observing(wanted);
         if wanted {

@@ -234,6 +234,56 @@ async fn pause_after_failures_pauses_the_job_with_a_note_and_alerts() {
     a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
 }
 
+/// The alert keys of a job defined through the API count as those of a job
+/// of the configuration: its own `failures_in_a_row` and its
+/// `pause_after_failures` (they were stored and ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_defined_through_the_api_has_its_own_alert_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = VirtualClock::at_epoch_2026();
+    let a = instance(
+        "a",
+        &dir.path().join("db"),
+        Arc::new(clock.clone()),
+        Arc::new(AtomicBool::new(false)),
+        "@hourly",
+        alerts(&rx.url, "events = [\"failures_in_a_row\", \"auto_paused\"]"),
+        JobAlerting::default(),
+        AlertSettings::default(),
+    )
+    .await;
+    a.plane.prepare(Vec::new()).await.unwrap();
+    a.scheduler.start().await.unwrap();
+    // Nothing listens on port 9: each run fails at once.
+    let def = serde_json::json!({
+        "kind": "http", "url": "http://127.0.0.1:9/down", "schedule": "@yearly",
+        "failures_in_a_row": 1, "pause_after_failures": 2
+    });
+    a.plane.define_job("api-fail", def, mscribe_storage::Source::Api).await.unwrap();
+    for n in 1..=2 {
+        clock.advance(Duration::from_secs(60));
+        a.scheduler.trigger("api-fail").unwrap();
+        let store = a.store.clone();
+        let mut ended = 0;
+        for _ in 0..2000 {
+            let rows = store.history(&HistoryQuery::new("api-fail", 100)).await.unwrap();
+            ended = rows.iter().filter(|r| r.status == ExecutionStatus::Failed).count();
+            if ended >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(ended, n, "run {n} of api-fail did not fail");
+    }
+    rounds_until(&[&a.service], || rx.count("auto_paused") == 1).await;
+    assert!(a.scheduler.job("api-fail").unwrap().paused);
+    assert!(rx.count("failures_in_a_row") >= 1, "its own threshold of 1");
+    let first = rx.bodies().into_iter().find(|b| b["event"] == "failures_in_a_row").unwrap();
+    assert!(first["message"].as_str().unwrap().contains("1 run"), "{first}");
+    a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_stops_succeeding_is_overdue_once_per_window() {
     let dir = tempfile::tempdir().unwrap();

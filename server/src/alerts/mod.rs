@@ -387,8 +387,14 @@ impl AlertService {
         (taken, enqueued)
     }
 
+    /// The alert keys of job `id`: its section's, or its definition's when
+    /// it was defined through the API or the CLI.
     fn job(&self, id: &str) -> JobAlerting {
-        self.conf().jobs.get(id).cloned().unwrap_or_default()
+        if let Some(keys) = self.conf().jobs.get(id) {
+            return keys.clone();
+        }
+        let defined = self.inner.control.as_ref().and_then(|c| c.defined_alerting(id));
+        defined.unwrap_or_default()
     }
 
     async fn enqueue(&self, rows: Vec<NewAlert>) -> Result<usize, mscribe_scheduler::StoreError> {

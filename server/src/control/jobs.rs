@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ControlError, ControlPlane, defs};
-use crate::config::UserJobDef;
+use crate::config::{JobAlerting, UserJobDef};
 use crate::ops::defs::user_job_config;
 
 /// The key of a stored definition's policies that holds the definition as
@@ -172,6 +172,7 @@ impl ControlPlane {
         let _applying = self.inner.apply.lock().await;
         let paused = self.inner.store.pause_state(id).await?.is_some_and(|p| p.paused);
         self.apply_definition(&row, paused);
+        self.definitions_changed();
         Ok(DefineReceipt {
             job_id: id.to_owned(),
             kind: row.kind,
@@ -193,6 +194,7 @@ impl ControlPlane {
             return Err(ControlError::UnknownJob(id.to_owned()));
         }
         self.forget_definition(id);
+        self.definitions_changed();
         Ok(())
     }
 
@@ -231,7 +233,35 @@ impl ControlPlane {
             self.forget_definition(&id);
             changed += 1;
         }
+        if changed > 0 {
+            self.definitions_changed();
+        }
         Ok(changed)
+    }
+
+    /// Calls `f` after the definitions applied here change, with whether
+    /// one of them pauses its job after failures (`pause_after_failures`,
+    /// which needs the alert loops even without an alert). Set once.
+    pub fn on_definitions(&self, f: impl Fn(bool) + Send + Sync + 'static) {
+        let _ = self.inner.on_definitions.set(Box::new(f));
+    }
+
+    /// The alert keys of job `id`, if it is registered here from a
+    /// definition made through the API or the CLI.
+    pub fn defined_alerting(&self, id: &str) -> Option<JobAlerting> {
+        self.local().alerting.get(id).cloned()
+    }
+
+    /// Whether a job registered here from a definition pauses itself after
+    /// failures.
+    pub fn defined_pause_after_failures(&self) -> bool {
+        self.local().alerting.values().any(|a| a.pause_after_failures.is_some())
+    }
+
+    fn definitions_changed(&self) {
+        if let Some(f) = self.inner.on_definitions.get() {
+            f(self.defined_pause_after_failures());
+        }
     }
 
     /// Registers (or re-registers) the job of a stored definition here,
@@ -283,11 +313,13 @@ impl ControlPlane {
         } else {
             local.pinned.insert(id.to_owned());
         }
+        local.alerting.remove(id);
         match self.inner.scheduler.register(if held { cfg.paused(true) } else { cfg }) {
             Ok(()) => {
                 if held {
                     local.applied.insert(id.to_owned());
                 }
+                local.alerting.insert(id.to_owned(), def.common().alerting.clone());
                 tracing::info!(job_id = %id, kind = %d.kind, source = %d.source, "job defined through the API registered");
                 true
             }
@@ -313,6 +345,7 @@ impl ControlPlane {
             // A definition it shadowed runs here from the next round.
             local.shadowed.remove(id);
         } else if local.defined.remove(id).is_some() {
+            local.alerting.remove(id);
             let _ = self.inner.scheduler.unregister(id);
             local.shadowed.insert(id.to_owned());
             tracing::warn!(
@@ -326,6 +359,7 @@ impl ControlPlane {
     fn forget_definition(&self, id: &str) {
         let mut local = self.local();
         if local.defined.remove(id).is_some() {
+            local.alerting.remove(id);
             let _ = self.inner.scheduler.unregister(id);
             local.known.remove(id);
             local.applied.remove(id);

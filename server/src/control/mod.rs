@@ -290,6 +290,9 @@ pub(crate) struct Inner {
     pub(crate) allow_command_jobs: std::sync::atomic::AtomicBool,
     pub(crate) stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Told, after the definitions applied here changed, whether one of
+    /// them pauses its job after failures (the alert loops must run).
+    pub(crate) on_definitions: std::sync::OnceLock<Box<dyn Fn(bool) + Send + Sync>>,
 }
 
 /// What the plane did to the local scheduler.
@@ -318,6 +321,8 @@ pub(crate) struct Local {
     /// configuration has a job of their id, or they are command jobs it
     /// does not allow.
     pub(crate) shadowed: HashSet<String>,
+    /// The alert keys of the jobs in `defined`.
+    pub(crate) alerting: std::collections::HashMap<String, crate::config::JobAlerting>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -351,6 +356,7 @@ impl ControlPlane {
                 allow_command_jobs: std::sync::atomic::AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
+                on_definitions: std::sync::OnceLock::new(),
             }),
         };
         plane.note_jobs(&plane.inner.scheduler.jobs());
