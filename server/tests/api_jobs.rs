@@ -106,6 +106,11 @@ async fn a_job_defined_on_one_instance_runs_once_per_fire_everywhere_and_survive
     until("gone from a", 5, async || a.json("GET", "/jobs/ping-hook", Some(TOKEN)).await.0 == 404)
         .await;
     assert_eq!(b.json("DELETE", "/jobs/ping-hook", Some(TOKEN)).await.0, 404);
+    // Its history is read through the API still; a job never known is 404.
+    let (code, page) = b.json("GET", "/jobs/ping-hook/executions", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(!page["executions"].as_array().unwrap().is_empty(), "{page}");
+    assert_eq!(b.json("GET", "/jobs/nobody/executions", Some(TOKEN)).await.0, 404);
     drop(a.terminate());
     drop(b.terminate());
 

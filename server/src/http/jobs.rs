@@ -158,15 +158,22 @@ pub(super) fn parse_history_query(raw: &str) -> Result<HistoryParams, ApiError> 
 }
 
 /// `GET /jobs/{id}/executions?limit=&status=&cursor=`: a page, newest
-/// first, with `next_cursor` (`null` on the last page).
+/// first, with `next_cursor` (`null` on the last page); 404 for a job
+/// neither registered nor recorded.
 pub(super) async fn executions(
     state: &ServerState,
     id: &str,
     query: &str,
 ) -> Result<Response, ApiError> {
-    known(state, id).await?;
-    let p = parse_history_query(query)?;
     let store = state.scheduler.store();
+    // A job no longer registered (deleted, or gone from the configuration)
+    // keeps its history, which is read as long as it has a row.
+    if state.scheduler.job(id).is_none()
+        && cursor::page(&**store, id, 1, None, None).await?.0.is_empty()
+    {
+        return Err(ApiError::unknown_job(id));
+    }
+    let p = parse_history_query(query)?;
     let (rows, next) = cursor::page(&**store, id, p.limit, p.status, p.cursor).await?;
     Ok(json_response(
         StatusCode::OK,
