@@ -275,6 +275,34 @@ async fn paths_are_exact() {
     assert_eq!((r.status, r.error()), (400, "GET /jobs takes no query string; got \"x=1\""));
 }
 
+/// Every query-parameter error of every route names the parameter in
+/// `"field"`, whatever its status.
+#[tokio::test]
+async fn query_parameter_errors_name_the_parameter() {
+    let s = serve_with_control().await;
+    for (path, code, field) in [
+        ("/jobs/quick/executions?limit=0", 422, "limit"),
+        ("/jobs/quick/executions?limit=abc", 400, "limit"),
+        ("/jobs/quick/executions?status=bogus", 422, "status"),
+        ("/jobs/quick/executions?cursor=zz", 400, "cursor"),
+        ("/jobs/quick/executions?page=2", 400, "page"),
+        ("/jobs/quick/executions?limit=1&limit=2", 400, "limit"),
+        ("/audit?limit=0", 422, "limit"),
+        ("/audit?before=x", 400, "before"),
+        ("/audit?job=", 400, "job"),
+        ("/audit?color=red", 400, "color"),
+        ("/alerts?limit=abc", 400, "limit"),
+        ("/alerts?before=x", 400, "before"),
+        ("/alerts?colour=red", 400, "colour"),
+        ("/alerts?job=a&job=b", 400, "job"),
+        ("/jobs/quick/upcoming?n=0", 400, "n"),
+        ("/jobs?x=1", 400, "x"),
+    ] {
+        let r = send(&s, "GET", path, "").await;
+        assert_eq!((r.status, r.body["field"].as_str()), (code, Some(field)), "{path}: {r:?}");
+    }
+}
+
 #[tokio::test]
 async fn long_uris_and_headers_get_json_errors() {
     let s = serve().await;

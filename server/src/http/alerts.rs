@@ -2,34 +2,21 @@
 //! paging; what each alert was, where its delivery stands, and its last
 //! attempt's status or error.
 
-use std::collections::HashMap;
-
 use mscribe_storage::{AlertDelivery, AlertQuery, MAX_ALERT_LIMIT};
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ServerState;
-use super::reply::{ApiError, json_response, limit_param};
+use super::reply::{ApiError, json_response, limit_param, query_params};
 
 /// The default `limit` of `GET /alerts`.
 const DEFAULT_ALERTS_LIMIT: usize = 50;
 
-/// The query of `GET /alerts`: `limit`, `before`, `alert`, `job`.
+/// The query of `GET /alerts`: `limit`, `before`, `alert`, `job`; every
+/// error names its parameter in `"field"`.
 fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-    let mut map = HashMap::new();
-    for (k, v) in pairs {
-        if !matches!(k.as_str(), "limit" | "before" | "alert" | "job") {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter \"{k}\"; expected limit, before, alert or job"
-            )));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(ApiError::bad_request(format!("query parameter \"{k}\" given twice")));
-        }
-    }
+    let map = query_params(raw, &["limit", "before", "alert", "job"])?;
     let mut q = AlertQuery::new(DEFAULT_ALERTS_LIMIT);
     if let Some(v) = map.get("limit") {
         q.limit = limit_param(v, MAX_ALERT_LIMIT, StatusCode::BAD_REQUEST)?;
@@ -37,13 +24,15 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
     if let Some(b) = map.get("before") {
         let id: i64 = b.parse().map_err(|_| {
             ApiError::bad_request(format!("before must be a delivery id (an integer), got \"{b}\""))
+                .with_field("before")
         })?;
         q.before_id = Some(id);
     }
     for (key, slot) in [("alert", &mut q.alert), ("job", &mut q.job_id)] {
         if let Some(v) = map.get(key) {
             if v.is_empty() {
-                return Err(ApiError::bad_request(format!("{key} must not be empty")));
+                let e = ApiError::bad_request(format!("{key} must not be empty"));
+                return Err(e.with_field(key));
             }
             *slot = Some(v.clone());
         }
@@ -86,6 +75,26 @@ pub(super) async fn list(state: &ServerState, query: &str) -> Result<Response, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error of the alerts query names its parameter in `"field"`.
+    #[test]
+    fn alert_query_errors_name_the_parameter() {
+        for (raw, field) in [
+            ("limit=abc", "limit"),
+            ("before=x", "before"),
+            ("alert=", "alert"),
+            ("job=", "job"),
+            ("colour=red", "colour"),
+            ("before=1&before=2", "before"),
+        ] {
+            let e = parse_query(raw).unwrap_err();
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (StatusCode::BAD_REQUEST, Some(field)),
+                "{raw}: {e:?}"
+            );
+        }
+    }
 
     #[test]
     fn alert_queries_are_strict() {

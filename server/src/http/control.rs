@@ -2,8 +2,6 @@
 //! `GET /audit`, through the [`ControlPlane`](crate::control::ControlPlane);
 //! and how its errors become answers.
 
-use std::collections::HashMap;
-
 use mscribe_scheduler::ExecutionId;
 use mscribe_storage::{AuditQuery, MAX_AUDIT_LIMIT, Source};
 use serde_json::json;
@@ -11,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ServerState;
-use super::reply::{ApiError, json_response, limit_param};
+use super::reply::{ApiError, json_response, limit_param, query_params};
 use crate::control::{CANCELLED, ControlError, ControlPlane};
 
 /// The default `limit` of `GET /audit`.
@@ -60,21 +58,10 @@ pub(super) async fn cancel(state: &ServerState, id: &str) -> Result<Response, Ap
     }
 }
 
-/// The query of `GET /audit`: `limit`, `job`, `before`.
+/// The query of `GET /audit`: `limit`, `job`, `before`; every error names
+/// its parameter in `"field"`.
 fn parse_audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-    let mut map = HashMap::new();
-    for (k, v) in pairs {
-        if !matches!(k.as_str(), "limit" | "job" | "before") {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter \"{k}\"; expected limit, job or before"
-            )));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(ApiError::bad_request(format!("query parameter \"{k}\" given twice")));
-        }
-    }
+    let map = query_params(raw, &["limit", "job", "before"])?;
     let limit = match map.get("limit") {
         None => DEFAULT_AUDIT_LIMIT,
         Some(v) => limit_param(v, MAX_AUDIT_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
@@ -82,13 +69,14 @@ fn parse_audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
     let mut q = AuditQuery::new(limit);
     if let Some(j) = map.get("job") {
         if j.is_empty() {
-            return Err(ApiError::bad_request("job must not be empty"));
+            return Err(ApiError::bad_request("job must not be empty").with_field("job"));
         }
         q = q.job(j.clone());
     }
     if let Some(b) = map.get("before") {
         let id: i64 = b.parse().map_err(|_| {
             ApiError::bad_request(format!("before must be an audit id (an integer), got \"{b}\""))
+                .with_field("before")
         })?;
         q = q.before(id);
     }
@@ -108,6 +96,22 @@ pub(super) async fn audit(state: &ServerState, query: &str) -> Result<Response, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error of the audit query names its parameter in `"field"`.
+    #[test]
+    fn audit_query_errors_name_the_parameter() {
+        for (raw, status, field) in [
+            ("limit=0", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+            ("limit=x", StatusCode::BAD_REQUEST, "limit"),
+            ("before=x", StatusCode::BAD_REQUEST, "before"),
+            ("job=", StatusCode::BAD_REQUEST, "job"),
+            ("color=red", StatusCode::BAD_REQUEST, "color"),
+            ("job=a&job=b", StatusCode::BAD_REQUEST, "job"),
+        ] {
+            let e = parse_audit_query(raw).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (status, Some(field)), "{raw}: {e:?}");
+        }
+    }
 
     #[test]
     fn audit_queries_are_strict() {

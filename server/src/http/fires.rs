@@ -17,7 +17,7 @@ use warp::reply::Response;
 use super::ServerState;
 use super::body::parse_json;
 use super::control::control_error;
-use super::reply::{ApiError, json_response};
+use super::reply::{ApiError, json_response, query_params};
 use crate::control::{BackfillGuard, BackfillLocking, ControlPlane};
 
 /// The default `n` of `GET /jobs/{id}/upcoming`.
@@ -42,21 +42,8 @@ struct UpcomingFire<'a> {
 /// Parses the query of `upcoming`: `n` only, once, 1 to
 /// [`MAX_UPCOMING_FIRES`]; a 400 naming the parameter otherwise.
 pub(super) fn parse_upcoming_query(raw: &str) -> Result<usize, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-    let mut n = None;
-    for (k, v) in pairs {
-        if k != "n" {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter \"{k}\"; expected n"
-            ))
-            .with_field(k));
-        }
-        if n.replace(v).is_some() {
-            return Err(ApiError::bad_request("query parameter \"n\" given twice").with_field("n"));
-        }
-    }
-    let Some(v) = n else { return Ok(DEFAULT_UPCOMING) };
+    let map = query_params(raw, &["n"])?;
+    let Some(v) = map.get("n") else { return Ok(DEFAULT_UPCOMING) };
     match v.trim().parse::<i64>() {
         Ok(k) if (1..=MAX_UPCOMING_FIRES as i64).contains(&k) => Ok(k as usize),
         _ => Err(ApiError::bad_request(format!(

@@ -1,8 +1,6 @@
 //! The jobs API (bearer token): list and show jobs, page through a job's
 //! history, trigger, pause (with a note) and resume.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use mscribe_scheduler::{ExecutionRecord, ExecutionStatus, HistoryQuery, JobInfo, TriggerOutcome};
 use serde::{Deserialize, Serialize};
@@ -13,7 +11,7 @@ use warp::reply::Response;
 use super::body::parse_json;
 use super::control::control_error;
 use super::cursor::{self, Cursor};
-use super::reply::{ApiError, json_response, limit_param};
+use super::reply::{ApiError, json_response, limit_param, query_params};
 use super::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ServerState};
 use mscribe_storage::MAX_NOTE_CHARS;
 use mscribe_storage::{PauseState, Source};
@@ -127,33 +125,24 @@ pub(super) struct HistoryParams {
 }
 
 /// Parses `limit`, `status` and `cursor`; anything else, or one of them
-/// twice, is a 400 naming it.
+/// twice, is a 400 naming it. Every error names its parameter in
+/// `"field"`.
 pub(super) fn parse_history_query(raw: &str) -> Result<HistoryParams, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-    let mut map = HashMap::new();
-    for (k, v) in pairs {
-        if !matches!(k.as_str(), "limit" | "status" | "cursor") {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter \"{k}\"; expected limit, status or cursor"
-            )));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(ApiError::bad_request(format!("query parameter \"{k}\" given twice")));
-        }
-    }
+    let map = query_params(raw, &["limit", "status", "cursor"])?;
     let limit = match map.get("limit") {
         None => DEFAULT_HISTORY_LIMIT,
         Some(v) => limit_param(v, MAX_HISTORY_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
     };
     let status = match map.get("status") {
         None => None,
-        Some(s) => Some(
-            s.parse::<ExecutionStatus>()
-                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
-        ),
+        Some(s) => Some(s.parse::<ExecutionStatus>().map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).with_field("status")
+        })?),
     };
-    let cursor = map.get("cursor").map(|c| Cursor::decode(c)).transpose()?;
+    let cursor = map
+        .get("cursor")
+        .map(|c| Cursor::decode(c).map_err(|e| e.with_field("cursor")))
+        .transpose()?;
     Ok(HistoryParams { limit, status, cursor })
 }
 
@@ -310,6 +299,23 @@ mod tests {
             let e = parse_history_query(&format!("limit={big}")).unwrap_err();
             assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{big}");
             assert_eq!(e.message, format!("limit must be between 1 and 1000, got {big}"));
+        }
+    }
+
+    /// Every error of the history query names its parameter in `"field"`.
+    #[test]
+    fn history_query_errors_name_the_parameter() {
+        for (raw, status, field) in [
+            ("limit=0", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+            ("limit=1001", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+            ("limit=abc", StatusCode::BAD_REQUEST, "limit"),
+            ("status=bogus", StatusCode::UNPROCESSABLE_ENTITY, "status"),
+            ("cursor=zz", StatusCode::BAD_REQUEST, "cursor"),
+            ("page=2", StatusCode::BAD_REQUEST, "page"),
+            ("limit=1&limit=2", StatusCode::BAD_REQUEST, "limit"),
+        ] {
+            let e = parse_history_query(raw).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (status, Some(field)), "{raw}: {e:?}");
         }
     }
 

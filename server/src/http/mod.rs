@@ -411,11 +411,20 @@ where
         )));
     }
     if !route.takes_query() && !req.query.is_empty() {
-        return Err(ApiError::bad_request(format!(
+        let e = ApiError::bad_request(format!(
             "{} takes no query string; got \"{}\"",
             req.endpoint(),
             req.query
-        )));
+        ));
+        // One parameter at fault is named, as every query error names it.
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(&req.query).unwrap_or_default();
+        let mut keys: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
+        keys.dedup();
+        return Err(match <[String; 1]>::try_from(keys) {
+            Ok([k]) => e.with_field(k),
+            Err(_) => e,
+        });
     }
     dispatch(req, route, bytes, state).await
 }

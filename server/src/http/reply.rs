@@ -3,6 +3,7 @@
 //! `Allow`, 401 with `WWW-Authenticate`, 413 closing the connection), and
 //! the last-resort rendering of warp's rejections.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::num::IntErrorKind;
 
@@ -45,9 +46,43 @@ pub(crate) struct ApiError {
     close: bool,
 }
 
+/// The parameters of a query string by name, each one of `expected` and
+/// given at most once; an unknown parameter or one given twice is a 400
+/// naming it in `"field"`.
+pub(super) fn query_params(
+    raw: &str,
+    expected: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        if !expected.contains(&k.as_str()) {
+            let msg = format!("unknown query parameter \"{k}\"; expected {}", one_of(expected));
+            return Err(ApiError::bad_request(msg).with_field(k));
+        }
+        if map.contains_key(&k) {
+            let msg = format!("query parameter \"{k}\" given twice");
+            return Err(ApiError::bad_request(msg).with_field(k));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// `a, b or c`.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// A `limit` query parameter: an integer from 1 to `max`. A value that is
 /// not an integer is a 400; one out of the range, however many digits it
 /// has, is `out_of_range` (each endpoint keeps the status it documents).
+/// Either names `limit` in `"field"`.
 pub(super) fn limit_param(
     v: &str,
     max: usize,
@@ -55,14 +90,15 @@ pub(super) fn limit_param(
 ) -> Result<usize, ApiError> {
     let range =
         || ApiError::new(out_of_range, format!("limit must be between 1 and {max}, got {v}"));
-    match v.parse::<i64>() {
+    let res = match v.parse::<i64>() {
         Ok(n) if n >= 1 && n as u64 <= max as u64 => Ok(n as usize),
         Ok(_) => Err(range()),
         Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => {
             Err(range())
         }
         Err(_) => Err(ApiError::bad_request(format!("limit must be an integer, got \"{v}\""))),
-    }
+    };
+    res.map_err(|e| e.with_field("limit"))
 }
 
 impl ApiError {
