@@ -527,7 +527,7 @@ async fn the_lease_outlasts_a_round_of_the_slowest_deliveries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_alerts_lists_deliveries_with_paging_and_clear_400s() {
+async fn get_alerts_lists_deliveries_with_paging_and_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Mode::Fail).await;
     let clock = VirtualClock::at_epoch_2026();
@@ -606,14 +606,19 @@ async fn get_alerts_lists_deliveries_with_paging_and_clear_400s() {
     assert_eq!(body["next_before"], Value::Null);
     let (_, body) = get("/alerts?job=other", true).await;
     assert_eq!(body["deliveries"], serde_json::json!([]));
-    for (q, msg) in [
-        ("limit=0", "limit must be between 1 and 1000, got 0"),
-        ("limit=x", "limit must be an integer, got \"x\""),
-        ("before=soon", "before must be a delivery id (an integer), got \"soon\""),
-        ("colour=red", "unknown query parameter \"colour\"; expected limit, before, alert or job"),
+    for (q, code, msg) in [
+        ("limit=0", 422, "limit must be between 1 and 1000, got 0"),
+        ("limit=1001", 422, "limit must be between 1 and 1000, got 1001"),
+        ("limit=x", 400, "limit must be an integer, got \"x\""),
+        ("before=soon", 400, "before must be a delivery id (an integer), got \"soon\""),
+        (
+            "colour=red",
+            400,
+            "unknown query parameter \"colour\"; expected limit, before, alert or job",
+        ),
     ] {
-        let (code, body) = get(&format!("/alerts?{q}"), true).await;
-        assert_eq!((code, body["error"].as_str()), (400, Some(msg)), "{q}");
+        let (got, body) = get(&format!("/alerts?{q}"), true).await;
+        assert_eq!((got, body["error"].as_str()), (code, Some(msg)), "{q}");
     }
     a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
 }

@@ -291,6 +291,7 @@ async fn query_parameter_errors_name_the_parameter() {
         ("/audit?before=x", 400, "before"),
         ("/audit?job=", 400, "job"),
         ("/audit?color=red", 400, "color"),
+        ("/alerts?limit=0", 422, "limit"),
         ("/alerts?limit=abc", 400, "limit"),
         ("/alerts?before=x", 400, "before"),
         ("/alerts?colour=red", 400, "colour"),

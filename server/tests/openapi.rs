@@ -428,7 +428,8 @@ async fn real_answers_fit_the_document() {
     assert_eq!(call("GET", "/audit?before=x", "/audit", true, None).await.0, 400);
     let (s, alerts) = call("GET", "/alerts", "/alerts", true, None).await;
     assert_eq!((s, alerts["deliveries"].as_array().map(Vec::len)), (200, Some(1)));
-    assert_eq!(call("GET", "/alerts?limit=0", "/alerts", true, None).await.0, 400);
+    assert_eq!(call("GET", "/alerts?limit=0", "/alerts", true, None).await.0, 422);
+    assert_eq!(call("GET", "/alerts?limit=x", "/alerts", true, None).await.0, 400);
 
     let def =
         Some(json!({"kind": "http", "schedule": "0 3 * * *", "url": "http://127.0.0.1:9/ping"}));

@@ -19,7 +19,7 @@ fn parse_query(raw: &str) -> Result<AlertQuery, ApiError> {
     let map = query_params(raw, &["limit", "before", "alert", "job"])?;
     let mut q = AlertQuery::new(DEFAULT_ALERTS_LIMIT);
     if let Some(v) = map.get("limit") {
-        q.limit = limit_param(v, MAX_ALERT_LIMIT, StatusCode::BAD_REQUEST)?;
+        q.limit = limit_param(v, MAX_ALERT_LIMIT)?;
     }
     if let Some(b) = map.get("before") {
         let id: i64 = b.parse().map_err(|_| {
@@ -75,6 +75,22 @@ pub(super) async fn list(state: &ServerState, query: &str) -> Result<Response, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `limit` out of its range is a 422, as on the other routes; one
+    /// that is not an integer stays a 400.
+    #[test]
+    fn alert_limit_out_of_range_is_a_422() {
+        for (raw, status) in [
+            ("limit=0", StatusCode::UNPROCESSABLE_ENTITY),
+            ("limit=1001", StatusCode::UNPROCESSABLE_ENTITY),
+            ("limit=-1", StatusCode::UNPROCESSABLE_ENTITY),
+            ("limit=99999999999999999999", StatusCode::UNPROCESSABLE_ENTITY),
+            ("limit=abc", StatusCode::BAD_REQUEST),
+        ] {
+            let e = parse_query(raw).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (status, Some("limit")), "{raw}: {e:?}");
+        }
+    }
 
     /// Every error of the alerts query names its parameter in `"field"`.
     #[test]

@@ -64,7 +64,7 @@ fn parse_audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
     let map = query_params(raw, &["limit", "job", "before"])?;
     let limit = match map.get("limit") {
         None => DEFAULT_AUDIT_LIMIT,
-        Some(v) => limit_param(v, MAX_AUDIT_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
+        Some(v) => limit_param(v, MAX_AUDIT_LIMIT)?,
     };
     let mut q = AuditQuery::new(limit);
     if let Some(j) = map.get("job") {

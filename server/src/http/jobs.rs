@@ -131,7 +131,7 @@ pub(super) fn parse_history_query(raw: &str) -> Result<HistoryParams, ApiError> 
     let map = query_params(raw, &["limit", "status", "cursor"])?;
     let limit = match map.get("limit") {
         None => DEFAULT_HISTORY_LIMIT,
-        Some(v) => limit_param(v, MAX_HISTORY_LIMIT, StatusCode::UNPROCESSABLE_ENTITY)?,
+        Some(v) => limit_param(v, MAX_HISTORY_LIMIT)?,
     };
     let status = match map.get("status") {
         None => None,

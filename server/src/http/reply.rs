@@ -81,15 +81,15 @@ fn one_of(names: &[&str]) -> String {
 
 /// A `limit` query parameter: an integer from 1 to `max`. A value that is
 /// not an integer is a 400; one out of the range, however many digits it
-/// has, is `out_of_range` (each endpoint keeps the status it documents).
+/// has, is a 422 (on every route, as the README's status table says).
 /// Either names `limit` in `"field"`.
-pub(super) fn limit_param(
-    v: &str,
-    max: usize,
-    out_of_range: StatusCode,
-) -> Result<usize, ApiError> {
-    let range =
-        || ApiError::new(out_of_range, format!("limit must be between 1 and {max}, got {v}"));
+pub(super) fn limit_param(v: &str, max: usize) -> Result<usize, ApiError> {
+    let range = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("limit must be between 1 and {max}, got {v}"),
+        )
+    };
     let res = match v.parse::<i64>() {
         Ok(n) if n >= 1 && n as u64 <= max as u64 => Ok(n as usize),
         Ok(_) => Err(range()),

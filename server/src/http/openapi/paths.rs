@@ -380,6 +380,8 @@ fn audit_log() {}
          example = json!({"error": "before must be a delivery id (an integer), got \"abc\"", "field": "before"})),
         (status = 401, description = "No or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No alert outbox on this server", body = ErrorBody),
+        (status = 422, description = "`limit` out of range, naming it", body = ErrorBody,
+         example = json!({"error": "limit must be between 1 and 1000, got 0", "field": "limit"})),
         (status = 500, description = "The store failed for good", body = ErrorBody),
         (status = 503, description = "The store failed (transient)", body = ErrorBody),
         (status = "default", description = "Any other error (405, 413, 414, 500, ...), same shape", body = ErrorBody),
