@@ -271,6 +271,9 @@ async fn paths_are_exact() {
     assert_eq!(send(&s, "GET", "/jobs/qu%69ck", "").await.status, 200, "percent-decoded");
     let r = send(&s, "GET", "/jobs/%ff", "").await;
     assert_eq!((r.status, r.error()), (400, "invalid percent-encoding in path segment \"%ff\""));
+    // Two hex digits, not a sign and one.
+    let r = send(&s, "GET", "/jobs/%+9", "").await;
+    assert_eq!((r.status, r.error()), (400, "invalid percent-encoding in path segment \"%+9\""));
     let r = send(&s, "GET", "/jobs?x=1", "").await;
     assert_eq!((r.status, r.error()), (400, "GET /jobs takes no query string; got \"x=1\""));
 }

@@ -320,6 +320,9 @@ fn segments(path: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// `s` with each `%` and two ASCII hex digits as its byte; `None` for any
+/// other `%` (`%zz`, `%+9`: `from_str_radix` alone would take the sign)
+/// or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_owned());
@@ -329,8 +332,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -498,6 +504,17 @@ mod tests {
         }
         assert!(segments("/jobs/%zz").is_err());
         assert!(segments("/jobs/%ff").is_err());
+    }
+
+    /// A `%` takes two ASCII hex digits: a sign (which `from_str_radix`
+    /// accepts) or anything else is invalid, not a byte.
+    #[test]
+    fn percent_escapes_need_two_hex_digits() {
+        assert_eq!(percent_decode("a%2Fb%2f").as_deref(), Some("a/b/"));
+        for bad in ["%+9", "%-9", "%+f", "% 9", "%9", "%", "%zz", "a%+41"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+            assert!(segments(&format!("/jobs/{bad}")).is_err(), "{bad}");
+        }
     }
 
     /// `Route::ALL` holds every variant once, and each template leads back
