@@ -166,10 +166,12 @@ impl ControlPlane {
             .any(|d| d.job_id == id && is_defined_here(d));
         let (row, audit) =
             definition_row(id, &def, body, source.clone(), self.instance_id(), self.now(), existed);
+        // Under the lock of rounds, which then see the stored definition
+        // applied here, or none.
+        let _applying = self.inner.apply.lock().await;
         self.inner.store.put_definition(&row, &audit).await?;
         // Stored: the next round registers it here if this fails now. A
         // pause made in the cluster holds from its first instant.
-        let _applying = self.inner.apply.lock().await;
         let paused = self.inner.store.pause_state(id).await?.is_some_and(|p| p.paused);
         self.apply_definition(&row, paused);
         self.definitions_changed();
@@ -190,6 +192,9 @@ impl ControlPlane {
     pub async fn delete_job(&self, id: &str, source: Source) -> Result<(), ControlError> {
         self.check_replaceable(id)?;
         let audit = deletion_audit(id, source, self.instance_id(), self.now());
+        // Under the lock of rounds: a round that read the definition before
+        // the delete would register the job again.
+        let _applying = self.inner.apply.lock().await;
         if !self.inner.store.delete_definition(id, &audit).await? {
             return Err(ControlError::UnknownJob(id.to_owned()));
         }
@@ -204,10 +209,12 @@ impl ControlPlane {
     /// job of its configuration, or this build refuses it) is logged once
     /// and left out.
     pub(super) async fn sync_definitions(&self) -> Result<usize, ControlError> {
+        // Held from the read, so that no definition or delete made here
+        // comes between the read and what is applied.
+        let _applying = self.inner.apply.lock().await;
         let stored: Vec<JobDefinition> =
             self.inner.store.definitions().await?.into_iter().filter(is_defined_here).collect();
         let mut changed = 0;
-        let _applying = self.inner.apply.lock().await;
         // Read once, when a definition is new or changed here.
         let mut paused: Option<HashSet<String>> = None;
         for d in &stored {
