@@ -307,6 +307,45 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
     );
 }
 
+#[test]
+fn a_restart_after_a_backfill_of_old_fires_records_no_missed_fires() {
+    // Backfill rows are no scheduled fire: misfire planning at the restart
+    // starts from the last scheduled fire only (none here), so the fires
+    // between the backfilled ones and the restart were never missed.
+    let mut w = World::local_with(seeded);
+    let policy = MisfirePolicy::run_all(Duration::from_secs(24 * 3600), 3);
+    let job = || JobConfig::new("j", works(1)).schedule("0 * * * *").misfire(policy);
+    w.sched.register(job()).unwrap();
+    w.start();
+    let t0 = w.t0;
+    let h = move |hours: i64| t0 + chrono::Duration::hours(hours);
+    let req = mscribe_scheduler::BackfillRequest {
+        from: h(-24),
+        to: h(-19),
+        dry_run: false,
+        force: false,
+        concurrency: 2,
+    };
+    let s = w.sched.clone();
+    let report = w.rt.block_on(async move { s.backfill("j", &req).await }).unwrap();
+    assert_eq!(report.runs.len(), 6);
+    w.rt.advance(Duration::from_secs(60));
+    w.stop(GRACE);
+    w.rt.advance(Duration::from_secs(30 * 60));
+    w.restart(seeded);
+    w.sched.register(job()).unwrap();
+    w.start();
+    // The backfill's newest fire is still the job's last run, as stored.
+    assert_eq!(w.sched.job("j").unwrap().last_run, Some(h(-19)));
+    w.rt.advance(Duration::from_secs(3600));
+    w.stop(GRACE);
+    assert_eq!(w.sched.job("j").unwrap().last_run, Some(h(1)));
+    let rows = w.timeline("j");
+    assert!(rows.iter().all(|r| r.2 == Succeeded), "{rows:?}");
+    let after: Vec<i64> = rows.iter().map(|r| r.0).filter(|s| *s >= -18 * 3600).collect();
+    assert_eq!(after, vec![3600], "the 1:00 fire only: {rows:?}");
+}
+
 // ---- wall-clock jumps ---------------------------------------------------
 
 #[test]

@@ -88,6 +88,13 @@ impl ExecutionStore for NullStore {
         Ok(HashMap::new())
     }
 
+    async fn last_scheduled_fires(
+        &self,
+        _job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        Ok(HashMap::new())
+    }
+
     async fn heartbeat(&self, _instance_id: &str, _now: DateTime<Utc>) -> StoreResult<()> {
         Ok(())
     }

@@ -239,6 +239,13 @@ impl ExecutionStore for TimedStore {
         self.inner.last_fires(job_ids).await
     }
 
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        self.inner.last_scheduled_fires(job_ids).await
+    }
+
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         self.inner.heartbeat(instance_id, now).await
     }

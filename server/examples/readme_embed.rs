@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // No schedule: a trigger-only job, run by `scheduler.trigger("reindex")` or the API.
     scheduler
         .register(JobConfig::new("reindex", |_ctx: JobContext| async { Ok::<(), JobError>(()) }))?;
-    // Reads the last fire of each job from the store: missed runs follow the misfire policy.
+    // Reads the last scheduled fire of each job from the store: missed runs follow the misfire policy.
     scheduler.start().await?;
     tokio::signal::ctrl_c().await?;
     // Cancels running handlers, waits up to 30 s, writes every record, then returns.

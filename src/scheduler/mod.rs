@@ -530,10 +530,21 @@ impl JobScheduler {
         }
         let ids: Vec<String> =
             inner.lock().jobs.iter().map(|(_, j)| j.spec.id.to_string()).collect();
-        let last = match guard::store_call("last_fires", store.last_fires(&ids)).await {
+        // Misfire planning starts from each job's last scheduled fire:
+        // trigger and backfill rows say nothing of the schedule's fires.
+        let read = store.last_scheduled_fires(&ids);
+        let last = match guard::store_call("last_scheduled_fires", read).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "could not read last fires at start; missed runs are not planned");
+                HashMap::new()
+            }
+        };
+        // The newest row of any kind is the job's last run (`JobInfo::last_run`).
+        let newest = match guard::store_call("last_fires", store.last_fires(&ids)).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not read last runs at start");
                 HashMap::new()
             }
         };
@@ -544,6 +555,14 @@ impl JobScheduler {
                 st.jobs.iter().map(|(slot, j)| (slot, last.get(&*j.spec.id).copied())).collect();
             for (slot, last) in slots {
                 self.plan_first(&mut st, slot, last, now, "the scheduler started");
+                if let Some(job) = st.jobs.get_mut(slot) {
+                    // A trigger or backfill newer than the last scheduled
+                    // fire: noted as a trigger, as it is when dispatched.
+                    match newest.get(&*job.spec.id) {
+                        Some(&t) if last.is_none_or(|l| l < t) => job.decided(t, true),
+                        _ => {}
+                    }
+                }
             }
             st.background += if inner.settings.claim { 3 } else { 2 };
             self.release(st);

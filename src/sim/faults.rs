@@ -1,6 +1,7 @@
 //! Injected faults: a handler that fails, panics, hangs or runs long, and a
 //! store wrapper that fails or stalls, each drawn from the seed.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -156,6 +157,13 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
 
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         self.inner.last_fire(job_id).await
+    }
+
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        self.inner.last_scheduled_fires(job_ids).await
     }
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -61,12 +61,14 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
     /// another, see [`HistoryQuery`]).
     async fn history(&self, query: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>>;
 
-    /// The latest nominal fire time recorded for a job (run or skipped).
+    /// The latest nominal fire time recorded for a job (run or skipped),
+    /// whatever made the fire: its schedule, a trigger or a backfill. What
+    /// a job's "last run" shows; misfire planning reads
+    /// [`last_scheduled_fires`](Self::last_scheduled_fires) instead.
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
 
-    /// [`last_fire`](Self::last_fire) of many jobs at once (read at `start()`
-    /// for every registered job); jobs with no record are absent. Backends
-    /// should override it with one query.
+    /// [`last_fire`](Self::last_fire) of many jobs at once; jobs with no
+    /// record are absent. Backends should override it with one query.
     async fn last_fires(
         &self,
         job_ids: &[String],
@@ -74,6 +76,29 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
         let mut out = std::collections::HashMap::new();
         for id in job_ids {
             if let Some(t) = self.last_fire(id).await? {
+                out.insert(id.clone(), t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest nominal time of a fire of each job's schedule that ran or
+    /// was skipped ([`FireKind::Schedule`] rows): where misfire planning
+    /// starts at `start()`, for every registered job. Rows of triggers and
+    /// backfills do not count, as they say nothing of the schedule's fires
+    /// (a backfill of old fires is not a fire missed since). Jobs with no
+    /// such row are absent. The default reads each job's latest 100,000
+    /// rows through [`history`](Self::history); backends override it with
+    /// one query.
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, DateTime<Utc>>> {
+        let mut out = std::collections::HashMap::new();
+        for id in job_ids {
+            let rows = self.history(&HistoryQuery::new(id.as_str(), 100_000)).await?;
+            let last = rows.iter().filter(|r| r.kind == FireKind::Schedule).map(|r| r.scheduled_at);
+            if let Some(t) = last.max() {
                 out.insert(id.clone(), t);
             }
         }

@@ -43,6 +43,13 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for Arc<S> {
         (**self).last_fires(job_ids).await
     }
 
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        (**self).last_scheduled_fires(job_ids).await
+    }
+
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         (**self).heartbeat(instance_id, now).await
     }

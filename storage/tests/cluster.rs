@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +61,14 @@ impl ExecutionStore for Cut {
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         self.check()?;
         external(self.inner.last_fire(job_id)).await
+    }
+
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        self.check()?;
+        external(self.inner.last_scheduled_fires(job_ids)).await
     }
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {

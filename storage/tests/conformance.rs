@@ -63,6 +63,7 @@ macro_rules! conformance {
                 every_status_round_trips,
                 skipped_fires_are_rows,
                 last_fire_is_the_latest_nominal_time,
+                backfill_and_trigger_rows_do_not_move_the_last_scheduled_fire,
                 abandoned_runs_of_dead_instances,
                 abandoned_with_huge_staleness_only_takes_silent_instances,
                 instances_are_those_with_a_recent_heartbeat,

@@ -367,6 +367,13 @@ impl mscribe_scheduler::ExecutionStore for OutageStore {
         self.gate().await?;
         self.inner.last_fire(job_id).await
     }
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> mscribe_scheduler::StoreResult<std::collections::HashMap<String, DateTime<Utc>>> {
+        self.gate().await?;
+        self.inner.last_scheduled_fires(job_ids).await
+    }
     async fn heartbeat(
         &self,
         instance_id: &str,

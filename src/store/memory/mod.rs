@@ -5,6 +5,7 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use self::rows::{Row, Rows};
 use super::leases::Leases;
 use super::{
     ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord, ExecutionStore, ExpiredLease,
-    FireClaim, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire, StoreError,
-    StoreResult,
+    FireClaim, FireKind, FireLease, HistoryQuery, InstanceHeartbeat, PrunePolicy, RetakenFire,
+    StoreError, StoreResult,
 };
 
 /// An in-memory store: the reference implementation, and the default when
@@ -175,6 +176,18 @@ impl ExecutionStore for MemoryStore {
     async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let g = self.rows.lock().expect("memory store lock");
         Ok(g.rows.of_job(job_id).map(Row::scheduled_at).max())
+    }
+
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        let g = self.rows.lock().expect("memory store lock");
+        let last = |job: &str| {
+            let rows = g.rows.of_job(job).filter(|r| r.kind() == FireKind::Schedule);
+            rows.map(Row::scheduled_at).max()
+        };
+        Ok(job_ids.iter().filter_map(|id| Some((id.clone(), last(id)?))).collect())
     }
 
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {

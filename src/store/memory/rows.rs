@@ -111,6 +111,11 @@ impl Row {
         self.scheduled_at
     }
 
+    /// What made the fire.
+    pub(super) fn kind(&self) -> FireKind {
+        self.kind
+    }
+
     /// When the attempt started.
     pub(super) fn started_at(&self) -> DateTime<Utc> {
         self.started_at

@@ -607,6 +607,15 @@ fn same_answers(store: &MemoryStore, model: &Model) {
         }
         let last = model.of_job(job).map(|r| r.scheduled_at).max();
         assert_eq!(block_on(store.last_fire(job)).unwrap(), last);
+        let scheduled = model.of_job(job).filter(|r| r.kind == FireKind::Schedule);
+        let want: HashMap<String, DateTime<Utc>> = scheduled
+            .map(|r| r.scheduled_at)
+            .max()
+            .map(|t| (job.to_owned(), t))
+            .into_iter()
+            .collect();
+        let ids = [job.to_owned()];
+        assert_eq!(block_on(store.last_scheduled_fires(&ids)).unwrap(), want);
         for (from, to) in [(0, 60), (10, 20), (30, 29)] {
             assert_eq!(
                 block_on(store.recorded_fires(job, t(from), t(to))).unwrap(),
@@ -693,5 +702,70 @@ proptest! {
     #[test]
     fn compact_rows_answer_as_the_model_unbounded(ops in prop::collection::vec(op(), 1..40)) {
         check(None, ops);
+    }
+}
+
+#[test]
+fn the_default_last_scheduled_fires_leave_out_triggers_and_backfills() {
+    let store = HistoryOnly(MemoryStore::new());
+    let skip = |job: &str, id: u128, at: i64, kind: FireKind| {
+        ExecutionEvent::Skipped(SkippedFire {
+            job_id: Arc::from(job),
+            execution_id: ExecutionId(id),
+            scheduled_at: t(at),
+            decided_at: t(at),
+            reason: "overlap".to_owned(),
+            instance_id: Arc::from("i1"),
+            kind,
+            fence: None,
+        })
+    };
+    block_on(store.write(&[
+        skip("a", 1, 10, FireKind::Schedule),
+        skip("a", 2, 30, FireKind::Backfill),
+        skip("a", 3, 20, FireKind::Manual),
+        skip("b", 4, 40, FireKind::Manual),
+    ]))
+    .unwrap();
+    let ids = ["a".to_owned(), "b".to_owned()];
+    let got = block_on(store.last_scheduled_fires(&ids)).unwrap();
+    assert_eq!(got, HashMap::from([("a".to_owned(), t(10))]));
+    assert_eq!(block_on(store.last_fires(&ids)).unwrap().get("a"), Some(&t(30)));
+}
+
+/// A store that answers through the memory store's required methods only:
+/// the trait's default methods at work.
+#[derive(Debug)]
+struct HistoryOnly(MemoryStore);
+
+#[async_trait]
+impl ExecutionStore for HistoryOnly {
+    async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
+        self.0.write(events).await
+    }
+
+    async fn history(&self, q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
+        self.0.history(q).await
+    }
+
+    async fn last_fire(&self, job_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        self.0.last_fire(job_id).await
+    }
+
+    async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.0.heartbeat(instance_id, now).await
+    }
+
+    async fn mark_abandoned(
+        &self,
+        own_instance: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        self.0.mark_abandoned(own_instance, now, stale_after).await
+    }
+
+    async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64> {
+        self.0.prune(policy).await
     }
 }

@@ -235,11 +235,20 @@ pub(crate) const HISTORY_BY_STATUS_BEFORE: &str = concat!(
     " LIMIT $6"
 );
 
+/// The newest nominal time of job `$1`'s rows, of any kind.
 pub(crate) const LAST_FIRE: &str =
     "SELECT max(scheduled_at) FROM scheduled_job_executions WHERE job_id = $1";
 
+/// [`LAST_FIRE`] of each job of `$1`.
 pub(crate) const LAST_FIRES: &str = "SELECT job_id, max(scheduled_at) FROM scheduled_job_executions
      WHERE job_id = ANY($1) GROUP BY job_id";
+
+/// The newest nominal time of each job of `$1` among the rows of its
+/// schedule's fires (not of triggers or backfills): where misfire planning
+/// starts.
+pub(crate) const LAST_SCHEDULED_FIRES: &str =
+    "SELECT job_id, max(scheduled_at) FROM scheduled_job_executions
+     WHERE job_id = ANY($1) AND kind = 'schedule' GROUP BY job_id";
 
 /// `$1` instance, `$2` now, `$3` host name.
 pub(crate) const HEARTBEAT: &str =

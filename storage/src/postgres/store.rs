@@ -193,6 +193,21 @@ impl ExecutionStore for PostgresStore {
         Ok(rows.into_iter().collect())
     }
 
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        let rows = self
+            .op(
+                "last_scheduled_fires",
+                sqlx::query_as::<_, (String, DateTime<Utc>)>(sql::LAST_SCHEDULED_FIRES)
+                    .bind(job_ids)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         let now = ts_param("heartbeat time", now).map_err(rejected)?;
         let instance_id = Dialect::Postgres.id("instance id", instance_id).map_err(rejected)?;

@@ -173,8 +173,15 @@ pub(crate) const HISTORY_BY_STATUS_BEFORE: &str = concat!(
     " LIMIT ?6"
 );
 
+/// The newest nominal time of job `?1`'s rows, of any kind.
 pub(crate) const LAST_FIRE: &str =
     "SELECT max(scheduled_at) FROM scheduled_job_executions WHERE job_id = ?1";
+
+/// The newest nominal time of job `?1`'s rows of its schedule's fires (not
+/// of triggers or backfills): where misfire planning starts. Read down the
+/// `(job_id, scheduled_at DESC)` index to the first such row.
+pub(crate) const LAST_SCHEDULED_FIRE: &str = "SELECT scheduled_at FROM scheduled_job_executions
+     WHERE job_id = ?1 AND kind = 'schedule' ORDER BY scheduled_at DESC LIMIT 1";
 
 /// `?1` instance, `?2` now, `?3` host name.
 pub(crate) const HEARTBEAT: &str =

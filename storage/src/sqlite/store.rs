@@ -219,6 +219,26 @@ impl ExecutionStore for SqliteStore {
         .await
     }
 
+    async fn last_scheduled_fires(
+        &self,
+        job_ids: &[String],
+    ) -> StoreResult<HashMap<String, DateTime<Utc>>> {
+        let jobs = job_ids.to_vec();
+        let w = self.worker();
+        w.on_reader("last_scheduled_fires", w.limits().operation_timeout, move |c| {
+            let mut out = HashMap::new();
+            for job in jobs {
+                if let Some(t) =
+                    scheduled_at_of(c, "last_scheduled_fires", sql::LAST_SCHEDULED_FIRE, &job)?
+                {
+                    out.insert(job, t);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn heartbeat(&self, instance_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         let now = ts_param("heartbeat time", now).map_err(rejected)?;
         let instance = instance_id.to_owned();
@@ -566,10 +586,21 @@ impl ExecutionStore for SqliteStore {
 }
 
 fn last_fire_of(c: &Connection, job: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    scheduled_at_of(c, "last_fire", sql::LAST_FIRE, job)
+}
+
+/// The one `scheduled_at` (or none) that `query` answers for `job`, for
+/// operation `op`.
+fn scheduled_at_of(
+    c: &Connection,
+    op: &'static str,
+    query: &str,
+    job: &str,
+) -> StoreResult<Option<DateTime<Utc>>> {
     let s: Option<String> = c
-        .prepare_cached(sql::LAST_FIRE)
+        .prepare_cached(query)
         .and_then(|mut s| s.query_row(params![job], |r| r.get(0)).optional())
-        .map_err(|e| store_error("last_fire", e))?
+        .map_err(|e| store_error(op, e))?
         .flatten();
     s.map(|s| parse_ts("scheduled_at", &s)).transpose()
 }

@@ -1,16 +1,16 @@
 //! The conformance cases of execution records, for every store: writes
 //! and their idempotence, attempt ends and error kinds, history reads
-//! (order, limits, status filters, paging), last fires, abandoned runs,
-//! pruning, verbatim text and JSON, big batches, concurrent writers and
-//! claims. The cases checked against the engine's `MemoryStore` are in
-//! `model.rs`.
+//! (order, limits, status filters, paging), last fires (of any kind, and
+//! of the schedule alone), abandoned runs, pruning, verbatim text and
+//! JSON, big batches, concurrent writers and claims. The cases checked
+//! against the engine's `MemoryStore` are in `model.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use mscribe_scheduler::{
     AttemptEnd, ErrorKind, ExecutionEvent, ExecutionRecord, ExecutionStatus, ExecutionStore,
-    FireClaim, HistoryPosition, HistoryQuery, PrunePolicy,
+    FireClaim, FireKind, HistoryPosition, HistoryQuery, PrunePolicy,
 };
 
 use crate::common::*;
@@ -448,6 +448,55 @@ pub(crate) async fn last_fire_is_the_latest_nominal_time(s: &dyn ExecutionStore)
     let many = s.last_fires(&["a".into(), "b".into(), "c".into()]).await.unwrap();
     assert_eq!(many, HashMap::from([("a".to_owned(), t(8995)), ("b".to_owned(), t(95))]));
     assert!(s.last_fires(&[]).await.unwrap().is_empty());
+}
+
+/// `ev` as a fire of `kind`.
+fn of_kind(mut ev: ExecutionEvent, kind: FireKind) -> ExecutionEvent {
+    match &mut ev {
+        ExecutionEvent::Started(s) => s.kind = kind,
+        ExecutionEvent::Skipped(s) => s.kind = kind,
+        ExecutionEvent::Finished(e) => e.kind = kind,
+    }
+    ev
+}
+
+pub(crate) async fn backfill_and_trigger_rows_do_not_move_the_last_scheduled_fire(
+    s: &dyn ExecutionStore,
+) {
+    let (backfill, manual) = (FireKind::Backfill, FireKind::Manual);
+    s.write(&[
+        // a: scheduled fires (a skipped one the newest), then newer rows
+        // of a backfill and a trigger, started and ended.
+        start("a", 1, 1, 1000, "i1"),
+        skip("a", 2, 2000, "i1"),
+        of_kind(start("a", 3, 1, 9000, "i1"), backfill),
+        of_kind(end("a", 3, 1, 9000, ExecutionStatus::Succeeded), backfill),
+        of_kind(end("a", 4, 1, 7000, ExecutionStatus::Failed), manual),
+        // b: a backfill and a trigger only.
+        of_kind(skip("b", 5, 500, "i1"), backfill),
+        of_kind(start("b", 6, 1, 600, "i1"), manual),
+        // c: a backfill older than its scheduled fire.
+        of_kind(start("c", 7, 1, 100, "i1"), backfill),
+        start("c", 8, 1, 3000, "i1"),
+    ])
+    .await
+    .unwrap();
+    let ids: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    assert_eq!(
+        s.last_scheduled_fires(&ids).await.unwrap(),
+        HashMap::from([("a".to_owned(), t(1995)), ("c".to_owned(), t(2995))])
+    );
+    assert!(s.last_scheduled_fires(&[]).await.unwrap().is_empty());
+    // The last fire of any kind is still what a job's last run shows.
+    assert_eq!(s.last_fire("a").await.unwrap(), Some(t(8995)));
+    assert_eq!(
+        s.last_fires(&ids).await.unwrap(),
+        HashMap::from([
+            ("a".to_owned(), t(8995)),
+            ("b".to_owned(), t(595)),
+            ("c".to_owned(), t(2995)),
+        ])
+    );
 }
 
 pub(crate) async fn abandoned_runs_of_dead_instances(s: &dyn ExecutionStore) {

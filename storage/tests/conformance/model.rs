@@ -167,6 +167,8 @@ pub(crate) async fn matches_the_memory_store(s: &dyn ExecutionStore) {
     }
     let ids: Vec<String> = jobs.iter().map(|j| (*j).to_owned()).collect();
     assert_eq!(s.last_fires(&ids).await.unwrap(), model.last_fires(&ids).await.unwrap());
+    let scheduled = model.last_scheduled_fires(&ids).await.unwrap();
+    assert_eq!(s.last_scheduled_fires(&ids).await.unwrap(), scheduled);
 
     for st in [s, &model as &dyn ExecutionStore] {
         st.heartbeat("i2", t(90_000)).await.unwrap();
