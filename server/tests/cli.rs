@@ -164,6 +164,35 @@ fn control_actions_without_url_go_through_the_database() {
     assert_eq!(out.lines().count(), 2, "a header and one row: {out}");
 }
 
+#[test]
+fn jobs_without_url_list_the_jobs_defined_through_the_api_or_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (env, _) = sqlite_env(dir);
+    assert_eq!(run_cli(dir, &env, &["migrate"]).0, 0);
+    // Stored as `PUT /jobs/{id}` stores it: a definition in the database.
+    let file = dir.join("jobs.toml");
+    std::fs::write(
+        &file,
+        "[jobs.ping]\nkind = \"http\"\nurl = \"http://example.test/\"\n\
+         schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(dir, &env, &["job", "apply", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_cli(dir, &env, &["jobs", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let jobs = json(&out);
+    let list = jobs["jobs"].as_array().unwrap();
+    let ping = list.iter().find(|j| j["id"] == "ping").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(ping["schedule"], "0 3 * * * (Europe/Berlin)");
+    assert_eq!(ping["enabled"], true);
+    assert!(ping["next_run"].is_string(), "{ping}");
+    assert!(list.iter().any(|j| j["id"] == "database-backup"), "the configured jobs stay");
+    let (_, out, _) = run_cli(dir, &env, &["jobs"]);
+    assert!(out.lines().any(|l| l.starts_with("ping ")), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_with_url_talk_to_a_running_server() {
     let tmp = tempfile::tempdir().unwrap();

@@ -16,7 +16,8 @@ use mscribe_scheduler::{
     TriggerOutcome,
 };
 use mscribe_storage::{
-    AuditQuery, ControlStore, MAX_NOTE_CHARS, NewCancel, NewTrigger, PauseChange, Source,
+    AuditQuery, ControlStore, JobDefinition, MAX_NOTE_CHARS, NewCancel, NewTrigger, PauseChange,
+    Source,
 };
 use serde_json::json;
 
@@ -25,7 +26,8 @@ use super::{
     ts,
 };
 use crate::app::{App, BuildOptions, ensure_dirs};
-use crate::config::{Config, JOB_IDS};
+use crate::config::{CommonSettings, Config, JOB_IDS};
+use crate::control::{is_defined_here, stored_definition};
 use crate::db::Database;
 use crate::http::cursor::{self, Cursor};
 use crate::logging::{LOG_FILE_NAME, LogFile};
@@ -189,41 +191,84 @@ impl JobLine {
     }
 }
 
-/// The lines of `mscribe jobs`: the configured jobs, with what `store`
-/// holds of them (and, given a `control` store, their pause state), at
-/// `now`.
+/// The lines of `mscribe jobs`, as `GET /jobs` lists them: the configured
+/// jobs, then (given a `control` store) the jobs defined through the API
+/// or the CLI that the configuration does not have, by id; with what
+/// `store` holds of them and their pause state, at `now`.
 pub async fn job_lines(
     cfg: &Config,
     store: &dyn ExecutionStore,
     control: Option<&dyn ControlStore>,
     now: DateTime<Utc>,
 ) -> Result<Vec<JobLine>, StoreError> {
-    let ids = cfg.jobs.ids();
-    let last_runs = store.last_fires(&ids).await?;
-    let pauses = match control {
-        Some(c) => c.pause_states().await?,
-        None => Vec::new(),
+    let (pauses, stored) = match control {
+        Some(c) => (c.pause_states().await?, c.definitions().await?),
+        None => (Vec::new(), Vec::new()),
     };
-    let mut lines = Vec::new();
-    for job in cfg.jobs.all() {
-        let (id, c) = (job.id, job.common);
+    let mut lines: Vec<JobLine> = cfg
+        .jobs
+        .all()
+        .into_iter()
+        .map(|job| JobLine::configured(job.id, job.name, &job.common, now))
+        .collect();
+    let mut defined: Vec<JobLine> = stored
+        .iter()
+        .filter(|d| is_defined_here(d) && cfg.jobs.get(&d.job_id).is_none())
+        .map(|d| JobLine::defined(d, now))
+        .collect();
+    defined.sort_by(|a, b| a.id.cmp(&b.id));
+    lines.extend(defined);
+    let ids: Vec<String> = lines.iter().map(|l| l.id.clone()).collect();
+    let last_runs = store.last_fires(&ids).await?;
+    for line in &mut lines {
+        let last: Option<ExecutionRecord> =
+            store.history(&HistoryQuery::new(line.id.as_str(), 1)).await?.pop();
+        let pause = pauses.iter().find(|p| p.job_id == line.id && p.paused);
+        line.last_run = last_runs.get(&line.id).copied();
+        line.last_status = last.map(|r| r.status);
+        line.paused = pause.is_some();
+        line.pause_note = pause.and_then(|p| p.note.clone());
+    }
+    Ok(lines)
+}
+
+impl JobLine {
+    /// The line of a job with these settings, before the store is read.
+    fn configured(id: &str, name: &str, c: &CommonSettings<'_>, now: DateTime<Utc>) -> Self {
         let next =
             if c.enabled { c.parsed_schedule().ok().and_then(|s| s.next_after(now)) } else { None };
-        let last: Option<ExecutionRecord> = store.history(&HistoryQuery::new(id, 1)).await?.pop();
-        let pause = pauses.iter().find(|p| p.job_id == id && p.paused);
-        lines.push(JobLine {
+        JobLine {
             id: id.to_owned(),
-            name: job.name.to_owned(),
+            name: name.to_owned(),
             schedule: schedule_label(Some(c.schedule), c.timezone),
             enabled: c.enabled,
             next_run: next,
-            last_run: last_runs.get(id).copied(),
-            last_status: last.map(|r| r.status),
-            paused: pause.is_some(),
-            pause_note: pause.and_then(|p| p.note.clone()),
-        });
+            last_run: None,
+            last_status: None,
+            paused: false,
+            pause_note: None,
+        }
     }
-    Ok(lines)
+
+    /// The line of a job stored through the API or the CLI. A definition
+    /// that no longer parses (written by another version) is listed with
+    /// its stored schedule and no next run, as no instance runs it.
+    fn defined(d: &JobDefinition, now: DateTime<Utc>) -> Self {
+        match stored_definition(d) {
+            Ok(def) => Self::configured(&d.job_id, &d.name, &def.common(), now),
+            Err(_) => JobLine {
+                id: d.job_id.clone(),
+                name: d.name.clone(),
+                schedule: schedule_label(d.schedule.as_deref(), d.timezone.as_deref()),
+                enabled: true,
+                next_run: None,
+                last_run: None,
+                last_status: None,
+                paused: false,
+                pause_note: None,
+            },
+        }
+    }
 }
 
 pub(super) async fn jobs(cli: &Cli, as_json: bool) -> CliResult {

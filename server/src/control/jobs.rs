@@ -106,8 +106,9 @@ pub fn is_defined_here(d: &JobDefinition) -> bool {
     matches!(d.source, Source::Api | Source::Cli)
 }
 
-/// Parses the definition a stored row holds.
-fn stored_def(d: &JobDefinition) -> Result<UserJobDef, String> {
+/// Parses the definition a stored row holds (one defined through the API
+/// or the CLI, [`is_defined_here`]); the error says what is wrong with it.
+pub fn stored_definition(d: &JobDefinition) -> Result<UserJobDef, String> {
     let body = d.policies.get(DEFINITION_KEY).cloned().ok_or("no definition stored")?;
     UserJobDef::from_json(&d.job_id, body).map_err(|e| e.to_string())
 }
@@ -286,7 +287,7 @@ impl ControlPlane {
             }
             return false;
         }
-        let def = match stored_def(d) {
+        let def = match stored_definition(d) {
             Ok(def) => def,
             Err(e) => {
                 tracing::warn!(job_id = %id, error = %e, "a stored job definition cannot be used here; not run on this instance");

@@ -25,7 +25,10 @@ mod jobs;
 mod sync;
 
 pub use backfill::{BACKFILL_LOCK_TTL, BackfillGuard, BackfillLocking};
-pub use jobs::{DEFINITION_KEY, DefineReceipt, definition_row, deletion_audit, is_defined_here};
+pub use jobs::{
+    DEFINITION_KEY, DefineReceipt, definition_row, deletion_audit, is_defined_here,
+    stored_definition,
+};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
