@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::receiver::{Mode, Receiver};
 use mscribe_scheduler::{
-    Clock, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext, JobScheduler,
-    MisfirePolicy, SystemClock, TokioSpawner, VirtualClock,
+    BackfillRequest, Clock, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext,
+    JobScheduler, MisfirePolicy, SystemClock, TokioSpawner, VirtualClock,
 };
 use mscribe_server::alerts::{AlertParts, AlertService, AlertSettings};
 use mscribe_server::config::{AlertConfig, Config, JobAlerting, Secret};
@@ -190,6 +190,45 @@ async fn a_failing_job_sends_failure_and_one_failures_in_a_row_then_recovered() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failed_run_of_one_fire_raises_its_own_failure_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = VirtualClock::at_epoch_2026();
+    let cfg = alerts(&rx.url, "events = [\"failure\"]");
+    let a = instance(
+        "a",
+        &dir.path().join("db"),
+        Arc::new(clock.clone()),
+        Arc::new(AtomicBool::new(true)),
+        "@hourly",
+        cfg,
+        JobAlerting::default(),
+        AlertSettings::default(),
+    )
+    .await;
+    a.scheduler.start().await.unwrap();
+    // One fire run twice by a forced backfill: two runs, two failures.
+    let fire: chrono::DateTime<chrono::Utc> = "2025-12-31T23:00:00Z".parse().unwrap();
+    let req = BackfillRequest { from: fire, to: fire, dry_run: false, force: true, concurrency: 1 };
+    for n in 1..=2 {
+        let report = a.scheduler.backfill("flaky", &req).await.unwrap();
+        assert_eq!(report.runs.len(), 1, "{report:?}");
+        rounds_until(&[&a.service], || rx.count("failure") == n).await;
+    }
+    // More rounds (a delivery retried, the records seen again) send no more.
+    for _ in 0..5 {
+        a.service.round().await;
+    }
+    let bodies = rx.bodies();
+    assert_eq!(rx.count("failure"), 2, "{bodies:#?}");
+    let runs: std::collections::BTreeSet<&str> =
+        bodies.iter().filter_map(|b| b["details"]["execution_id"].as_str()).collect();
+    assert_eq!(runs.len(), 2, "one alert per run: {bodies:#?}");
+    assert!(bodies.iter().all(|b| b["details"]["scheduled_at"] == "2025-12-31T23:00:00.000Z"));
+    a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_after_failures_pauses_the_job_with_a_note_and_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Mode::Ok).await;
@@ -338,9 +377,11 @@ async fn two_instances_on_one_database_send_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Mode::Ok).await;
     let db = dir.path().join("db");
-    // Without claims both instances run every fire of `flaky`, so both see
-    // each failure: the outbox's keys and the streak's fire key make it
-    // one alert per event.
+    // Without claims both instances run every fire of `flaky`: each run
+    // that fails is its own `failure` (two per fire), while the streak's
+    // fire key counts each fire once, so `failures_in_a_row` is one alert.
+    // Every instance's rounds see every row: the outbox's keys keep each
+    // event to one delivery.
     let clocks = [VirtualClock::at_epoch_2026(), VirtualClock::at_epoch_2026()];
     let cfg = alerts(&rx.url, "failures_in_a_row = 2");
     let mut insts = Vec::new();
@@ -367,13 +408,13 @@ async fn two_instances_on_one_database_send_each_event_once() {
             fire(clock, i, 2 * n - 1).await;
         }
         let services = [&insts[0].service, &insts[1].service];
-        rounds_until(&services, || rx.count("failure") == n).await;
+        rounds_until(&services, || rx.count("failure") == 2 * n).await;
     }
     for _ in 0..5 {
         insts[0].service.round().await;
         insts[1].service.round().await;
     }
-    assert_eq!((rx.count("failure"), rx.count("failures_in_a_row")), (3, 1), "{:#?}", rx.bodies());
+    assert_eq!((rx.count("failure"), rx.count("failures_in_a_row")), (6, 1), "{:#?}", rx.bodies());
     // Both instances ran each fire.
     let rows = insts[0].store.history(&HistoryQuery::new("flaky", 100)).await.unwrap();
     assert_eq!(rows.len(), 6, "{rows:#?}");

@@ -20,6 +20,8 @@ pub(crate) enum Observed {
         scheduled_at: DateTime<Utc>,
         /// The run.
         execution_id: String,
+        /// The attempt that ended it.
+        attempt: u32,
         /// Its final status.
         status: ExecutionStatus,
         /// Its error, if any.
@@ -75,6 +77,7 @@ impl Observed {
                 job: e.job_id.to_string(),
                 scheduled_at: e.scheduled_at,
                 execution_id: e.execution_id.to_string(),
+                attempt: e.attempt,
                 status: e.status,
                 error: e.error.clone(),
                 at: e.completed_at,
@@ -111,8 +114,11 @@ pub(crate) struct Raised {
     pub(crate) event: AlertEvent,
     /// The job.
     pub(crate) job: String,
-    /// What makes it unique for the job (the fire's time, the window, the
-    /// pause's version).
+    /// What makes it unique for the job: the run and the attempt that
+    /// ended it (`failure`, `recovered`: each run of one fire is its own
+    /// event), the fire's time (`missed`, and with the count
+    /// `failures_in_a_row` and `auto_paused`, counted once per fire), the
+    /// window, the pause's version.
     pub(crate) key: String,
     /// One line for people.
     pub(crate) message: String,
@@ -175,27 +181,47 @@ fn short(error: &str) -> String {
     s
 }
 
-/// `failure` for a run that ended failed.
+/// A run as the keys write it: its id and the attempt that ended it.
+fn run_key(execution_id: &str, attempt: u32) -> String {
+    format!("{execution_id}/{attempt}")
+}
+
+/// A run that ended: the job, the fire's nominal time, the run's id and
+/// the attempt that ended it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunRef<'a> {
+    /// The job.
+    pub(crate) job: &'a str,
+    /// The fire's nominal time.
+    pub(crate) scheduled_at: DateTime<Utc>,
+    /// The run.
+    pub(crate) execution_id: &'a str,
+    /// The attempt that ended it.
+    pub(crate) attempt: u32,
+}
+
+/// `failure` for a run that ended failed; keyed by the run, so that two
+/// runs of one fire (a forced backfill) are two alerts.
 pub(crate) fn failure(
-    job: &str,
-    scheduled_at: DateTime<Utc>,
-    execution_id: &str,
+    run: RunRef<'_>,
     status: ExecutionStatus,
     error: Option<&str>,
     at: DateTime<Utc>,
     instance: &str,
 ) -> Raised {
+    let RunRef { job, scheduled_at, execution_id, attempt } = run;
     let why = error.map(|e| format!(": {}", short(e))).unwrap_or_default();
     Raised {
         event: AlertEvent::Failure,
         job: job.to_owned(),
-        key: ts(scheduled_at),
+        key: run_key(execution_id, attempt),
         message: format!("job {job} failed ({}){why}", status.as_str()),
         at,
         details: json!({
             "status": status.as_str(),
             "error": error,
             "execution_id": execution_id,
+            "attempt": attempt,
             "scheduled_at": ts(scheduled_at),
             "instance": instance,
         }),
@@ -219,17 +245,14 @@ pub(crate) fn failures_in_a_row(
     }
 }
 
-/// `recovered` for the first success after `previous` failed runs.
-pub(crate) fn recovered(
-    job: &str,
-    scheduled_at: DateTime<Utc>,
-    previous: u32,
-    at: DateTime<Utc>,
-) -> Raised {
+/// `recovered` for the first success after `previous` failed runs; keyed
+/// by the run, as [`failure`].
+pub(crate) fn recovered(run: RunRef<'_>, previous: u32, at: DateTime<Utc>) -> Raised {
+    let RunRef { job, scheduled_at, execution_id, attempt } = run;
     Raised {
         event: AlertEvent::Recovered,
         job: job.to_owned(),
-        key: ts(scheduled_at),
+        key: run_key(execution_id, attempt),
         message: format!("job {job} succeeded again after {previous} failed runs"),
         at,
         details: json!({ "failed_runs_before": previous, "scheduled_at": ts(scheduled_at) }),
@@ -357,11 +380,11 @@ mod tests {
         let slack =
             AlertConfig { format: AlertFormat::Slack, jobs: None, events: None, ..cfg.clone() };
         let alerts = [("j".to_owned(), cfg), ("s".to_owned(), slack)];
-        let r =
-            failure("a", t0(), "e1", ExecutionStatus::RetriesExhausted, Some("boom"), t0(), "i");
+        let run = |job, execution_id| RunRef { job, scheduled_at: t0(), execution_id, attempt: 3 };
+        let r = failure(run("a", "e1"), ExecutionStatus::RetriesExhausted, Some("boom"), t0(), "i");
         let rows = r.rows(alerts.iter().map(|(n, a)| (n, a)), |_| true);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].dedupe_key, "j/failure/a/2026-01-01T02:00:00.000Z");
+        assert_eq!(rows[0].dedupe_key, "j/failure/a/e1/3");
         assert_eq!(rows[0].body["message"], "job a failed (retries_exhausted): boom");
         assert_eq!(rows[0].body["details"]["execution_id"], "e1");
         assert_eq!(
@@ -369,10 +392,11 @@ mod tests {
             json!({"text": "[mscribe] job a failed (retries_exhausted): boom (failure: a)"})
         );
         // Another job: only the alert that covers every job.
-        let r = failure("b", t0(), "e2", ExecutionStatus::Failed, None, t0(), "i");
+        let r = failure(run("b", "e2"), ExecutionStatus::Failed, None, t0(), "i");
         assert_eq!(r.rows(alerts.iter().map(|(n, a)| (n, a)), |_| true).len(), 1);
         // Another event: only the alert that sends every event.
-        let r = recovered("a", t0(), 2, t0());
+        let r = recovered(run("a", "e3"), 2, t0());
+        assert_eq!(r.key, "e3/3");
         let rows = r.rows(alerts.iter().map(|(n, a)| (n, a)), |_| true);
         assert_eq!(rows.iter().map(|r| r.alert.as_str()).collect::<Vec<_>>(), ["s"]);
         let o = overdue("a", None, std::time::Duration::from_secs(3600), 1, t0());

@@ -420,7 +420,22 @@ impl AlertService {
                 let r = events::missed(job, *scheduled_at, reason, *at, instance);
                 self.enqueue(r.rows(alerts, |_| true)).await
             }
-            Observed::RunEnded { job, scheduled_at, execution_id, status, error, at, instance } => {
+            Observed::RunEnded {
+                job,
+                scheduled_at,
+                execution_id,
+                attempt,
+                status,
+                error,
+                at,
+                instance,
+            } => {
+                let run = events::RunRef {
+                    job,
+                    scheduled_at: *scheduled_at,
+                    execution_id,
+                    attempt: *attempt,
+                };
                 let failed = events::is_failure(*status);
                 if !failed && *status != ExecutionStatus::Succeeded {
                     return Ok(0); // cancelled or skipped: not counted
@@ -433,15 +448,7 @@ impl AlertService {
                 let settings = self.job(job);
                 let mut rows = Vec::new();
                 if failed {
-                    let r = events::failure(
-                        job,
-                        *scheduled_at,
-                        execution_id,
-                        *status,
-                        error.as_deref(),
-                        *at,
-                        instance,
-                    );
+                    let r = events::failure(run, *status, error.as_deref(), *at, instance);
                     rows.extend(r.rows(alerts, |_| true));
                     let n = streak.failures_in_a_row;
                     let r = events::failures_in_a_row(job, *scheduled_at, n, *at);
@@ -459,8 +466,7 @@ impl AlertService {
                     }
                 } else if streak.previous > 0 && streak.counted {
                     rows.extend(
-                        events::recovered(job, *scheduled_at, streak.previous, *at)
-                            .rows(alerts, |_| true),
+                        events::recovered(run, streak.previous, *at).rows(alerts, |_| true),
                     );
                 }
                 self.enqueue(rows).await

@@ -370,7 +370,7 @@ fn audit_log() {}
     responses(
         (status = 200, description = "A page", body = AlertPage, example = json!({
             "next_before": null, "deliveries": [{
-                "id": 2, "dedupe_key": "ops/failure/nightly/00000001-0000-0000-0000-000000000007",
+                "id": 2, "dedupe_key": "ops/failure/nightly/00000001-0000-0000-0000-000000000007/1",
                 "alert": "ops", "event": "failure", "job_id": "nightly",
                 "body": {"event": "failure", "job_id": "nightly"},
                 "created_at": "2026-03-10T02:00:01Z", "attempts": 1, "next_attempt_at": null,
