@@ -1,7 +1,7 @@
 //! The dashboard over plain HTTP against the real `mscribe serve`: the
-//! redirect, the login, the security headers and cookie flags, escaping,
-//! CSRF, and `[ui] enabled = false` removing the routes. (The browser
-//! tests are in ui_browser.rs.)
+//! redirect, wrong methods (405 with `Allow`), the login, the security
+//! headers and cookie flags, escaping, CSRF, and `[ui] enabled = false`
+//! removing the routes. (The browser tests are in ui_browser.rs.)
 
 mod common;
 
@@ -211,6 +211,58 @@ async fn login_headers_escaping_and_csrf() {
     assert!(r.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     let r = send(&srv, "GET", "/ui/", &cookie, "").await;
     assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/ui/login"));
+}
+
+/// A wrong method on a dashboard path is a 405 whose `Allow` lists the
+/// path's methods, with or without a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_methods_are_405s_with_allow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = base_env(dir, &format!("sqlite://{}", dir.join("mscribe.db").display()));
+    let srv = Server::start(dir, &env);
+    for (method, path, allow) in [
+        ("PUT", "/ui/", "GET, HEAD"),
+        ("DELETE", "/ui/jobs/h1", "GET, HEAD"),
+        ("POST", "/ui/jobs/h1", "GET, HEAD"),
+        ("PATCH", "/ui/jobs/h1/runs/x", "GET, HEAD"),
+        ("PUT", "/ui/audit", "GET, HEAD"),
+        ("DELETE", "/ui/assets/app.js", "GET, HEAD"),
+        ("PUT", "/ui/login", "GET, HEAD, POST"),
+        ("GET", "/ui/logout", "POST"),
+        ("GET", "/ui/jobs/h1/trigger", "POST"),
+        ("DELETE", "/ui/jobs/h1/runs/x/cancel", "POST"),
+    ] {
+        let r = send(&srv, method, path, "", "").await;
+        let got = r.headers.get("allow").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!((r.status, got.as_deref()), (405, Some(allow)), "{method} {path}");
+        assert!(text(&r).contains("Method not allowed"), "{method} {path}");
+    }
+    // An unknown path is not found, whatever the method.
+    assert_eq!(send(&srv, "PUT", "/ui/nope", "", "").await.status, 404);
+}
+
+/// `/` and `/ui` redirect a GET or a HEAD to `/ui/`; another method is a
+/// 405 with `Allow`, not a redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_get_and_head_redirect_to_the_dashboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = base_env(dir, &format!("sqlite://{}", dir.join("mscribe.db").display()));
+    let srv = Server::start(dir, &env);
+    for path in ["/", "/ui"] {
+        for method in ["GET", "HEAD"] {
+            let r = send(&srv, method, path, "", "").await;
+            let to = r.headers.get("location").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!((r.status, to.as_deref()), (303, Some("/ui/")), "{method} {path}");
+        }
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let r = send(&srv, method, path, "", "").await;
+            let allow = r.headers.get("allow").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!((r.status, allow.as_deref()), (405, Some("GET, HEAD")), "{method} {path}");
+            assert!(r.headers.get("location").is_none(), "{method} {path}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

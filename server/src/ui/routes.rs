@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes};
 use futures::Stream;
 use maud::{Markup, html};
 use serde_json::{Value, json};
-use warp::http::{HeaderMap, Method, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use super::assets::asset;
@@ -39,16 +39,23 @@ where
         Err(e) => return message(e.status, "Request refused", &e.message),
     };
     if path == "/" || path == "/ui" {
-        return redirect("/ui/", None);
+        return match method {
+            Method::GET | Method::HEAD => redirect("/ui/", None),
+            _ => method_not_allowed(PAGE),
+        };
     }
     let Some(segs) = path.strip_prefix("/ui").and_then(path_segments) else {
         return not_found();
     };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let is_post = method == Method::POST;
-    if !is_post && method != Method::GET && method != Method::HEAD {
-        return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "use GET or POST");
+    match allowed(&segs) {
+        Some(allow) if !allow.split(", ").any(|m| m == method.as_str()) => {
+            return method_not_allowed(allow);
+        }
+        Some(_) => {}
+        None => return not_found(),
     }
+    let is_post = method == Method::POST;
     match (segs.as_slice(), is_post) {
         (["assets", name], false) => return asset(name).unwrap_or_else(not_found),
         (["login"], false) => return login_page(ui, None, StatusCode::OK),
@@ -108,6 +115,25 @@ where
         _ => return not_found(),
     };
     html_response(StatusCode::OK, page(&title, current, Some(&session.csrf), content))
+}
+
+/// What `Allow` lists for a page (and for `/` and `/ui`, which redirect).
+const PAGE: &str = "GET, HEAD";
+
+/// What `Allow` lists for a form's action.
+const ACTION: &str = "POST";
+
+/// The methods a path under `/ui` answers (its segments after `/ui`), as
+/// `Allow` lists them; `None` for a path the dashboard has not.
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        [""] | ["audit" | "alerts" | "health"] | ["assets", _] => PAGE,
+        ["jobs", _] | ["jobs", _, "runs", _] => PAGE,
+        ["login"] => "GET, HEAD, POST",
+        ["logout"] | ["jobs", _, "runs", _, "cancel"] => ACTION,
+        ["jobs", _, "trigger" | "pause" | "resume" | "backfill" | "delete"] => ACTION,
+        _ => return None,
+    })
 }
 
 /// A form's action; back to the page it came from with its outcome.
@@ -244,8 +270,8 @@ fn login_page(ui: &UiState, error: Option<&str>, status: StatusCode) -> Response
         }
     };
     let mut r = html_response(status, page("Log in", "", None, content));
-    if let Ok(v) = warp::http::HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(warp::http::header::SET_COOKIE, v);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
@@ -255,6 +281,15 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
     let content =
         html! { h1 { (title) } p #message { (text) } p { a href="/ui/" { "Back to the jobs" } } };
     html_response(status, page(title, "", None, content))
+}
+
+/// A 405 page with `Allow: allow` (the path's methods, as the API's 405s
+/// have them).
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut r =
+        message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", &format!("use {allow}"));
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 fn not_found() -> Response {
