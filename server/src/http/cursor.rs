@@ -73,7 +73,8 @@ impl Cursor {
             }
             None => DateTime::from_timestamp_nanos(at.parse().map_err(|_| bad())?),
         };
-        if id.len() != 32 {
+        // 32 hex digits: `from_str_radix` alone would take a sign too.
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         Ok(Cursor {
@@ -192,6 +193,15 @@ mod tests {
             let e = Cursor::decode(bad).unwrap_err();
             assert!(e.message.starts_with("invalid cursor"), "{bad}: {e:?}");
         }
+    }
+
+    /// The execution id of a cursor is 32 hex digits: a sign in their
+    /// place (which `from_str_radix` takes) makes the cursor invalid.
+    #[test]
+    fn a_cursor_id_with_a_sign_is_invalid() {
+        let id = format!("+{}", "0".repeat(31));
+        let e = Cursor::decode(&base64url_encode(format!("h1|1|1|{id}|1").as_bytes()));
+        assert!(e.is_err_and(|e| e.message.starts_with("invalid cursor")));
     }
 
     fn start(id: u128, attempt: u32, secs: i64) -> ExecutionEvent {
