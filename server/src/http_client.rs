@@ -32,26 +32,30 @@ pub fn client() -> Result<&'static reqwest::Client, String> {
 }
 
 /// Parses an `http://` or `https://` URL with a host and no credentials in
-/// it; the error quotes the URL and says what is wrong.
+/// it; the error quotes the URL, its password redacted
+/// ([`redact_url`](crate::config::redact_url)), and says what is wrong.
 pub fn parse_http_url(url: &str) -> Result<Url, String> {
+    let shown = || crate::config::redact_url(url);
     let parsed = Url::parse(url.trim()).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
-            format!("\"{url}\" is not an http:// or https:// URL")
+            format!("\"{}\" is not an http:// or https:// URL", shown())
         }
-        other => format!("\"{url}\" is not a valid URL: {other}"),
+        other => format!("\"{}\" is not a valid URL: {other}", shown()),
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!(
-            "\"{url}\" is not an http:// or https:// URL (scheme \"{}\")",
+            "\"{}\" is not an http:// or https:// URL (scheme \"{}\")",
+            shown(),
             parsed.scheme()
         ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("\"{url}\" has no host"));
+        return Err(format!("\"{}\" has no host", shown()));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
-            "\"{url}\": credentials in the URL are not supported; send them in a header"
+            "\"{}\": credentials in the URL are not supported; send them in a header",
+            shown()
         ));
     }
     Ok(parsed)
@@ -177,8 +181,30 @@ mod tests {
         );
         assert_eq!(
             err("https://u:p@h/"),
-            "\"https://u:p@h/\": credentials in the URL are not supported; send them in a header"
+            "\"https://u:REDACTED@h/\": credentials in the URL are not supported; send them in a \
+             header"
         );
+    }
+
+    #[test]
+    fn url_errors_redact_the_password() {
+        let err = |u: &str| parse_http_url(u).unwrap_err();
+        for (url, shown) in [
+            (
+                "http://u:SECRETAUTH11@127.0.0.1:1/x",
+                "\"http://u:REDACTED@127.0.0.1:1/x\": credentials",
+            ),
+            (
+                "ftp://u:SECRET@h/?password=SECRET",
+                "\"ftp://u:REDACTED@h/?password=REDACTED\" is not",
+            ),
+            ("http://u:SECRET@h:port/", "\"http://u:REDACTED@h:port/\" is not a valid URL"),
+            ("http://u:SECRET@/x", "\"http://u:REDACTED@/x\" is not a valid URL"),
+        ] {
+            let e = err(url);
+            assert!(!e.contains("SECRET"), "{e}");
+            assert!(e.starts_with(shown), "{e}");
+        }
     }
 
     /// An https URL is accepted, and a server that does not answer is a

@@ -106,7 +106,12 @@ mod otel {
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(url.clone())
             .build()
-            .map_err(|e| format!("cannot set up the OTLP exporter to {url}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "cannot set up the OTLP exporter to {}: {e}",
+                    crate::config::redact_url(&url)
+                )
+            })?;
         Ok(Some(provider_builder(cfg).with_batch_exporter(exporter).build()))
     }
 

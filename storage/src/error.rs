@@ -165,7 +165,9 @@ impl Error {
 }
 
 #[cfg(feature = "postgres")]
-/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+/// Hides the password of a URL such as `postgres://user:secret@host/db`,
+/// and the value of its `password` and `sslpassword` query parameters (in
+/// any case), which sqlx and libpq read as passwords too.
 pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
@@ -173,19 +175,61 @@ pub(crate) fn redact_url(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
+    let head = match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => {
+                format!("{}{}:***{}", &url[..scheme_end + 3], &authority[..colon], &authority[at..])
+            }
+            None => url[..scheme_end + 3 + authority_end].to_owned(),
+        },
+        None => url[..scheme_end + 3 + authority_end].to_owned(),
     };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &url[scheme_end + 3 + at..]
-        ),
-        None => url.to_owned(),
+    let tail = &rest[authority_end..];
+    let Some(q) = tail.find('?') else { return head + tail };
+    let (query, fragment) =
+        tail[q + 1..].split_at(tail[q + 1..].find('#').unwrap_or(tail.len() - q - 1));
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}{}?{}{fragment}", &tail[..q], pairs.join("&"))
+}
+
+#[cfg(feature = "postgres")]
+/// Whether a query parameter's name, percent-decoded and in any case, is
+/// `password` or `sslpassword`.
+fn is_secret_param(key: &str) -> bool {
+    let decoded = percent_decode(key).to_ascii_lowercase();
+    matches!(decoded.as_str(), "password" | "sslpassword")
+}
+
+#[cfg(feature = "postgres")]
+/// `s` with its `%XX` escapes decoded (a bad escape kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -200,6 +244,20 @@ mod tests {
         assert_eq!(redact_url("postgres://h/db?x=@"), "postgres://h/db?x=@");
         assert_eq!(redact_url("not a url"), "not a url");
         assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn redacts_password_query_parameters() {
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/db?password=SECRETQPW"),
+            "postgres://postgres@127.0.0.1:5432/db?password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?sslmode=require&PassWord=a&%73slpassword=b#f"),
+            "postgres://u:***@h/db?sslmode=require&PassWord=***&%73slpassword=***#f"
+        );
+        assert_eq!(redact_url("postgres://h/db?password"), "postgres://h/db?password");
     }
 
     #[test]

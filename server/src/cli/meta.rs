@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 use super::{Cli, CliResult, Failure, out};
-use crate::config::{Config, effective_toml};
+use crate::config::{Config, effective_toml, redact_url};
 
 /// `mscribe config check [FILE]`: loads and checks the configuration as
 /// `serve` does (same messages, exit 2 on an error), and starts nothing.
@@ -36,15 +36,9 @@ pub(super) fn config_show(cli: &Cli) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The database URL without its password.
+/// The database URL without its password ([`redact_url`]).
 fn db_label(cfg: &Config) -> String {
-    match url::Url::parse(&cfg.database_url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some(crate::config::REDACTED));
-            u.to_string()
-        }
-        _ => cfg.database_url.clone(),
-    }
+    redact_url(&cfg.database_url)
 }
 
 /// `mscribe completions SHELL`: the completion script on standard output.
@@ -67,4 +61,20 @@ pub(super) fn man() -> CliResult {
 fn write_stdout(buf: &[u8]) -> CliResult {
     out!("{}", String::from_utf8_lossy(buf).trim_end());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_check_redacts_url_passwords_and_password_parameters() {
+        let cfg = |url: &str| Config { database_url: url.to_owned(), ..Config::default() };
+        assert_eq!(
+            db_label(&cfg("postgres://postgres@127.0.0.1:5432/db?password=SECRETQPW")),
+            "postgres://postgres@127.0.0.1:5432/db?password=REDACTED"
+        );
+        assert_eq!(db_label(&cfg("postgres://u:pw@h/db")), "postgres://u:REDACTED@h/db");
+        assert_eq!(db_label(&cfg("sqlite://./mscribe.db")), "sqlite://./mscribe.db");
+    }
 }

@@ -29,7 +29,8 @@ impl Server {
     pub(super) fn new(cli: &Cli, url: &str) -> Result<Server, Failure> {
         let base = parse_http_url(url).map_err(|e| Failure::Usage(format!("--url: {e}")))?;
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(Failure::Usage(format!("--url \"{url}\": leave out the query string")));
+            let shown = crate::config::redact_url(url);
+            return Err(Failure::Usage(format!("--url \"{shown}\": leave out the query string")));
         }
         let token = match std::env::var("MSCRIBE_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
             Some(t) => t.trim().to_owned(),

@@ -27,7 +27,7 @@
 //! | `alerts` | the `[alerts.<name>]` blocks ([`AlertConfig`]) and the jobs' alert keys ([`JobAlerting`]) |
 //! | [`de`] | value parsers: durations, sizes, schedules |
 //! | `validate` | the checks of the values after deserialization |
-//! | `show` | [`effective_toml`]: the configuration read, as TOML, secrets redacted (`mscribe config show`) |
+//! | `show` | [`effective_toml`]: the configuration read, as TOML, secrets redacted (`mscribe config show`); [`redact_url`] |
 //!
 //! ```
 //! use mscribe_server::config::Config;
@@ -78,7 +78,7 @@ pub use options::{
     AggregationOptions, BackupOptions, CleanupOptions, LogRotationOptions, RetentionOptions,
     SecurityOptions, SnapshotOptions,
 };
-pub use show::{REDACTED, effective_toml};
+pub use show::{REDACTED, effective_toml, redact_url};
 pub use telemetry::{DEFAULT_SERVICE_NAME, OTLP_TRACES_PATH, TelemetryConfig};
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,

@@ -19,7 +19,9 @@ pub const REDACTED: &str = "REDACTED";
 /// `MSCRIBE_*` overrides over both. A key not shown is unset (an optional
 /// key without a default, like `admin_token`). Secrets are redacted:
 /// `admin_token`, the password of every URL (`database_url`, `auth_url`,
-/// ...), and the `env` values and `headers` values of the jobs of your own.
+/// ...) and its `password` query parameter ([`redact_url`]), the `env`
+/// and `headers` values of the jobs of your own, and each alert's `url` and
+/// `headers` values.
 /// Fails as [`Config::load`] does, with the same messages.
 pub fn effective_toml(path: Option<&Path>) -> Result<String, ConfigError> {
     // The same checks and messages as `serve`.
@@ -33,7 +35,7 @@ pub fn effective_toml(path: Option<&Path>) -> Result<String, ConfigError> {
     env::apply(&mut table, |name: &str| std::env::var(name).ok())?;
     let mut shown = defaults();
     merge(&mut shown, table);
-    redact_table(&mut shown, "");
+    redact_table(&mut shown, &[]);
     Ok(toml::to_string(&shown).unwrap_or_default())
 }
 
@@ -54,42 +56,130 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-fn redact_table(table: &mut toml::Table, path: &str) {
+/// Redacts the secrets of `table`, found at the keys `path` (from the root).
+fn redact_table(table: &mut toml::Table, path: &[&str]) {
     for (key, value) in table.iter_mut() {
-        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let mut here = path.to_vec();
+        here.push(key);
         redact(value, &here);
     }
 }
 
-/// Whether the value at dotted `path` is a secret as a whole.
-fn is_secret(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('.').collect();
-    matches!(parts.as_slice(), ["admin_token"] | ["jobs", _, "env" | "headers", _])
+/// Whether the value at the keys `path` is a secret as a whole: those that
+/// the README calls secrets (the admin token, the `env` and `headers`
+/// values of the jobs of your own, an alert's `url` and `headers` values).
+/// The keys are kept apart, as a header name may hold a dot.
+fn is_secret(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["admin_token"]
+            | ["jobs", _, "env" | "headers", _]
+            | ["alerts", _, "url"]
+            | ["alerts", _, "headers", _]
+    )
 }
 
-fn redact(value: &mut toml::Value, path: &str) {
+fn redact(value: &mut toml::Value, path: &[&str]) {
     if is_secret(path) {
         *value = toml::Value::String(REDACTED.to_owned());
         return;
     }
     match value {
-        toml::Value::String(s) => {
-            if let Some(r) = redact_url_password(s) {
-                *s = r;
-            }
-        }
+        toml::Value::String(s) => *s = redact_url(s),
         toml::Value::Table(t) => redact_table(t, path),
         toml::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, path)),
         _ => {}
     }
 }
 
-/// `s` with its password replaced, if it is a URL with a password.
-fn redact_url_password(s: &str) -> Option<String> {
-    let mut url = url::Url::parse(s).ok()?;
-    url.password()?;
-    url.set_password(Some(REDACTED)).ok()?;
-    Some(url.to_string())
+/// The query parameters of a URL whose value is a secret, compared without
+/// case and percent-decoded: `password` (read by sqlx and libpq, as the
+/// URL's password) and libpq's `sslpassword` (the client key's).
+const SECRET_PARAMS: &[&str] = &["password", "sslpassword"];
+
+/// `text` with the secrets of every URL in it (`scheme://...`, up to the
+/// next white space) replaced by [`REDACTED`]: the password of the
+/// user info (`postgres://svc:REDACTED@db/x`) and the values of the
+/// `password` and `sslpassword` query parameters, in any case
+/// (`?password=REDACTED`). The rest is kept as written, so that a message
+/// can quote a bad value; a text without a URL is returned as is.
+///
+/// ```
+/// use mscribe_server::config::redact_url;
+///
+/// assert_eq!(
+///     redact_url("postgres://svc:hunter2@db/x?sslmode=require&Password=hunter3"),
+///     "postgres://svc:REDACTED@db/x?sslmode=require&Password=REDACTED"
+/// );
+/// assert_eq!(redact_url("sqlite://./mscribe.db"), "sqlite://./mscribe.db");
+/// ```
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        redact_one(&after[..end], &mut out);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Appends to `out` the part of one URL after its `scheme://`, redacted.
+fn redact_one(url: &str, out: &mut String) {
+    let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+    let (authority, path) = url.split_at(authority_end);
+    // The last `@` ends the user info (a password may hold an unescaped `@`).
+    match authority.rfind('@').map(|at| authority.split_at(at)) {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(REDACTED);
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let Some(q) = path.find('?') else {
+        out.push_str(path);
+        return;
+    };
+    out.push_str(&path[..=q]);
+    let query_and_fragment = &path[q + 1..];
+    let (query, fragment) = match query_and_fragment.find('#') {
+        Some(h) => query_and_fragment.split_at(h),
+        None => (query_and_fragment, ""),
+    };
+    for (n, pair) in query.split('&').enumerate() {
+        if n > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _)) if is_secret_param(key) => {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out.push_str(fragment);
+}
+
+/// Whether a query parameter's name (percent-encoded, as written) is one
+/// of [`SECRET_PARAMS`].
+fn is_secret_param(key: &str) -> bool {
+    let decoded = url::form_urlencoded::parse(key.as_bytes())
+        .next()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .unwrap_or_default();
+    SECRET_PARAMS.contains(&decoded.as_str())
 }
 
 #[cfg(test)]
@@ -98,7 +188,7 @@ mod tests {
 
     fn shown(text: &str) -> String {
         let mut table = file::parse(text, "t.toml").unwrap();
-        redact_table(&mut table, "");
+        redact_table(&mut table, &[]);
         toml::to_string(&table).unwrap()
     }
 
@@ -145,5 +235,46 @@ mod tests {
         assert!(out.contains("API_KEY = \"REDACTED\""), "{out}");
         assert!(out.contains("listen = \"0.0.0.0:9000\""), "{out}");
         assert!(out.contains("url = \"https://example.com\""), "{out}");
+    }
+
+    #[test]
+    fn url_password_query_parameters_are_redacted_in_config_show() {
+        let out = shown(
+            "database_url = \"postgres://postgres@127.0.0.1:5432/db?password=SECRETQPW\"\n\
+             [health]\nauth_url = \"https://u:SECRETPW@auth.example/h?sslmode=x&PassWord=SECRET2&SSLPASSWORD=SECRET3&%70assword=SECRET4#f\"\n",
+        );
+        for secret in ["SECRETQPW", "SECRETPW", "SECRET2", "SECRET3", "SECRET4"] {
+            assert!(!out.contains(secret), "{secret} shown:\n{out}");
+        }
+        assert!(out.contains("postgres://postgres@127.0.0.1:5432/db?password=REDACTED"), "{out}");
+        assert!(
+            out.contains(
+                "https://u:REDACTED@auth.example/h?sslmode=x&PassWord=REDACTED&\
+                 SSLPASSWORD=REDACTED&%70assword=REDACTED#f"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn alert_urls_and_header_values_are_redacted_in_config_show() {
+        let out = shown(
+            "[alerts.pager]\nurl = \"https://events.example.com/hook/TOKEN_IN_PATH_abc123\"\n\
+             headers = { Authorization = \"Bearer sk_live_abc123\", X-Api-Key = \"k-999\", \
+             \"X.Dotted\" = \"dotted-secret\" }\n\
+             format = \"slack\"\n\
+             [jobs.ping]\nkind = \"http\"\nurl = \"https://example.com\"\n\
+             headers = { \"X.Job\" = \"job-dotted-secret\" }\n",
+        );
+        for secret in
+            ["TOKEN_IN_PATH", "events.example", "sk_live_abc123", "k-999", "dotted-secret"]
+        {
+            assert!(!out.contains(secret), "{secret} shown:\n{out}");
+        }
+        assert!(out.contains("url = \"REDACTED\""), "{out}");
+        assert!(out.contains("Authorization = \"REDACTED\""), "{out}");
+        assert!(out.contains("X-Api-Key = \"REDACTED\""), "{out}");
+        // The header names and the other keys are no secrets.
+        assert!(out.contains("format = \"slack\""), "{out}");
     }
 }

@@ -77,7 +77,7 @@ impl TelemetryConfig {
             if parsed.query().is_some() || parsed.fragment().is_some() {
                 return Err((
                     "otlp_endpoint",
-                    format!("\"{url}\" must not have a query or a fragment"),
+                    format!("\"{}\" must not have a query or a fragment", super::redact_url(url)),
                 ));
             }
         }
@@ -155,6 +155,28 @@ mod tests {
             "invalid config: key `telemetry.service_name` in file mscribe.toml: must not be empty"
         );
         assert!(err("[telemetry]\nendpoint = \"http://c\"").contains("telemetry"));
+    }
+
+    #[test]
+    fn endpoint_errors_name_the_url_with_its_password_redacted() {
+        assert_eq!(
+            err("[telemetry]\notlp_endpoint = \"http://user:SECRETPW3@127.0.0.1:4318\""),
+            "invalid config: key `telemetry.otlp_endpoint` in file mscribe.toml: \
+             \"http://user:REDACTED@127.0.0.1:4318\": credentials in the URL are not supported; \
+             send them in a header"
+        );
+        assert_eq!(
+            err("[telemetry]\notlp_endpoint = \"http://c:4318/?password=SECRETPW4\""),
+            "invalid config: key `telemetry.otlp_endpoint` in file mscribe.toml: \
+             \"http://c:4318/?password=REDACTED\" must not have a query or a fragment"
+        );
+        let e = Config::from_toml_str("", "x", |k: &str| {
+            (k == "MSCRIBE_HEALTH_AUTH_URL")
+                .then(|| "http://u:SECRETAUTH11@127.0.0.1:1/x".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("SECRETAUTH11") && e.contains("u:REDACTED@127.0.0.1:1/x"), "{e}");
     }
 
     #[test]

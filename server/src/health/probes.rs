@@ -120,14 +120,16 @@ impl Probe for AuthProbe {
 
     async fn check(&self) -> ProbeReport {
         let start = Instant::now();
+        // The report is shown and logged: a secret query parameter is not.
+        let shown = || crate::config::redact_url(self.url.as_str());
         match request("GET", &self.url, &[], self.timeout).await {
             Ok(r) if (200..300).contains(&r.status) => ProbeReport::healthy(start.elapsed()),
             Ok(r) => ProbeReport::unhealthy(
                 start.elapsed(),
-                format!("auth service {} answered {}", self.url, r.status),
+                format!("auth service {} answered {}", shown(), r.status),
             ),
             Err(e) => {
-                ProbeReport::unhealthy(start.elapsed(), format!("auth service {}: {e}", self.url))
+                ProbeReport::unhealthy(start.elapsed(), format!("auth service {}: {e}", shown()))
             }
         }
     }
