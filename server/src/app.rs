@@ -383,7 +383,7 @@ impl App {
         // No trigger or cancel is taken from the cluster once stopping.
         self.control.stop().await;
         let (server_done, report) = tokio::join!(
-            tokio::time::timeout(grace + Duration::from_secs(1), server),
+            tokio::time::timeout(grace.saturating_add(Duration::from_secs(1)), server),
             self.scheduler.stop(grace)
         );
         if server_done.is_err() {
@@ -394,7 +394,7 @@ impl App {
         // A command whose attempt was dropped (its timeout, or the stop
         // grace) may still be getting its SIGKILL: not left behind.
         crate::ops::wait_for_group_kills(
-            self.config.jobs.max_kill_grace() + Duration::from_secs(1),
+            self.config.jobs.max_kill_grace().saturating_add(Duration::from_secs(1)),
         )
         .await;
         let report = report?;

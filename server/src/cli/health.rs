@@ -61,8 +61,13 @@ pub(super) async fn health(cli: &Cli, url: Option<&str>) -> ExitCode {
         });
     let auth = token.as_ref().map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-    match request("GET", &parsed, &headers, cfg.health.probe_timeout * 5 + Duration::from_secs(1))
-        .await
+    match request(
+        "GET",
+        &parsed,
+        &headers,
+        cfg.health.probe_timeout.saturating_mul(5).saturating_add(Duration::from_secs(1)),
+    )
+    .await
     {
         Ok(resp) => {
             let body: Value = match serde_json::from_slice(&resp.body) {
@@ -99,24 +104,31 @@ async fn local_health(cfg: &Config) -> ExitCode {
         h.min_free_bytes,
         h.min_free_percent,
     ))];
-    let db =
-        match tokio::time::timeout(h.probe_timeout * 5, Database::open(&cfg.database_url)).await {
-            Ok(Ok(db)) => {
-                probes.insert(0, db.probe(h.probe_timeout));
-                Some(db)
-            }
-            Ok(Err(e)) => {
-                probes.insert(0, Arc::new(FailedProbe(e.to_string())));
-                None
-            }
-            Err(_) => {
-                probes.insert(
-                    0,
-                    Arc::new(FailedProbe(format!("no answer within {:?}", h.probe_timeout * 5))),
-                );
-                None
-            }
-        };
+    let db = match tokio::time::timeout(
+        h.probe_timeout.saturating_mul(5),
+        Database::open(&cfg.database_url),
+    )
+    .await
+    {
+        Ok(Ok(db)) => {
+            probes.insert(0, db.probe(h.probe_timeout));
+            Some(db)
+        }
+        Ok(Err(e)) => {
+            probes.insert(0, Arc::new(FailedProbe(e.to_string())));
+            None
+        }
+        Err(_) => {
+            probes.insert(
+                0,
+                Arc::new(FailedProbe(format!(
+                    "no answer within {:?}",
+                    h.probe_timeout.saturating_mul(5)
+                ))),
+            );
+            None
+        }
+    };
     let (status, checks) =
         check_all(&probes, &SystemClock, h.probe_timeout, h.slow_threshold).await;
     let snap = HealthSnapshot { status, checked_at: Utc::now(), checks };

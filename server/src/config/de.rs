@@ -2,9 +2,11 @@
 //!
 //! Each is a serde `deserialize_with` helper (`30s`, `7d`; `100MiB` or a
 //! number of bytes; cron text or a TOML integer of milliseconds) with the
-//! plain parser it uses.
+//! plain parser it uses. A duration is at most
+//! [`MAX_DURATION`], and [`deadline`] adds one to an instant without
+//! overflow, so a configured duration never panics at run time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -17,11 +19,35 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&s).map_err(D::Error::custom)
 }
 
-/// Parses a duration such as `30s`, `500ms`, `1h30m`, `7d`.
+/// The longest duration accepted by any key: 100 years (`"100y"`, a year
+/// being 365.25 days). Longer would mean "never", and past what a clock
+/// can add to its instants the server would panic at run time.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// Parses a duration such as `30s`, `500ms`, `1h30m`, `7d`; at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("invalid duration \"{s}\": {e}; expected e.g. \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\"")
-    })
+    let too_long = || format!("must be at most 100y, got \"{s}\"");
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(too_long()),
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
+        Err(e) => Err(format!(
+            "invalid duration \"{s}\": {e}; expected e.g. \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\""
+        )),
+    }
+}
+
+/// `from + d`, or, past what the clock can hold, a deadline 100 years
+/// away (or `from` itself on a clock that cannot even hold that): a
+/// duration that may be configured, added to an instant, never panics.
+pub fn deadline(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d).or_else(|| from.checked_add(MAX_DURATION)).unwrap_or(from)
+}
+
+/// [`deadline`] on tokio's clock (which may be paused in tests).
+pub fn tokio_deadline(from: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(deadline(from.into_std(), d))
 }
 
 /// A job's schedule: a string, kept as written (`Schedule::parse`
@@ -113,5 +139,15 @@ mod tests {
         assert!(parse_bytes("12 parsecs").is_err());
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn durations_past_a_hundred_years_are_refused_naming_the_value() {
+        assert_eq!(parse_duration("100y").unwrap(), Duration::from_secs(100 * 31_557_600));
+        assert_eq!(
+            parse_duration("300000000000y").unwrap_err(),
+            "must be at most 100y, got \"300000000000y\""
+        );
+        assert!(parse_duration("100y 1s").is_err());
     }
 }

@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn huge_durations_are_refused_at_config_check_naming_key_and_value() {
+        assert_eq!(
+            err("[ui]\nsession_ttl = \"300000000000y\"", no_env),
+            "invalid config: key `ui.session_ttl` in file mscribe.toml: must be at most 100y, \
+             got \"300000000000y\""
+        );
+        assert_eq!(
+            err("", |k: &str| (k == "MSCRIBE_SHUTDOWN_GRACE").then(|| "200y".to_owned())),
+            "invalid config: key `shutdown_grace` in environment variable MSCRIBE_SHUTDOWN_GRACE: \
+             must be at most 100y, got \"200y\""
+        );
+        assert_eq!(
+            err(
+                "[jobs.r]\nkind = \"command\"\nschedule = \"@daily\"\nshell = \"x\"\n\
+                 kill_grace = \"300000000000y\"",
+                no_env
+            ),
+            "invalid config: key `jobs.r.kill_grace` in file mscribe.toml: must be at most 100y, \
+             got \"300000000000y\""
+        );
+        assert!(
+            err("[jobs.database-backup]\nexpect_success_within = \"101y\"", no_env)
+                .ends_with("must be at most 100y, got \"101y\""),
+        );
+    }
+
+    #[test]
     fn lease_is_a_duration_of_at_least_a_second() {
         assert_eq!(Config::from_toml_str("", "x", no_env).unwrap().lease, DEFAULT_LEASE);
         let c = Config::from_toml_str("lease = \"4s\"", "x", no_env).unwrap();

@@ -635,6 +635,28 @@ mod tests {
     }
 
     #[test]
+    fn api_definitions_refuse_huge_durations_naming_key_and_value() {
+        let def = serde_json::json!({
+            "kind": "command",
+            "shell": "sleep 1",
+            "schedule": "@hourly",
+            "kill_grace": "300000000000y",
+        });
+        let e = UserJobDef::from_json("x", def).unwrap_err();
+        assert_eq!(e.key, "kill_grace");
+        assert_eq!(e.reason, "must be at most 100y, got \"300000000000y\"");
+        let def = serde_json::json!({
+            "kind": "http",
+            "url": "http://h/",
+            "schedule": "@hourly",
+            "retry": { "attempts": 2, "max_delay": "300000000000y" },
+        });
+        let e = UserJobDef::from_json("x", def).unwrap_err();
+        assert_eq!(e.key, "retry.max_delay");
+        assert!(e.reason.contains("300000000000y"), "{e}");
+    }
+
+    #[test]
     fn bad_definitions_name_the_job_and_the_key() {
         let cases = [
             "[jobs.my-report]\nschedule = \"@daily\"\ncommand = [\"report\"]",

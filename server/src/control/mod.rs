@@ -621,6 +621,10 @@ impl ControlPlane {
             return Ok(receipt);
         }
         let deadline = tokio::time::Instant::now() + self.inner.settings.cancel_wait;
+        let deadline = crate::config::de::tokio_deadline(
+            tokio::time::Instant::now(),
+            self.inner.settings.cancel_wait,
+        );
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             if let Some(r) = self.inner.store.cancel_request(cancel_id).await?

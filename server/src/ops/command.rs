@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{OpsJob, OpsOutcome};
+use crate::config::de::{deadline, tokio_deadline};
 use crate::config::{CommandOptions, check_env_name};
 
 /// How long the output of a finished process group is still read, for a
@@ -306,7 +307,7 @@ async fn terminate(
     read_done: &mut bool,
 ) {
     let _ = killpg(group, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
+    let deadline = tokio_deadline(tokio::time::Instant::now(), grace);
     while group_alive(group) && tokio::time::Instant::now() < deadline {
         tokio::select! {
             () = &mut *reading, if !*read_done => *read_done = true,
@@ -326,7 +327,7 @@ static PENDING_KILLS: AtomicUsize = AtomicUsize::new(0);
 /// scheduler calls this, so a group that ignores SIGTERM is not left
 /// running once the process is gone.
 pub async fn wait_for_group_kills(limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = tokio_deadline(tokio::time::Instant::now(), limit);
     while PENDING_KILLS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -350,7 +351,7 @@ impl Drop for GroupGuard {
         }
         let (group, grace) = (self.group, self.grace);
         let kill = move || {
-            let deadline = Instant::now() + grace;
+            let deadline = deadline(Instant::now(), grace);
             while group_alive(group) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -612,6 +613,32 @@ mod tests {
         let out = run_ok(&j).await;
         assert_eq!(out.data["killed_leftovers"], true);
         assert_gone(&pid_file);
+    }
+
+    /// A `kill_grace` past what the clock can add (the config refuses
+    /// more than 100 years; a caller of the library may not) waits as long
+    /// as it takes, and panics nowhere.
+    #[tokio::test]
+    async fn a_huge_kill_grace_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let j = job(|o| {
+            o.shell = Some(format!("sleep 300 & echo $! > {}; wait", pid_file.display()));
+            o.kill_grace = Duration::MAX;
+        });
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        let pid_file2 = pid_file.clone();
+        let canceller = async move {
+            while !std::fs::read_to_string(&pid_file2).is_ok_and(|s| s.ends_with('\n')) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            token.cancel();
+        };
+        let (out, ()) = tokio::join!(j.execute(&cancel, &[]), canceller);
+        assert!(out.error.as_deref().unwrap().starts_with("cancelled"), "{:?}", out.error);
+        assert_gone(&pid_file);
+        wait_for_group_kills(Duration::MAX).await;
     }
 
     /// The process whose pid `pid_file` holds is gone (or a zombie) within

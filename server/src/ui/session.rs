@@ -72,7 +72,10 @@ impl Sessions {
         {
             map.remove(&oldest);
         }
-        map.insert(id.clone(), Session { csrf, expires: now + self.ttl, flash: None });
+        // `ui.session_ttl` is at most 100 years; a `Sessions` built with
+        // more lasts as long as the clock can say, with no panic.
+        let expires = crate::config::de::deadline(now, self.ttl);
+        map.insert(id.clone(), Session { csrf, expires, flash: None });
         let cookie = self.cookie(&id, self.ttl.as_secs());
         Some((id, cookie))
     }
@@ -192,5 +195,13 @@ mod tests {
         assert!(!cookie.contains("Secure"));
         assert!(gone.get(&with_cookie(&format!("{COOKIE}={id}"))).is_none());
         assert!(gone.clear_cookie().contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn a_session_ttl_past_the_clock_never_panics() {
+        let s = Sessions::new(Duration::MAX, false);
+        let (id, cookie) = s.create().unwrap();
+        assert!(cookie.contains(&format!("Max-Age={}", Duration::MAX.as_secs())), "{cookie}");
+        assert!(s.get(&with_cookie(&format!("{COOKIE}={id}"))).is_some());
     }
 }
