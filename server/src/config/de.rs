@@ -1,11 +1,13 @@
-//! Value parsers of the configuration: durations, sizes and job schedules.
+//! Value parsers of the configuration: durations, sizes, job schedules and
+//! the listen address.
 //!
 //! Each is a serde `deserialize_with` helper (`30s`, `7d`; `100MiB` or a
-//! number of bytes; cron text or a TOML integer of milliseconds) with the
-//! plain parser it uses. A duration is at most
+//! number of bytes; cron text or a TOML integer of milliseconds;
+//! `IP:PORT`) with the plain parser it uses. A duration is at most
 //! [`MAX_DURATION`], and [`deadline`] adds one to an instant without
 //! overflow, so a configured duration never panics at run time.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::de::Error as _;
@@ -48,6 +50,38 @@ pub fn deadline(from: Instant, d: Duration) -> Instant {
 /// [`deadline`] on tokio's clock (which may be paused in tests).
 pub fn tokio_deadline(from: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::from_std(deadline(from.into_std(), d))
+}
+
+/// The listen address: `IP:PORT`, such as `127.0.0.1:8080` or
+/// `[::1]:8080`; an error names the value.
+pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => parse_socket_addr(&s).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected a listen address as a string, such as \"127.0.0.1:8080\", got {} {other}",
+            other.type_str()
+        ))),
+    }
+}
+
+/// Parses a listen address, `IP:PORT`; the error quotes it and says what
+/// is wrong (a port out of range, or no `IP:PORT` at all).
+pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    match s.rsplit_once(':') {
+        Some((_, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_err() =>
+        {
+            Err(format!("invalid listen address \"{s}\": port {port} is out of range (0 to 65535)"))
+        }
+        _ => Err(format!(
+            "invalid listen address \"{s}\": expected IP:PORT, such as \"127.0.0.1:8080\" or \"[::1]:8080\""
+        )),
+    }
 }
 
 /// A job's schedule: a string, kept as written (`Schedule::parse`

@@ -228,9 +228,7 @@ fn env_value(key: &EnvKey, raw: &str) -> Result<toml::Value, ConfigError> {
     let t = raw.trim();
     Ok(match key.kind {
         EnvKind::Str => toml::Value::String(raw.to_owned()),
-        EnvKind::Int => toml::Value::Integer(
-            t.parse().map_err(|_| bad(format!("expected an integer, got \"{raw}\"")))?,
-        ),
+        EnvKind::Int => toml::Value::Integer(t.parse().map_err(|_| bad(int_error(t, raw)))?),
         EnvKind::Float => toml::Value::Float(
             t.parse().map_err(|_| bad(format!("expected a number, got \"{raw}\"")))?,
         ),
@@ -254,6 +252,20 @@ fn env_value(key: &EnvKey, raw: &str) -> Result<toml::Value, ConfigError> {
             return Err(bad("cannot be set from the environment; set it in the file".to_owned()));
         }
     })
+}
+
+/// Why `t` (the trimmed `raw`) is no TOML integer: all digits but past
+/// `i64` (naming the bound), or not an integer at all.
+fn int_error(t: &str, raw: &str) -> String {
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("expected an integer, got \"{raw}\"");
+    }
+    if t.starts_with('-') {
+        format!("{t} is out of range: an integer here is at least {}", i64::MIN)
+    } else {
+        format!("{t} is out of range: an integer here is at most {}", i64::MAX)
+    }
 }
 
 fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {

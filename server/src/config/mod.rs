@@ -165,7 +165,9 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The HTTP listen address (`listen`, default `127.0.0.1:8080`).
+    /// The HTTP listen address (`listen`, default `127.0.0.1:8080`): an
+    /// IP and a port.
+    #[serde(deserialize_with = "de::socket_addr")]
     pub listen: SocketAddr,
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...` (`database_url`,
     /// default `sqlite://./mscribe.db`).
@@ -554,6 +556,46 @@ mod tests {
         assert!(
             err("[jobs.database-backup]\nexpect_success_within = \"101y\"", no_env)
                 .ends_with("must be at most 100y, got \"101y\""),
+        );
+    }
+
+    #[test]
+    fn listen_errors_name_the_value() {
+        assert_eq!(
+            err("listen = \"127.0.0.1:99999\"", no_env),
+            "invalid config: key `listen` in file mscribe.toml: invalid listen address \
+             \"127.0.0.1:99999\": port 99999 is out of range (0 to 65535)"
+        );
+        assert_eq!(
+            err("", |k: &str| (k == "MSCRIBE_LISTEN").then(|| "nope".to_owned())),
+            "invalid config: key `listen` in environment variable MSCRIBE_LISTEN: invalid listen \
+             address \"nope\": expected IP:PORT, such as \"127.0.0.1:8080\" or \"[::1]:8080\""
+        );
+        assert_eq!(
+            err("listen = 8080", no_env),
+            "invalid config: key `listen` in file mscribe.toml: expected a listen address as a \
+             string, such as \"127.0.0.1:8080\", got integer 8080"
+        );
+    }
+
+    #[test]
+    fn env_integers_out_of_range_say_so_naming_the_range() {
+        let var = "MSCRIBE_JOBS_DATABASE_BACKUP_KEEP";
+        assert_eq!(
+            err("", |k: &str| (k == var).then(|| "99999999999999999999".to_owned())),
+            "invalid config: key `jobs.database-backup.keep` in environment variable \
+             MSCRIBE_JOBS_DATABASE_BACKUP_KEEP: 99999999999999999999 is out of range: an integer \
+             here is at most 9223372036854775807"
+        );
+        assert_eq!(
+            err("", |k: &str| (k == var).then(|| "-99999999999999999999".to_owned())),
+            "invalid config: key `jobs.database-backup.keep` in environment variable \
+             MSCRIBE_JOBS_DATABASE_BACKUP_KEEP: -99999999999999999999 is out of range: an integer \
+             here is at least -9223372036854775808"
+        );
+        assert!(
+            err("", |k: &str| (k == var).then(|| "many".to_owned()))
+                .ends_with("expected an integer, got \"many\"")
         );
     }
 
