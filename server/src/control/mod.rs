@@ -620,7 +620,6 @@ impl ControlPlane {
             receipt.outcome = Some(NOT_RUNNING.to_owned());
             return Ok(receipt);
         }
-        let deadline = tokio::time::Instant::now() + self.inner.settings.cancel_wait;
         let deadline = crate::config::de::tokio_deadline(
             tokio::time::Instant::now(),
             self.inner.settings.cancel_wait,
