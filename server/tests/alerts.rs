@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::receiver::{Mode, Receiver};
 use mscribe_scheduler::{
-    BackfillRequest, Clock, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext,
-    JobScheduler, MisfirePolicy, SystemClock, TokioSpawner, VirtualClock,
+    BackfillRequest, Clock, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery,
+    JobConfig, JobContext, JobScheduler, MisfirePolicy, SystemClock, TokioSpawner, VirtualClock,
 };
 use mscribe_server::alerts::{AlertParts, AlertService, AlertSettings};
 use mscribe_server::config::{AlertConfig, Config, JobAlerting, Secret};
@@ -108,15 +108,19 @@ async fn rounds_until(services: &[&AlertService], done: impl Fn() -> bool) {
 /// `flaky` ended.
 async fn fire(clock: &VirtualClock, inst: &Instance, n: usize) {
     clock.advance(Duration::from_secs(3600));
-    let store = inst.store.clone();
+    ended(inst, "flaky", n).await;
+}
+
+/// Waits until `n` runs of `job` ended; returns its rows.
+async fn ended(inst: &Instance, job: &str, n: usize) -> Vec<ExecutionRecord> {
     for _ in 0..2000 {
-        let rows = store.history(&HistoryQuery::new("flaky", 100)).await.unwrap();
+        let rows = inst.store.history(&HistoryQuery::new(job, 100)).await.unwrap();
         if rows.iter().filter(|r| r.status != ExecutionStatus::Running).count() >= n {
-            return;
+            return rows;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    panic!("run {n} of flaky did not end");
+    panic!("run {n} of {job} did not end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,17 +307,9 @@ async fn a_job_defined_through_the_api_has_its_own_alert_keys() {
     for n in 1..=2 {
         clock.advance(Duration::from_secs(60));
         a.scheduler.trigger("api-fail").unwrap();
-        let store = a.store.clone();
-        let mut ended = 0;
-        for _ in 0..2000 {
-            let rows = store.history(&HistoryQuery::new("api-fail", 100)).await.unwrap();
-            ended = rows.iter().filter(|r| r.status == ExecutionStatus::Failed).count();
-            if ended >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        assert_eq!(ended, n, "run {n} of api-fail did not fail");
+        let rows = ended(&a, "api-fail", n).await;
+        let failed = rows.iter().filter(|r| r.status == ExecutionStatus::Failed).count();
+        assert_eq!(failed, n, "run {n} of api-fail did not fail");
     }
     rounds_until(&[&a.service], || rx.count("auto_paused") == 1).await;
     assert!(a.scheduler.job("api-fail").unwrap().paused);
