@@ -339,3 +339,75 @@ fn an_unknown_job_says_how_to_define_one() {
     assert!(err.contains("unknown job `my-report`"), "{err}");
     assert!(err.contains("kind = \"command\" or kind = \"http\""), "{err}");
 }
+
+/// `mscribe run` runs a job defined through the API or `job apply` (a
+/// definition in the database) as it runs a configured one: one run, its
+/// record printed, the exit code its status. The job's schedule does not
+/// fire meanwhile: the run is the only row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_runs_a_job_defined_through_the_api_or_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (base, seen) = target().await;
+    std::fs::write(dir.join("mscribe.toml"), "").unwrap();
+    let env = env_for(dir);
+    std::fs::write(
+        dir.join("jobs.toml"),
+        format!(
+            "[jobs.pinger]\nkind = \"http\"\nurl = \"{base}/ping\"\nschedule = \"@every 1s\"\n\n\
+             [jobs.broken]\nkind = \"http\"\nurl = \"{base}/status/404\"\nschedule = \"@daily\"\n"
+        ),
+    )
+    .unwrap();
+    let apply = {
+        let (dir, env) = (dir.to_owned(), env.clone());
+        let file = dir.join("jobs.toml").display().to_string();
+        tokio::task::spawn_blocking(move || {
+            assert_eq!(run_cli(&dir, &env, &["migrate"]).0, 0);
+            run_cli(&dir, &env, &["job", "apply", &file])
+        })
+    };
+    let (code, out, err) = apply.await.unwrap();
+    assert_eq!(code, 0, "job apply: {out}\n{err}");
+
+    let (code, rec) = run(dir, &env, "pinger").await;
+    assert_eq!(code, 0, "{rec}");
+    assert_eq!(rec["job_id"], "pinger");
+    assert_eq!(rec["status"], "succeeded", "{rec}");
+    assert_eq!(rec["result"]["status"], 200, "{rec}");
+    let rows = history(dir, &env, "pinger").await;
+    assert_eq!(rows.len(), 1, "only the run asked for: {rows:?}");
+    assert_eq!(seen.lock().unwrap().iter().filter(|(p, ..)| p == "/ping").count(), 1);
+
+    let (code, rec) = run(dir, &env, "broken").await;
+    assert_eq!(code, 1, "{rec}");
+    assert_eq!(rec["status"], "failed", "{rec}");
+
+    // A stored command job runs only where the configuration allows them.
+    std::fs::write(
+        dir.join("cmd.toml"),
+        "[jobs.hello]\nkind = \"command\"\ncommand = [\"true\"]\nschedule = \"@daily\"\n",
+    )
+    .unwrap();
+    let (dir2, env2) = (dir.to_owned(), env.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut allowed = env2.clone();
+        allowed.push(("MSCRIBE_API_ALLOW_COMMAND_JOBS".into(), "true".into()));
+        let file = dir2.join("cmd.toml").display().to_string();
+        assert_eq!(run_cli(&dir2, &allowed, &["job", "apply", &file]).0, 0);
+        let refused = run_cli(&dir2, &env2, &["run", "hello"]);
+        let ran = run_cli(&dir2, &allowed, &["run", "hello"]);
+        (refused, ran)
+    });
+    let ((code, _, err), (ran, out, _)) = outcome.await.unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("hello is a command job") && err.contains("allow_command_jobs"), "{err}");
+    assert_eq!(ran, 0, "{out}");
+    let (_, _, err) = tokio::task::spawn_blocking({
+        let (dir, env) = (dir.to_owned(), env.clone());
+        move || run_cli(&dir, &env, &["run", "nope"])
+    })
+    .await
+    .unwrap();
+    assert!(err.contains("unknown job \"nope\"") && err.contains("pinger"), "{err}");
+}

@@ -351,16 +351,15 @@ pub(super) fn print_history(q: &HistoryArgs<'_>, rows: &[ExecutionRecord], next:
 
 pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
     let cfg = load(cli)?;
-    if cfg.jobs.get(job).is_none() {
-        return Err(Failure::Usage(format!(
-            "unknown job \"{job}\"; the configured jobs are {}",
-            cfg.jobs.ids().join(", ")
-        )));
-    }
     crate::logging::init(&cfg.log_level, None);
+    let configured = cfg.jobs.get(job).is_some();
     let app = App::build(cfg, BuildOptions { pause_all: true, ..Default::default() })
         .await
         .map_err(app_failure)?;
+    if !configured && let Err(e) = register_defined(&app, job).await {
+        app.db.close().await;
+        return Err(e);
+    }
     app.scheduler.start().await.map_err(|e| Failure::Io(e.to_string()))?;
     let outcome = app.scheduler.trigger(job).map_err(|e| Failure::Io(e.to_string()))?;
     let TriggerOutcome::Started { execution_id } = outcome else {
@@ -405,6 +404,34 @@ pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
     });
     out!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
     Ok(if rec.status == ExecutionStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Registers, paused, job `job` of a definition stored through the API or
+/// `job apply`, for `mscribe run`. A command job needs this
+/// configuration's consent, as on a server (`[api] allow_command_jobs`).
+async fn register_defined(app: &App, job: &str) -> Result<(), Failure> {
+    let defs = app.db.control().definitions().await?;
+    let Some(d) = defs.iter().find(|d| d.job_id == job && is_defined_here(d)) else {
+        let mut ids = app.config.jobs.ids();
+        ids.extend(defs.iter().filter(|d| is_defined_here(d)).map(|d| d.job_id.clone()));
+        return Err(Failure::Usage(format!(
+            "unknown job \"{job}\"; the configured jobs and the jobs defined through the API \
+             or the CLI are {}",
+            ids.join(", ")
+        )));
+    };
+    let def = stored_definition(d)
+        .map_err(|e| Failure::Io(format!("the stored definition of {job} cannot be used: {e}")))?;
+    if def.kind().id == "command" && !app.config.api.allow_command_jobs {
+        return Err(Failure::Usage(format!(
+            "{job} is a command job defined through the API or the CLI; this configuration \
+             does not set [api] allow_command_jobs = true, so it runs no such program"
+        )));
+    }
+    let Some(cfg) = crate::ops::defs::user_job_config(job, &def) else {
+        return Err(Failure::Io(format!("the stored definition of {job} is no job of your own")));
+    };
+    app.scheduler.register(cfg.paused(true)).map_err(|e| Failure::Io(e.to_string()))
 }
 
 /// How the command line names itself in the control tables: `cli@HOST`.
