@@ -308,6 +308,43 @@ fn run_once_after_a_restart_marks_the_dead_instances_run_abandoned() {
 }
 
 #[test]
+fn a_restart_under_the_same_instance_id_abandons_the_runs_its_earlier_process_left() {
+    // An application that names its instance (a host name) and restarts at
+    // once: the dead process's heartbeat is still fresh, under the id the
+    // new process uses. Its run can only be the dead process's.
+    let mut w = World::local_with(seeded);
+    let dead = mscribe_scheduler::ExecutionEvent::Started(mscribe_scheduler::AttemptStart {
+        job_id: "j".into(),
+        execution_id: mscribe_scheduler::ExecutionId::from_u128(1),
+        attempt: 1,
+        scheduled_at: w.t0,
+        started_at: w.t0,
+        instance_id: "host-a".into(),
+        kind: mscribe_scheduler::FireKind::Manual,
+        fence: None,
+    });
+    let store = w.store.clone();
+    let t0 = w.t0;
+    w.rt.local()
+        .block_on(async move {
+            use mscribe_scheduler::ExecutionStore;
+            store.write(&[dead]).await?;
+            store.heartbeat("host-a", t0 + chrono::Duration::seconds(5)).await
+        })
+        .unwrap();
+    w.rt.advance(Duration::from_secs(6));
+    w.restart(|b| seeded(b).instance_id("host-a"));
+    w.sched.register(JobConfig::new("j", works(1))).unwrap();
+    w.start();
+    w.rt.advance(Duration::from_secs(600));
+    w.stop(GRACE);
+    let rows = w.rows("j");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, ExecutionStatus::Abandoned, "{rows:?}");
+    assert_eq!(rows[0].completed_at, Some(w.secs(6)));
+}
+
+#[test]
 fn a_restart_after_a_backfill_of_old_fires_records_no_missed_fires() {
     // Backfill rows are no scheduled fire: misfire planning at the restart
     // starts from the last scheduled fire only (none here), so the fires

@@ -263,6 +263,10 @@ impl ExecutionStore for TimedStore {
         self.inner.mark_abandoned(own_instance, now, stale_after).await
     }
 
+    async fn abandon_own(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+        self.inner.abandon_own(id, now).await
+    }
+
     async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64> {
         self.inner.prune(policy).await
     }

@@ -95,6 +95,11 @@ impl SchedulerBuilder {
     }
 
     /// Names this instance in its records (default: random hex).
+    ///
+    /// A fixed id (a host or pod name) must name one live process at a
+    /// time: at its start a scheduler marks every run its id left
+    /// `running` as `abandoned` ([`ExecutionStore::abandon_own`]), since
+    /// nothing runs in it yet.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
         self

@@ -528,6 +528,15 @@ impl JobScheduler {
                 tracing::warn!(error = %error_chain(&e), "could not mark abandoned runs at start")
             }
         }
+        // Nothing runs here yet: a running row of this id is an earlier
+        // process's, under the same name.
+        let own = store.abandon_own(&inner.instance_id, now);
+        match guard::store_call("abandon_own", own).await {
+            Ok(rows) => inner.abandoned(&rows, true),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not mark this instance's earlier runs abandoned at start")
+            }
+        }
         let ids: Vec<String> =
             inner.lock().jobs.iter().map(|(_, j)| j.spec.id.to_string()).collect();
         // Misfire planning starts from each job's last scheduled fire:

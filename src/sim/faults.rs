@@ -191,6 +191,10 @@ impl<S: ExecutionStore> ExecutionStore for FaultyStore<S> {
         self.inner.mark_abandoned(own, now, stale_after).await
     }
 
+    async fn abandon_own(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+        self.inner.abandon_own(id, now).await
+    }
+
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         self.inner.prune(p).await
     }

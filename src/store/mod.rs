@@ -140,6 +140,23 @@ pub trait ExecutionStore: Send + Sync + fmt::Debug + 'static {
         stale_after: Duration,
     ) -> StoreResult<Vec<ExecutionRecord>>;
 
+    /// Marks as `abandoned` every `running` row of instance `instance_id`,
+    /// completing it at `now` as [`mark_abandoned`](Self::mark_abandoned)
+    /// does. A scheduler calls it at its start, before it runs anything:
+    /// such a row was left by an earlier process under the same id (an
+    /// application that names its instance after its host), whose fresh
+    /// heartbeat the sweep of other instances cannot tell from this one's.
+    /// The default changes nothing: a store must override it for a restart
+    /// under a fixed id to recover its runs.
+    async fn abandon_own(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let _ = (instance_id, now);
+        Ok(Vec::new())
+    }
+
     /// Deletes finished rows per the policy; returns how many.
     ///
     /// It also forgets the claims of fires due before `older_than`, and

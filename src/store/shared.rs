@@ -75,6 +75,14 @@ impl<S: ExecutionStore + ?Sized> ExecutionStore for Arc<S> {
         (**self).mark_abandoned(own_instance, now, stale_after).await
     }
 
+    async fn abandon_own(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        (**self).abandon_own(instance_id, now).await
+    }
+
     async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64> {
         (**self).prune(policy).await
     }

@@ -66,6 +66,7 @@ macro_rules! conformance {
                 backfill_and_trigger_rows_do_not_move_the_last_scheduled_fire,
                 abandoned_runs_of_dead_instances,
                 abandoned_with_huge_staleness_only_takes_silent_instances,
+                abandon_own_takes_every_running_row_of_the_instance,
                 instances_are_those_with_a_recent_heartbeat,
                 attempts_of_one_run_first_first,
                 prune_keeps_running_rows_and_failures_longer,

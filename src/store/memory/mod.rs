@@ -246,6 +246,16 @@ impl ExecutionStore for MemoryStore {
         Ok(rows.abandon(now, alive, error))
     }
 
+    async fn abandon_own(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let mut g = self.rows.lock().expect("memory store lock");
+        let error = |instance: &str| format!("instance {instance} stopped while the attempt ran");
+        Ok(g.rows.abandon(now, |instance| instance != instance_id, error))
+    }
+
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         let mut g = self.rows.lock().expect("memory store lock");
         let pruned = |r: &Row| {

@@ -289,6 +289,22 @@ pub(crate) const MARK_ABANDONED: &str = concat!(
     " FROM changed ORDER BY id"
 );
 
+/// Marks the running rows of instance `$1` abandoned at `$2`, answering
+/// them (`ExecutionStore::abandon_own`).
+pub(crate) const ABANDON_OWN: &str = concat!(
+    "WITH changed AS (
+         UPDATE scheduled_job_executions AS e
+         SET status = 'abandoned',
+             completed_at = $2,
+             duration_ms = greatest(0, floor(extract(epoch FROM ($2 - e.started_at)) * 1000))::bigint,
+             error = 'instance ' || e.instance_id || ' stopped while the attempt ran'
+         WHERE e.status = 'running' AND e.instance_id = $1
+         RETURNING e.*)
+     SELECT ",
+    columns!(),
+    " FROM changed ORDER BY id"
+);
+
 /// Finished rows started before `$1`, failures before `$2` when it is not
 /// NULL; never a running row.
 pub(crate) const PRUNE: &str = concat!(

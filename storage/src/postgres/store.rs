@@ -285,6 +285,21 @@ impl ExecutionStore for PostgresStore {
         rows.iter().map(decode_row).collect()
     }
 
+    async fn abandon_own(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let now = ts_param("now", now).map_err(rejected)?;
+        let rows = self
+            .maintenance(
+                "abandon_own",
+                sqlx::query(sql::ABANDON_OWN).bind(instance_id).bind(now).fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {
         let older = cutoff_param(p.older_than);
         let failures = p.failures_older_than.map(cutoff_param);

@@ -215,6 +215,15 @@ pub(crate) const STALE_RUNNING: &str = concat!(
      ORDER BY e.id"
 );
 
+/// The running rows of instance `?1` (`ExecutionStore::abandon_own`).
+pub(crate) const OWN_RUNNING: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", id FROM scheduled_job_executions AS e
+     WHERE e.status = 'running' AND e.instance_id = ?1
+     ORDER BY e.id"
+);
+
 /// `?1` id, `?2` completed_at, `?3` duration_ms, `?4` error.
 pub(crate) const MARK_ABANDONED: &str = "UPDATE scheduled_job_executions
      SET status = 'abandoned', completed_at = ?2, duration_ms = ?3, error = ?4

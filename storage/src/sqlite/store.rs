@@ -165,6 +165,49 @@ fn rejected(message: String) -> StoreError {
     StoreError::Rejected { message, source: None }
 }
 
+impl SqliteStore {
+    /// Marks the running rows that `select` finds (with `args`) abandoned
+    /// at `now`, in one transaction; the rows as they are afterwards.
+    async fn abandon(
+        &self,
+        op: &'static str,
+        select: &'static str,
+        args: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let w = self.worker();
+        w.on_writer(op, w.limits().maintenance_timeout, move |c| {
+            let failed = |e| store_error(op, e);
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+            let stale: Vec<(i64, RawRow)> = {
+                let mut stmt = tx.prepare_cached(select).map_err(failed)?;
+                stmt.query_map(rusqlite::params_from_iter(&args), |r| {
+                    Ok((r.get("id")?, raw_row(r)?))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(failed)?
+            };
+            let mut changed = Vec::with_capacity(stale.len());
+            {
+                let mut upd = tx.prepare_cached(sql::MARK_ABANDONED).map_err(failed)?;
+                for (id, raw) in stale {
+                    let mut rec = raw.decode()?;
+                    rec.status = ExecutionStatus::Abandoned;
+                    rec.completed_at = Some(now);
+                    let ms = codec::abandoned_ms(rec.started_at, now);
+                    rec.duration_ms = Some(codec::decode_ms(ms)?);
+                    rec.error = Some(codec::abandoned_error(&rec.instance_id));
+                    upd.execute(params![id, ts_text(now), ms, rec.error]).map_err(failed)?;
+                    changed.push(rec);
+                }
+            }
+            tx.commit().map_err(failed)?;
+            Ok(changed)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ExecutionStore for SqliteStore {
     async fn write(&self, events: &[ExecutionEvent]) -> StoreResult<()> {
@@ -305,35 +348,17 @@ impl ExecutionStore for SqliteStore {
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let now = codec::check_ts("now", now).map_err(rejected)?;
         let cutoff = ts_text(codec::cutoff(now, stale_after));
-        let own = own_instance.to_owned();
-        let w = self.worker();
-        w.on_writer("mark_abandoned", w.limits().maintenance_timeout, move |c| {
-            let failed = |e| store_error("mark_abandoned", e);
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-            let stale: Vec<(i64, RawRow)> = {
-                let mut stmt = tx.prepare_cached(sql::STALE_RUNNING).map_err(failed)?;
-                stmt.query_map(params![own, cutoff], |r| Ok((r.get("id")?, raw_row(r)?)))
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(failed)?
-            };
-            let mut changed = Vec::with_capacity(stale.len());
-            {
-                let mut upd = tx.prepare_cached(sql::MARK_ABANDONED).map_err(failed)?;
-                for (id, raw) in stale {
-                    let mut rec = raw.decode()?;
-                    rec.status = ExecutionStatus::Abandoned;
-                    rec.completed_at = Some(now);
-                    let ms = codec::abandoned_ms(rec.started_at, now);
-                    rec.duration_ms = Some(codec::decode_ms(ms)?);
-                    rec.error = Some(codec::abandoned_error(&rec.instance_id));
-                    upd.execute(params![id, ts_text(now), ms, rec.error]).map_err(failed)?;
-                    changed.push(rec);
-                }
-            }
-            tx.commit().map_err(failed)?;
-            Ok(changed)
-        })
-        .await
+        let args = vec![own_instance.to_owned(), cutoff];
+        self.abandon("mark_abandoned", sql::STALE_RUNNING, args, now).await
+    }
+
+    async fn abandon_own(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let now = codec::check_ts("now", now).map_err(rejected)?;
+        self.abandon("abandon_own", sql::OWN_RUNNING, vec![instance_id.to_owned()], now).await
     }
 
     async fn prune(&self, p: PrunePolicy) -> StoreResult<u64> {

@@ -545,6 +545,34 @@ pub(crate) async fn abandoned_runs_of_dead_instances(s: &dyn ExecutionStore) {
     assert_eq!(r.len(), 2);
 }
 
+pub(crate) async fn abandon_own_takes_every_running_row_of_the_instance(s: &dyn ExecutionStore) {
+    s.write(&[
+        start("j", 1, 1, 1000, "me"),    // running, this id: abandoned
+        start("k", 2, 1, 3000, "me"),    // another job: abandoned
+        start("j", 3, 1, 1000, "other"), // another instance: kept
+        start("j", 4, 1, 1000, "me"),
+        end("j", 4, 1, 1000, ExecutionStatus::Succeeded), // finished: kept
+    ])
+    .await
+    .unwrap();
+    // Its heartbeat is fresh: it makes no difference.
+    s.heartbeat("me", t(9_000)).await.unwrap();
+    let now = t(10_000);
+    let changed = by_key(s.abandon_own("me", now).await.unwrap());
+    assert_eq!(changed.len(), 2, "{changed:#?}");
+    for r in &changed {
+        assert_eq!(r.status, ExecutionStatus::Abandoned);
+        assert_eq!(r.completed_at, Some(now));
+        assert_eq!(r.error.as_deref(), Some("instance me stopped while the attempt ran"));
+    }
+    let j = changed.iter().find(|r| r.job_id == "j").unwrap();
+    assert_eq!(j.duration_ms, Some(9_000));
+    let running = s.history(&q("j").with_status(ExecutionStatus::Running)).await.unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].instance_id, "other");
+    assert!(s.abandon_own("me", now).await.unwrap().is_empty());
+}
+
 pub(crate) async fn abandoned_with_huge_staleness_only_takes_silent_instances(
     s: &dyn ExecutionStore,
 ) {
