@@ -233,6 +233,7 @@ impl App {
         // stay paused whatever the cluster's state says.
         let control = ControlPlane::for_database(&db, scheduler.clone());
         control.allow_command_jobs(config.api.allow_command_jobs);
+        control.allow_env(config.api.allow_env.clone());
         let alerts = AlertService::new(AlertParts {
             alerts: config.alerts.clone(),
             jobs: alerts::job_alerting(&config),

@@ -197,6 +197,46 @@ async fn bad_definitions_are_refused_naming_the_field_and_store_nothing() {
     assert_eq!(srv.json("DELETE", "/jobs/nobody", Some(TOKEN)).await.0, 404);
 }
 
+/// A job defined at run time reads only the environment variables the
+/// configuration lists (`[api] allow_env`): the token must not give away
+/// the server's secrets (its database URL, its own token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_defined_through_the_api_reads_only_the_environment_variables_the_configuration_allows()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, hits) = receiver().await;
+    let extra = [("MSCRIBE_API_ALLOW_ENV", "HOOK_KEY"), ("HOOK_KEY", "k3y")];
+    let srv = Server::start(dir.path(), &env_for(dir.path(), "a", &extra));
+    let job = |headers: Value, body: Option<&str>| {
+        let mut def =
+            json!({ "kind": "http", "url": hook, "schedule": "@every 1s", "headers": headers });
+        if let Some(b) = body {
+            def["body"] = json!(b);
+        }
+        def
+    };
+    for (headers, body, field, var) in [
+        (json!({ "x-a": "${MSCRIBE_ADMIN_TOKEN}" }), None, "headers", "MSCRIBE_ADMIN_TOKEN"),
+        (json!({ "x-a": "Bearer ${HOME}" }), None, "headers", "HOME"),
+        (json!({}), Some("{\"db\": \"${MSCRIBE_DATABASE_URL}\"}"), "body", "MSCRIBE_DATABASE_URL"),
+    ] {
+        let (code, err) = srv.send("PUT", "/jobs/exfil", TOKEN, &job(headers, body)).await;
+        assert_eq!(code, 400, "{err}");
+        assert_eq!(err["field"].as_str(), Some(field), "{err}");
+        let msg = err["error"].as_str().unwrap_or_default();
+        let why = if var.starts_with("MSCRIBE_") { "own settings" } else { "allow_env" };
+        assert!(msg.contains(var) && msg.contains(why), "{msg}");
+    }
+    assert_eq!(srv.json("GET", "/jobs/exfil", Some(TOKEN)).await.0, 404);
+    // A listed variable is read; `$${` stays a literal.
+    let ok = job(json!({ "x-key": "${HOOK_KEY}" }), Some("$${MSCRIBE_ADMIN_TOKEN}"));
+    let (code, body) = srv.send("PUT", "/jobs/keyed", TOKEN, &ok).await;
+    assert_eq!(code, 201, "{body}");
+    until("a run of keyed", 10, async || hits.load(Ordering::SeqCst) > 0).await;
+    let rows = history(dir.path(), "keyed");
+    assert!(rows.iter().any(|r| r["status"] == "succeeded"), "{rows:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_jobs_need_the_operators_consent_and_the_cli_applies_a_file() {
     let dir = tempfile::tempdir().unwrap();

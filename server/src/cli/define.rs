@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::local::{instance_id, open_existing};
 use super::remote::{Server, segment};
 use super::{Cli, CliResult, Failure, load, out};
-use crate::config::{Config, UserJobDef};
+use crate::config::{Config, UserJobDef, check_allowed_env};
 use crate::control::{definition_row, deletion_audit, is_defined_here};
 
 /// The jobs of a file: each `[jobs.<id>]` section, as JSON, in file order.
@@ -62,6 +62,8 @@ fn check(cfg: &Config, id: &str, body: &Value) -> Result<UserJobDef, Failure> {
              them ([api] allow_command_jobs = true)"
         )));
     }
+    check_allowed_env(&def, &cfg.api.allow_env)
+        .map_err(|e| Failure::Usage(format!("[jobs.{id}] {e}")))?;
     Ok(def)
 }
 

@@ -422,6 +422,8 @@ async fn register_defined(app: &App, job: &str) -> Result<(), Failure> {
     };
     let def = stored_definition(d)
         .map_err(|e| Failure::Io(format!("the stored definition of {job} cannot be used: {e}")))?;
+    crate::config::check_allowed_env(&def, &app.config.api.allow_env)
+        .map_err(|e| Failure::Usage(format!("{job}: {e}")))?;
     if def.kind().id == "command" && !app.config.api.allow_command_jobs {
         return Err(Failure::Usage(format!(
             "{job} is a command job defined through the API or the CLI; this configuration \

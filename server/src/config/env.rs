@@ -65,6 +65,7 @@ const TOP_KEYS: &[(&str, EnvKind)] = &[
     ("health.min_free_percent", EnvKind::Float),
     ("health.max_overdue", EnvKind::Str),
     ("api.allow_command_jobs", EnvKind::Bool),
+    ("api.allow_env", EnvKind::List),
     ("ui.enabled", EnvKind::Bool),
     ("ui.secure_cookie", EnvKind::Bool),
     ("ui.session_ttl", EnvKind::Str),

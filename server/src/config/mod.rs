@@ -82,8 +82,8 @@ pub use show::{REDACTED, effective_toml, redact_url};
 pub use telemetry::{DEFAULT_SERVICE_NAME, OTLP_TRACES_PATH, TelemetryConfig};
 pub use user::{
     CommandOptions, DEFAULT_OUTPUT_LIMIT, DefError, ExpectStatus, HTTP_BODY_LIMIT, HttpOptions,
-    MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_env_name, check_id, expand,
-    template_vars,
+    MAX_JOB_ID_LEN, MAX_OUTPUT_LIMIT, USER_KINDS, UserJobDef, check_allowed_env, check_env_name,
+    check_id, expand, is_server_variable, template_vars,
 };
 
 /// The file read when `--config` is not given, if it exists.
@@ -279,6 +279,11 @@ pub struct ApiConfig {
     /// job runs any program on the server, so remote command execution is
     /// the operator's choice, not a default. HTTP jobs are always allowed.
     pub allow_command_jobs: bool,
+    /// The environment variables a job defined through the API or `mscribe
+    /// job apply` may read as `${VAR}` (`allow_env`, default none): the
+    /// token must not give away the server's own secrets. The server's
+    /// own variables (`MSCRIBE_*`) cannot be listed.
+    pub allow_env: Vec<String>,
 }
 
 /// `[ui]`: the web dashboard at `/ui`.
@@ -557,6 +562,20 @@ mod tests {
             err("[jobs.database-backup]\nexpect_success_within = \"101y\"", no_env)
                 .ends_with("must be at most 100y, got \"101y\""),
         );
+    }
+
+    #[test]
+    fn allow_env_takes_variable_names_but_never_the_servers_own() {
+        let ok = Config::from_toml_str("[api]\nallow_env = [\"HOOK_KEY\"]", "m.toml", no_env);
+        assert_eq!(ok.unwrap().api.allow_env, ["HOOK_KEY"]);
+        assert_eq!(
+            err("[api]\nallow_env = [\"MSCRIBE_DATABASE_URL\"]", no_env),
+            "invalid config: key `api.allow_env` in file mscribe.toml: MSCRIBE_DATABASE_URL is \
+             one of the server's own settings (MSCRIBE_*), never readable by a job defined at run \
+             time"
+        );
+        let bad = err("", |k: &str| (k == "MSCRIBE_API_ALLOW_ENV").then(|| "A,1B".to_owned()));
+        assert!(bad.contains("api.allow_env") && bad.contains("\"1B\""), "{bad}");
     }
 
     #[test]

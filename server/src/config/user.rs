@@ -314,6 +314,35 @@ impl JobOptions for HttpOptions {
     }
 }
 
+/// Whether `name` is one of the server's own settings (`MSCRIBE_*`).
+pub fn is_server_variable(name: &str) -> bool {
+    name.to_ascii_uppercase().starts_with("MSCRIBE_")
+}
+
+/// Checks that a job defined through the API or the CLI reads only the
+/// environment variables in `allowed` (`[api] allow_env`); the error
+/// names the key and the variable.
+pub fn check_allowed_env(def: &UserJobDef, allowed: &[String]) -> Result<(), DefError> {
+    for (key, var) in def.env_vars() {
+        let reason = if is_server_variable(var) {
+            format!(
+                "${{{var}}}: the server's own settings (MSCRIBE_*) are never readable by a job \
+                 defined through the API or the CLI"
+            )
+        } else if !allowed.iter().any(|a| a == var) {
+            format!(
+                "${{{var}}}: a job defined through the API or the CLI reads only the environment \
+                 variables the configuration lists in [api] allow_env (MSCRIBE_API_ALLOW_ENV), \
+                 and {var} is not one of them"
+            )
+        } else {
+            continue;
+        };
+        return Err(DefError::new(key, reason));
+    }
+    Ok(())
+}
+
 /// The `${VAR}` names of a template, checked: each closed, each a valid
 /// variable name; `$${` is a literal `${`.
 pub fn template_vars(template: &str) -> Result<Vec<&str>, String> {
@@ -454,6 +483,16 @@ impl UserJobDef {
             UserJobDef::Command(_) => &defs::COMMAND,
             UserJobDef::Http(_) => &defs::HTTP,
         }
+    }
+
+    /// The `${VAR}` a run of this job reads from the environment, with the
+    /// key that uses each (`headers`, `body`).
+    pub fn env_vars(&self) -> Vec<(&'static str, &str)> {
+        let UserJobDef::Http(s) = self else { return Vec::new() };
+        let o = &s.options;
+        let headers = o.headers.values().flat_map(|v| template_vars(v).unwrap_or_default());
+        let body = o.body.iter().flat_map(|b| template_vars(b).unwrap_or_default());
+        headers.map(|v| ("headers", v)).chain(body.map(|v| ("body", v))).collect()
     }
 
     /// The scheduling settings.

@@ -11,7 +11,7 @@
 //! job's own options ([`JobOptions::check`](super::JobOptions::check)). An error names the key
 //! and, through `origin`, where its value came from.
 
-use super::{Config, ConfigError, is_postgres_url};
+use super::{Config, ConfigError, check_env_name, is_postgres_url, is_server_variable};
 use crate::ops::JOBS;
 
 impl Config {
@@ -86,6 +86,17 @@ impl Config {
                     humantime::format_duration(self.ui.session_ttl)
                 ),
             ));
+        }
+        for name in &self.api.allow_env {
+            check_env_name(name).map_err(|e| bad("api.allow_env", e))?;
+            if is_server_variable(name) {
+                return Err(bad(
+                    "api.allow_env",
+                    format!(
+                        "{name} is one of the server's own settings (MSCRIBE_*), never readable by a job defined at run time"
+                    ),
+                ));
+            }
         }
         let h = &self.health;
         if h.probe_timeout.is_zero() {

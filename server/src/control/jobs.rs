@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ControlError, ControlPlane, defs};
-use crate::config::{JobAlerting, UserJobDef};
+use crate::config::{JobAlerting, UserJobDef, check_allowed_env};
 use crate::ops::defs::user_job_config;
 
 /// The key of a stored definition's policies that holds the definition as
@@ -133,7 +133,20 @@ impl ControlPlane {
         if def.kind().id == "command" && !self.inner.allow_command_jobs.load(Ordering::Relaxed) {
             return Err(ControlError::CommandJobsRefused);
         }
+        check_allowed_env(&def, &self.allowed_env()).map_err(|e| {
+            ControlError::InvalidDefinition { key: e.key.clone(), reason: e.reason.clone() }
+        })?;
         Ok(def)
+    }
+
+    /// Sets the environment variables a job defined through the API or the
+    /// CLI may read (`[api] allow_env`); none by default.
+    pub fn allow_env(&self, names: Vec<String>) {
+        *self.inner.allow_env.lock().expect("allow_env lock") = names;
+    }
+
+    fn allowed_env(&self) -> Vec<String> {
+        self.inner.allow_env.lock().expect("allow_env lock").clone()
     }
 
     /// Refuses to touch a job this instance has from its configuration or
@@ -302,6 +315,13 @@ impl ControlPlane {
                     job_id = %id,
                     "a command job defined through the API or the CLI is not run here: this instance's configuration does not set [api] allow_command_jobs = true"
                 );
+            }
+            return false;
+        }
+        // Nor does it let a definition read variables it does not list.
+        if let Err(e) = check_allowed_env(&def, &self.allowed_env()) {
+            if local.shadowed.insert(id.to_owned()) {
+                tracing::warn!(job_id = %id, error = %e, "a job defined through the API or the CLI reads an environment variable this instance does not allow; not run here");
             }
             return false;
         }

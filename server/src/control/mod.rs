@@ -291,6 +291,8 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     /// Whether jobs of kind `command` may be defined through the API.
     pub(crate) allow_command_jobs: std::sync::atomic::AtomicBool,
+    /// `[api] allow_env`: the variables stored definitions may read.
+    pub(crate) allow_env: Mutex<Vec<String>>,
     pub(crate) stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Told, after the definitions applied here changed, whether one of
@@ -357,6 +359,7 @@ impl ControlPlane {
                 apply: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
                 allow_command_jobs: std::sync::atomic::AtomicBool::new(false),
+                allow_env: Mutex::default(),
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
                 on_definitions: std::sync::OnceLock::new(),
