@@ -445,7 +445,9 @@ impl AuditQuery {
 #[async_trait]
 pub trait ControlStore: Send + Sync + fmt::Debug {
     /// Inserts or replaces the definitions (keyed by job id), in one
-    /// transaction.
+    /// transaction; a definition made through the API or the CLI
+    /// ([`put_definition`](Self::put_definition)) is kept, not replaced by
+    /// one of another source (a configuration's job of the same id).
     async fn upsert_definitions(&self, defs: &[JobDefinition]) -> StoreResult<()>;
 
     /// Every stored definition, by job id.

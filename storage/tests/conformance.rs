@@ -148,6 +148,7 @@ macro_rules! control_conformance {
                 definitions_upsert_by_job,
                 a_bad_definition_writes_nothing,
                 api_definitions_are_put_and_deleted_with_audit,
+                a_listing_never_replaces_a_definition_made_through_the_api,
                 pause_and_resume_with_audit,
                 notes_are_kept_in_full,
                 triggers_are_taken_once_oldest_first,

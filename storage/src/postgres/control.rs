@@ -29,7 +29,8 @@ mod sql {
     ON CONFLICT (job_id) DO UPDATE SET
         name = excluded.name, schedule = excluded.schedule, timezone = excluded.timezone,
         kind = excluded.kind, policies = excluded.policies, source = excluded.source,
-        registered_by = excluded.registered_by, updated_at = excluded.updated_at";
+        registered_by = excluded.registered_by, updated_at = excluded.updated_at
+    WHERE job_definitions.source NOT IN ('api', 'cli') OR excluded.source IN ('api', 'cli')";
 
     pub(super) const DEFINITIONS: &str = "SELECT job_id, name, schedule, timezone, kind,
     policies::text AS policies, source, registered_by, updated_at

@@ -26,7 +26,8 @@ mod sql {
     ON CONFLICT (job_id) DO UPDATE SET
         name = excluded.name, schedule = excluded.schedule, timezone = excluded.timezone,
         kind = excluded.kind, policies = excluded.policies, source = excluded.source,
-        registered_by = excluded.registered_by, updated_at = excluded.updated_at";
+        registered_by = excluded.registered_by, updated_at = excluded.updated_at
+    WHERE job_definitions.source NOT IN ('api', 'cli') OR excluded.source IN ('api', 'cli')";
 
     /// Deletes a definition made through the API or the CLI, and its pause.
     pub(super) const DELETE_DEFINITION: &str =

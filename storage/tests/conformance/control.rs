@@ -151,6 +151,40 @@ pub(crate) async fn api_definitions_are_put_and_deleted_with_audit(c: &dyn Contr
     assert_eq!(actions, ["delete", "pause", "define", "define"]);
 }
 
+/// A configuration's listing of a job never replaces a definition made
+/// through the API or the CLI under the same id: the instance whose
+/// configuration has that job runs its own, and the others keep the
+/// stored one. The rest of the batch is written.
+pub(crate) async fn a_listing_never_replaces_a_definition_made_through_the_api(
+    c: &dyn ControlStore,
+) {
+    let audit = AuditEntry {
+        at: t(10),
+        action: AuditAction::Define,
+        job_id: Some("shared".to_owned()),
+        execution_id: None,
+        note: None,
+        source: Source::Cli,
+        instance_id: "i1".to_owned(),
+        detail: None,
+    };
+    let mut api = def("shared", Some("@every 1h"), 10);
+    api.source = Source::Cli;
+    api.kind = "http".to_owned();
+    api.policies = json!({"definition": {"kind": "http", "url": "http://example.test/"}});
+    c.put_definition(&api, &audit).await.unwrap();
+    c.upsert_definitions(&[def("shared", Some("@every 2h"), 20), def("other", None, 20)])
+        .await
+        .unwrap();
+    assert_eq!(c.definitions().await.unwrap(), vec![def("other", None, 20), api.clone()]);
+    // The API may still replace its own.
+    let mut again = api.clone();
+    again.source = Source::Api;
+    again.updated_at = t(30);
+    c.put_definition(&again, &audit).await.unwrap();
+    assert_eq!(c.definitions().await.unwrap(), vec![def("other", None, 20), again]);
+}
+
 /// A bad definition writes nothing of its batch.
 pub(crate) async fn a_bad_definition_writes_nothing(c: &dyn ControlStore) {
     let mut bad = def("bad", None, 0);
