@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             async move { JobResult::ok().with_metric("beats", f64::from(n)) }
         })
         .name("Heartbeat every 700 ms")
-        .schedule("700"),
+        .schedule("700ms"),
     )?;
 
     scheduler.register(
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .name("Flaky with retries")
-        .schedule("2000")
+        .schedule("2000ms")
         .timeout(Duration::from_millis(300))
         .retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(100))),
     )?;

@@ -72,6 +72,8 @@ echo "== public API (one path per item, as in docs/public-api/)"
 bash scripts/public-api.sh
 echo "== tests (workspace)"
 cargo test --workspace --all-features
+echo "== the tokio example runs (1 s on the real clock; it exits 1 on a refused job)"
+cargo run -q --all-features --example tokio_app -- 1 >/dev/null
 
 # ---------------------------------------------------------------------------
 # Migrations without the runner, packaging, and the declared MSRV. Each step
