@@ -217,3 +217,23 @@ fn a_job_registered_again_before_the_instant_of_its_held_fire_runs_it_once_as_de
     assert!(rows[1..].iter().all(|r| r.status == ExecutionStatus::Failed), "{rows:?}");
     assert_eq!(lateness_ms(&rows), vec![0; 3]);
 }
+
+/// A claim ahead past any sense (`Duration::MAX`) is taken as the longest
+/// one, a year: each fire is still claimed, held and run at its instant.
+#[test]
+fn a_huge_claim_ahead_still_runs_each_fire_at_its_instant() {
+    let rt = LocalRuntime::new();
+    let store = Arc::new(MemoryStore::unbounded());
+    let s = instance(&rt, store.clone(), Duration::MAX, vec![tick("j")]);
+    let s2 = s.clone();
+    rt.block_on(async move { s2.start().await }).unwrap();
+    rt.advance(Duration::from_secs(35));
+    let s2 = s.clone();
+    rt.block_on(async move { s2.stop(Duration::from_secs(5)).await }).unwrap();
+    let (ran, held): (Vec<_>, Vec<_>) =
+        rows(&store, "j").into_iter().partition(|r| r.status == ExecutionStatus::Succeeded);
+    assert_eq!(lateness_ms(&ran), [0, 0, 0], "{ran:?}");
+    // The next fire, won ahead, is after the stop's grace: skipped.
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].error.as_deref(), Some("scheduler stopping"));
+}

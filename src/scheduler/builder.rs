@@ -23,6 +23,10 @@ use crate::store::{ExecutionStore, MemoryStore};
 /// unless [`SchedulerBuilder::claim_ahead`] says otherwise.
 pub const DEFAULT_CLAIM_AHEAD: Duration = Duration::from_millis(500);
 
+/// The longest [`SchedulerBuilder::claim_ahead`]: a year. A fire's time
+/// minus a longer one could pass the start of the calendar.
+pub const MAX_CLAIM_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Settings of a scheduler, set through [`SchedulerBuilder`].
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -217,9 +221,10 @@ impl SchedulerBuilder {
     /// the same earlier moment, so when the preferred instance is gone and
     /// the standby delay is shorter than this, the fire still starts on
     /// time. Keep it under the lease; the details are in
-    /// docs/SEMANTICS.md §12.
+    /// docs/SEMANTICS.md §12. A value over [`MAX_CLAIM_AHEAD`] (a year) is
+    /// taken as it.
     pub fn claim_ahead(mut self, d: Duration) -> Self {
-        self.settings.ahead = d;
+        self.settings.ahead = d.min(MAX_CLAIM_AHEAD);
         self
     }
 
