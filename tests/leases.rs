@@ -247,3 +247,30 @@ fn an_owner_cut_off_from_the_store_stops_its_run_before_its_lease_runs_out() {
         "stopped at {at}, lease from {lease_from}"
     );
 }
+
+/// The shortest lease the builder takes still renews in time: a lone,
+/// healthy instance never takes its own fire over.
+#[test]
+fn the_shortest_lease_is_renewed_in_time_and_never_runs_a_fire_twice() {
+    for lease in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(2)] {
+        let rt = LocalRuntime::new();
+        let store = Arc::new(MemoryStore::unbounded());
+        let job = JobConfig::new("slow", |ctx: JobContext| async move {
+            ctx.sleep(Duration::from_secs(3)).await;
+        });
+        let s =
+            mscribe_scheduler::JobScheduler::builder(Arc::new(rt.clock()), Arc::new(rt.spawner()))
+                .store(store.clone())
+                .claim_fires(true)
+                .lease(lease)
+                .build();
+        s.register(job).unwrap();
+        rt.block_on(s.start()).unwrap();
+        s.trigger("slow").unwrap();
+        rt.advance(Duration::from_secs(5));
+        rt.block_on(s.stop(Duration::from_secs(5))).unwrap();
+        let rows = rows(&store, "slow");
+        assert_eq!(rows.len(), 1, "lease {lease:?}: {rows:?}");
+        assert_eq!(rows[0].status, ExecutionStatus::Succeeded, "lease {lease:?}: {rows:?}");
+    }
+}

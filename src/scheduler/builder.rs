@@ -23,6 +23,10 @@ use crate::store::{ExecutionStore, MemoryStore};
 /// unless [`SchedulerBuilder::claim_ahead`] says otherwise.
 pub const DEFAULT_CLAIM_AHEAD: Duration = Duration::from_millis(500);
 
+/// The shortest [`SchedulerBuilder::lease`]: 10 ms, so that its renewal
+/// every third of it comes in time.
+pub const MIN_LEASE: Duration = Duration::from_millis(10);
+
 /// The longest [`SchedulerBuilder::claim_ahead`]: a year. A fire's time
 /// minus a longer one could pass the start of the calendar.
 pub const MAX_CLAIM_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -169,13 +173,13 @@ impl SchedulerBuilder {
     }
 
     /// How long the lease on a claimed fire lasts (default 15 s, at least
-    /// 1 ms). The owner renews its leases every third of it while their runs
+    /// [`MIN_LEASE`], 10 ms). The owner renews its leases every third of it while their runs
     /// go on. Once a lease has run out without the fire ending, another
     /// instance takes the fire over (docs/SEMANTICS.md §12): a shorter
     /// lease recovers sooner from a crash, a longer one survives longer
     /// pauses of the owner (or of the database) without a second start.
     pub fn lease(mut self, d: Duration) -> Self {
-        self.settings.lease = d.max(Duration::from_millis(1));
+        self.settings.lease = d.max(MIN_LEASE);
         self
     }
 

@@ -66,7 +66,7 @@ pub use backfill::{
     PlannedFire,
 };
 use builder::Settings;
-pub use builder::{DEFAULT_CLAIM_AHEAD, MAX_CLAIM_AHEAD, SchedulerBuilder};
+pub use builder::{DEFAULT_CLAIM_AHEAD, MAX_CLAIM_AHEAD, MIN_LEASE, SchedulerBuilder};
 use claim::PendingClaim;
 use dispatch::Launch;
 pub use info::{JobInfo, Observer, Phase, StopReport, TriggerOutcome};
