@@ -96,8 +96,8 @@ pub use runtime::{FnSpawner, LocalRuntime, LocalSpawner, Spawner, external};
 pub use schedule::Schedule;
 pub use scheduler::{
     BackfillReport, BackfillRequest, BackfillRun, DEFAULT_CLAIM_AHEAD, JobInfo, JobScheduler,
-    MAX_BACKFILL_FIRES, MAX_CLAIM_AHEAD, MAX_UPCOMING_FIRES, Observer, Phase, PlannedFire,
-    SchedulerBuilder, StopReport, TriggerOutcome,
+    MAX_BACKFILL_FIRES, MAX_CLAIM_AHEAD, MAX_UPCOMING_FIRES, MIN_LEASE, Observer, Phase,
+    PlannedFire, SchedulerBuilder, StopReport, TriggerOutcome,
 };
 pub use store::{
     AttemptEnd, AttemptStart, BoxError, ClaimOutcome, ExecutionEvent, ExecutionId, ExecutionRecord,
