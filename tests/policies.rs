@@ -437,8 +437,9 @@ fn pause_across_three_fires_then_resume_does_not_replay() {
     s.resume("j").unwrap();
     w.rt.advance(Duration::from_secs(10 * 60));
     w.stop(GRACE);
-    // Resumed at 41 min: next fire is the first after resume (41 + 10).
-    assert_eq!(w.timeline("j"), vec![(600, 600, Succeeded), (3060, 3060, Succeeded)]);
+    // Resumed at 41 min: the next fire is the first after it on the grid
+    // of the last one (10 min), at 50.
+    assert_eq!(w.timeline("j"), vec![(600, 600, Succeeded), (3000, 3000, Succeeded)]);
 }
 
 #[test]
@@ -467,6 +468,27 @@ fn pause_then_resume_with_replay_runs_once_per_the_misfire_policy() {
             (2400, 2460, Succeeded),
         ]
     );
+}
+
+#[test]
+fn an_interval_keeps_its_grid_through_a_pause_with_or_without_replay() {
+    for replay in [false, true] {
+        let w = World::local_with(seeded);
+        let s = &w.sched;
+        let policy = MisfirePolicy::run_all(Duration::from_secs(3600), 10).replay_paused(replay);
+        s.register(JobConfig::new("j", works(1)).schedule("@every 1m").misfire(policy)).unwrap();
+        w.start();
+        w.rt.advance(Duration::from_secs(90));
+        s.pause("j").unwrap();
+        w.rt.advance(Duration::from_secs(200));
+        s.resume("j").unwrap();
+        assert_eq!(s.job("j").unwrap().next_run, Some(w.secs(300)), "replay {replay}");
+        w.rt.advance(Duration::from_secs(80));
+        w.stop(GRACE);
+        let nominal: Vec<i64> = w.timeline("j").iter().map(|(at, ..)| *at).collect();
+        let want: &[i64] = if replay { &[60, 120, 180, 240, 300, 360] } else { &[60, 300, 360] };
+        assert_eq!(nominal, want, "replay {replay}: {:?}", w.timeline("j"));
+    }
 }
 
 #[test]

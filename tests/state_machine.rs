@@ -103,10 +103,14 @@ impl ReferenceStateMachine for Reference {
                 Some(j) => j.next = None,
                 None => s.expect_err = true,
             },
-            // No fire at or before the last one, whatever the clock did.
+            // No fire at or before the last one, whatever the clock did;
+            // the next on the grid of the last fire.
             Op::Resume(id) => match s.jobs.get_mut(&id) {
                 Some(j) if j.next.is_none() => {
-                    j.next = Some(now.max(j.last.unwrap_or(now)) + j.interval)
+                    j.next = Some(match j.last {
+                        Some(l) => l + ((now.max(l) - l) / j.interval + 1) * j.interval,
+                        None => now + j.interval,
+                    })
                 }
                 Some(_) => {}
                 None => s.expect_err = true,
@@ -162,13 +166,8 @@ impl ReferenceStateMachine for Reference {
                         vec![*fires.last().expect("one fire")]
                     };
                     j.last = fires.last().copied();
-                    // The grid goes on from a fire that ran late; after
-                    // missed fires only, it starts again from the instant.
-                    j.next = Some(if !on_time.is_empty() {
-                        fires.last().expect("one fire") + j.interval
-                    } else {
-                        end + j.interval
-                    });
+                    // The grid goes on from the last fire, late or missed.
+                    j.next = Some(fires.last().expect("one fire") + j.interval);
                     for t in fires {
                         if runs.contains(&t) {
                             s.count(id);

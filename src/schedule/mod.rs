@@ -278,6 +278,34 @@ impl Schedule {
         }
     }
 
+    /// The next fire after `t` of a job whose last fire was `last`: for an
+    /// interval counted from the previous fire, the next instant of the
+    /// grid `last + k × every` after `t` (so a pause or missed fires never
+    /// move the grid); for every other schedule, [`next_after`](Self::next_after).
+    pub(crate) fn next_after_since(
+        &self,
+        last: DateTime<Utc>,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::Interval { every, start: None } if t >= last => next_on_grid(last, *every, t),
+            Kind::Interval { every, start: None } => step(last, *every),
+            _ => self.next_after(t),
+        }
+    }
+
+    /// `t`, or for an interval counted from the previous fire, the latest
+    /// instant of the grid of `last` at or before `t` (from which the
+    /// misfire plan lists the fires after it).
+    pub(crate) fn grid_at_or_before(&self, last: DateTime<Utc>, t: DateTime<Utc>) -> DateTime<Utc> {
+        match &self.kind {
+            Kind::Interval { every, start: None } if t >= last => {
+                next_on_grid(last, *every, t).map_or(t, |next| crate::clock::before(next, *every))
+            }
+            _ => t,
+        }
+    }
+
     /// An instant whose next fire is `fire`, itself a fire of this
     /// schedule: where the misfire plan starts to list the fires from
     /// `fire` on. One step back for an interval counted from the previous

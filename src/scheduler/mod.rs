@@ -363,8 +363,16 @@ impl JobScheduler {
         tracing::info!(job_id = %id, "job resumed");
         if st.phase == Phase::Running {
             let job = st.jobs.get(slot).expect("indexed");
+            // The fires after the pause; an interval's on the grid of its
+            // last fire.
             let replay_from = if job.misfire.replay_paused {
-                job.last_fire.or(paused_at).map(|last| last.max(paused_at.unwrap_or(last)))
+                job.last_fire.or(paused_at).map(|last| {
+                    let from = last.max(paused_at.unwrap_or(last));
+                    match (&job.schedule, job.last_fire) {
+                        (Some(s), Some(l)) => s.grid_at_or_before(l, from),
+                        _ => from,
+                    }
+                })
             } else {
                 None
             };

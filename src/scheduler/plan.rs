@@ -66,10 +66,12 @@ impl JobScheduler {
             return;
         }
         let Some(schedule) = &job.schedule else { return };
-        let next = match job.last_fire.filter(|l| *l > after) {
+        let next = match job.last_fire {
             // Each later fire of a schedule is a fire after its last one.
-            Some(last) => schedule.next_after_fire(last),
-            None if after_fire => schedule.next_after_fire(after),
+            Some(last) if last > after => schedule.next_after_fire(last),
+            _ if after_fire => schedule.next_after_fire(after),
+            // An interval keeps the grid of its last fire.
+            Some(last) => schedule.next_after_since(last, after),
             None => schedule.next_after(after),
         };
         let Some(nominal) = next else {
