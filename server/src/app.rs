@@ -394,10 +394,7 @@ impl App {
         self.alerts.stop(Duration::from_secs(5)).await;
         // A command whose attempt was dropped (its timeout, or the stop
         // grace) may still be getting its SIGKILL: not left behind.
-        crate::ops::wait_for_group_kills(
-            self.config.jobs.max_kill_grace().saturating_add(Duration::from_secs(1)),
-        )
-        .await;
+        crate::ops::wait_for_group_kills().await;
         let report = report?;
         if report.unwritten > 0 {
             tracing::error!(

@@ -233,6 +233,48 @@ schedule = "@daily"
     assert!(!running(pid), "process {pid} outlived mscribe run");
 }
 
+/// A graceful stop waits for the SIGKILL of every command job's group
+/// that ignores SIGTERM, also of a job defined through the API (not in the
+/// configuration the server started with, whose `kill_grace` it cannot
+/// know): nothing of it outlives the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_kills_the_group_of_a_command_job_defined_through_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("mscribe.toml"), "").unwrap();
+    let mut env = env_for(dir);
+    env.retain(|(k, _)| k != "MSCRIBE_SHUTDOWN_GRACE");
+    env.push(("MSCRIBE_SHUTDOWN_GRACE".into(), "1s".into()));
+    env.push(("MSCRIBE_API_ALLOW_COMMAND_JOBS".into(), "true".into()));
+    let srv = Server::start(dir, &env);
+    let token = std::fs::read_to_string(dir.join("data/admin_token")).unwrap();
+    let token = token.trim();
+    let pid_file = dir.join("stubborn.pid");
+    let def = serde_json::json!({
+        "kind": "command",
+        "shell": format!("trap '' TERM; echo $$ > {}; while :; do sleep 1; done", pid_file.display()),
+        "schedule": "@daily",
+        "kill_grace": "3s",
+    });
+    let (code, body) = srv.send("PUT", "/jobs/stubborn", token, &def).await;
+    assert!(code == 200 || code == 201, "{body}");
+    let (code, body) = srv.json("POST", "/jobs/stubborn/trigger", Some(token)).await;
+    assert_eq!(code, 202, "{body}");
+    wait_until(10, "the job wrote its pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|t| t.ends_with('\n'))
+    })
+    .await;
+    let pid = pid_in(&pid_file);
+    let (status, log) = srv.terminate();
+    assert!(status.success(), "{log}");
+    // The SIGKILL is sent before the exit; its delivery takes a moment.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while running(pid) {
+        assert!(Instant::now() < deadline, "process {pid} outlived the server:\n{log}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Exit codes and statuses map to retries: a transient failure is retried
 /// up to `retry.attempts`, a permanent exit code, a missing program and a
 /// 404 are not; a 503 is.

@@ -376,10 +376,7 @@ pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
     }
     let report = app.scheduler.stop(app.config.shutdown_grace).await;
     // A command that timed out may still be getting its SIGKILL.
-    crate::ops::wait_for_group_kills(
-        app.config.jobs.max_kill_grace().saturating_add(Duration::from_secs(1)),
-    )
-    .await;
+    crate::ops::wait_for_group_kills().await;
     if let Ok(r) = &report
         && r.unwritten > 0
     {

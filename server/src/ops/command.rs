@@ -20,7 +20,7 @@ use std::io::ErrorKind as IoKind;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -319,24 +319,59 @@ async fn terminate(
     }
 }
 
-/// How many groups a [`GroupGuard`] thread is still to SIGKILL.
-static PENDING_KILLS: AtomicUsize = AtomicUsize::new(0);
+/// A process group a [`GroupGuard`] thread is still to SIGKILL, and when
+/// the SIGKILL is due.
+#[derive(Debug)]
+struct PendingKill {
+    group: Pid,
+    kill_at: Instant,
+}
 
-/// Waits, at most `limit`, until no dropped attempt's process group is
-/// left to SIGKILL: a process that exits right after stopping its
-/// scheduler calls this, so a group that ignores SIGTERM is not left
-/// running once the process is gone.
-pub async fn wait_for_group_kills(limit: Duration) {
-    let deadline = tokio_deadline(tokio::time::Instant::now(), limit);
-    while PENDING_KILLS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+/// The groups of dropped attempts not gone yet, of every job this process
+/// ran (configured, defined through the API or by a reload).
+static PENDING_KILLS: Mutex<Vec<PendingKill>> = Mutex::new(Vec::new());
+
+/// How long a group is watched after its SIGKILL (which is delivered
+/// asynchronously) before it counts as gone.
+const REAP: Duration = Duration::from_secs(1);
+
+/// The pending kills, whatever a panicking holder left (the list stays
+/// consistent: each change is one push or one removal).
+fn pending_kills() -> std::sync::MutexGuard<'static, Vec<PendingKill>> {
+    PENDING_KILLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// When the pending kills that `which` selects are over at the latest (the
+/// last SIGKILL due, the time it takes to land, a second for the thread to
+/// be scheduled); `None` when none is pending.
+fn pending_until(which: impl Fn(&PendingKill) -> bool) -> Option<Instant> {
+    let last = pending_kills().iter().filter(|k| which(k)).map(|k| k.kill_at).max()?;
+    Some(deadline(last, REAP.saturating_add(Duration::from_secs(1))))
+}
+
+/// Waits while `which` selects a pending kill, at most until its SIGKILL
+/// has landed (see [`pending_until`]).
+async fn wait_for_pending(which: impl Fn(&PendingKill) -> bool) {
+    let Some(until) = pending_until(&which) else { return };
+    while Instant::now() < until && pending_kills().iter().any(&which) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
+/// Waits until no dropped attempt's process group is left to SIGKILL, of
+/// any command job this process started: at most the longest `kill_grace`
+/// in force (plus a second or two for the SIGKILL to land). A process that
+/// exits right after stopping its scheduler calls this, so a group that
+/// ignores SIGTERM is not left running once the process is gone.
+pub async fn wait_for_group_kills() {
+    wait_for_pending(|_| true).await;
+}
+
 /// Kills the process group when the attempt is dropped before its end (its
-/// timeout, a stop that did not wait): SIGTERM at once, SIGKILL after
-/// `grace` from a thread, which needs no runtime
-/// ([`wait_for_group_kills`] waits for it).
+/// timeout, a cancel, a stop that did not wait): SIGTERM at once, SIGKILL
+/// after `grace` from a thread, which needs no runtime. Until the group is
+/// gone it is listed in [`PENDING_KILLS`], which [`wait_for_group_kills`]
+/// waits for.
 #[derive(Debug)]
 struct GroupGuard {
     group: Pid,
@@ -349,19 +384,26 @@ impl Drop for GroupGuard {
         if !self.armed || killpg(self.group, Signal::SIGTERM).is_err() {
             return;
         }
-        let (group, grace) = (self.group, self.grace);
+        let group = self.group;
+        let kill_at = deadline(Instant::now(), self.grace);
+        pending_kills().push(PendingKill { group, kill_at });
+        let done = move || {
+            pending_kills().retain(|k| (k.group, k.kill_at) != (group, kill_at));
+        };
         let kill = move || {
-            let deadline = deadline(Instant::now(), grace);
-            while group_alive(group) && Instant::now() < deadline {
+            while group_alive(group) && Instant::now() < kill_at {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = killpg(group, Signal::SIGKILL);
-            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
+            let gone_by = deadline(Instant::now(), REAP);
+            while group_alive(group) && Instant::now() < gone_by {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done();
         };
-        PENDING_KILLS.fetch_add(1, Ordering::SeqCst);
         if std::thread::Builder::new().name("mscribe-kill".to_owned()).spawn(kill).is_err() {
             let _ = killpg(group, Signal::SIGKILL);
-            PENDING_KILLS.fetch_sub(1, Ordering::SeqCst);
+            done();
         }
     }
 }
@@ -638,7 +680,7 @@ mod tests {
         let (out, ()) = tokio::join!(j.execute(&cancel, &[]), canceller);
         assert!(out.error.as_deref().unwrap().starts_with("cancelled"), "{:?}", out.error);
         assert_gone(&pid_file);
-        wait_for_group_kills(Duration::MAX).await;
+        wait_for_group_kills().await;
     }
 
     /// The process whose pid `pid_file` holds is gone (or a zombie) within
