@@ -5,10 +5,12 @@
 //!
 //! The process group is the unit of cleanup. On cancellation the group gets
 //! SIGTERM, then SIGKILL after `kill_grace`; when the attempt is dropped
-//! (its timeout) a guard does the same from a thread of its own. When the
-//! main process exits, processes it left behind in its group (`cmd &`) get
-//! the same treatment, so no run leaves anything running. (A process that
-//! leaves the group on purpose, with `setsid`, is out of reach.)
+//! (its timeout, a cancel) a guard does the same from a thread of its own,
+//! and the job's next attempt starts its process only once that group is
+//! gone. When the main process exits, processes it left behind in its group
+//! (`cmd &`) get the same treatment, so no run leaves anything running. (A
+//! process that leaves the group on purpose, with `setsid`, is out of
+//! reach.)
 //!
 //! The process gets the server's environment without its `MSCRIBE_*`
 //! variables (the admin token, the database URL), then `env_file`, then
@@ -100,6 +102,26 @@ impl CommandJob {
         if let Some(cwd) = &o.cwd {
             cmd.current_dir(cwd);
         }
+        // An earlier attempt of this job dropped at its timeout or a cancel
+        // may still be dying (its group has up to `kill_grace` after the
+        // SIGTERM): never two attempts' processes at once. The wait counts
+        // toward this attempt's timeout.
+        let earlier = |k: &PendingKill| k.job == self.id;
+        if pending_until(earlier).is_some() {
+            tracing::info!(
+                job_id = %self.id,
+                "waiting for the process group of an earlier attempt to be gone before starting"
+            );
+            tokio::select! {
+                () = wait_for_pending(earlier) => {}
+                () = cancel.cancelled() => {
+                    return OpsOutcome::failed(
+                        json!({}),
+                        "cancelled while waiting for an earlier attempt's process group to be gone",
+                    );
+                }
+            }
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return spawn_failure(program, &e),
@@ -112,7 +134,8 @@ impl CommandJob {
         };
         // `process_group(0)`: the group's id is the child's pid.
         let group = Pid::from_raw(pid);
-        let mut guard = GroupGuard { group, grace: o.kill_grace, armed: true };
+        let mut guard =
+            GroupGuard { job: self.id.clone(), group, grace: o.kill_grace, armed: true };
         let limit = usize::try_from(o.output_limit).unwrap_or(usize::MAX);
         let (mut out, mut err) = (Tail::new(limit), Tail::new(limit));
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -319,10 +342,11 @@ async fn terminate(
     }
 }
 
-/// A process group a [`GroupGuard`] thread is still to SIGKILL, and when
-/// the SIGKILL is due.
+/// A process group a [`GroupGuard`] thread is still to SIGKILL: the job
+/// whose attempt it was and when the SIGKILL is due.
 #[derive(Debug)]
 struct PendingKill {
+    job: String,
     group: Pid,
     kill_at: Instant,
 }
@@ -370,10 +394,11 @@ pub async fn wait_for_group_kills() {
 /// Kills the process group when the attempt is dropped before its end (its
 /// timeout, a cancel, a stop that did not wait): SIGTERM at once, SIGKILL
 /// after `grace` from a thread, which needs no runtime. Until the group is
-/// gone it is listed in [`PENDING_KILLS`], which [`wait_for_group_kills`]
-/// waits for.
+/// gone it is listed in [`PENDING_KILLS`]: the job's next attempt waits for
+/// it, and so does [`wait_for_group_kills`].
 #[derive(Debug)]
 struct GroupGuard {
+    job: String,
     group: Pid,
     grace: Duration,
     armed: bool,
@@ -386,7 +411,7 @@ impl Drop for GroupGuard {
         }
         let group = self.group;
         let kill_at = deadline(Instant::now(), self.grace);
-        pending_kills().push(PendingKill { group, kill_at });
+        pending_kills().push(PendingKill { job: self.job.clone(), group, kill_at });
         let done = move || {
             pending_kills().retain(|k| (k.group, k.kill_at) != (group, kill_at));
         };
@@ -681,6 +706,49 @@ mod tests {
         assert!(out.error.as_deref().unwrap().starts_with("cancelled"), "{:?}", out.error);
         assert_gone(&pid_file);
         wait_for_group_kills().await;
+    }
+
+    /// An attempt dropped by the engine (its timeout, a cancel) leaves its
+    /// group to a thread that SIGKILLs it after `kill_grace`: the job's next
+    /// attempt starts its process only once that group is gone, never two
+    /// attempts' processes at once.
+    #[tokio::test]
+    async fn the_next_attempt_starts_once_the_dropped_attempts_group_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("first.pid");
+        let pid = pid_file.display();
+        // The first attempt ignores SIGTERM and runs on; a later one says
+        // whether the first is still alive (a zombie is not).
+        let script = format!(
+            "if [ -f {pid} ]; then s=$(cut -d' ' -f3 /proc/$(cat {pid})/stat 2>/dev/null); \
+             case $s in ''|Z|X) echo clear;; *) echo overlap;; esac; exit 0; fi; \
+             trap '' TERM; echo $$ > {pid}; while :; do sleep 1; done"
+        );
+        let j = CommandJob::new(
+            "next-attempt-waits",
+            CommandOptions {
+                shell: Some(script),
+                kill_grace: Duration::from_millis(1500),
+                ..CommandOptions::default()
+            },
+        );
+        let cancel = CancellationToken::new();
+        let first = j.execute(&cancel, &[]);
+        let started = async {
+            while !std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            _ = first => panic!("the first attempt ended on its own"),
+            () = started => {}
+        }
+        // The first attempt's future is dropped here, as at a timeout.
+        let begun = Instant::now();
+        let second = run(&j).await;
+        assert_eq!(second.data["stdout"], "clear\n", "{:?}", second.data);
+        assert!(begun.elapsed() >= Duration::from_secs(1), "{:?}", begun.elapsed());
+        assert_gone(&pid_file);
     }
 
     /// The process whose pid `pid_file` holds is gone (or a zombie) within
