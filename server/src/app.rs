@@ -20,8 +20,9 @@ use crate::metrics::ServerMetrics;
 use crate::ops::{JOBS, OpsContext, ops_jobs};
 use crate::token::{TokenError, TokenSource, resolve_admin_token};
 
-/// How long [`App::build`] reads the history for the freshness metrics
-/// before it gives up (they then start at 0 until the jobs run).
+/// How long a read of the history for the freshness metrics may take
+/// before it is given up (the jobs' series then start at 0 until they run,
+/// or until the next job is registered, which reads them again).
 const SEED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stop cleanly.
@@ -216,19 +217,10 @@ impl App {
         }
         // The freshness metrics start from the store's history: a bounded
         // read (two queries per job), given up after a few seconds so that
-        // a slow database never holds the start back.
-        let ids: Vec<String> = scheduler.jobs().into_iter().map(|j| j.id).collect();
-        let store = db.store();
-        match tokio::time::timeout(SEED_TIMEOUT, metrics.seed_from_store(&*store, &ids)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "freshness metrics: could not read the history at start")
-            }
-            Err(_) => tracing::warn!(
-                timeout_ms = SEED_TIMEOUT.as_millis() as u64,
-                "freshness metrics: reading the history at start timed out"
-            ),
-        }
+        // a slow database never holds the start back. The jobs of stored
+        // definitions are read when they are registered (below, and in
+        // `serve_until`).
+        seed_metrics(&metrics, &scheduler, &db).await;
         // After registration: the jobs registered paused (`enabled = false`)
         // stay paused whatever the cluster's state says.
         let control = ControlPlane::for_database(&db, scheduler.clone());
@@ -249,7 +241,14 @@ impl App {
         // needs the alert loops, whatever the configuration asks.
         control.on_definitions({
             let (alerts, scheduler) = (alerts.clone(), scheduler.clone());
+            let (metrics, db) = (metrics.clone(), db.clone());
             move |pauses| {
+                // A job defined since has its freshness series read from
+                // its history (kept across a delete).
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let (metrics, scheduler, db) = (metrics.clone(), scheduler.clone(), db.clone());
+                    rt.spawn(async move { seed_metrics(&metrics, &scheduler, &db).await });
+                }
                 if pauses {
                     alerts.set_observing(true);
                     if scheduler.phase() == mscribe_scheduler::Phase::Running {
@@ -304,10 +303,14 @@ impl App {
         let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
         let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
         let reloader = self.reloader.clone();
+        let (metrics, scheduler, db) =
+            (self.metrics.clone(), self.scheduler.clone(), self.db.clone());
         let reloads = tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 tracing::info!(signal = "SIGHUP", "reloading the configuration");
                 reloader.reload_logged().await;
+                // The jobs the reload added: their series from the history.
+                seed_metrics(&metrics, &scheduler, &db).await;
             }
         });
         let shutdown = async move {
@@ -337,6 +340,9 @@ impl App {
         if let Err(e) = self.control.prepare(ops_definitions(&self.config)).await {
             tracing::warn!(error = %e, "control plane: could not apply the cluster's state at start");
         }
+        // The jobs of the stored definitions, registered just now: their
+        // freshness series before the first scrape.
+        seed_metrics(&self.metrics, &self.scheduler, &self.db).await;
         self.scheduler.start().await?;
         self.control.spawn();
         if alerts::wanted(&self.config) || self.control.defined_pause_after_failures() {
@@ -410,5 +416,24 @@ impl App {
             "stopped"
         );
         Ok(report)
+    }
+}
+
+/// Reads the freshness metrics of the registered jobs not read yet from
+/// the history ([`ServerMetrics::seed_new_jobs`]), given up after
+/// [`SEED_TIMEOUT`]; a failure is logged, and the next call reads those
+/// jobs again.
+async fn seed_metrics(metrics: &ServerMetrics, scheduler: &JobScheduler, db: &Database) {
+    let ids: Vec<String> = scheduler.jobs().into_iter().map(|j| j.id).collect();
+    let store = db.store();
+    match tokio::time::timeout(SEED_TIMEOUT, metrics.seed_new_jobs(&*store, &ids)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "freshness metrics: could not read the history")
+        }
+        Err(_) => tracing::warn!(
+            timeout_ms = SEED_TIMEOUT.as_millis() as u64,
+            "freshness metrics: reading the history timed out"
+        ),
     }
 }

@@ -27,7 +27,8 @@
 //! registered job from the first scrape after its registration, before it
 //! ever fires, so that `absent()` and `time() - ...` rules work from the
 //! start. `last_success` and `last_run` move as this instance ends runs, and
-//! are seeded at start from the store's history ([`ServerMetrics::seed_from_store`]);
+//! are seeded at start from the store's history ([`ServerMetrics::seed_from_store`]),
+//! and for a job registered later ([`ServerMetrics::seed_new_jobs`]);
 //! runs ended by other instances on the same database reach them only at
 //! this instance's next start: alert on `max by (job)` across instances.
 //! `next_fire` and `paused` are sampled from the scheduler at each scrape.
@@ -142,6 +143,9 @@ pub struct ServerMetrics {
     /// The jobs given series at the last scrape (to drop those of jobs
     /// unregistered since).
     known_jobs: Mutex<BTreeSet<String>>,
+    /// The jobs whose freshness series were read from the history (until
+    /// a scrape finds them unregistered).
+    seeded: Mutex<BTreeSet<String>>,
     /// The store counters' values at the last scrape (they are cumulative
     /// in the engine, deltas here).
     last_store: Mutex<(u64, u64)>,
@@ -294,6 +298,7 @@ impl Default for ServerMetrics {
             next_fire,
             paused,
             known_jobs: Mutex::new(BTreeSet::new()),
+            seeded: Mutex::new(BTreeSet::new()),
             last_store: Mutex::new((0, 0)),
             scheduler: OnceLock::new(),
         }
@@ -356,6 +361,9 @@ impl ServerMetrics {
         let jobs = s.jobs();
         let mut known = self.known_jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now: BTreeSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let mut seeded = self.seeded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seeded.retain(|id| now.contains(id));
+        drop(seeded);
         for gone in known.difference(&now) {
             let job = JobLabels { job: gone.clone() };
             self.last_success.remove(&job);
@@ -396,6 +404,7 @@ impl ServerMetrics {
         for id in job_ids {
             let success = HistoryQuery::new(id.as_str(), 1).with_status(ExecutionStatus::Succeeded);
             let recent = HistoryQuery::new(id.as_str(), SEED_ROWS);
+            let mut read = true;
             for rows in [store.history(&success).await, store.history(&recent).await] {
                 match rows {
                     Ok(rows) => {
@@ -404,12 +413,38 @@ impl ServerMetrics {
                         }
                     }
                     Err(e) => {
+                        read = false;
                         first_error.get_or_insert(e);
                     }
                 }
             }
+            if read {
+                self.seeded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id.clone());
+            }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// [`seed_from_store`](Self::seed_from_store) for the jobs of `job_ids`
+    /// not read yet: those registered after the start (defined through the
+    /// API or the CLI, added by a reload), and those whose read failed.
+    /// A job unregistered and registered again is read again.
+    pub async fn seed_new_jobs(
+        &self,
+        store: &dyn ExecutionStore,
+        job_ids: &[String],
+    ) -> Result<(), mscribe_scheduler::StoreError> {
+        let new: Vec<String> = {
+            let seeded = self.seeded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            job_ids.iter().filter(|id| !seeded.contains(*id)).cloned().collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.seed_from_store(store, &new).await
     }
 
     /// A run of `job` ended with the final `status` at `at`.

@@ -294,3 +294,51 @@ async fn command_jobs_need_the_operators_consent_and_the_cli_applies_a_file() {
     assert!(err.contains("[jobs.bad]") && err.contains("ftp://example.test/"), "{err}");
     assert_eq!(srv.json("GET", "/jobs/good", Some(TOKEN)).await.0, 404, "nothing was sent");
 }
+
+/// The value of the series `series` (name and labels) in a scrape.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_freshness_metrics_of_an_api_defined_job_are_seeded_from_its_history_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, _) = receiver().await;
+    let env = env_for(dir.path(), "a", &[]);
+    let srv = Server::start(dir.path(), &env);
+    let def = json!({ "kind": "http", "url": hook, "schedule": "@every 365d" });
+    assert_eq!(srv.send("PUT", "/jobs/yearly", TOKEN, &def).await.0, 201);
+    let (code, body) = srv.json("POST", "/jobs/yearly/trigger", Some(TOKEN)).await;
+    assert!(code < 300, "{code} {body}");
+    let series = "mscribe_job_last_success_timestamp_seconds{job=\"yearly\"}";
+    until("a success in the metrics", 20, async || {
+        let r = srv.req("GET", "/metrics", None).await;
+        metric(&String::from_utf8_lossy(&r.body), series).is_some_and(|v| v > 0.0)
+    })
+    .await;
+    let r = srv.req("GET", "/metrics", None).await;
+    let before = metric(&String::from_utf8_lossy(&r.body), series).unwrap();
+    drop(srv.terminate());
+
+    // Restarted: the job comes from its stored definition, and its series
+    // from the history at once (no run since).
+    let srv = Server::start(dir.path(), &env);
+    let r = srv.req("GET", "/metrics", None).await;
+    let text = String::from_utf8_lossy(&r.body);
+    assert_eq!(metric(&text, series), Some(before), "{text}");
+    let run = "mscribe_job_last_run_timestamp_seconds{job=\"yearly\",status=\"succeeded\"}";
+    assert_eq!(metric(&text, run), Some(before), "{text}");
+
+    // A job defined later on this instance is seeded when it arrives: its
+    // history (kept after a delete) is read again.
+    assert_eq!(srv.json("DELETE", "/jobs/yearly", Some(TOKEN)).await.0, 200);
+    let r = srv.req("GET", "/metrics", None).await;
+    assert_eq!(metric(&String::from_utf8_lossy(&r.body), series), None, "gone with the job");
+    assert_eq!(srv.send("PUT", "/jobs/yearly", TOKEN, &def).await.0, 201);
+    until("seeded again", 5, async || {
+        let r = srv.req("GET", "/metrics", None).await;
+        metric(&String::from_utf8_lossy(&r.body), series) == Some(before)
+    })
+    .await;
+    drop(srv.terminate());
+}
