@@ -368,6 +368,59 @@ async fn a_job_that_stops_succeeding_is_overdue_once_per_window() {
     a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
 }
 
+/// The `overdue` bodies `rx` received for `job`.
+fn overdue_of(rx: &Receiver, job: &str) -> Vec<Value> {
+    rx.bodies().into_iter().filter(|b| b["event"] == "overdue" && b["job"] == job).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_defined_after_the_start_is_overdue_one_window_after_its_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = VirtualClock::at_epoch_2026();
+    let cfg = alerts(&rx.url, "events = [\"overdue\"]");
+    let a = instance(
+        "a",
+        &dir.path().join("db"),
+        Arc::new(clock.clone()),
+        Arc::new(AtomicBool::new(false)),
+        "@yearly",
+        cfg.clone(),
+        JobAlerting::default(),
+        AlertSettings::default(),
+    )
+    .await;
+    a.scheduler.start().await.unwrap();
+    a.service.round().await;
+    // Ten hours later, a job with a one-hour window is defined.
+    clock.advance(Duration::from_secs(10 * 3600));
+    a.scheduler
+        .register(
+            JobConfig::new("late", |_ctx: JobContext| async { Ok::<(), String>(()) })
+                .schedule("@yearly"),
+        )
+        .unwrap();
+    let hour = JobAlerting {
+        expect_success_within: Some(Duration::from_secs(3600)),
+        ..JobAlerting::default()
+    };
+    a.service.reconfigure(
+        cfg,
+        BTreeMap::from([("flaky".to_owned(), JobAlerting::default()), ("late".to_owned(), hour)]),
+    );
+    for _ in 0..3 {
+        a.service.round().await;
+    }
+    assert!(overdue_of(&rx, "late").is_empty(), "defined just now: {:?}", rx.bodies());
+    clock.advance(Duration::from_secs(1800));
+    a.service.round().await;
+    assert!(overdue_of(&rx, "late").is_empty(), "half a window: {:?}", rx.bodies());
+    clock.advance(Duration::from_secs(1800));
+    rounds_until(&[&a.service], || overdue_of(&rx, "late").len() == 1).await;
+    assert_eq!(overdue_of(&rx, "late")[0]["details"]["windows_missed"], 1);
+    a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_send_each_event_once() {
     let dir = tempfile::tempdir().unwrap();

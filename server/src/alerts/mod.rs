@@ -160,11 +160,19 @@ struct Inner {
     pending: Mutex<VecDeque<Observed>>,
     dropped: Arc<AtomicU64>,
     last_check: Mutex<Option<DateTime<Utc>>>,
-    /// When the service was built: the start of an `overdue` window of a
-    /// job that never succeeded.
-    started: DateTime<Utc>,
+    /// When this instance first saw each registered job: the start of the
+    /// `overdue` windows of a job that never succeeded.
+    watching: Mutex<Watching>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// When this instance first saw each registered job, and when it last
+/// looked.
+#[derive(Default)]
+struct Watching {
+    since: std::collections::HashMap<String, DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
 }
 
 /// The alerts and the jobs' alert keys in force, and the delivery lease
@@ -229,7 +237,6 @@ impl AlertService {
             parts;
         let conf = AlertConf::new(alerts, jobs, &settings);
         settings.lease = conf.lease;
-        let started = scheduler.clock().now();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("mscribe/", env!("CARGO_PKG_VERSION")))
@@ -252,7 +259,7 @@ impl AlertService {
                 pending: Mutex::new(VecDeque::new()),
                 dropped: intake.dropped,
                 last_check: Mutex::new(None),
-                started,
+                watching: Mutex::new(Watching::default()),
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
             }),
@@ -315,6 +322,7 @@ impl AlertService {
     pub async fn round(&self) -> RoundReport {
         let (observed, mut enqueued) = self.intake().await;
         let mut report = RoundReport { observed, ..RoundReport::default() };
+        self.watch_jobs(true);
         if self.lease().await {
             report.leader = true;
             enqueued += self.checks(true).await;
@@ -496,6 +504,37 @@ impl AlertService {
         }
     }
 
+    /// Notes when this instance first saw each registered job (a job
+    /// registered since the last look is seen now), and forgets the jobs
+    /// gone; at most once per `check_every` unless `force`. Every instance
+    /// looks, with the lease or not, so that the one that takes the lease
+    /// over knows how long each job has been watched.
+    fn watch_jobs(&self, force: bool) {
+        let now = self.now();
+        let every = chrono::Duration::from_std(self.inner.settings.check_every).unwrap_or_default();
+        {
+            let w = self.inner.watching.lock().unwrap_or_else(PoisonError::into_inner);
+            if !force && w.last.is_some_and(|l| now < l + every) {
+                return;
+            }
+        }
+        let ids: std::collections::HashSet<String> =
+            self.inner.scheduler.jobs().into_iter().map(|j| j.id).collect();
+        let mut w = self.inner.watching.lock().unwrap_or_else(PoisonError::into_inner);
+        w.since.retain(|id, _| ids.contains(id));
+        for id in ids {
+            w.since.entry(id).or_insert(now);
+        }
+        w.last = Some(now);
+    }
+
+    /// When this instance first saw job `id` (now if not yet).
+    fn watched_since(&self, id: &str) -> DateTime<Utc> {
+        let now = self.now();
+        let mut w = self.inner.watching.lock().unwrap_or_else(PoisonError::into_inner);
+        *w.since.entry(id.to_owned()).or_insert(now)
+    }
+
     /// `overdue` and `paused_too_long`, at most once per `check_every`
     /// unless `force`. Returns the rows enqueued.
     async fn checks(&self, force: bool) -> usize {
@@ -509,6 +548,7 @@ impl AlertService {
             }
             *last = Some(now);
         }
+        self.watch_jobs(true);
         let mut rows = Vec::new();
         let conf = self.conf();
         let alerts = &conf.alerts;
@@ -523,9 +563,11 @@ impl AlertService {
                 }
             };
             // Never succeeded: counted from when this instance started
-            // watching (the key is the same on every instance, so the
-            // first window is raised once).
-            let since = last.unwrap_or(self.inner.started);
+            // watching the job (its start, or the job's registration here
+            // if later), so that a job defined a moment ago is not overdue
+            // (the key is the same on every instance, so the first window
+            // is raised once).
+            let since = last.unwrap_or_else(|| self.watched_since(&info.id));
             let elapsed = (now - since).to_std().unwrap_or_default();
             let n = elapsed.as_nanos() / window.as_nanos().max(1);
             if n >= 1 {
@@ -623,6 +665,7 @@ impl AlertService {
         let mut stop = self.inner.stop.subscribe();
         tasks.push(tokio::spawn(async move {
             loop {
+                worker.watch_jobs(false);
                 if worker.lease().await {
                     worker.checks(false).await;
                     worker.deliver().await;
