@@ -422,6 +422,57 @@ async fn a_job_defined_after_the_start_is_overdue_one_window_after_its_definitio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_never_succeeded_is_overdue_once_per_window_after_a_restart_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = VirtualClock::at_epoch_2026();
+    let hour = JobAlerting {
+        expect_success_within: Some(Duration::from_secs(3600)),
+        ..JobAlerting::default()
+    };
+    let start = async || {
+        let i = instance(
+            "a",
+            &dir.path().join("db"),
+            Arc::new(clock.clone()),
+            Arc::new(AtomicBool::new(true)),
+            "@yearly",
+            alerts(&rx.url, "events = [\"overdue\"]"),
+            hour.clone(),
+            AlertSettings::default(),
+        )
+        .await;
+        i.scheduler.start().await.unwrap();
+        i.service.round().await;
+        i
+    };
+    let a = start().await;
+    for n in 1..=3 {
+        clock.advance(Duration::from_secs(3600));
+        rounds_until(&[&a.service], || overdue_of(&rx, "flaky").len() == n).await;
+    }
+    a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+    drop(a);
+
+    // Restarted: one alert per window again, counted from the restart.
+    let a = start().await;
+    clock.advance(Duration::from_secs(1800));
+    for _ in 0..3 {
+        a.service.round().await;
+    }
+    assert_eq!(overdue_of(&rx, "flaky").len(), 3, "half a window since the restart");
+    clock.advance(Duration::from_secs(1800));
+    rounds_until(&[&a.service], || overdue_of(&rx, "flaky").len() == 4).await;
+    clock.advance(Duration::from_secs(3600));
+    rounds_until(&[&a.service], || overdue_of(&rx, "flaky").len() == 5).await;
+    for _ in 0..3 {
+        a.service.round().await;
+    }
+    assert_eq!(overdue_of(&rx, "flaky").len(), 5, "once per window");
+    a.scheduler.stop(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_send_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Mode::Ok).await;

@@ -307,10 +307,14 @@ pub(crate) fn auto_paused(
 }
 
 /// `overdue`: no success within `window` since `since` (the last success,
-/// or `None`: never), the `n`-th whole window missed.
+/// or `None`: never, counted from `watched`, when this instance started
+/// watching the job), the `n`-th whole window missed. The key of a job
+/// that never succeeded names `watched`, so that the windows counted again
+/// after a restart are new keys, not those of the windows before it.
 pub(crate) fn overdue(
     job: &str,
     since: Option<DateTime<Utc>>,
+    watched: DateTime<Utc>,
     window: std::time::Duration,
     n: u64,
     at: DateTime<Utc>,
@@ -323,7 +327,10 @@ pub(crate) fn overdue(
     Raised {
         event: AlertEvent::Overdue,
         job: job.to_owned(),
-        key: format!("{}/{n}", since.map_or_else(|| "never".to_owned(), ts)),
+        key: match since {
+            Some(t) => format!("{}/{n}", ts(t)),
+            None => format!("never/{}/{n}", ts(watched)),
+        },
         message,
         at,
         details: json!({
@@ -399,8 +406,8 @@ mod tests {
         assert_eq!(r.key, "e3/3");
         let rows = r.rows(alerts.iter().map(|(n, a)| (n, a)), |_| true);
         assert_eq!(rows.iter().map(|r| r.alert.as_str()).collect::<Vec<_>>(), ["s"]);
-        let o = overdue("a", None, std::time::Duration::from_secs(3600), 1, t0());
-        assert_eq!(o.key, "never/1");
+        let o = overdue("a", None, t0(), std::time::Duration::from_secs(3600), 1, t0());
+        assert_eq!(o.key, format!("never/{}/1", ts(t0())));
         assert!(short(&"x".repeat(400)).ends_with('…'));
     }
 }

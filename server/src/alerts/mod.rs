@@ -25,8 +25,9 @@
 //!    note.
 //! 3. The instance holding the `alerts` lease (one at a time, renewed each
 //!    round) checks `overdue` (no success in `expect_success_within`, read
-//!    from the shared history; keyed by the last success and the count of
-//!    whole windows since, so it is raised once per window) and
+//!    from the shared history; keyed by the last success, or for a job
+//!    that never succeeded by when this instance started watching it, and
+//!    the count of whole windows since, so it is raised once per window) and
 //!    `paused_too_long` (keyed by the pause's version), and delivers the
 //!    due rows: at most [`AlertSettings::batch`] per round, concurrently,
 //!    each within its alert's `timeout`, each attempt recorded.
@@ -564,15 +565,18 @@ impl AlertService {
             };
             // Never succeeded: counted from when this instance started
             // watching the job (its start, or the job's registration here
-            // if later), so that a job defined a moment ago is not overdue
-            // (the key is the same on every instance, so the first window
-            // is raised once).
-            let since = last.unwrap_or_else(|| self.watched_since(&info.id));
+            // if later), so that a job defined a moment ago is not overdue;
+            // the key names that instant, so that after a restart the
+            // windows are new keys, raised once each.
+            let watched = self.watched_since(&info.id);
+            let since = last.unwrap_or(watched);
             let elapsed = (now - since).to_std().unwrap_or_default();
             let n = elapsed.as_nanos() / window.as_nanos().max(1);
             if n >= 1 {
                 let n = u64::try_from(n).unwrap_or(u64::MAX);
-                rows.extend(events::overdue(&info.id, last, window, n, now).rows(alerts, |_| true));
+                rows.extend(
+                    events::overdue(&info.id, last, watched, window, n, now).rows(alerts, |_| true),
+                );
             }
         }
         if let Some(plane) = &self.inner.control {
