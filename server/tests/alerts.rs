@@ -473,6 +473,34 @@ async fn a_job_that_never_succeeded_is_overdue_once_per_window_after_a_restart_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_releases_the_lease_for_the_next_instance_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = VirtualClock::at_epoch_2026();
+    let make = async |name: &str| {
+        instance(
+            name,
+            &dir.path().join("db"),
+            Arc::new(clock.clone()),
+            Arc::new(AtomicBool::new(false)),
+            "@yearly",
+            alerts(&rx.url, ""),
+            JobAlerting::default(),
+            AlertSettings::default(),
+        )
+        .await
+    };
+    let a = make("a").await;
+    let b = make("b").await;
+    assert!(a.service.round().await.leader);
+    assert!(!b.service.round().await.leader, "a holds the lease");
+    a.service.stop(Duration::from_secs(1)).await;
+    // No time has passed: the lease is free because a let it go.
+    assert!(b.service.round().await.leader, "released at the stop");
+    assert!(!a.service.round().await.leader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_send_each_event_once() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Mode::Ok).await;

@@ -164,6 +164,9 @@ struct Inner {
     /// When this instance first saw each registered job: the start of the
     /// `overdue` windows of a job that never succeeded.
     watching: Mutex<Watching>,
+    /// Whether this instance took the lease at its last try (released at
+    /// [`AlertService::stop`]).
+    held: AtomicBool,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -261,6 +264,7 @@ impl AlertService {
                 dropped: intake.dropped,
                 last_check: Mutex::new(None),
                 watching: Mutex::new(Watching::default()),
+                held: AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
             }),
@@ -341,7 +345,10 @@ impl AlertService {
         let now = self.now();
         let until = now + chrono::Duration::from_std(self.conf().lease).unwrap_or_default();
         match self.inner.store.take_alert_lease(LEASE_NAME, self.instance(), now, until).await {
-            Ok(held) => held,
+            Ok(held) => {
+                self.inner.held.store(held, Ordering::Relaxed);
+                held
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "alerts: could not take the lease");
                 false
@@ -683,7 +690,10 @@ impl AlertService {
     }
 
     /// Stops both loops, waiting up to `grace` for a round in progress
-    /// (then aborting it: an undelivered row stays in the outbox).
+    /// (then aborting it: an undelivered row stays in the outbox), then
+    /// releases the lease if this instance held it, so that another
+    /// instance (or this one restarted) checks and delivers from its next
+    /// round instead of after the lease's expiry.
     pub async fn stop(&self, grace: Duration) {
         self.inner.stop.send_replace(true);
         let tasks =
@@ -692,6 +702,20 @@ impl AlertService {
             if tokio::time::timeout(grace, &mut t).await.is_err() {
                 tracing::warn!("alerts: a round did not end within the grace; aborting it");
                 t.abort();
+            }
+        }
+        if self.inner.held.swap(false, Ordering::Relaxed) {
+            // Renewed to expire now: free for any instance from now on.
+            let now = self.now();
+            let released = self.inner.store.take_alert_lease(LEASE_NAME, self.instance(), now, now);
+            match tokio::time::timeout(grace, released).await {
+                Ok(Ok(_)) => tracing::debug!("alerts: lease released"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "alerts: could not release the lease; it expires on its own")
+                }
+                Err(_) => {
+                    tracing::warn!("alerts: releasing the lease timed out; it expires on its own")
+                }
             }
         }
     }
