@@ -27,8 +27,9 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
     /// Jobs left as they were.
     pub unchanged: usize,
-    /// Whether the `[alerts.<name>]` blocks changed (the jobs' alert keys
-    /// change with their sections).
+    /// Whether the `[alerts.<name>]` blocks, or the alert keys of a job in
+    /// both configurations, changed (a job whose section changed only in
+    /// its alert keys is unchanged: not registered again, its run goes on).
     pub alerts_changed: bool,
     /// Jobs that could not be registered, with the scheduler's error.
     pub failed: Vec<(String, String)>,
@@ -140,16 +141,26 @@ fn restart_settings(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
+/// Whether a job of both `old` and `new` has other alert keys in `new`.
+fn alert_keys_changed(old: &Config, new: &Config) -> bool {
+    let before = alerts::job_alerting(old);
+    alerts::job_alerting(new).iter().any(|(id, keys)| before.get(id).is_some_and(|was| was != keys))
+}
+
 /// How the jobs of `new` differ from those of `old`: (added, removed,
-/// changed, unchanged), each in the order [`JobsConfig::all`] lists them.
+/// changed, unchanged), each in the order [`JobsConfig::all`] lists them;
+/// a job whose section differs only in its alert keys is unchanged.
 ///
 /// [`JobsConfig::all`]: crate::config::JobsConfig::all
 fn job_changes(old: &Config, new: &Config) -> (Vec<String>, Vec<String>, Vec<String>, usize) {
     let (mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), 0);
+    // Compared without their alert keys, which are in force for the next
+    // record without registering the job again (its run goes on).
+    let (old_jobs, new_jobs) = (old.jobs.without_alert_keys(), new.jobs.without_alert_keys());
     for id in new.jobs.ids() {
         if old.jobs.get(&id).is_none() {
             added.push(id);
-        } else if old.jobs.same_job(&new.jobs, &id) {
+        } else if old_jobs.same_job(&new_jobs, &id) {
             unchanged += 1;
         } else {
             changed.push(id);
@@ -268,7 +279,7 @@ impl Reloader {
         let old = self.config();
         let (added, removed, changed, unchanged) = job_changes(&old, &new);
         let mut report = ReloadReport {
-            alerts_changed: old.alerts != new.alerts,
+            alerts_changed: old.alerts != new.alerts || alert_keys_changed(&old, &new),
             needs_restart: restart_settings(&old, &new),
             unchanged,
             ..ReloadReport::default()

@@ -152,6 +152,34 @@ async fn settings_outside_jobs_and_alerts_wait_for_a_restart() {
 }
 
 #[tokio::test]
+async fn a_reload_changing_only_alert_keys_keeps_the_jobs_registered_and_applies_the_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = |keys: &str| {
+        format!(
+            "[jobs.long]\nkind = \"http\"\nschedule = \"@every 1h\"\nurl = \"http://127.0.0.1:9/long\"\n{keys}\n\
+             [jobs.database-backup]\n{keys}\n"
+        )
+    };
+    let app =
+        App::build(config(tmp.path(), &job("failures_in_a_row = 3")), BuildOptions::default())
+            .await
+            .unwrap();
+    let keys = "failures_in_a_row = 5\nexpect_success_within = \"26h\"\npaused_too_long = \"2h\"\npause_after_failures = 4";
+    let report = app.reloader.apply(config(tmp.path(), &job(keys))).await;
+    assert!(report.changed.is_empty(), "only alert keys changed: {report:?}");
+    assert!(report.added.is_empty() && report.removed.is_empty(), "{report:?}");
+    assert!(report.alerts_changed, "the keys are alert settings: {report:?}");
+    // In force for the next record.
+    let now = app.reloader.config();
+    for id in ["long", "database-backup"] {
+        let a = now.jobs.common(id).unwrap().alerting.clone();
+        assert_eq!((a.failures_in_a_row, a.pause_after_failures), (Some(5), Some(4)), "{id}");
+    }
+    assert!(app.alerts.is_running(), "pause_after_failures needs the alert loops");
+    app.alerts.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn an_alert_added_by_a_reload_starts_the_alert_loops() {
     let tmp = tempfile::tempdir().unwrap();
     let app = App::build(config(tmp.path(), ""), BuildOptions::default()).await.unwrap();

@@ -458,6 +458,28 @@ impl JobsConfig {
         }
     }
 
+    /// A copy with every job's alert keys unset: two configurations whose
+    /// copies are the same job ([`same_job`](Self::same_job)) differ at
+    /// most in alert keys, which a reload applies without registering the
+    /// job again.
+    pub(crate) fn without_alert_keys(&self) -> JobsConfig {
+        let mut j = self.clone();
+        j.history_retention.alerting = JobAlerting::default();
+        j.database_backup.alerting = JobAlerting::default();
+        j.log_rotation.alerting = JobAlerting::default();
+        j.temp_cleanup.alerting = JobAlerting::default();
+        j.security_scan.alerting = JobAlerting::default();
+        j.metrics_aggregation.alerting = JobAlerting::default();
+        j.health_snapshot.alerting = JobAlerting::default();
+        for def in j.user.values_mut() {
+            match def {
+                UserJobDef::Command(s) => s.alerting = JobAlerting::default(),
+                UserJobDef::Http(s) => s.alerting = JobAlerting::default(),
+            }
+        }
+        j
+    }
+
     /// The ids of every job, as [`all`](Self::all) lists them.
     pub fn ids(&self) -> Vec<String> {
         self.all().iter().map(|j| j.id.to_owned()).collect()
