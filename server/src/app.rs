@@ -69,13 +69,21 @@ pub struct BuildOptions {
     /// Register every job paused, and claim no fire: `mscribe run` runs one
     /// job here, now, whatever other instances do.
     pub pause_all: bool,
+    /// Open only a database that already exists with this build's schema
+    /// ([`Database::open_existing`]), before anything is created: `mscribe
+    /// run` must not make a new empty database (and back it up) out of a
+    /// wrong or missing `database_url`.
+    pub existing_database: bool,
     /// Called after log rotation renamed a log file.
     pub on_log_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for BuildOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuildOptions").field("pause_all", &self.pause_all).finish_non_exhaustive()
+        f.debug_struct("BuildOptions")
+            .field("pause_all", &self.pause_all)
+            .field("existing_database", &self.existing_database)
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,8 +138,15 @@ pub fn ensure_dirs(cfg: &Config) -> Result<(), AppError> {
 impl App {
     /// Opens the database, resolves the admin token, and builds the
     /// scheduler (system clock, current tokio runtime) with the seven jobs,
-    /// the health checker and the metrics. Nothing is started.
+    /// the health checker and the metrics. Nothing is started. With
+    /// [`BuildOptions::existing_database`] the database is opened first and
+    /// must exist: a missing one fails before any directory is created.
     pub async fn build(config: Config, opts: BuildOptions) -> Result<App, AppError> {
+        let existing = if opts.existing_database {
+            Some(Database::open_existing(&config.database_url).await?)
+        } else {
+            None
+        };
         ensure_dirs(&config)?;
         let config = Arc::new(config);
         let (admin_token, token_source) = resolve_admin_token(&config)?;
@@ -142,8 +157,17 @@ impl App {
                 "the admin token is shorter than 32 bytes; set a longer one (openssl rand -hex 32), or leave admin_token unset to have one generated"
             );
         }
-        let db = Database::open(&config.database_url).await?;
-        tracing::debug!(database = %db.target(), "database opened and migrated");
+        let db = match existing {
+            Some(db) => {
+                tracing::debug!(database = %db.target(), "existing database opened");
+                db
+            }
+            None => {
+                let db = Database::open(&config.database_url).await?;
+                tracing::debug!(database = %db.target(), "database opened and migrated");
+                db
+            }
+        };
         let metrics = ServerMetrics::new();
         let mut builder =
             JobScheduler::builder(Arc::new(SystemClock), Arc::new(TokioSpawner::current()))

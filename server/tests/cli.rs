@@ -43,6 +43,34 @@ fn read_only_commands_never_create_a_database() {
     }
 }
 
+/// `mscribe run` uses the database it is given: a wrong or missing
+/// `database_url` must not become a new empty database whose "backup"
+/// succeeds.
+#[test]
+fn run_on_a_missing_database_fails_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (env, db) = sqlite_env(dir);
+    for job in ["database-backup", "temp-cleanup"] {
+        let (code, out, err) = run_cli(dir, &env, &["run", job]);
+        assert_eq!(code, 2, "{job}: {out}{err}");
+        assert!(
+            err.contains(&format!("database file {} does not exist", db.display()))
+                && err.contains("mscribe migrate"),
+            "{job}: {err}"
+        );
+        assert!(!db.exists() && !db.parent().unwrap().exists(), "{job} created the database");
+        for d in ["data", "logs", "backups"] {
+            assert!(!dir.join(d).exists(), "{job} created {d}");
+        }
+    }
+    // An existing database is used as before.
+    assert_eq!(run_cli(dir, &env, &["migrate"]).0, 0);
+    let (code, out, err) = run_cli(dir, &env, &["run", "database-backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["status"], "succeeded", "{out}");
+}
+
 #[test]
 fn a_database_never_migrated_or_older_is_refused_untouched() {
     let tmp = tempfile::tempdir().unwrap();

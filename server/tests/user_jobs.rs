@@ -323,6 +323,12 @@ schedule = "@daily"
     )
     .unwrap();
     let env = env_for(dir);
+    // `mscribe run` needs an existing database.
+    let migrate = {
+        let (dir, env) = (dir.to_owned(), env.clone());
+        tokio::task::spawn_blocking(move || run_cli(&dir, &env, &["migrate"]))
+    };
+    assert_eq!(migrate.await.unwrap().0, 0);
     let cases = [
         ("flaky", 3, "retries_exhausted", "transient", "exited with code 3"),
         (

@@ -1,8 +1,8 @@
 //! The commands that act in this process and on the database directly:
 //! `serve`, `migrate`, `run`, and `jobs`, `history`, `trigger`, `pause`,
-//! `resume`, `cancel`, `audit` without `--url`. The read-only ones open
-//! the database with [`Database::open_existing`], which neither creates nor
-//! migrates it; the control actions are written through the storage
+//! `resume`, `cancel`, `audit` without `--url`. All but `serve` and
+//! `migrate` open the database with [`Database::open_existing`], which
+//! neither creates nor migrates it; the control actions are written through the storage
 //! crate's `ControlStore` (source `cli`), where running servers pick them
 //! up.
 
@@ -353,9 +353,10 @@ pub(super) async fn run_job(cli: &Cli, job: &str) -> CliResult {
     let cfg = load(cli)?;
     crate::logging::init(&cfg.log_level, None);
     let configured = cfg.jobs.get(job).is_some();
-    let app = App::build(cfg, BuildOptions { pause_all: true, ..Default::default() })
-        .await
-        .map_err(app_failure)?;
+    // The database must exist: a wrong database_url is an error, not a new
+    // empty database to run (and back up).
+    let opts = BuildOptions { pause_all: true, existing_database: true, ..Default::default() };
+    let app = App::build(cfg, opts).await.map_err(app_failure)?;
     if !configured && let Err(e) = register_defined(&app, job).await {
         app.db.close().await;
         return Err(e);
