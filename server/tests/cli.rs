@@ -179,17 +179,58 @@ fn control_actions_without_url_go_through_the_database() {
     let (code, out, err) = run_cli(dir, &env, &["trigger", "security-scan"]);
     assert_eq!(code, 0, "{err}");
     assert!(json(&out)["trigger_id"].is_i64(), "{out}");
-    let exec = "00000000-0000-0000-0000-00000000002a";
-    assert_eq!(run_cli(dir, &env, &["cancel", exec]).0, 0);
     let (code, out, err) = run_cli(dir, &env, &["audit", "--json"]);
     assert_eq!(code, 0, "{err}");
     let entries = json(&out)["entries"].as_array().unwrap().clone();
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["cancel", "trigger", "resume", "pause"], "newest first");
+    assert_eq!(actions, ["trigger", "resume", "pause"], "newest first");
     assert!(entries.iter().all(|e| e["source"] == "cli"));
-    assert_eq!(entries[3]["note"], "disk replacement");
+    assert_eq!(entries[2]["note"], "disk replacement");
     let (_, out, _) = run_cli(dir, &env, &["audit", "--job", "security-scan"]);
     assert_eq!(out.lines().count(), 2, "a header and one row: {out}");
+}
+
+/// `mscribe cancel ID` without `--url` records a request only for a run the
+/// database shows `running`; for any other id it fails naming it, as the
+/// API's 404 does, and records nothing.
+#[test]
+fn cancel_without_url_of_a_run_nobody_runs_fails_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (env, db) = sqlite_env(dir);
+    assert_eq!(run_cli(dir, &env, &["migrate"]).0, 0);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let row = |id: &str, status: &str| {
+        c.execute(
+            "INSERT INTO scheduled_job_executions (job_id, execution_id, attempt, status, \
+             scheduled_at, started_at, instance_id) VALUES ('security-scan', ?1, 1, ?2, \
+             '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'gone')",
+            rusqlite::params![id, status],
+        )
+        .unwrap();
+    };
+    let (unknown, ended, running) = (
+        "00000000-0000-0000-0000-00000000002a",
+        "00000000-0000-0000-0000-00000000002b",
+        "00000000-0000-0000-0000-00000000002c",
+    );
+    row(ended, "succeeded");
+    row(running, "running");
+    for id in [unknown, ended] {
+        let (code, out, err) = run_cli(dir, &env, &["cancel", id]);
+        assert_eq!(code, 2, "{id}: {out}{err}");
+        assert!(err.contains(id) && err.contains("no instance runs this execution"), "{err}");
+    }
+    let (code, out, err) = run_cli(dir, &env, &["cancel", running]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["outcome"], "requested", "{out}");
+    let (_, out, _) = run_cli(dir, &env, &["audit", "--json"]);
+    let entries = json(&out)["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "only the running run's cancel is recorded: {out}");
+    assert_eq!(
+        (entries[0]["execution_id"].as_str(), entries[0]["job_id"].as_str()),
+        (Some(running), Some("security-scan"))
+    );
 }
 
 #[test]

@@ -585,6 +585,9 @@ fn down<T>() -> mscribe_scheduler::StoreResult<T> {
 
 #[async_trait::async_trait]
 impl ControlStore for DownStore {
+    async fn running_job(&self, _: &str) -> mscribe_scheduler::StoreResult<Option<String>> {
+        down()
+    }
     async fn lock_backfill(
         &self,
         _: &str,

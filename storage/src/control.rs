@@ -519,6 +519,11 @@ pub trait ControlStore: Send + Sync + fmt::Debug {
     /// One cancel request by id.
     async fn cancel_request(&self, id: i64) -> StoreResult<Option<CancelRequest>>;
 
+    /// The job of run `execution_id` (a UUID) while one of its attempts is
+    /// recorded `running`, else `None`: whether any instance may be running
+    /// it, for a cancel made without a server.
+    async fn running_job(&self, execution_id: &str) -> StoreResult<Option<String>>;
+
     /// Writes the definition of a job defined through the API or the CLI
     /// (its `source` is [`Source::Api`] or [`Source::Cli`]) with its audit
     /// row, in one transaction; a definition of the same id is replaced.

@@ -162,6 +162,7 @@ macro_rules! control_conformance {
             );
             cases!(2, $fixture, |f| control(f.control(), &*f.store):
                 a_trigger_taken_and_never_claimed_is_taken_again,
+                running_job_finds_only_a_running_run,
             );
         }
     };

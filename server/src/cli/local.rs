@@ -528,9 +528,19 @@ pub(super) async fn trigger(cli: &Cli, job: &str) -> CliResult {
 pub(super) async fn cancel(cli: &Cli, execution_id: &str) -> CliResult {
     let id: ExecutionId = execution_id.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
     let (_, db) = open_existing(cli).await?;
+    // As the API's 404: a run with no `running` row runs nowhere, and a
+    // request for it would only be closed unhandled.
+    let Some(job) = db.control().running_job(&id.to_string()).await? else {
+        db.close().await;
+        return Err(Failure::Usage(format!(
+            "execution {id}: {}: the database has no running attempt of it (it ended, or \
+             never ran)",
+            crate::control::NOT_RUNNING
+        )));
+    };
     let req = NewCancel {
         execution_id: id.to_string(),
-        job_id: None,
+        job_id: Some(job),
         note: None,
         source: Source::Cli,
         instance_id: instance_id(),
@@ -546,7 +556,10 @@ pub(super) async fn cancel(cli: &Cli, execution_id: &str) -> CliResult {
         }))
         .unwrap_or_default()
     );
-    eprintln!("mscribe: cancel request {cancel_id} recorded; the instance running {id} cancels it");
+    eprintln!(
+        "mscribe: cancel request {cancel_id} recorded; the instance running {id} ({}) cancels it",
+        req.job_id.as_deref().unwrap_or_default()
+    );
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }

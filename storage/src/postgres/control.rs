@@ -116,6 +116,9 @@ mod sql {
     pub(super) const TRIGGER: &str =
         concat!("SELECT ", trigger_columns!(), " FROM job_triggers WHERE id = $1");
 
+    pub(super) const RUNNING_JOB: &str = "SELECT job_id FROM scheduled_job_executions
+    WHERE execution_id = $1::uuid AND status = 'running' LIMIT 1";
+
     pub(super) const INSERT_CANCEL: &str = "INSERT INTO execution_cancels
     (execution_id, requested_at, source, requested_by, note)
     VALUES ($1, $2, $3, $4, $5) RETURNING id";
@@ -577,6 +580,14 @@ impl ControlStore for PostgresStore {
             )
             .await?;
         row.as_ref().map(decode_cancel).transpose()
+    }
+
+    async fn running_job(&self, execution_id: &str) -> StoreResult<Option<String>> {
+        self.op(
+            "reading scheduled_job_executions",
+            sqlx::query_scalar(sql::RUNNING_JOB).bind(execution_id).fetch_optional(&self.pool),
+        )
+        .await
     }
 
     async fn put_definition(&self, d: &JobDefinition, audit: &AuditEntry) -> StoreResult<()> {

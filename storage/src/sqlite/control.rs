@@ -138,6 +138,9 @@ mod sql {
         concat!(cancel_columns!(), " WHERE handled_at IS NULL ORDER BY id LIMIT ?1");
     pub(super) const CANCEL: &str = concat!(cancel_columns!(), " WHERE id = ?1");
 
+    pub(super) const RUNNING_JOB: &str = "SELECT job_id FROM scheduled_job_executions
+    WHERE execution_id = ?1 AND status = 'running' LIMIT 1";
+
     pub(super) const FINISH_CANCEL: &str = "UPDATE execution_cancels
     SET handled_by = ?2, handled_at = ?3, outcome = ?4 WHERE id = ?1 AND handled_at IS NULL";
 
@@ -664,6 +667,14 @@ impl ControlStore for SqliteStore {
             })
             .await?;
         raw.map(decode_cancel).transpose()
+    }
+
+    async fn running_job(&self, execution_id: &str) -> StoreResult<Option<String>> {
+        let id = execution_id.to_owned();
+        self.read("reading scheduled_job_executions", move |c| {
+            c.prepare_cached(sql::RUNNING_JOB)?.query_row(params![id], |r| r.get(0)).optional()
+        })
+        .await
     }
 
     async fn put_definition(&self, d: &JobDefinition, audit: &AuditEntry) -> StoreResult<()> {

@@ -251,6 +251,21 @@ pub(crate) async fn notes_are_kept_in_full(c: &dyn ControlStore) {
     assert!(audit.iter().all(|r| r.entry.note.as_ref() == Some(&note)));
 }
 
+/// `running_job` names the job of a run while an attempt of it is
+/// `running`, and nothing for a run that ended or was never recorded.
+pub(crate) async fn running_job_finds_only_a_running_run(
+    c: &dyn ControlStore,
+    s: &dyn ExecutionStore,
+) {
+    use mscribe_scheduler::{ExecutionEvent, ExecutionStatus};
+    s.write(&[start("a", 1, 1, 100, "i1"), start("b", 2, 1, 100, "i1")]).await.unwrap();
+    let ended = end_with("b", 2, 1, 100, "i1", ExecutionStatus::Succeeded, 10);
+    s.write(&[ExecutionEvent::Finished(ended)]).await.unwrap();
+    assert_eq!(c.running_job(&eid(1).to_string()).await.unwrap().as_deref(), Some("a"));
+    assert_eq!(c.running_job(&eid(2).to_string()).await.unwrap(), None);
+    assert_eq!(c.running_job(&eid(3).to_string()).await.unwrap(), None);
+}
+
 /// Pending triggers are taken oldest first, once, only for the jobs
 /// asked; a trigger recorded as taken is never offered; finishing records
 /// the run.
