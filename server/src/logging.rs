@@ -123,13 +123,33 @@ pub fn init_serve(
     install(filter, format, file, Some(telemetry))
 }
 
-/// The filter of the log layers: `spec`, or `info` when it does not parse
-/// (saying so), never [`TRACE_TARGET`]: the spans of runs, attempts and
-/// requests are the OpenTelemetry layer's only, so that with no such layer
-/// none is created.
+/// The level names a directive without `=` may be (in any case).
+const LEVEL_NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Parses a log filter (`log_level`, `$MSCRIBE_LOG`): comma-separated
+/// directives, each a level name or `target=level`. A directive without
+/// `=` that is no level name is refused: the filter syntax would read it as
+/// a target and log that target alone, so a misspelt level (`warning`)
+/// would silence every line.
+pub fn parse_filter(spec: &str) -> Result<Targets, String> {
+    for d in spec.split(',').filter(|d| !d.contains('=')) {
+        if !LEVEL_NAMES.iter().any(|l| d.eq_ignore_ascii_case(l)) {
+            return Err(format!(
+                "\"{d}\" is no level (trace, debug, info, warn, error or off); to filter a \
+                 target, write target=level, e.g. \"info,mscribe_server=debug\""
+            ));
+        }
+    }
+    spec.parse().map_err(|e: tracing_subscriber::filter::ParseError| e.to_string())
+}
+
+/// The filter of the log layers: `spec`, or `info` when it is refused by
+/// [`parse_filter`] (saying so), never [`TRACE_TARGET`]: the spans of runs,
+/// attempts and requests are the OpenTelemetry layer's only, so that with
+/// no such layer none is created.
 fn log_targets(spec: &str) -> Targets {
-    let targets: Targets = spec.parse().unwrap_or_else(|e| {
-        eprintln!("mscribe: invalid {LOG_ENV} \"{spec}\" ({e}); using \"info\"");
+    let targets: Targets = parse_filter(spec).unwrap_or_else(|e| {
+        eprintln!("mscribe: invalid log filter \"{spec}\" ({e}); using \"info\"");
         Targets::new().with_default(tracing::Level::INFO)
     });
     targets.with_target(TRACE_TARGET, LevelFilter::OFF)
@@ -236,6 +256,20 @@ mod tests {
                 assert!(!other.is_disabled(), "{spec}");
             });
         }
+    }
+
+    #[test]
+    fn a_bare_word_that_is_no_level_is_refused_and_levels_and_targets_pass() {
+        for spec in ["info", "Warn", "OFF", "info,mscribe_server=debug", "mscribe=trace"] {
+            assert!(parse_filter(spec).is_ok(), "{spec}");
+        }
+        for (spec, word) in [("warning", "warning"), ("info,bogus", "bogus"), ("", ""), ("3", "3")]
+        {
+            let e = parse_filter(spec).unwrap_err();
+            assert!(e.contains(&format!("\"{word}\" is no level")), "{spec}: {e}");
+            assert!(e.contains("target=level"), "{e}");
+        }
+        assert!(parse_filter("info,mscribe_server=nope").is_err());
     }
 
     #[test]

@@ -75,6 +75,40 @@ fn config_check_accepts_a_good_file_and_refuses_a_bad_one_as_serve_does() {
 }
 
 #[test]
+fn a_misspelled_log_level_is_refused_naming_it() {
+    // A bare word that is no level would be read as a target name and
+    // silence every line: config check and serve refuse it, naming where
+    // it came from and how to filter a target.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.toml", "log_level = \"warning\"\n");
+    let good = write(dir.path(), "good.toml", "");
+    let cases = [
+        (&bad, None, "key `log_level` in file"),
+        (&good, Some(("MSCRIBE_LOG_LEVEL", "verbose")), "environment variable MSCRIBE_LOG_LEVEL"),
+        (&good, Some(("MSCRIBE_LOG", "info,bogus")), "environment variable MSCRIBE_LOG"),
+    ];
+    for (file, var, origin) in cases {
+        let env = env_of(var.as_slice());
+        let env = &env;
+        for cmd in [&["config", "check"][..], &["serve"][..]] {
+            let args: Vec<&str> = ["--config", file].iter().chain(cmd).copied().collect();
+            let (code, _, err) = run_cli(dir.path(), env, &args);
+            assert_eq!(code, 2, "{args:?} {env:?}: {err}");
+            assert!(err.contains(origin), "{err}");
+            assert!(err.contains("target=level"), "{err}");
+            let word = ["\"warning\"", "\"verbose\"", "\"bogus\""];
+            assert!(word.iter().any(|w| err.contains(w)), "{err}");
+        }
+    }
+    // Valid filters still pass, a level in any case and target=level too.
+    for spec in ["Warn", "info,mscribe_server=debug", "OFF"] {
+        let env = env_of(&[("MSCRIBE_LOG_LEVEL", spec), ("MSCRIBE_LOG", spec)]);
+        let (code, _, err) = run_cli(dir.path(), &env, &["--config", &good, "config", "check"]);
+        assert_eq!(code, 0, "{spec}: {err}");
+    }
+}
+
+#[test]
 fn config_show_merges_the_environment_and_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

@@ -383,7 +383,8 @@ impl Config {
     }
 
     /// Parses `text` (named `origin` in errors) and applies the overrides
-    /// that `env` returns for each variable of [`env_keys`].
+    /// that `env` returns for each variable of [`env_keys`]; checks the log
+    /// filter `env` returns for `$MSCRIBE_LOG` too.
     pub fn from_toml_str(
         text: &str,
         origin: &str,
@@ -395,9 +396,19 @@ impl Config {
         let cfg = file::deserialize_table(table.clone(), &file_origin)?;
         cfg.validate(&|_| file_origin.clone())?;
         env::check_unique_vars(&table, &file_origin)?;
+        // `$MSCRIBE_LOG` replaces `log_level` when set: checked as it is.
+        if let Some(spec) = env(crate::logging::LOG_ENV)
+            && let Err(e) = crate::logging::parse_filter(&spec)
+        {
+            return Err(ConfigError::Invalid {
+                origin: format!("environment variable {}", crate::logging::LOG_ENV),
+                key: "log_level".to_owned(),
+                reason: format!("invalid log filter \"{spec}\": {e}"),
+            });
+        }
 
         let mut merged = table;
-        let applied = env::apply(&mut merged, env)?;
+        let applied = env::apply(&mut merged, &env)?;
         if applied.is_empty() {
             return Ok(cfg);
         }

@@ -2,7 +2,7 @@
 //! but the server cannot use.
 //!
 //! A database URL it cannot open, an empty directory or token, a log filter
-//! that does not parse, a `lease` under 1 s, out-of-range health settings,
+//! that does not parse (or names no level where it means one), a `lease` under 1 s, out-of-range health settings,
 //! a `[telemetry]` endpoint that is no HTTP URL or a ratio out of 0..=1;
 //! for every job, built-in or of your own, a schedule or time zone that
 //! does not parse, a zero timeout, attempt count or `max_concurrent`, an
@@ -50,7 +50,7 @@ impl Config {
                 return Err(bad(key, "must not be empty".to_owned()));
             }
         }
-        if let Err(e) = self.log_level.parse::<tracing_subscriber::filter::Targets>() {
+        if let Err(e) = crate::logging::parse_filter(&self.log_level) {
             return Err(bad(
                 "log_level",
                 format!("invalid log filter \"{}\": {e}", self.log_level),
