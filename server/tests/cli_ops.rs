@@ -187,6 +187,42 @@ fn json_logs_are_one_object_per_line_and_a_start_logs_one_info_line() {
     serde_json::from_str::<serde_json::Value>(last).unwrap_or_else(|e| panic!("{e}: {last}"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_fields_of_text_values_are_plain_strings_not_quoted_json() {
+    // `outcome` of "triggered through the API" and `file` of "database
+    // backed up" are strings in the JSON line, not JSON text in a string.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let token = "json-log-test-token-0123456789abcdef";
+    let mut env = base_env(dir.path(), &db);
+    env.extend(env_of(&[("MSCRIBE_LOG_FORMAT", "json"), ("MSCRIBE_ADMIN_TOKEN", token)]));
+    let srv = Server::start(dir.path(), &env);
+    let (code, body) = srv.json("POST", "/jobs/database-backup/trigger", Some(token)).await;
+    assert_eq!(code, 202, "{body}");
+    let exec = body["execution_id"].as_str().unwrap().to_owned();
+    srv.poll("GET", "/jobs/database-backup/executions", Some(token), |_, b| {
+        b["executions"].as_array().is_some_and(|rows| {
+            rows.iter().any(|r| r["execution_id"] == exec.as_str() && r["status"] != "running")
+        })
+    })
+    .await;
+    let (status, stderr) = srv.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{stderr}"))
+    };
+    let triggered = line("triggered through the API");
+    assert_eq!(triggered["outcome"], "started", "{triggered}");
+    let backed_up = line("database backed up");
+    let file = backed_up["file"].as_str().unwrap();
+    assert!(!file.starts_with('"') && file.contains("backups"), "{backed_up}");
+}
+
 #[test]
 fn text_logs_have_no_escape_codes_with_no_color() {
     let dir = tempfile::tempdir().unwrap();

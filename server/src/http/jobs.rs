@@ -188,14 +188,14 @@ pub(super) async fn trigger(state: &ServerState, id: &str) -> Result<Response, A
         body["job_id"] = json!(id);
         body["trigger_id"] = json!(receipt.trigger_id);
         body["taken_by"] = json!(receipt.taken_by);
-        tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
+        tracing::info!(job_id = %id, outcome = body["outcome"].as_str().unwrap_or_default(), "triggered through the API");
         return Ok(json_response(code, &body));
     }
     known(state, id).await?;
     let outcome = state.scheduler.trigger(id).map_err(ApiError::scheduler)?;
     let (code, mut body) = outcome_body(&outcome);
     body["job_id"] = json!(id);
-    tracing::info!(job_id = %id, outcome = %body["outcome"], "triggered through the API");
+    tracing::info!(job_id = %id, outcome = body["outcome"].as_str().unwrap_or_default(), "triggered through the API");
     Ok(json_response(code, &body))
 }
 

@@ -180,7 +180,12 @@ impl DatabaseBackup {
                 data["kept"] = json!(kept);
                 data["deleted"] = json!(deleted);
                 let bytes = data["bytes"].as_u64().unwrap_or(0) as f64;
-                tracing::info!(file = %data["file"], kept, deleted = deleted.len(), "database backed up");
+                tracing::info!(
+                    file = data["file"].as_str().unwrap_or_default(),
+                    kept,
+                    deleted = deleted.len(),
+                    "database backed up"
+                );
                 OpsOutcome::ok(data).metric("bytes", bytes).metric("kept", kept as f64)
             }
             Err(e) => OpsOutcome::failed(
