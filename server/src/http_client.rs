@@ -49,8 +49,8 @@ pub fn parse_http_url(url: &str) -> Result<Url, String> {
             parsed.scheme()
         ));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("\"{}\" has no host", shown()));
+    if !names_a_host(url, &parsed) {
+        return Err(format!("\"{}\" has no host; write {}://HOST/PATH", shown(), parsed.scheme()));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
@@ -59,6 +59,17 @@ pub fn parse_http_url(url: &str) -> Result<Url, String> {
         ));
     }
     Ok(parsed)
+}
+
+/// Whether `text`, parsed as `parsed`, has a host, written after
+/// `scheme://`: the URL standard reads `http:///status` or `http:status`
+/// as host `status`, which is not what was written.
+pub(crate) fn names_a_host(text: &str, parsed: &Url) -> bool {
+    let after_scheme = text.trim().get(parsed.scheme().len()..).unwrap_or_default();
+    let authority = after_scheme.strip_prefix("://").unwrap_or_default();
+    parsed.host_str().is_some_and(|h| !h.is_empty())
+        && !authority.is_empty()
+        && !authority.starts_with(['/', '\\', '?', '#'])
 }
 
 /// `host:port` of a URL, as messages name a server.
@@ -184,6 +195,26 @@ mod tests {
             "\"https://u:REDACTED@h/\": credentials in the URL are not supported; send them in a \
              header"
         );
+    }
+
+    #[test]
+    fn a_url_without_a_host_is_refused_not_read_as_a_path() {
+        // The URL standard would take the first path segment as the host
+        // (`http:///status/200` calls host `status`): refused instead.
+        for url in [
+            "http:///status/200",
+            "https:///h",
+            "http:/status/200",
+            "http:status",
+            "HTTP:///x",
+            "http:\\\\h/x",
+        ] {
+            let e = parse_http_url(url).unwrap_err();
+            assert!(e.contains("has no host; write http"), "{url}: {e}");
+        }
+        let u = parse_http_url("HTTP://Example.test/x").unwrap();
+        assert_eq!(u.host_str(), Some("example.test"));
+        assert!(parse_http_url(" http://h/x").is_ok());
     }
 
     #[test]

@@ -134,8 +134,14 @@ async fn bad_definitions_are_refused_naming_the_field_and_store_nothing() {
         let srv = &srv;
         async move { srv.send("PUT", &format!("/jobs/{id}"), TOKEN, &body).await }
     };
-    let cases: [(&str, Value, u16, &str); 9] = [
+    let cases: [(&str, Value, u16, &str); 10] = [
         ("x", json!({ "kind": "cron", "schedule": "@every 1m" }), 400, "kind"),
+        (
+            "x",
+            json!({ "kind": "http", "url": "http:///status/200", "schedule": "@every 1m" }),
+            400,
+            "url",
+        ),
         ("x", json!({ "kind": "command", "command": [], "schedule": "@every 1m" }), 400, "command"),
         (
             "x",

@@ -237,8 +237,8 @@ pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
     if !matches!(u.scheme(), "http" | "https") {
         return Err(format!("must be an http:// or https:// URL, got scheme \"{}\"", u.scheme()));
     }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".to_owned());
+    if !crate::http_client::names_a_host(url, &u) {
+        return Err("the URL has no host (write http://HOST/PATH)".to_owned());
     }
     Ok(u)
 }
@@ -330,6 +330,7 @@ mod tests {
             "[alerts.a]\nurl = \"ftp://hooks.example.com/x\"".to_owned(),
             "[alerts.a]\nurl = \"not a url\"".to_owned(),
             "[alerts.a]\nurl = \"https://\"".to_owned(),
+            "[alerts.a]\nurl = \"https:///hooks/x\"".to_owned(),
             format!("[alerts.a]\n{ok}format = \"teams\""),
             format!("[alerts.a]\n{ok}jobs = [\"database-backup\", \"nightly-report\"]"),
             format!("[alerts.a]\n{ok}jobs = []"),

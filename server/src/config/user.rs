@@ -719,6 +719,7 @@ mod tests {
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"ftp://files/x\"",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"https://u:p@h/\"",
+            "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http:///status/200\"",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nmethod = \"G T\"",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nexpect_status = []",
             "[jobs.h]\nkind = \"http\"\nschedule = \"@daily\"\nurl = \"http://h/\"\nexpect_status = 700",
