@@ -105,7 +105,8 @@ pub(crate) fn attempt_span(
         execution_id = %execution_id,
         fire_key = %FireKey { job_id: job_id.clone(), scheduled_at: nominal },
         trigger = kind.as_str(),
-        attempt,
+        // An i64: the OpenTelemetry bridge exports an u64 as a string.
+        attempt = i64::from(attempt),
         status = Empty,
         otel.status_code = Empty,
     ))

@@ -248,7 +248,9 @@ pub fn record_response(span: &Span, status: StatusCode) {
     if span.is_disabled() {
         return;
     }
-    span.record("http.response.status_code", status.as_u16());
+    // An i64, an int attribute as the semantic conventions want (the
+    // OpenTelemetry bridge exports an u64 as a string).
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "error");
     }

@@ -241,6 +241,45 @@ async fn an_api_request_is_a_server_span_child_of_its_caller() {
     assert_eq!(span.parent_span_id, SpanId::INVALID, "no caller: a root");
 }
 
+#[tokio::test]
+async fn span_status_codes_and_attempt_numbers_are_integer_attributes() {
+    // OpenTelemetry's semantic conventions make `http.response.status_code`
+    // an int: a backend filtering on `>= 500` needs a number, not "500".
+    exporter();
+    let value = |span: &SpanData, key: &str| {
+        span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.clone())
+    };
+    let clock = VirtualClock::at_epoch_2026();
+    let s = scheduler(&clock);
+    s.register(JobConfig::new("otel-int", |_ctx: JobContext| async { Ok::<_, String>(()) }))
+        .unwrap();
+    s.start().await.unwrap();
+    s.trigger("otel-int").unwrap();
+    settle("the run", || spans("mscribe.run", "job_id", "otel-int").len() == 1).await;
+    let attempt = &spans("mscribe.attempt", "job_id", "otel-int")[0];
+    assert_eq!(value(attempt, "attempt"), Some(opentelemetry::Value::I64(1)));
+
+    let state = Arc::new(ServerState {
+        scheduler: s,
+        health: HealthChecker::new(
+            Vec::new(),
+            Arc::new(clock.clone()) as Arc<dyn Clock>,
+            HealthSettings::default(),
+        ),
+        metrics: ServerMetrics::new(),
+        admin_token: Secret::new(TOKEN),
+        max_body_bytes: 1024,
+        control: None,
+        alerts: None,
+    });
+    let res =
+        warp::test::request().method("GET").path("/jobs/otel-int-401").reply(&routes(state)).await;
+    assert_eq!(res.status(), 401);
+    let found = spans("GET /jobs/{id}", "url.path", "/jobs/otel-int-401");
+    let [span] = found.as_slice() else { panic!("one span expected, got {found:?}") };
+    assert_eq!(value(span, "http.response.status_code"), Some(opentelemetry::Value::I64(401)));
+}
+
 /// One OTLP/HTTP export: its content type and body.
 type Export = (Option<String>, bytes::Bytes);
 
