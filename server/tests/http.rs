@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use mscribe_scheduler::TokioSpawner;
 use mscribe_scheduler::{
-    Clock, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext, JobResult,
-    JobScheduler, MemoryStore, OverlapPolicy, VirtualClock,
+    Clock, ExecutionRecord, ExecutionStatus, ExecutionStore, HistoryQuery, JobConfig, JobContext,
+    JobResult, JobScheduler, MemoryStore, OverlapPolicy, PrunePolicy, StoreResult, VirtualClock,
 };
 use mscribe_server::config::Secret;
 use mscribe_server::health::{HealthChecker, HealthSettings, SchedulerProbe};
@@ -508,4 +509,77 @@ async fn unstarted_scheduler_refuses_triggers_with_503() {
     let (code, _, body) = call(&f, "POST", "/jobs/quick/trigger", true).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "scheduler is not started");
+}
+
+/// A store whose reads never answer (a database gone without a word);
+/// writes and everything else go to `inner`.
+#[derive(Debug)]
+struct ReadsHang(Arc<MemoryStore>);
+
+#[async_trait]
+impl ExecutionStore for ReadsHang {
+    async fn write(&self, events: &[mscribe_scheduler::ExecutionEvent]) -> StoreResult<()> {
+        self.0.write(events).await
+    }
+    async fn history(&self, _q: &HistoryQuery) -> StoreResult<Vec<ExecutionRecord>> {
+        futures::future::pending().await
+    }
+    async fn last_fire(&self, _job: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        futures::future::pending().await
+    }
+    async fn heartbeat(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.0.heartbeat(id, now).await
+    }
+    async fn mark_abandoned(
+        &self,
+        own: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        self.0.mark_abandoned(own, now, stale_after).await
+    }
+    async fn prune(&self, policy: PrunePolicy) -> StoreResult<u64> {
+        self.0.prune(policy).await
+    }
+}
+
+/// The jobs views answer from memory within the store budget (2 s) when
+/// the store's reads hang: the last stored row is then absent.
+#[tokio::test(start_paused = true)]
+async fn the_jobs_views_answer_from_memory_when_the_store_does_not() {
+    let mut f = fixture();
+    let clock = f.clock.clone();
+    let scheduler =
+        JobScheduler::builder(Arc::new(clock.clone()), Arc::new(TokioSpawner::current()))
+            .store(Arc::new(ReadsHang(f.store.clone())))
+            .build();
+    for id in ["a", "b", "c"] {
+        scheduler
+            .register(JobConfig::new(id, |_ctx: JobContext| async {}).schedule("@daily"))
+            .unwrap();
+    }
+    f.state = Arc::new(ServerState {
+        scheduler,
+        health: f.state.health.clone(),
+        metrics: f.state.metrics.clone(),
+        admin_token: Secret::new(TOKEN),
+        max_body_bytes: 1024,
+        control: None,
+        alerts: None,
+    });
+    let t0 = tokio::time::Instant::now();
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(30), call(&f, "GET", "/jobs", true))
+            .await
+            .expect("GET /jobs answers");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["jobs"].as_array().map(Vec::len), Some(3), "{body}");
+    assert!(body["jobs"][0]["last_execution"].is_null(), "{body}");
+    assert!(t0.elapsed() <= Duration::from_secs(2), "{:?}", t0.elapsed());
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(30), call(&f, "GET", "/jobs/b", true))
+            .await
+            .expect("GET /jobs/b answers");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "b");
 }

@@ -1,6 +1,8 @@
 //! The jobs API (bearer token): list and show jobs, page through a job's
 //! history, trigger, pause (with a note) and resume.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use mscribe_scheduler::{ExecutionRecord, ExecutionStatus, HistoryQuery, JobInfo, TriggerOutcome};
 use serde::{Deserialize, Serialize};
@@ -51,17 +53,58 @@ pub struct JobView {
     pub pause: Option<PauseState>,
 }
 
-async fn job_view(state: &ServerState, info: JobInfo, pauses: &[PauseState]) -> JobView {
-    let last = state
-        .scheduler
-        .store()
-        .history(&HistoryQuery::new(info.id.clone(), 1))
+/// How long one request to the jobs views may wait on the store in all.
+/// Past it, or once a read fails, the rest is answered from memory: a
+/// database outage never holds `GET /jobs` for longer.
+const STORE_READ_BUDGET: Duration = Duration::from_secs(2);
+
+/// The store reads of one request, under one deadline
+/// ([`STORE_READ_BUDGET`]); after a failed or late read none is tried.
+struct Reads {
+    deadline: tokio::time::Instant,
+    down: bool,
+}
+
+impl Reads {
+    fn new() -> Self {
+        Reads { deadline: tokio::time::Instant::now() + STORE_READ_BUDGET, down: false }
+    }
+
+    /// The read's answer, or `None` when it fails, runs past the deadline
+    /// or an earlier one did.
+    async fn read<T, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        read: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Option<T> {
+        if self.down {
+            return None;
+        }
+        let error = match tokio::time::timeout_at(self.deadline, read).await {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", STORE_READ_BUDGET.as_secs()),
+        };
+        self.down = true;
+        tracing::debug!(read = what, error = %error, "jobs view: the store did not answer; the rest from memory");
+        None
+    }
+}
+
+async fn job_view(
+    state: &ServerState,
+    info: JobInfo,
+    pauses: &[PauseState],
+    reads: &mut Reads,
+) -> JobView {
+    let store = state.scheduler.store();
+    let last = reads
+        .read("history", store.history(&HistoryQuery::new(info.id.clone(), 1)))
         .await
-        .ok()
         .and_then(|mut v| v.pop());
     // The newest `scheduled_at` of the job's rows, whoever wrote them (another
     // instance, `mscribe run`), or this process's own if not stored yet.
-    let stored = state.scheduler.store().last_fire(&info.id).await.ok().flatten();
+    let stored = reads.read("last_fire", store.last_fire(&info.id)).await.flatten();
     let last_run = stored.max(info.last_run);
     let pause = pauses.iter().find(|p| p.job_id == info.id && p.paused).cloned();
     JobView {
@@ -84,12 +127,9 @@ async fn job_view(state: &ServerState, info: JobInfo, pauses: &[PauseState]) -> 
 
 /// The jobs paused in the cluster (none without a control plane, or when
 /// the store does not answer: the view shows the local scheduler then).
-async fn pauses(state: &ServerState) -> Vec<PauseState> {
+async fn pauses(state: &ServerState, reads: &mut Reads) -> Vec<PauseState> {
     match &state.control {
-        Some(c) => c.states().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not read the cluster's pauses");
-            Vec::new()
-        }),
+        Some(c) => reads.read("pauses", c.states()).await.unwrap_or_default(),
         None => Vec::new(),
     }
 }
@@ -101,10 +141,11 @@ async fn known(state: &ServerState, id: &str) -> Result<JobInfo, ApiError> {
 
 /// `GET /jobs`.
 pub(super) async fn list(state: &ServerState) -> Response {
-    let pauses = pauses(state).await;
+    let mut reads = Reads::new();
+    let pauses = pauses(state, &mut reads).await;
     let mut jobs = Vec::new();
     for info in state.scheduler.jobs() {
-        jobs.push(job_view(state, info, &pauses).await);
+        jobs.push(job_view(state, info, &pauses, &mut reads).await);
     }
     json_response(StatusCode::OK, &json!({ "jobs": jobs }))
 }
@@ -112,8 +153,9 @@ pub(super) async fn list(state: &ServerState) -> Response {
 /// `GET /jobs/{id}`.
 pub(super) async fn show(state: &ServerState, id: &str) -> Result<Response, ApiError> {
     let info = known(state, id).await?;
-    let pauses = pauses(state).await;
-    Ok(json_response(StatusCode::OK, &job_view(state, info, &pauses).await))
+    let mut reads = Reads::new();
+    let pauses = pauses(state, &mut reads).await;
+    Ok(json_response(StatusCode::OK, &job_view(state, info, &pauses, &mut reads).await))
 }
 
 /// The query of the history route.
@@ -262,7 +304,10 @@ pub(super) async fn pause_or_resume(
         return match state.scheduler.job(id) {
             Some(info) => {
                 let pauses = if st.paused { vec![st] } else { Vec::new() };
-                Ok(json_response(StatusCode::OK, &job_view(state, info, &pauses).await))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &job_view(state, info, &pauses, &mut Reads::new()).await,
+                ))
             }
             None => Ok(json_response(StatusCode::OK, &st)),
         };
