@@ -424,7 +424,10 @@ impl JobConfig {
         self
     }
 
-    /// Sets an IANA time zone for a cron schedule.
+    /// Sets an IANA time zone for a cron schedule (intervals and one-shot
+    /// times are absolute, and a job without a schedule has no use for it;
+    /// the name is checked either way). A schedule that names another zone
+    /// with `CRON_TZ=` is refused at registration: the zone is given once.
     pub fn timezone(mut self, tz: impl Into<String>) -> Self {
         self.timezone = Some(tz.into());
         self

@@ -503,3 +503,20 @@ fn phased_intervals_fire_on_their_grid_wherever_they_are_registered() {
     }
     w.stop(Duration::from_secs(1));
 }
+
+#[test]
+fn a_timezone_that_contradicts_the_schedules_cron_tz_is_refused_naming_both() {
+    let w = World::local();
+    let job = |tz: &str| {
+        JobConfig::new("j", |_c: JobContext| async {})
+            .schedule("CRON_TZ=Asia/Tokyo 0 2 * * *")
+            .timezone(tz)
+    };
+    let err = w.sched.register(job("Europe/Berlin")).unwrap_err().to_string();
+    assert!(
+        err.contains("timezone") && err.contains("Asia/Tokyo") && err.contains("Europe/Berlin"),
+        "{err}"
+    );
+    w.sched.register(job("Asia/Tokyo")).unwrap();
+    assert_eq!(w.sched.job("j").unwrap().schedule.as_deref(), Some("CRON_TZ=Asia/Tokyo 0 2 * * *"));
+}

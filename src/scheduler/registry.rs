@@ -301,6 +301,20 @@ impl JobScheduler {
             None => None,
         };
         if let Some(tz) = &cfg.timezone {
+            // A zone given twice, differently, is a mistake: neither wins.
+            if let Some(s) = &schedule
+                && let Some(have) = s.timezone()
+                && crate::schedule::parse_zone(tz).is_ok_and(|want| want != have)
+            {
+                let reason = format!(
+                    "its CRON_TZ={} contradicts timezone \"{tz}\"; give the zone once",
+                    have.name()
+                );
+                return Err(field(
+                    "timezone",
+                    Error::InvalidSchedule { input: s.to_string(), reason },
+                ));
+            }
             schedule = match schedule {
                 Some(s) => Some(s.with_timezone(tz).map_err(|e| field("timezone", e))?),
                 // Still checked, so that a typo is never silent.
