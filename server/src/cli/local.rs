@@ -27,7 +27,7 @@ use super::{
 };
 use crate::app::{App, BuildOptions, ensure_dirs};
 use crate::config::{CommonSettings, Config, JOB_IDS};
-use crate::control::{is_defined_here, stored_definition};
+use crate::control::{is_defined_here, runs_here, stored_definition};
 use crate::db::Database;
 use crate::http::cursor::{self, Cursor};
 use crate::logging::{LOG_FILE_NAME, LogFile};
@@ -420,14 +420,8 @@ async fn register_defined(app: &App, job: &str) -> Result<(), Failure> {
     };
     let def = stored_definition(d)
         .map_err(|e| Failure::Io(format!("the stored definition of {job} cannot be used: {e}")))?;
-    crate::config::check_allowed_env(&def, &app.config.api.allow_env)
-        .map_err(|e| Failure::Usage(format!("{job}: {e}")))?;
-    if def.kind().id == "command" && !app.config.api.allow_command_jobs {
-        return Err(Failure::Usage(format!(
-            "{job} is a command job defined through the API or the CLI; this configuration \
-             does not set [api] allow_command_jobs = true, so it runs no such program"
-        )));
-    }
+    let api = &app.config.api;
+    runs_here(job, &def, api.allow_command_jobs, &api.allow_env).map_err(Failure::Usage)?;
     let Some(cfg) = crate::ops::defs::user_job_config(job, &def) else {
         return Err(Failure::Io(format!("the stored definition of {job} is no job of your own")));
     };

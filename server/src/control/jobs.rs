@@ -113,6 +113,25 @@ pub fn stored_definition(d: &JobDefinition) -> Result<UserJobDef, String> {
     UserJobDef::from_json(&d.job_id, body).map_err(|e| e.to_string())
 }
 
+/// Whether this instance runs the stored definition `def` of job `id`: its
+/// operator chooses whether it runs programs defined at run time
+/// (`allow_command_jobs`), and which environment variables they may read
+/// (`allow_env`), whoever stored the definition. The error says why not.
+pub fn runs_here(
+    id: &str,
+    def: &UserJobDef,
+    allow_command_jobs: bool,
+    allow_env: &[String],
+) -> Result<(), String> {
+    if def.kind().id == "command" && !allow_command_jobs {
+        return Err(format!(
+            "{id} is a command job defined through the API or the CLI; this configuration does \
+             not set [api] allow_command_jobs = true, so it runs no such program"
+        ));
+    }
+    check_allowed_env(def, allow_env).map_err(|e| format!("{id}: {e}"))
+}
+
 impl ControlPlane {
     /// Lets [`define_job`](Self::define_job) accept jobs of kind `command`
     /// (`[api] allow_command_jobs`); refused by default.
@@ -307,21 +326,10 @@ impl ControlPlane {
                 return false;
             }
         };
-        // Each instance's operator chooses whether it runs programs defined
-        // at run time, whoever stored the definition.
-        if def.kind().id == "command" && !self.inner.allow_command_jobs.load(Ordering::Relaxed) {
+        let allow_commands = self.inner.allow_command_jobs.load(Ordering::Relaxed);
+        if let Err(why) = runs_here(id, &def, allow_commands, &self.allowed_env()) {
             if local.shadowed.insert(id.to_owned()) {
-                tracing::warn!(
-                    job_id = %id,
-                    "a command job defined through the API or the CLI is not run here: this instance's configuration does not set [api] allow_command_jobs = true"
-                );
-            }
-            return false;
-        }
-        // Nor does it let a definition read variables it does not list.
-        if let Err(e) = check_allowed_env(&def, &self.allowed_env()) {
-            if local.shadowed.insert(id.to_owned()) {
-                tracing::warn!(job_id = %id, error = %e, "a job defined through the API or the CLI reads an environment variable this instance does not allow; not run here");
+                tracing::warn!(job_id = %id, error = %why, "a job defined through the API or the CLI is not run here");
             }
             return false;
         }

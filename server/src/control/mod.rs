@@ -26,7 +26,7 @@ mod sync;
 
 pub use backfill::{BACKFILL_LOCK_TTL, BackfillGuard, BackfillLocking};
 pub use jobs::{
-    DEFINITION_KEY, DefineReceipt, definition_row, deletion_audit, is_defined_here,
+    DEFINITION_KEY, DefineReceipt, definition_row, deletion_audit, is_defined_here, runs_here,
     stored_definition,
 };
 

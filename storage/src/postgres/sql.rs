@@ -270,40 +270,40 @@ pub(crate) const INSTANCES: &str =
     "SELECT instance_id, heartbeat_at, started_at, hostname FROM scheduler_instances
      WHERE heartbeat_at >= $1 ORDER BY heartbeat_at DESC, instance_id";
 
-/// Marks the running rows of other instances (`$1` is this one) without a
-/// heartbeat since `$3` abandoned at `$2`, answering them.
-pub(crate) const MARK_ABANDONED: &str = concat!(
-    "WITH changed AS (
+/// Marks the running rows that also match `$cond` abandoned at `$2`,
+/// answering them: the one statement of `MARK_ABANDONED` and `ABANDON_OWN`.
+macro_rules! abandon_where {
+    ($cond:literal) => {
+        concat!(
+            "WITH changed AS (
          UPDATE scheduled_job_executions AS e
          SET status = 'abandoned',
              completed_at = $2,
              duration_ms = greatest(0, floor(extract(epoch FROM ($2 - e.started_at)) * 1000))::bigint,
              error = 'instance ' || e.instance_id || ' stopped while the attempt ran'
-         WHERE e.status = 'running' AND e.instance_id <> $1
-           AND NOT EXISTS (
-               SELECT 1 FROM scheduler_instances AS i
-               WHERE i.instance_id = e.instance_id AND i.heartbeat_at >= $3)
+         WHERE e.status = 'running' AND ",
+            $cond,
+            "
          RETURNING e.*)
      SELECT ",
-    columns!(),
-    " FROM changed ORDER BY id"
+            columns!(),
+            " FROM changed ORDER BY id"
+        )
+    };
+}
+
+/// Marks the running rows of other instances (`$1` is this one) without a
+/// heartbeat since `$3` abandoned at `$2`, answering them.
+pub(crate) const MARK_ABANDONED: &str = abandon_where!(
+    "e.instance_id <> $1
+           AND NOT EXISTS (
+               SELECT 1 FROM scheduler_instances AS i
+               WHERE i.instance_id = e.instance_id AND i.heartbeat_at >= $3)"
 );
 
 /// Marks the running rows of instance `$1` abandoned at `$2`, answering
 /// them (`ExecutionStore::abandon_own`).
-pub(crate) const ABANDON_OWN: &str = concat!(
-    "WITH changed AS (
-         UPDATE scheduled_job_executions AS e
-         SET status = 'abandoned',
-             completed_at = $2,
-             duration_ms = greatest(0, floor(extract(epoch FROM ($2 - e.started_at)) * 1000))::bigint,
-             error = 'instance ' || e.instance_id || ' stopped while the attempt ran'
-         WHERE e.status = 'running' AND e.instance_id = $1
-         RETURNING e.*)
-     SELECT ",
-    columns!(),
-    " FROM changed ORDER BY id"
-);
+pub(crate) const ABANDON_OWN: &str = abandon_where!("e.instance_id = $1");
 
 /// Finished rows started before `$1`, failures before `$2` when it is not
 /// NULL; never a running row.
